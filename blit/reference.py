@@ -1,0 +1,114 @@
+"""Slow, obviously correct references of the fast kernels, for the tests.
+
+Each function here computes what its Numba twin computes, written for
+clarity: brute force, whole-array NumPy, one pixel at a time where that
+reads like the paper. They are meant for inputs of a few thousand pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from blit.styleblit import appearance_bins
+
+
+def guide_error(c, g, a, style_app, params_lam_pos, params_lam_app):
+    """E(c; g, a) for exemplar pixels c (..., 2) int against guide (g, a)."""
+    cx, cy = c[..., 0], c[..., 1]
+    return (params_lam_pos * (np.abs(cx - g[0]) + np.abs(cy - g[1]))
+            + params_lam_app * np.abs(style_app[cy, cx] - a))
+
+
+def argmin_lookup_table(style_app, params, *, cell=4, nbins=32):
+    """Brute force: every exemplar pixel tried for every cell centre and bin."""
+    hs, ws = style_app.shape
+    app_bin, values = appearance_bins(style_app, nbins)
+    if params.lam_app == 0:
+        values[:] = 0.0
+    ys, xs = np.mgrid[0:hs, 0:ws]
+    table = np.empty((-(-hs // cell), -(-ws // cell), nbins), np.int32)
+    for j in range(table.shape[0]):
+        for i in range(table.shape[1]):
+            yc = min(j * cell + cell // 2, hs - 1)
+            xc = min(i * cell + cell // 2, ws - 1)
+            for b in range(nbins):
+                cost = (np.float32(params.lam_pos) * (np.abs(xs - xc) + np.abs(ys - yc)).astype(np.float32)
+                        + np.float32(params.lam_app) * np.abs(style_app - values[b]))
+                table[j, i, b] = int(np.argmin(cost))  # first minimum, row-major
+    return table, app_bin
+
+
+def _argmin_lookup(g, a, style_app, table, cell, app_bin, lam_pos, lam_app):
+    hs, ws = style_app.shape
+    ci = min(max(int(g[0] / cell), 0), table.shape[1] - 1)
+    cj = min(max(int(g[1] / cell), 0), table.shape[0] - 1)
+    idx = table[cj, ci, app_bin[min(max(int(a), 0), 255)]]
+    cands = [(idx % ws, idx // ws)]
+    rx = min(max(int(np.floor(g[0] + 0.5)), 1), ws - 2)
+    ry = min(max(int(np.floor(g[1] + 0.5)), 1), hs - 2)
+    cands += [(rx + dx, ry + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    errs = [guide_error(np.array(c), g, a, style_app, lam_pos, lam_app) for c in cands]
+    return cands[int(np.argmin(errs))]  # the table's answer wins ties
+
+
+def nearest_seed(p, spacing, jit):
+    """The jittered seed nearest to p among the 9 cells around p's cell."""
+    size = jit.shape[0]
+    b = (p[0] // spacing, p[1] // spacing)
+    seeds = []
+    for oy in (-1, 0, 1):
+        for ox in (-1, 0, 1):
+            cx, cy = b[0] + ox, b[1] + oy
+            j = jit[cy % size, cx % size]
+            seeds.append((int(np.floor(spacing * (cx + j[0]))), int(np.floor(spacing * (cy + j[1])))))
+    d = [(s[0] - p[0]) ** 2 + (s[1] - p[1]) ** 2 for s in seeds]
+    return seeds[int(np.argmin(d))]
+
+
+def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter, *, origin=(0, 0)):
+    """The StyleBlit lookup one pixel at a time, as in the paper's pseudo-code."""
+    h, w = target_pos.shape[:2]
+    hs, ws = style_app.shape
+    lam_app = params.lam_app
+    if target_app is None:
+        target_app, lam_app = np.zeros((h, w), np.float32), 0.0
+    lam_pos = np.float32(params.lam_pos)
+    lam_app = np.float32(lam_app)
+    nnf = np.empty((h, w, 2), np.int32)
+    for y in range(h):
+        for x in range(w):
+            p = (x + origin[0], y + origin[1])
+            g, a = target_pos[y, x], target_app[y, x]
+            nnf[y, x] = _argmin_lookup(g, a, style_app, table, cell, app_bin, lam_pos, lam_app)
+            for level in reversed(range(1, params.levels)):
+                q = nearest_seed(p, 2 ** level, jitter[level])
+                sx, sy = q[0] - origin[0], q[1] - origin[1]
+                if not (0 <= sx < w and 0 <= sy < h):
+                    continue  # no guides outside the region: go finer
+                u = _argmin_lookup(target_pos[sy, sx], target_app[sy, sx], style_app, table, cell,
+                                   app_bin, lam_pos, lam_app)
+                c = (u[0] + p[0] - q[0], u[1] + p[1] - q[1])
+                inside = 0 <= c[0] < ws and 0 <= c[1] < hs
+                if inside and guide_error(np.array(c), g, a, style_app, lam_pos, lam_app) < params.threshold:
+                    nnf[y, x] = c
+                    break
+    return nnf
+
+
+def blend(style, nnf, radius=1):
+    """Voting: mean over offsets o of Style(NNF(p + o) - o), whole-array NumPy."""
+    h, w = nnf.shape[:2]
+    hs, ws = style.shape[:2]
+    acc = np.zeros((h, w, style.shape[2]), np.int64)
+    count = np.zeros((h, w), np.int64)
+    for oy in range(-radius, radius + 1):
+        for ox in range(-radius, radius + 1):
+            # neighbour q = p + o, valid where inside the target
+            ys, xs = np.mgrid[0:h, 0:w]
+            qy, qx = ys + oy, xs + ox
+            valid = (qy >= 0) & (qy < h) & (qx >= 0) & (qx < w)
+            sx = np.where(valid, nnf[np.clip(qy, 0, h - 1), np.clip(qx, 0, w - 1), 0] - ox, -1)
+            sy = np.where(valid, nnf[np.clip(qy, 0, h - 1), np.clip(qx, 0, w - 1), 1] - oy, -1)
+            valid &= (sx >= 0) & (sx < ws) & (sy >= 0) & (sy < hs)
+            acc += np.where(valid[..., None], style[np.clip(sy, 0, hs - 1), np.clip(sx, 0, ws - 1)], 0)
+            count += valid
+    return ((acc + count[..., None] // 2) // count[..., None]).astype(np.uint8)

@@ -1,0 +1,440 @@
+"""The StyleBlit hierarchical guided patch lookup (Sýkora et al. 2019).
+
+For every target pixel ``p`` the lookup visits levels from coarse (seed
+spacing 64 px) to fine (1 px). At each level the plane is cut into square
+cells of that spacing, each holding one seed jittered inside it; ``p`` takes
+the nearest seed ``q`` among its 9 neighbouring cells, looks up the exemplar
+position ``u`` whose guides best match the target guides *at the seed*, and
+proposes the candidate ``u + (p - q)``: the same offset from the seed in the
+exemplar as in the target. The candidate is accepted at the first level at
+which it lies inside the exemplar and its guide error against ``p``'s own
+guides is below the threshold (a seed outside the region being computed has
+no guides and is skipped). Pixels sharing an accepted seed therefore copy
+one coherent patch of the exemplar; the finest level (spacing 1) is a
+per-pixel lookup and always accepted.
+
+The output is a nearest-neighbour field (NNF): for each target pixel, the
+exemplar pixel (x, y) it copies. :func:`blit.blending.blend` turns it into an
+image.
+
+Guide error (FaceBlit's, Texler et al. 2021, with positions in exemplar pixels
+rather than 8-bit codes)::
+
+    E(c; g, a) = lam_pos * (|c_x - g_x| + |c_y - g_y|) + lam_app * |A(c) - a|
+
+where ``g`` is the target positional guide (an exemplar position), ``a`` the
+target appearance guide, ``A`` the exemplar appearance guide and ``c`` an
+exemplar pixel. ``lam_pos`` is per exemplar pixel; the defaults of
+:class:`LookupParams` reproduce FaceBlit's weights (10 per 1/256 of the
+exemplar size, 2 per appearance level, threshold 50).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+__all__ = ["LookupParams", "make_jitter", "lookup", "argmin_lookup_table", "DEFAULT_LEVELS"]
+
+DEFAULT_LEVELS = 7  # seed spacings 64, 32, 16, 8, 4, 2, 1
+_INACTIVE = -(1 << 24)  # NNF entry of a pixel outside ``active``
+
+
+@dataclass(frozen=True)
+class LookupParams:
+    """Weights and threshold of the guide error.
+
+    Attributes
+    ----------
+    lam_pos : float
+        Weight of the positional error per exemplar pixel (L1).
+    lam_app : float
+        Weight of the appearance error per level (appearance in [0, 255]).
+    threshold : float
+        Accept a candidate whose error is below this.
+    levels : int
+        Number of levels; the coarsest seed spacing is ``2**(levels-1)``.
+    """
+
+    lam_pos: float
+    lam_app: float = 2.0
+    threshold: float = 50.0
+    levels: int = DEFAULT_LEVELS
+
+    @classmethod
+    def faceblit(cls, exemplar_shape, *, threshold=50.0, lam_app=2.0, levels=DEFAULT_LEVELS):
+        """FaceBlit's weights for an exemplar of this (H, W): 10 per 1/256 of its size."""
+        return cls(lam_pos=10.0 * 256.0 / max(exemplar_shape[:2]), lam_app=lam_app,
+                   threshold=threshold, levels=levels)
+
+
+def make_jitter(seed=0, *, levels=DEFAULT_LEVELS, size=64):
+    """Seeded jitter table: the seed of cell ``(bx, by)`` at ``level`` lies at
+    ``floor(2**level * ((bx, by) + jitter[level, by % size, bx % size]))``.
+
+    Returns
+    -------
+    (levels, size, size, 2) float32 ndarray in [0, 1), (x, y) order.
+    """
+    rng = np.random.default_rng(seed)
+    return rng.random((levels, size, size, 2), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Kernels (private): take arrays and scalars, write into ``out``.
+# ---------------------------------------------------------------------------
+
+@numba.njit(inline="always")
+def _error(cx, cy, gx, gy, a, sapp, lam_pos, lam_app):
+    return lam_pos * (abs(cx - gx) + abs(cy - gy)) + lam_app * abs(sapp[cy, cx] - a)
+
+
+@numba.njit(inline="always")
+def _argmin_lookup(gx, gy, a, sapp, table, cell, app_bin, lam_pos, lam_app):
+    """Exemplar pixel best matching the guide value (g, a).
+
+    The per-style table answers for the cell and appearance bin of (g, a); the
+    3x3 exemplar pixels around g itself are checked too, so that a guide value
+    that exists exactly in the exemplar finds itself.
+    """
+    hs, ws = sapp.shape
+    hc, wc = table.shape[0], table.shape[1]
+    ci = min(max(int(gx / cell), 0), wc - 1)
+    cj = min(max(int(gy / cell), 0), hc - 1)
+    ai = min(max(int(a), 0), 255)
+    idx = table[cj, ci, app_bin[ai]]
+    bx = idx % ws
+    by = idx // ws
+    best = _error(bx, by, gx, gy, a, sapp, lam_pos, lam_app)
+    rx = min(max(int(np.floor(gx + 0.5)), 1), ws - 2)
+    ry = min(max(int(np.floor(gy + 0.5)), 1), hs - 2)
+    for dy in range(-1, 2):
+        for dx in range(-1, 2):
+            e = _error(rx + dx, ry + dy, gx, gy, a, sapp, lam_pos, lam_app)
+            if e < best:
+                best = e
+                bx = rx + dx
+                by = ry + dy
+    return bx, by
+
+
+@numba.njit(inline="always")
+def _nearest_seed(px, py, spacing, jit):
+    """Nearest jittered seed to pixel p among the 9 cells around p's cell."""
+    size = jit.shape[0]
+    bx = px // spacing
+    by = py // spacing
+    best_d = 1 << 30
+    sx = px
+    sy = py
+    for oy in range(-1, 2):
+        for ox in range(-1, 2):
+            cx = bx + ox
+            cy = by + oy
+            jx = jit[cy % size, cx % size, 0]
+            jy = jit[cy % size, cx % size, 1]
+            qx = int(np.floor(spacing * (cx + jx)))
+            qy = int(np.floor(spacing * (cy + jy)))
+            d = (qx - px) * (qx - px) + (qy - py) * (qy - py)
+            if d < best_d:
+                best_d = d
+                sx = qx
+                sy = qy
+    return sx, sy
+
+
+_EAGER_LEVEL = 3  # seeds of levels >= this are looked up once per seed, not per pixel
+
+
+@numba.njit(parallel=True, cache=True)
+def _seed_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy, lam_pos, lam_app,
+                 levels, seeds):
+    """seeds[level, j, i] = (q_x, q_y, u_x, u_y): the seed of cell (i, j) of the
+    region's grid at ``level`` and the exemplar pixel its guides look up."""
+    h, w = tpos.shape[0], tpos.shape[1]
+    size = jitter.shape[1]
+    for level in range(_EAGER_LEVEL, levels):
+        spacing = 1 << level
+        bx0 = ox // spacing - 1
+        by0 = oy // spacing - 1
+        ncx = (ox + w - 1) // spacing + 2 - bx0
+        ncy = (oy + h - 1) // spacing + 2 - by0
+        for j in numba.prange(ncy):
+            cy = by0 + j
+            for i in range(ncx):
+                cx = bx0 + i
+                qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
+                qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
+                sx = qx - ox
+                sy = qy - oy
+                if 0 <= sx < w and 0 <= sy < h:
+                    ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
+                                            sapp, table, cell, app_bin, lam_pos, lam_app)
+                else:  # outside the region computed: no guide to look up
+                    ux = _INACTIVE
+                    uy = _INACTIVE
+                seeds[level, j, i, 0] = qx
+                seeds[level, j, i, 1] = qy
+                seeds[level, j, i, 2] = ux
+                seeds[level, j, i, 3] = uy
+
+
+@numba.njit(parallel=True, cache=True)
+def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
+                   lam_pos, lam_app, threshold, levels, seeds, active, nnf):
+    for y in numba.prange(tpos.shape[0]):
+        _lookup_row(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
+                    lam_pos, lam_app, threshold, levels, seeds, active, nnf, y)
+
+
+@numba.njit(cache=True)
+def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
+                lam_pos, lam_app, threshold, levels, seeds, active, nnf, y):
+    # One row per call, so that per-pixel locals stay private to the thread.
+    h, w = tpos.shape[0], tpos.shape[1]
+    hs, ws = sapp.shape
+    y = np.int64(y)  # prange indices may be unsigned
+    for x in range(w):
+        if not active[y, x]:
+            nnf[y, x, 0] = _INACTIVE
+            nnf[y, x, 1] = _INACTIVE
+            continue
+        px = x + ox
+        py = y + oy
+        gx = tpos[y, x, 0]
+        gy = tpos[y, x, 1]
+        a = tapp[y, x]
+        done = False
+        for level in range(levels - 1, 0, -1):
+            spacing = 1 << level
+            if level >= _EAGER_LEVEL:
+                # nearest of the 9 precomputed seeds around p's cell
+                i0 = px // spacing - (ox // spacing - 1) - 1
+                j0 = py // spacing - (oy // spacing - 1) - 1
+                best_d = 1 << 30
+                bi = i0
+                bj = j0
+                for j in range(j0, j0 + 3):
+                    for i in range(i0, i0 + 3):
+                        dx = seeds[level, j, i, 0] - px
+                        dy = seeds[level, j, i, 1] - py
+                        d = dx * dx + dy * dy
+                        if d < best_d:
+                            best_d = d
+                            bi = i
+                            bj = j
+                qx = seeds[level, bj, bi, 0]
+                qy = seeds[level, bj, bi, 1]
+                ux = seeds[level, bj, bi, 2]
+                uy = seeds[level, bj, bi, 3]
+            else:
+                qx, qy = _nearest_seed(px, py, spacing, jitter[level])
+                sx = qx - ox
+                sy = qy - oy
+                if not (0 <= sx < w and 0 <= sy < h):
+                    continue  # a seed outside the region has no guide: go finer
+                ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
+                                        sapp, table, cell, app_bin, lam_pos, lam_app)
+            cx = ux + (px - qx)
+            cy = uy + (py - qy)
+            if 0 <= cx < ws and 0 <= cy < hs:
+                if _error(cx, cy, gx, gy, a, sapp, lam_pos, lam_app) < threshold:
+                    nnf[y, x, 0] = cx
+                    nnf[y, x, 1] = cy
+                    done = True
+                    break
+        if not done:
+            # finest level: the pixel is its own seed; always accepted
+            ux, uy = _argmin_lookup(gx, gy, a, sapp, table, cell, app_bin, lam_pos, lam_app)
+            nnf[y, x, 0] = ux
+            nnf[y, x, 1] = uy
+
+
+@numba.njit(parallel=True, cache=True)
+def _table_kernel(sapp, cell, bin_values, lam_pos, lam_app, table):
+    """table[j, i, b] = argmin_c lam_pos |c - centre(i, j)|_1 + lam_app |A(c) - v_b|.
+
+    Exact, by a separable L1 distance transform (rows, then columns) of the
+    appearance cost of each bin.
+    """
+    hs, ws = sapp.shape
+    hc, wc, nbins = table.shape
+    for b in numba.prange(nbins):
+        v = bin_values[b]
+        # row pass: best column for every (row, cell column)
+        rowcost = np.empty((hs, wc), np.float32)
+        rowarg = np.empty((hs, wc), np.int32)
+        g = np.empty(ws, np.float32)
+        arg = np.empty(ws, np.int32)
+        for y in range(hs):
+            for x in range(ws):
+                g[x] = lam_app * abs(sapp[y, x] - v)
+                arg[x] = x
+            for x in range(1, ws):
+                if g[x - 1] + lam_pos < g[x]:
+                    g[x] = g[x - 1] + lam_pos
+                    arg[x] = arg[x - 1]
+            for x in range(ws - 2, -1, -1):
+                if g[x + 1] + lam_pos < g[x]:
+                    g[x] = g[x + 1] + lam_pos
+                    arg[x] = arg[x + 1]
+            for i in range(wc):
+                xc = min(i * cell + cell // 2, ws - 1)
+                rowcost[y, i] = g[xc]
+                rowarg[y, i] = arg[xc]
+        # column pass at the cell-centre columns
+        gc = np.empty(hs, np.float32)
+        argy = np.empty(hs, np.int32)
+        for i in range(wc):
+            for y in range(hs):
+                gc[y] = rowcost[y, i]
+                argy[y] = y
+            for y in range(1, hs):
+                if gc[y - 1] + lam_pos < gc[y]:
+                    gc[y] = gc[y - 1] + lam_pos
+                    argy[y] = argy[y - 1]
+            for y in range(hs - 2, -1, -1):
+                if gc[y + 1] + lam_pos < gc[y]:
+                    gc[y] = gc[y + 1] + lam_pos
+                    argy[y] = argy[y + 1]
+            for j in range(hc):
+                yc = min(j * cell + cell // 2, hs - 1)
+                yy = argy[yc]
+                table[j, i, b] = yy * ws + rowarg[yy, i]
+
+
+# ---------------------------------------------------------------------------
+# Public functions: validate, allocate, call a kernel.
+# ---------------------------------------------------------------------------
+
+def appearance_bins(style_app, nbins):
+    """Equal-population appearance bins of the exemplar.
+
+    Parameters
+    ----------
+    style_app : (Hs, Ws) float32 ndarray in [0, 255]
+    nbins : int
+
+    Returns
+    -------
+    app_bin : (256,) int32 ndarray
+        Bin of each integer appearance level.
+    bin_values : (nbins,) float32 ndarray
+        Representative appearance of each bin (its median).
+    """
+    levels = np.clip(style_app, 0, 255).astype(np.int64)
+    hist = np.bincount(levels.ravel(), minlength=256).astype(np.float64)
+    cdf = np.cumsum(hist) / hist.sum()
+    centre = cdf - hist / (2 * hist.sum())  # mid-rank of each level
+    app_bin = np.minimum((centre * nbins).astype(np.int32), nbins - 1)
+    qs = (np.arange(nbins) + 0.5) / nbins
+    bin_values = np.quantile(style_app, qs).astype(np.float32)
+    return app_bin.astype(np.int32), bin_values
+
+
+def argmin_lookup_table(style_app, params, *, cell=4, nbins=32):
+    """Per-style lookup table from (position cell, appearance bin) to the
+    exemplar pixel of least guide error.
+
+    FaceBlit precomputes a 256^3 table (64 MiB) by brute-force search; this one
+    indexes positions by ``cell``-pixel cells and appearance by ``nbins``
+    equal-population bins, and is computed exactly (for each cell centre and
+    bin value) by separable L1 distance transforms.
+
+    Parameters
+    ----------
+    style_app : (Hs, Ws) float32 ndarray
+        Exemplar appearance guide in [0, 255].
+    params : LookupParams
+    cell : int
+    nbins : int
+
+    Returns
+    -------
+    table : (ceil(Hs/cell), ceil(Ws/cell), nbins) int32 ndarray
+        Flat exemplar index ``y * Ws + x``.
+    app_bin : (256,) int32 ndarray
+    """
+    style_app = np.ascontiguousarray(style_app, dtype=np.float32)
+    if style_app.ndim != 2:
+        raise ValueError(f"style_app: expected (H, W), got shape {style_app.shape}")
+    hs, ws = style_app.shape
+    app_bin, bin_values = appearance_bins(style_app, nbins)
+    if params.lam_app == 0:
+        bin_values[:] = 0.0
+    table = np.empty((-(-hs // cell), -(-ws // cell), nbins), np.int32)
+    _table_kernel(style_app, int(cell), bin_values, np.float32(params.lam_pos),
+                  np.float32(params.lam_app), table)
+    return table, app_bin
+
+
+def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
+           *, origin=(0, 0), active=None, out=None):
+    """Hierarchical StyleBlit lookup: the NNF from target guides to the exemplar.
+
+    Parameters
+    ----------
+    target_pos : (H, W, 2) float32 ndarray
+        Positional guide: the exemplar position (x, y) each target pixel
+        corresponds to.
+    target_app : (H, W) float32 ndarray or None
+        Appearance guide in [0, 255]; None uses position only (``lam_app``
+        is then ignored).
+    style_app : (Hs, Ws) float32 ndarray
+        Exemplar appearance guide.
+    table, app_bin, cell
+        From :func:`argmin_lookup_table` for these ``params``.
+    params : LookupParams
+    jitter : (L, J, J, 2) float32 ndarray
+        From :func:`make_jitter`; ``L >= params.levels``.
+    origin : (int, int)
+        Frame position (x, y) of ``target_pos[0, 0]``: the seed grid is
+        anchored to the frame, not to the region computed.
+    active : (H, W) bool ndarray, optional
+        Compute only these pixels; the others get a large negative NNF entry
+        that :func:`blit.blending.blend` skips. Default: all.
+    out : (H, W, 2) int32 ndarray, optional
+
+    Returns
+    -------
+    nnf : (H, W, 2) int32 ndarray
+        Exemplar pixel (x, y) copied to each (active) target pixel; always
+        inside the exemplar.
+    """
+    target_pos = np.ascontiguousarray(target_pos, dtype=np.float32)
+    if target_pos.ndim != 3 or target_pos.shape[2] != 2:
+        raise ValueError(f"target_pos: expected (H, W, 2), got shape {target_pos.shape}")
+    h, w = target_pos.shape[:2]
+    lam_app = params.lam_app
+    if target_app is None:
+        target_app = np.zeros((h, w), np.float32)
+        lam_app = 0.0
+    target_app = np.ascontiguousarray(target_app, dtype=np.float32)
+    if target_app.shape != (h, w):
+        raise ValueError(f"target_app: expected shape {(h, w)}, got {target_app.shape}")
+    if jitter.ndim != 4 or jitter.shape[0] < params.levels or jitter.shape[3] != 2:
+        raise ValueError(f"jitter: expected (>= {params.levels}, J, J, 2), got shape {jitter.shape}")
+    if not 1 <= params.levels <= 12:
+        raise ValueError(f"levels: expected 1..12, got {params.levels}")
+    if out is None:
+        out = np.empty((h, w, 2), np.int32)
+    elif out.shape != (h, w, 2) or out.dtype != np.int32:
+        raise ValueError(f"out: expected ({h}, {w}, 2) int32, got {out.shape} {out.dtype}")
+    if active is None:
+        active = np.ones((h, w), np.bool_)
+    elif active.shape != (h, w):
+        raise ValueError(f"active: expected shape {(h, w)}, got {active.shape}")
+    if h == 0 or w == 0:
+        return out
+    ox, oy = int(origin[0]), int(origin[1])
+    if ox < 0 or oy < 0:
+        raise ValueError(f"origin: expected non-negative frame coordinates, got {origin}")
+    lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
+    seeds = np.empty((max(params.levels, _EAGER_LEVEL), (h - 1) // 8 + 4, (w - 1) // 8 + 4, 4), np.int32)
+    _seed_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
+                 lam_pos, lam_app, int(params.levels), seeds)
+    _lookup_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
+                   lam_pos, lam_app, np.float32(params.threshold), int(params.levels), seeds,
+                   np.ascontiguousarray(active, dtype=np.bool_), out)
+    return out

@@ -1,0 +1,174 @@
+"""The still-image pipeline: guides, lookup, blend, composite.
+
+:func:`stylize_frame` is the whole FaceBlit pipeline on one frame whose
+landmarks are known; :func:`stylize_image` adds landmark detection. Both are
+pure functions of their inputs (the jitter table is passed in).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from blit.blending import blend
+from blit.styleblit import LookupParams, lookup, make_jitter
+from guides.appearance import target_appearance
+from guides.io import InputError
+from guides.mask import composite, head_region
+from guides.mls import positional_guide
+
+__all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "NoFaceError", "STAGES"]
+
+STAGES = ("mls", "appearance", "lookup", "blend", "composite")
+
+
+class NoFaceError(InputError):
+    """No face was found in a target image."""
+
+
+@dataclass(frozen=True)
+class StylizeOptions:
+    """Settings of the patch-based stylizer.
+
+    Attributes
+    ----------
+    voting : int
+        Blending radius: 0 none, 1 for 3x3, 2 for 5x5 voting.
+    background : {"keep", "stylize"}
+        Keep the frame around the head, or stylize it too with the positional
+        guide alone (FaceBlit's ``_bg`` outputs).
+    threshold : float
+        Guide-error threshold of the head lookup (FaceBlit: 50).
+    background_threshold : float
+        Threshold of the position-only background lookup (FaceBlit: 20).
+    levels : int
+        Lookup levels; seed spacing 2**(levels-1) .. 1.
+    """
+
+    voting: int = 1
+    background: str = "keep"
+    threshold: float = 50.0
+    background_threshold: float = 20.0
+    levels: int = 7
+
+    def __post_init__(self):
+        if self.background not in ("keep", "stylize"):
+            raise ValueError(f"background: expected 'keep' or 'stylize', got {self.background!r}")
+        if not 0 <= self.voting <= 4:
+            raise ValueError(f"voting: expected a radius 0..4, got {self.voting}")
+        if self.threshold < 0 or self.background_threshold < 0:
+            raise ValueError("threshold: expected a non-negative number")
+
+
+class _Timer:
+    """Adds the wall time of each stage into a dict (milliseconds)."""
+
+    def __init__(self, sink):
+        self.sink = sink
+
+    @contextmanager
+    def __call__(self, stage):
+        if self.sink is None:
+            yield
+            return
+        t0 = time.perf_counter()
+        yield
+        self.sink[stage] = self.sink.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
+
+
+def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, times=None):
+    """Stylize one frame whose 68 landmarks are known.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar
+    frame : (H, W, 3) uint8 ndarray, BGR
+    landmarks : (68, 2) float32 ndarray
+        Target landmarks (x, y) in frame pixels.
+    jitter : (L, J, J, 2) float32 ndarray
+        Seed jitter, :func:`blit.styleblit.make_jitter`.
+    options : StylizeOptions
+    times : dict, optional
+        Receives per-stage milliseconds (keys of ``STAGES``).
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        The frame with the head (and with ``background="stylize"`` everything)
+        painted from the exemplar.
+    """
+    timer = _Timer(times)
+    h, w = frame.shape[:2]
+    radius = options.voting
+    head_params = LookupParams(style.params.lam_pos, style.params.lam_app, options.threshold,
+                               options.levels)
+    region = head_region(frame.shape, landmarks, margin=radius)
+    x0, y0, x1, y1 = region.box
+    whole = options.background == "stylize"
+    with timer("mls"):
+        pos = positional_guide((h, w), landmarks, style.landmarks) if whole else None
+        if whole:
+            pos_head = pos[y0:y1, x0:x1]
+        else:
+            # the guide of the head box only, in frame coordinates
+            pos_head = _box_guide(region.box, landmarks, style.landmarks)
+    with timer("appearance"):
+        box_img = frame[y0:y1, x0:x1]
+        app_head = target_appearance(box_img, style.quantiles, region.mask)
+    with timer("lookup"):
+        nnf = lookup(pos_head, app_head, style.appearance, style.table, style.app_bin, style.cell,
+                     head_params, jitter, origin=(x0, y0))
+        if whole:
+            bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
+                                     options.levels)
+            nnf_bg = lookup(pos, None, style.appearance, style.table, style.app_bin, style.cell,
+                            bg_params, jitter)
+    with timer("blend"):
+        head = blend(style.image, nnf, radius)
+        base = blend(style.image, nnf_bg, radius) if whole else frame
+    with timer("composite"):
+        out = composite(base, head, region, out=base if whole else None)
+    return out
+
+
+def _box_guide(box, target_landmarks, style_landmarks):
+    """Positional guide on a box of the frame (frame coordinates)."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((max(y1 - y0, 0), max(x1 - x0, 0), 2), np.float32)
+    shifted = np.asarray(target_landmarks, np.float32) - np.array([x0, y0], np.float32)
+    return positional_guide((y1 - y0, x1 - x0), shifted, style_landmarks)
+
+
+def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jitter=None,
+                  name="target"):
+    """Stylize a still photo: detect its face, then :func:`stylize_frame`.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar
+    image : (H, W, 3) uint8 ndarray, BGR
+    landmarks : (68, 2) float32 ndarray, optional
+        Skip detection and use these.
+    options : StylizeOptions
+    jitter : ndarray, optional
+        Default: ``make_jitter(0, levels=options.levels)``.
+    name : str
+        How to name the image in the no-face error.
+
+    Raises
+    ------
+    NoFaceError
+        When no face is found.
+    """
+    if landmarks is None:
+        from guides.landmarks import detect_landmarks
+
+        landmarks = detect_landmarks(image)
+        if landmarks is None:
+            raise NoFaceError(f"{name}: no face found")
+    if jitter is None:
+        jitter = make_jitter(0, levels=options.levels)
+    return stylize_frame(style, image, landmarks, jitter, options)

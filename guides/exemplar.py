@@ -1,0 +1,235 @@
+"""Style exemplar precomputation, saved to and loaded from a versioned cache.
+
+Everything about a style that does not depend on the target is computed once:
+its landmarks, its appearance guide and that guide's quantile function (for
+histogram matching), and the lookup table from (position, appearance) to the
+exemplar pixel of least guide error. FaceBlit keeps a 64 MiB 256^3 table per
+style; :func:`blit.styleblit.argmin_lookup_table` needs ~6 MiB for 768x1024.
+
+The cache is an ``.npz`` file keyed by the SHA-256 of the image's pixels, its
+landmarks and the table's parameters, in the user's cache folder
+(``$STYLEBLIT_CACHE``, else ``$XDG_CACHE_HOME/styleblit``, else
+``~/.cache/styleblit``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from blit.styleblit import LookupParams, argmin_lookup_table
+from guides.appearance import quantile_function, style_appearance
+from guides.io import InputError, read_image
+from guides.mask import head_region
+
+__all__ = ["StyleExemplar", "load_style", "cache_dir", "CACHE_VERSION"]
+
+CACHE_VERSION = 1
+_TABLE_BUDGET = 8 << 20  # bytes for the lookup table
+
+
+def cache_dir():
+    """Folder of styleblit's caches (created on demand)."""
+    root = os.environ.get("STYLEBLIT_CACHE")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "styleblit")
+    return root
+
+
+def _table_cell(shape, nbins):
+    """Smallest cell (>= 4 px) whose table fits the memory budget."""
+    cell = 4
+    while -(-shape[0] // cell) * -(-shape[1] // cell) * nbins * 4 > _TABLE_BUDGET:
+        cell += 1
+    return cell
+
+
+@dataclass
+class StyleExemplar:
+    """A painted portrait ready for stylization.
+
+    Attributes
+    ----------
+    image : (Hs, Ws, 3) uint8 ndarray, BGR
+    landmarks : (68, 2) float32 ndarray
+    appearance : (Hs, Ws) float32 ndarray in [0, 255]
+        Appearance guide.
+    quantiles : (257,) float32 ndarray
+        Quantile function of the appearance guide inside the head, which
+        targets are histogram-matched to.
+    table : (Hc, Wc, nbins) int32 ndarray
+        Lookup table (flat exemplar index) of :func:`blit.styleblit.argmin_lookup_table`.
+    app_bin : (256,) int32 ndarray
+    cell : int
+    params : LookupParams
+        The weights the table was built for (the threshold is a default).
+    """
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    appearance: np.ndarray
+    quantiles: np.ndarray
+    table: np.ndarray
+    app_bin: np.ndarray
+    cell: int
+    params: LookupParams
+    name: str = field(default="style")
+
+    @property
+    def shape(self):
+        return self.image.shape[:2]
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.image, self.landmarks, self.appearance, self.quantiles,
+                                      self.table, self.app_bin))
+
+    @classmethod
+    def prepare(cls, image, landmarks, *, lam_app=2.0, nbins=32, name="style"):
+        """Precompute guides and the lookup table of an exemplar.
+
+        Parameters
+        ----------
+        image : (Hs, Ws, 3) uint8 ndarray, BGR
+        landmarks : (68, 2) float ndarray
+        """
+        image = np.ascontiguousarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        landmarks = np.asarray(landmarks, np.float32)
+        if landmarks.shape != (68, 2):
+            raise ValueError(f"landmarks: expected (68, 2), got {landmarks.shape}")
+        head = head_region(image.shape, landmarks).full(image.shape)
+        appearance = style_appearance(image, head)
+        params = LookupParams.faceblit(image.shape, lam_app=lam_app)
+        cell = _table_cell(image.shape, nbins)
+        table, app_bin = argmin_lookup_table(appearance, params, cell=cell, nbins=nbins)
+        return cls(image, landmarks, appearance, quantile_function(appearance, head), table,
+                   app_bin, cell, params, name)
+
+    @staticmethod
+    def cache_key(image, landmarks, *, lam_app=2.0, nbins=32):
+        h = hashlib.sha256()
+        h.update(f"v{CACHE_VERSION} {image.shape} {lam_app} {nbins}".encode())
+        h.update(np.ascontiguousarray(image).tobytes())
+        h.update(np.asarray(landmarks, np.float32).tobytes())
+        return h.hexdigest()[:32]
+
+    def save(self, path):
+        """Write the precomputation to ``path`` (.npz), atomically."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=folder)
+        os.close(fd)
+        try:
+            np.savez(tmp, version=CACHE_VERSION, image=self.image, landmarks=self.landmarks,
+                     appearance=self.appearance, quantiles=self.quantiles, table=self.table,
+                     app_bin=self.app_bin, cell=self.cell, name=self.name,
+                     params=np.array([self.params.lam_pos, self.params.lam_app,
+                                      self.params.threshold, self.params.levels], np.float64))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by :meth:`save`.
+
+        Raises
+        ------
+        InputError
+            If the file is missing, not such a file, or of another version.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                version = int(f["version"])
+                if version != CACHE_VERSION:
+                    raise InputError(f"{path}: style cache version {version}, expected {CACHE_VERSION}; "
+                                     "run `styleblit prepare-style` again")
+                p = f["params"]
+                return cls(f["image"], f["landmarks"], f["appearance"], f["quantiles"], f["table"],
+                           f["app_bin"], int(f["cell"]),
+                           LookupParams(float(p[0]), float(p[1]), float(p[2]), int(p[3])),
+                           str(f["name"]))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(f"{path}: not a styleblit style cache ({exc})") from None
+
+
+def _style_landmarks(path, image, landmarks_path):
+    from guides.landmarks import detect_landmarks, read_lm68
+
+    if landmarks_path is None:
+        beside = os.path.splitext(path)[0] + ".lm68.txt"
+        if os.path.exists(beside):
+            landmarks_path = beside
+    if landmarks_path is not None:
+        lm = read_lm68(landmarks_path)
+        h, w = image.shape[:2]
+        if (lm[:, 0].min() < -0.5 * w or lm[:, 0].max() > 1.5 * w
+                or lm[:, 1].min() < -0.5 * h or lm[:, 1].max() > 1.5 * h):
+            raise InputError(f"{landmarks_path}: landmarks lie far outside the {w}x{h} image {path}")
+        return lm
+    lm = detect_landmarks(image)
+    if lm is None:
+        raise InputError(f"{path}: no face found in the style image; give its 68 landmarks "
+                         "with --style-landmarks FILE (68 lines 'x y', dlib order)")
+    return lm
+
+
+def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
+    """Load a style exemplar, from the cache when it has been prepared before.
+
+    Parameters
+    ----------
+    path : str
+        The painted portrait (any image OpenCV reads), or a ``.npz`` written by
+        :meth:`StyleExemplar.save`.
+    landmarks_path : str, optional
+        Its 68 landmarks; default ``STYLE.lm68.txt`` beside the image if it
+        exists, else detected with mediapipe. Landmarks from a file always win.
+    cache : bool or str
+        Use the default cache folder (True), none (False), or this folder.
+
+    Returns
+    -------
+    StyleExemplar
+
+    Raises
+    ------
+    InputError
+        Unreadable image or landmark file, or no face and no landmark file.
+    """
+    path = os.fspath(path)
+    if path.endswith(".npz"):
+        return StyleExemplar.load(path)
+    image = read_image(path)
+    landmarks = _style_landmarks(path, image, landmarks_path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    key = StyleExemplar.cache_key(image, landmarks, lam_app=lam_app, nbins=nbins)
+    folder = cache_dir() if cache is True else (cache or None)
+    if folder:
+        cached = os.path.join(folder, f"style-{key}.npz")
+        if os.path.exists(cached):
+            try:
+                style = StyleExemplar.load(cached)
+                style.name = name
+                return style
+            except InputError:
+                pass  # stale or broken cache entry: rebuild it
+    style = StyleExemplar.prepare(image, landmarks, lam_app=lam_app, nbins=nbins, name=name)
+    if folder:
+        try:
+            style.save(cached)
+        except OSError:
+            pass  # a read-only cache is not the user's problem
+    return style

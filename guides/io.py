@@ -1,0 +1,109 @@
+"""Reading images from disk into the project's convention: (H, W, 3) uint8 BGR.
+
+Every user-facing input problem is raised as :class:`InputError` (a
+``ValueError``) whose message names the file and what is wrong with it; the
+command line turns it into one line on stderr and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+__all__ = ["InputError", "read_image", "to_bgr8", "write_image"]
+
+
+class InputError(ValueError):
+    """A problem with the user's input: a file, a value or a detection.
+
+    The message is meant to be shown to the user as it is, on one line.
+    """
+
+
+def to_bgr8(image: np.ndarray, *, name: str = "image") -> np.ndarray:
+    """Convert a decoded image to (H, W, 3) uint8 BGR.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, C) ndarray, C in {1, 3, 4}; uint8 or uint16
+        Grayscale is replicated to three channels; an alpha channel is
+        composited over white; 16-bit values are scaled to 8 bits.
+    name : str
+        How to name the image in an error message.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray, C-contiguous.
+    """
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise TypeError(f"{name}: expected uint8 or uint16 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = image[:, :, :3].astype(np.float32)
+        image = (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    elif not (image.ndim == 3 and image.shape[2] == 3):
+        raise ValueError(f"{name}: expected (H, W), (H, W, 3) or (H, W, 4) pixels, got shape {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 BGR.
+
+    Grayscale, RGBA and 16-bit files are accepted (see :func:`to_bgr8`).
+
+    Raises
+    ------
+    InputError
+        If the file does not exist, is not readable, or is not an image.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, expected an image file")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise InputError(f"{path}: not an image file OpenCV can decode")
+    try:
+        return to_bgr8(image, name=path)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an image atomically: to a temporary file beside ``path``, then rename.
+
+    A failure leaves no half-written file at ``path``.
+
+    Raises
+    ------
+    InputError
+        If the extension is not an image format or the folder is not writable.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower() or ".png"
+    ok, buf = cv2.imencode(ext, image) if ext in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"} else (False, None)
+    if not ok:
+        raise InputError(f"{path}: cannot encode an image with extension {ext!r} (use .png or .jpg)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{path}: folder {folder} does not exist")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.partial{ext}")
+    try:
+        buf.tofile(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise InputError(f"{path}: cannot be written ({exc.strerror or exc})") from None

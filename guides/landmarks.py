@@ -1,0 +1,437 @@
+"""Facial landmarks in the dlib / iBUG-300W 68-point order.
+
+Three parts:
+
+* ``NAME.lm68.txt`` files (:func:`read_lm68`, :func:`write_lm68`): 68 lines
+  ``x y`` in pixels, the format FaceBlit ships beside each style exemplar.
+* :data:`MESH_TO_68` / :func:`mesh_to_68`: a fixed mapping from the 468-vertex
+  mediapipe FaceMesh to the 68 dlib points, each point being the mean of two
+  mesh vertices. The table was fitted on hand-corrected landmarks (see the
+  comment above it and ``demos/fit_landmark_map.py``).
+* :class:`FaceLandmarker` / :func:`detect_landmarks`: run mediapipe FaceMesh on
+  a BGR image and return 68-point landmarks in pixels.
+
+Landmarks are (N, 2) float32 arrays of (x, y) pixel coordinates; images are
+(H, W, 3) uint8 BGR. mediapipe is imported only when a :class:`FaceLandmarker`
+is created, so importing this module is cheap.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from guides.io import InputError
+
+__all__ = [
+    "MESH_TO_68",
+    "FaceLandmarker",
+    "detect_landmarks",
+    "interocular_distance",
+    "mesh_to_68",
+    "read_lm68",
+    "write_lm68",
+]
+
+N_POINTS = 68
+
+# ---------------------------------------------------------------------------
+# NAME.lm68.txt
+# ---------------------------------------------------------------------------
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_lm68(path: str | os.PathLike) -> np.ndarray:
+    """Read a 68-point landmark file.
+
+    The file holds 68 lines ``x y`` (integers or decimals separated by
+    whitespace) in the dlib / iBUG-300W order. An optional first line ``68``,
+    blank trailing lines, CRLF line ends and a UTF-8 byte-order mark are
+    accepted.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``NAME.lm68.txt`` file.
+
+    Returns
+    -------
+    points : (68, 2) float32 ndarray
+        (x, y) pixel coordinates.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or unreadable, a line is not two finite
+        numbers (the message names the 1-based line number), or the file does
+        not hold exactly 68 points.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, expected a landmark file NAME.lm68.txt")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (expected 68 lines 'x y')") from None
+
+    lines = text.splitlines()  # handles \n, \r\n and \r
+    while lines and not lines[-1].strip():
+        lines.pop()
+    first = 0
+    if lines:
+        head = lines[0].split()
+        if len(head) == 1 and re.fullmatch(r"[+-]?\d+", head[0]):
+            if int(head[0]) != N_POINTS:
+                raise InputError(
+                    f"{path} line 1: header says {int(head[0])} points, expected {N_POINTS}"
+                )
+            first = 1
+
+    points = []
+    for number, line in enumerate(lines[first:], start=first + 1):
+        fields = line.split()
+        values = None
+        if len(fields) == 2:
+            try:
+                values = (float(fields[0]), float(fields[1]))
+            except ValueError:
+                values = None
+        if values is None:
+            got = repr(_short(line.strip())) if line.strip() else "an empty line"
+            raise InputError(f"{path} line {number}: expected two numbers 'x y', got {got}")
+        if not (math.isfinite(values[0]) and math.isfinite(values[1])):
+            raise InputError(f"{path} line {number}: coordinates must be finite, got {_short(line.strip())!r}")
+        points.append(values)
+
+    if len(points) != N_POINTS:
+        raise InputError(f"{path}: expected {N_POINTS} points, found {len(points)}")
+    return np.asarray(points, dtype=np.float32)
+
+
+def _format_coordinate(value: float) -> str:
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def write_lm68(path: str | os.PathLike, points: np.ndarray) -> None:
+    """Write 68 landmarks as 68 lines ``x y`` with at most two decimals.
+
+    The file is written atomically: to a temporary file in the same folder,
+    then renamed over ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination, conventionally ``NAME.lm68.txt``.
+    points : (68, 2) float ndarray
+        (x, y) pixel coordinates; must be finite.
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not a finite (68, 2) array.
+    InputError
+        If the folder does not exist or is not writable.
+    """
+    path = os.fspath(path)
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.shape != (N_POINTS, 2):
+        raise ValueError(f"{path}: expected (68, 2) landmarks, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError(f"{path}: landmarks must be finite")
+    text = "".join(f"{_format_coordinate(x)} {_format_coordinate(y)}\n" for x, y in pts)
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{path}: folder {folder} does not exist")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+        raise InputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def interocular_distance(points68: np.ndarray) -> float:
+    """Distance between the two eye centres of 68-point landmarks.
+
+    The eye centres are the means of points 36-41 and 42-47 (0-based).
+
+    Parameters
+    ----------
+    points68 : (68, 2) float ndarray
+        (x, y) landmarks in the dlib order.
+
+    Returns
+    -------
+    float
+        The inter-ocular distance in the landmarks' units (pixels).
+    """
+    pts = np.asarray(points68, dtype=np.float64)
+    if pts.shape != (N_POINTS, 2):
+        raise ValueError(f"expected (68, 2) landmarks, got shape {pts.shape}")
+    return float(np.linalg.norm(pts[36:42].mean(axis=0) - pts[42:48].mean(axis=0)))
+
+
+# ---------------------------------------------------------------------------
+# mediapipe FaceMesh -> dlib 68
+# ---------------------------------------------------------------------------
+
+# MESH_TO_68[k] = (i, j): dlib point k is the mean of FaceMesh vertices i and j
+# (i == j: a single vertex). Fitted by demos/fit_landmark_map.py, not chosen by
+# hand: mediapipe FaceMesh (static_image_mode=True, refine_landmarks=True) was
+# run on the 12 FaceBlit style portraits and on their mirror images (landmark
+# order mirrored too), 24 exemplars, against the hand-corrected NAME.lm68.txt;
+# for each point, the pair among its 40 nearest vertices whose mean minimises
+# the error normalised by inter-ocular distance (IOD), averaged over the
+# exemplars, with left/right points constrained to mirror vertices (mirror map
+# measured on the same image pairs).
+# Mean error 0.054 IOD on the fitting data, 0.058 IOD leave-one-style-out;
+# by region (fit / held out): jaw 0.098 / 0.100, brows 0.058 / 0.068,
+# nose 0.039 / 0.041, eyes 0.031 / 0.032, lips 0.036 / 0.039.
+# The jaw ends 0 and 16 are vertices 127 and 356 (front of the ear, near eye
+# height), where the dlib jaw line starts, not at the temple.
+MESH_TO_68 = np.array([
+    (127, 127), (137, 234), (58, 227), (215, 215), (172, 172), (136, 150),  # 0-5
+    (149, 149), (148, 176), (152, 152), (377, 400), (378, 378), (365, 379),  # 6-11
+    (397, 397), (435, 435), (288, 447), (366, 454), (356, 356), (46, 156),  # 12-17
+    (70, 105), (104, 222), (66, 107), (9, 56), (9, 286), (296, 336),  # 18-23
+    (333, 442), (300, 334), (276, 383), (189, 413), (128, 357), (236, 456),  # 24-29
+    (220, 440), (75, 240), (2, 240), (2, 2), (2, 460), (305, 460),  # 30-35
+    (33, 130), (130, 222), (56, 159), (155, 173), (110, 243), (25, 145),  # 36-41
+    (362, 398), (286, 386), (359, 442), (263, 359), (255, 374), (339, 463),  # 42-47
+    (61, 61), (37, 61), (37, 37), (39, 269), (267, 267), (267, 291),  # 48-53
+    (291, 291), (318, 406), (18, 318), (17, 17), (18, 88), (88, 182),  # 54-59
+    (77, 78), (183, 312), (88, 310), (87, 407), (307, 308), (14, 318),  # 60-65
+    (179, 403), (14, 88),  # 66-67
+], dtype=np.int64)
+MESH_TO_68.setflags(write=False)
+
+#: Number of FaceMesh vertices proper; refine_landmarks=True appends 10 iris points.
+MESH_VERTICES = 468
+
+
+def mesh_to_68(mesh_xy: np.ndarray) -> np.ndarray:
+    """Convert a mediapipe FaceMesh to 68 dlib-order landmarks.
+
+    Parameters
+    ----------
+    mesh_xy : (478, 2) or (468, 2) float ndarray
+        FaceMesh vertex (x, y) coordinates, with or without the 10 iris
+        points that ``refine_landmarks=True`` appends.
+
+    Returns
+    -------
+    points : (68, 2) float32 ndarray
+        Each point is the mean of the two vertices named in :data:`MESH_TO_68`.
+    """
+    mesh = np.asarray(mesh_xy, dtype=np.float64)
+    if mesh.ndim != 2 or mesh.shape[1] != 2 or mesh.shape[0] < MESH_VERTICES:
+        raise ValueError(f"expected a (478, 2) or (468, 2) FaceMesh, got shape {mesh.shape}")
+    return (0.5 * (mesh[MESH_TO_68[:, 0]] + mesh[MESH_TO_68[:, 1]])).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# Detection
+# ---------------------------------------------------------------------------
+
+# Lines that mediapipe 0.10.x / TF Lite print to the process's stderr when a
+# graph first runs: harmless, and not controllable by any setting.
+_NATIVE_NOISE = re.compile(
+    rb"^(INFO: Created TensorFlow Lite .*delegate"
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\])"
+)
+
+
+@contextlib.contextmanager
+def _filtered_native_stderr():
+    """Capture file descriptor 2 and re-emit everything but known mediapipe noise.
+
+    The native code writes to the file descriptor directly, bypassing
+    ``sys.stderr``, so the only way to drop its start-up chatter is to
+    redirect the descriptor for the duration. Errors and any other output are
+    written back unchanged afterwards. The redirection is process-wide:
+    output of other threads during it is delayed, not lost.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    capture = tempfile.TemporaryFile()
+    try:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        try:
+            capture.seek(0)
+            kept = [ln for ln in capture.read().splitlines(keepends=True) if not _NATIVE_NOISE.match(ln)]
+            if kept:
+                os.write(2, b"".join(kept))
+        finally:
+            capture.close()
+
+
+class FaceLandmarker:
+    """68-point face landmarks from mediapipe FaceMesh.
+
+    Parameters
+    ----------
+    static_image_mode : bool
+        True for unrelated images (every call runs face detection); False for
+        video frames, where faces are tracked between calls.
+    max_faces : int
+        The most faces to return per image.
+
+    Attributes
+    ----------
+    last_mesh : list of (478, 2) float32 ndarray
+        The full FaceMesh of each face found by the last call (pixels, same
+        order as the returned landmarks).
+
+    Examples
+    --------
+    >>> with FaceLandmarker() as landmarker:          # doctest: +SKIP
+    ...     faces = landmarker(read_image("me.jpg"))
+    """
+
+    def __init__(self, *, static_image_mode: bool = True, max_faces: int = 1):
+        if int(max_faces) < 1:
+            raise ValueError(f"max_faces must be at least 1, got {max_faces}")
+        # Read by glog / TensorFlow when mediapipe loads. mediapipe 0.10.21
+        # logs through absl before it is configured and ignores them, hence
+        # the stderr filter below, but other builds honour them.
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import mediapipe as mp
+
+        self.static_image_mode = bool(static_image_mode)
+        self.max_faces = int(max_faces)
+        with _filtered_native_stderr():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=self.static_image_mode,
+                max_num_faces=self.max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=0.5,
+                min_tracking_confidence=0.5,
+            )
+            # The graph loads its models on its own threads; one run on a
+            # blank frame (no face, so no tracking state) waits for that, so
+            # their start-up messages land inside the filter.
+            self._mesh.process(np.full((64, 64, 3), 128, dtype=np.uint8))
+        # The landmark stage logs once more on the first face it sees.
+        self._quiet = True
+        self.last_mesh: list[np.ndarray] = []
+
+    def __call__(self, image_bgr: np.ndarray) -> list[np.ndarray]:
+        """Find faces and their 68 landmarks.
+
+        Parameters
+        ----------
+        image_bgr : (H, W, 3) uint8 ndarray
+            BGR image.
+
+        Returns
+        -------
+        list of (68, 2) float32 ndarray
+            Landmarks in pixel coordinates of ``image_bgr`` (pixel centres at
+            integers, as in OpenCV), one array per face, largest face first;
+            empty when no face is found. Points may fall slightly outside the
+            image for faces cut by its border.
+        """
+        if self._mesh is None:
+            raise RuntimeError("FaceLandmarker is closed")
+        image = np.asarray(image_bgr)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 BGR image, got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        rgb = np.ascontiguousarray(image[:, :, ::-1])
+        if self._quiet:
+            with _filtered_native_stderr():
+                result = self._mesh.process(rgb)
+            self._quiet = not result.multi_face_landmarks
+        else:
+            result = self._mesh.process(rgb)
+
+        meshes = []
+        for face in result.multi_face_landmarks or ():
+            xy = np.array([(p.x, p.y) for p in face.landmark], dtype=np.float64)
+            # mediapipe's [0, 1] spans the image's outer edges; shift so that
+            # pixel centres sit at integers, as in OpenCV and the .lm68 files.
+            xy = xy * (w, h) - 0.5
+            meshes.append(xy.astype(np.float32))
+        meshes.sort(key=lambda m: -float(np.prod(m[:MESH_VERTICES].max(0) - m[:MESH_VERTICES].min(0))))
+        self.last_mesh = meshes
+        return [mesh_to_68(m) for m in meshes]
+
+    def close(self) -> None:
+        """Release mediapipe's graph. Calling the object afterwards raises."""
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+
+    def __enter__(self) -> "FaceLandmarker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+_static_landmarker: FaceLandmarker | None = None
+_static_lock = threading.Lock()
+
+
+def detect_landmarks(image_bgr: np.ndarray) -> np.ndarray | None:
+    """68 landmarks of the largest face in a still image.
+
+    Reuses one module-level static-mode :class:`FaceLandmarker`, created on
+    the first call.
+
+    Parameters
+    ----------
+    image_bgr : (H, W, 3) uint8 ndarray
+        BGR image.
+
+    Returns
+    -------
+    (68, 2) float32 ndarray or None
+        Pixel coordinates, or None when no face is found.
+    """
+    global _static_landmarker
+    with _static_lock:
+        if _static_landmarker is None:
+            _static_landmarker = FaceLandmarker(static_image_mode=True, max_faces=1)
+        faces = _static_landmarker(image_bgr)
+    return faces[0] if faces else None

@@ -1,0 +1,131 @@
+"""Head region: where the stylized face is composited into the frame.
+
+The region is the jaw line (68-point landmarks 0-16) closed over the top by
+a half-ellipse through the jaw ends that covers the forehead, oriented with
+the face (chin to nose-root axis), with a soft edge. Work is limited to its
+bounding box, as FaceBlit limits it to the head area.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["HeadRegion", "head_region", "head_polygon", "composite"]
+
+
+@dataclass
+class HeadRegion:
+    """A soft head mask on a box of the frame.
+
+    Attributes
+    ----------
+    box : (int, int, int, int)
+        ``(x0, y0, x1, y1)``, frame pixels, end-exclusive.
+    mask : (y1 - y0, x1 - x0) float32 ndarray in [0, 1]
+    """
+
+    box: tuple
+    mask: np.ndarray
+
+    def full(self, shape):
+        """The mask on the whole (H, W) frame."""
+        out = np.zeros(shape[:2], np.float32)
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.mask
+        return out
+
+
+def head_polygon(landmarks, *, top=0.75, arc_points=24):
+    """Outline of the head: jaw line plus a half-ellipse over the forehead.
+
+    Parameters
+    ----------
+    landmarks : (68, 2) float32 ndarray
+    top : float
+        Height of the ellipse above the jaw ends, as a fraction of the
+        chin-to-nose-root distance (0.75 reaches the hairline on most faces).
+
+    Returns
+    -------
+    (17 + arc_points, 2) float32 ndarray, frame pixels.
+    """
+    lm = np.asarray(landmarks, np.float32)
+    jaw = lm[0:17]
+    up = lm[27] - lm[8]
+    face_h = float(np.hypot(*up)) or 1.0
+    up = up / face_h
+    centre = (lm[0] + lm[16]) / 2.0
+    across = (lm[16] - lm[0]) / 2.0  # half-axis towards jaw end 16
+    height = top * face_h + float(np.dot(lm[27] - centre, up))
+    theta = np.linspace(0.0, np.pi, arc_points + 2)[1:-1]
+    arc = centre + np.cos(theta)[:, None] * across + np.sin(theta)[:, None] * (up * height)
+    return np.concatenate([jaw, arc.astype(np.float32)], axis=0)
+
+
+def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
+    """Soft head mask on its bounding box.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Frame (H, W).
+    landmarks : (68, 2) float32 ndarray
+    top : float
+        See :func:`head_polygon`.
+    feather : float
+        Width of the soft edge (Gaussian sigma) as a fraction of the jaw width.
+    margin : int
+        Extra pixels around the box (e.g. the blending radius).
+
+    Returns
+    -------
+    HeadRegion
+        Empty box (zero area) when the head lies outside the frame.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    poly = head_polygon(landmarks, top=top)
+    sigma = max(1.0, feather * float(np.hypot(*(landmarks[16] - landmarks[0]))))
+    pad = int(np.ceil(2.5 * sigma)) + int(margin)
+    x0 = int(np.clip(np.floor(poly[:, 0].min()) - pad, 0, w))
+    y0 = int(np.clip(np.floor(poly[:, 1].min()) - pad, 0, h))
+    x1 = int(np.clip(np.ceil(poly[:, 0].max()) + pad + 1, x0, w))
+    y1 = int(np.clip(np.ceil(poly[:, 1].max()) + pad + 1, y0, h))
+    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+    if mask.size:
+        pts = np.round((poly - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
+        cv2.fillPoly(mask, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
+        # Soft edge, computed at half resolution (the edge is smooth anyway).
+        small = cv2.resize(mask, (max(1, mask.shape[1] // 2), max(1, mask.shape[0] // 2)),
+                           interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), sigma / 2.0)
+        mask = cv2.resize(small, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return HeadRegion((x0, y0, x1, y1), mask)
+
+
+def composite(background, foreground, region, *, out=None):
+    """Blend ``foreground`` (the box's pixels) over ``background`` with the soft mask.
+
+    Parameters
+    ----------
+    background : (H, W, 3) uint8 ndarray
+    foreground : (y1 - y0, x1 - x0, 3) uint8 ndarray
+    region : HeadRegion
+    out : (H, W, 3) uint8 ndarray, optional; may be ``background`` itself.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+    """
+    if out is None:
+        out = background.copy()
+    elif out is not background:
+        out[...] = background
+    x0, y0, x1, y1 = region.box
+    if x1 > x0 and y1 > y0:
+        alpha = region.mask[..., None]
+        bg = background[y0:y1, x0:x1].astype(np.float32)
+        mixed = bg + alpha * (foreground.astype(np.float32) - bg)
+        out[y0:y1, x0:x1] = (mixed + 0.5).astype(np.uint8)
+    return out

@@ -1,0 +1,35 @@
+"""styleblit: example-based real-time stylization of portrait video."""
+from setuptools import find_packages, setup
+
+setup(
+    name="styleblit",
+    version="0.1.0",
+    description=(
+        "Example-based, real-time portrait video stylization: FaceBlit guides "
+        "and a hierarchical StyleBlit patch lookup in Numba"
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["blit", "blit.*", "guides", "guides.*"]),
+    package_data={"blit": ["*.cu"]},
+    install_requires=[
+        "numpy>=1.24,<2",  # mediapipe 0.10.21 is built against NumPy 1.x
+        "numba>=0.58",
+        # contrib, not opencv-python: mediapipe depends on contrib, and two cv2
+        # builds in one environment clash.
+        "opencv-contrib-python>=4.8",
+        # The last release that ships its face-mesh model inside the wheel, so
+        # landmarks run offline.
+        "mediapipe==0.10.21",
+        # Ships astronaut.png, the public-domain target photo of the embedded
+        # demo, and the reference SSIM implementation.
+        "scikit-image>=0.22",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        "gpu": ["cupy-cuda12x"],
+        "gan": ["torch"],
+    },
+    entry_points={"console_scripts": ["styleblit = blit.cli:main"]},
+)

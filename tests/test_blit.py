@@ -1,0 +1,173 @@
+"""The StyleBlit lookup and blending against their slow references and invariants."""
+import numpy as np
+import pytest
+
+from blit import reference as ref
+from blit.blending import blend
+from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter
+
+
+def smooth_noise(rng, shape, sigma=2.0):
+    import cv2
+
+    img = rng.random(shape, dtype=np.float32)
+    return cv2.GaussianBlur(img, (0, 0), sigma)
+
+
+def make_style(rng, hs=40, ws=32):
+    style = rng.integers(0, 256, (hs, ws, 3), dtype=np.uint8)
+    app = (smooth_noise(rng, (hs, ws)) * 255).astype(np.float32)
+    app = (app - app.min()) / max(np.ptp(app), 1e-6) * 255
+    return style, app.astype(np.float32)
+
+
+def identity_pos(h, w):
+    ys, xs = np.mgrid[0:h, 0:w]
+    return np.stack([xs, ys], -1).astype(np.float32)
+
+
+@pytest.mark.parametrize("lam_app", [0.0, 2.0])
+def test_table_reaches_the_minimum_cost(lam_app):
+    rng = np.random.default_rng(0)
+    _, app = make_style(rng, 24, 20)
+    params = LookupParams(lam_pos=2.5, lam_app=lam_app)
+    fast, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    slow, bins_ref = ref.argmin_lookup_table(app, params, cell=4, nbins=8)
+    np.testing.assert_array_equal(bins, bins_ref)
+    # Ties may pick different pixels; the cost reached must be the minimum.
+    _, values = __import__("blit.styleblit", fromlist=["x"]).appearance_bins(app, 8)
+    if lam_app == 0:
+        values[:] = 0
+    ws = app.shape[1]
+    for j in range(fast.shape[0]):
+        for i in range(fast.shape[1]):
+            c = np.array([min(i * 4 + 2, ws - 1), min(j * 4 + 2, app.shape[0] - 1)])
+            for b in range(8):
+                cost = []
+                for idx in (fast[j, i, b], slow[j, i, b]):
+                    p = np.array([idx % ws, idx // ws])
+                    cost.append(params.lam_pos * np.abs(p - c).sum() + lam_app * abs(app[p[1], p[0]] - values[b]))
+                assert cost[0] == pytest.approx(cost[1], abs=1e-3)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 10.0, 50.0, 1e9])
+@pytest.mark.parametrize("levels", [1, 3, 5])
+def test_lookup_equals_reference(threshold, levels):
+    rng = np.random.default_rng(1)
+    style, app = make_style(rng)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=threshold, levels=levels)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    h, w = 21, 27
+    # a smooth random warp of the exemplar with noisy appearance
+    pos = identity_pos(h, w) * 1.2 + rng.normal(0, 0.5, (h, w, 2)).astype(np.float32) + 2
+    tapp = np.clip(rng.normal(128, 40, (h, w)), 0, 255).astype(np.float32)
+    jitter = make_jitter(3, levels=levels, size=8)
+    origin = (5, 9)
+    fast = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin)
+    slow = ref.lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin)
+    np.testing.assert_array_equal(fast, slow)
+
+
+def test_lookup_position_only_equals_reference():
+    rng = np.random.default_rng(2)
+    style, app = make_style(rng)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=8.0, levels=4)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    pos = identity_pos(16, 16) * 1.5 + 3
+    jitter = make_jitter(0, levels=4, size=8)
+    fast = lookup(pos, None, app, table, bins, 4, params, jitter)
+    slow = ref.lookup(pos, None, app, table, bins, 4, params, jitter)
+    np.testing.assert_array_equal(fast, slow)
+
+
+@pytest.mark.parametrize("levels", [1, 4, 7])
+def test_identical_injective_guides_give_identity(levels):
+    """Target guides equal to the exemplar's: every pixel copies itself."""
+    rng = np.random.default_rng(3)
+    style, _ = make_style(rng, 48, 40)
+    # injective appearance: every pixel a distinct value
+    app = rng.permutation(48 * 40).reshape(48, 40).astype(np.float32) * (255.0 / (48 * 40))
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=50.0, levels=levels)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=16)
+    pos = identity_pos(48, 40)
+    nnf = lookup(pos, app, app, table, bins, 4, params, make_jitter(0, levels=levels, size=16))
+    np.testing.assert_array_equal(nnf, pos.astype(np.int32))
+    for r in (0, 1, 2):
+        np.testing.assert_array_equal(blend(style, nnf, r), style)
+
+
+def test_nnf_always_inside_exemplar_and_r0_copies_exemplar_pixels():
+    rng = np.random.default_rng(4)
+    style, app = make_style(rng)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=30.0, levels=6)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    # guides far outside the exemplar on purpose
+    pos = identity_pos(50, 60) * 2.0 - 20
+    tapp = rng.uniform(0, 255, (50, 60)).astype(np.float32)
+    nnf = lookup(pos, tapp, app, table, bins, 4, params, make_jitter(0, levels=6))
+    assert (nnf[..., 0] >= 0).all() and (nnf[..., 0] < 32).all()
+    assert (nnf[..., 1] >= 0).all() and (nnf[..., 1] < 40).all()
+    out = blend(style, nnf, 0)
+    np.testing.assert_array_equal(out, style[nnf[..., 1], nnf[..., 0]])
+    colours = {tuple(c) for c in style.reshape(-1, 3)}
+    assert all(tuple(c) in colours for c in out.reshape(-1, 3))
+
+
+def test_lookup_is_deterministic_for_a_fixed_jitter_and_depends_on_it():
+    rng = np.random.default_rng(5)
+    _, app = make_style(rng)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=40.0)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    pos = identity_pos(60, 50) * 0.6 + 1
+    tapp = np.clip(rng.normal(128, 30, (60, 50)), 0, 255).astype(np.float32)
+    a = lookup(pos, tapp, app, table, bins, 4, params, make_jitter(7))
+    b = lookup(pos, tapp, app, table, bins, 4, params, make_jitter(7))
+    c = lookup(pos, tapp, app, table, bins, 4, params, make_jitter(8))
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+
+
+def test_inactive_pixels_are_skipped_and_keep_output():
+    rng = np.random.default_rng(6)
+    style, app = make_style(rng)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=40.0, levels=4)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    pos = identity_pos(20, 20) + 5
+    active = np.zeros((20, 20), bool)
+    active[5:15, 5:15] = True
+    full = lookup(pos, None, app, table, bins, 4, params, make_jitter(0, levels=4))
+    part = lookup(pos, None, app, table, bins, 4, params, make_jitter(0, levels=4), active=active)
+    np.testing.assert_array_equal(part[active], full[active])
+    assert (part[~active] < 0).all()
+    out = np.full((20, 20, 3), 7, np.uint8)
+    blend(style, part, 1, out=out)
+    assert (out[~active] == 7).all()
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_blend_equals_reference(radius):
+    rng = np.random.default_rng(7)
+    style = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    nnf = np.stack([rng.integers(0, 40, (20, 25)), rng.integers(0, 30, (20, 25))], -1).astype(np.int32)
+    np.testing.assert_array_equal(blend(style, nnf, radius), ref.blend(style, nnf, radius))
+
+
+def test_bad_arguments_name_the_parameter():
+    style = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(TypeError, match="nnf"):
+        blend(style, np.zeros((2, 2, 2), np.int64))
+    with pytest.raises(ValueError, match="nnf"):
+        blend(style, np.zeros((2, 2), np.int32))
+    with pytest.raises(TypeError, match="style"):
+        blend(style.astype(np.float32), np.zeros((2, 2, 2), np.int32))
+    app = np.zeros((4, 4), np.float32)
+    params = LookupParams(lam_pos=1.0)
+    table, bins = argmin_lookup_table(app, params, nbins=2)
+    with pytest.raises(ValueError, match="target_pos"):
+        lookup(np.zeros((3, 3), np.float32), None, app, table, bins, 4, params, make_jitter())
+    with pytest.raises(ValueError, match="target_app"):
+        lookup(np.zeros((3, 3, 2), np.float32), np.zeros((2, 2), np.float32), app, table, bins, 4,
+               params, make_jitter())
+    with pytest.raises(ValueError, match="jitter"):
+        lookup(np.zeros((3, 3, 2), np.float32), None, app, table, bins, 4, params,
+               make_jitter(levels=2))
