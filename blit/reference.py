@@ -38,16 +38,17 @@ def argmin_lookup_table(style_app, params, *, cell=4, nbins=32):
 
 
 def _argmin_lookup(g, a, style_app, table, cell, app_bin, lam_pos, lam_app):
+    """The table's answer for g's cell and a's bin, unless the exemplar pixel
+    nearest to g matches strictly better."""
     hs, ws = style_app.shape
     ci = min(max(int(g[0] / cell), 0), table.shape[1] - 1)
     cj = min(max(int(g[1] / cell), 0), table.shape[0] - 1)
     idx = table[cj, ci, app_bin[min(max(int(a), 0), 255)]]
-    cands = [(idx % ws, idx // ws)]
-    rx = min(max(int(np.floor(g[0] + 0.5)), 1), ws - 2)
-    ry = min(max(int(np.floor(g[1] + 0.5)), 1), hs - 2)
-    cands += [(rx + dx, ry + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-    errs = [guide_error(np.array(c), g, a, style_app, lam_pos, lam_app) for c in cands]
-    return cands[int(np.argmin(errs))]  # the table's answer wins ties
+    from_table = (idx % ws, idx // ws)
+    nearest = (min(max(int(np.floor(g[0] + 0.5)), 0), ws - 1), min(max(int(np.floor(g[1] + 0.5)), 0), hs - 1))
+    e_table = guide_error(np.array(from_table), g, a, style_app, lam_pos, lam_app)
+    e_nearest = guide_error(np.array(nearest), g, a, style_app, lam_pos, lam_app)
+    return nearest if e_nearest < e_table else from_table
 
 
 def nearest_seed(p, spacing, jit):

@@ -95,7 +95,7 @@ def _argmin_lookup(gx, gy, a, sapp, table, cell, app_bin, lam_pos, lam_app):
     """Exemplar pixel best matching the guide value (g, a).
 
     The per-style table answers for the cell and appearance bin of (g, a); the
-    3x3 exemplar pixels around g itself are checked too, so that a guide value
+    exemplar pixel nearest to g itself competes with it, so that a guide value
     that exists exactly in the exemplar finds itself.
     """
     hs, ws = sapp.shape
@@ -106,91 +106,58 @@ def _argmin_lookup(gx, gy, a, sapp, table, cell, app_bin, lam_pos, lam_app):
     idx = table[cj, ci, app_bin[ai]]
     bx = idx % ws
     by = idx // ws
-    best = _error(bx, by, gx, gy, a, sapp, lam_pos, lam_app)
-    rx = min(max(int(np.floor(gx + 0.5)), 1), ws - 2)
-    ry = min(max(int(np.floor(gy + 0.5)), 1), hs - 2)
-    for dy in range(-1, 2):
-        for dx in range(-1, 2):
-            e = _error(rx + dx, ry + dy, gx, gy, a, sapp, lam_pos, lam_app)
-            if e < best:
-                best = e
-                bx = rx + dx
-                by = ry + dy
+    rx = min(max(int(np.floor(gx + 0.5)), 0), ws - 1)
+    ry = min(max(int(np.floor(gy + 0.5)), 0), hs - 1)
+    if _error(rx, ry, gx, gy, a, sapp, lam_pos, lam_app) < _error(bx, by, gx, gy, a, sapp, lam_pos, lam_app):
+        return rx, ry
     return bx, by
-
-
-@numba.njit(inline="always")
-def _nearest_seed(px, py, spacing, jit):
-    """Nearest jittered seed to pixel p among the 9 cells around p's cell."""
-    size = jit.shape[0]
-    bx = px // spacing
-    by = py // spacing
-    best_d = 1 << 30
-    sx = px
-    sy = py
-    for oy in range(-1, 2):
-        for ox in range(-1, 2):
-            cx = bx + ox
-            cy = by + oy
-            jx = jit[cy % size, cx % size, 0]
-            jy = jit[cy % size, cx % size, 1]
-            qx = int(np.floor(spacing * (cx + jx)))
-            qy = int(np.floor(spacing * (cy + jy)))
-            d = (qx - px) * (qx - px) + (qy - py) * (qy - py)
-            if d < best_d:
-                best_d = d
-                sx = qx
-                sy = qy
-    return sx, sy
-
-
-_EAGER_LEVEL = 3  # seeds of levels >= this are looked up once per seed, not per pixel
 
 
 @numba.njit(parallel=True, cache=True)
 def _seed_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy, lam_pos, lam_app,
-                 levels, seeds):
-    """seeds[level, j, i] = (q_x, q_y, u_x, u_y): the seed of cell (i, j) of the
-    region's grid at ``level`` and the exemplar pixel its guides look up."""
+                 grid, seeds):
+    """For every seed of every level: its position q and the exemplar pixel u
+    that its guides look up. ``grid[level] = (offset, bx0, by0, ncx, ncy)``
+    locates the level's cells in the flat ``seeds`` (n, 4) = (q_x, q_y, u_x, u_y);
+    a seed outside the region gets u = _INACTIVE (it has no guides)."""
     h, w = tpos.shape[0], tpos.shape[1]
     size = jitter.shape[1]
-    for level in range(_EAGER_LEVEL, levels):
+    total = seeds.shape[0]
+    for k in numba.prange(total):
+        level = 1
+        while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
+            level += 1
+        offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
         spacing = 1 << level
-        bx0 = ox // spacing - 1
-        by0 = oy // spacing - 1
-        ncx = (ox + w - 1) // spacing + 2 - bx0
-        ncy = (oy + h - 1) // spacing + 2 - by0
-        for j in numba.prange(ncy):
-            cy = by0 + j
-            for i in range(ncx):
-                cx = bx0 + i
-                qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
-                qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
-                sx = qx - ox
-                sy = qy - oy
-                if 0 <= sx < w and 0 <= sy < h:
-                    ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
-                                            sapp, table, cell, app_bin, lam_pos, lam_app)
-                else:  # outside the region computed: no guide to look up
-                    ux = _INACTIVE
-                    uy = _INACTIVE
-                seeds[level, j, i, 0] = qx
-                seeds[level, j, i, 1] = qy
-                seeds[level, j, i, 2] = ux
-                seeds[level, j, i, 3] = uy
+        cx = bx0 + (k - offset) % ncx
+        cy = by0 + (k - offset) // ncx
+        qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
+        qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
+        sx = qx - ox
+        sy = qy - oy
+        seeds[k, 0] = qx
+        seeds[k, 1] = qy
+        if 0 <= sx < w and 0 <= sy < h:
+            ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
+                                    sapp, table, cell, app_bin, lam_pos, lam_app)
+            seeds[k, 2] = ux
+            seeds[k, 3] = uy
+        else:
+            seeds[k, 2] = _INACTIVE
+            seeds[k, 3] = _INACTIVE
 
 
 @numba.njit(parallel=True, cache=True)
-def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
-                   lam_pos, lam_app, threshold, levels, seeds, active, nnf):
+def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                   lam_pos, lam_app, threshold, levels, grid, seeds, active, nnf):
     for y in numba.prange(tpos.shape[0]):
-        _lookup_row(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
-                    lam_pos, lam_app, threshold, levels, seeds, active, nnf, y)
+        _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                    lam_pos, lam_app, threshold, levels, grid, seeds, active, nnf, y)
 
 
 @numba.njit(cache=True)
-def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
-                lam_pos, lam_app, threshold, levels, seeds, active, nnf, y):
+def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                lam_pos, lam_app, threshold, levels, grid, seeds, active, nnf, y):
     # One row per call, so that per-pixel locals stay private to the thread.
     h, w = tpos.shape[0], tpos.shape[1]
     hs, ws = sapp.shape
@@ -207,37 +174,27 @@ def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
         a = tapp[y, x]
         done = False
         for level in range(levels - 1, 0, -1):
-            spacing = 1 << level
-            if level >= _EAGER_LEVEL:
-                # nearest of the 9 precomputed seeds around p's cell
-                i0 = px // spacing - (ox // spacing - 1) - 1
-                j0 = py // spacing - (oy // spacing - 1) - 1
-                best_d = 1 << 30
-                bi = i0
-                bj = j0
-                for j in range(j0, j0 + 3):
-                    for i in range(i0, i0 + 3):
-                        dx = seeds[level, j, i, 0] - px
-                        dy = seeds[level, j, i, 1] - py
-                        d = dx * dx + dy * dy
-                        if d < best_d:
-                            best_d = d
-                            bi = i
-                            bj = j
-                qx = seeds[level, bj, bi, 0]
-                qy = seeds[level, bj, bi, 1]
-                ux = seeds[level, bj, bi, 2]
-                uy = seeds[level, bj, bi, 3]
-            else:
-                qx, qy = _nearest_seed(px, py, spacing, jitter[level])
-                sx = qx - ox
-                sy = qy - oy
-                if not (0 <= sx < w and 0 <= sy < h):
-                    continue  # a seed outside the region has no guide: go finer
-                ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
-                                        sapp, table, cell, app_bin, lam_pos, lam_app)
-            cx = ux + (px - qx)
-            cy = uy + (py - qy)
+            # NearestSeed: the closest of the seeds of the 9 cells around p's
+            offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
+            i0 = (px >> level) - bx0 - 1
+            j0 = (py >> level) - by0 - 1
+            best_d = 1 << 30
+            k_best = 0
+            for j in range(j0, j0 + 3):
+                for i in range(i0, i0 + 3):
+                    k = offset + j * ncx + i
+                    dx = seeds[k, 0] - px
+                    dy = seeds[k, 1] - py
+                    d = dx * dx + dy * dy
+                    if d < best_d:
+                        best_d = d
+                        k_best = k
+            ux = seeds[k_best, 2]
+            if ux == _INACTIVE:
+                continue  # a seed outside the region has no guides: go finer
+            # candidate: the seed's exemplar position plus p's offset from it
+            cx = ux + (px - seeds[k_best, 0])
+            cy = seeds[k_best, 3] + (py - seeds[k_best, 1])
             if 0 <= cx < ws and 0 <= cy < hs:
                 if _error(cx, cy, gx, gy, a, sapp, lam_pos, lam_app) < threshold:
                     nnf[y, x, 0] = cx
@@ -249,6 +206,20 @@ def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy,
             ux, uy = _argmin_lookup(gx, gy, a, sapp, table, cell, app_bin, lam_pos, lam_app)
             nnf[y, x, 0] = ux
             nnf[y, x, 1] = uy
+
+
+def _seed_grid(h, w, ox, oy, levels):
+    """Per level: (offset, bx0, by0, ncx, ncy) of the cells whose seeds any
+    pixel of the region may use (its cells plus a ring of one)."""
+    grid = np.zeros((max(levels, 2), 5), np.int64)
+    offset = 0
+    for level in range(1, levels):
+        bx0, by0 = (ox >> level) - 1, (oy >> level) - 1
+        ncx = ((ox + w - 1) >> level) + 2 - bx0
+        ncy = ((oy + h - 1) >> level) + 2 - by0
+        grid[level] = (offset, bx0, by0, ncx, ncy)
+        offset += ncx * ncy
+    return grid, offset
 
 
 @numba.njit(parallel=True, cache=True)
@@ -431,10 +402,12 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     if ox < 0 or oy < 0:
         raise ValueError(f"origin: expected non-negative frame coordinates, got {origin}")
     lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
-    seeds = np.empty((max(params.levels, _EAGER_LEVEL), (h - 1) // 8 + 4, (w - 1) // 8 + 4, 4), np.int32)
-    _seed_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
-                 lam_pos, lam_app, int(params.levels), seeds)
-    _lookup_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
-                   lam_pos, lam_app, np.float32(params.threshold), int(params.levels), seeds,
+    grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
+    seeds = np.empty((max(nseeds, 1), 4), np.int32)
+    if nseeds:
+        _seed_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
+                     lam_pos, lam_app, grid, seeds)
+    _lookup_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, ox, oy,
+                   lam_pos, lam_app, np.float32(params.threshold), int(params.levels), grid, seeds,
                    np.ascontiguousarray(active, dtype=np.bool_), out)
     return out

@@ -118,8 +118,9 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
         box_img = frame[y0:y1, x0:x1]
         app_head = target_appearance(box_img, style.quantiles, region.mask)
     with timer("lookup"):
+        # pixels whose mask would not change the composite by half a level are skipped
         nnf = lookup(pos_head, app_head, style.appearance, style.table, style.app_bin, style.cell,
-                     head_params, jitter, origin=(x0, y0))
+                     head_params, jitter, origin=(x0, y0), active=region.mask >= 1.0 / 510.0)
         if whole:
             bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
                                      options.levels)

@@ -1,0 +1,166 @@
+"""``styleblit bench``: per-stage latency of the patch-based pipeline.
+
+Medians and spread after warm-up, printed as a table and saved as JSON with
+the versions, the CPU and the commit. Not a test: numbers from a shared
+machine are only comparable within one run, which is why the run also times
+one ``cv2.remap`` of the same frame (a gather per pixel, the floor of any
+patch-based method) and reports lookup+blend as a multiple of it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+
+import cv2
+import numpy as np
+
+from blit.cli import add_stylize_args, load_style_from_args, options_from_args, register
+from blit.metrics import latency_summary
+
+__all__ = ["run_bench", "environment"]
+
+DEFAULT_SIZES = ("640x480", "768x1024", "1280x720")
+
+
+def environment():
+    """Versions, CPU, threads and commit, saved beside every benchmark."""
+    import mediapipe
+    import numba
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+        "opencv": cv2.__version__, "mediapipe": mediapipe.__version__, "cpu": cpu,
+        "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
+        "commit": commit or None, "gpu": None, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def fit_frame(image, width, height):
+    """Scale and centre-crop ``image`` to fill (height, width), keeping aspect."""
+    h, w = image.shape[:2]
+    s = max(width / w, height / h)
+    big = cv2.resize(image, (max(width, round(w * s)), max(height, round(h * s))),
+                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    y0 = (big.shape[0] - height) // 2
+    x0 = (big.shape[1] - width) // 2
+    return np.ascontiguousarray(big[y0:y0 + height, x0:x0 + width])
+
+
+def run_bench(style, frame, options, *, repeats=20, warmup=3):
+    """Per-stage milliseconds of ``stylize_frame`` on one frame.
+
+    Returns
+    -------
+    dict
+        ``stages``: {stage: latency_summary}, plus ``landmarks`` (mediapipe in
+        tracking mode), ``total`` and ``remap`` (one cv2.remap of the frame).
+    """
+    from blit.styleblit import make_jitter
+    from blit.stylize import stylize_frame
+    from guides.landmarks import FaceLandmarker
+    from guides.io import InputError
+
+    jitter = make_jitter(0, levels=options.levels)
+    samples = {}
+    with FaceLandmarker(static_image_mode=False) as landmarker:
+        faces = landmarker(frame)
+        if not faces:
+            raise InputError("bench: no face found in the benchmark frame")
+        for i in range(warmup + repeats):
+            times = {}
+            t0 = time.perf_counter()
+            faces = landmarker(frame)
+            t1 = time.perf_counter()
+            stylize_frame(style, frame, faces[0], jitter, options, times=times)
+            t2 = time.perf_counter()
+            if i >= warmup:
+                times["landmarks"] = (t1 - t0) * 1e3
+                times["total"] = (t2 - t0) * 1e3
+                for k, v in times.items():
+                    samples.setdefault(k, []).append(v)
+    h, w = frame.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    map_x, map_y = xs * 0.97 + 3.0, ys * 0.97 + 2.0
+    for i in range(warmup + repeats):
+        t0 = time.perf_counter()
+        cv2.remap(frame, map_x, map_y, cv2.INTER_NEAREST)
+        if i >= warmup:
+            samples.setdefault("remap", []).append((time.perf_counter() - t0) * 1e3)
+    return {k: latency_summary(v) for k, v in samples.items()}
+
+
+_ORDER = ("landmarks", "mls", "appearance", "lookup", "blend", "composite", "total", "remap")
+
+
+def _bench(args):
+    from blit.defaults import default_target_path
+    from guides.io import read_image
+
+    t0 = time.perf_counter()
+    style = load_style_from_args(args)
+    load_s = time.perf_counter() - t0
+    from guides.exemplar import StyleExemplar
+
+    t0 = time.perf_counter()
+    StyleExemplar.prepare(style.image, style.landmarks)
+    precompute_s = time.perf_counter() - t0
+    target = read_image(args.target or default_target_path())
+    options = options_from_args(args)
+    env = environment()
+    result = {"environment": env, "style": style.name, "style_shape": list(style.shape),
+              "options": vars(options), "precompute_s": precompute_s, "style_load_s": load_s,
+              "sizes": {}}
+    print(f"styleblit bench: style {style.name} {style.shape[1]}x{style.shape[0]} "
+          f"(precompute {precompute_s:.2f} s), voting {options.voting}, background "
+          f"{options.background}, {env['numba_threads']} threads on {env['cpu']}")
+    for size in args.sizes:
+        w, h = (int(v) for v in size.lower().split("x"))
+        frame = fit_frame(target, w, h)
+        stats = run_bench(style, frame, options, repeats=args.repeats)
+        lb = stats["lookup"]["median"] + stats["blend"]["median"]
+        stats["lookup_blend_over_remap"] = lb / stats["remap"]["median"]
+        stats["fps"] = 1e3 / stats["total"]["median"]
+        result["sizes"][size] = stats
+        print(f"\n{size}: {stats['fps']:.1f} fps end to end (landmarks included); "
+              f"lookup+blend = {lb:.2f} ms = {stats['lookup_blend_over_remap']:.1f}x one cv2.remap")
+        print(f"  {'stage':<11}{'median ms':>10}{'p10':>8}{'p90':>8}")
+        for k in _ORDER:
+            s = stats[k]
+            print(f"  {k:<11}{s['median']:>10.2f}{s['p10']:>8.2f}{s['p90']:>8.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"\nsaved {args.json}")
+    return 0
+
+
+@register
+def _add_bench(sub):
+    from blit.cli import _add_style_args
+
+    p = sub.add_parser("bench", help="per-stage latency table (median after warm-up)",
+                       description="Time every stage of the patch-based pipeline at several "
+                                   "resolutions and save the numbers as JSON.")
+    _add_style_args(p)
+    p.add_argument("--target", metavar="IMAGE",
+                   help="frame to stylize, scaled and cropped to each size "
+                        "(default: scikit-image's astronaut)")
+    p.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), metavar="WxH")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per size (default 20)")
+    p.add_argument("--json", metavar="OUT.json", help="save the results here")
+    add_stylize_args(p)
+    p.set_defaults(run=_bench)

@@ -1,0 +1,207 @@
+"""The ``styleblit`` command line: thin wrappers over the public API.
+
+Every user mistake (a missing file, an image without a face, a malformed
+landmark file) ends with one line on stderr and exit code 1; no output file
+is left half-written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main", "build_parser"]
+
+_COMMANDS = []  # (module, function) pairs that add subcommands; see register()
+
+
+def register(add_parser):
+    """Decorator for modules that add a subcommand: ``add_parser(subparsers)``
+    must create it and ``set_defaults(run=callable(args) -> int)``."""
+    _COMMANDS.append(add_parser)
+    return add_parser
+
+
+def _voting(value):
+    v = int(value)
+    if v not in (0, 1, 2):
+        raise argparse.ArgumentTypeError("expected 0 (none), 1 (3x3) or 2 (5x5)")
+    return v
+
+
+def _add_style_args(p, *, required=False):
+    p.add_argument("--style", required=required, metavar="STYLE.png",
+                   help="painted portrait (or a .npz from prepare-style); "
+                        "default: the embedded painted Grace Hopper")
+    p.add_argument("--style-landmarks", metavar="FILE",
+                   help="68 landmarks of the style (lines 'x y', dlib order); default "
+                        "STYLE.lm68.txt beside the image if present, else detected")
+
+
+def add_stylize_args(p):
+    """Options shared by every command that runs the patch-based stylizer."""
+    p.add_argument("--voting", type=_voting, default=1,
+                   help="blending: 0 none, 1 3x3 (default), 2 5x5")
+    p.add_argument("--background", choices=("keep", "stylize"), default="keep",
+                   help="keep the frame around the head (default) or stylize it too")
+    p.add_argument("--threshold", type=float, default=50.0,
+                   help="guide-error threshold of the patch lookup (default 50, FaceBlit's); "
+                        "higher = larger patches, lower = closer to the guides")
+
+
+def options_from_args(args):
+    from blit.stylize import StylizeOptions
+
+    return StylizeOptions(voting=args.voting, background=args.background, threshold=args.threshold)
+
+
+def load_style_from_args(args):
+    from blit.defaults import default_style_path
+    from guides.exemplar import load_style
+
+    path = args.style
+    if path is None:
+        if args.style_landmarks:
+            raise _usage("--style-landmarks needs --style")
+        path = default_style_path()
+    return load_style(path, landmarks_path=args.style_landmarks)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _usage(msg):
+    return _UsageError(msg)
+
+
+def check_output(path, overwrite):
+    """Refuse to replace an existing output unless asked to."""
+    from guides.io import InputError
+
+    if os.path.exists(path) and not overwrite:
+        raise InputError(f"{path}: exists already; pass --overwrite to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{path}: folder {folder} does not exist")
+
+
+# --------------------------------------------------------------------------
+# prepare-style
+# --------------------------------------------------------------------------
+
+def _prepare_style(args):
+    import time
+
+    from blit.defaults import default_style_path
+    from guides.exemplar import StyleExemplar, _style_landmarks, cache_dir
+    from guides.io import read_image
+
+    path = args.style or default_style_path()
+    image = read_image(path)
+    landmarks = _style_landmarks(path, image, args.style_landmarks)
+    t0 = time.perf_counter()
+    style = StyleExemplar.prepare(image, landmarks,
+                                  name=os.path.splitext(os.path.basename(path))[0])
+    elapsed = time.perf_counter() - t0
+    out = args.output
+    if out is None:
+        key = StyleExemplar.cache_key(image, landmarks)
+        out = os.path.join(cache_dir(), f"style-{key}.npz")
+    elif os.path.exists(out) and not args.overwrite:
+        check_output(out, False)
+    style.save(out)
+    print(f"{path}: prepared in {elapsed:.2f} s, {style.nbytes / 2**20:.1f} MiB "
+          f"(table {style.table.shape[0]}x{style.table.shape[1]}x{style.table.shape[2]}, "
+          f"cell {style.cell} px) -> {out}")
+    return 0
+
+
+def _add_prepare_style(sub):
+    p = sub.add_parser("prepare-style", help="precompute a style exemplar (guides, lookup table)",
+                       description="Precompute a style's landmarks, appearance guide and lookup "
+                                   "table and save them; `image`/`video` do this on first use and "
+                                   "cache it, keyed by the image's content.")
+    p.add_argument("style", nargs="?", metavar="STYLE.png",
+                   help="painted portrait (default: the embedded one)")
+    p.add_argument("--style-landmarks", metavar="FILE", help="its 68 landmarks (see `image -h`)")
+    p.add_argument("-o", "--output", metavar="CACHE.npz",
+                   help="where to save (default: the user cache folder, where it is found again)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(run=_prepare_style)
+
+
+# --------------------------------------------------------------------------
+# image
+# --------------------------------------------------------------------------
+
+def _image(args):
+    from blit.defaults import default_target_path
+    from blit.stylize import stylize_image
+    from guides.io import read_image, write_image
+    from guides.landmarks import read_lm68
+
+    target = args.target or default_target_path()
+    check_output(args.output, args.overwrite)
+    image = read_image(target)
+    landmarks = read_lm68(args.target_landmarks) if args.target_landmarks else None
+    style = load_style_from_args(args)
+    out = stylize_image(style, image, landmarks=landmarks, options=options_from_args(args),
+                        name=target)
+    write_image(args.output, out)
+    if not args.quiet:
+        print(f"{target} in the style of {style.name} -> {args.output}")
+    return 0
+
+
+def _add_image(sub):
+    p = sub.add_parser("image", help="stylize a photo",
+                       description="Paint the face in TARGET in the style of STYLE. With neither "
+                                   "given, the embedded default runs: a painted Grace Hopper "
+                                   "(matplotlib's sample photo) applied to scikit-image's astronaut.")
+    _add_style_args(p)
+    p.add_argument("target", nargs="?", metavar="TARGET.png",
+                   help="photo with a face (default: scikit-image's astronaut.png)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="output image")
+    p.add_argument("--target-landmarks", metavar="FILE",
+                   help="68 landmarks of the target (skips detection)")
+    add_stylize_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(run=_image)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="styleblit",
+        description="Example-based portrait stylization: paint faces in the style of one "
+                    "painted portrait (StyleBlit lookup with FaceBlit guides).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_prepare_style(sub)
+    _add_image(sub)
+    from blit import bench  # noqa: F401  (registers `bench`)
+    for add in _COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from guides.io import InputError
+
+    try:
+        return int(args.run(args) or 0)
+    except _UsageError as exc:
+        parser.error(str(exc))
+    except InputError as exc:
+        print(f"styleblit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("styleblit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The embedded default: a painted exemplar and a target photo, offline.
+
+Both come from public-domain portraits that installed packages ship:
+matplotlib's ``grace_hopper.jpg`` (U.S. Navy photo) becomes the exemplar,
+painted by styleblit itself (OpenCV's oil-painting and edge-preserving
+stylization filters over a procedural paper texture), and scikit-image's
+``astronaut.png`` (NASA photo of Eileen Collins) is the target. The exemplar
+is built once and cached with its landmarks beside it.
+"""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from guides.exemplar import cache_dir
+from guides.io import read_image, write_image
+
+__all__ = ["default_style_path", "default_target_path", "paint"]
+
+_VERSION = 1
+
+
+def default_target_path():
+    """scikit-image's astronaut.png (public domain, NASA)."""
+    import skimage
+
+    return os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+
+
+def _hopper_path():
+    import matplotlib
+
+    return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data",
+                        "grace_hopper.jpg")
+
+
+def paper_texture(shape, *, seed=0):
+    """Procedural paper grain in about [0.85, 1.05]: fibres plus blotches.
+
+    Returns
+    -------
+    (H, W) float32 ndarray
+    """
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    grain = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 0.8)
+    fibres = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), sigmaX=6, sigmaY=0.7)
+    blotch = cv2.GaussianBlur(rng.standard_normal((h // 8 + 1, w // 8 + 1)).astype(np.float32), (0, 0), 2)
+    blotch = cv2.resize(blotch, (w, h), interpolation=cv2.INTER_CUBIC)
+    paper = 0.97 + 0.025 * grain + 0.03 * fibres / (fibres.std() + 1e-6) * 0.5 + 0.02 * blotch / (blotch.std() + 1e-6)
+    return np.clip(paper, 0.8, 1.08).astype(np.float32)
+
+
+def paint(photo, *, seed=0):
+    """Make a photo look painted: oil-paint strokes, flattened colour, inked
+    edges, a warm palette and paper grain.
+
+    Parameters
+    ----------
+    photo : (H, W, 3) uint8 ndarray, BGR
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray, BGR
+    """
+    oil = cv2.xphoto.oilPainting(photo, 3, 4)
+    flat = cv2.stylization(oil, sigma_s=20, sigma_r=0.25)
+    gray = cv2.GaussianBlur(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), (0, 0), 2.0)
+    edges = cv2.Canny(gray, 20, 60).astype(np.float32) / 255.0
+    ink = 1.0 - 0.3 * cv2.GaussianBlur(edges, (0, 0), 1.0)[..., None]
+    warm = np.array([0.9, 0.97, 1.05], np.float32)  # BGR: a little sepia
+    out = flat.astype(np.float32) * warm * ink * paper_texture(photo.shape[:2], seed=seed)[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def default_style_path():
+    """Path of the painted default exemplar, built on first use and cached.
+
+    Its 68 landmarks are detected once on the original photo (more reliable
+    than on the painting) and written beside it as ``.lm68.txt``.
+    """
+    from guides.landmarks import detect_landmarks, write_lm68
+
+    folder = os.path.join(cache_dir(), "default")
+    path = os.path.join(folder, f"grace_hopper_painted_v{_VERSION}.png")
+    lm_path = os.path.splitext(path)[0] + ".lm68.txt"
+    if os.path.exists(path) and os.path.exists(lm_path):
+        return path
+    os.makedirs(folder, exist_ok=True)
+    photo = read_image(_hopper_path())
+    # 1.5x: finer strokes relative to the face, and a 768-px-wide exemplar
+    photo = cv2.resize(photo, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+    landmarks = detect_landmarks(photo)
+    if landmarks is None:  # pragma: no cover - the photo is fixed
+        raise RuntimeError("mediapipe found no face in grace_hopper.jpg")
+    write_lm68(lm_path, landmarks)
+    write_image(path, paint(photo))
+    return path
