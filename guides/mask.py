@@ -101,6 +101,7 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
                            interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (0, 0), sigma / 2.0)
         mask = cv2.resize(small, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+        np.clip(mask, 0.0, 1.0, out=mask)
     return HeadRegion((x0, y0, x1, y1), mask)
 
 

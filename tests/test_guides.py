@@ -1,0 +1,218 @@
+"""FaceBlit guides: MLS warp, appearance, head mask, style precomputation, image IO."""
+import os
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+
+from guides.appearance import luminance_detail, match_histogram, quantile_function, style_appearance
+from guides.exemplar import CACHE_VERSION, StyleExemplar, load_style
+from guides.io import InputError, read_image, write_image
+from guides.mask import composite, head_region
+from guides.mls import mls_similarity, mls_similarity_grid, positional_guide
+
+HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    from guides.landmarks import detect_landmarks
+
+    image = read_image(HOPPER)
+    return image, detect_landmarks(image)
+
+
+def random_landmarks(rng, n=68, lo=20, hi=200):
+    return rng.uniform(lo, hi, (n, 2)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------- MLS
+
+def test_mls_exact_at_control_points():
+    rng = np.random.default_rng(0)
+    src = random_landmarks(rng)
+    dst = src + rng.normal(0, 8, src.shape).astype(np.float32)
+    np.testing.assert_allclose(mls_similarity(src, src, dst), dst, atol=1e-4)
+    # the dense map too, at control points lying on the grid nodes
+    nodes = rng.choice(21 * 22, size=68, replace=False)  # distinct grid nodes
+    grid = np.stack([nodes % 22, nodes // 22], 1).astype(np.float32) * 10 + 10
+    dense = mls_similarity_grid((231, 241), grid, dst, grid=10)
+    g = grid.astype(int)
+    np.testing.assert_allclose(dense[g[:, 1], g[:, 0]], dst, atol=1e-3)
+
+
+def test_mls_identity_for_equal_landmarks():
+    rng = np.random.default_rng(1)
+    lm = random_landmarks(rng)
+    dense = mls_similarity_grid((120, 90), lm, lm, grid=10)
+    ys, xs = np.mgrid[0:120, 0:90]
+    np.testing.assert_allclose(dense, np.stack([xs, ys], -1), atol=1e-3)
+
+
+def test_mls_reproduces_a_global_similarity():
+    rng = np.random.default_rng(2)
+    src = random_landmarks(rng)
+    angle, scale, shift = 0.3, 1.4, np.array([12.0, -7.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = (src @ rot.T + shift).astype(np.float32)
+    pts = rng.uniform(0, 220, (50, 2))
+    np.testing.assert_allclose(mls_similarity(pts, src, dst), pts @ rot.T + shift, atol=1e-3)
+
+
+def test_mls_grid_matches_dense_evaluation():
+    rng = np.random.default_rng(3)
+    src = random_landmarks(rng, lo=30, hi=170)
+    dst = src + rng.normal(0, 2, src.shape).astype(np.float32)
+    exact = mls_similarity_grid((200, 200), src, dst, grid=1)
+    ys, xs = np.mgrid[0:200, 0:200]
+    ref = mls_similarity(np.stack([xs.ravel(), ys.ravel()], 1), src, dst).reshape(200, 200, 2)
+    np.testing.assert_allclose(exact, ref, atol=1e-3)
+    coarse = mls_similarity_grid((200, 200), src, dst, grid=10)
+    assert np.median(np.abs(coarse - exact)) < 0.05
+
+
+def test_mls_smooth_without_folds_on_a_real_face(hopper):
+    """Warping Grace Hopper's face onto a smiling, turned version keeps the map
+    orientation-preserving: no folds (positive Jacobian) inside the face."""
+    image, lm = hopper
+    target = lm.copy()
+    target[48:68, 1] += np.where(np.isin(np.arange(48, 68), [48, 54, 60, 64]), -6, 2)  # smile
+    target[:, 0] = target[:, 0] * 0.92 + 20  # narrower: a turned head
+    guide = positional_guide(image.shape[:2], target, lm)
+    region = head_region(image.shape, target)
+    x0, y0, x1, y1 = region.box
+    g = guide[y0:y1, x0:x1]
+    jac = (np.gradient(g[..., 0], axis=1) * np.gradient(g[..., 1], axis=0)
+           - np.gradient(g[..., 0], axis=0) * np.gradient(g[..., 1], axis=1))
+    assert (jac[region.mask > 0.5] > 0).all()
+
+
+def test_mls_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="landmarks"):
+        mls_similarity(np.zeros((3, 2)), np.zeros((4, 2)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        mls_similarity_grid((0, 10), np.zeros((4, 2)), np.zeros((4, 2)))
+
+
+# ---------------------------------------------------------------- appearance
+
+def test_appearance_of_a_flat_image_is_mid_grey():
+    flat = np.full((64, 64, 3), 90, np.uint8)
+    assert np.abs(luminance_detail(flat)).max() == 0
+    assert np.allclose(style_appearance(flat), 128)
+
+
+def test_histogram_matching_matches_quantiles():
+    rng = np.random.default_rng(4)
+    ref_values = rng.normal(128, 30, (100, 100)).astype(np.float32)
+    q = quantile_function(ref_values)
+    source = rng.uniform(-20, 20, (120, 80)).astype(np.float32)
+    matched = match_histogram(source, q)
+    for p in (0.1, 0.5, 0.9):
+        assert np.quantile(matched, p) == pytest.approx(np.quantile(ref_values, p), abs=2.0)
+    # monotone: the order of values is kept
+    order = np.argsort(source.ravel())
+    assert (np.diff(matched.ravel()[order]) >= -1e-4).all()
+
+
+# ---------------------------------------------------------------------- mask
+
+def test_head_region_covers_the_face_and_is_soft(hopper):
+    image, lm = hopper
+    region = head_region(image.shape, lm)
+    full = region.full(image.shape)
+    assert full.dtype == np.float32 and full.min() >= 0 and full.max() <= 1
+    inside = np.round(lm[27:36]).astype(int)  # nose
+    assert (full[inside[:, 1], inside[:, 0]] > 0.99).all()
+    assert full[0, 0] == 0
+    assert ((full > 0.05) & (full < 0.95)).sum() > 0  # a soft edge
+    forehead = np.round(lm[27] + (lm[27] - lm[8]) * 0.35).astype(int)
+    assert full[forehead[1], forehead[0]] > 0.9
+
+
+def test_composite_blends_by_the_mask():
+    bg = np.zeros((10, 10, 3), np.uint8)
+    from guides.mask import HeadRegion
+
+    region = HeadRegion((2, 2, 6, 6), np.full((4, 4), 0.5, np.float32))
+    out = composite(bg, np.full((4, 4, 3), 200, np.uint8), region)
+    assert (out[2:6, 2:6] == 100).all() and out.sum() == 100 * 16 * 3
+
+
+# ----------------------------------------------------------- style exemplar
+
+def test_style_precompute_budget_and_cache_round_trip(tmp_path, hopper):
+    image, lm = hopper
+    style = StyleExemplar.prepare(image, lm)
+    assert style.nbytes <= 16 * 2**20
+    path = tmp_path / "s.npz"
+    style.save(path)
+    back = StyleExemplar.load(path)
+    for name in ("image", "landmarks", "appearance", "quantiles", "table", "app_bin"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(style, name))
+    assert back.params == style.params and back.cell == style.cell
+
+
+def test_load_style_uses_landmark_file_beside_and_caches(tmp_path, hopper):
+    from guides.landmarks import write_lm68
+
+    image, lm = hopper
+    style_png = tmp_path / "portrait.png"
+    write_image(style_png, image)
+    moved = lm + 3.0
+    write_lm68(tmp_path / "portrait.lm68.txt", moved)
+    cache = tmp_path / "cache"
+    s1 = load_style(style_png, cache=str(cache))
+    np.testing.assert_allclose(s1.landmarks, moved, atol=0.01)  # the file wins over detection
+    assert len(list(cache.glob("style-*.npz"))) == 1
+    s2 = load_style(style_png, cache=str(cache))
+    np.testing.assert_array_equal(s2.table, s1.table)
+
+
+def test_style_without_face_asks_for_landmarks(tmp_path):
+    path = tmp_path / "abstract.png"
+    write_image(path, np.full((80, 60, 3), 200, np.uint8))
+    with pytest.raises(InputError, match="--style-landmarks"):
+        load_style(path, cache=False)
+
+
+def test_foreign_cache_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.npz"
+    np.savez(bad, version=CACHE_VERSION + 7)
+    with pytest.raises(InputError, match="version"):
+        StyleExemplar.load(bad)
+    junk = tmp_path / "y.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a styleblit style cache"):
+        StyleExemplar.load(junk)
+
+
+# ------------------------------------------------------------------- images
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "gray16", "rgb16"])
+def test_read_image_converts_to_bgr8(tmp_path, kind):
+    rng = np.random.default_rng(5)
+    data = {
+        "gray": rng.integers(0, 256, (9, 7), dtype=np.uint8),
+        "rgba": rng.integers(0, 256, (9, 7, 4), dtype=np.uint8),
+        "gray16": rng.integers(0, 65536, (9, 7), dtype=np.uint16),
+        "rgb16": rng.integers(0, 65536, (9, 7, 3), dtype=np.uint16),
+    }[kind]
+    path = str(tmp_path / f"{kind}.png")
+    cv2.imwrite(path, data)
+    img = read_image(path)
+    assert img.shape == (9, 7, 3) and img.dtype == np.uint8
+    if kind == "rgb16":
+        np.testing.assert_allclose(img, data / 257.0, atol=1)
+
+
+def test_read_image_errors_name_the_path(tmp_path):
+    with pytest.raises(InputError, match="nope.png: no such file"):
+        read_image(tmp_path / "nope.png")
+    txt = tmp_path / "notes.png"
+    txt.write_text("hello")
+    with pytest.raises(InputError, match="notes.png: not an image"):
+        read_image(txt)
+    with pytest.raises(InputError, match="folder"):
+        read_image(tmp_path)
