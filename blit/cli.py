@@ -180,7 +180,7 @@ def build_parser():
     sub.required = True
     _add_prepare_style(sub)
     _add_image(sub)
-    from blit import bench  # noqa: F401  (registers `bench`)
+    from blit import bench, evaluate  # noqa: F401  (register `bench`, `eval`)
     for add in _COMMANDS:
         add(sub)
     return parser
