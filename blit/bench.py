@@ -69,12 +69,14 @@ def run_bench(style, frame, options, *, repeats=20, warmup=3):
         ``stages``: {stage: latency_summary}, plus ``landmarks`` (mediapipe in
         tracking mode), ``total`` and ``remap`` (one cv2.remap of the frame).
     """
-    from blit.styleblit import make_jitter
+    from blit.styleblit import make_jitter, seed_labels
     from blit.stylize import stylize_frame
     from guides.landmarks import FaceLandmarker
     from guides.io import InputError
 
     jitter = make_jitter(0, levels=options.levels)
+    # computed once per frame size, as a stream does
+    labels = seed_labels(frame.shape[:2], jitter, options.levels)
     samples = {}
     with FaceLandmarker(static_image_mode=False) as landmarker:
         faces = landmarker(frame)
@@ -85,7 +87,7 @@ def run_bench(style, frame, options, *, repeats=20, warmup=3):
             t0 = time.perf_counter()
             faces = landmarker(frame)
             t1 = time.perf_counter()
-            stylize_frame(style, frame, faces[0], jitter, options, times=times)
+            stylize_frame(style, frame, faces[0], jitter, options, labels=labels, times=times)
             t2 = time.perf_counter()
             if i >= warmup:
                 times["landmarks"] = (t1 - t0) * 1e3

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-__all__ = ["LookupParams", "make_jitter", "lookup", "argmin_lookup_table", "DEFAULT_LEVELS"]
+__all__ = ["LookupParams", "make_jitter", "lookup", "argmin_lookup_table", "seed_labels",
+           "DEFAULT_LEVELS"]
 
 DEFAULT_LEVELS = 7  # seed spacings 64, 32, 16, 8, 4, 2, 1
 _INACTIVE = -(1 << 24)  # NNF entry of a pixel outside ``active``
@@ -148,16 +149,43 @@ def _seed_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy, lam_pos
 
 
 @numba.njit(parallel=True, cache=True)
+def _label_kernel(jitter, labels):
+    """labels[level, y, x]: which of the 9 cells around pixel (x, y)'s cell
+    holds its nearest seed (3 * row + column, first minimum)."""
+    size = jitter.shape[1]
+    h, w = labels.shape[1], labels.shape[2]
+    for y in numba.prange(h):
+        for level in range(1, labels.shape[0]):
+            spacing = 1 << level
+            for x in range(w):
+                bx = x >> level
+                by = y >> level
+                best_d = 1 << 30
+                best = 0
+                for j in range(3):
+                    cy = by + j - 1
+                    for i in range(3):
+                        cx = bx + i - 1
+                        qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
+                        qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
+                        d = (qx - x) * (qx - x) + (qy - y) * (qy - y)
+                        if d < best_d:
+                            best_d = d
+                            best = 3 * j + i
+                labels[level, y, x] = best
+
+
+@numba.njit(parallel=True, cache=True)
 def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                   lam_pos, lam_app, threshold, levels, grid, seeds, active, nnf):
+                   lam_pos, lam_app, threshold, levels, grid, seeds, labels, active, nnf):
     for y in numba.prange(tpos.shape[0]):
         _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                    lam_pos, lam_app, threshold, levels, grid, seeds, active, nnf, y)
+                    lam_pos, lam_app, threshold, levels, grid, seeds, labels, active, nnf, y)
 
 
 @numba.njit(cache=True)
 def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                lam_pos, lam_app, threshold, levels, grid, seeds, active, nnf, y):
+                lam_pos, lam_app, threshold, levels, grid, seeds, labels, active, nnf, y):
     # One row per call, so that per-pixel locals stay private to the thread.
     h, w = tpos.shape[0], tpos.shape[1]
     hs, ws = sapp.shape
@@ -178,17 +206,21 @@ def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
             offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
             i0 = (px >> level) - bx0 - 1
             j0 = (py >> level) - by0 - 1
-            best_d = 1 << 30
-            k_best = 0
-            for j in range(j0, j0 + 3):
-                for i in range(i0, i0 + 3):
-                    k = offset + j * ncx + i
-                    dx = seeds[k, 0] - px
-                    dy = seeds[k, 1] - py
-                    d = dx * dx + dy * dy
-                    if d < best_d:
-                        best_d = d
-                        k_best = k
+            if labels.shape[0] > 1:  # precomputed for this frame size and jitter
+                lab = labels[level, py, px]
+                k_best = offset + (j0 + lab // 3) * ncx + i0 + lab % 3
+            else:
+                best_d = 1 << 30
+                k_best = 0
+                for j in range(j0, j0 + 3):
+                    for i in range(i0, i0 + 3):
+                        k = offset + j * ncx + i
+                        dx = seeds[k, 0] - px
+                        dy = seeds[k, 1] - py
+                        d = dx * dx + dy * dy
+                        if d < best_d:
+                            best_d = d
+                            k_best = k
             ux = seeds[k_best, 2]
             if ux == _INACTIVE:
                 continue  # a seed outside the region has no guides: go finer
@@ -279,6 +311,32 @@ def _table_kernel(sapp, cell, bin_values, lam_pos, lam_app, table):
 # Public functions: validate, allocate, call a kernel.
 # ---------------------------------------------------------------------------
 
+def seed_labels(frame_shape, jitter, levels=DEFAULT_LEVELS):
+    """Nearest-seed labels of every frame pixel at every level, for :func:`lookup`.
+
+    They depend only on the frame size and the jitter table, so a video
+    stream computes them once.
+
+    Parameters
+    ----------
+    frame_shape : (int, int)
+        (H, W) of the frame.
+    jitter : (L, J, J, 2) float32 ndarray
+    levels : int
+
+    Returns
+    -------
+    (levels, H, W) uint8 ndarray
+        Index ``3 * row + column`` of the cell, among the 3x3 around the
+        pixel's, whose seed is nearest (level 0 unused).
+    """
+    if jitter.ndim != 4 or jitter.shape[0] < levels:
+        raise ValueError(f"jitter: expected (>= {levels}, J, J, 2), got shape {jitter.shape}")
+    labels = np.zeros((max(levels, 2), int(frame_shape[0]), int(frame_shape[1])), np.uint8)
+    _label_kernel(np.ascontiguousarray(jitter, np.float32), labels)
+    return labels
+
+
 def appearance_bins(style_app, nbins):
     """Equal-population appearance bins of the exemplar.
 
@@ -341,7 +399,7 @@ def argmin_lookup_table(style_app, params, *, cell=4, nbins=32):
 
 
 def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
-           *, origin=(0, 0), active=None, out=None):
+           *, origin=(0, 0), active=None, labels=None, out=None):
     """Hierarchical StyleBlit lookup: the NNF from target guides to the exemplar.
 
     Parameters
@@ -365,6 +423,9 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     active : (H, W) bool ndarray, optional
         Compute only these pixels; the others get a large negative NNF entry
         that :func:`blit.blending.blend` skips. Default: all.
+    labels : (L, Hf, Wf) uint8 ndarray, optional
+        :func:`seed_labels` of the whole frame for this jitter; saves the
+        nearest-seed search (same result). Streams compute it once.
     out : (H, W, 2) int32 ndarray, optional
 
     Returns
@@ -407,7 +468,13 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     if nseeds:
         _seed_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
                      lam_pos, lam_app, grid, seeds)
+    if labels is None:
+        labels = np.zeros((1, 1, 1), np.uint8)
+    elif (labels.dtype != np.uint8 or labels.ndim != 3 or labels.shape[0] < params.levels
+          or labels.shape[1] < oy + h or labels.shape[2] < ox + w):
+        raise ValueError(f"labels: expected (>= {params.levels}, >= {oy + h}, >= {ox + w}) uint8 "
+                         f"for this region, got {labels.shape} {labels.dtype}")
     _lookup_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, ox, oy,
                    lam_pos, lam_app, np.float32(params.threshold), int(params.levels), grid, seeds,
-                   np.ascontiguousarray(active, dtype=np.bool_), out)
+                   labels, np.ascontiguousarray(active, dtype=np.bool_), out)
     return out

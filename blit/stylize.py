@@ -78,7 +78,8 @@ class _Timer:
         self.sink[stage] = self.sink.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
 
 
-def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, times=None):
+def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, labels=None,
+                  times=None):
     """Stylize one frame whose 68 landmarks are known.
 
     Parameters
@@ -90,6 +91,9 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
     jitter : (L, J, J, 2) float32 ndarray
         Seed jitter, :func:`blit.styleblit.make_jitter`.
     options : StylizeOptions
+    labels : (L, H, W) uint8 ndarray, optional
+        :func:`blit.styleblit.seed_labels` for this frame size and jitter; a
+        stream computes them once and saves the nearest-seed search per pixel.
     times : dict, optional
         Receives per-stage milliseconds (keys of ``STAGES``).
 
@@ -120,12 +124,13 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
     with timer("lookup"):
         # pixels whose mask would not change the composite by half a level are skipped
         nnf = lookup(pos_head, app_head, style.appearance, style.table, style.app_bin, style.cell,
-                     head_params, jitter, origin=(x0, y0), active=region.mask >= 1.0 / 510.0)
+                     head_params, jitter, origin=(x0, y0), active=region.mask >= 1.0 / 510.0,
+                     labels=labels)
         if whole:
             bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
                                      options.levels)
             nnf_bg = lookup(pos, None, style.appearance, style.table, style.app_bin, style.cell,
-                            bg_params, jitter)
+                            bg_params, jitter, labels=labels)
     with timer("blend"):
         head = blend(style.image, nnf, radius)
         base = blend(style.image, nnf_bg, radius) if whole else frame

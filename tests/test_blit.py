@@ -4,7 +4,7 @@ import pytest
 
 from blit import reference as ref
 from blit.blending import blend
-from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter
+from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
 
 
 def smooth_noise(rng, shape, sigma=2.0):
@@ -66,6 +66,22 @@ def test_lookup_equals_reference(threshold, levels):
     fast = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin)
     slow = ref.lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin)
     np.testing.assert_array_equal(fast, slow)
+    labels = seed_labels((origin[1] + h + 3, origin[0] + w + 1), jitter, levels)
+    with_labels = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=labels)
+    np.testing.assert_array_equal(with_labels, slow)
+
+
+def test_seed_labels_point_at_the_nearest_seed():
+    jitter = make_jitter(11, levels=4, size=4)
+    labels = seed_labels((37, 41), jitter, 4)
+    for level in range(1, 4):
+        for y in range(0, 37, 5):
+            for x in range(0, 41, 3):
+                q = ref.nearest_seed((x, y), 2 ** level, jitter[level])
+                lab = labels[level, y, x]
+                cx, cy = (x >> level) + lab % 3 - 1, (y >> level) + lab // 3 - 1
+                j = jitter[level, cy % 4, cx % 4]
+                assert (int(np.floor(2 ** level * (cx + j[0]))), int(np.floor(2 ** level * (cy + j[1])))) == q
 
 
 def test_lookup_position_only_equals_reference():
