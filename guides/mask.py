@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
+import numba
 import numpy as np
 
 __all__ = ["HeadRegion", "head_region", "head_polygon", "composite"]
@@ -108,6 +109,8 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
 def composite(background, foreground, region, *, out=None):
     """Blend ``foreground`` (the box's pixels) over ``background`` with the soft mask.
 
+    ``out = round(bg + alpha (fg - bg))`` per channel.
+
     Parameters
     ----------
     background : (H, W, 3) uint8 ndarray
@@ -124,9 +127,21 @@ def composite(background, foreground, region, *, out=None):
     elif out is not background:
         out[...] = background
     x0, y0, x1, y1 = region.box
+    if foreground.shape[:2] != (y1 - y0, x1 - x0):
+        raise ValueError(f"foreground: expected shape {(y1 - y0, x1 - x0, 3)}, got {foreground.shape}")
     if x1 > x0 and y1 > y0:
-        alpha = region.mask[..., None]
-        bg = background[y0:y1, x0:x1].astype(np.float32)
-        mixed = bg + alpha * (foreground.astype(np.float32) - bg)
-        out[y0:y1, x0:x1] = (mixed + 0.5).astype(np.uint8)
+        _composite_kernel(out, foreground, region.mask, x0, y0)
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _composite_kernel(out, fg, mask, x0, y0):
+    h, w = mask.shape
+    for y in numba.prange(h):
+        for x in range(w):
+            a = mask[y, x]
+            if a <= 0.0:
+                continue
+            for c in range(3):
+                b = np.float32(out[y0 + y, x0 + x, c])
+                out[y0 + y, x0 + x, c] = np.uint8(b + a * (np.float32(fg[y, x, c]) - b) + np.float32(0.5))

@@ -138,6 +138,18 @@ def test_composite_blends_by_the_mask():
     region = HeadRegion((2, 2, 6, 6), np.full((4, 4), 0.5, np.float32))
     out = composite(bg, np.full((4, 4, 3), 200, np.uint8), region)
     assert (out[2:6, 2:6] == 100).all() and out.sum() == 100 * 16 * 3
+    # against the formula, on random data
+    rng = np.random.default_rng(8)
+    bg = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    fg = rng.integers(0, 256, (10, 20, 3), dtype=np.uint8)
+    region = HeadRegion((5, 7, 25, 17), rng.random((10, 20), dtype=np.float32))
+    out = composite(bg, fg, region)
+    b = bg[7:17, 5:25].astype(np.float32)
+    expect = (b + region.mask[..., None] * (fg.astype(np.float32) - b) + 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(out[7:17, 5:25], expect)
+    outside = np.ones((30, 40), bool)
+    outside[7:17, 5:25] = False
+    np.testing.assert_array_equal(out[outside], bg[outside])
 
 
 # ----------------------------------------------------------- style exemplar
