@@ -160,7 +160,7 @@ def _add_bench(sub):
     _add_style_args(p)
     p.add_argument("--target", metavar="IMAGE",
                    help="frame to stylize, scaled and cropped to each size "
-                        "(default: scikit-image's astronaut)")
+                        "(default: matplotlib's grace_hopper.jpg)")
     p.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), metavar="WxH")
     p.add_argument("--repeats", type=int, default=20, help="timed runs per size (default 20)")
     p.add_argument("--json", metavar="OUT.json", help="save the results here")

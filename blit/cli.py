@@ -32,7 +32,7 @@ def _voting(value):
 def _add_style_args(p, *, required=False):
     p.add_argument("--style", required=required, metavar="STYLE.png",
                    help="painted portrait (or a .npz from prepare-style); "
-                        "default: the embedded painted Grace Hopper")
+                        "default: the embedded painted astronaut")
     p.add_argument("--style-landmarks", metavar="FILE",
                    help="68 landmarks of the style (lines 'x y', dlib order); default "
                         "STYLE.lm68.txt beside the image if present, else detected")
@@ -157,11 +157,11 @@ def _image(args):
 def _add_image(sub):
     p = sub.add_parser("image", help="stylize a photo",
                        description="Paint the face in TARGET in the style of STYLE. With neither "
-                                   "given, the embedded default runs: a painted Grace Hopper "
-                                   "(matplotlib's sample photo) applied to scikit-image's astronaut.")
+                                   "given, the embedded default runs: scikit-image's astronaut photo, "
+                                   "painted by styleblit, applied to matplotlib's photo of Grace Hopper.")
     _add_style_args(p)
     p.add_argument("target", nargs="?", metavar="TARGET.png",
-                   help="photo with a face (default: scikit-image's astronaut.png)")
+                   help="photo with a face (default: matplotlib's grace_hopper.jpg)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="output image")
     p.add_argument("--target-landmarks", metavar="FILE",
                    help="68 landmarks of the target (skips detection)")

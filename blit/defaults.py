@@ -1,11 +1,12 @@
 """The embedded default: a painted exemplar and a target photo, offline.
 
 Both come from public-domain portraits that installed packages ship:
-matplotlib's ``grace_hopper.jpg`` (U.S. Navy photo) becomes the exemplar,
-painted by styleblit itself (OpenCV's oil-painting and edge-preserving
-stylization filters over a procedural paper texture), and scikit-image's
-``astronaut.png`` (NASA photo of Eileen Collins) is the target. The exemplar
-is built once and cached with its landmarks beside it.
+scikit-image's ``astronaut.png`` (NASA photo of Eileen Collins), cropped to
+the head and painted by styleblit itself (OpenCV's oil-painting and
+edge-preserving stylization filters, inked edges, a procedural paper
+texture), is the exemplar; matplotlib's ``grace_hopper.jpg`` (U.S. Navy
+photo) is the target. The exemplar is built once and cached with its
+landmarks beside it.
 """
 from __future__ import annotations
 
@@ -19,21 +20,23 @@ from guides.io import read_image, write_image
 
 __all__ = ["default_style_path", "default_target_path", "paint"]
 
-_VERSION = 1
+_VERSION = 2
+_CROP = (110, 10, 410, 330)  # x0, y0, x1, y1 of the astronaut's head and shoulders
+_SCALE = 2.5  # so that the painted face is ~300 px wide
 
 
 def default_target_path():
-    """scikit-image's astronaut.png (public domain, NASA)."""
-    import skimage
-
-    return os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
-
-
-def _hopper_path():
+    """matplotlib's grace_hopper.jpg (public domain, U.S. Navy)."""
     import matplotlib
 
     return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data",
                         "grace_hopper.jpg")
+
+
+def _astronaut_path():
+    import skimage
+
+    return os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
 
 
 def paper_texture(shape, *, seed=0):
@@ -65,11 +68,11 @@ def paint(photo, *, seed=0):
     -------
     (H, W, 3) uint8 ndarray, BGR
     """
-    oil = cv2.xphoto.oilPainting(photo, 3, 4)
-    flat = cv2.stylization(oil, sigma_s=20, sigma_r=0.25)
-    gray = cv2.GaussianBlur(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), (0, 0), 2.0)
-    edges = cv2.Canny(gray, 20, 60).astype(np.float32) / 255.0
-    ink = 1.0 - 0.3 * cv2.GaussianBlur(edges, (0, 0), 1.0)[..., None]
+    oil = cv2.xphoto.oilPainting(photo, 4, 6)
+    flat = cv2.stylization(oil, sigma_s=40, sigma_r=0.4)
+    gray = cv2.GaussianBlur(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), (0, 0), 3.0)
+    edges = cv2.Canny(gray, 20, 50).astype(np.float32) / 255.0
+    ink = 1.0 - 0.1 * cv2.GaussianBlur(edges, (0, 0), 1.2)[..., None]
     warm = np.array([0.9, 0.97, 1.05], np.float32)  # BGR: a little sepia
     out = flat.astype(np.float32) * warm * ink * paper_texture(photo.shape[:2], seed=seed)[..., None]
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -84,17 +87,17 @@ def default_style_path():
     from guides.landmarks import detect_landmarks, write_lm68
 
     folder = os.path.join(cache_dir(), "default")
-    path = os.path.join(folder, f"grace_hopper_painted_v{_VERSION}.png")
+    path = os.path.join(folder, f"astronaut_painted_v{_VERSION}.png")
     lm_path = os.path.splitext(path)[0] + ".lm68.txt"
     if os.path.exists(path) and os.path.exists(lm_path):
         return path
     os.makedirs(folder, exist_ok=True)
-    photo = read_image(_hopper_path())
-    # 1.5x: finer strokes relative to the face, and a 768-px-wide exemplar
-    photo = cv2.resize(photo, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+    x0, y0, x1, y1 = _CROP
+    photo = read_image(_astronaut_path())[y0:y1, x0:x1]
+    photo = cv2.resize(photo, None, fx=_SCALE, fy=_SCALE, interpolation=cv2.INTER_CUBIC)
     landmarks = detect_landmarks(photo)
     if landmarks is None:  # pragma: no cover - the photo is fixed
-        raise RuntimeError("mediapipe found no face in grace_hopper.jpg")
+        raise RuntimeError("mediapipe found no face in astronaut.png")
     write_lm68(lm_path, landmarks)
     write_image(path, paint(photo))
     return path

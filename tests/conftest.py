@@ -13,3 +13,17 @@ def faceblit_dir() -> Path:
     if not FACEBLIT_DIR.is_dir():
         pytest.skip(f"FaceBlit test data not found at {FACEBLIT_DIR}")
     return FACEBLIT_DIR
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_style_cache(tmp_path_factory):
+    """Keep the tests' prepared styles out of the user's cache folder."""
+    import os
+
+    old = os.environ.get("STYLEBLIT_CACHE")
+    os.environ["STYLEBLIT_CACHE"] = str(tmp_path_factory.mktemp("styleblit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("STYLEBLIT_CACHE", None)
+    else:
+        os.environ["STYLEBLIT_CACHE"] = old

@@ -24,7 +24,7 @@ def test_default_job_writes_a_stylized_image(tmp_path, capsys):
     assert result.shape == target.shape
     changed = np.abs(result.astype(int) - target).sum(-1) > 30
     assert 0.02 < changed.mean() < 0.5  # the head is painted, the rest is kept
-    assert "astronaut" in capsys.readouterr().out
+    assert "grace_hopper" in capsys.readouterr().out
 
 
 def test_whole_frame_mode_changes_the_background(tmp_path):

@@ -1,0 +1,1019 @@
+"""``styleblit eval``: quality, temporal stability and speed of a stylized photo or video.
+
+One code path measures our stylization and, optionally, another method's
+output of the same input (FaceBlit's reference renders, a GAN, ...) on the
+same frames:
+
+* temporal stability ratio (videos): warping error of the output over that of
+  the input, with DIS flow from the input frames, inside the head region
+  (:class:`blit.metrics.WarpingErrorMeter`);
+* patch fidelity to the exemplar: mean distance of sampled 5x5 output patches
+  to their nearest exemplar patch inside the head mask, the same samples for
+  every method, and for the input frame itself as a baseline
+  (:func:`blit.metrics.patch_distance`; a few frames of a video);
+* structure: mediapipe landmarks on the output against those on the input,
+  normalised by the inter-ocular distance, and the fraction of frames where
+  no face is found in the output (:func:`blit.metrics.landmark_error`);
+* speed of our run, per stage (:class:`blit.metrics.StageTimer`);
+* agreement of ours with the other output, PSNR and SSIM inside the head mask.
+
+``reference_step`` aligns an output rendered at a lower frame rate: its frame
+i belongs to input frame ``reference_step * i`` (FaceBlit's reference video
+has every second frame, step 2). All comparative numbers are then measured on
+those input frames only, for every method; our own stylization still runs on
+every frame (tracking and speed as in real use).
+
+Conventions: frames are (H, W, 3) uint8 BGR; landmarks (68, 2) float32 (x, y)
+pixels in the dlib order.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import Callable, Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from blit.cli import _add_style_args, add_stylize_args, load_style_from_args, options_from_args, register
+from blit.metrics import (StageTimer, WarpingErrorMeter, landmark_error, patch_distance, psnr,
+                          ssim)
+from guides.io import InputError, read_image
+
+__all__ = ["VIDEO_EXTENSIONS", "contact_sheet", "evaluate", "evaluate_frames", "face_mask",
+           "format_report", "is_video", "plot_report", "read_frames", "frame_count",
+           "FrameStylizer"]
+
+#: File endings read as videos (anything else is tried as an image first).
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
+
+#: Frames of our run left out of the speed summary (JIT compilation, tracker start-up).
+WARMUP_FRAMES = 3
+
+
+# ---------------------------------------------------------------------------
+# frame I/O
+# ---------------------------------------------------------------------------
+
+def is_video(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is read as a video (by its ending, :data:`VIDEO_EXTENSIONS`)."""
+    return os.fspath(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _open_video(path: str) -> cv2.VideoCapture:
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, expected a video or image file")
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise InputError(f"{path}: not a video OpenCV can decode")
+    return cap
+
+
+def frame_count(path: str | os.PathLike) -> int:
+    """Number of frames of a video as its container states it (1 for an image).
+
+    May be approximate for some containers; :func:`read_frames` yields what
+    actually decodes.
+    """
+    path = os.fspath(path)
+    if not is_video(path):
+        return 1
+    cap = _open_video(path)
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    finally:
+        cap.release()
+
+
+def read_frames(path: str | os.PathLike, *, limit: int | None = None) -> Iterator[np.ndarray]:
+    """Frames of a video (OpenCV's FFmpeg reader), or the one frame of an image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A video (ending in one of :data:`VIDEO_EXTENSIONS`) or an image.
+    limit : int, optional
+        Stop after this many frames.
+
+    Yields
+    ------
+    (H, W, 3) uint8 ndarray
+        BGR frames, in order.
+
+    Raises
+    ------
+    InputError
+        Missing or undecodable file, or a video without a single frame.
+    """
+    path = os.fspath(path)
+    if limit is not None and limit < 1:
+        return
+    if not is_video(path):
+        yield read_image(path)
+        return
+    cap = _open_video(path)
+    try:
+        n = 0
+        while limit is None or n < limit:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if frame.ndim == 2:
+                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            yield np.ascontiguousarray(frame)
+            n += 1
+        if n == 0:
+            raise InputError(f"{path}: no frame could be decoded")
+    finally:
+        cap.release()
+
+
+# ---------------------------------------------------------------------------
+# masks
+# ---------------------------------------------------------------------------
+
+def face_mask(shape, landmarks, *, region: str = "head") -> np.ndarray:
+    """Where the face metrics are measured.
+
+    Parameters
+    ----------
+    shape : tuple
+        Frame shape, (H, W) or (H, W, 3).
+    landmarks : (68, 2) float32 ndarray
+        Landmarks of the INPUT frame.
+    region : {"head", "face"}
+        ``"head"``: the soft head mask the stylizer composites with
+        (:func:`guides.mask.head_region`, jaw line plus forehead up to the
+        hairline); ``"face"``: the convex hull of the jaw and brow landmarks,
+        the part every face stylizer paints.
+
+    Returns
+    -------
+    (H, W) float32 ndarray
+        Weights in [0, 1] (hard 0/1 for ``"face"``).
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if region == "head":
+        from guides.mask import head_region
+
+        return head_region((h, w), np.asarray(landmarks, np.float32)).full((h, w))
+    if region == "face":
+        mask = np.zeros((h, w), np.float32)
+        hull = cv2.convexHull(np.round(np.asarray(landmarks)[:27] * 16).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1.0, lineType=cv2.LINE_8, shift=4)
+        return mask
+    raise ValueError(f"region: expected 'head' or 'face', got {region!r}")
+
+
+# ---------------------------------------------------------------------------
+# our stylizer, one frame at a time
+# ---------------------------------------------------------------------------
+
+class FrameStylizer:
+    """Stylize video frames in order: tracked landmarks + :func:`blit.stylize.stylize_frame`.
+
+    The simplest faithful video loop: mediapipe in tracking mode, the last
+    good landmarks reused when a frame has no face (the frame is returned
+    unchanged until a first face is seen), one fixed jitter table.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar
+    options : blit.stylize.StylizeOptions
+    seed : int
+        Seed of the jitter table (:func:`blit.styleblit.make_jitter`).
+    """
+
+    def __init__(self, style, *, options=None, seed: int = 0):
+        from blit.styleblit import make_jitter
+        from blit.stylize import StylizeOptions
+        from guides.landmarks import FaceLandmarker
+
+        self.style = style
+        self.options = options if options is not None else StylizeOptions()
+        self.jitter = make_jitter(seed, levels=self.options.levels)
+        self._make_landmarker = lambda: FaceLandmarker(static_image_mode=False)
+        self.landmarker = None  # created on the first frame without given landmarks
+        self.landmarks = None
+
+    def __call__(self, frame: np.ndarray, *, timer: StageTimer | None = None,
+                 landmarks: np.ndarray | None = None) -> np.ndarray:
+        """Stylize the next frame; per-stage milliseconds go to ``timer``.
+
+        ``landmarks`` skips the tracker (used for still images, whose
+        landmarks come from static detection).
+        """
+        from blit.stylize import stylize_frame
+
+        timer = timer if timer is not None else StageTimer()
+        if landmarks is None:
+            if self.landmarker is None:
+                self.landmarker = self._make_landmarker()
+            with timer("landmarks"):
+                faces = self.landmarker(frame)
+            if faces:
+                self.landmarks = faces[0]
+        else:
+            self.landmarks = np.asarray(landmarks, np.float32)
+        if self.landmarks is None:
+            return frame.copy()
+        times: dict = {}
+        out = stylize_frame(self.style, frame, self.landmarks, self.jitter, self.options, times=times)
+        for stage, ms in times.items():
+            timer.record(stage, ms)
+        return out
+
+    def close(self) -> None:
+        if self.landmarker is not None:
+            self.landmarker.close()
+            self.landmarker = None
+
+
+class _StreamStylizer:
+    """:class:`blit.stream.Stylizer` (temporally coherent video path) with stage times."""
+
+    def __init__(self, stylizer):
+        self.stylizer = stylizer
+
+    def __call__(self, frame, *, timer):
+        out = self.stylizer(frame)
+        for stage, ms in self.stylizer.last_times.items():
+            if stage != "total":
+                timer.record(stage, ms)
+        return out
+
+    def close(self):
+        self.stylizer.close()
+
+
+def _video_stylizer(style, options, seed, kind, frame_rate):
+    """The stylizer for a video, and the name it is reported under."""
+    if kind not in ("auto", "stream", "frame"):
+        raise ValueError(f"stylizer: expected 'auto', 'stream' or 'frame', got {kind!r}")
+    if kind in ("auto", "stream"):
+        try:
+            from blit.stream import Stylizer
+        except ImportError:
+            if kind == "stream":
+                raise
+        else:
+            extra = {"fps": float(frame_rate)} if frame_rate else {}
+            return _StreamStylizer(Stylizer(style, options=options, jitter_seed=seed, **extra)), \
+                "stream (blit.stream.Stylizer)"
+    return FrameStylizer(style, options=options, seed=seed), "frame (tracked landmarks + stylize_frame)"
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------
+
+def _masked_ssim(a, b, mask):
+    """:func:`blit.metrics.ssim` inside ``mask``, computed on the mask's box only.
+
+    The box is padded by the SSIM window radius plus the border strip, so the
+    result equals the full-frame masked SSIM.
+    """
+    ys, xs = np.nonzero(mask > 0)
+    if ys.size == 0:
+        return math.nan
+    pad = 12
+    y0, y1 = max(0, ys.min() - pad), min(mask.shape[0], ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(mask.shape[1], xs.max() + pad + 1)
+    if y1 - y0 < 11 or x1 - x0 < 11:
+        return math.nan
+    try:
+        return ssim(a[y0:y1, x0:x1], b[y0:y1, x0:x1], mask=mask[y0:y1, x0:x1])
+    except ValueError:  # no weight left inside the border strip
+        return math.nan
+
+
+def _summary(values: Sequence[float]) -> dict:
+    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], np.float64)
+    if v.size == 0:
+        return {"mean": math.nan, "median": math.nan, "p90": math.nan, "n": 0}
+    return {"mean": float(v.mean()), "median": float(np.median(v)),
+            "p90": float(np.percentile(v, 90)), "n": int(v.size)}
+
+
+class _Method:
+    """Running measurements of one output sequence (ours or a reference)."""
+
+    def __init__(self, name: str, stability: bool):
+        self.name = name
+        self.meter = WarpingErrorMeter() if stability else None
+        self.landmark_errors: list[float] = []
+        self.no_face = 0
+        self.faces_expected = 0
+        self.patch: list[float] = []
+        self.patch_frames: list[int] = []
+
+    def report(self) -> dict:
+        stab = None
+        if self.meter is not None and self.meter.result()["frames"] >= 2:
+            stab = self.meter.result()
+        lm = _summary(self.landmark_errors)
+        lm.update(frames=self.faces_expected, no_face=self.no_face,
+                  no_face_fraction=(self.no_face / self.faces_expected) if self.faces_expected else math.nan,
+                  per_frame=[float(x) for x in self.landmark_errors])
+        return {"stability": stab,
+                "patch_distance": {"mean": float(np.mean(self.patch)) if self.patch else math.nan,
+                                   "per_frame": [float(x) for x in self.patch],
+                                   "frames": list(self.patch_frames)},
+                "landmarks": lm}
+
+
+def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
+                    outputs: Iterable[np.ndarray] | None = None,
+                    reference: Iterable[np.ndarray] | None = None,
+                    reference_step: int = 1,
+                    options=None,
+                    still: bool | None = None,
+                    length: int | None = None,
+                    max_frames: int | None = None,
+                    patch_frames: int = 4,
+                    patch_samples: int = 2000,
+                    patch_size: int = 5,
+                    patch_region: str = "head",
+                    full_rate: bool = False,
+                    stylizer: str = "auto",
+                    frame_rate: float | None = None,
+                    timing_repeats: int = 5,
+                    seed: int = 0,
+                    progress: Callable[[int, int | None], None] | None = None,
+                    on_sample: Callable[[int, dict], None] | None = None) -> dict:
+    """Measure our stylization (or given outputs) and a reference on the same frames.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar
+        The exemplar: the source of our stylization and the target of the
+        patch-fidelity measure.
+    inputs : iterable of (H, W, 3) uint8 ndarray
+        Input frames, BGR, in order (one frame for a still image).
+    outputs : iterable of (H, W, 3) uint8 ndarray, optional
+        Our stylized frames, one per input frame; None runs our stylizer
+        (see ``stylizer``) and times it.
+    reference : iterable of (H, W, 3) uint8 ndarray, optional
+        Another method's output; its frame i belongs to input frame
+        ``reference_step * i``.
+    reference_step : int
+        See above; FaceBlit's half-rate reference video needs 2.
+    options : blit.stylize.StylizeOptions
+    still : bool, optional
+        Treat the input as a still photo (static landmark detection, no
+        stability); default: when it has exactly one frame.
+    length : int, optional
+        Number of input frames, if ``inputs`` has no ``len``; used to spread
+        the patch-fidelity frames over the video.
+    max_frames : int, optional
+        Stop after this many input frames.
+    patch_frames : int
+        Frames (among those compared) on which patch fidelity is measured,
+        evenly spread.
+    patch_samples, patch_size : int
+        :func:`blit.metrics.patch_distance` settings (the seed is ``seed``),
+        identical for every method so that the same patches are compared.
+    patch_region : {"head", "face"}
+        Mask of the patch-fidelity and agreement measures, see :func:`face_mask`.
+        Stability is always measured in the head mask.
+    full_rate : bool
+        With ``reference_step > 1``, also measure our stability over every
+        input frame (one more optical-flow pass over the whole video).
+    stylizer : {"auto", "stream", "frame"}
+        Our video path: ``"stream"`` is :class:`blit.stream.Stylizer`
+        (smoothed landmarks, temporally coherent patches), ``"frame"`` is
+        :class:`FrameStylizer` (every frame looked up afresh, as FaceBlit
+        does); ``"auto"`` takes the stream when it is installed. Stills always
+        use :func:`blit.stylize.stylize_frame` on statically detected landmarks.
+    frame_rate : float, optional
+        Frames per second of the input, for the stream's smoothing filters.
+    timing_repeats : int
+        Still images only: timed runs after one warm-up run.
+    seed : int
+        Jitter table of our run and patch sampling.
+    progress : callable(done, total), optional
+        Called after every input frame.
+    on_sample : callable(index, frames), optional
+        Called on each patch-fidelity frame with a dict of frames ``input``,
+        ``ours``, ``reference`` (missing without one) and the input's
+        ``landmarks``, e.g. for contact sheets.
+
+    Returns
+    -------
+    dict
+        JSON-ready (NaN where undefined): ``kind``, ``frames``,
+        ``compared_frames``, ``reference_step``, ``methods`` (``ours``,
+        ``reference`` and ``input`` with ``stability``, ``patch_distance``,
+        ``landmarks``; ``ours`` also ``speed`` when we stylized),
+        ``agreement`` (PSNR and SSIM of ours vs the reference) and
+        ``settings``.
+    """
+    from blit.stylize import StylizeOptions
+    from guides.landmarks import FaceLandmarker
+
+    options = options if options is not None else StylizeOptions()
+    if int(reference_step) != reference_step or reference_step < 1:
+        raise ValueError(f"reference_step: expected an integer >= 1, got {reference_step!r}")
+    if patch_region not in ("head", "face"):
+        raise ValueError(f"patch_region: expected 'head' or 'face', got {patch_region!r}")
+    step = int(reference_step)
+    if length is None and hasattr(inputs, "__len__"):
+        length = len(inputs)
+    if max_frames is not None:
+        length = max_frames if length is None else min(length, max_frames)
+    if still is None:
+        still = length == 1
+    step = 1 if still else step
+    has_ref = reference is not None
+
+    # Which compared frames get the (slow) patch-fidelity measure.
+    if length is not None:
+        n_compared = -(-length // step)
+        if has_ref and hasattr(reference, "__len__"):
+            n_compared = min(n_compared, len(reference))
+        k = max(1, min(int(patch_frames), n_compared)) if patch_frames > 0 else 0
+        patch_at = set(np.round(np.linspace(0, n_compared - 1, k)).astype(int).tolist()) if k else set()
+    else:
+        patch_at = None  # every 30th compared frame
+
+    ours = _Method("ours", stability=not still)
+    ours_full = _Method("ours_full_rate", stability=True) if (full_rate and step > 1 and not still) else None
+    ref = _Method("reference", stability=not still) if has_ref else None
+    base = _Method("input", stability=False)
+    timer = StageTimer()
+    runner, runner_name = None, None
+    if outputs is None:
+        if still:
+            runner, runner_name = FrameStylizer(style, options=options, seed=seed), "stylize_frame"
+        else:
+            runner, runner_name = _video_stylizer(style, options, seed, stylizer, frame_rate)
+    out_iter = iter(outputs) if outputs is not None else None
+    ref_iter = iter(reference) if has_ref else None
+    psnr_head: list[float] = []
+    psnr_frame: list[float] = []
+    ssim_head: list[float] = []
+    static = FaceLandmarker(static_image_mode=True)
+    shape = None
+    n = 0
+    compared = 0
+    ref_ended = False
+    try:
+        for frame in inputs:
+            if max_frames is not None and n >= max_frames:
+                break
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+                raise InputError(f"input frame {n}: expected (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+            if shape is None:
+                shape = frame.shape
+            elif frame.shape != shape:
+                raise InputError(f"input frame {n}: expected shape {shape}, got {frame.shape}")
+            faces = static(frame)
+            lm_in = faces[0] if faces else None
+            head = face_mask(shape, lm_in, region="head") if lm_in is not None else np.zeros(shape[:2], np.float32)
+
+            # --- our output
+            if runner is not None:
+                if still:
+                    if lm_in is None:
+                        raise InputError("input: no face found")
+                    for _ in range(1 + max(1, int(timing_repeats))):
+                        with timer.frame():
+                            with timer("landmarks"):
+                                static(frame)
+                            out = runner(frame, timer=timer, landmarks=lm_in)
+                else:
+                    with timer.frame():
+                        out = runner(frame, timer=timer)
+            else:
+                out = next(out_iter, None)
+                if out is None:
+                    break  # our output is shorter than the input: stop there
+                out = _check_frame(out, shape, f"output frame {n}")
+
+            # --- the reference frame of this input frame, if any
+            ref_frame = None
+            aligned = n % step == 0
+            if has_ref and aligned and not ref_ended:
+                ref_frame = next(ref_iter, None)
+                if ref_frame is None:
+                    ref_ended = True
+                else:
+                    ref_frame = _check_frame(ref_frame, shape, f"reference frame {n // step}")
+            if has_ref and ref_ended:
+                if runner is None:
+                    break
+                aligned = False  # keep stylizing for the speed, compare nothing more
+            if ours_full is not None:
+                ours_full.meter.update(out, frame, head)
+
+            if aligned:
+                idx = compared
+                compared += 1
+                if ours.meter is not None:
+                    ours.meter.update(out, frame, head)
+                if ref is not None and ref.meter is not None:
+                    ref.meter.update(ref_frame, frame, head)
+                if lm_in is not None:
+                    region = head if patch_region == "head" else face_mask(shape, lm_in, region="face")
+                    methods = [(ours, out)] + ([(ref, ref_frame)] if ref is not None else [])
+                    for m, img in methods:
+                        m.faces_expected += 1
+                        found = static(img)
+                        if found:
+                            m.landmark_errors.append(landmark_error(lm_in, found[0]))
+                        else:
+                            m.no_face += 1
+                    take = (idx in patch_at) if patch_at is not None else idx % 30 == 0
+                    if take:
+                        for m, img in methods + [(base, frame)]:
+                            m.patch.append(patch_distance(
+                                img, style.image, mask=region >= 0.5, patch=patch_size,
+                                samples=patch_samples, seed=seed))
+                            m.patch_frames.append(n)
+                        if on_sample is not None:
+                            sample = {"input": frame, "ours": out, "landmarks": lm_in}
+                            if ref is not None:
+                                sample["reference"] = ref_frame
+                            on_sample(n, sample)
+                    if ref is not None:
+                        psnr_head.append(psnr(out, ref_frame, mask=region))
+                        ssim_head.append(_masked_ssim(out, ref_frame, region))
+                if ref is not None:
+                    psnr_frame.append(psnr(out, ref_frame))
+            n += 1
+            if progress is not None:
+                progress(n, length)
+    finally:
+        static.close()
+        if runner is not None:
+            runner.close()
+    if n == 0:
+        raise InputError("input: no frame to evaluate")
+
+    methods = {"ours": ours.report()}
+    if runner is not None:
+        summary = timer.summary(skip=1 if still else min(WARMUP_FRAMES, max(0, n - 1)))
+        methods["ours"]["speed"] = summary
+    else:
+        methods["ours"]["speed"] = None
+    if ours_full is not None:
+        methods["ours"]["stability_full_rate"] = ours_full.report()["stability"]
+    if ref is not None:
+        methods["reference"] = ref.report()
+    methods["input"] = {"patch_distance": base.report()["patch_distance"]}
+    agreement = None
+    if ref is not None:
+        agreement = {"psnr": _finite_mean(psnr_head), "ssim": _finite_mean(ssim_head),
+                     "psnr_frame": _finite_mean(psnr_frame), "frames": len(psnr_frame),
+                     "mask": patch_region}
+    return {
+        "kind": "image" if still else "video",
+        "frames": n,
+        "compared_frames": compared,
+        "reference_step": step,
+        "reference_frames": (compared if has_ref else 0),
+        "methods": methods,
+        "agreement": agreement,
+        "settings": {"options": _options_dict(options), "patch_samples": int(patch_samples),
+                     "patch_size": int(patch_size), "patch_region": patch_region,
+                     "stability_region": "head", "seed": int(seed),
+                     "stylizer": runner_name or "outputs given",
+                     "landmarks": "mediapipe FaceMesh, static mode, on input and output frames"},
+    }
+
+
+def _finite_mean(values):
+    """Mean over finite values (inf PSNR of identical frames counts as inf)."""
+    v = [x for x in values if not math.isnan(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _options_dict(options):
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(options) if is_dataclass(options) else dict(vars(options))
+
+
+def _check_frame(frame, shape, name):
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.shape != shape:
+        raise InputError(f"{name}: expected shape {shape} uint8 like the input, got {frame.shape} {frame.dtype}")
+    return frame
+
+
+def evaluate(style, input_path, *, output_path=None, reference_path=None, reference_step=1,
+             max_frames=None, **kwargs) -> dict:
+    """:func:`evaluate_frames` on files: an input photo or video, optional outputs.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar
+    input_path : str
+        Photo or video (see :func:`is_video`).
+    output_path : str, optional
+        An existing stylization of the input to measure instead of running ours.
+    reference_path : str, optional
+        Another method's output of the same input.
+    reference_step : int
+        Reference frame i <-> input frame ``reference_step * i``.
+    max_frames : int, optional
+        Use at most this many input frames.
+    **kwargs
+        Passed to :func:`evaluate_frames`.
+
+    Returns
+    -------
+    dict
+        As :func:`evaluate_frames`, plus ``input``, ``output`` and
+        ``reference`` (the paths).
+    """
+    input_path = os.fspath(input_path)
+    video = is_video(input_path)
+    for path in (output_path, reference_path):
+        if path is not None and is_video(path) != video:
+            raise InputError(f"{path}: expected {'a video' if video else 'an image'} like the input "
+                             f"{input_path}")
+    length = frame_count(input_path) if video else 1
+    if video and kwargs.get("frame_rate") is None:
+        cap = _open_video(input_path)
+        rate = cap.get(cv2.CAP_PROP_FPS)
+        cap.release()
+        kwargs["frame_rate"] = rate if rate and math.isfinite(rate) and rate > 0 else None
+    if max_frames is not None:
+        length = min(length, max_frames) if length else max_frames
+    reference = None
+    if reference_path is not None:
+        reference = read_frames(reference_path)
+        if video:
+            n_ref = frame_count(reference_path)
+            if n_ref:
+                # spread the patch frames over the frames both cover
+                length = min(length, n_ref * int(reference_step)) if length else n_ref * int(reference_step)
+    outputs = read_frames(output_path) if output_path is not None else None
+    report = evaluate_frames(style, read_frames(input_path, limit=max_frames), outputs=outputs,
+                             reference=reference, reference_step=reference_step, still=not video,
+                             length=length or None, max_frames=max_frames, **kwargs)
+    report.update(input=input_path, output=output_path, reference=reference_path)
+    return report
+
+
+# ---------------------------------------------------------------------------
+# reporting
+# ---------------------------------------------------------------------------
+
+def _json_ready(x):
+    """NaN and inf become None: strict JSON has neither."""
+    if isinstance(x, dict):
+        return {str(k): _json_ready(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_ready(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def save_json(report: dict, path: str) -> None:
+    """Write ``report`` as strict JSON (NaN/inf as null), atomically."""
+    tmp = f"{path}.partial"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(_json_ready(report), f, indent=2, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _fmt(x, spec=".3f", scale=1.0, suffix=""):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x * scale:{spec}}{suffix}"
+
+
+def metric_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(metric, ours, reference, input) strings, the table ``format_report`` prints."""
+    m = report["methods"]
+    names = ["ours"] + (["reference"] if "reference" in m else [])
+
+    def get(name, *keys):
+        v = m.get(name)
+        for k in keys:
+            if not isinstance(v, dict):
+                return None
+            v = v.get(k)
+        return v
+
+    rows = []
+    if report["kind"] == "video":
+        rows.append(("stability ratio (1 = as steady as the input)",
+                     *[_fmt(get(n, "stability", "ratio"), ".2f") for n in names]))
+        if get("ours", "stability_full_rate") is not None:
+            rows.append(("stability ratio, ours on every input frame",
+                         _fmt(get("ours", "stability_full_rate", "ratio"), ".2f"),
+                         *([""] if len(names) > 1 else [])))
+    rows.append((f"patch distance to exemplar ({report['settings']['patch_region']}, 0-255)",
+                 *[_fmt(get(n, "patch_distance", "mean"), ".2f") for n in names]))
+    rows.append(("landmark error (% inter-ocular distance)",
+                 *[_fmt(get(n, "landmarks", "mean"), ".2f", 100.0, "%") for n in names]))
+    rows.append(("no face found in output (% frames)",
+                 *[_fmt(get(n, "landmarks", "no_face_fraction"), ".1f", 100.0, "%") for n in names]))
+    fps = get("ours", "speed", "fps")
+    rows.append(("speed (frames/s, landmarks included)", _fmt(fps, ".1f"),
+                 *(["n/a"] if len(names) > 1 else [])))
+    base = _fmt(get("input", "patch_distance", "mean"), ".2f")
+    return [r + (base if r[0].startswith("patch distance") else "",) for r in rows]
+
+
+def format_report(report: dict) -> str:
+    """A plain-text table of the report."""
+    has_ref = "reference" in report["methods"]
+    head = ("metric", "ours") + (("reference",) if has_ref else ()) + ("input",)
+    rows = [head] + metric_rows(report)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    n = report["frames"]
+    info = f"{report['kind']}, {n} frame{'s' if n != 1 else ''}"
+    if has_ref and report["kind"] == "video":
+        info += (f", {report['compared_frames']} compared (reference frame i = input frame "
+                 f"{report['reference_step']}i)")
+    if report["settings"].get("stylizer") and report["kind"] == "video":
+        info += f"; ours: {report['settings']['stylizer']}"
+    lines.insert(0, info)
+    speed = report["methods"]["ours"].get("speed")
+    if speed and speed.get("stages"):
+        parts = [f"{k} {v['median']:.1f}" for k, v in speed["stages"].items()]
+        lines.append("ours per stage, median ms: " + ", ".join(parts))
+    ag = report.get("agreement")
+    if ag:
+        lines.append(f"agreement ours vs reference ({ag['mask']} mask): PSNR {_fmt(ag['psnr'], '.2f')} dB, "
+                     f"SSIM {_fmt(ag['ssim'], '.3f')}; whole frame PSNR {_fmt(ag['psnr_frame'], '.2f')} dB")
+    return "\n".join(lines)
+
+
+def plot_report(report: dict, path: str, *, labels=("ours", "reference")) -> None:
+    """Bar chart, one panel per metric, ours vs the reference (and the input).
+
+    Uses matplotlib's object-oriented API with the Agg canvas, so no global
+    backend is switched and no display is needed.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    m = report["methods"]
+    has_ref = "reference" in m
+    names = ["ours"] + (["reference"] if has_ref else [])
+    shown = list(labels[:len(names)])
+    colours = {"ours": "#d95f02", "reference": "#1b9e77", "input": "#999999"}
+
+    def val(name, *keys, scale=1.0):
+        v = m.get(name)
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v * scale if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    panels = []
+    if report["kind"] == "video":
+        panels.append(("stability ratio\n(lower = steadier)",
+                       [(shown[i], val(n, "stability", "ratio"), colours[n]) for i, n in enumerate(names)]))
+    panels.append(("patch distance to exemplar\n(lower = more faithful)",
+                   [(shown[i], val(n, "patch_distance", "mean"), colours[n]) for i, n in enumerate(names)]
+                   + [("input", val("input", "patch_distance", "mean"), colours["input"])]))
+    panels.append(("landmark error, % IOD\n(lower = structure kept)",
+                   [(shown[i], val(n, "landmarks", "mean", scale=100.0), colours[n])
+                    for i, n in enumerate(names)]))
+    panels.append(("no face found in output\n(% frames)",
+                   [(shown[i], val(n, "landmarks", "no_face_fraction", scale=100.0), colours[n])
+                    for i, n in enumerate(names)]))
+    if m["ours"].get("speed"):
+        panels.append(("speed of our run\n(frames/s)", [(shown[0], val("ours", "speed", "fps"), colours["ours"])]))
+
+    fig = Figure(figsize=(2.6 * len(panels), 3.2), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (title, bars) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        xs = np.arange(len(bars))
+        heights = [b[1] if b[1] is not None else 0.0 for b in bars]
+        ax.bar(xs, heights, color=[b[2] for b in bars])
+        for x, b in zip(xs, bars):
+            ax.annotate("n/a" if b[1] is None else f"{b[1]:.3g}", (x, heights[x]),
+                        ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(xs, [b[0] for b in bars], fontsize=8)
+        ax.set_title(title, fontsize=9)
+        top = max(heights) if heights else 0.0
+        ax.set_ylim(0.0, top * 1.18 if top > 0 else 1.0)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+# ---------------------------------------------------------------------------
+# contact sheets
+# ---------------------------------------------------------------------------
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    width = max(1, round(w * height / h))
+    interp = cv2.INTER_AREA if height < h else cv2.INTER_CUBIC
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def _put_label(strip: np.ndarray, text: str, scale: float, thickness: int) -> None:
+    """Draw ``text`` centred in ``strip`` (a view into the sheet), shrunk to fit."""
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
+    s = scale * min(1.0, (strip.shape[1] - 2) / max(1, tw), (strip.shape[0] - 2) / max(1, th + base))
+    (tw, th), base = cv2.getTextSize(text, font, s, thickness)
+    tx = max(0, (strip.shape[1] - tw) // 2)
+    ty = (strip.shape[0] - (th + base)) // 2 + th
+    cv2.putText(strip, text, (tx, ty), font, s, (0, 0, 0), thickness, cv2.LINE_AA)
+
+
+def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], *, labels,
+                  tile_height: int = 256, label_height: int | None = None,
+                  gap: int = 4, background: int = 255) -> np.ndarray:
+    """Grid of images scaled to one height, each with a text label above it.
+
+    Parameters
+    ----------
+    rows : sequence of sequences of (H, W, 3) uint8 ndarray or None
+        One inner sequence per row (e.g. input | ours | reference); None
+        leaves its slot empty. Images are BGR and may differ in size.
+    labels : sequence of str, or sequence of sequences of str
+        One label per image in the same nesting as ``rows``, or one flat
+        sequence used as column labels for every row. ASCII only (OpenCV's
+        Hershey font).
+    tile_height : int
+        Height every image is scaled to (aspect kept).
+    label_height : int, optional
+        Height of the label strip; default ``max(14, tile_height // 10)``.
+    gap : int
+        Pixels between tiles and around the sheet.
+    background : int
+        Grey level of the sheet.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        BGR, with ``H = n_rows * (tile_height + label_height) + (n_rows + 1) * gap``
+        and ``W`` the widest row's tiles plus ``(n_columns + 1) * gap``; a
+        column is as wide as its widest tile.
+
+    Examples
+    --------
+    >>> sheet = contact_sheet([[photo, ours, faceblit]],      # doctest: +SKIP
+    ...                       labels=["input", "ours", "FaceBlit"])
+    """
+    if len(rows) == 0:
+        raise ValueError("rows: expected at least one row, got none")
+    if int(tile_height) < 8:
+        raise ValueError(f"tile_height: expected at least 8, got {tile_height}")
+    tile_height = int(tile_height)
+    label_height = max(14, tile_height // 10) if label_height is None else int(label_height)
+    n_cols = max(len(r) for r in rows)
+    if n_cols == 0:
+        raise ValueError("rows: expected at least one image, got empty rows")
+    flat = len(labels) > 0 and all(isinstance(s, str) for s in labels)
+    if flat:
+        if len(labels) < n_cols:
+            raise ValueError(f"labels: expected {n_cols} column labels, got {len(labels)}")
+        label_rows = [list(labels[:len(r)]) for r in rows]
+    else:
+        if len(labels) != len(rows) or any(len(a) != len(b) for a, b in zip(labels, rows)):
+            raise ValueError("labels: expected one label per image, nested like rows")
+        label_rows = [list(r) for r in labels]
+
+    tiles = []
+    for r, row in enumerate(rows):
+        scaled = []
+        for c, im in enumerate(row):
+            if im is None:
+                scaled.append(None)
+                continue
+            im = np.asarray(im)
+            if im.dtype != np.uint8 or im.ndim != 3 or im.shape[2] != 3:
+                raise ValueError(f"rows[{r}][{c}]: expected (H, W, 3) uint8, got {im.shape} {im.dtype}")
+            scaled.append(_fit_height(im, tile_height))
+        tiles.append(scaled)
+    col_w = [max((row[c].shape[1] for row in tiles if c < len(row) and row[c] is not None), default=tile_height // 2)
+             for c in range(n_cols)]
+    H = len(rows) * (tile_height + label_height) + (len(rows) + 1) * gap
+    W = sum(col_w) + (n_cols + 1) * gap
+    sheet = np.full((H, W, 3), background, np.uint8)
+    scale = label_height / 26.0
+    thickness = max(1, round(label_height / 18))
+    y = gap
+    for row, texts in zip(tiles, label_rows):
+        x = gap
+        for c in range(n_cols):
+            if c < len(row) and row[c] is not None:
+                im = row[c]
+                ox = x + (col_w[c] - im.shape[1]) // 2
+                sheet[y + label_height:y + label_height + tile_height, ox:ox + im.shape[1]] = im
+                strip = sheet[y:y + label_height, x:x + col_w[c]]  # a view: text cannot spill
+                _put_label(strip, str(texts[c]), scale, thickness)
+            x += col_w[c] + gap
+        y += tile_height + label_height + gap
+    return sheet
+
+
+# ---------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------
+
+def _eval(args):
+    from blit.bench import environment
+    from blit.cli import check_output
+
+    for path in (args.json, args.plot):
+        if path:
+            check_output(path, args.overwrite)
+    if args.frames is not None and args.frames < 1:
+        raise InputError(f"--frames: expected at least 1, got {args.frames}")
+    if args.reference_step < 1:
+        raise InputError(f"--reference-step: expected at least 1, got {args.reference_step}")
+    for path in (args.input, args.output, args.reference):
+        if path is not None and not os.path.isfile(path):
+            raise InputError(f"{path}: no such file")
+    style = load_style_from_args(args)
+    options = options_from_args(args)
+    t0 = time.perf_counter()
+
+    def progress(done, total):
+        if not args.quiet and (done % 30 == 0 or done == total):
+            print(f"\r  frame {done}/{total if total else '?'}", end="", file=sys.stderr, flush=True)
+
+    report = evaluate(style, args.input, output_path=args.output, reference_path=args.reference,
+                      reference_step=args.reference_step, max_frames=args.frames, options=options,
+                      patch_frames=args.patch_frames, patch_samples=args.patch_samples,
+                      patch_region=args.patch_region, full_rate=args.full_rate, seed=args.seed,
+                      stylizer=args.stylizer,
+                      progress=None if args.quiet or not is_video(args.input) else progress)
+    if not args.quiet and report["kind"] == "video":
+        print(file=sys.stderr)
+    report["style"] = style.name
+    report["elapsed_s"] = time.perf_counter() - t0
+    report["environment"] = environment()
+    if not args.quiet:
+        print(f"{args.input} in the style of {style.name}"
+              + (f" (ours read from {args.output})" if args.output else "")
+              + (f" vs {args.reference}" if args.reference else ""))
+        print(format_report(report))
+    if args.json:
+        save_json(report, args.json)
+        if not args.quiet:
+            print(f"saved {args.json}")
+    if args.plot:
+        plot_report(report, args.plot)
+        if not args.quiet:
+            print(f"saved {args.plot}")
+    return 0
+
+
+@register
+def _add_eval(sub):
+    p = sub.add_parser(
+        "eval", help="measure stability, fidelity, structure and speed (optionally vs another output)",
+        description="Stylize INPUT (a photo or a video) in the style of STYLE, or read an existing "
+                    "stylization with --output, and measure: temporal stability ratio (videos), "
+                    "patch distance to the exemplar, landmark error and missed faces in the output, "
+                    "speed of our run, and with --reference the same for another method's output "
+                    "on the same frames plus PSNR/SSIM agreement.")
+    _add_style_args(p)
+    p.add_argument("input", metavar="INPUT", help="photo or video (.mp4, .avi, .mov, ...)")
+    p.add_argument("--output", metavar="STYLIZED",
+                   help="an existing stylization of INPUT to measure instead of running ours")
+    p.add_argument("--reference", metavar="OTHER", help="another method's output of INPUT to compare with")
+    p.add_argument("--reference-step", type=int, default=1, metavar="K",
+                   help="reference frame i belongs to input frame K*i (2 for FaceBlit's half-rate "
+                        "video; default 1)")
+    p.add_argument("--frames", type=int, metavar="N", help="use only the first N input frames")
+    p.add_argument("--patch-frames", type=int, default=4, metavar="N",
+                   help="video frames on which patch fidelity is measured (default 4)")
+    p.add_argument("--patch-samples", type=int, default=2000, metavar="N",
+                   help="sampled 5x5 patches per frame (default 2000)")
+    p.add_argument("--patch-region", choices=("head", "face"), default="head",
+                   help="mask of patch fidelity and agreement: the head mask (default) or the "
+                        "landmarks' convex hull")
+    p.add_argument("--full-rate", action="store_true",
+                   help="with --reference-step > 1, also measure our stability on every frame")
+    p.add_argument("--stylizer", choices=("auto", "stream", "frame"), default="auto",
+                   help="our video path: 'stream' (blit.stream.Stylizer: smoothed landmarks, "
+                        "temporally coherent patches), 'frame' (every frame looked up afresh, as "
+                        "FaceBlit does); default: stream when available")
+    p.add_argument("--seed", type=int, default=0, help="jitter and patch sampling seed (default 0)")
+    p.add_argument("--json", metavar="OUT.json", help="save every number, with versions, here")
+    p.add_argument("--plot", metavar="OUT.png", help="save a bar chart here")
+    add_stylize_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing --json/--plot files")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(run=_eval)

@@ -1,0 +1,166 @@
+"""Tests of blit.evaluate: `styleblit eval` end to end on tiny inputs, and contact sheets.
+
+Inputs are made from matplotlib's public-domain grace_hopper.jpg (no
+FaceBlit data); the style is the embedded default.
+"""
+import json
+import math
+import os
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+
+from blit.cli import main
+from blit.evaluate import contact_sheet, face_mask, read_frames
+
+HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+FAST = ["--patch-samples", "200", "--patch-frames", "1", "--overwrite", "-q"]
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """Grace Hopper at half size, (300, 256, 3) uint8 BGR."""
+    image = cv2.imread(HOPPER)
+    return cv2.resize(image, (256, 300), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def clip(photo, tmp_path_factory):
+    """Six frames of the photo drifting by (1, 1) px per frame, MJPG in an .avi."""
+    path = str(tmp_path_factory.mktemp("clip") / "hopper.avi")
+    h, w = photo.shape[:2]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
+    assert writer.isOpened()
+    for t in range(6):
+        m = np.float32([[1, 0, t], [0, 1, t]])
+        writer.write(cv2.warpAffine(photo, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    writer.release()
+    return path
+
+
+def _load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.loads(f.read(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+
+
+def _is_png(path):
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_read_frames_decodes_the_clip(clip, photo):
+    frames = list(read_frames(clip))
+    assert len(frames) == 6
+    assert frames[0].shape == photo.shape and frames[0].dtype == np.uint8
+    assert len(list(read_frames(clip, limit=2))) == 2
+
+
+def test_eval_still_image_writes_json_and_png(photo, tmp_path):
+    image = str(tmp_path / "hopper.png")
+    cv2.imwrite(image, photo)
+    out_json, out_png = str(tmp_path / "eval.json"), str(tmp_path / "eval.png")
+    # the photo itself as the "reference": exercises the comparison path
+    rc = main(["eval", image, "--reference", image, "--json", out_json, "--plot", out_png, *FAST])
+    assert rc == 0
+    report = _load(out_json)
+    assert report["kind"] == "image" and report["frames"] == 1
+    ours, ref = report["methods"]["ours"], report["methods"]["reference"]
+    assert ours["stability"] is None  # no stability for a still
+    assert ours["patch_distance"]["mean"] > 0
+    # the reference IS the input: same patches, same distance as the input baseline
+    assert ref["patch_distance"]["mean"] == pytest.approx(
+        report["methods"]["input"]["patch_distance"]["mean"])
+    assert ref["landmarks"]["mean"] < 1e-6 and ref["landmarks"]["no_face_fraction"] == 0
+    assert ours["speed"]["fps"] > 0 and "lookup" in ours["speed"]["stages"]
+    assert "environment" in report and report["environment"]["numpy"]
+    assert report["agreement"]["ssim"] < 1.0
+    assert _is_png(out_png)
+
+
+@pytest.mark.parametrize("stylizer", ["frame", "auto"])
+def test_eval_video_with_reference_step(clip, tmp_path, stylizer):
+    out_json, out_png = str(tmp_path / "v.json"), str(tmp_path / "v.png")
+    rc = main(["eval", clip, "--reference", clip, "--reference-step", "2", "--voting", "0",
+               "--stylizer", stylizer, "--json", out_json, "--plot", out_png, *FAST])
+    assert rc == 0
+    report = _load(out_json)
+    assert report["kind"] == "video" and report["frames"] == 6
+    # reference frames 0, 1, 2 <-> input frames 0, 2, 4; the clip has 6 frames, so 3 compared
+    assert report["compared_frames"] == 3 and report["reference_step"] == 2
+    ours, ref = report["methods"]["ours"], report["methods"]["reference"]
+    assert ours["stability"]["frames"] == 3 and math.isfinite(ours["stability"]["ratio"])
+    assert ref["stability"]["frames"] == 3
+    assert ref["landmarks"]["frames"] == 3 and ref["landmarks"]["no_face_fraction"] == 0
+    assert ours["speed"]["fps"] > 0
+    assert report["settings"]["options"]["voting"] == 0
+    assert report["settings"]["stylizer"].startswith("frame" if stylizer == "frame" else ("stream", "frame"))
+    assert _is_png(out_png)
+
+
+def test_eval_reads_an_existing_output(clip, tmp_path):
+    out_json = str(tmp_path / "o.json")
+    # the clip as its own "stylization": as stable as the input, no stylization timed
+    rc = main(["eval", clip, "--output", clip, "--json", out_json, "--frames", "4", *FAST])
+    assert rc == 0
+    report = _load(out_json)
+    ours = report["methods"]["ours"]
+    assert report["frames"] == 4 and ours["speed"] is None
+    assert ours["stability"]["ratio"] == pytest.approx(1.0)
+    assert ours["landmarks"]["mean"] < 1e-6
+
+
+def test_eval_missing_input_is_one_line_error(tmp_path, capsys):
+    rc = main(["eval", str(tmp_path / "nope.mp4"), "-q"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file" in err[0]
+
+
+def test_eval_refuses_to_overwrite(photo, tmp_path, capsys):
+    image = str(tmp_path / "hopper.png")
+    cv2.imwrite(image, photo)
+    existing = tmp_path / "eval.json"
+    existing.write_text("{}")
+    assert main(["eval", image, "--json", str(existing), "-q"]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert existing.read_text() == "{}"
+
+
+@pytest.mark.parametrize("tile_height", [32, 64])
+def test_contact_sheet_shape(tile_height):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (100, 80, 3), dtype=np.uint8)  # scaled to width 0.8 h
+    b = rng.integers(0, 256, (50, 100, 3), dtype=np.uint8)  # scaled to width 2 h
+    rows = [[a, b, a], [b, None, a]]
+    sheet = contact_sheet(rows, labels=["input", "ours", "reference"], tile_height=tile_height,
+                          label_height=12, gap=3)
+    assert sheet.dtype == np.uint8
+    col_w = [2 * tile_height, round(2 * tile_height), round(0.8 * tile_height)]
+    assert sheet.shape == (2 * (tile_height + 12) + 3 * 3, sum(col_w) + 4 * 3, 3)
+    # the first tile lands unchanged in shape under its label strip
+    tile = cv2.resize(a, (round(0.8 * tile_height), tile_height), interpolation=cv2.INTER_AREA)
+    x0 = 3 + (col_w[0] - tile.shape[1]) // 2
+    np.testing.assert_array_equal(sheet[3 + 12:3 + 12 + tile_height, x0:x0 + tile.shape[1]], tile)
+
+
+def test_contact_sheet_nested_labels_and_errors():
+    img = np.zeros((20, 20, 3), np.uint8)
+    sheet = contact_sheet([[img], [img, img]], labels=[["a"], ["b", "c"]], tile_height=20)
+    assert sheet.shape[0] == 2 * (20 + 14) + 3 * 4
+    with pytest.raises(ValueError, match="labels"):
+        contact_sheet([[img, img]], labels=["only one"])
+    with pytest.raises(ValueError, match="uint8"):
+        contact_sheet([[img.astype(np.float32)]], labels=["x"])
+
+
+def test_face_mask_regions():
+    # a synthetic face: landmarks of the embedded style are not needed, any 68 points in a box do
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(40, 90, (68, 2)).astype(np.float32)
+    face = face_mask((128, 128), pts, region="face")
+    assert face.dtype == np.float32 and set(np.unique(face)) <= {0.0, 1.0}
+    assert face[:30].sum() == 0 and face.sum() > 0
+    with pytest.raises(ValueError, match="region"):
+        face_mask((128, 128), pts, region="hair")
