@@ -12,7 +12,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["blit", "blit.*", "guides", "guides.*"]),
-    package_data={"blit": ["*.cu"]},
+    # the CUDA kernels of blit/gpu.py (compiled by NVRTC at first use)
+    package_data={"blit": ["*.cu", "cuda/*.cu", "cuda/*.cuh"]},
     install_requires=[
         "numpy>=1.24,<2",  # mediapipe 0.10.21 is built against NumPy 1.x
         "numba>=0.58",
@@ -25,11 +26,20 @@ setup(
         # Ships astronaut.png, the public-domain target photo of the embedded
         # demo, and the reference SSIM implementation.
         "scikit-image>=0.22",
+        # `styleblit video`: PyAV reads and writes video and copies audio
+        # packets unchanged (FFmpeg inside the wheel, libx264 included).
+        "av>=12",
+        # the progress bar of `styleblit video` (frames, fps, ETA)
+        "tqdm>=4",
     ],
     extras_require={
         "test": ["pytest>=7"],
-        "gpu": ["cupy-cuda12x"],
+        # blit.gpu: CuPy 13 (CuPy 14 needs NumPy 2, which mediapipe rules out);
+        # it compiles the kernels with NVRTC from the CUDA 12 toolkit.
+        "gpu": ["cupy-cuda12x>=13,<14"],
         "gan": ["torch"],
+        # `styleblit webcam --virtual-cam`: send the output to video-call programs
+        "virtualcam": ["pyvirtualcam"],
     },
     entry_points={"console_scripts": ["styleblit = blit.cli:main"]},
 )

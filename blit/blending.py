@@ -67,6 +67,11 @@ def _blend_row(style, nnf, radius, out, y):
         out[y, x, 2] = (a2 + half) // n
 
 
+def _is_cupy(a):
+    """A CuPy array, told without importing CuPy (CUDA is touched only then)."""
+    return type(a).__module__.split(".", 1)[0] == "cupy"
+
+
 def blend(style, nnf, radius=1, *, out=None):
     """Render an NNF with voting over a ``(2 radius + 1)^2`` neighbourhood.
 
@@ -87,6 +92,12 @@ def blend(style, nnf, radius=1, *, out=None):
     (H, W, 3) uint8 ndarray
         Rounded mean of the votes.
 
+    Notes
+    -----
+    CuPy arrays run the CUDA kernel instead (:func:`blit.gpu.blend`, same
+    image) and give a CuPy image; NumPy and CuPy arrays in one call are a
+    ``TypeError`` naming the odd one.
+
     Examples
     --------
     >>> style = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
@@ -94,6 +105,10 @@ def blend(style, nnf, radius=1, *, out=None):
     >>> blend(style, nnf, 0)[0, 0]
     array([3, 4, 5], dtype=uint8)
     """
+    if _is_cupy(style) or _is_cupy(nnf) or _is_cupy(out):
+        from blit import gpu
+
+        return gpu.blend(style, nnf, radius, out=out)
     if style.dtype != np.uint8:
         raise TypeError(f"style: expected uint8, got {style.dtype}")
     if style.ndim != 3 or style.shape[2] != 3:

@@ -240,6 +240,11 @@ def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
             nnf[y, x, 1] = uy
 
 
+def _is_cupy(a):
+    """A CuPy array, told without importing CuPy (CUDA is touched only then)."""
+    return type(a).__module__.split(".", 1)[0] == "cupy"
+
+
 def _seed_grid(h, w, ox, oy, levels):
     """Per level: (offset, bx0, by0, ncx, ncy) of the cells whose seeds any
     pixel of the region may use (its cells plus a ring of one)."""
@@ -433,7 +438,18 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     nnf : (H, W, 2) int32 ndarray
         Exemplar pixel (x, y) copied to each (active) target pixel; always
         inside the exemplar.
+
+    Notes
+    -----
+    CuPy arrays run the CUDA kernels instead (:func:`blit.gpu.lookup`, same
+    NNF) and give a CuPy NNF; NumPy and CuPy arrays in one call are a
+    ``TypeError`` naming the odd one.
     """
+    if any(map(_is_cupy, (target_pos, target_app, style_app, table, app_bin, jitter, active, labels, out))):
+        from blit import gpu
+
+        return gpu.lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
+                          origin=origin, active=active, labels=labels, out=out)
     target_pos = np.ascontiguousarray(target_pos, dtype=np.float32)
     if target_pos.ndim != 3 or target_pos.shape[2] != 2:
         raise ValueError(f"target_pos: expected (H, W, 2), got shape {target_pos.shape}")

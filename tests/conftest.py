@@ -27,3 +27,18 @@ def _private_style_cache(tmp_path_factory):
         os.environ.pop("STYLEBLIT_CACHE", None)
     else:
         os.environ["STYLEBLIT_CACHE"] = old
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``gpu`` when there is no CUDA device (or no CuPy)."""
+    marked = [item for item in items if item.get_closest_marker("gpu")]
+    if not marked:
+        return
+    from blit import gpu
+
+    reason = gpu._unavailable_reason()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"needs a CUDA device: {reason}")
+    for item in marked:
+        item.add_marker(skip)

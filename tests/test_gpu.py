@@ -1,0 +1,517 @@
+"""The CUDA backend (blit.gpu, blit/cuda/) against the Numba kernels.
+
+Three layers, so that the kernels are checked on every run, GPU or not:
+
+- nvcc compiles every specialisation of the CUDA source to PTX (skipped
+  without nvcc): a kernel that does not compile cannot land;
+- g++ compiles the kernels' per-thread logic (blit/cuda/styleblit_kernels.cuh)
+  as host code through tests/cuda_host_harness.cpp; ``blit.gpu.lookup`` and
+  ``blit.gpu.blend`` then run on NumPy arrays with each kernel launch
+  replaced by the host build over the same grid (fixture ``host_gpu``), and
+  must equal the Numba ``lookup`` / ``blend`` bit for bit; the guide error
+  and ArgMinLookup are also compared bit for bit on inputs chosen where
+  float32 and float64 part (skipped without g++);
+- with a CUDA device (``gpu`` marker, skipped without one), the public
+  functions on CuPy arrays must equal them on NumPy arrays.
+"""
+import ctypes
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blit import gpu
+from blit.blending import blend
+from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
+
+TESTS = Path(__file__).resolve().parent
+CUDA_DIR = Path(resources.files("blit") / "cuda")
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+def smooth_noise(rng, shape, sigma=2.0):
+    import cv2
+
+    return cv2.GaussianBlur(rng.random(shape, dtype=np.float32), (0, 0), sigma)
+
+
+def make_style(rng, hs=40, ws=32):
+    """(Hs, Ws, 3) uint8 exemplar and its (Hs, Ws) float32 appearance in [0, 255]."""
+    style = rng.integers(0, 256, (hs, ws, 3), dtype=np.uint8)
+    app = smooth_noise(rng, (hs, ws))
+    app = (app - app.min()) / max(np.ptp(app), 1e-6) * 255
+    return style, app.astype(np.float32)
+
+
+def identity_pos(h, w):
+    ys, xs = np.mgrid[0:h, 0:w]
+    return np.stack([xs, ys], -1).astype(np.float32)
+
+
+def lookup_case(seed, *, levels=5, threshold=50.0, h=21, w=27, quantized=False):
+    """Arguments of ``lookup`` for a random warp of a random exemplar.
+
+    ``quantized`` puts guides on a quarter-pixel grid and the appearance on
+    integers, so that many guide errors tie with each other and with the
+    threshold and many positions round at exactly .5: the comparisons must
+    agree exactly, not just almost.
+    """
+    rng = np.random.default_rng(seed)
+    _, app = make_style(rng)
+    if quantized:
+        app = np.round(app)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=threshold, levels=levels)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    pos = identity_pos(h, w) * 1.2 + rng.normal(0, 0.7, (h, w, 2)).astype(np.float32) + 2
+    pos[:3] -= 10  # some guides outside the exemplar
+    tapp = np.clip(rng.normal(128, 40, (h, w)), 0, 255).astype(np.float32)
+    if quantized:
+        pos = np.round(pos * 4) / 4
+        tapp = np.round(tapp)
+    jitter = make_jitter(seed + 3, levels=levels, size=8)
+    return (pos, tapp, app, table, bins, 4, params, jitter)
+
+
+def random_nnf(rng, h, w, hs, ws):
+    """An NNF of coherent patches, noise and inactive pixels."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    nnf = np.stack([(xs + 3) % ws, (ys + 5) % hs], -1).astype(np.int32)
+    noisy = rng.random((h, w)) < 0.3
+    nnf[noisy] = np.stack([rng.integers(0, ws, noisy.sum()), rng.integers(0, hs, noisy.sum())], -1)
+    nnf[rng.random((h, w)) < 0.1] = -(1 << 24)
+    return nnf
+
+
+# ---------------------------------------------------------------------------
+# No CUDA at import; availability; package data
+# ---------------------------------------------------------------------------
+
+def test_import_blit_touches_no_cuda():
+    code = ("import sys, blit, blit.styleblit, blit.blending; "
+            "assert 'cupy' not in sys.modules and 'blit.gpu' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_available_is_a_bool_and_auto_falls_back():
+    assert isinstance(gpu.available(), bool)
+    assert gpu.resolve_device("cpu") == "cpu"
+    assert gpu.resolve_device("auto") == ("cuda" if gpu.available() else "cpu")
+    with pytest.raises(ValueError, match="device"):
+        gpu.resolve_device("gpu0")
+
+
+@pytest.mark.skipif(gpu.available(), reason="a CUDA device is present")
+def test_cuda_without_a_device_says_what_to_install():
+    with pytest.raises(gpu.CudaUnavailableError, match="device='cuda'") as info:
+        gpu.resolve_device("cuda")
+    assert isinstance(info.value, ValueError)
+    if importlib.util.find_spec("cupy") is None:
+        assert 'pip install -e ".[gpu]"' in str(info.value)
+
+
+class _FakeCupyArray:
+    """Looks like a CuPy array to the dispatch (its type's module is cupy)."""
+
+
+_FakeCupyArray.__module__ = "cupy._core.core"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
+def test_cupy_arrays_without_cupy_say_what_to_install():
+    args = list(lookup_case(0))
+    args[7] = _FakeCupyArray()  # jitter
+    with pytest.raises(gpu.CudaUnavailableError, match=re.escape('pip install -e ".[gpu]"')):
+        lookup(*args)
+    with pytest.raises(gpu.CudaUnavailableError, match=re.escape('pip install -e ".[gpu]"')):
+        blend(np.zeros((4, 4, 3), np.uint8), np.zeros((2, 2, 2), np.int32), out=_FakeCupyArray())
+
+
+def test_a_mix_of_array_types_names_the_argument():
+    args = list(lookup_case(0))
+    args[3] = args[3].tolist()  # table: not an array of the call's backend
+    with pytest.raises(TypeError, match="table"):
+        gpu._prepare_lookup(np, *args)
+    with pytest.raises(TypeError, match="nnf"):
+        gpu._prepare_blend(np, np.zeros((4, 4, 3), np.uint8), [[[0, 0]]], 1, None)
+
+
+def test_cuda_sources_are_package_data():
+    assert (CUDA_DIR / "styleblit.cu").is_file() and (CUDA_DIR / "styleblit_kernels.cuh").is_file()
+    src = gpu.source()
+    assert '#include "styleblit_kernels.cuh"' not in src  # inlined: CuPy's cache sees it
+    for name in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "guide_error"):
+        assert name in src
+
+
+# ---------------------------------------------------------------------------
+# nvcc: every specialisation compiles
+# ---------------------------------------------------------------------------
+
+def _nvcc_ptx(tmp_path, *options):
+    """PTX of gpu.source() with every name expression instantiated."""
+    names = gpu.kernel_names()
+    cu = tmp_path / "styleblit_all.cu"
+    cu.write_text(gpu.source() + "\n// instantiate what NVRTC would be asked for\nvoid* sb_instances[] = {\n"
+                  + "".join(f"    (void*)&{n},\n" for n in names) + "};\n")
+    ptx = tmp_path / "styleblit_all.ptx"
+    cmd = ["nvcc", "--ptx", "-arch=compute_80", *options, "-o", str(ptx), str(cu)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
+    return names, ptx.read_text()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
+def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
+    names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
+    entries = re.findall(r"\.entry\s+(\w+)", ptx)
+    assert len(entries) == len(names) == 28
+    for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel"):
+        assert any(kind in e for e in entries)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
+def test_guide_error_is_not_fused_even_with_fmad(tmp_path):
+    """nvcc fuses a * b + c into an FMA by default; the kernels use
+    non-fusing intrinsics, so even without --fmad=false none appears and the
+    float arithmetic stays that of the Numba kernels."""
+    _, ptx = _nvcc_ptx(tmp_path, "--fmad=true")
+    assert "fma." not in ptx
+
+
+# ---------------------------------------------------------------------------
+# g++: the kernels' per-thread logic on the host equals the Numba kernels
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    """The host build of the kernels, as a ctypes library."""
+    cxx = shutil.which("g++")
+    if cxx is None:
+        pytest.skip("g++ not found")
+    lib = tmp_path_factory.mktemp("cuda-host") / "libstyleblit_host.so"
+    # IEEE arithmetic as in the kernels: no contraction into FMA, no fast math.
+    cmd = [cxx, "-std=c++11", "-O2", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC",
+           "-Wall", "-Wextra", f"-I{CUDA_DIR}", "-o", str(lib), str(TESTS / "cuda_host_harness.cpp")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
+    h = ctypes.CDLL(str(lib))
+    for name in ("sb_host_seeds", "sb_host_lookup", "sb_host_blend"):
+        getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
+        getattr(h, name).restype = None
+    h.sb_layout.argtypes = [ctypes.c_void_p]
+    h.sb_layout.restype = ctypes.c_int
+    vp = ctypes.c_void_p
+    h.sb_host_guide_errors.argtypes = [vp, ctypes.c_longlong, vp, vp, vp, vp]
+    h.sb_host_argmin_lookups.argtypes = [vp, ctypes.c_longlong, vp, vp, vp]
+    return h
+
+
+@pytest.fixture
+def host_gpu(harness, monkeypatch):
+    """blit.gpu with NumPy standing in for CuPy and every kernel launch run by
+    the host build over the launched grid: gpu.lookup and gpu.blend take the
+    path of a real launch (checks, struct packing, kernel choice, grid
+    sizes), only the execution is on the host. Yields the launches made."""
+    launches = []
+
+    def kernel(name):
+        kind, spec = re.fullmatch(r"(\w+)<(-?\d+)>", name).groups()
+
+        def launch(grid, block, args):
+            (packed,) = args
+            assert isinstance(packed, np.ndarray) and packed.shape == (1,)
+            threads = [g * b for g, b in zip(grid + (1, 1), block + (1, 1))][:2]
+            launches.append(name)
+            if kind == "sb_seed_kernel":
+                assert packed.dtype == gpu.LOOKUP_ARGS and threads[0] >= packed["nseeds"][0]
+                harness.sb_host_seeds(packed.ctypes.data, int(spec))
+            elif kind == "sb_lookup_kernel":
+                assert packed.dtype == gpu.LOOKUP_ARGS
+                assert threads[0] >= packed["w"][0] and threads[1] >= packed["h"][0]
+                harness.sb_host_lookup(packed.ctypes.data, int(spec))
+            else:
+                assert packed.dtype == gpu.BLEND_ARGS
+                assert threads[0] >= packed["w"][0] and threads[1] >= packed["h"][0]
+                radius = int(spec) if int(spec) >= 0 else int(packed["radius"][0])
+                harness.sb_host_blend(packed.ctypes.data, radius)
+
+        return launch
+
+    monkeypatch.setattr(gpu, "_cupy", lambda: np)
+    monkeypatch.setattr(gpu, "_kernels", lambda names: tuple(kernel(n) for n in names))
+    return launches
+
+
+def test_argument_structs_have_the_header_layout(harness):
+    """blit.gpu packs the structs field by field with the C offsets."""
+    values = np.zeros(64, np.int64)
+    n = harness.sb_layout(values.ctypes.data)
+    # the fields in the order cuda_host_harness.cpp reports them
+    fields = {
+        gpu.LOOKUP_ARGS: ("tpos", "tapp", "active", "sapp", "table", "app_bin", "jitter", "labels",
+                          "seeds", "nnf", "h", "w", "ox", "oy", "hs", "ws", "hc", "wc", "nbins",
+                          "cell", "jsize", "hf", "wf", "levels", "nseeds", "lam_pos", "lam_app",
+                          "threshold", "grid"),
+        gpu.SEED_GRID: ("offset", "bx0", "by0", "ncx"),
+        gpu.BLEND_ARGS: ("style", "nnf", "out", "h", "w", "hs", "ws", "radius"),
+    }
+    expected = []
+    for dtype, names in fields.items():
+        assert sorted(dtype.names) == sorted(names)
+        expected += [dtype.itemsize] + [dtype.fields[name][1] for name in names]
+    assert values[:n].tolist() == expected
+
+
+def adversarial_guides(rng, n, hs, ws, cell):
+    """Guides (n, 2) float32 and appearances (n,) float32 where float32 and
+    float64 arithmetic part: just below and at half pixels (rounding to the
+    nearest pixel), just below and at multiples of the cell (the table's
+    cell), full-mantissa values, inside and outside the exemplar."""
+    k = rng.integers(-3, max(hs, ws) + 3, (n, 2)).astype(np.float32)
+    half = k + np.float32(0.5)
+    cells = k * np.float32(cell)
+    kinds = [rng.uniform(-20, max(hs, ws) + 20, (n, 2)).astype(np.float32),
+             half, np.nextafter(half, np.float32(-np.inf)), np.nextafter(half, np.float32(np.inf)),
+             cells, np.nextafter(cells, np.float32(-np.inf))]
+    pick = rng.integers(0, len(kinds), (n, 2))
+    g = np.choose(pick, kinds).astype(np.float32)
+    a = np.where(rng.random(n) < 0.5, rng.uniform(-5, 260, n),
+                 np.nextafter(rng.integers(0, 256, n).astype(np.float32), np.float32(0))).astype(np.float32)
+    return g, a
+
+
+def _numba_twins():
+    """The Numba _error / _argmin_lookup over arrays of inputs."""
+    import numba
+
+    from blit.styleblit import _argmin_lookup, _error
+
+    @numba.njit
+    def errors(c, g, a, sapp, lam_pos, lam_app):
+        out = np.empty(len(a))
+        for i in range(len(a)):
+            out[i] = _error(c[i, 0], c[i, 1], g[i, 0], g[i, 1], a[i], sapp, lam_pos, lam_app)
+        return out
+
+    @numba.njit
+    def argmins(g, a, sapp, table, cell, app_bin, lam_pos, lam_app):
+        out = np.empty((len(a), 2), np.int64)
+        for i in range(len(a)):
+            out[i, 0], out[i, 1] = _argmin_lookup(g[i, 0], g[i, 1], a[i], sapp, table, cell, app_bin,
+                                                  lam_pos, lam_app)
+        return out
+
+    return errors, argmins
+
+
+@pytest.mark.parametrize("cell", [3, 4, 5])
+def test_host_guide_error_and_argmin_are_bit_identical(harness, cell):
+    """The float arithmetic of the kernels is that of the Numba kernels, bit
+    for bit, on inputs where float32 and float64 results part."""
+    rng = np.random.default_rng(cell)
+    _, app = make_style(rng, 37, 29)
+    errors, argmins = _numba_twins()
+    for lam_pos, lam_app in ((2.0, 2.0), (10 * 256 / 37, 2.0), (0.3, 7.7)):
+        params = LookupParams(lam_pos=lam_pos, lam_app=lam_app)
+        table, bins = argmin_lookup_table(app, params, cell=cell, nbins=8)
+        args = (np.zeros((1, 1, 2), np.float32), None, app, table, bins, cell, params, make_jitter())
+        packed, _, keep = gpu._prepare_lookup(np, *args)
+        packed["lam_app"] = np.float32(lam_app)  # target_app=None zeroes it
+        n = 20000
+        g, a = adversarial_guides(rng, n, *app.shape, cell)
+        c = np.stack([rng.integers(0, 29, n), rng.integers(0, 37, n)], -1).astype(np.int64)
+        host = np.empty(n)
+        harness.sb_host_guide_errors(packed.ctypes.data, n, c.ctypes.data, g.ctypes.data,
+                                     a.ctypes.data, host.ctypes.data)
+        expected = errors(c, g, a, app, np.float32(lam_pos), np.float32(lam_app))
+        np.testing.assert_array_equal(host.view(np.int64), expected.view(np.int64))
+        host = np.empty((n, 2), np.int64)
+        harness.sb_host_argmin_lookups(packed.ctypes.data, n, g.ctypes.data, a.ctypes.data,
+                                       host.ctypes.data)
+        expected = argmins(g, a, app, table, cell, bins, np.float32(lam_pos), np.float32(lam_app))
+        np.testing.assert_array_equal(host, expected)
+
+
+@pytest.mark.parametrize("origin", [(0, 0), (5, 9), (67, 130)])
+@pytest.mark.parametrize("levels", [1, 3, 5, 7])
+@pytest.mark.parametrize("threshold", [0.0, 10.0, 50.0, 1e9])
+def test_host_kernels_lookup_equals_numba(host_gpu, threshold, levels, origin):
+    args = lookup_case(1, levels=levels, threshold=threshold)
+    cpu = lookup(*args, origin=origin)
+    np.testing.assert_array_equal(gpu.lookup(*args, origin=origin), cpu)
+    # the seeds first (none with one level), then the lookup, specialised on levels
+    assert host_gpu == list(gpu.lookup_kernel_names(levels))[levels == 1:]
+    h, w = args[0].shape[:2]
+    labels = seed_labels((origin[1] + h + 2, origin[0] + w + 5), args[7], levels)
+    np.testing.assert_array_equal(gpu.lookup(*args, origin=origin, labels=labels), cpu)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("threshold", [2.0, 4.5, 8.0])
+def test_host_kernels_lookup_agrees_on_ties_and_half_pixels(host_gpu, seed, threshold):
+    args = lookup_case(seed, levels=6, threshold=threshold, h=33, w=29, quantized=True)
+    np.testing.assert_array_equal(gpu.lookup(*args, origin=(3, 1)),
+                                  lookup(*args, origin=(3, 1)))
+
+
+def test_host_kernels_lookup_position_only_active_and_out(host_gpu):
+    rng = np.random.default_rng(8)
+    pos, tapp, app, table, bins, cell, _, jitter = lookup_case(2, levels=7, h=40, w=36)
+    params = LookupParams.faceblit(app.shape, threshold=30.0)
+    active = rng.random(pos.shape[:2]) < 0.7
+    for target_app in (None, tapp):
+        cpu = lookup(pos, target_app, app, table, bins, cell, params, jitter, origin=(11, 2),
+                     active=active)
+        out = np.full(cpu.shape, 5, np.int32)
+        host = gpu.lookup(pos, target_app, app, table, bins, cell, params, jitter,
+                          origin=(11, 2), active=active, out=out)
+        assert host is out
+        np.testing.assert_array_equal(host, cpu)
+        assert (host[~active] == -(1 << 24)).all()
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3])
+def test_host_kernels_blend_equals_numba(host_gpu, radius):
+    rng = np.random.default_rng(9)
+    style = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    nnf = random_nnf(rng, 23, 31, 30, 40)
+    cpu = blend(style, nnf, radius, out=np.full((23, 31, 3), 7, np.uint8))
+    host = gpu.blend(style, nnf, radius, out=np.full((23, 31, 3), 7, np.uint8))
+    np.testing.assert_array_equal(host, cpu)
+    assert host_gpu == [f"sb_blend_kernel<{radius if radius <= 2 else -1}>"]
+
+
+def test_host_kernels_identity_invariants(host_gpu):
+    """Identical injective guides give the identity NNF; blending it at any
+    radius reproduces the exemplar."""
+    rng = np.random.default_rng(3)
+    style, _ = make_style(rng, 48, 40)
+    app = rng.permutation(48 * 40).reshape(48, 40).astype(np.float32) * (255.0 / (48 * 40))
+    pos = identity_pos(48, 40)
+    for levels in (1, 4, 7):
+        params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=50.0, levels=levels)
+        table, bins = argmin_lookup_table(app, params, cell=4, nbins=16)
+        jitter = make_jitter(0, levels=levels, size=16)
+        nnf = gpu.lookup(pos, app, app, table, bins, 4, params, jitter)
+        np.testing.assert_array_equal(nnf, pos.astype(np.int32))
+    for radius in (0, 1, 2):
+        np.testing.assert_array_equal(gpu.blend(style, nnf, radius), style)
+
+
+# ---------------------------------------------------------------------------
+# On a CUDA device: the public functions on CuPy arrays equal the CPU path
+# ---------------------------------------------------------------------------
+
+def _to_device(args):
+    import cupy as cp
+
+    return tuple(cp.asarray(a) if isinstance(a, np.ndarray) else a for a in args)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("origin", [(0, 0), (5, 9), (67, 130)])
+@pytest.mark.parametrize("levels", [1, 3, 5, 7, 12])
+@pytest.mark.parametrize("threshold", [0.0, 10.0, 50.0, 1e9])
+def test_gpu_lookup_equals_cpu(threshold, levels, origin):
+    import cupy as cp
+
+    args = lookup_case(1, levels=levels, threshold=threshold, quantized=threshold == 10.0)
+    cpu = lookup(*args, origin=origin)
+    nnf = lookup(*_to_device(args), origin=origin)
+    assert isinstance(nnf, cp.ndarray) and nnf.dtype == np.int32
+    np.testing.assert_array_equal(cp.asnumpy(nnf), cpu)
+    h, w = args[0].shape[:2]
+    labels = seed_labels((origin[1] + h, origin[0] + w), args[7], levels)
+    with_labels = lookup(*_to_device(args), origin=origin, labels=cp.asarray(labels))
+    np.testing.assert_array_equal(cp.asnumpy(with_labels), cpu)
+
+
+@pytest.mark.gpu
+def test_gpu_lookup_position_only_active_and_out():
+    import cupy as cp
+
+    rng = np.random.default_rng(8)
+    pos, tapp, app, table, bins, cell, _, jitter = lookup_case(2, levels=7, h=120, w=97)
+    params = LookupParams.faceblit(app.shape, threshold=30.0)
+    active = rng.random(pos.shape[:2]) < 0.7
+    for target_app in (None, tapp):
+        cpu = lookup(pos, target_app, app, table, bins, cell, params, jitter, origin=(11, 2),
+                     active=active)
+        out = cp.full(cpu.shape, 5, cp.int32)
+        dev = lookup(*_to_device((pos, target_app, app, table, bins, cell, params, jitter)),
+                     origin=(11, 2), active=cp.asarray(active), out=out)
+        assert dev is out
+        np.testing.assert_array_equal(cp.asnumpy(dev), cpu)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("radius", [0, 1, 2, 3])
+def test_gpu_blend_equals_cpu(radius):
+    import cupy as cp
+
+    rng = np.random.default_rng(9)
+    style = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    nnf = random_nnf(rng, 230, 310, 30, 40)
+    cpu = blend(style, nnf, radius, out=np.full((230, 310, 3), 7, np.uint8))
+    dev = blend(cp.asarray(style), cp.asarray(nnf), radius, out=cp.full((230, 310, 3), 7, cp.uint8))
+    assert isinstance(dev, cp.ndarray)
+    np.testing.assert_array_equal(cp.asnumpy(dev), cpu)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("levels", [1, 4, 7])
+def test_gpu_identity_invariants(levels):
+    import cupy as cp
+
+    rng = np.random.default_rng(3)
+    style, _ = make_style(rng, 48, 40)
+    app = rng.permutation(48 * 40).reshape(48, 40).astype(np.float32) * (255.0 / (48 * 40))
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=50.0, levels=levels)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=16)
+    pos = identity_pos(48, 40)
+    nnf = lookup(*_to_device((pos, app, app, table, bins, 4, params,
+                              make_jitter(0, levels=levels, size=16))))
+    np.testing.assert_array_equal(cp.asnumpy(nnf), pos.astype(np.int32))
+    for r in (0, 1, 2):
+        np.testing.assert_array_equal(cp.asnumpy(blend(cp.asarray(style), nnf, r)), style)
+
+
+@pytest.mark.gpu
+def test_gpu_mix_of_numpy_and_cupy_is_a_type_error_naming_it():
+    import cupy as cp
+
+    args = list(_to_device(lookup_case(0)))
+    args[7] = cp.asnumpy(args[7])  # jitter left on the host
+    with pytest.raises(TypeError, match="jitter"):
+        lookup(*args)
+    args = list(lookup_case(0))
+    args[0] = cp.asarray(args[0])  # only target_pos on the device
+    with pytest.raises(TypeError, match="target_app"):
+        lookup(*args)
+    with pytest.raises(TypeError, match="nnf"):
+        blend(cp.zeros((4, 4, 3), cp.uint8), np.zeros((2, 2, 2), np.int32))
+
+
+@pytest.mark.gpu
+def test_gpu_kernels_compile_once_per_device_and_specialisation():
+    import cupy as cp
+
+    args = _to_device(lookup_case(0, levels=4))
+    lookup(*args)
+    blend(cp.zeros((4, 4, 3), cp.uint8), cp.zeros((2, 2, 2), cp.int32), 2)
+    before = dict(gpu._MODULES)
+    lookup(*args)
+    blend(cp.zeros((4, 4, 3), cp.uint8), cp.zeros((2, 2, 2), cp.int32), 2)
+    assert gpu._MODULES == before
+    device = cp.cuda.runtime.getDevice()
+    assert (device, gpu.lookup_kernel_names(4)) in gpu._MODULES
+    assert (device, ("sb_blend_kernel<2>",)) in gpu._MODULES
