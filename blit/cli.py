@@ -181,6 +181,7 @@ def build_parser():
     _add_prepare_style(sub)
     _add_image(sub)
     from blit import bench, evaluate  # noqa: F401  (register `bench`, `eval`)
+    from blit import video, webcam  # noqa: F401  (register `video`, `webcam`)
     for add in _COMMANDS:
         add(sub)
     return parser
@@ -204,4 +205,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # `python -m blit.cli`: run the imported module's main, where the
+    # subcommand modules register themselves (not this __main__ copy's).
+    from blit.cli import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,810 @@
+"""Stylizing a video stream: one :class:`Stylizer` called once per frame.
+
+:func:`blit.stylize.stylize_frame` is a pure function of one frame. A stream
+adds state across frames, all of it owned here:
+
+* landmarks from mediapipe in tracking mode (or any injected callable);
+* per-face One-Euro smoothing of the landmarks (:class:`OneEuroFilter`,
+  Casiez et al. 2012), faces matched frame to frame by nearest centroid;
+* the last good landmarks, held for a short time when the face is lost;
+* one fixed jitter table (or one re-seeded at ``boil_hz`` for a deliberate
+  "boiling" look) and its nearest-seed labels, computed once per frame size;
+* temporal coherence of the patches (:func:`propagate`): a pixel keeps the
+  exemplar source it had in the previous frame, carried along with the
+  motion of the frame (optical flow, or the positional guide), while that
+  source still passes a threshold; only the other pixels are looked up
+  afresh. This is what removes the flicker of frame-by-frame StyleBlit.
+  Measured on FaceBlit's target1.mp4 with the lincolnbust style
+  (:class:`blit.metrics.WarpingErrorMeter` on the face region, every second
+  frame as FaceBlit's reference video): the official FaceBlit output changes
+  44x as much as the input between frames, frame-by-frame lookup here 31x,
+  this stream 8.1x (8.6x at the full 30 fps), with patch distances to the
+  exemplar of 5.7, 5.35 and 5.2 (``benchmarks/bench_stream.py --stability``);
+* buffers reused from frame to frame.
+
+Conventions as everywhere: images (H, W, 3) uint8 BGR, landmarks (68, 2)
+float32 (x, y) pixels, guides float32, NNFs (H, W, 2) int32 exemplar (x, y).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from blit.blending import blend
+from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
+from blit.stylize import StylizeOptions
+from guides.appearance import target_appearance
+from guides.mask import composite, head_region
+from guides.mls import positional_guide
+
+__all__ = ["Stylizer", "OneEuroFilter", "propagate", "guide_inverse_jacobian", "STREAM_STAGES",
+           "NO_SOURCE", "ONE_EURO"]
+
+#: Keys of :attr:`Stylizer.last_times`, in pipeline order (milliseconds).
+STREAM_STAGES = ("landmarks", "smooth", "flow", "mls", "appearance", "propagate", "lookup",
+                 "blend", "composite", "total")
+
+#: Source-field value of a pixel that has no exemplar source (outside the
+#: region computed); any value below ``NO_SOURCE / 2`` means the same.
+NO_SOURCE = np.float32(-1e30)
+
+#: One-Euro settings for landmarks in units of the face width (jaw end to jaw
+#: end), at any resolution: cutoff 1.5 Hz at rest, opening by 12 Hz per face
+#: width per second of (filtered) speed.
+ONE_EURO = {"min_cutoff": 1.5, "beta": 12.0, "d_cutoff": 1.0}
+
+
+# ---------------------------------------------------------------------------
+# One-Euro filter
+# ---------------------------------------------------------------------------
+
+class OneEuroFilter:
+    """The One-Euro filter over arrays: each element an adaptive low-pass.
+
+    A first-order low-pass whose cutoff rises with the speed of the signal:
+    ``cutoff = min_cutoff + beta * |dx/dt|`` (the derivative itself low-passed
+    at ``d_cutoff``). Slow signals are smoothed hard (no jitter at rest), fast
+    ones barely (no lag on fast motion).
+
+    Parameters
+    ----------
+    min_cutoff : float
+        Cutoff in Hz at rest; lower removes more jitter.
+    beta : float
+        Cutoff increase per unit/s of speed; higher removes more lag.
+    d_cutoff : float
+        Cutoff in Hz of the derivative estimate.
+
+    Examples
+    --------
+    >>> f = OneEuroFilter(min_cutoff=1.0, beta=0.0)
+    >>> f(np.zeros((68, 2), np.float32), 0.0)[0]
+    array([0., 0.], dtype=float32)
+
+    Notes
+    -----
+    Casiez, Roussel and Vogel, "1 Euro Filter: A Simple Speed-based Low-pass
+    Filter for Noisy Input in Interactive Systems", CHI 2012 (their Eq. 1-4,
+    smoothing factor ``alpha = 1 / (1 + tau / T_e)``, ``tau = 1 / (2 pi f_c)``).
+    """
+
+    def __init__(self, *, min_cutoff=1.0, beta=0.0, d_cutoff=1.0):
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError(f"OneEuroFilter: expected min_cutoff > 0, d_cutoff > 0, beta >= 0, "
+                             f"got {min_cutoff}, {d_cutoff}, {beta}")
+        self.min_cutoff = float(min_cutoff)
+        self.beta = float(beta)
+        self.d_cutoff = float(d_cutoff)
+        self.reset()
+
+    def reset(self):
+        """Forget the past: the next sample passes through unchanged."""
+        self._x = None
+        self._dx = None
+        self._t = None
+
+    @staticmethod
+    def _alpha(cutoff, dt):
+        tau = 1.0 / (2.0 * math.pi * cutoff)
+        return 1.0 / (1.0 + tau / dt)
+
+    def __call__(self, x, t):
+        """Filter the sample ``x`` taken at time ``t`` (seconds, increasing).
+
+        Parameters
+        ----------
+        x : ndarray, any shape (the same at every call)
+        t : float
+
+        Returns
+        -------
+        ndarray, float32, the shape of ``x``
+        """
+        x = np.asarray(x, np.float32)
+        if self._x is None or self._x.shape != x.shape:
+            self._x, self._dx, self._t = x.copy(), np.zeros_like(x), float(t)
+            return self._x.copy()
+        dt = float(t) - self._t
+        if dt <= 0.0:  # a repeated or out-of-order timestamp: keep the state
+            return self._x.copy()
+        dx = (x - self._x) / np.float32(dt)
+        self._dx += np.float32(self._alpha(self.d_cutoff, dt)) * (dx - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        tau = 1.0 / (2.0 * np.pi * cutoff)
+        a = (1.0 / (1.0 + tau / dt)).astype(np.float32)
+        self._x += a * (x - self._x)
+        self._t = float(t)
+        return self._x.copy()
+
+
+# ---------------------------------------------------------------------------
+# Temporal coherence of the NNF
+# ---------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _propagate_row(prev_src, prev_pos, pox, poy, flow, fox, foy, use_flow, jxx, jxy, jyx, jyy,
+                   iterations, pos, app, ox, oy, sapp, lam_pos, lam_app, threshold, active, src,
+                   nnf, need, y):
+    ph, pw = prev_src.shape[0], prev_src.shape[1]
+    hs, ws = sapp.shape
+    half = np.float32(0.5)
+    y = np.int64(y)  # prange indices may be unsigned
+    for x in range(pos.shape[1]):
+        kept = False
+        if active[y, x]:
+            gx = pos[y, x, 0]
+            gy = pos[y, x, 1]
+            # (px, py): this pixel in the previous box's coordinates
+            px = x + ox - pox
+            py = y + oy - poy
+            if use_flow:
+                # q*: where the flow says this pixel's content was
+                qfx = np.float32(px) + flow[y + oy - foy, x + ox - fox, 0]
+                qfy = np.float32(py) + flow[y + oy - foy, x + ox - fox, 1]
+                qx = int(np.floor(qfx + half))
+                qy = int(np.floor(qfy + half))
+                fx = qfx - np.float32(qx)
+                fy = qfy - np.float32(qy)
+            else:
+                # q*: where the previous positional guide had this pixel's guide
+                # value; Newton steps with the landmark fit's inverse Jacobian
+                qx = px
+                qy = py
+                for _ in range(iterations):
+                    if not (0 <= qx < pw and 0 <= qy < ph):
+                        break
+                    dx = gx - prev_pos[qy, qx, 0]
+                    dy = gy - prev_pos[qy, qx, 1]
+                    qx += int(np.floor(jxx * dx + jxy * dy + 0.5))
+                    qy += int(np.floor(jyx * dx + jyy * dy + 0.5))
+                fx = np.float32(0.0)
+                fy = np.float32(0.0)
+                if 0 <= qx < pw and 0 <= qy < ph:
+                    dx = gx - prev_pos[qy, qx, 0]
+                    dy = gy - prev_pos[qy, qx, 1]
+                    fx = np.float32(jxx * dx + jxy * dy)
+                    fy = np.float32(jyx * dx + jyy * dy)
+            if 0 <= qx < pw and 0 <= qy < ph and prev_src[qy, qx, 0] > NO_SOURCE / 2:
+                # patches are unit-scale copies: within one, the source moves as
+                # the frame does, so s' = s(q) + (q* - q)
+                sx = prev_src[qy, qx, 0] + fx
+                sy = prev_src[qy, qx, 1] + fy
+                cx = int(np.floor(sx + half))
+                cy = int(np.floor(sy + half))
+                if 0 <= cx < ws and 0 <= cy < hs:
+                    if _error(cx, cy, gx, gy, app[y, x], sapp, lam_pos, lam_app) < threshold:
+                        nnf[y, x, 0] = cx
+                        nnf[y, x, 1] = cy
+                        src[y, x, 0] = sx
+                        src[y, x, 1] = sy
+                        kept = True
+            need[y, x] = not kept
+        else:
+            need[y, x] = False
+        if not kept:
+            nnf[y, x, 0] = _INACTIVE
+            nnf[y, x, 1] = _INACTIVE
+            src[y, x, 0] = NO_SOURCE
+            src[y, x, 1] = NO_SOURCE
+
+
+@numba.njit(parallel=True, cache=True)
+def _propagate_kernel(prev_src, prev_pos, pox, poy, flow, fox, foy, use_flow, jxx, jxy, jyx, jyy,
+                      iterations, pos, app, ox, oy, sapp, lam_pos, lam_app, threshold, active, src,
+                      nnf, need):
+    for y in numba.prange(pos.shape[0]):
+        _propagate_row(prev_src, prev_pos, pox, poy, flow, fox, foy, use_flow, jxx, jxy, jyx, jyy,
+                       iterations, pos, app, ox, oy, sapp, lam_pos, lam_app, threshold, active,
+                       src, nnf, need, y)
+
+
+@numba.njit(parallel=True, cache=True)
+def _merge_kernel(fresh, need, nnf, src):
+    """Where ``need``: take the fresh lookup's entry, and make it the source."""
+    for y in numba.prange(need.shape[0]):
+        for x in range(need.shape[1]):
+            if need[y, x]:
+                nnf[y, x, 0] = fresh[y, x, 0]
+                nnf[y, x, 1] = fresh[y, x, 1]
+                src[y, x, 0] = fresh[y, x, 0]
+                src[y, x, 1] = fresh[y, x, 1]
+
+
+def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None, flow_origin=None,
+              prev_pos=None, inverse_jacobian=None, iterations=1, prev_origin=(0, 0),
+              origin=(0, 0), active=None, out=None):
+    """Carry the previous frame's exemplar sources to this frame where they still fit.
+
+    Each target pixel ``p`` (guides ``g``, ``a``) shows a face point that was
+    at ``q*`` in the previous frame. Its candidate source is the previous
+    source there, extended with unit slope (patches are unit-scale copies):
+    ``s' = s(q) + (q* - q)`` with ``q = round(q*)``. The candidate
+    ``c = round(s')`` (``floor(v + 0.5)`` in float32 arithmetic, as ``q``)
+    is kept when it lies inside the exemplar and its guide
+    error (:mod:`blit.styleblit`'s ``E(c; g, a)``) is below
+    ``params.threshold``; the other active pixels need a fresh lookup.
+
+    ``q*`` comes from one of two motion estimates:
+
+    * ``flow`` (backward optical flow, this frame to the previous one):
+      ``q* = p + flow(p)``. The texture then follows the pixels' true motion.
+    * the positional guides: ``q*`` solves ``pos_prev(q*) = g`` by
+      ``iterations`` Newton steps from ``p`` with ``inverse_jacobian``; with
+      0 steps and the identity this is ``prev_nnf(p) + pos_t(p) - pos_{t-1}(p)``.
+
+    Parameters
+    ----------
+    prev_src : (Hp, Wp, 2) float32 ndarray
+        Previous frame's source field: exemplar (x, y) per pixel, unrounded
+        (kept pixels accumulate no rounding); below ``NO_SOURCE / 2`` where
+        there was none.
+    target_pos : (H, W, 2) float32 ndarray
+    target_app : (H, W) float32 ndarray or None
+        None: position only (``lam_app`` ignored), as in :func:`blit.styleblit.lookup`.
+    style_app : (Hs, Ws) float32 ndarray
+    params : LookupParams
+        Weights of the guide error and the threshold for keeping.
+    flow : (Hf, Wf, 2) float32 ndarray, optional
+        Backward flow (dx, dy) in frame pixels, on a region of the frame that
+        covers this box.
+    flow_origin : (int, int), optional
+        Frame position (x, y) of ``flow[0, 0]``; default ``origin`` (the flow
+        is this box's).
+    prev_pos : (Hp, Wp, 2) float32 ndarray, optional
+        Previous positional guide; required without ``flow``.
+    inverse_jacobian : (2, 2) float ndarray, optional
+        Exemplar-to-frame change of position (:func:`guide_inverse_jacobian`);
+        required without ``flow``.
+    iterations : int
+        Newton steps of the guide motion.
+    prev_origin, origin : (int, int)
+        Frame position (x, y) of the previous box's and this box's pixel (0, 0).
+    active : (H, W) bool ndarray, optional
+    out : tuple of ((H, W, 2) float32, (H, W, 2) int32, (H, W) bool), optional
+
+    Returns
+    -------
+    src : (H, W, 2) float32 ndarray
+        Unrounded sources of the kept pixels, ``NO_SOURCE`` elsewhere.
+    nnf : (H, W, 2) int32 ndarray
+        Their rounded sources; large negative elsewhere (as inactive pixels
+        of :func:`blit.styleblit.lookup`).
+    need : (H, W) bool ndarray
+        Active pixels not kept: they need a fresh lookup.
+
+    Examples
+    --------
+    >>> src, nnf, need = propagate(prev_src, pos, app, style.appearance, params,
+    ...                            flow=flow)                    # doctest: +SKIP
+    >>> fresh = lookup(pos, app, ..., active=need)              # doctest: +SKIP
+    """
+    prev_src = np.ascontiguousarray(prev_src, np.float32)
+    target_pos = np.ascontiguousarray(target_pos, np.float32)
+    if target_pos.ndim != 3 or target_pos.shape[2] != 2:
+        raise ValueError(f"target_pos: expected (H, W, 2), got shape {target_pos.shape}")
+    if prev_src.ndim != 3 or prev_src.shape[2] != 2:
+        raise ValueError(f"prev_src: expected (Hp, Wp, 2), got shape {prev_src.shape}")
+    h, w = target_pos.shape[:2]
+    lam_app = params.lam_app
+    if target_app is None:
+        target_app = np.full((h, w), 128.0, np.float32)
+        lam_app = 0.0
+    target_app = np.ascontiguousarray(target_app, np.float32)
+    if target_app.shape != (h, w):
+        raise ValueError(f"target_app: expected shape {(h, w)}, got {target_app.shape}")
+    if active is None:
+        active = np.ones((h, w), np.bool_)
+    elif active.shape != (h, w):
+        raise ValueError(f"active: expected shape {(h, w)}, got {active.shape}")
+    fox, foy = (int(v) for v in (origin if flow_origin is None else flow_origin))
+    if flow is not None:
+        flow = np.ascontiguousarray(flow, np.float32)
+        bx, by = int(origin[0]) - fox, int(origin[1]) - foy
+        if (flow.ndim != 3 or flow.shape[2] != 2 or bx < 0 or by < 0
+                or flow.shape[0] < by + h or flow.shape[1] < bx + w):
+            raise ValueError(f"flow: expected (>= {by + h}, >= {bx + w}, 2) to cover the box "
+                             f"from flow_origin {(fox, foy)}, got {flow.shape}")
+        prev_pos = np.zeros((1, 1, 2), np.float32)
+        j = np.zeros((2, 2))
+        use_flow = True
+    else:
+        if prev_pos is None or inverse_jacobian is None:
+            raise ValueError("prev_pos, inverse_jacobian: required without flow")
+        prev_pos = np.ascontiguousarray(prev_pos, np.float32)
+        if prev_pos.shape != prev_src.shape:
+            raise ValueError(f"prev_pos: expected shape {prev_src.shape}, got {prev_pos.shape}")
+        if iterations < 0:
+            raise ValueError(f"iterations: expected >= 0, got {iterations}")
+        j = np.asarray(inverse_jacobian, np.float64)
+        flow = np.zeros((1, 1, 2), np.float32)
+        use_flow = False
+    if out is None:
+        out = (np.empty((h, w, 2), np.float32), np.empty((h, w, 2), np.int32),
+               np.empty((h, w), np.bool_))
+    src, nnf, need = out
+    if h and w:
+        _propagate_kernel(prev_src, prev_pos, int(prev_origin[0]), int(prev_origin[1]), flow,
+                          fox, foy, use_flow,
+                          float(j[0, 0]), float(j[0, 1]), float(j[1, 0]), float(j[1, 1]),
+                          int(iterations), target_pos, target_app, int(origin[0]), int(origin[1]),
+                          style_app, np.float32(params.lam_pos), np.float32(lam_app),
+                          np.float32(params.threshold), np.ascontiguousarray(active, np.bool_),
+                          src, nnf, need)
+    return src, nnf, need
+
+
+def guide_inverse_jacobian(target_landmarks, style_landmarks):
+    """(2, 2) inverse of the linear part of the affine map from frame to exemplar
+    that best fits the landmarks (least squares).
+
+    The positional guide is locally about ``pos(p) = A p + b``; ``A^-1``
+    turns a difference of guide values into frame pixels. The identity when
+    the fit is degenerate.
+    """
+    src = np.asarray(target_landmarks, np.float64)
+    dst = np.asarray(style_landmarks, np.float64)
+    a_t, *_ = np.linalg.lstsq(src - src.mean(0), dst - dst.mean(0), rcond=None)
+    a = a_t.T  # dst - mean ~ a @ (src - mean)
+    if not np.isfinite(a).all() or abs(np.linalg.det(a)) < 1e-9:
+        return np.eye(2)
+    return np.linalg.inv(a)
+
+
+# ---------------------------------------------------------------------------
+# The stream object
+# ---------------------------------------------------------------------------
+
+class _Buffers:
+    """Named flat arrays that grow as needed; contiguous views of them are
+    handed out, so a stream whose boxes change size every frame allocates
+    (almost) nothing."""
+
+    def __init__(self):
+        self._flat = {}
+
+    def get(self, name, shape, dtype):
+        n = int(np.prod(shape))
+        buf = self._flat.get(name)
+        if buf is None or buf.size < n or buf.dtype != dtype:
+            buf = np.empty(n + n // 4 + 64, dtype)  # headroom: boxes grow a little at a time
+            self._flat[name] = buf
+        return buf[:n].reshape(shape)
+
+    @property
+    def nbytes(self):
+        return sum(b.nbytes for b in self._flat.values())
+
+
+@dataclass
+class _Coherence:
+    """The previous frame of one lookup (a face's head, or the background)."""
+
+    src: np.ndarray | None = None  # (H, W, 2) float32 source field
+    pos: np.ndarray | None = None  # (H, W, 2) float32 positional guide
+    origin: tuple = (0, 0)
+    parity: int = 0
+    buffers: _Buffers = field(default_factory=_Buffers)
+
+    def clear(self):
+        self.src = self.pos = None
+
+
+@dataclass
+class _Track:
+    """One face followed across frames."""
+
+    landmarks: np.ndarray  # smoothed; the last good ones while the face is lost
+    raw: np.ndarray  # last detection
+    scale: float  # face width at the first detection: the filter's unit
+    last_seen: float
+    filter: OneEuroFilter | None
+    head: _Coherence = field(default_factory=_Coherence)
+
+
+def _face_width(landmarks):
+    return max(float(np.hypot(*(landmarks[16] - landmarks[0]))), 1.0)
+
+
+class Stylizer:
+    """Stylize a video stream frame by frame, stably.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar
+    options : StylizeOptions
+    jitter_seed : int
+        Seed of the jitter table (:func:`blit.styleblit.make_jitter`), fixed
+        for the whole stream.
+    max_faces : int
+        The most faces stylized per frame, each with its own smoothing and
+        coherence state; faces are matched frame to frame by nearest centroid.
+    boil_hz : float, optional
+        Re-seed the jitter this many times a second (``jitter_seed + k`` in
+        the k-th period, from the frame timestamps): a deliberate, evenly
+        paced "boiling" of the strokes, held between re-seeds. Default: never.
+    landmarker : callable, optional
+        ``landmarker(frame) -> list of (68, 2) float32`` (largest face first).
+        Default: :class:`guides.landmarks.FaceLandmarker` in tracking mode,
+        created on the first frame.
+    smoothing : bool or dict
+        One-Euro smoothing of the landmarks: True for :data:`ONE_EURO`, a dict
+        of :class:`OneEuroFilter` arguments (in face widths), or False.
+    temporal : {"flow", "guide", None}
+        How exemplar sources are kept from frame to frame (:func:`propagate`):
+        moved along the optical flow of the frames (DIS, ultrafast preset;
+        the default and steadiest), along the positional guide (no flow to
+        compute), or not at all (``None``: every frame is looked up afresh,
+        exactly as :func:`blit.stylize.stylize_frame`).
+    keep_threshold : float, optional
+        Guide-error threshold for keeping a propagated source; default twice
+        the lookup's (``options.threshold``, ``background_threshold``).
+        Higher is steadier, lower follows the guides closer.
+    hold : float
+        Seconds to keep painting a lost face at its last landmarks before the
+        frame passes through unstylized (background-only with
+        ``background="stylize"``).
+    fps : float
+        Frame rate assumed when frames come without timestamps.
+
+    Attributes
+    ----------
+    last_times : dict
+        Milliseconds of each stage of the last frame (keys of
+        :data:`STREAM_STAGES` that ran).
+    last_landmarks : list of (68, 2) float32 ndarray
+        Landmarks painted in the last frame (smoothed; held ones included),
+        largest face last.
+    last_nnf : list of (H, W, 2) int32 ndarray
+        The head NNF of each of them (views of reused buffers).
+    last_boxes : list of (int, int, int, int)
+        Their head boxes ``(x0, y0, x1, y1)``.
+
+    Examples
+    --------
+    >>> with Stylizer(load_style("style.png")) as stylizer:   # doctest: +SKIP
+    ...     for frame in frames:
+    ...         show(stylizer(frame))
+    """
+
+    def __init__(self, style, *, options=StylizeOptions(), jitter_seed=0, max_faces=1,
+                 boil_hz=None, landmarker=None, smoothing=True, temporal="flow",
+                 keep_threshold=None, hold=0.5, fps=30.0):
+        if int(max_faces) < 1:
+            raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
+        if boil_hz is not None and not boil_hz > 0:
+            raise ValueError(f"boil_hz: expected a positive rate, got {boil_hz}")
+        if not fps > 0:
+            raise ValueError(f"fps: expected a positive frame rate, got {fps}")
+        if not hold >= 0:
+            raise ValueError(f"hold: expected >= 0 seconds, got {hold}")
+        if temporal not in ("flow", "guide", None):
+            raise ValueError(f"temporal: expected 'flow', 'guide' or None, got {temporal!r}")
+        self.style = style
+        self.options = options
+        self.jitter_seed = int(jitter_seed)
+        self.max_faces = int(max_faces)
+        self.boil_hz = boil_hz
+        self.smoothing = dict(ONE_EURO) if smoothing is True else (dict(smoothing) if smoothing else None)
+        self.temporal = temporal
+        self.keep_threshold = keep_threshold
+        self.hold = float(hold)
+        self.fps = float(fps)
+        self._landmarker = landmarker
+        self._own_landmarker = landmarker is None
+        self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
+                                         options.threshold, options.levels)
+        self._bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
+                                       options.levels)
+        self._dis = None
+        self._buffers = _Buffers()
+        self.reset()
+
+    # -- life cycle ------------------------------------------------------------
+
+    def reset(self):
+        """Forget all state across frames (tracks, smoothing, coherence, clock)."""
+        self._tracks: list[_Track] = []
+        self._background = _Coherence()
+        self._last_any = None  # landmarks of the last face seen, for background-only frames
+        self._frame_index = 0
+        self._jitter_key = None
+        self._jitter = None
+        self._labels = None
+        self._labels_shape = None
+        self._prev_gray = None
+        self._gray_parity = 0
+        self.last_times = {}
+        self.last_landmarks = []
+        self.last_nnf = []
+        self.last_boxes = []
+
+    def close(self):
+        """Release the landmarker if this object created it."""
+        if self._own_landmarker and self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- per frame ---------------------------------------------------------------
+
+    def __call__(self, frame, t=None, *, out=None):
+        """Stylize the next frame of the stream.
+
+        Parameters
+        ----------
+        frame : (H, W, 3) uint8 ndarray, BGR
+        t : float, optional
+            Timestamp in seconds (increasing); default ``frame_index / fps``.
+        out : (H, W, 3) uint8 ndarray, optional
+            Where to write the result (not ``frame`` itself).
+
+        Returns
+        -------
+        (H, W, 3) uint8 ndarray
+            The frame with each face painted from the exemplar; a copy of the
+            frame when no face has been seen for ``hold`` seconds.
+        """
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frame: expected (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        if out is None:
+            out = np.empty_like(frame)
+        elif out.shape != frame.shape or out.dtype != np.uint8:
+            raise ValueError(f"out: expected {frame.shape} uint8, got {out.shape} {out.dtype}")
+        frame = np.ascontiguousarray(frame)
+        if t is None:
+            t = self._frame_index / self.fps
+        t = float(t)
+        self._frame_index += 1
+        times = {}
+        start = time.perf_counter()
+
+        if self._landmarker is None:
+            from guides.landmarks import FaceLandmarker
+
+            self._landmarker = FaceLandmarker(static_image_mode=False, max_faces=self.max_faces)
+        faces = [np.asarray(f, np.float32) for f in self._landmarker(frame)][: self.max_faces]
+        times["landmarks"] = _ms(start)
+
+        t0 = time.perf_counter()
+        tracks = self._update_tracks(faces, t)
+        self._update_jitter(frame.shape[:2], t)
+        times["smooth"] = _ms(t0)
+
+        self._render(frame, tracks, times, out)
+        times["total"] = _ms(start)
+        self.last_times = times
+        return out
+
+    def _update_jitter(self, shape, t):
+        key = 0 if self.boil_hz is None else int(math.floor(t * self.boil_hz))
+        if key != self._jitter_key:
+            self._jitter = make_jitter(self.jitter_seed + key, levels=self.options.levels)
+            self._labels = None
+            if self._jitter_key is not None:  # a new stroke layout: start afresh
+                for track in self._tracks:
+                    track.head.clear()
+                self._background.clear()
+            self._jitter_key = key
+        if self._labels is None or self._labels_shape != shape:
+            self._labels = seed_labels(shape, self._jitter, self.options.levels)
+            self._labels_shape = shape
+
+    def _update_tracks(self, faces, t):
+        """Match faces to tracks by nearest centroid, smooth, expire; return the
+        tracks to paint this frame, largest face last (painted on top)."""
+        tracks = self._tracks
+        pairs = []
+        for i, track in enumerate(tracks):
+            centre = track.raw.mean(axis=0)
+            for j, face in enumerate(faces):
+                d = float(np.hypot(*(face.mean(axis=0) - centre)))
+                if d < 0.75 * _face_width(track.raw):
+                    pairs.append((d, i, j))
+        pairs.sort()
+        used_t, used_f = set(), set()
+        for _, i, j in pairs:
+            if i in used_t or j in used_f:
+                continue
+            used_t.add(i)
+            used_f.add(j)
+            track, face = tracks[i], faces[j]
+            track.raw = face
+            track.last_seen = t
+            if track.filter is not None:
+                track.landmarks = track.filter(face / track.scale, t) * np.float32(track.scale)
+            else:
+                track.landmarks = face
+        for j, face in enumerate(faces):
+            if j not in used_f:
+                scale = _face_width(face)
+                filt = OneEuroFilter(**self.smoothing) if self.smoothing else None
+                if filt is not None:
+                    filt(face / scale, t)
+                tracks.append(_Track(landmarks=face, raw=face, scale=scale, last_seen=t,
+                                     filter=filt))
+        alive = [tr for tr in tracks if t - tr.last_seen <= self.hold]
+        alive.sort(key=lambda tr: tr.last_seen, reverse=True)  # faces seen now first
+        self._tracks = alive[: self.max_faces]
+        if self._tracks:
+            self._last_any = max(self._tracks, key=lambda tr: _face_width(tr.landmarks)).landmarks
+        return sorted(self._tracks, key=lambda tr: _face_width(tr.landmarks))
+
+    def _keep_params(self, params):
+        keep = 2.0 * params.threshold if self.keep_threshold is None else float(self.keep_threshold)
+        return LookupParams(params.lam_pos, params.lam_app, keep, params.levels)
+
+    def _render(self, frame, tracks, times, out):
+        style, options = self.style, self.options
+        h, w = frame.shape[:2]
+        radius = options.voting
+        regions = [head_region(frame.shape, tr.landmarks, margin=radius) for tr in tracks]
+        self.last_landmarks = [tr.landmarks for tr in tracks]
+        self.last_boxes = [r.box for r in regions]
+        self.last_nnf = []
+        whole = options.background == "stylize" and self._last_any is not None
+        flow = self._flow(frame, regions, whole, times)
+        if whole:
+            # the background follows the largest face (or the last one seen)
+            main = tracks[-1].landmarks if tracks else self._last_any
+            t0 = time.perf_counter()
+            pos_whole = positional_guide((h, w), main, style.landmarks)
+            _add(times, "mls", t0)
+            ones = self._buffers.get("ones", (h, w), np.bool_)
+            ones[...] = True
+            nnf_bg = self._coherent_lookup(self._background, pos_whole, None, (0, 0), ones,
+                                           self._bg_params, main, flow, times)
+            t0 = time.perf_counter()
+            blend(style.image, nnf_bg, radius, out=out)
+            _add(times, "blend", t0)
+        else:
+            pos_whole = None
+            self._background.clear()
+            out[...] = frame
+        for track, region in zip(tracks, regions):
+            self._render_face(frame, track, region, pos_whole, flow, out, times)
+        return out
+
+    def _flow(self, frame, regions, whole, times):
+        """Backward optical flow (this frame to the previous) on the boxes that
+        need it, as ((x0, y0), (H, W, 2) float32), or None."""
+        if self.temporal != "flow":
+            return None
+        import cv2
+
+        t0 = time.perf_counter()
+        self._gray_parity ^= 1  # two buffers: this frame's and the previous one's
+        gray = self._buffers.get(f"gray{self._gray_parity}", frame.shape[:2], np.uint8)
+        cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=gray)
+        prev, self._prev_gray = self._prev_gray, gray
+        flow = None
+        if prev is not None and prev.shape == gray.shape and (regions or whole):
+            h, w = gray.shape
+            if whole:
+                x0, y0, x1, y1 = 0, 0, w, h
+            else:
+                boxes = np.array([r.box for r in regions])
+                pad = 16  # room for the motion since the previous frame
+                x0, y0 = max(int(boxes[:, 0].min()) - pad, 0), max(int(boxes[:, 1].min()) - pad, 0)
+                x1, y1 = min(int(boxes[:, 2].max()) + pad, w), min(int(boxes[:, 3].max()) + pad, h)
+            if x1 - x0 >= 16 and y1 - y0 >= 16:
+                if self._dis is None:
+                    self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+                f = self._dis.calc(np.ascontiguousarray(gray[y0:y1, x0:x1]),
+                                   np.ascontiguousarray(prev[y0:y1, x0:x1]), None)
+                flow = ((x0, y0), f)
+        times["flow"] = _ms(t0)
+        return flow
+
+    def _render_face(self, frame, track, region, pos_whole, flow, out, times):
+        style = self.style
+        x0, y0, x1, y1 = region.box
+        if x1 <= x0 or y1 <= y0:
+            track.head.clear()
+            return
+        t0 = time.perf_counter()
+        if pos_whole is not None:
+            pos = pos_whole[y0:y1, x0:x1]
+        else:  # the guide of the head box only, in frame coordinates
+            shifted = track.landmarks - np.array([x0, y0], np.float32)
+            pos = positional_guide((y1 - y0, x1 - x0), shifted, style.landmarks)
+        _add(times, "mls", t0)
+        t0 = time.perf_counter()
+        app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask)
+        _add(times, "appearance", t0)
+        buffers = track.head.buffers
+        # pixels whose mask would not change the composite by half a level are skipped
+        active = np.greater_equal(region.mask, np.float32(1.0 / 510.0),
+                                  out=buffers.get("active", region.mask.shape, np.bool_))
+        nnf = self._coherent_lookup(track.head, pos, app, (x0, y0), active, self._head_params,
+                                    track.landmarks, flow, times)
+        self.last_nnf.append(nnf)
+        t0 = time.perf_counter()
+        head = blend(style.image, nnf, self.options.voting,
+                     out=buffers.get("head", (y1 - y0, x1 - x0, 3), np.uint8))
+        _add(times, "blend", t0)
+        t0 = time.perf_counter()
+        composite(out, head, region, out=out)  # in place, one Numba pass
+        _add(times, "composite", t0)
+
+    def _coherent_lookup(self, state, pos, app, origin, active, params, landmarks, flow, times):
+        """NNF of one region: propagated from the previous frame where it still
+        fits, looked up afresh elsewhere; updates ``state``."""
+        style = self.style
+        h, w = pos.shape[:2]
+        buffers = state.buffers
+        fresh = buffers.get("fresh", (h, w, 2), np.int32)
+        if self.temporal is None:
+            t0 = time.perf_counter()
+            nnf = lookup(pos, app, style.appearance, style.table, style.app_bin, style.cell,
+                         params, self._jitter, origin=origin, active=active,
+                         labels=self._labels, out=fresh)
+            _add(times, "lookup", t0)
+            return nnf
+        state.parity ^= 1  # the previous source field stays readable
+        src = buffers.get(f"src{state.parity}", (h, w, 2), np.float32)
+        nnf = buffers.get("nnf", (h, w, 2), np.int32)
+        need = buffers.get("need", (h, w), np.bool_)
+        t0 = time.perf_counter()
+        f, f_origin = None, None
+        if self.temporal == "flow" and flow is not None and state.src is not None:
+            f_origin, f = flow
+            bx, by = origin[0] - f_origin[0], origin[1] - f_origin[1]
+            if not (bx >= 0 and by >= 0 and by + h <= f.shape[0] and bx + w <= f.shape[1]):
+                f = None  # the flow does not cover this box: start afresh
+        if state.src is not None and (self.temporal == "guide" or f is not None):
+            inv_j = None if f is not None else guide_inverse_jacobian(landmarks, style.landmarks)
+            propagate(state.src, pos, app, style.appearance, self._keep_params(params),
+                      flow=f, flow_origin=f_origin, prev_pos=state.pos, inverse_jacobian=inv_j,
+                      prev_origin=state.origin, origin=origin, active=active,
+                      out=(src, nnf, need))
+        else:
+            src[...] = NO_SOURCE
+            nnf[...] = _INACTIVE
+            need[...] = active
+        _add(times, "propagate", t0)
+        t0 = time.perf_counter()
+        lookup(pos, app, style.appearance, style.table, style.app_bin, style.cell, params,
+               self._jitter, origin=origin, active=need, labels=self._labels, out=fresh)
+        _merge_kernel(fresh, need, nnf, src)
+        _add(times, "lookup", t0)
+        # pos is a new array every frame (or a view of one): holding it is safe
+        state.src, state.pos, state.origin = src, pos, (int(origin[0]), int(origin[1]))
+        return nnf
+
+
+def _ms(t0):
+    return (time.perf_counter() - t0) * 1e3
+
+
+def _add(times, stage, t0):
+    times[stage] = times.get(stage, 0.0) + _ms(t0)

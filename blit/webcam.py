@@ -1,0 +1,437 @@
+"""``styleblit webcam``: live stylization of a camera (or a file standing in for one).
+
+A thin loop: :class:`LatestFrame` captures in a thread and keeps only the
+newest frame, so the stylizer never waits for the camera and never works on
+a stale frame (latency stays under two frame times when it keeps up);
+:class:`blit.stream.Stylizer` paints; OpenCV shows the result with the frame
+rate and per-stage latency, and pyvirtualcam (optional extra ``virtualcam``)
+can send it to video-call programs.
+
+Keys in the preview window: n / p next / previous style, v voting on/off,
+o original side by side, s save a snapshot, q or Esc quit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from blit.cli import add_stylize_args, options_from_args, register
+from guides.io import InputError
+
+__all__ = ["LatestFrame", "open_capture", "list_cameras", "run_webcam", "draw_overlay"]
+
+_KEY_QUIT = (ord("q"), 27)
+
+
+def _quiet_opencv():
+    """Silence OpenCV's own log (a missing camera is reported by us, in one line)."""
+    import cv2
+
+    if hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
+
+
+def open_capture(source, size=None):
+    """An opened ``cv2.VideoCapture`` of a camera index or a video file.
+
+    Raises
+    ------
+    InputError
+        When it cannot be opened.
+    """
+    import cv2
+
+    _quiet_opencv()
+    if isinstance(source, int):
+        cap = cv2.VideoCapture(source)
+        if not cap.isOpened():
+            raise InputError(f"camera {source}: cannot be opened (not connected, or in use by "
+                             "another program?); `styleblit webcam --list-cameras` lists them")
+        if size is not None:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # we want the newest frame, not a queue
+        return cap
+    if not os.path.exists(source):
+        raise InputError(f"{source}: no such file")
+    cap = cv2.VideoCapture(source)
+    if not cap.isOpened():
+        raise InputError(f"{source}: not a video file OpenCV can read")
+    return cap
+
+
+def list_cameras(max_index=10):
+    """[(index, width, height)] of the cameras that open."""
+    import cv2
+
+    _quiet_opencv()
+    found = []
+    for i in range(max_index):
+        cap = cv2.VideoCapture(i)
+        if cap.isOpened():
+            ok, frame = cap.read()
+            if ok and frame is not None:
+                found.append((i, frame.shape[1], frame.shape[0]))
+        cap.release()
+    return found
+
+
+class LatestFrame:
+    """Capture frames in a thread and keep only the newest.
+
+    Parameters
+    ----------
+    capture : object with ``read() -> (ok, frame)`` and ``release()``
+        An opened ``cv2.VideoCapture``, or anything alike.
+    pace : float, optional
+        Frames per second to pace reading at (a file standing in for a
+        camera); None reads as fast as the source delivers (a camera).
+    size : (int, int), optional
+        Resize every frame to (width, height).
+
+    Examples
+    --------
+    >>> with LatestFrame(open_capture(0)) as frames:     # doctest: +SKIP
+    ...     frame, t = frames.read()
+    """
+
+    def __init__(self, capture, *, pace=None, size=None):
+        self._capture = capture
+        self._pace = pace
+        self._size = size
+        self._cond = threading.Condition()
+        self._latest = None  # (frame, t_capture, index)
+        self._taken = -1
+        self._done = False
+        self._error = None
+        self.captured = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="styleblit-capture", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import cv2
+
+        start = time.perf_counter()
+        try:
+            while True:
+                with self._cond:
+                    if self._done:
+                        return
+                if self._pace:
+                    wait = start + self.captured / self._pace - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                ok, frame = self._capture.read()
+                if not ok or frame is None:
+                    break
+                if self._size is not None and (frame.shape[1], frame.shape[0]) != tuple(self._size):
+                    frame = cv2.resize(frame, tuple(self._size), interpolation=cv2.INTER_AREA)
+                with self._cond:
+                    if self._latest is not None and self._latest[2] > self._taken:
+                        self.dropped += 1  # never shown: the stylizer was busy
+                    self._latest = (frame, time.perf_counter(), self.captured)
+                    self.captured += 1
+                    self._cond.notify_all()
+        except Exception as exc:  # noqa: BLE001 - reported by read()
+            self._error = exc
+        finally:
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def read(self, timeout=5.0):
+        """The newest frame not read yet, waiting for it if needed.
+
+        Returns
+        -------
+        (frame, t) : ((H, W, 3) uint8 ndarray, float)
+            ``t`` is the ``time.perf_counter()`` of its capture; None when the
+            source has ended.
+        """
+        deadline = time.perf_counter() + timeout
+        with self._cond:
+            while self._latest is None or self._latest[2] <= self._taken:
+                if self._done:
+                    if self._error is not None:
+                        raise InputError(f"capture failed: {self._error}")
+                    return None
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    raise InputError(f"no frame from the camera for {timeout:g} s")
+                self._cond.wait(left)
+            frame, t, index = self._latest
+            self._taken = index
+            return frame, t
+
+    def close(self):
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+        self._capture.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def draw_overlay(image, lines):
+    """Write text lines at the top left of ``image`` (in place), legible on any
+    background."""
+    import cv2
+
+    y = 18
+    for line in lines:
+        cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(image, line, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        y += 17
+    return image
+
+
+def _style_paths(specs):
+    """Expand --style values (files or folders of images) into a list of paths."""
+    from blit.video import IMAGE_EXTENSIONS
+
+    paths = []
+    for spec in specs:
+        if os.path.isdir(spec):
+            found = sorted(os.path.join(spec, n) for n in os.listdir(spec)
+                           if n.lower().endswith(IMAGE_EXTENSIONS + (".npz",)) and not n.startswith("."))
+            if not found:
+                raise InputError(f"{spec}: folder holds no style images")
+            paths.extend(found)
+        else:
+            if not os.path.exists(spec):
+                raise InputError(f"{spec}: no such file")
+            paths.append(spec)
+    return paths
+
+
+class _VirtualCam:
+    """pyvirtualcam, or one line saying why not (the preview keeps running)."""
+
+    def __init__(self, width, height, fps):
+        self.cam = None
+        try:
+            import pyvirtualcam
+        except ImportError:
+            print("styleblit: --virtual-cam needs pyvirtualcam (pip install 'styleblit[virtualcam]'); "
+                  "preview only", file=sys.stderr)
+            return
+        try:
+            self.cam = pyvirtualcam.Camera(width=width, height=height, fps=fps,
+                                           fmt=pyvirtualcam.PixelFormat.BGR)
+            print(f"styleblit: virtual camera {self.cam.device}", file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - missing driver: many exception types
+            print(f"styleblit: virtual camera unavailable ({' '.join(str(exc).split())[:120]}); "
+                  "preview only", file=sys.stderr)
+
+    def send(self, image):
+        if self.cam is not None:
+            if (image.shape[1], image.shape[0]) != (self.cam.width, self.cam.height):
+                import cv2
+
+                image = cv2.resize(image, (self.cam.width, self.cam.height))
+            self.cam.send(image)
+
+    def close(self):
+        if self.cam is not None:
+            self.cam.close()
+
+
+def _has_display():
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
+               frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
+               snapshot_dir=".", log=print):
+    """The live loop. Returns a summary dict (frames, fps, latency, dropped).
+
+    Parameters
+    ----------
+    styles : list of str
+        Style images (or .npz caches); loaded when first shown.
+    source : int or str
+        Camera index or video file.
+    pace : float, optional
+        For a file: frames per second to deliver them at (default its own).
+    """
+    import cv2
+
+    from blit.metrics import latency_summary
+    from blit.stream import Stylizer
+    from guides.exemplar import load_style
+
+    loaded = {}
+
+    def style_at(i):
+        if i not in loaded:
+            loaded[i] = load_style(styles[i])
+        return loaded[i]
+
+    cap = open_capture(source, size if isinstance(source, int) else None)
+    if not isinstance(source, int) and pace is None:
+        pace = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    own_landmarker = landmarker is None
+    if own_landmarker:
+        from guides.landmarks import FaceLandmarker
+
+        landmarker = FaceLandmarker(static_image_mode=False, max_faces=max_faces)
+    index, voting, side_by_side = 0, options.voting, False
+
+    def make_stylizer():
+        opts = dataclasses.replace(options, voting=voting)
+        return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
+                        landmarker=landmarker)
+
+    stylizer = make_stylizer()
+    vcam = None
+    name = "styleblit"
+    latencies, frame_times = [], []
+    count = 0
+    fps = 0.0
+    resize_to = size if size is not None and not isinstance(source, int) else None
+    try:
+        with LatestFrame(cap, pace=pace if not isinstance(source, int) else None,
+                         size=resize_to) as capture:
+            t_start = time.perf_counter()
+            last = t_start
+            while frames is None or count < frames:
+                item = capture.read()
+                if item is None:
+                    break
+                frame, t_cap = item
+                out = stylizer(frame, t_cap - t_start)
+                now = time.perf_counter()
+                latencies.append((now - t_cap) * 1e3)
+                frame_times.append((now - last) * 1e3)
+                fps = 0.9 * fps + 0.1 * (1e3 / max(frame_times[-1], 1e-3)) if count else 0.0
+                last = now
+                count += 1
+                shown = np.hstack([frame, out]) if side_by_side else out
+                if vcam is None and virtual_cam:
+                    vcam = _VirtualCam(out.shape[1], out.shape[0], int(round(pace or 30)))
+                if vcam is not None:
+                    vcam.send(out)
+                if not window:
+                    continue
+                st = stylizer.last_times
+                draw_overlay(shown, [
+                    f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
+                    f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}",
+                    "  ".join(f"{k} {st[k]:.1f}" for k in ("landmarks", "flow", "mls", "appearance",
+                                                          "propagate", "lookup", "blend")
+                              if k in st),
+                    "n/p style  v voting  o original  s snapshot  q quit",
+                ])
+                cv2.imshow(name, shown)
+                key = cv2.waitKey(1) & 0xFF
+                if key in _KEY_QUIT or cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1:
+                    break  # q, Esc, or the window was closed
+                if key in (ord("n"), ord("p")):
+                    index = (index + (1 if key == ord("n") else -1)) % len(styles)
+                    stylizer = make_stylizer()
+                elif key == ord("v"):
+                    voting = 0 if voting else (options.voting or 1)
+                    stylizer = make_stylizer()
+                elif key == ord("o"):
+                    side_by_side = not side_by_side
+                elif key == ord("s"):
+                    path = os.path.join(snapshot_dir,
+                                        time.strftime("styleblit_%Y%m%d_%H%M%S.png"))
+                    cv2.imwrite(path, shown)
+                    log(f"saved {path}")
+            dropped = capture.dropped
+    finally:
+        if vcam is not None:
+            vcam.close()
+        if window:
+            cv2.destroyAllWindows()
+        if own_landmarker:
+            landmarker.close()
+    summary = {"frames": count, "dropped": dropped,
+               "fps": (count - 1) * 1e3 / sum(frame_times[1:]) if count > 1 else None,
+               "latency_ms": latency_summary(latencies[1:]) if count > 1 else None}
+    return summary
+
+
+def _parse_size(text):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--size: expected WxH such as 640x480, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise InputError(f"--size: expected at least 16x16, got {text!r}")
+    return w, h
+
+
+def _webcam(args):
+    if args.list_cameras:
+        found = list_cameras()
+        if not found:
+            print("no camera found")
+        for i, w, h in found:
+            print(f"camera {i}: {w}x{h}")
+        return 0
+    from blit.defaults import default_style_path
+
+    styles = _style_paths(args.style or [default_style_path()])
+    size = _parse_size(args.size) if args.size else None
+    source = args.source if args.source is not None else args.camera
+    window = not args.no_window
+    if window and not _has_display():
+        print("styleblit: no display; running without a window", file=sys.stderr)
+        window = False
+    if args.frames is not None and args.frames < 1:
+        raise InputError(f"--frames: expected at least 1, got {args.frames}")
+    summary = run_webcam(styles, source, options=options_from_args(args),
+                         size=size if size is not None else ((640, 480) if args.source is None else None),
+                         window=window, virtual_cam=args.virtual_cam, frames=args.frames,
+                         max_faces=args.max_faces, boil_hz=args.boil)
+    if not args.quiet:
+        lat = summary["latency_ms"]
+        fps = summary["fps"]
+        print(f"{summary['frames']} frames"
+              + (f", {fps:.1f} fps" if fps else "")
+              + (f", latency median {lat['median']:.1f} ms (p90 {lat['p90']:.1f})" if lat else "")
+              + f", {summary['dropped']} camera frames dropped")
+    return 0
+
+
+@register
+def add_webcam_parser(sub):
+    p = sub.add_parser("webcam", help="live stylization of a camera",
+                       description="Stylize a camera live in a preview window (keys: n/p style, "
+                                   "v voting, o original side by side, s snapshot, q/Esc quit), "
+                                   "optionally sent to a virtual camera.")
+    p.add_argument("--style", action="append", metavar="STYLE.png",
+                   help="style image, .npz cache or folder of them; repeat for several "
+                        "(n/p switch); default: the embedded painted Grace Hopper")
+    p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    p.add_argument("--source", metavar="FILE",
+                   help="read this video file instead of a camera (paced at its frame rate)")
+    p.add_argument("--size", metavar="WxH",
+                   help="capture size to ask the camera for (default 640x480); resizes a --source")
+    p.add_argument("--list-cameras", action="store_true", help="list the cameras that open, and exit")
+    p.add_argument("--virtual-cam", action="store_true",
+                   help="also send the output to a virtual camera (needs pyvirtualcam)")
+    p.add_argument("--no-window", action="store_true", help="run without a preview window")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-faces", type=int, default=1, metavar="N",
+                   help="stylize up to N faces (default 1)")
+    p.add_argument("--boil", type=float, metavar="HZ", help="re-draw the strokes HZ times a second")
+    add_stylize_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary at the end")
+    p.set_defaults(run=_webcam)

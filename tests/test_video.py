@@ -1,0 +1,271 @@
+"""`styleblit video` and `styleblit webcam`: files in and out, audio, Ctrl-C, bad input."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import av
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+import skimage
+
+from blit.cli import main
+from blit.video import partial_path
+from blit.webcam import LatestFrame
+from guides.io import read_image, write_image
+
+HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+ASTRONAUT = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+RATE = 24
+SAMPLE_RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def style_png(tmp_path_factory):
+    """A small style image with its landmarks beside it (as FaceBlit's styles come)."""
+    from guides.landmarks import detect_landmarks, write_lm68
+
+    folder = tmp_path_factory.mktemp("style")
+    image = cv2.resize(read_image(ASTRONAUT)[0:320, 110:410], (150, 160), interpolation=cv2.INTER_AREA)
+    path = folder / "astro.png"
+    write_image(path, image)
+    write_lm68(folder / "astro.lm68.txt", detect_landmarks(image))
+    return str(path)
+
+
+def clip_frames(n, size=(128, 160)):
+    """The photo, moved and zoomed a little from frame to frame."""
+    image = read_image(HOPPER)
+    w, h = size
+    frames = []
+    for i in range(n):
+        s = 0.3 * (1 + 0.04 * np.sin(i / 4.0))
+        m = np.float32([[s, 0, -30 + 4 * np.sin(i / 5.0)], [0, s, -20]])
+        frames.append(cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    return frames
+
+
+def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0):
+    """H.264 clip of ``n`` frames at 24 fps, with a 440 Hz AAC sine of the same length."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=RATE)
+        v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a = c.add_stream("aac", rate=SAMPLE_RATE)
+            a.layout = "mono"
+        for i, f in enumerate(clip_frames(n, size)):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        if a is not None:
+            total = SAMPLE_RATE * n // RATE
+            t = np.arange(total) / SAMPLE_RATE
+            pcm = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            for k in range(0, total, 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, k:k + 1024]),
+                                                format="fltp", layout="mono")
+                af.sample_rate, af.pts = SAMPLE_RATE, k
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+        c.mux(v.encode(None))
+    return str(path)
+
+
+def probe(path):
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = [f for f in c.decode(video=0)]
+        info = {"frames": len(frames), "rate": v.average_rate, "size": (v.width, v.height),
+                "rotation": frames[0].rotation if frames else None,
+                "streams": [s.type for s in c.streams],
+                "codec": v.codec_context.name, "pts": [f.pts for f in frames]}
+    with av.open(str(path)) as c:
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            samples = sum(f.samples for f in c.decode(audio=0))
+            info["audio_s"] = samples / a.rate
+    return info
+
+
+#: The command line in a child process (``python -m blit.cli`` would register the
+#: subcommands on a second copy of the module).
+CLI = [sys.executable, "-c", "import sys; from blit.cli import main; sys.exit(main())"]
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+# ------------------------------------------------------------------ round trip
+
+def test_round_trip_keeps_frames_rate_timing_and_audio(tmp_path, style_png):
+    src = write_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet"]) == 0
+    a, b = probe(src), probe(out)
+    assert b["codec"] == "h264" and b["streams"] == ["video", "audio"]
+    assert b["frames"] == a["frames"] == 20
+    assert b["rate"] == a["rate"] == RATE
+    assert b["pts"] == a["pts"]
+    assert b["audio_s"] == pytest.approx(a["audio_s"], abs=1e-6)
+    assert b["audio_s"] == pytest.approx(20 / RATE, abs=0.05)
+    # the face is painted, the rest kept
+    with av.open(str(out)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="bgr24")
+    diff = np.abs(first.astype(int) - clip_frames(1)[0]).sum(-1) > 40
+    assert 0.03 < diff.mean() < 0.6
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left
+
+
+def test_odd_size_and_rotation_are_kept(tmp_path, style_png):
+    src = write_clip(tmp_path / "in.mp4", n=6, size=(130, 162), audio=False, rotation=90)
+    out = tmp_path / "out.mkv"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet"]) == 0
+    info = probe(out)
+    assert info["frames"] == 6 and info["rotation"] == 90 and info["size"] == (130, 162)
+    assert info["streams"] == ["video"]
+    # odd frames from a folder are padded to even
+    frames = tmp_path / "odd"
+    frames.mkdir()
+    for i, f in enumerate(clip_frames(3, (127, 161))):
+        write_image(frames / f"f{i:02d}.png", f)
+    out = tmp_path / "odd.mp4"
+    assert main(["video", "--style", style_png, str(frames), "-o", str(out), "--fps", "12",
+                 "--quiet"]) == 0
+    info = probe(out)
+    assert info["frames"] == 3 and info["size"] == (128, 162) and info["rate"] == 12
+
+
+def test_folder_of_frames_in_and_out(tmp_path, style_png):
+    src = write_clip(tmp_path / "in.mp4", n=5)
+    out = tmp_path / "frames"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet"]) == 0
+    names = sorted(os.listdir(out))
+    assert names == [f"frame_{i:06d}.png" for i in range(1, 6)]
+    assert read_image(out / names[0]).shape == (160, 128, 3)
+    again = tmp_path / "again"
+    assert main(["video", "--style", style_png, str(out), "-o", str(again), "--quiet"]) == 0
+    assert len(os.listdir(again)) == 5
+
+
+def test_existing_output_is_not_replaced_without_overwrite(tmp_path, style_png, capsys):
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet", "--overwrite"]) == 0
+    assert probe(out)["frames"] == 2
+
+
+# --------------------------------------------------------------- bad input
+
+def test_truncated_file_is_one_clear_line(tmp_path, style_png):
+    src = write_clip(tmp_path / "in.mp4", n=10)
+    data = open(src, "rb").read()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: lost
+    out = tmp_path / "out.mp4"
+    r = run_cli("video", "--style", style_png, str(broken), "-o", str(out), "--quiet")
+    lines = [ln for ln in r.stderr.splitlines() if "iCCP" not in ln]
+    assert r.returncode == 1, r.stderr
+    assert len(lines) == 1 and "broken.mp4" in lines[0] and "Traceback" not in r.stderr
+    assert not out.exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_missing_input_and_bad_extension(tmp_path, style_png, capsys):
+    assert main(["video", "--style", style_png, str(tmp_path / "nope.mp4"), "-o",
+                 str(tmp_path / "o.mp4")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.gif")]) == 1
+    assert "extension" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, style_png):
+    src = write_clip(tmp_path / "long.mp4", n=400, audio=True)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([*CLI, "video", "--style", style_png, src,
+                             "-o", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+    # wait until frames are being written (the temporary output has data), then interrupt
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        temps = [n for n in os.listdir(tmp_path) if n.startswith(".out.mp4")]
+        if temps and os.path.getsize(tmp_path / temps[0]) > 20000:
+            break
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    partial = partial_path(str(out))
+    assert partial.endswith("out.partial.mp4") and "out.partial.mp4" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    info = probe(partial)
+    assert 0 < info["frames"] < 400 and info["streams"] == ["video", "audio"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+# ------------------------------------------------------------------ webcam
+
+def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
+    # long enough (6 s at 24 fps) that start-up, while the "camera" runs on, cannot exhaust it
+    src = write_clip(tmp_path / "cam.mp4", n=150, audio=False)
+    assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                 "--frames", "6"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("6 frames") and "latency" in out
+
+
+def test_webcam_reports_a_missing_camera(capsys):
+    assert main(["webcam", "--camera", "57", "--no-window", "--frames", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "camera 57" in err and len(err.strip().splitlines()) == 1
+
+
+class FakeCamera:
+    """Frames numbered 0, 1, 2, ... at ``fps``; the pixel value is the number."""
+
+    def __init__(self, n, fps):
+        self.n, self.fps, self.i = n, fps, 0
+        self.released = threading.Event()
+
+    def read(self):
+        if self.i >= self.n:
+            return False, None
+        time.sleep(1.0 / self.fps)
+        frame = np.full((4, 4, 3), self.i % 256, np.uint8)
+        self.i += 1
+        return True, frame
+
+    def release(self):
+        self.released.set()
+
+
+def test_latest_frame_never_waits_and_never_goes_back():
+    cam = FakeCamera(60, fps=400)
+    seen = []
+    with LatestFrame(cam) as capture:
+        while True:
+            item = capture.read()
+            if item is None:
+                break
+            seen.append(int(item[0][0, 0, 0]))
+            time.sleep(0.01)  # a slow stylizer: the camera runs ahead
+        dropped = capture.dropped
+    assert cam.released.is_set()
+    assert seen == sorted(set(seen))  # strictly newer every time
+    assert dropped > 0 and len(seen) + dropped <= 60
+    assert seen[-1] == 59 or len(seen) > 1
