@@ -31,21 +31,7 @@ def _blend_row(style, nnf, radius, out, y):
     hs, ws = style.shape[0], style.shape[1]
     y = np.int64(y)  # prange indices may be unsigned
     for x in range(w):
-        px = nnf[y, x, 0]
-        py = nnf[y, x, 1]
-        if px < 0:
-            continue
-        # Inside a patch every neighbour votes for the same exemplar pixel
-        # (NNF(p + o) - o == NNF(p)): the mean is that pixel, one gather.
-        coherent = True
-        for oy in range(max(-radius, -y), min(radius, h - 1 - y) + 1):
-            for ox in range(max(-radius, -x), min(radius, w - 1 - x) + 1):
-                if nnf[y + oy, x + ox, 0] - ox != px or nnf[y + oy, x + ox, 1] - oy != py:
-                    coherent = False
-        if coherent:
-            out[y, x, 0] = style[py, px, 0]
-            out[y, x, 1] = style[py, px, 1]
-            out[y, x, 2] = style[py, px, 2]
+        if nnf[y, x, 0] < 0:
             continue
         a0 = 0
         a1 = 0
