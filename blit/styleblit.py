@@ -40,6 +40,7 @@ __all__ = ["LookupParams", "make_jitter", "lookup", "argmin_lookup_table", "seed
 
 DEFAULT_LEVELS = 7  # seed spacings 64, 32, 16, 8, 4, 2, 1
 _INACTIVE = -(1 << 24)  # NNF entry of a pixel outside ``active``
+_SPARSE_SPACING = 4  # seeds at spacings <= this are looked up only where pixels may use them
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,15 @@ def _argmin_lookup(gx, gy, a, sapp, table, cell, app_bin, lam_pos, lam_app):
 
 @numba.njit(parallel=True, cache=True)
 def _seed_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy, lam_pos, lam_app,
-                 grid, seeds):
+                 grid, occupied, seeds):
     """For every seed of every level: its position q and the exemplar pixel u
     that its guides look up. ``grid[level] = (offset, bx0, by0, ncx, ncy)``
     locates the level's cells in the flat ``seeds`` (n, 4) = (q_x, q_y, u_x, u_y);
-    a seed outside the region gets u = _INACTIVE (it has no guides)."""
+    a seed outside the region gets u = _INACTIVE (it has no guides).
+
+    At the fine levels (spacing <= _SPARSE_SPACING, most of the seeds) u is
+    looked up only where ``occupied`` says an active pixel lies in one of
+    the 9 cells around the seed's, i.e. where some pixel may use it."""
     h, w = tpos.shape[0], tpos.shape[1]
     size = jitter.shape[1]
     total = seeds.shape[0]
@@ -128,17 +133,26 @@ def _seed_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy, lam_pos
         level = 1
         while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
             level += 1
-        offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
+        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
         spacing = 1 << level
-        cx = bx0 + (k - offset) % ncx
-        cy = by0 + (k - offset) // ncx
+        i = (k - offset) % ncx
+        j = (k - offset) // ncx
+        cx = bx0 + i
+        cy = by0 + j
         qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
         qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
         sx = qx - ox
         sy = qy - oy
         seeds[k, 0] = qx
         seeds[k, 1] = qy
-        if 0 <= sx < w and 0 <= sy < h:
+        used = True
+        if spacing <= _SPARSE_SPACING:
+            used = False
+            for jj in range(max(j - 1, 0), min(j + 2, ncy)):
+                for ii in range(max(i - 1, 0), min(i + 2, ncx)):
+                    if occupied[offset + jj * ncx + ii]:
+                        used = True
+        if used and 0 <= sx < w and 0 <= sy < h:
             ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
                                     sapp, table, cell, app_bin, lam_pos, lam_app)
             seeds[k, 2] = ux
@@ -146,6 +160,25 @@ def _seed_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy, lam_pos
         else:
             seeds[k, 2] = _INACTIVE
             seeds[k, 3] = _INACTIVE
+
+
+@numba.njit(parallel=True, cache=True)
+def _occupied_kernel(active, ox, oy, grid, occupied):
+    """occupied[k] = 1 where the cell of seed k holds an active pixel, for the
+    levels of spacing <= _SPARSE_SPACING (cell rows in parallel: each
+    iteration writes its own row of cells only)."""
+    h, w = active.shape
+    for level in range(1, grid.shape[0]):
+        if (1 << level) > _SPARSE_SPACING:
+            break
+        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
+        for jj in numba.prange(ncy):
+            j = np.int64(jj)  # prange indices may be unsigned
+            y0 = ((by0 + j) << level) - oy
+            for y in range(max(y0, 0), min(y0 + (1 << level), h)):
+                for x in range(w):
+                    if active[y, x]:
+                        occupied[offset + j * ncx + ((x + ox) >> level) - bx0] = 1
 
 
 @numba.njit(parallel=True, cache=True)
@@ -481,9 +514,12 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
     grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
     seeds = np.empty((max(nseeds, 1), 4), np.int32)
+    active = np.ascontiguousarray(active, dtype=np.bool_)
     if nseeds:
+        occupied = np.zeros(max(nseeds, 1), np.uint8)
+        _occupied_kernel(active, ox, oy, grid, occupied)
         _seed_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
-                     lam_pos, lam_app, grid, seeds)
+                     lam_pos, lam_app, grid, occupied, seeds)
     if labels is None:
         labels = np.zeros((1, 1, 1), np.uint8)
     elif (labels.dtype != np.uint8 or labels.ndim != 3 or labels.shape[0] < params.levels
@@ -492,5 +528,5 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
                          f"for this region, got {labels.shape} {labels.dtype}")
     _lookup_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, ox, oy,
                    lam_pos, lam_app, np.float32(params.threshold), int(params.levels), grid, seeds,
-                   labels, np.ascontiguousarray(active, dtype=np.bool_), out)
+                   labels, active, out)
     return out
