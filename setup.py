@@ -11,7 +11,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["blit", "blit.*", "guides", "guides.*"]),
+    packages=find_packages(include=["blit", "blit.*", "guides", "guides.*", "gan_distill",
+                                    "gan_distill.*"]),
     # the CUDA kernels of blit/gpu.py (compiled by NVRTC at first use)
     package_data={"blit": ["*.cu", "cuda/*.cu", "cuda/*.cuh"]},
     install_requires=[

@@ -37,7 +37,7 @@ __all__ = ["stylize_video", "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "partial_pat
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-METHODS = ("patch",)  # "gan" comes later
+METHODS = ("patch", "gan")  # gan: gan_distill.infer.GanStylizer (needs torch)
 
 
 def _warn(msg):
@@ -330,7 +330,7 @@ def _remove(path):
 
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
-                  fps=30.0, quiet=False, landmarker=None):
+                  fps=30.0, quiet=False, landmarker=None, method="patch", model=None):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -348,6 +348,12 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         Frame rate of a folder input.
     quiet : bool
         No progress bar.
+    method : {"patch", "gan"}
+        The patch-based :class:`blit.stream.Stylizer`, or the distilled
+        :class:`gan_distill.infer.GanStylizer` (``style``, ``options`` and
+        the face options unused; needs torch).
+    model : str
+        The GAN checkpoint, for ``method="gan"``.
 
     Returns
     -------
@@ -381,8 +387,13 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
     interrupted = False
     try:
         sink = (_FolderSink if folder_out else _VideoFileSink)(tmp, source)
-        stylizer = Stylizer(style, options=options, max_faces=max_faces, boil_hz=boil_hz,
-                            landmarker=landmarker, fps=float(source.rate))
+        if method == "gan":
+            from gan_distill.infer import GanStylizer
+
+            stylizer = GanStylizer(model)
+        else:
+            stylizer = Stylizer(style, options=options, max_faces=max_faces, boil_hz=boil_hz,
+                                landmarker=landmarker, fps=float(source.rate))
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
                 for item in source:
@@ -433,12 +444,19 @@ def _video(args):
         raise InputError(f"--max-faces: expected at least 1, got {args.max_faces}")
     if args.boil is not None and not args.boil > 0:
         raise InputError(f"--boil: expected a positive rate in Hz, got {args.boil}")
-    style = load_style_from_args(args)
+    if (args.method == "gan") != (args.model is not None):
+        raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
+                         else "--model needs --method gan")
+    if args.method == "gan":
+        from gan_distill import require_torch
+
+        require_torch()
+    style = load_style_from_args(args) if args.method == "patch" else None
     t0 = time.perf_counter()
     try:
         n = stylize_video(style, args.input, args.output, options=options_from_args(args),
                           max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
-                          quiet=args.quiet)
+                          quiet=args.quiet, method=args.method, model=args.model)
     except KeyboardInterrupt as exc:
         if len(exc.args) == 2:
             partial, frames = exc.args
@@ -448,7 +466,8 @@ def _video(args):
         raise
     if not args.quiet:
         dt = time.perf_counter() - t0
-        print(f"{args.input} in the style of {style.name} -> {args.output} "
+        name = style.name if style is not None else args.model
+        print(f"{args.input} in the style of {name} -> {args.output} "
               f"({n} frames, {n / max(dt, 1e-9):.1f} fps)")
     return 0
 
@@ -466,7 +485,10 @@ def add_video_parser(sub):
                    help=f"video ({', '.join(VIDEO_EXTENSIONS)}) or a folder for "
                         "frame_000001.png...")
     p.add_argument("--method", choices=METHODS, default="patch",
-                   help="stylization method (default patch: StyleBlit lookup)")
+                   help="stylization method (default patch: StyleBlit lookup; gan: a model "
+                        "from `styleblit distill`, needs --model and torch)")
+    p.add_argument("--model", metavar="MODEL.pt",
+                   help="the GAN checkpoint for --method gan (from `styleblit distill`)")
     add_stylize_args(p)
     p.add_argument("--max-faces", type=int, default=1, metavar="N",
                    help="stylize up to N faces per frame (default 1)")

@@ -1,0 +1,361 @@
+"""Training the distilled stylizer: L1 + LSGAN + discriminator feature matching.
+
+:func:`train` fits a :class:`gan_distill.model.Generator` to the shards of
+:func:`gan_distill.data.build_dataset` on random crops centred inside the head
+mask (and a few anywhere, so the background passes through), with Adam, AMP
+on CUDA only, and writes a checkpoint dict that ``torch.load(path,
+weights_only=True)`` reads::
+
+    {"format": "styleblit-gan", "version": 1, "step": int,
+     "generator": state_dict, "generator_config": asdict(GeneratorConfig),
+     "discriminator": state_dict, "discriminator_config": asdict(...),
+     "train_config": asdict(TrainConfig), "long_side": int,
+     "optimizer_g": state_dict, "optimizer_d": state_dict}
+
+Seeded: on the CPU two runs with the same data and config give the same
+weights. The uncompiled modules are saved; nothing is pickled but tensors and
+plain values.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gan_distill.model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+
+__all__ = ["TrainConfig", "train", "pick_device", "save_checkpoint", "load_checkpoint",
+           "to_tensor", "to_image", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "styleblit-gan"
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :func:`train` (stored in the checkpoint).
+
+    steps : int or None
+        Stop after this many optimizer steps (in total, counting a resumed run's).
+    minutes : float or None
+        Stop after this much wall time of this run (whichever comes first).
+    batch, crop : int
+        Crops per step and their side in pixels (clamped to the frame size).
+    head_fraction : float
+        Share of crops centred on a head-mask pixel; the others anywhere.
+    lr : float
+        Adam learning rate of both networks (betas 0.5, 0.999); constant for
+        the first half of the run (steps or minutes), then decayed linearly
+        to a tenth.
+    l1, adv, fm : float
+        Weights of the L1, LSGAN and feature-matching terms of the generator's loss.
+    clip : float
+        Gradient norm clipping of the generator (0: none).
+    adv_start : int
+        Steps of pure L1 before the adversarial terms switch on.
+    seed : int
+    checkpoint_every, preview_every : int
+        Steps between checkpoints / preview images (0: only at the end).
+    """
+
+    steps: int | None = 2000
+    minutes: float | None = None
+    batch: int = 4
+    crop: int = 128
+    head_fraction: float = 0.85
+    lr: float = 3e-4
+    clip: float = 1.0
+    l1: float = 10.0
+    adv: float = 0.5
+    fm: float = 1.0
+    adv_start: int = 500
+    seed: int = 0
+    checkpoint_every: int = 200
+    preview_every: int = 200
+
+
+def pick_device(device="auto"):
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA raises."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        from guides.io import InputError
+
+        raise InputError("device 'cuda': this PyTorch has no CUDA device; install a CUDA build "
+                         "of torch (https://pytorch.org) or use --device cpu")
+    return torch.device(device)
+
+
+def to_tensor(images, device):
+    """(B, H, W, 3) uint8 BGR ndarray -> (B, 3, H, W) float32 tensor in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_image(x):
+    """(B, 3, H, W) tensor in [-1, 1] -> (B, H, W, 3) uint8 ndarray."""
+    x = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------
+# checkpoints
+# ---------------------------------------------------------------------------
+
+def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, config, long_side):
+    """Write the checkpoint dict atomically (temporary file, then rename)."""
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "step": int(step),
+        "generator": generator.state_dict(),
+        "generator_config": asdict(generator.config),
+        "discriminator": discriminator.state_dict(),
+        "discriminator_config": asdict(discriminator.config),
+        "train_config": asdict(config),
+        "long_side": int(long_side),
+        "optimizer_g": opt_g.state_dict(),
+        "optimizer_d": opt_d.state_dict(),
+    }
+    tmp = f"{path}.tmp"
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    Raises
+    ------
+    InputError
+        Missing file, or not a styleblit GAN checkpoint (names the file).
+    """
+    from guides.io import InputError
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # zip, unpickling and weights_only errors differ by version
+        raise InputError(f"{path}: not a styleblit GAN checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not a styleblit GAN checkpoint")
+    if ckpt.get("version") != 1:
+        raise InputError(f"{path}: styleblit GAN checkpoint version {ckpt.get('version')!r}, "
+                         "expected 1")
+    return ckpt
+
+
+def build_generator(ckpt):
+    """The generator of a checkpoint dict, weights loaded, in eval mode."""
+    g = Generator(GeneratorConfig(**ckpt["generator_config"]))
+    g.load_state_dict(ckpt["generator"])
+    return g.eval()
+
+
+# ---------------------------------------------------------------------------
+# batches
+# ---------------------------------------------------------------------------
+
+class _Crops:
+    """Random crops of (input, target, mask) triples, centred inside the head mask."""
+
+    def __init__(self, inputs, targets, masks, crop, head_fraction):
+        self.inputs, self.targets = inputs, targets
+        self.crop = int(min([crop] + [min(x.shape[:2]) for x in inputs]))
+        self.head_fraction = head_fraction
+        self.head = [np.flatnonzero(m.ravel() >= 128) for m in masks]
+
+    def sample(self, rng, batch):
+        c = self.crop
+        xs, ys = [], []
+        for _ in range(batch):
+            i = int(rng.integers(len(self.inputs)))
+            h, w = self.inputs[i].shape[:2]
+            head = self.head[i]
+            if head.size and rng.random() < self.head_fraction:
+                cy, cx = divmod(int(head[rng.integers(head.size)]), w)
+            else:
+                cy, cx = int(rng.integers(h)), int(rng.integers(w))
+            y0 = int(np.clip(cy - c // 2, 0, h - c))
+            x0 = int(np.clip(cx - c // 2, 0, w - c))
+            xs.append(self.inputs[i][y0:y0 + c, x0:x0 + c])
+            ys.append(self.targets[i][y0:y0 + c, x0:x0 + c])
+            if rng.random() < 0.5:  # faces are nearly symmetric; so is the teacher
+                xs[-1], ys[-1] = xs[-1][:, ::-1], ys[-1][:, ::-1]
+        return np.stack(xs), np.stack(ys)
+
+
+def _lsgan(scores, real):
+    return F.mse_loss(scores, torch.full_like(scores, 1.0 if real else 0.0))
+
+
+# ---------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------
+
+def train(shards, output, *, config=None, generator_config=None, discriminator_config=None,
+          device="auto", resume=False, long_side=None, quiet=False, log=None):
+    """Train (or go on training) a generator on dataset shards.
+
+    Parameters
+    ----------
+    shards : list of str
+        ``.npz`` shards of :func:`gan_distill.data.build_dataset`.
+    output : str
+        The checkpoint (``MODEL.pt``); previews go to ``MODEL.preview.png``.
+    config : TrainConfig
+    generator_config, discriminator_config : GeneratorConfig, DiscriminatorConfig
+        Ignored when resuming (the checkpoint's are used).
+    device : {"auto", "cpu", "cuda"}
+    resume : bool
+        Continue from ``output`` (its weights, optimizers and step).
+    long_side : int
+        The frame size the shards were made at (:class:`DataOptions.long_side`),
+        stored for :class:`gan_distill.infer.GanStylizer`; default the long
+        side of the first frame.
+    quiet : bool
+        No progress bar.
+    log : list, optional
+        Receives one dict of losses per step.
+
+    Returns
+    -------
+    dict
+        ``{"step", "seconds", "l1"}``: final step, wall time of this run, and
+        the mean L1 (in [0, 2] units) of the last 20 steps.
+    """
+    from tqdm import tqdm
+
+    from gan_distill.data import load_shards
+
+    config = config or TrainConfig()
+    dev = pick_device(device)
+    inputs, targets, masks = load_shards(shards)
+    if long_side is None:
+        long_side = max(inputs[0].shape[:2])
+    step = 0
+    if resume:
+        ckpt = load_checkpoint(output)
+        generator_config = GeneratorConfig(**ckpt["generator_config"])
+        discriminator_config = DiscriminatorConfig(**ckpt["discriminator_config"])
+        step = int(ckpt["step"])
+    torch.manual_seed(config.seed + step)
+    rng = np.random.default_rng([config.seed, step])
+    g = Generator(generator_config or GeneratorConfig()).to(dev)
+    d = Discriminator(discriminator_config or DiscriminatorConfig()).to(dev)
+    opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    if resume:
+        g.load_state_dict(ckpt["generator"])
+        d.load_state_dict(ckpt["discriminator"])
+        opt_g.load_state_dict(ckpt["optimizer_g"])
+        opt_d.load_state_dict(ckpt["optimizer_d"])
+        del ckpt
+    amp = dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    crops = _Crops(inputs, targets, masks, config.crop, config.head_fraction)
+    preview = _preview_sample(inputs, targets, masks)
+
+    def save():
+        save_checkpoint(output, generator=g, discriminator=d, opt_g=opt_g, opt_d=opt_d,
+                        step=step, config=config, long_side=long_side)
+
+    t_start = time.perf_counter()
+    deadline = None if config.minutes is None else t_start + 60.0 * config.minutes
+    total = config.steps
+    bar = tqdm(total=total, initial=step if total else 0, desc="distill", unit="step",
+               disable=quiet, file=sys.stderr)
+    recent = []
+    g.train()
+    d.train()
+    while (total is None or step < total) and (deadline is None or time.perf_counter() < deadline):
+        # learning rate: constant, then linear decay to 10% over the second half
+        progress = 0.0 if total is None else step / total
+        if deadline is not None:
+            progress = max(progress, (time.perf_counter() - t_start) / (60.0 * config.minutes))
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = config.lr * min(1.0, max(0.1, 2.0 * (1.0 - progress)))
+        x_np, y_np = crops.sample(rng, config.batch)
+        x, y = to_tensor(x_np, dev), to_tensor(y_np, dev)  # (B, 3, c, c)
+        use_adv = step >= config.adv_start and (config.adv > 0 or config.fm > 0)
+        with torch.autocast(dev.type, enabled=amp):
+            fake = g(x)  # (B, 3, c, c)
+        # -- discriminator
+        loss_d = torch.zeros((), device=dev)
+        if use_adv:
+            with torch.autocast(dev.type, enabled=amp):
+                loss_d = 0.5 * (_lsgan(d(x, y)[-1], True) + _lsgan(d(x, fake.detach())[-1], False))
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(loss_d).backward()
+            scaler.step(opt_d)
+        # -- generator
+        with torch.autocast(dev.type, enabled=amp):
+            l1 = F.l1_loss(fake.float(), y)
+            loss_g = config.l1 * l1
+            adv = fm = torch.zeros((), device=dev)
+            if use_adv:
+                feats_fake = d(x, fake)
+                with torch.no_grad():
+                    feats_real = d(x, y)
+                adv = _lsgan(feats_fake[-1], True)
+                fm = sum(F.l1_loss(a, b) for a, b in zip(feats_fake[:-1], feats_real[:-1]))
+                fm = fm / max(1, len(feats_fake) - 1)
+                loss_g = loss_g + config.adv * adv + config.fm * fm
+        opt_g.zero_grad(set_to_none=True)
+        scaler.scale(loss_g).backward()
+        if config.clip:
+            scaler.unscale_(opt_g)
+            torch.nn.utils.clip_grad_norm_(g.parameters(), config.clip)
+        scaler.step(opt_g)
+        scaler.update()
+        step += 1
+        losses = {"step": step, "l1": l1.item(), "adv": adv.item(), "fm": fm.item(),
+                  "d": loss_d.item()}
+        if log is not None:
+            log.append(losses)
+        recent = (recent + [losses["l1"]])[-20:]
+        elapsed = time.perf_counter() - t_start
+        post = {k: f"{v:.3f}" for k, v in losses.items() if k != "step"}
+        if deadline is not None:
+            post["left"] = f"{max(0.0, deadline - time.perf_counter()) / 60:.1f}min"
+        bar.set_postfix(post, refresh=False)
+        bar.update(1)
+        if config.checkpoint_every and step % config.checkpoint_every == 0:
+            save()
+        if config.preview_every and step % config.preview_every == 0:
+            _write_preview(output, g, preview, dev)
+            g.train()
+    bar.close()
+    save()
+    _write_preview(output, g, preview, dev)
+    return {"step": step, "seconds": time.perf_counter() - t_start,
+            "l1": float(np.mean(recent)) if recent else float("nan")}
+
+
+def _preview_sample(inputs, targets, masks):
+    i = int(np.argmax([m.sum(dtype=np.int64) for m in masks[: min(len(masks), 64)]]))
+    return inputs[i], targets[i]
+
+
+def preview_path(output):
+    root, _ = os.path.splitext(output)
+    return f"{root}.preview.png"
+
+
+@torch.no_grad()
+def _write_preview(output, g, sample, dev):
+    """input | teacher | student, side by side, as ``MODEL.preview.png``."""
+    import cv2
+
+    x, y = sample
+    g.eval()
+    student = to_image(g(to_tensor(x[None], dev)))[0]
+    cv2.imwrite(preview_path(output), np.concatenate([x, y, student], axis=1))

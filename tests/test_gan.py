@@ -1,0 +1,220 @@
+"""gan_distill: the distilled GAN stylizer (model, training, checkpoints, inference, CLI).
+
+Skipped without torch (CI installs ``.[test]`` only; torch is the ``gan`` extra).
+"""
+import inspect
+import os
+
+import cv2
+import matplotlib
+import numpy as np
+import pytest
+import skimage
+
+torch = pytest.importorskip("torch")
+
+from blit.cli import main  # noqa: E402
+from blit.stream import Stylizer  # noqa: E402
+from gan_distill.data import SHARD_PATTERN, augment, load_shards  # noqa: E402
+from gan_distill.infer import GAN_STAGES, GanStylizer  # noqa: E402
+from gan_distill.model import (Discriminator, DiscriminatorConfig, Generator,  # noqa: E402
+                               GeneratorConfig)
+from gan_distill.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from guides.io import InputError, read_image, write_image  # noqa: E402
+
+HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+ASTRONAUT = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+
+TINY_G = GeneratorConfig(width=8, n_down=2, n_res=1, max_width=16)
+TINY_D = DiscriminatorConfig(width=8, n_layers=2)
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tiny_shards(tmp_path_factory):
+    """Two shards of smooth random 40x48 frames; the 'teacher' swaps and inverts channels."""
+    folder = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(0)
+    paths = []
+    for s in range(2):
+        small = rng.integers(0, 256, (3, 5, 6, 3), dtype=np.uint8)
+        inputs = np.stack([cv2.resize(f, (48, 40), interpolation=cv2.INTER_CUBIC) for f in small])
+        targets = 255 - inputs[..., ::-1]
+        masks = np.zeros(inputs.shape[:3], np.uint8)
+        masks[:, 8:32, 10:38] = 255
+        path = folder / SHARD_PATTERN.format(s)
+        np.savez_compressed(path, input=inputs, target=np.ascontiguousarray(targets), mask=masks)
+        paths.append(str(path))
+    return paths
+
+
+def tiny_config(**kw):
+    base = dict(steps=30, batch=4, crop=32, lr=3e-3, adv_start=10, checkpoint_every=0,
+                preview_every=0, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def run_tiny(shards, out, **kw):
+    log = []
+    result = train(shards, str(out), config=tiny_config(**kw), generator_config=TINY_G,
+                   discriminator_config=TINY_D, device="cpu", quiet=True, log=log)
+    return result, log
+
+
+# ------------------------------------------------------------------ model
+
+@pytest.mark.parametrize("shape", [(1, 3, 40, 48), (2, 3, 37, 53)])
+def test_generator_keeps_the_size_and_range(shape):
+    torch.manual_seed(0)
+    g = Generator(TINY_G)
+    y = g(torch.rand(shape) * 2 - 1)
+    assert y.shape == shape
+    assert float(y.detach().abs().max()) <= 1.0
+    feats = Discriminator(TINY_D)(torch.zeros(shape), y)
+    assert feats[-1].shape[:2] == (shape[0], 1)
+
+
+# ------------------------------------------------------------------ training
+
+def test_training_lowers_the_l1_loss(tiny_shards, tmp_path):
+    result, log = run_tiny(tiny_shards, tmp_path / "m.pt")
+    assert result["step"] == 30 and len(log) == 30
+    first = np.mean([r["l1"] for r in log[:5]])
+    last = np.mean([r["l1"] for r in log[-5:]])
+    assert last < 0.8 * first, (first, last)
+    assert any(r["adv"] > 0 for r in log[10:])  # the adversarial terms ran
+    assert os.path.exists(tmp_path / "m.preview.png")
+
+
+def test_seeded_training_is_deterministic_on_cpu(tiny_shards, tmp_path):
+    run_tiny(tiny_shards, tmp_path / "a.pt", steps=12)
+    run_tiny(tiny_shards, tmp_path / "b.pt", steps=12)
+    a, b = load_checkpoint(str(tmp_path / "a.pt")), load_checkpoint(str(tmp_path / "b.pt"))
+    for k, v in a["generator"].items():
+        assert torch.equal(v, b["generator"][k]), k
+
+
+def test_checkpoint_round_trip_with_weights_only(tiny_shards, tmp_path):
+    path = tmp_path / "m.pt"
+    run_tiny(tiny_shards, path, steps=3)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert ckpt["format"] == "styleblit-gan" and ckpt["step"] == 3
+    assert ckpt["generator_config"] == TINY_G.__dict__
+    assert {"optimizer_g", "optimizer_d", "train_config", "discriminator"} <= set(ckpt)
+    g = Generator(GeneratorConfig(**ckpt["generator_config"]))
+    g.load_state_dict(ckpt["generator"])
+    # resume goes on from the stored step
+    result = train(tiny_shards, str(path), config=tiny_config(steps=5), device="cpu",
+                   resume=True, quiet=True)
+    assert result["step"] == 5 and load_checkpoint(str(path))["step"] == 5
+
+
+def test_augment_keeps_size_and_dtype():
+    frame = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    out = augment(frame, np.random.default_rng(1))
+    assert out.shape == frame.shape and out.dtype == np.uint8
+
+
+# ------------------------------------------------------------------ inference
+
+def test_gan_stylizer_has_the_stylizers_signature(tiny_shards, tmp_path):
+    path = tmp_path / "m.pt"
+    run_tiny(tiny_shards, path, steps=2)
+    assert (list(inspect.signature(GanStylizer.__call__).parameters)
+            == list(inspect.signature(Stylizer.__call__).parameters))
+    frame = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    with GanStylizer(str(path), device="cpu") as stylizer:
+        out = stylizer(frame)
+        assert out.shape == frame.shape and out.dtype == np.uint8
+        assert set(stylizer.last_times) == set(GAN_STAGES)
+        buf = np.empty_like(frame)
+        assert stylizer(frame, 0.5, out=buf) is buf
+        np.testing.assert_array_equal(buf, out)
+        with pytest.raises(ValueError, match="frame"):
+            stylizer(frame.astype(np.float32))
+    # at the model's size (48 long side) the network sees the training resolution
+    assert GanStylizer(str(path), device="cpu").long_side == 48
+
+
+def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": {"w": torch.zeros(2)}}, foreign)
+    pickled = tmp_path / "pickled.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled)  # a whole module: refused by weights_only
+    for path in (garbage, foreign, pickled):
+        with pytest.raises(InputError, match=f"{path.name}: not a styleblit GAN checkpoint"):
+            GanStylizer(str(path), device="cpu")
+    with pytest.raises(InputError, match="no such file"):
+        GanStylizer(str(tmp_path / "missing.pt"))
+
+
+def test_without_torch_the_error_says_what_to_install(monkeypatch):
+    import sys
+
+    from gan_distill import require_torch
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(InputError, match=r"styleblit\[gan\]"):
+        require_torch()
+
+
+# ------------------------------------------------------------------ command line
+
+@pytest.fixture(scope="module")
+def style_and_clip(tmp_path_factory):
+    """A small style with landmarks beside it, and a 6-frame clip of a face (folder of PNGs)."""
+    from guides.landmarks import detect_landmarks, write_lm68
+
+    folder = tmp_path_factory.mktemp("gan_cli")
+    style = cv2.resize(read_image(ASTRONAUT)[0:320, 110:410], (150, 160), interpolation=cv2.INTER_AREA)
+    write_image(folder / "astro.png", style)
+    write_lm68(folder / "astro.lm68.txt", detect_landmarks(style))
+    clip = folder / "clip"
+    clip.mkdir()
+    image = read_image(HOPPER)
+    for i in range(6):
+        s = 0.3 * (1 + 0.04 * np.sin(i / 4.0))
+        m = np.float32([[s, 0, -30 + 4 * np.sin(i / 5.0)], [0, s, -20]])
+        write_image(clip / f"f{i:03d}.png",
+                    cv2.warpAffine(image, m, (128, 160), borderMode=cv2.BORDER_REFLECT))
+    return str(folder / "astro.png"), str(clip)
+
+
+def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
+    style, clip = style_and_clip
+    model = str(tmp_path / "m.pt")
+    args = ["distill", "--style", style, "--video", clip, "-o", model, "--steps", "2",
+            "--long-side", "96", "--crop", "32", "--batch", "2", "--device", "cpu", "-q"]
+    assert main(args) == 0
+    assert load_checkpoint(model)["step"] == 2
+    shards, = [os.path.join(tmp_path / "m.data", n) for n in os.listdir(tmp_path / "m.data")]
+    inputs, targets, masks = load_shards([shards])
+    assert len(inputs) == 12 and max(inputs[0].shape[:2]) == 96  # 6 frames + 6 augmented
+    assert max(m.max() for m in masks) == 255  # a face was found
+    assert main(args) == 1  # exists already
+    assert "exists already" in capsys.readouterr().err
+    stamp = os.path.getmtime(shards)
+    assert main(args[:8] + ["4"] + args[9:] + ["--resume"]) == 0
+    assert load_checkpoint(model)["step"] == 4
+    assert os.path.getmtime(shards) == stamp  # the dataset was reused, not rebuilt
+    out = str(tmp_path / "out")
+    assert main(["video", clip, "-o", out, "--method", "gan", "--model", model, "-q"]) == 0
+    frames = sorted(os.listdir(out))
+    assert len(frames) == 6 and read_image(os.path.join(out, frames[0])).shape == (160, 128, 3)
+    assert main(["video", clip, "-o", str(tmp_path / "o2"), "--method", "gan", "-q"]) == 1
+    assert "--method gan needs --model" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\0" * 10)
+    assert main(["video", clip, "-o", str(tmp_path / "o3"), "--method", "gan", "--model",
+                 str(bad), "-q"]) == 1
+    assert "bad.pt: not a styleblit GAN checkpoint" in capsys.readouterr().err
