@@ -196,8 +196,11 @@ def test_missing_input_and_bad_extension(tmp_path, style_png, capsys):
 def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, style_png):
     src = write_clip(tmp_path / "long.mp4", n=1200, audio=True)
     out = tmp_path / "out.mp4"
+    # SIGINT restored to its default in the child: a shell running the tests in
+    # the background would otherwise pass it down ignored
     proc = subprocess.Popen([*CLI, "video", "--style", style_png, src,
-                             "-o", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+                             "-o", str(out), "--quiet"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # wait until frames are being written (the temporary output has data), then
     # interrupt; the clip is long enough (several seconds of work) not to be done by then
     deadline = time.time() + 60
