@@ -34,11 +34,16 @@ setup(
         "tqdm>=4",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # The GAN and Ray tests run in CI: torch pinned to the release whose CPU
+        # wheel these machines hold locally (a bare "torch" would pull the
+        # newest CUDA build, several GB), and ray for the local-cluster tests.
+        "test": ["pytest>=7", "torch==2.13.0", "ray>=2.9"],
         # blit.gpu: CuPy 13 (CuPy 14 needs NumPy 2, which mediapipe rules out);
         # it compiles the kernels with NVRTC from the CUDA 12 toolkit.
         "gpu": ["cupy-cuda12x>=13,<14"],
-        "gan": ["torch"],
+        "gan": ["torch>=2.1"],
+        # `--engine ray` and `styleblit batch`: run offline jobs on a Ray cluster
+        "dist": ["ray>=2.9"],
         # `styleblit webcam --virtual-cam`: send the output to video-call programs
         "virtualcam": ["pyvirtualcam"],
     },
