@@ -182,6 +182,7 @@ def build_parser():
     _add_image(sub)
     from blit import bench, evaluate  # noqa: F401  (register `bench`, `eval`)
     from blit import video, webcam  # noqa: F401  (register `video`, `webcam`)
+    from blit import distributed  # noqa: F401  (register `batch`; Ray lazily)
     from gan_distill import cli as _gan_cli  # noqa: F401  (register `distill`; torch lazily)
     for add in _COMMANDS:
         add(sub)

@@ -33,7 +33,8 @@ from blit.cli import (_add_style_args, add_stylize_args, check_output, load_styl
                       options_from_args, register)
 from guides.io import InputError
 
-__all__ = ["stylize_video", "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "partial_path"]
+__all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "VIDEO_EXTENSIONS",
+           "IMAGE_EXTENSIONS", "partial_path"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -103,11 +104,14 @@ class _VideoFileSource:
         self.decoded = 0
 
     def __iter__(self):
+        return self._demux(self.stream, *self.audio)
+
+    def _demux(self, *streams):
         import av
 
         try:
             # demux ends with an empty packet per stream, which drains its decoder
-            for packet in self.container.demux(self.stream, *self.audio):
+            for packet in self.container.demux(*streams):
                 if packet.stream.type == "audio":
                     if packet.dts is not None:
                         yield ("audio", packet)
@@ -121,6 +125,60 @@ class _VideoFileSource:
                 raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
             _warn(f"{self.path}: decoding stopped after {self.decoded} frames ({_reason(exc)}); "
                   "kept the frames decoded")
+
+    def index(self):
+        """Presentation timestamps of the video frames, in order, from the
+        packets alone (nothing decoded); None when some packet has none, and
+        frames can then be found only by decoding from the start.
+
+        Reads the file through once; call before iterating."""
+        import av
+
+        pts, complete = [], True
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.size:
+                    complete &= packet.pts is not None
+                    pts.append(packet.pts)
+        except av.error.FFmpegError as exc:
+            if not pts:
+                raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
+        self.container.seek(0)
+        if not pts:
+            raise InputError(f"{self.path}: no video frame could be decoded")
+        return sorted(pts) if complete else [None] * len(pts)
+
+    def read_range(self, start, stop, index):
+        """Video items of frames ``start`` to ``stop - 1`` (numbered as
+        :meth:`__iter__` yields them); ``index`` from :meth:`index`.
+
+        With timestamps, seeks to the key frame before ``start`` and decodes
+        from there (the frames are the same as decoded from the start: the
+        decoder restarts at a key frame); without, decodes from the start."""
+        first = index[start] if 0 < start < len(index) else None
+        self.decoded = start if first is not None else 0
+        if first is not None:
+            self.container.seek(first, stream=self.stream, backward=True)
+        expected = start
+        for item in self._demux(self.stream):
+            pts = item[2]
+            if first is not None:
+                if pts is None or pts < first:  # before the range: decoded only to get there
+                    continue
+                if pts != index[expected]:
+                    raise InputError(f"{self.path}: frame {expected} has timestamp {pts}, "
+                                     f"expected {index[expected]} (cannot seek in this file)")
+            elif self.decoded <= start:
+                continue
+            yield item
+            expected += 1
+            if expected >= stop:
+                return
+
+    def audio_packets(self):
+        """The audio packets alone, in file order (nothing decoded)."""
+        for item in self._demux(*self.audio):
+            yield item[1]
 
     def _video_item(self, frame):
         self.decoded += 1
@@ -150,10 +208,20 @@ class _FolderSource:
         self.decoded = 0
 
     def __iter__(self):
+        return self.read_range(0, len(self.files))
+
+    def index(self):
+        """Frame numbers (the timestamps of a folder), as :meth:`_VideoFileSource.index`."""
+        return list(range(len(self.files)))
+
+    def read_range(self, start, stop, index=None):
+        """Video items of the images ``start`` to ``stop - 1``."""
         from guides.io import read_image
 
-        shape = None
-        for i, name in enumerate(self.files):
+        # every frame is checked against the first, in whichever range it is read
+        shape = None if start == 0 else read_image(self.files[0]).shape
+        for i in range(start, min(stop, len(self.files))):
+            name = self.files[i]
             image = read_image(name)
             if shape is not None and image.shape != shape:
                 raise InputError(f"{name}: {image.shape[1]}x{image.shape[0]}, expected "
@@ -161,6 +229,9 @@ class _FolderSource:
             shape = image.shape
             self.decoded += 1
             yield ("video", image, i, i / float(self.rate))
+
+    def audio_packets(self):
+        return iter(())
 
     def close(self):
         pass
@@ -176,18 +247,23 @@ def _reason(exc):
 # --------------------------------------------------------------------------
 
 class _VideoFileSink:
-    """H.264 in an MP4/MOV/MKV, audio streams copied from the source."""
+    """H.264 in an MP4/MOV/MKV, audio streams copied from the source.
 
-    def __init__(self, path, source, *, crf=18, preset="veryfast"):
+    ``path`` may be a binary file object (then ``format`` names the
+    container); ``audio=False`` writes the video alone (a segment of a longer
+    video, see :class:`_SegmentConcatSink`)."""
+
+    def __init__(self, path, source, *, crf=18, preset="veryfast", audio=True, format=None):
         import av
 
         self.path = path
-        self.container = av.open(path, "w")
+        self.container = av.open(path, "w", format=format)
         self.rotation = 0
         self.stream = None
         self.crf, self.preset = crf, preset
         self.source = source
         self.audio = {}
+        self._copy_audio = audio
         self._pending = []  # audio packets that arrive before the first video frame
         self.frames = 0
 
@@ -196,7 +272,7 @@ class _VideoFileSink:
         import av
 
         self._open_video(height, width)
-        for s in self.source.audio:
+        for s in self.source.audio if self._copy_audio else ():
             try:
                 self.audio[s.index] = self.container.add_stream_from_template(s)
             except (av.error.FFmpegError, ValueError) as exc:
@@ -253,6 +329,94 @@ class _VideoFileSink:
             self.container.close()
 
 
+class _SegmentConcatSink(_VideoFileSink):
+    """Encoded segments of one video, muxed in order into one file, with the
+    audio streams of the source copied in time order between them.
+
+    A segment is the bytes of an MP4 written by ``_VideoFileSink(...,
+    audio=False, format="mp4")`` over a range of the source's frames, with the
+    source's timestamps: its packets are copied unchanged (no re-encoding).
+    Every segment must have been encoded with the same settings and frame
+    size, so that they share one codec header (checked)."""
+
+    def __init__(self, path, source):
+        super().__init__(path, source)
+        self._template = None
+        self._template_extradata = None
+        self._audio_items = source.audio_packets()
+        self._audio_next = None
+
+    def _open_video(self, height, width):
+        self.stream = self.container.add_stream_from_template(self._template)
+        if self.rotation:
+            self.stream.set_display_rotation(self.rotation)
+
+    def write_segment(self, data, rotation=0, first_pts=None):
+        """Append the segment ``data`` (bytes of an MP4); returns its frames.
+
+        ``first_pts`` (source time base) is the timestamp of its first frame:
+        the MP4 muxer moves a segment that does not start at 0 by an edit
+        list, rounded to its movie time scale, so the packets' timestamps are
+        shifted back by the difference (the same for all of them)."""
+        import io
+
+        import av
+
+        with av.open(io.BytesIO(data), "r") as segment:
+            video = segment.streams.video[0]
+            if self.stream is None:
+                self._template, self.rotation = video, rotation
+                self._open_streams(video.height, video.width)
+            elif video.codec_context.extradata != self._template_extradata:
+                raise InputError(f"{self.path}: segments were encoded differently "
+                                 "(codec headers differ); cannot join them")
+            self._template_extradata = video.codec_context.extradata
+            packets = [p for p in segment.demux(video) if p.size]  # not the end-of-stream marker
+            shift = 0
+            if first_pts is not None and packets:
+                wanted = round(first_pts * self.source.time_base / video.time_base)
+                shift = wanted - min(p.pts for p in packets)
+            for packet in packets:
+                packet.pts += shift
+                packet.dts += shift
+                self._audio_until(packet.dts, packet.time_base)
+                packet.stream = self.stream
+                self.container.mux(packet)
+        self.frames += len(packets)
+        return len(packets)
+
+    def _audio_until(self, ts, time_base):
+        """Mux the source's audio packets up to time ``ts * time_base`` (all with None)."""
+        end = None if ts is None else ts * time_base
+        while True:
+            if self._audio_next is None:
+                self._audio_next = next(self._audio_items, None)
+                if self._audio_next is None:
+                    return
+            packet = self._audio_next
+            if end is not None and packet.dts * packet.time_base > end:
+                return
+            self._audio_next = None
+            self._mux_audio(packet)
+
+    def close(self):
+        """Mux the rest of the audio, write the index: a playable file."""
+        try:
+            if self.stream is not None:
+                self._audio_until(None, None)
+        finally:
+            self.container.close()
+
+
+def _png(image):
+    import cv2
+
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise InputError(f"a {image.shape} frame cannot be encoded as PNG")
+    return data.tobytes()
+
+
 class _FolderSink:
     def __init__(self, path, source):
         self.path = path
@@ -260,12 +424,17 @@ class _FolderSink:
         self.frames = 0
 
     def write(self, image, pts):
-        import cv2
+        self.write_png(_png(image))
 
+    def write_png(self, data):
+        """Write the next frame, already encoded (bytes of a PNG file)."""
         self.frames += 1
         name = os.path.join(self.path, f"frame_{self.frames:06d}.png")
-        if not cv2.imwrite(name, image):
-            raise InputError(f"{name}: cannot be written")
+        try:
+            with open(name, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise InputError(f"{name}: cannot be written ({_reason(exc)})") from None
 
     def write_audio(self, packet):
         pass
@@ -329,6 +498,75 @@ def _remove(path):
         os.remove(path)
 
 
+def open_source(source_path, fps=30.0):
+    """The frames (and audio packets) of a video file or a folder of images.
+
+    Returns a source object: iterating it yields ``("video", bgr, pts,
+    seconds)`` and ``("audio", packet)`` items in file order; ``index()``
+    and ``read_range(start, stop, index)`` give a range of frames alone (what a
+    worker of :mod:`blit.distributed` reads); ``rate``, ``time_base``,
+    ``rotation`` (known once a frame is decoded), ``frames`` (the count, or
+    None when unknown), ``close()``.
+
+    Raises
+    ------
+    InputError
+        No such file, not a readable video, or a folder without images.
+    """
+    if os.path.isdir(source_path):
+        return _FolderSource(source_path, fps)
+    if not os.path.exists(source_path):
+        raise InputError(f"{source_path}: no such file")
+    return _VideoFileSource(source_path)
+
+
+def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil_hz=None,
+                  landmarker=None, model=None):
+    """The per-frame stylizer of a video: a :class:`blit.stream.Stylizer`
+    (``method="patch"``) or a :class:`gan_distill.infer.GanStylizer` on the
+    best device (``method="gan"``, ``model`` its checkpoint; ``style`` and the
+    face options unused)."""
+    if method == "gan":
+        from gan_distill.infer import GanStylizer
+
+        return GanStylizer(model)
+    if method != "patch":
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    from blit.stream import Stylizer
+    from blit.stylize import StylizeOptions
+
+    return Stylizer(style, options=options or StylizeOptions(), max_faces=max_faces,
+                    boil_hz=boil_hz, landmarker=landmarker, fps=float(fps))
+
+
+def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
+    """The video loop: stylize the ``("video", ...)`` items into ``sink``, copy
+    the ``("audio", packet)`` items, in order.
+
+    The first ``skip`` frames are stylized but not written: they warm up the
+    stylizer's state across frames (a range of a longer video starts a little
+    early, see :mod:`blit.distributed`). ``progress`` (a tqdm bar) counts the
+    frames written. Returns the number of frames read."""
+    n = 0
+    for item in items:
+        if item[0] == "audio":
+            sink.write_audio(item[1])
+            continue
+        _, image, pts, seconds = item
+        out = stylizer(image, seconds)
+        n += 1
+        if n > skip:
+            sink.write(out, pts)
+            if progress is not None:
+                progress.update(1)
+    return n
+
+
+def output_sink(path, source, folder):
+    """Where the frames of ``source`` go: a folder of PNGs or a video file."""
+    return (_FolderSink if folder else _VideoFileSink)(path, source)
+
+
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
                   fps=30.0, quiet=False, landmarker=None, method="patch", model=None):
     """Stylize a video file or folder of frames into ``output``.
@@ -368,41 +606,27 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         After the partial output has been finalised and saved as
         :func:`partial_path` ``(output)``; its ``args`` hold that path and the
         number of frames.
-    """
-    from blit.stream import Stylizer
-    from blit.stylize import StylizeOptions
 
-    options = options or StylizeOptions()
+    See Also
+    --------
+    blit.distributed.stylize_videos : the same on a Ray cluster, many videos
+        at once, each in ranges of frames.
+    """
     folder_out = not _is_video_path(output)
-    if os.path.isdir(source_path):
-        source = _FolderSource(source_path, fps)
-    else:
-        if not os.path.exists(source_path):
-            raise InputError(f"{source_path}: no such file")
-        source = _VideoFileSource(source_path)
+    source = open_source(source_path, fps)
     if folder_out and source.audio:
         _warn(f"{output}: a folder of frames holds no audio; the audio of {source_path} is dropped")
     tmp = _temp_path(output, folder_out)
     sink = None
     interrupted = False
     try:
-        sink = (_FolderSink if folder_out else _VideoFileSink)(tmp, source)
-        if method == "gan":
-            from gan_distill.infer import GanStylizer
-
-            stylizer = GanStylizer(model)
-        else:
-            stylizer = Stylizer(style, options=options, max_faces=max_faces, boil_hz=boil_hz,
-                                landmarker=landmarker, fps=float(source.rate))
+        sink = output_sink(tmp, source, folder_out)
+        stylizer = make_stylizer(style, fps=source.rate, method=method, options=options,
+                                 max_faces=max_faces, boil_hz=boil_hz, landmarker=landmarker,
+                                 model=model)
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
-                for item in source:
-                    if item[0] == "audio":
-                        sink.write_audio(item[1])
-                        continue
-                    _, image, pts, seconds = item
-                    sink.write(stylizer(image, seconds), pts)
-                    bar.update(1)
+                stylize_items(stylizer, source, sink, progress=bar)
             except KeyboardInterrupt:
                 interrupted = True
         if sink.frames == 0 and not interrupted:
@@ -429,6 +653,28 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
     return sink.frames
 
 
+def check_video_args(args):
+    """Check the options shared by ``video`` and ``batch``; load what they name.
+
+    Returns the style (None for the GAN)."""
+    if args.max_faces < 1:
+        raise InputError(f"--max-faces: expected at least 1, got {args.max_faces}")
+    if args.boil is not None and not args.boil > 0:
+        raise InputError(f"--boil: expected a positive rate in Hz, got {args.boil}")
+    if (args.method == "gan") != (args.model is not None):
+        raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
+                         else "--model needs --method gan")
+    if args.engine == "ray":
+        from blit.distributed import check_engine_args
+
+        check_engine_args(args)
+    if args.method == "gan":
+        from gan_distill import require_torch
+
+        require_torch()
+    return load_style_from_args(args) if args.method == "patch" else None
+
+
 def _video(args):
     import time
 
@@ -440,30 +686,30 @@ def _video(args):
         raise InputError(f"{args.output}: unknown video extension {ext!r} (use "
                          f"{', '.join(VIDEO_EXTENSIONS)}, or a folder for PNG frames)")
     check_output(args.output.rstrip("/\\") or args.output, args.overwrite)
-    if args.max_faces < 1:
-        raise InputError(f"--max-faces: expected at least 1, got {args.max_faces}")
-    if args.boil is not None and not args.boil > 0:
-        raise InputError(f"--boil: expected a positive rate in Hz, got {args.boil}")
-    if (args.method == "gan") != (args.model is not None):
-        raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
-                         else "--model needs --method gan")
-    if args.method == "gan":
-        from gan_distill import require_torch
-
-        require_torch()
-    style = load_style_from_args(args) if args.method == "patch" else None
+    style = check_video_args(args)
     t0 = time.perf_counter()
-    try:
-        n = stylize_video(style, args.input, args.output, options=options_from_args(args),
-                          max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
-                          quiet=args.quiet, method=args.method, model=args.model)
-    except KeyboardInterrupt as exc:
-        if len(exc.args) == 2:
-            partial, frames = exc.args
-            print(f"styleblit: interrupted after {frames} frames; the partial video is in "
-                  f"{partial}", file=sys.stderr)
+    if args.engine == "ray":
+        from blit.distributed import run_jobs_from_args
+
+        job, = run_jobs_from_args(args, style, [(args.input, args.output)])
+        if job.status == "interrupted":
+            print(f"styleblit: interrupted; {job.message}", file=sys.stderr)
             return 130
-        raise
+        if job.status != "done":
+            raise InputError(job.message)
+        n = job.frames
+    else:
+        try:
+            n = stylize_video(style, args.input, args.output, options=options_from_args(args),
+                              max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
+                              quiet=args.quiet, method=args.method, model=args.model)
+        except KeyboardInterrupt as exc:
+            if len(exc.args) == 2:
+                partial, frames = exc.args
+                print(f"styleblit: interrupted after {frames} frames; the partial video is in "
+                      f"{partial}", file=sys.stderr)
+                return 130
+            raise
     if not args.quiet:
         dt = time.perf_counter() - t0
         name = style.name if style is not None else args.model
@@ -472,18 +718,10 @@ def _video(args):
     return 0
 
 
-@register
-def add_video_parser(sub):
-    p = sub.add_parser("video", help="stylize a video (or a folder of frames)",
-                       description="Paint every face of INPUT in the style of STYLE, stably from "
-                                   "frame to frame. Video out is H.264 with the input's frame "
-                                   "rate, timing, rotation and audio (copied unchanged). Ctrl-C "
-                                   "keeps what was done as OUTPUT.partial.EXT.")
-    _add_style_args(p)
-    p.add_argument("input", metavar="INPUT", help="video file, or a folder of images (name order)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help=f"video ({', '.join(VIDEO_EXTENSIONS)}) or a folder for "
-                        "frame_000001.png...")
+def add_video_job_args(p, *, engine="local"):
+    """Options of a video job, shared by ``video`` and ``batch`` (``engine``: the default)."""
+    from blit.distributed import add_engine_args
+
     p.add_argument("--method", choices=METHODS, default="patch",
                    help="stylization method (default patch: StyleBlit lookup; gan: a model "
                         "from `styleblit distill`, needs --model and torch)")
@@ -497,6 +735,24 @@ def add_video_parser(sub):
                         "(default: steady)")
     p.add_argument("--fps", type=float, default=30.0,
                    help="frame rate of a folder of images (default 30)")
+    add_engine_args(p, default=engine)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+
+
+@register
+def add_video_parser(sub):
+    p = sub.add_parser("video", help="stylize a video (or a folder of frames)",
+                       description="Paint every face of INPUT in the style of STYLE, stably from "
+                                   "frame to frame. Video out is H.264 with the input's frame "
+                                   "rate, timing, rotation and audio (copied unchanged). Ctrl-C "
+                                   "keeps what was done as OUTPUT.partial.EXT. With --engine "
+                                   "ray, ranges of frames are stylized in parallel on a Ray "
+                                   "cluster (see `styleblit batch` for many videos).")
+    _add_style_args(p)
+    p.add_argument("input", metavar="INPUT", help="video file, or a folder of images (name order)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help=f"video ({', '.join(VIDEO_EXTENSIONS)}) or a folder for "
+                        "frame_000001.png...")
+    add_video_job_args(p)
     p.set_defaults(run=_video)

@@ -1,0 +1,711 @@
+"""Batch stylization on Ray: many videos, long videos, many machines.
+
+``styleblit video ... --engine ray`` and ``styleblit batch`` run the job of
+:func:`blit.video.stylize_video` on a Ray cluster (a local one by default):
+
+* each video is split into ranges of frames (``chunk_frames``); every range
+  is one Ray task that decodes its frames, stylizes them and encodes them
+  (an H.264 segment, or PNG files), with the same code as the local engine
+  (:func:`blit.video.open_source`, :func:`blit.video.stylize_items`);
+* the style exemplar is put in the object store once and shared by all tasks;
+  a worker process is reused from task to task, so its Numba kernels are
+  compiled (or loaded from the on-disk cache) once;
+* the driver joins the segments in order as they arrive, without re-encoding,
+  copies the source's audio between them in time order, and keeps the frame
+  rate, time base, timestamps and rotation (:class:`blit.video._SegmentConcatSink`);
+* temporal state across a range boundary: each range starts ``warmup``
+  frames early and throws their output away, so landmark tracking, One-Euro
+  smoothing and the coherence of the patches have run in before its first
+  frame. The patch stylizer's state has a long memory (a patch keeps its
+  exemplar source while it fits), so the frames after a boundary are not
+  bit-identical to a single-process run: measured, and bounded in the tests
+  (see README, "Batch on Ray"). Without a face, and with the GAN (no state
+  across frames), they are;
+* failures: a worker process that dies has its range retried (``max_retries``);
+  an input that cannot be read fails its own job with one clear line, and the
+  other jobs complete; a summary table ends the run;
+* nothing half-written: every output is written beside its final name and
+  renamed when complete; an existing output is kept unless ``overwrite``.
+
+Input files must be readable by the workers under the same path (one
+machine, or a shared file system); the results come back through the object
+store, so only the driver writes outputs. GAN inference runs on Ray with
+``num_gpus`` per task where the cluster has GPUs; training
+(``styleblit distill``) stays single-process.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from blit.cli import register
+from guides.io import InputError
+
+__all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
+           "require_ray", "connect", "summary_table", "DEFAULT_CHUNK_FRAMES", "DEFAULT_WARMUP"]
+
+#: Frames per task: 10 s at 30 fps, long enough that the warm-up costs 10%.
+DEFAULT_CHUNK_FRAMES = 300
+#: Frames run before each range, output discarded (patch method; the GAN
+#: needs none). 1 s at 30 fps: landmarks converge to within 0.1 px and the
+#: difference to a single-process run stops shrinking (README, "Batch on Ray").
+DEFAULT_WARMUP = 30
+
+_INSTALL = "pip install 'styleblit[dist]'"
+
+
+def require_ray():
+    """Import Ray, or raise :class:`InputError` saying what to install."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError(f"--engine ray needs Ray, which is not installed: {_INSTALL}") from None
+    return ray
+
+
+def connect(address=None, *, num_cpus=None):
+    """Start or join a Ray cluster unless this process is already connected.
+
+    Parameters
+    ----------
+    address : str, optional
+        None: a local Ray instance in this process's lifetime; ``"auto"``: the
+        cluster started on this machine (``ray start --head``);
+        ``"ray://host:port"``: a remote cluster through Ray Client.
+    num_cpus : int, optional
+        CPUs of a local instance (default: all).
+    """
+    ray = require_ray()
+    if not ray.is_initialized():
+        kwargs = {"include_dashboard": False, "log_to_driver": True}
+        if address is None and num_cpus is not None:
+            kwargs["num_cpus"] = int(num_cpus)
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = address or "a local instance"
+            raise InputError(f"--address {where}: cannot connect to Ray ({exc})") from None
+    return ray
+
+
+# --------------------------------------------------------------------------
+# Planning and the worker's side (plain functions: testable without Ray)
+# --------------------------------------------------------------------------
+
+def plan_ranges(n_frames, chunk_frames=DEFAULT_CHUNK_FRAMES, warmup=DEFAULT_WARMUP):
+    """Split ``n_frames`` frames into ranges.
+
+    Returns
+    -------
+    list of (int, int, int)
+        ``(start, first, stop)`` per range: frames ``start .. first - 1`` are
+        warm-up (stylized, not written), ``first .. stop - 1`` are written.
+        The written parts tile ``0 .. n_frames - 1`` in order.
+
+    Examples
+    --------
+    >>> plan_ranges(10, 4, 2)
+    [(0, 0, 4), (2, 4, 8), (6, 8, 10)]
+    """
+    if int(chunk_frames) < 1:
+        raise ValueError(f"chunk_frames: expected at least 1, got {chunk_frames}")
+    if int(warmup) < 0:
+        raise ValueError(f"warmup: expected >= 0 frames, got {warmup}")
+    chunk, warmup = int(chunk_frames), int(warmup)
+    return [(max(first - warmup, 0), first, min(first + chunk, n_frames))
+            for first in range(0, n_frames, chunk)]
+
+
+@dataclass(frozen=True)
+class StylizerSpec:
+    """How each range builds its stylizer (:func:`blit.video.make_stylizer`);
+    picklable, sent with every task. Called as ``spec(style, fps)``."""
+
+    method: str = "patch"
+    options: object = None  # blit.stylize.StylizeOptions
+    max_faces: int = 1
+    boil_hz: float | None = None
+    model: str | None = None
+
+    def __call__(self, style, fps):
+        from blit.video import make_stylizer
+
+        return make_stylizer(style, fps=fps, method=self.method, options=self.options,
+                             max_faces=self.max_faces, boil_hz=self.boil_hz, model=self.model)
+
+    @property
+    def warmup(self):
+        """Default warm-up frames: none for the GAN (no state across frames)."""
+        return 0 if self.method == "gan" else DEFAULT_WARMUP
+
+
+class _PngSink:
+    """Frames of a range, kept as PNG bytes (a folder output's segment)."""
+
+    def __init__(self):
+        self.pngs = []
+        self.frames = 0
+
+    def write(self, image, pts):
+        from blit.video import _png
+
+        self.pngs.append(_png(image))
+        self.frames += 1
+
+    def write_audio(self, packet):
+        pass
+
+    def close(self):
+        pass
+
+
+def stylize_range(style, source_path, start, first, stop, index, *, folder, spec=StylizerSpec(),
+                  fps=30.0):
+    """Stylize frames ``start .. stop - 1`` of one input, keep ``first ..``.
+
+    What one Ray task does; the frames are decoded, stylized and encoded
+    exactly as :func:`blit.video.stylize_video` does them.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar or None
+    source_path : str
+    start, first, stop : int
+        As :func:`plan_ranges` gives them.
+    index : list
+        The source's ``index()`` (frame timestamps), to seek.
+    folder : bool
+        PNG frames (True) or an H.264 MP4 segment, video only (False).
+    spec : callable
+        ``spec(style, fps)`` -> a stylizer (a context manager called
+        ``stylizer(frame, seconds)``).
+    fps : float
+        Frame rate of a folder input.
+
+    Returns
+    -------
+    dict
+        ``data``: the MP4's bytes, or a list of PNG bytes; ``frames``: frames
+        written; ``rotation``: the display rotation of the source.
+    """
+    from blit.video import _VideoFileSink, open_source, stylize_items
+
+    source = open_source(source_path, fps)
+    buffer = io.BytesIO()
+    try:
+        sink = _PngSink() if folder else _VideoFileSink(buffer, source, audio=False, format="mp4")
+        try:
+            with spec(style, source.rate) as stylizer:
+                stylize_items(stylizer, source.read_range(start, stop, index), sink,
+                              skip=first - start)
+        finally:
+            sink.close()
+    finally:
+        source.close()
+    return {"data": sink.pngs if folder else buffer.getvalue(), "frames": sink.frames,
+            "rotation": source.rotation}
+
+
+def _task(style, source_path, start, first, stop, index, folder, spec, fps):
+    """The Ray task: :func:`stylize_range` with as many threads as CPUs reserved."""
+    import ray
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if cpus:
+        import cv2
+        import numba
+
+        threads = max(1, min(int(cpus), numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+    return stylize_range(style, source_path, start, first, stop, index, folder=folder, spec=spec,
+                         fps=fps)
+
+
+# --------------------------------------------------------------------------
+# The driver
+# --------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    """One input and its output, and how it went.
+
+    ``status``: ``"done"``, ``"failed"`` (``message`` says why), ``"exists"``
+    (the output was there and ``overwrite`` was not given), ``"interrupted"``
+    (``message`` names the partial output) or ``"queued"``."""
+
+    input: str
+    output: str
+    status: str = "queued"
+    frames: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    # driver state
+    _refs: list = field(default_factory=list, repr=False)
+    _results: dict = field(default_factory=dict, repr=False)
+    _next: int = field(default=0, repr=False)
+    _expected: list = field(default_factory=list, repr=False)
+    _index: list = field(default_factory=list, repr=False)
+    _sink: object = field(default=None, repr=False)
+    _source: object = field(default=None, repr=False)
+    _tmp: str | None = field(default=None, repr=False)
+    _t0: float = field(default=0.0, repr=False)
+    _short: bool = field(default=False, repr=False)
+
+    @property
+    def fps(self):
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def summary_table(jobs):
+    """The jobs as a plain-text table: input, frames, status, seconds, fps."""
+    rows = [("input", "frames", "status", "seconds", "fps")]
+    for j in jobs:
+        message = j.message
+        if message.startswith(f"{j.input}: "):  # the input is in its own column
+            message = message[len(j.input) + 2:]
+        status = f"{j.status}: {message}" if message else j.status
+        rows.append((j.input, str(j.frames), status, f"{j.seconds:.1f}",
+                     f"{j.fps:.1f}" if j.frames else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for r in rows:
+        lines.append("  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]),
+                                r[2].ljust(widths[2]), r[3].rjust(widths[3]), r[4].rjust(5)]))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cause(exc):
+    """One line for a failed task: the worker's own error where there is one."""
+    import ray
+
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, InputError):
+        return str(cause)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    if isinstance(exc, ray.exceptions.WorkerCrashedError):
+        return "the worker died on every retry"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHUNK_FRAMES,
+                   warmup=None, cpus_per_chunk=1, gpus_per_chunk=None, max_retries=3,
+                   overwrite=False, quiet=False):
+    """Stylize many videos on the connected Ray cluster (see :func:`connect`).
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar or None
+        Put in the object store once (None for the GAN).
+    jobs : list of (str, str)
+        ``(input, output)`` pairs, as for :func:`blit.video.stylize_video`.
+    spec : callable, optional
+        ``spec(style, fps)`` -> stylizer, picklable; default
+        :class:`StylizerSpec` ``()`` (the patch method, default options).
+    fps : float
+        Frame rate of folder inputs.
+    chunk_frames : int
+        Frames written per task.
+    warmup : int, optional
+        Frames each task runs before its range, output discarded; default
+        ``spec.warmup`` (:data:`DEFAULT_WARMUP` for the patch method, 0 for the GAN).
+    cpus_per_chunk : float
+        CPUs reserved per task (and the threads it uses).
+    gpus_per_chunk : float, optional
+        GPUs per task; default 1 for ``method="gan"`` on a cluster with GPUs,
+        else 0.
+    max_retries : int
+        Retries of a task whose worker process died.
+    overwrite : bool
+        Replace existing outputs (else such a job is skipped, status ``"exists"``).
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    list of Job
+        In the order given; each job's ``status`` says how it went.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After cancelling the tasks and saving what each started output had
+        in order as its :func:`blit.video.partial_path`; ``args[0]`` is the
+        job list.
+    """
+    ray = require_ray()
+    from blit.video import _progress
+
+    spec = spec if spec is not None else StylizerSpec()
+    warmup = getattr(spec, "warmup", DEFAULT_WARMUP) if warmup is None else int(warmup)
+    plan_ranges(1, chunk_frames, warmup)  # validates both
+    if gpus_per_chunk is None:
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        gpus_per_chunk = 1 if has_gpu and getattr(spec, "method", None) == "gan" else 0
+    remote = ray.remote(_task).options(num_cpus=cpus_per_chunk, num_gpus=gpus_per_chunk,
+                                       max_retries=int(max_retries), retry_exceptions=False)
+    style_ref = ray.put(style)
+    jobs = [j if isinstance(j, Job) else Job(*j) for j in jobs]
+    pending = {}
+    total = 0
+    for i, job in enumerate(jobs):
+        job._t0 = time.perf_counter()
+        try:
+            total += _submit(job, i, remote, style_ref, spec, fps, chunk_frames, warmup,
+                             overwrite, pending)
+        except InputError as exc:
+            job.status, job.message = "failed", str(exc)
+    try:
+        with _progress(total or None, quiet) as bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    i, k = pending.pop(ref)
+                    job = jobs[i]
+                    if job.status != "running":
+                        continue
+                    try:
+                        job._results[k] = ray.get(ref)
+                        _assemble(job, bar)
+                    except (ray.exceptions.RayError, InputError) as exc:
+                        _fail(job, _cause(exc) if isinstance(exc, ray.exceptions.RayError)
+                              else str(exc), pending, ray)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        for job in jobs:
+            if job.status == "running":
+                _save_partial(job)
+        raise KeyboardInterrupt(jobs) from None
+    return jobs
+
+
+def _submit(job, i, remote, style_ref, spec, fps, chunk_frames, warmup, overwrite, pending):
+    """Index the input, plan its ranges, submit them; returns its frame count."""
+    from blit.video import _is_video_path, _temp_path, open_source
+
+    if os.path.exists(job.output) and not overwrite:
+        job.status, job.message = "exists", "pass --overwrite to replace it"
+        return 0
+    folder = not _is_video_path(job.output)
+    source = open_source(job.input, fps)
+    try:
+        index = source.index()
+    except BaseException:
+        source.close()
+        raise
+    if folder and source.audio:
+        from blit.video import _warn
+
+        _warn(f"{job.output}: a folder of frames holds no audio; the audio of {job.input} is "
+              "dropped")
+    job._source, job._index = source, index
+    job._tmp = _temp_path(job.output, folder)
+    job.status = "running"
+    path = os.path.abspath(job.input)
+    for k, (start, first, stop) in enumerate(plan_ranges(len(index), chunk_frames, warmup)):
+        ref = remote.remote(style_ref, path, start, first, stop, index, folder, spec, fps)
+        job._refs.append(ref)
+        job._expected.append(stop - first)
+        pending[ref] = (i, k)
+    return len(index)
+
+
+def _assemble(job, bar):
+    """Append the ranges that are ready in order; finish the job after the last."""
+    from blit.video import _FolderSink, _SegmentConcatSink, _is_video_path, _warn
+
+    folder = not _is_video_path(job.output)
+    while job._next in job._results:
+        k = job._next
+        result = job._results.pop(k)
+        job._refs[k] = None  # the object store may free it
+        job._next += 1
+        if job._short:  # decoding broke off in an earlier range: the rest is dropped
+            continue
+        if job._sink is None:
+            job._sink = (_FolderSink if folder else _SegmentConcatSink)(job._tmp, job._source)
+        if folder:
+            for data in result["data"]:
+                job._sink.write_png(data)
+        elif result["frames"]:
+            first = job._index[sum(job._expected[:k])]
+            job._sink.write_segment(result["data"], result["rotation"], first_pts=first)
+        job.frames += result["frames"]
+        bar.update(result["frames"])
+        if result["frames"] < job._expected[k]:
+            job._short = True
+            _warn(f"{job.input}: decoding stopped after {job.frames} frames; kept the frames "
+                  "decoded")
+    if job._next == len(job._refs):
+        _finish(job)
+
+
+def _finish(job):
+    from blit.video import _move, _no_sigint
+
+    with _no_sigint():
+        sink, job._sink = job._sink, None
+        if sink is not None:
+            sink.close()
+        job._source.close()
+        job.seconds = time.perf_counter() - job._t0
+        if job.frames == 0:
+            _discard(job)
+            job.status, job.message = "failed", f"{job.input}: no video frame could be decoded"
+            return
+        _move(job._tmp, job.output)
+        job.status = "done"
+
+
+def _discard(job):
+    from blit.video import _remove
+
+    if job._sink is not None:
+        try:
+            job._sink.close()
+        except Exception:
+            pass
+        job._sink = None
+    if job._source is not None:
+        job._source.close()
+    if job._tmp is not None:
+        _remove(job._tmp)
+
+
+def _fail(job, message, pending, ray):
+    """A range failed for good: cancel the job's other ranges, remove its output."""
+    for ref in job._refs:
+        if ref is not None and ref in pending:
+            pending.pop(ref)
+            ray.cancel(ref, force=True)
+    _discard(job)
+    job.status, job.message = "failed", message
+    job.seconds = time.perf_counter() - job._t0
+
+
+def _save_partial(job):
+    """Ctrl-C: keep what was joined so far as the partial output."""
+    from blit.video import _move, _no_sigint, partial_path
+
+    with _no_sigint():
+        job.seconds = time.perf_counter() - job._t0
+        if job._sink is None or job.frames == 0:
+            _discard(job)
+            job.status, job.message = "interrupted", "nothing written"
+            return
+        job._sink.close()
+        job._sink = None
+        job._source.close()
+        partial = partial_path(job.output)
+        _move(job._tmp, partial)
+        job.status, job.message = "interrupted", f"partial output in {partial}"
+
+
+# --------------------------------------------------------------------------
+# Command line: `video --engine ray` and `batch`
+# --------------------------------------------------------------------------
+
+#: Options that only the Ray engine reads: (flag, dest).
+_RAY_OPTIONS = (("--address", "address"), ("--chunk-frames", "chunk_frames"),
+                ("--warmup-frames", "warmup_frames"), ("--cpus-per-chunk", "cpus_per_chunk"),
+                ("--gpus-per-chunk", "gpus_per_chunk"), ("--max-retries", "max_retries"))
+
+
+def add_engine_args(p, *, default="local"):
+    """``--engine`` and the options of the Ray engine."""
+    p.add_argument("--engine", choices=("local", "ray"), default=default,
+                   help=f"local: one process, frame after frame; ray: ranges of frames in "
+                        f"parallel on a Ray cluster (needs {_INSTALL}) (default {default})")
+    p.add_argument("--address", metavar="ADDR",
+                   help="Ray cluster: auto (the one started on this machine with `ray start "
+                        "--head`) or ray://HOST:PORT; default: a local instance for this run")
+    p.add_argument("--chunk-frames", type=int, metavar="N",
+                   help=f"frames per Ray task (default {DEFAULT_CHUNK_FRAMES})")
+    p.add_argument("--warmup-frames", type=int, metavar="W",
+                   help=f"frames each task runs before its range, output discarded, so that "
+                        f"face tracking, smoothing and patch coherence are warmed up (default "
+                        f"{DEFAULT_WARMUP}; 0 with --method gan, which has no state across "
+                        f"frames)")
+    p.add_argument("--cpus-per-chunk", type=float, metavar="C",
+                   help="CPUs (and threads) per Ray task (default 1)")
+    p.add_argument("--gpus-per-chunk", type=float, metavar="G",
+                   help="GPUs per Ray task (default 1 with --method gan on a cluster with GPUs, "
+                        "else 0; a fraction shares a GPU); GAN training stays single-process")
+    p.add_argument("--max-retries", type=int, metavar="N",
+                   help="retries of a task whose worker died (default 3)")
+
+
+def check_engine_args(args):
+    """Validate the Ray options (Ray installed, numbers in range)."""
+    if args.engine != "ray":
+        for flag, dest in _RAY_OPTIONS:
+            if getattr(args, dest, None) is not None:
+                raise InputError(f"{flag} needs --engine ray")
+        return
+    require_ray()
+    checks = (("--chunk-frames", args.chunk_frames, 1), ("--warmup-frames", args.warmup_frames, 0),
+              ("--gpus-per-chunk", args.gpus_per_chunk, 0), ("--max-retries", args.max_retries, 0))
+    for flag, value, least in checks:
+        if value is not None and value < least:
+            raise InputError(f"{flag}: expected at least {least}, got {value}")
+    if args.cpus_per_chunk is not None and not args.cpus_per_chunk > 0:
+        raise InputError(f"--cpus-per-chunk: expected a positive number, got {args.cpus_per_chunk}")
+
+
+def run_jobs_from_args(args, style, jobs):
+    """Run ``(input, output)`` jobs with the command line's options; returns the
+    :class:`Job` list (interrupted jobs included)."""
+    import logging
+
+    from blit.cli import options_from_args
+
+    spec = StylizerSpec(method=args.method, options=options_from_args(args),
+                        max_faces=args.max_faces, boil_hz=args.boil, model=args.model)
+    ray = require_ray()
+    if not ray.is_initialized():
+        try:
+            ray.init(address=args.address, include_dashboard=False, log_to_driver=not args.quiet,
+                     logging_level=logging.WARNING)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            where = args.address or "a local instance"
+            raise InputError(f"Ray: cannot connect to {where} "
+                             f"({' '.join(str(exc).split())[:200]})") from None
+    try:
+        return stylize_videos(
+            style, jobs, spec=spec, fps=args.fps,
+            chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES, warmup=args.warmup_frames,
+            cpus_per_chunk=args.cpus_per_chunk or 1, gpus_per_chunk=args.gpus_per_chunk,
+            max_retries=3 if args.max_retries is None else args.max_retries,
+            overwrite=args.overwrite, quiet=args.quiet)
+    except KeyboardInterrupt as exc:
+        if exc.args and isinstance(exc.args[0], list):
+            return exc.args[0]
+        raise
+
+
+def expand_inputs(inputs):
+    """Batch inputs: video files; folders (the videos in them, or, when they
+    hold images only, one frame sequence); list files (one path a line,
+    relative to the list's folder; ``#`` starts a comment). Paths that do not
+    exist are kept: their jobs fail on their own."""
+    from blit.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    out = []
+    for path in inputs:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+            videos = [os.path.join(path, n) for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
+            if videos:
+                out.extend(videos)
+            elif any(n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
+                out.append(path)
+            else:
+                raise InputError(f"{path}: folder holds no videos ({', '.join(VIDEO_EXTENSIONS)}) "
+                                 f"and no images")
+        elif os.path.isfile(path) and not path.lower().endswith(VIDEO_EXTENSIONS):
+            folder = os.path.dirname(os.path.abspath(path))
+            try:
+                with open(path, encoding="utf-8") as f:
+                    lines = [ln.split("#", 1)[0].strip() for ln in f]
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError(f"{path}: not a video nor a list of inputs ({exc})") from None
+            out.extend(os.path.join(folder, ln) for ln in lines if ln)
+        else:
+            out.append(path)
+    return out
+
+
+def output_names(inputs, outdir, fmt):
+    """``OUTDIR/NAME.FMT`` per input (a folder ``OUTDIR/NAME`` for png), NAME the
+    input's file or folder name without extension, made unique with -2, -3..."""
+    seen, outs = set(), []
+    for path in inputs:
+        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "video"
+        name, k = stem, 1
+        while name in seen:
+            k += 1
+            name = f"{stem}-{k}"
+        seen.add(name)
+        outs.append(os.path.join(outdir, name if fmt == "png" else f"{name}.{fmt}"))
+    return outs
+
+
+def _batch(args):
+    from blit.video import check_video_args, stylize_video
+
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        raise InputError("no inputs")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise InputError(f"{args.output}: not a folder")
+    style = check_video_args(args)
+    os.makedirs(args.output, exist_ok=True)
+    pairs = list(zip(inputs, output_names(inputs, args.output, args.format)))
+    if args.engine == "ray":
+        jobs = run_jobs_from_args(args, style, pairs)
+    else:
+        jobs = _run_local(args, style, pairs, stylize_video)
+    for job in jobs:
+        if job.status == "failed":
+            print(f"styleblit: error: {job.message}", file=sys.stderr)
+    if not args.quiet or any(j.status != "done" for j in jobs):
+        print(summary_table(jobs))
+    if any(j.status == "interrupted" for j in jobs):
+        return 130
+    return 1 if any(j.status == "failed" for j in jobs) else 0
+
+
+def _run_local(args, style, pairs, stylize_video):
+    """The batch one job after the other in this process."""
+    from blit.cli import options_from_args
+
+    jobs = [Job(i, o) for i, o in pairs]
+    for job in jobs:
+        if os.path.exists(job.output) and not args.overwrite:
+            job.status, job.message = "exists", "pass --overwrite to replace it"
+            continue
+        t0 = time.perf_counter()
+        try:
+            job.frames = stylize_video(style, job.input, job.output,
+                                       options=options_from_args(args), max_faces=args.max_faces,
+                                       boil_hz=args.boil, fps=args.fps, quiet=args.quiet,
+                                       method=args.method, model=args.model)
+            job.status = "done"
+        except InputError as exc:
+            job.status, job.message = "failed", str(exc)
+        except KeyboardInterrupt as exc:
+            job.status = "interrupted"
+            job.message = f"partial output in {exc.args[0]}" if len(exc.args) == 2 else ""
+            job.seconds = time.perf_counter() - t0
+            break
+        job.seconds = time.perf_counter() - t0
+    return jobs
+
+
+@register
+def add_batch_parser(sub):
+    from blit.cli import _add_style_args
+    from blit.video import add_video_job_args
+
+    p = sub.add_parser("batch", help="stylize many videos (on Ray by default)",
+                       description="Stylize every INPUT in the style of STYLE into OUTDIR, on a "
+                                   "Ray cluster: each video in ranges of frames in parallel, "
+                                   "joined in order with its audio. An input that cannot be "
+                                   "read fails alone; a table of all jobs ends the run (exit "
+                                   "code 1 if any failed). Existing outputs are kept unless "
+                                   "--overwrite.")
+    _add_style_args(p)
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders of videos (or of images: one frame sequence), "
+                        "or list files (one path a line)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                   help="folder of the outputs, one per input, named after it")
+    p.add_argument("--format", choices=("mp4", "mov", "mkv", "png"), default="mp4",
+                   help="output container (default mp4), or png for a folder of frames each")
+    add_video_job_args(p, engine="ray")
+    p.set_defaults(run=_batch)
