@@ -760,11 +760,13 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_report(report: dict, path: str, *, labels=("ours", "reference")) -> None:
+def plot_report(report: dict, path: str, *, labels=("ours", "reference"), extra_panels=()) -> None:
     """Bar chart, one panel per metric, ours vs the reference (and the input).
 
-    Uses matplotlib's object-oriented API with the Agg canvas, so no global
-    backend is switched and no display is needed.
+    ``extra_panels`` adds panels after these: ``(title, [(label, value or
+    None, colour), ...])`` each (``styleblit compare`` adds speed and
+    agreement). Uses matplotlib's object-oriented API with the Agg canvas, so
+    no global backend is switched and no display is needed.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -796,6 +798,7 @@ def plot_report(report: dict, path: str, *, labels=("ours", "reference")) -> Non
                     for i, n in enumerate(names)]))
     if m["ours"].get("speed"):
         panels.append(("speed of our run\n(frames/s)", [(shown[0], val("ours", "speed", "fps"), colours["ours"])]))
+    panels.extend(extra_panels)
 
     fig = Figure(figsize=(2.6 * len(panels), 3.2), dpi=100)
     FigureCanvasAgg(fig)

@@ -15,7 +15,19 @@ INSTALL_HINT = "the GAN method needs PyTorch: pip install 'styleblit[gan]'"
 
 
 def require_torch():
-    """Import and return torch, or raise :class:`guides.io.InputError` saying what to install."""
+    """Import and return torch, or raise :class:`guides.io.InputError` saying what to install.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` (unless the environment sets it) when
+    torch is not imported yet: OpenMP threads that spin while waiting made a
+    2-thread training step 8-10x slower whenever another process used a core
+    (measured on the 2-core development machine); sleeping threads cost
+    nothing measurable when the machine is quiet.
+    """
+    import os
+    import sys
+
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:

@@ -5,13 +5,19 @@ videos, into ``MODEL.data/``; resumable), then :func:`gan_distill.train.train`.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 from blit.cli import (_add_style_args, add_stylize_args, check_output, load_style_from_args,
                       options_from_args, register)
+from gan_distill import compare as _compare  # noqa: F401  (registers `compare`)
 
 __all__ = ["add_distill_parser"]
+
+#: Whether ``styleblit distill`` gives the network the guide channels by default
+#: (measured on target1; see README, "GAN").
+DEFAULT_GUIDES = False
 
 
 def data_folder(output):
@@ -23,8 +29,10 @@ def _distill(args):
     from gan_distill import require_torch
     from guides.io import InputError
 
-    require_torch()
+    torch = require_torch()
     from gan_distill.data import DataOptions, build_dataset
+    from gan_distill.data import GUIDE_CHANNELS
+    from gan_distill.model import GeneratorConfig
     from gan_distill.train import TrainConfig, preview_path, train
 
     if args.steps is not None and args.steps < 1:
@@ -39,18 +47,31 @@ def _distill(args):
     for v in args.video:
         if not os.path.exists(v):
             raise InputError(f"{v}: no such file")
+    if args.vgg_weights and not os.path.isfile(args.vgg_weights):
+        raise InputError(f"{args.vgg_weights}: no such file (VGG-19 weights)")
+    for name in ("batch", "crop", "width", "augment", "every", "long_side"):
+        value = getattr(args, name)
+        if value < (0 if name == "augment" else 1):
+            raise InputError(f"--{name.replace('_', '-')}: expected a positive number, got {value}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads: expected at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     style = load_style_from_args(args)
     folder = args.data or data_folder(args.output)
     options = DataOptions(long_side=args.long_side, augment=args.augment,
                           max_frames=args.max_frames, every=args.every,
-                          max_bytes=int(args.max_mb * 2**20) if args.max_mb else None)
+                          max_bytes=int(args.max_mb * 2**20) if args.max_mb else None,
+                          guides=True)
     shards = build_dataset(style, args.video, folder, options=options,
                            stylize_options=options_from_args(args), quiet=args.quiet)
     steps = args.steps if args.steps is not None else (None if args.minutes else 2000)
     config = TrainConfig(steps=steps, minutes=args.minutes, batch=args.batch, crop=args.crop,
-                         seed=args.seed)
-    result = train(shards, args.output, config=config, device=args.device, resume=args.resume,
-                   long_side=args.long_side, quiet=args.quiet)
+                         lr=args.lr, seed=args.seed, vgg_weights=args.vgg_weights)
+    generator = GeneratorConfig(in_channels=3 + GUIDE_CHANNELS * args.guides, width=args.width)
+    result = train(shards, args.output, config=config, generator_config=generator,
+                   device=args.device, resume=args.resume, long_side=args.long_side,
+                   style=style, quiet=args.quiet)
     if not args.quiet:
         print(f"{len(shards)} shards in {folder}; {result['step']} steps "
               f"({result['seconds'] / 60:.1f} min, L1 {result['l1']:.3f}) -> {args.output} "
@@ -87,8 +108,19 @@ def add_distill_parser(sub):
     p.add_argument("--every", type=int, default=1, help="use every N-th frame (default 1)")
     p.add_argument("--max-mb", type=float, default=2048,
                    help="size budget of the dataset in MiB (default 2048)")
+    p.add_argument("--guides", action=argparse.BooleanOptionalAction, default=DEFAULT_GUIDES,
+                   help="give the network the patch stylizer's guide channels (positional and "
+                        "appearance; needs face landmarks at inference) "
+                        f"(default: {'on' if DEFAULT_GUIDES else 'off'})")
+    p.add_argument("--width", type=int, default=16,
+                   help="channels of the generator's first level (default 16)")
+    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default 3e-4)")
+    p.add_argument("--vgg-weights", metavar="FILE",
+                   help="local VGG-19 weights (a torch state dict) for a perceptual loss term; "
+                        "nothing is downloaded (default: no perceptual term)")
     p.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
     p.add_argument("--crop", type=int, default=128, help="crop side in pixels (default 128)")
+    p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's, one per core)")
     p.add_argument("--seed", type=int, default=0)
     add_stylize_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

@@ -8,18 +8,22 @@ the frames of videos or image folders, plus augmented copies of each frame
 * ``input``: (N, H, W, 3) uint8 BGR, the frame;
 * ``target``: (N, H, W, 3) uint8 BGR, the teacher's output;
 * ``mask``: (N, H, W) uint8, the soft head mask (:func:`guides.mask.head_region`)
-  times 255, all zero where no face was found.
+  times 255, all zero where no face was found;
+* ``guide``: (N, H, W, 3) float16, the guide channels of :func:`guide_channels`
+  (only with ``DataOptions.guides``).
 
 Frames are first resized so that their long side is ``long_side`` pixels; the
 student is trained and run at that size. A build is resumable: shards that
-exist are skipped (the teacher's temporal coherence restarts after them).
-No torch here.
+exist are kept and their frames skipped (the teacher's temporal coherence
+restarts after them); ``dataset.json`` records the settings, and a folder
+built with other settings is refused rather than mixed. No torch here.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -27,9 +31,14 @@ import numpy as np
 from guides.io import InputError
 
 __all__ = ["DataOptions", "build_dataset", "load_shards", "augment", "resize_long_side",
-           "SHARD_PATTERN"]
+           "guide_channels", "GUIDE_CHANNELS", "SHARD_PATTERN", "MANIFEST"]
 
 SHARD_PATTERN = "shard_{:06d}.npz"
+MANIFEST = "dataset.json"
+
+#: Guide channels given to the generator beside the frame: the positional
+#: guide (exemplar x and y) and the appearance guide.
+GUIDE_CHANNELS = 3
 
 
 @dataclass
@@ -48,6 +57,8 @@ class DataOptions:
         Use at most this many frames of each source (before ``every``).
     max_bytes : int or None
         Stop once the shards on disk take this much (the size budget).
+    guides : bool
+        Also store the guide channels (:func:`guide_channels`).
     seed : int
         Seed of the augmentations.
     """
@@ -58,6 +69,7 @@ class DataOptions:
     every: int = 1
     max_frames: int | None = None
     max_bytes: int | None = 2 * 2**30
+    guides: bool = True
     seed: int = 0
 
 
@@ -105,6 +117,50 @@ def augment(frame, rng):
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def guide_channels(frame, landmarks, style_landmarks, style_quantiles, style_shape, mask=None):
+    """The guides of the patch-based stylizer as network input channels.
+
+    Parameters
+    ----------
+    frame : (H, W, 3) uint8 ndarray, BGR
+    landmarks : (68, 2) float32 ndarray or None
+        The frame's face; None (no face) gives all-zero channels.
+    style_landmarks : (68, 2) float32 ndarray
+    style_quantiles : (257,) float32 ndarray
+        The exemplar's appearance quantile function (``StyleExemplar.quantiles``).
+    style_shape : (int, int)
+        The exemplar's (H, W).
+    mask : (H, W) float32 ndarray, optional
+        The head mask whose histogram is matched (default: the landmarks' head region).
+
+    Returns
+    -------
+    (H, W, 3) float32 ndarray
+        Positional guide (exemplar x and y, mapped so that the exemplar spans
+        [-1, 1], clipped to [-2, 2]) and appearance guide (``[0, 255]`` mapped
+        to [-1, 1]); FaceBlit's guides (Texler et al. 2020, Sec. 4, feed the
+        same to their network).
+    """
+    from guides.appearance import target_appearance
+    from guides.mask import head_region
+    from guides.mls import positional_guide
+
+    h, w = frame.shape[:2]
+    out = np.zeros((h, w, GUIDE_CHANNELS), np.float32)
+    if landmarks is None:
+        return out
+    landmarks = np.asarray(landmarks, np.float32)
+    pos = positional_guide((h, w), landmarks, style_landmarks)  # (H, W, 2) exemplar (x, y)
+    sh, sw = style_shape
+    out[..., 0] = pos[..., 0] * (2.0 / sw) - 1.0
+    out[..., 1] = pos[..., 1] * (2.0 / sh) - 1.0
+    np.clip(out[..., :2], -2.0, 2.0, out=out[..., :2])
+    if mask is None:
+        mask = head_region((h, w), landmarks).full((h, w))
+    out[..., 2] = target_appearance(frame, style_quantiles, mask) * (2.0 / 255.0) - 1.0
+    return out
+
+
 def _frames(path, max_frames):
     from blit.evaluate import read_frames
 
@@ -123,6 +179,19 @@ def _frames(path, max_frames):
     yield from read_frames(path, limit=max_frames)
 
 
+def _source_frames(path, options):
+    """How many frames of ``path`` the build uses (for the progress bar; may be approximate)."""
+    from blit.evaluate import frame_count
+
+    if os.path.isdir(path):
+        n = len([x for x in os.listdir(path) if not x.startswith(".")])
+    else:
+        n = frame_count(path)
+    if options.max_frames is not None:
+        n = min(n, options.max_frames)
+    return -(-n // options.every)
+
+
 def _mask_of(stylizer, shape):
     from guides.mask import head_region
 
@@ -135,6 +204,28 @@ def _mask_of(stylizer, shape):
 def _folder_bytes(folder):
     return sum(os.path.getsize(os.path.join(folder, n)) for n in os.listdir(folder)
                if n.startswith("shard_") and n.endswith(".npz"))
+
+
+def _check_manifest(folder, manifest):
+    """Write ``dataset.json``, or refuse a folder built with other settings."""
+    path = os.path.join(folder, MANIFEST)
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        if old != manifest:
+            raise InputError(f"{folder}: holds a dataset built with other settings (style, "
+                             f"sources or options; see {MANIFEST}); use another folder or "
+                             "delete it")
+        return
+    if any(n.startswith("shard_") for n in os.listdir(folder)):
+        raise InputError(f"{folder}: holds shards but no {MANIFEST}; use another folder")
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    os.replace(tmp, path)
 
 
 def build_dataset(style, sources, folder, *, options=None, stylize_options=None, quiet=False,
@@ -162,6 +253,21 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     list of str
         Paths of all the shards in ``folder`` (new and existing), in order.
 
+    Raises
+    ------
+    InputError
+        A missing or unreadable source, a folder built with other settings,
+        or no sample at all.
+
+    Notes
+    -----
+    Each source frame gives ``1 + augment`` samples: the frame through the
+    temporally coherent stream (as in use), and augmented copies, each
+    stylized as a still (fresh landmark detection, no state carried from the
+    previous copy). A shard is written once it has ``shard_size`` samples
+    (temporary file, then rename), so an interrupted build resumes at the
+    first missing shard. The size budget is checked after every shard.
+
     Examples
     --------
     >>> build_dataset(load_style("style.png"), ["me.mp4"], "data/")   # doctest: +SKIP
@@ -176,9 +282,19 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     if options.shard_size < 1 or options.every < 1 or options.augment < 0:
         raise ValueError(f"options: expected shard_size >= 1, every >= 1, augment >= 0, got "
                          f"{options.shard_size}, {options.every}, {options.augment}")
+    for source in sources:
+        if not os.path.exists(source):
+            raise InputError(f"{source}: no such file")
     os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(options.seed)
+    from guides.exemplar import StyleExemplar
 
+    manifest = {"style": StyleExemplar.cache_key(style.image, style.landmarks),
+                "sources": [os.path.abspath(s) for s in sources],
+                "options": {k: v for k, v in asdict(options).items() if k != "max_bytes"},
+                "stylize_options": asdict(stylize_options)}
+    _check_manifest(folder, manifest)
+    rng = np.random.default_rng(options.seed)
+    style_shape = style.image.shape[:2]
     owned = []  # landmarkers created here, closed at the end
 
     def make(static):
@@ -189,63 +305,72 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
             lm = FaceLandmarker(static_image_mode=True)
             owned.append(lm)
         return Stylizer(style, options=stylize_options, landmarker=lm,
-                        temporal=None if static else "flow")
+                        temporal=None if static else "flow", smoothing=not static, hold=0.0 if static else 0.5)
 
     shard = 0
-    buf = {"input": [], "target": [], "mask": []}
+    buf = {"input": [], "target": [], "mask": [], "guide": []}
+    pending = 0  # samples of the current shard (written or skipped)
     over_budget = False
 
-    def flush():
-        nonlocal shard
+    def shard_path():
+        return os.path.join(folder, SHARD_PATTERN.format(shard))
+
+    def end_shard():
+        nonlocal shard, pending
         if buf["input"]:
-            path = os.path.join(folder, SHARD_PATTERN.format(shard))
-            tmp = path + ".tmp.npz"
-            np.savez_compressed(tmp, **{k: np.stack(v) for k, v in buf.items()})
-            os.replace(tmp, path)
+            tmp = shard_path() + ".tmp.npz"
+            arrays = {k: np.stack(v) for k, v in buf.items() if v}
+            np.savez_compressed(tmp, **arrays)
+            os.replace(tmp, shard_path())
         for v in buf.values():
             v.clear()
         shard += 1
+        pending = 0
 
-    bar = tqdm(desc="teacher", unit="frame", disable=quiet, file=sys.stderr)
-    with make(True) as still:
-        for source in sources:
-            with make(False) as stream:
-                for i, frame in enumerate(_frames(source, options.max_frames)):
-                    if i % options.every:
-                        continue
-                    frame = resize_long_side(frame, options.long_side)
-                    copies = [augment(frame, rng) for _ in range(options.augment)]
-                    bar.update(1)
-                    if os.path.exists(os.path.join(folder, SHARD_PATTERN.format(shard))):
-                        buf["input"].append(None)  # placeholder: this shard exists
-                        buf["input"].extend([None] * len(copies))
-                        if len(buf["input"]) >= options.shard_size:
-                            for v in buf.values():
-                                v.clear()
-                            shard += 1
-                        stream.reset()
-                        continue
-                    for image, stylizer in [(frame, stream)] + [(c, still) for c in copies]:
-                        out = stylizer(image)
-                        buf["input"].append(image)
-                        buf["target"].append(out)
-                        buf["mask"].append(_mask_of(stylizer, image.shape))
-                    if len(buf["input"]) >= options.shard_size:
-                        flush()
-                        if options.max_bytes and _folder_bytes(folder) >= options.max_bytes:
-                            over_budget = True
-                            break
-                if over_budget:
-                    break
-                if buf["input"] and buf["input"][0] is not None:
-                    flush()  # shards do not span sources (frames must share a size)
-                elif buf["input"]:
-                    for v in buf.values():
-                        v.clear()
-                    shard += 1
-    bar.close()
-    for lm in owned:
-        lm.close()
+    def add(stylizer, image, out):
+        mask = _mask_of(stylizer, image.shape)
+        buf["input"].append(image)
+        buf["target"].append(out)
+        buf["mask"].append(mask)
+        if options.guides:
+            lm = stylizer.last_landmarks[-1] if stylizer.last_landmarks else None
+            g = guide_channels(image, lm, style.landmarks, style.quantiles, style_shape,
+                               mask.astype(np.float32) / 255.0)
+            buf["guide"].append(g.astype(np.float16))
+
+    total = sum(_source_frames(s, options) for s in sources)
+    bar = tqdm(total=total, desc="teacher", unit="frame", disable=quiet, file=sys.stderr)
+    try:
+        with make(True) as still:
+            for source in sources:
+                with make(False) as stream:
+                    for i, frame in enumerate(_frames(source, options.max_frames)):
+                        if i % options.every:
+                            continue
+                        frame = resize_long_side(frame, options.long_side)
+                        copies = [augment(frame, rng) for _ in range(options.augment)]
+                        bar.update(1)
+                        pending += 1 + len(copies)
+                        if os.path.exists(shard_path()):  # done in an earlier run
+                            stream.reset()
+                        else:
+                            add(stream, frame, stream(frame))
+                            for c in copies:
+                                still.reset()  # each copy on its own: no smoothing, no hold
+                                add(still, c, still(c))
+                        if pending >= options.shard_size:
+                            end_shard()
+                            if options.max_bytes and _folder_bytes(folder) >= options.max_bytes:
+                                over_budget = True
+                                break
+                    if over_budget:
+                        break
+                    if pending:
+                        end_shard()  # shards do not span sources (frames must share a size)
+    finally:
+        bar.close()
+        for lm in owned:
+            lm.close()
     if over_budget and not quiet:
         print(f"gan_distill: size budget of {options.max_bytes / 2**20:.0f} MiB reached; "
               "stopped", file=sys.stderr)
@@ -256,21 +381,33 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     return shards
 
 
-def load_shards(paths):
+def load_shards(paths, *, guides=False):
     """Load shards into lists of arrays (frames of different shards may differ in size).
+
+    Parameters
+    ----------
+    paths : list of str
+    guides : bool
+        Also load the guide channels (an error if a shard has none).
 
     Returns
     -------
     inputs, targets : list of (H, W, 3) uint8 ndarray
     masks : list of (H, W) uint8 ndarray
+    guides : list of (H, W, 3) float16 ndarray, or None without ``guides``
     """
-    inputs, targets, masks = [], [], []
+    inputs, targets, masks, extra = [], [], [], []
     for path in paths:
         try:
             with np.load(path) as z:
                 inputs.extend(z["input"])
                 targets.extend(z["target"])
                 masks.extend(z["mask"])
+                if guides:
+                    if "guide" not in z.files:
+                        raise InputError(f"{path}: has no guide channels; rebuild the dataset "
+                                         "with guides (or train without them)")
+                    extra.extend(z["guide"])
         except (OSError, KeyError, ValueError) as exc:
             raise InputError(f"{path}: not a gan_distill shard ({exc})") from None
-    return inputs, targets, masks
+    return inputs, targets, masks, (extra if guides else None)

@@ -3,7 +3,10 @@
 Same call signature as :class:`blit.stream.Stylizer`: ``stylizer(frame) ->
 (H, W, 3) uint8``, ``last_times`` in milliseconds. The generator runs on the
 whole frame (it was trained on whole frames, head crops mostly, so it paints
-the head and passes the background through); no landmarks are needed.
+the head and passes the background through). A model trained without guide
+channels needs no landmarks; one trained with them tracks the face
+(mediapipe) and builds the guides of :func:`gan_distill.data.guide_channels`
+every frame.
 """
 from __future__ import annotations
 
@@ -14,7 +17,10 @@ import numpy as np
 __all__ = ["GanStylizer", "GAN_STAGES"]
 
 #: Keys of :attr:`GanStylizer.last_times`, in pipeline order (milliseconds).
-GAN_STAGES = ("resize", "network", "total")
+GAN_STAGES = ("resize", "landmarks", "guides", "network", "total")
+
+#: Inference backends: plain PyTorch, or :func:`torch.compile` (Inductor).
+BACKENDS = ("eager", "compile")
 
 
 class GanStylizer:
@@ -35,11 +41,24 @@ class GanStylizer:
         their full detail.
     threads : int, optional
         CPU threads for torch (default: torch's).
+    backend : {"eager", "compile"}
+        Plain PyTorch (the default: on the 2-core CPU it was as fast as
+        :func:`torch.compile`, see ``benchmarks/bench_gan.py``), or
+        ``torch.compile`` (compiled once per frame size; needs a C++
+        compiler on the CPU).
+    landmarker : callable, optional
+        ``landmarker(frame) -> list of (68, 2) float32`` for a model with guide
+        channels; default a mediapipe tracker created on the first frame.
+
+    On CUDA the network runs in float16 with channels-last tensors.
 
     Attributes
     ----------
     last_times : dict
-        Milliseconds of each stage of the last frame (keys of :data:`GAN_STAGES`).
+        Milliseconds of each stage of the last frame (keys of :data:`GAN_STAGES`;
+        ``landmarks`` and ``guides`` only for a model with guide channels).
+    guides : bool
+        Whether the model takes guide channels.
     config : gan_distill.model.GeneratorConfig
     step : int
         Training steps of the checkpoint.
@@ -55,36 +74,61 @@ class GanStylizer:
     ...     out = stylizer(frame)
     """
 
-    def __init__(self, model_path, *, device="auto", long_side="model", threads=None):
+    def __init__(self, model_path, *, device="auto", long_side="model", threads=None,
+                 backend="eager", landmarker=None):
         from gan_distill import require_torch
 
         torch = require_torch()
+        from gan_distill.data import GUIDE_CHANNELS
         from gan_distill.train import build_generator, load_checkpoint, pick_device
+        from guides.io import InputError
 
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
         self._torch = torch
         self.device = pick_device(device)
         if threads:
             torch.set_num_threads(int(threads))
         ckpt = load_checkpoint(model_path)
         try:
-            self.generator = build_generator(ckpt).to(self.device)
-        except (TypeError, KeyError, RuntimeError) as exc:
-            from guides.io import InputError
-
+            generator = build_generator(ckpt)
+            in_channels = generator.config.in_channels
+            self.guides = in_channels == 3 + GUIDE_CHANNELS
+            if self.guides:
+                info = ckpt["guide_style"]
+                self._style_landmarks = np.asarray(info["landmarks"], np.float32).reshape(68, 2)
+                self._style_quantiles = np.asarray(info["quantiles"], np.float32)
+                self._style_shape = (int(info["shape"][0]), int(info["shape"][1]))
+            elif in_channels != 3:
+                raise ValueError(f"in_channels {in_channels}")
+        except (TypeError, KeyError, RuntimeError, ValueError) as exc:
             raise InputError(f"{model_path}: not a styleblit GAN checkpoint "
                              f"(weights do not fit: {type(exc).__name__})") from None
-        self.config = self.generator.config
+        self.half = self.device.type == "cuda"
+        generator = generator.to(self.device)
+        if self.half:
+            generator = generator.half().to(memory_format=torch.channels_last)
+        self.generator = generator
+        self.backend = backend
+        self._net = torch.compile(generator, dynamic=False) if backend == "compile" else generator
+        self.config = generator.config
         self.step = int(ckpt["step"])
         self.long_side = int(ckpt.get("long_side", 0)) if long_side == "model" else long_side
         self.model_path = model_path
+        self._landmarker = landmarker
+        self._own_landmarker = landmarker is None
         self.reset()
 
     def reset(self):
-        """No state across frames; clears :attr:`last_times`."""
+        """No state across frames but the face tracker's; clears :attr:`last_times`."""
         self.last_times = {}
+        self.last_landmarks = []
 
     def close(self):
-        """Nothing to release (for symmetry with :class:`blit.stream.Stylizer`)."""
+        """Release the landmarker if this object created it."""
+        if self._own_landmarker and self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
 
     def __enter__(self):
         return self
@@ -111,7 +155,7 @@ class GanStylizer:
         import cv2
 
         from gan_distill.data import resize_long_side
-        from gan_distill.train import to_image, to_tensor
+        from gan_distill.train import network_input, to_image
 
         frame = np.asarray(frame)
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -122,9 +166,14 @@ class GanStylizer:
         start = time.perf_counter()
         small = resize_long_side(frame, self.long_side)
         times["resize"] = _ms(start)
+        guides = self._guides(small, times) if self.guides else None
         t0 = time.perf_counter()
-        with self._torch.inference_mode():
-            y = to_image(self.generator(to_tensor(small[None], self.device)))[0]  # (h, w, 3)
+        torch = self._torch
+        with torch.inference_mode():
+            x = network_input(small[None], None if guides is None else guides[None], self.device)
+            if self.half:
+                x = x.half().contiguous(memory_format=torch.channels_last)
+            y = to_image(self._net(x))[0]  # (h, w, 3)
         times["network"] = _ms(t0)
         t0 = time.perf_counter()
         if y.shape != frame.shape:
@@ -142,6 +191,25 @@ class GanStylizer:
         times["total"] = _ms(start)
         self.last_times = times
         return out
+
+    def _guides(self, small, times):
+        """Landmarks (tracked) and guide channels of the network-size frame."""
+        from gan_distill.data import guide_channels
+
+        t0 = time.perf_counter()
+        if self._landmarker is None:
+            from guides.landmarks import FaceLandmarker
+
+            self._landmarker = FaceLandmarker(static_image_mode=False)
+        faces = self._landmarker(small)
+        times["landmarks"] = _ms(t0)
+        t0 = time.perf_counter()
+        lm = np.asarray(faces[0], np.float32) if faces else None
+        self.last_landmarks = [] if lm is None else [lm]
+        g = guide_channels(small, lm, self._style_landmarks, self._style_quantiles,
+                           self._style_shape)
+        times["guides"] = _ms(t0)
+        return g
 
 
 def _ms(t0):

@@ -25,12 +25,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["GeneratorConfig", "DiscriminatorConfig", "Generator", "Discriminator"]
+__all__ = ["GeneratorConfig", "DiscriminatorConfig", "Generator", "Discriminator",
+           "VGGFeatures"]
 
 
 @dataclass
 class GeneratorConfig:
-    in_channels: int = 3  # RGB (BGR order) only; guide channels are not used yet
+    in_channels: int = 3  # 3: the frame (BGR); 6: frame + guide channels (gan_distill.data.guide_channels)
     out_channels: int = 3
     width: int = 16  # channels of the first level; doubled at every downsampling
     n_down: int = 3  # strided convolutions (the input is padded to a multiple of 2 ** n_down)
@@ -156,3 +157,63 @@ class Discriminator(nn.Module):
             f = layer(f)
             feats.append(f)
         return feats
+
+
+#: torchvision's VGG-19 ``features`` layout up to relu4_1: conv widths, "M" = max pool.
+_VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512)
+#: Indices (in that ``features`` Sequential) of relu1_1, relu2_1, relu3_1, relu4_1.
+_VGG19_TAPS = (1, 6, 11, 20)
+
+
+class VGGFeatures(nn.Module):
+    """VGG-19 activations relu1_1 ... relu4_1 for a perceptual loss, from a local file.
+
+    ``forward(x)`` with ``x (B, 3, H, W)`` BGR in [-1, 1] returns the list of
+    the four activations (ImageNet normalisation applied inside). The weights
+    are never downloaded: ``load(path)`` reads a state dict saved with
+    ``torch.save`` (torchvision's ``vgg19().state_dict()`` or just its
+    ``features``), with ``weights_only=True``. Frozen (no gradients).
+    """
+
+    def __init__(self):
+        super().__init__()
+        layers, c_in = [], 3
+        for v in _VGG19_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU(inplace=False)]
+                c_in = v
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+
+    @classmethod
+    def load(cls, path):
+        """The network with the weights of ``path``; ValueError names what does not fit."""
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(sd, dict):
+            raise ValueError(f"{path}: expected a state dict of VGG-19 weights")
+        sd = {k[len("features."):] if k.startswith("features.") else k: v for k, v in sd.items()
+              if not k.startswith("classifier.")}
+        net = cls()
+        wanted = net.features.state_dict()
+        missing = [k for k in wanted if k not in sd]
+        if missing:
+            raise ValueError(f"{path}: not VGG-19 weights (missing {missing[0]})")
+        try:
+            net.features.load_state_dict({k: sd[k] for k in wanted})
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: not VGG-19 weights ({str(exc).splitlines()[-1].strip()})") \
+                from None
+        return net.eval()
+
+    def forward(self, x):
+        x = ((x.flip(1) + 1.0) * 0.5 - self.mean) / self.std  # BGR [-1, 1] -> normalised RGB
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in _VGG19_TAPS:
+                out.append(x)
+        return out

@@ -10,7 +10,13 @@ weights_only=True)`` reads::
      "generator": state_dict, "generator_config": asdict(GeneratorConfig),
      "discriminator": state_dict, "discriminator_config": asdict(...),
      "train_config": asdict(TrainConfig), "long_side": int,
-     "optimizer_g": state_dict, "optimizer_d": state_dict}
+     "optimizer_g": state_dict, "optimizer_d": state_dict,
+     "guide_style": None or {"landmarks": (68, 2) tensor, "quantiles": (257,) tensor,
+                             "shape": [H, W]}}
+
+``guide_style`` holds what the guide channels need from the exemplar when
+the generator takes them (``in_channels == 6``), so that inference needs the
+checkpoint only.
 
 Seeded: on the CPU two runs with the same data and config give the same
 weights. The uncompiled modules are saved; nothing is pickled but tensors and
@@ -27,10 +33,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_distill.model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from gan_distill.model import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
+                               VGGFeatures)
 
 __all__ = ["TrainConfig", "train", "pick_device", "save_checkpoint", "load_checkpoint",
-           "to_tensor", "to_image", "CHECKPOINT_FORMAT"]
+           "build_generator", "network_input", "style_guide_info", "preview_path", "to_tensor",
+           "to_image", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "styleblit-gan"
 
@@ -53,6 +61,11 @@ class TrainConfig:
         to a tenth.
     l1, adv, fm : float
         Weights of the L1, LSGAN and feature-matching terms of the generator's loss.
+    vgg : float
+        Weight of the VGG-19 perceptual term (L1 between relu1_1..relu4_1
+        activations); used only with ``vgg_weights``.
+    vgg_weights : str or None
+        A local file of VGG-19 weights (:meth:`VGGFeatures.load`); never downloaded.
     clip : float
         Gradient norm clipping of the generator (0: none).
     adv_start : int
@@ -72,6 +85,8 @@ class TrainConfig:
     l1: float = 10.0
     adv: float = 0.5
     fm: float = 1.0
+    vgg: float = 1.0
+    vgg_weights: str | None = None
     adv_start: int = 500
     seed: int = 0
     checkpoint_every: int = 200
@@ -108,7 +123,8 @@ def to_image(x):
 # checkpoints
 # ---------------------------------------------------------------------------
 
-def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, config, long_side):
+def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, config, long_side,
+                    guide_style=None):
     """Write the checkpoint dict atomically (temporary file, then rename)."""
     ckpt = {
         "format": CHECKPOINT_FORMAT,
@@ -122,6 +138,7 @@ def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, confi
         "long_side": int(long_side),
         "optimizer_g": opt_g.state_dict(),
         "optimizer_d": opt_d.state_dict(),
+        "guide_style": guide_style,
     }
     tmp = f"{path}.tmp"
     torch.save(ckpt, tmp)
@@ -149,7 +166,17 @@ def load_checkpoint(path, map_location="cpu"):
     if ckpt.get("version") != 1:
         raise InputError(f"{path}: styleblit GAN checkpoint version {ckpt.get('version')!r}, "
                          "expected 1")
+    missing = [k for k in ("step", "generator", "generator_config", "long_side") if k not in ckpt]
+    if missing:
+        raise InputError(f"{path}: not a styleblit GAN checkpoint (no {missing[0]!r})")
     return ckpt
+
+
+def style_guide_info(style):
+    """What the guide channels need of a :class:`guides.exemplar.StyleExemplar`, as stored."""
+    return {"landmarks": torch.from_numpy(np.asarray(style.landmarks, np.float32)),
+            "quantiles": torch.from_numpy(np.asarray(style.quantiles, np.float32)),
+            "shape": [int(style.image.shape[0]), int(style.image.shape[1])]}
 
 
 def build_generator(ckpt):
@@ -164,15 +191,16 @@ def build_generator(ckpt):
 # ---------------------------------------------------------------------------
 
 class _Crops:
-    """Random crops of (input, target, mask) triples, centred inside the head mask."""
+    """Random crops of (input [+ guides], target) pairs, centred inside the head mask."""
 
-    def __init__(self, inputs, targets, masks, crop, head_fraction):
-        self.inputs, self.targets = inputs, targets
+    def __init__(self, inputs, targets, masks, crop, head_fraction, guides=None):
+        self.inputs, self.targets, self.guides = inputs, targets, guides
         self.crop = int(min([crop] + [min(x.shape[:2]) for x in inputs]))
         self.head_fraction = head_fraction
         self.head = [np.flatnonzero(m.ravel() >= 128) for m in masks]
 
     def sample(self, rng, batch):
+        """``x (B, c, c, 3 or 6) float32`` in [-1, 1] (frame, guides) and ``y (B, c, c, 3) uint8``."""
         c = self.crop
         xs, ys = [], []
         for _ in range(batch):
@@ -185,10 +213,13 @@ class _Crops:
                 cy, cx = int(rng.integers(h)), int(rng.integers(w))
             y0 = int(np.clip(cy - c // 2, 0, h - c))
             x0 = int(np.clip(cx - c // 2, 0, w - c))
-            xs.append(self.inputs[i][y0:y0 + c, x0:x0 + c])
+            x = self.inputs[i][y0:y0 + c, x0:x0 + c].astype(np.float32) * (1 / 127.5) - 1.0
+            if self.guides is not None:
+                x = np.concatenate([x, self.guides[i][y0:y0 + c, x0:x0 + c]], axis=2)
+            xs.append(x)
             ys.append(self.targets[i][y0:y0 + c, x0:x0 + c])
-            if rng.random() < 0.5:  # faces are nearly symmetric; so is the teacher
-                xs[-1], ys[-1] = xs[-1][:, ::-1], ys[-1][:, ::-1]
+            # no flips: the positional guide is not mirror-symmetric, and the
+            # teacher's strokes have a direction
         return np.stack(xs), np.stack(ys)
 
 
@@ -201,7 +232,7 @@ def _lsgan(scores, real):
 # ---------------------------------------------------------------------------
 
 def train(shards, output, *, config=None, generator_config=None, discriminator_config=None,
-          device="auto", resume=False, long_side=None, quiet=False, log=None):
+          device="auto", resume=False, long_side=None, style=None, quiet=False, log=None):
     """Train (or go on training) a generator on dataset shards.
 
     Parameters
@@ -212,7 +243,8 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
         The checkpoint (``MODEL.pt``); previews go to ``MODEL.preview.png``.
     config : TrainConfig
     generator_config, discriminator_config : GeneratorConfig, DiscriminatorConfig
-        Ignored when resuming (the checkpoint's are used).
+        Ignored when resuming (the checkpoint's are used). A generator with
+        ``in_channels=6`` takes the guide channels (the shards must hold them).
     device : {"auto", "cpu", "cuda"}
     resume : bool
         Continue from ``output`` (its weights, optimizers and step).
@@ -220,6 +252,8 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
         The frame size the shards were made at (:class:`DataOptions.long_side`),
         stored for :class:`gan_distill.infer.GanStylizer`; default the long
         side of the first frame.
+    style : guides.exemplar.StyleExemplar, optional
+        The exemplar; needed (and stored) when the generator takes guides.
     quiet : bool
         No progress bar.
     log : list, optional
@@ -230,42 +264,79 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
     dict
         ``{"step", "seconds", "l1"}``: final step, wall time of this run, and
         the mean L1 (in [0, 2] units) of the last 20 steps.
+
+    Raises
+    ------
+    InputError
+        Unreadable shards or checkpoint, guides wanted but missing, a VGG
+        weights file that does not fit.
     """
     from tqdm import tqdm
 
-    from gan_distill.data import load_shards
+    from gan_distill.data import GUIDE_CHANNELS, load_shards
+    from guides.io import InputError
 
     config = config or TrainConfig()
     dev = pick_device(device)
-    inputs, targets, masks = load_shards(shards)
-    if long_side is None:
-        long_side = max(inputs[0].shape[:2])
     step = 0
+    guide_style = None
     if resume:
         ckpt = load_checkpoint(output)
-        generator_config = GeneratorConfig(**ckpt["generator_config"])
-        discriminator_config = DiscriminatorConfig(**ckpt["discriminator_config"])
+        try:
+            generator_config = GeneratorConfig(**ckpt["generator_config"])
+            discriminator_config = DiscriminatorConfig(**ckpt["discriminator_config"])
+        except (TypeError, KeyError) as exc:
+            raise InputError(f"{output}: not a styleblit GAN checkpoint ({exc})") from None
         step = int(ckpt["step"])
+        guide_style = ckpt.get("guide_style")
+    generator_config = generator_config or GeneratorConfig()
+    discriminator_config = discriminator_config or DiscriminatorConfig()
+    use_guides = generator_config.in_channels == 3 + GUIDE_CHANNELS
+    if not use_guides and generator_config.in_channels != 3:
+        raise ValueError(f"generator_config.in_channels: expected 3 or {3 + GUIDE_CHANNELS}, "
+                         f"got {generator_config.in_channels}")
+    if use_guides and guide_style is None:
+        if style is None:
+            raise ValueError("style: the exemplar is needed to train with guide channels")
+        guide_style = style_guide_info(style)
+    inputs, targets, masks, guides = load_shards(shards, guides=use_guides)
+    if long_side is None:
+        long_side = max(inputs[0].shape[:2])
+    vgg = None
+    if config.vgg_weights and config.vgg > 0:
+        if not os.path.isfile(config.vgg_weights):
+            raise InputError(f"{config.vgg_weights}: no such file (VGG-19 weights)")
+        try:
+            vgg = VGGFeatures.load(config.vgg_weights).to(dev)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        except Exception as exc:  # corrupt or pickled file: weights_only refuses it
+            raise InputError(f"{config.vgg_weights}: not a VGG-19 state dict "
+                             f"({type(exc).__name__})") from None
     torch.manual_seed(config.seed + step)
     rng = np.random.default_rng([config.seed, step])
-    g = Generator(generator_config or GeneratorConfig()).to(dev)
-    d = Discriminator(discriminator_config or DiscriminatorConfig()).to(dev)
+    g = Generator(generator_config).to(dev)
+    d = Discriminator(discriminator_config).to(dev)
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=(0.5, 0.999))
     if resume:
-        g.load_state_dict(ckpt["generator"])
-        d.load_state_dict(ckpt["discriminator"])
-        opt_g.load_state_dict(ckpt["optimizer_g"])
-        opt_d.load_state_dict(ckpt["optimizer_d"])
+        try:
+            g.load_state_dict(ckpt["generator"])
+            d.load_state_dict(ckpt["discriminator"])
+            opt_g.load_state_dict(ckpt["optimizer_g"])
+            opt_d.load_state_dict(ckpt["optimizer_d"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise InputError(f"{output}: its weights do not fit its config "
+                             f"({type(exc).__name__})") from None
         del ckpt
     amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    crops = _Crops(inputs, targets, masks, config.crop, config.head_fraction)
-    preview = _preview_sample(inputs, targets, masks)
+    crops = _Crops(inputs, targets, masks, config.crop, config.head_fraction, guides)
+    preview = _preview_sample(inputs, targets, masks, guides)
 
     def save():
         save_checkpoint(output, generator=g, discriminator=d, opt_g=opt_g, opt_d=opt_d,
-                        step=step, config=config, long_side=long_side)
+                        step=step, config=config, long_side=long_side, guide_style=guide_style)
 
     t_start = time.perf_counter()
     deadline = None if config.minutes is None else t_start + 60.0 * config.minutes
@@ -284,23 +355,27 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
             for group in opt.param_groups:
                 group["lr"] = config.lr * min(1.0, max(0.1, 2.0 * (1.0 - progress)))
         x_np, y_np = crops.sample(rng, config.batch)
-        x, y = to_tensor(x_np, dev), to_tensor(y_np, dev)  # (B, 3, c, c)
+        xg = torch.from_numpy(x_np).to(dev).permute(0, 3, 1, 2)  # (B, 3 or 6, c, c)
+        x = xg[:, :3]  # (B, 3, c, c) the frame: the discriminator's condition
+        y = to_tensor(y_np, dev)  # (B, 3, c, c)
         use_adv = step >= config.adv_start and (config.adv > 0 or config.fm > 0)
         with torch.autocast(dev.type, enabled=amp):
-            fake = g(x)  # (B, 3, c, c)
+            fake = g(xg)  # (B, 3, c, c)
         # -- discriminator
         loss_d = torch.zeros((), device=dev)
         if use_adv:
+            d.requires_grad_(True)
             with torch.autocast(dev.type, enabled=amp):
                 loss_d = 0.5 * (_lsgan(d(x, y)[-1], True) + _lsgan(d(x, fake.detach())[-1], False))
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(loss_d).backward()
             scaler.step(opt_d)
-        # -- generator
+        # -- generator (the discriminator's weights get no gradient here)
+        d.requires_grad_(False)
         with torch.autocast(dev.type, enabled=amp):
             l1 = F.l1_loss(fake.float(), y)
             loss_g = config.l1 * l1
-            adv = fm = torch.zeros((), device=dev)
+            adv = fm = perc = torch.zeros((), device=dev)
             if use_adv:
                 feats_fake = d(x, fake)
                 with torch.no_grad():
@@ -309,6 +384,11 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
                 fm = sum(F.l1_loss(a, b) for a, b in zip(feats_fake[:-1], feats_real[:-1]))
                 fm = fm / max(1, len(feats_fake) - 1)
                 loss_g = loss_g + config.adv * adv + config.fm * fm
+            if vgg is not None:
+                with torch.no_grad():
+                    feats_y = vgg(y)
+                perc = sum(F.l1_loss(a, b) for a, b in zip(vgg(fake), feats_y)) / len(feats_y)
+                loss_g = loss_g + config.vgg * perc
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(loss_g).backward()
         if config.clip:
@@ -319,10 +399,11 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
         step += 1
         losses = {"step": step, "l1": l1.item(), "adv": adv.item(), "fm": fm.item(),
                   "d": loss_d.item()}
+        if vgg is not None:
+            losses["vgg"] = perc.item()
         if log is not None:
             log.append(losses)
         recent = (recent + [losses["l1"]])[-20:]
-        elapsed = time.perf_counter() - t_start
         post = {k: f"{v:.3f}" for k, v in losses.items() if k != "step"}
         if deadline is not None:
             post["left"] = f"{max(0.0, deadline - time.perf_counter()) / 60:.1f}min"
@@ -340,22 +421,36 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
             "l1": float(np.mean(recent)) if recent else float("nan")}
 
 
-def _preview_sample(inputs, targets, masks):
+def _preview_sample(inputs, targets, masks, guides=None):
     i = int(np.argmax([m.sum(dtype=np.int64) for m in masks[: min(len(masks), 64)]]))
-    return inputs[i], targets[i]
+    return inputs[i], targets[i], (None if guides is None else guides[i])
 
 
 def preview_path(output):
+    """Where :func:`train` writes its preview: ``MODEL.pt`` -> ``MODEL.preview.png``."""
     root, _ = os.path.splitext(output)
     return f"{root}.preview.png"
 
 
 @torch.no_grad()
 def _write_preview(output, g, sample, dev):
-    """input | teacher | student, side by side, as ``MODEL.preview.png``."""
+    """input | teacher | student, side by side, as ``MODEL.preview.png`` (atomically)."""
     import cv2
 
-    x, y = sample
+    x, y, guide = sample
     g.eval()
-    student = to_image(g(to_tensor(x[None], dev)))[0]
-    cv2.imwrite(preview_path(output), np.concatenate([x, y, student], axis=1))
+    student = to_image(g(network_input(x[None], None if guide is None else guide[None], dev)))[0]
+    path = preview_path(output)
+    tmp = path + ".tmp.png"
+    cv2.imwrite(tmp, np.concatenate([x, y, student], axis=1))
+    os.replace(tmp, path)
+
+
+def network_input(frames, guides, device):
+    """The generator's input: frames (B, H, W, 3) uint8 [+ guides (B, H, W, 3) float]
+    -> (B, 3 or 6, H, W) float32 tensor, the frame in [-1, 1]."""
+    x = to_tensor(frames, device)
+    if guides is None:
+        return x
+    g = torch.from_numpy(np.ascontiguousarray(guides, dtype=np.float32)).to(device)
+    return torch.cat([x, g.permute(0, 3, 1, 2)], dim=1)

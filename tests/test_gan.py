@@ -1,8 +1,10 @@
-"""gan_distill: the distilled GAN stylizer (model, training, checkpoints, inference, CLI).
+"""gan_distill: the distilled GAN stylizer (model, training, checkpoints, inference, CLI,
+``styleblit compare``).
 
-Skipped without torch (CI installs ``.[test]`` only; torch is the ``gan`` extra).
+Skipped without torch (``pip install '.[gan]'``; the ``test`` extra installs it too).
 """
 import inspect
+import json
 import os
 
 import cv2
@@ -11,14 +13,16 @@ import numpy as np
 import pytest
 import skimage
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as gan_distill.require_torch does
 torch = pytest.importorskip("torch")
 
 from blit.cli import main  # noqa: E402
 from blit.stream import Stylizer  # noqa: E402
-from gan_distill.data import SHARD_PATTERN, augment, load_shards  # noqa: E402
+from gan_distill.data import (MANIFEST, SHARD_PATTERN, DataOptions, augment,  # noqa: E402
+                              build_dataset, guide_channels, load_shards)
 from gan_distill.infer import GAN_STAGES, GanStylizer  # noqa: E402
 from gan_distill.model import (Discriminator, DiscriminatorConfig, Generator,  # noqa: E402
-                               GeneratorConfig)
+                               GeneratorConfig, VGGFeatures)
 from gan_distill.train import TrainConfig, load_checkpoint, train  # noqa: E402
 from guides.io import InputError, read_image, write_image  # noqa: E402
 
@@ -26,7 +30,16 @@ HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_
 ASTRONAUT = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
 
 TINY_G = GeneratorConfig(width=8, n_down=2, n_res=1, max_width=16)
+TINY_G6 = GeneratorConfig(in_channels=6, width=8, n_down=2, n_res=1, max_width=16)
 TINY_D = DiscriminatorConfig(width=8, n_layers=2)
+
+
+class FakeStyle:
+    """What training with guides needs of a StyleExemplar."""
+
+    image = np.zeros((64, 48, 3), np.uint8)
+    landmarks = np.random.default_rng(3).uniform(5, 40, (68, 2)).astype(np.float32)
+    quantiles = np.linspace(0, 255, 257).astype(np.float32)
 
 
 @pytest.fixture(autouse=True)
@@ -49,8 +62,10 @@ def tiny_shards(tmp_path_factory):
         targets = 255 - inputs[..., ::-1]
         masks = np.zeros(inputs.shape[:3], np.uint8)
         masks[:, 8:32, 10:38] = 255
+        guides = rng.uniform(-1, 1, inputs.shape).astype(np.float16)
         path = folder / SHARD_PATTERN.format(s)
-        np.savez_compressed(path, input=inputs, target=np.ascontiguousarray(targets), mask=masks)
+        np.savez_compressed(path, input=inputs, target=np.ascontiguousarray(targets), mask=masks,
+                            guide=guides)
         paths.append(str(path))
     return paths
 
@@ -62,10 +77,11 @@ def tiny_config(**kw):
     return TrainConfig(**base)
 
 
-def run_tiny(shards, out, **kw):
+def run_tiny(shards, out, generator=TINY_G, **kw):
     log = []
-    result = train(shards, str(out), config=tiny_config(**kw), generator_config=TINY_G,
-                   discriminator_config=TINY_D, device="cpu", quiet=True, log=log)
+    result = train(shards, str(out), config=tiny_config(**kw), generator_config=generator,
+                   discriminator_config=TINY_D, device="cpu", quiet=True, log=log,
+                   style=FakeStyle())
     return result, log
 
 
@@ -134,7 +150,7 @@ def test_gan_stylizer_has_the_stylizers_signature(tiny_shards, tmp_path):
     with GanStylizer(str(path), device="cpu") as stylizer:
         out = stylizer(frame)
         assert out.shape == frame.shape and out.dtype == np.uint8
-        assert set(stylizer.last_times) == set(GAN_STAGES)
+        assert set(stylizer.last_times) == set(GAN_STAGES) - {"landmarks", "guides"}
         buf = np.empty_like(frame)
         assert stylizer(frame, 0.5, out=buf) is buf
         np.testing.assert_array_equal(buf, out)
@@ -151,11 +167,77 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
     torch.save({"model": {"w": torch.zeros(2)}}, foreign)
     pickled = tmp_path / "pickled.pt"
     torch.save(torch.nn.Linear(2, 2), pickled)  # a whole module: refused by weights_only
-    for path in (garbage, foreign, pickled):
+    truncated = tmp_path / "truncated.pt"
+    half = tmp_path / "half.pt"
+    torch.save({"format": "styleblit-gan", "version": 1, "step": 1,
+                "generator": {"w": torch.zeros(1)}, "generator_config": {"width": 4},
+                "long_side": 8}, half)  # the right header, weights of another network
+    truncated.write_bytes(half.read_bytes()[:100])
+    for path in (garbage, foreign, pickled, truncated, half):
         with pytest.raises(InputError, match=f"{path.name}: not a styleblit GAN checkpoint"):
             GanStylizer(str(path), device="cpu")
     with pytest.raises(InputError, match="no such file"):
         GanStylizer(str(tmp_path / "missing.pt"))
+    # resuming from a foreign checkpoint is the same clear error, not a traceback
+    with pytest.raises(InputError, match="foreign.pt: not a styleblit GAN checkpoint"):
+        train([], str(foreign), config=tiny_config(), device="cpu", resume=True, quiet=True)
+
+
+def test_guide_channels_model_trains_and_stylizes(tiny_shards, tmp_path):
+    path = tmp_path / "g.pt"
+    result, log = run_tiny(tiny_shards, path, generator=TINY_G6, steps=4)
+    ckpt = load_checkpoint(str(path))
+    assert ckpt["generator_config"]["in_channels"] == 6
+    assert ckpt["guide_style"]["shape"] == [64, 48]
+    assert tuple(ckpt["guide_style"]["landmarks"].shape) == (68, 2)
+    frame = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    face = [FakeStyle.landmarks * 0.8]
+    seen = []
+
+    def landmarker(image):
+        seen.append(image.shape)
+        return face
+
+    with GanStylizer(str(path), device="cpu", landmarker=landmarker) as stylizer:
+        assert stylizer.guides
+        out = stylizer(frame)
+        assert out.shape == frame.shape and out.dtype == np.uint8
+        assert set(stylizer.last_times) == set(GAN_STAGES)
+        assert seen == [frame.shape]
+
+
+def test_guide_channels_are_the_patch_stylizers_guides():
+    from guides.appearance import target_appearance
+    from guides.mls import positional_guide
+
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    lm = FakeStyle.landmarks * 0.7
+    mask = np.ones((40, 48), np.float32)
+    g = guide_channels(frame, lm, FakeStyle.landmarks, FakeStyle.quantiles, (64, 48), mask)
+    pos = positional_guide((40, 48), lm, FakeStyle.landmarks)
+    np.testing.assert_allclose(g[..., 0], np.clip(pos[..., 0] / 24.0 - 1, -2, 2), atol=1e-5)
+    np.testing.assert_allclose(g[..., 1], np.clip(pos[..., 1] / 32.0 - 1, -2, 2), atol=1e-5)
+    app = target_appearance(frame, FakeStyle.quantiles, mask)
+    np.testing.assert_allclose(g[..., 2], app / 127.5 - 1, atol=1e-5)
+    assert not guide_channels(frame, None, FakeStyle.landmarks, FakeStyle.quantiles, (64, 48)).any()
+
+
+def test_vgg_term_only_from_a_local_file(tiny_shards, tmp_path):
+    weights = tmp_path / "vgg19.pth"
+    torch.manual_seed(0)
+    torch.save({f"features.{k}": v for k, v in VGGFeatures().features.state_dict().items()},
+               weights)
+    result, log = run_tiny(tiny_shards, tmp_path / "v.pt", steps=2, vgg_weights=str(weights))
+    assert all(r["vgg"] > 0 for r in log)
+    _, log = run_tiny(tiny_shards, tmp_path / "n.pt", steps=2)
+    assert "vgg" not in log[0]  # no file, no perceptual term (and nothing downloaded)
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(InputError, match="bad.pth: not VGG-19 weights"):
+        run_tiny(tiny_shards, tmp_path / "b.pt", steps=1, vgg_weights=str(bad))
+    with pytest.raises(InputError, match="no such file"):
+        run_tiny(tiny_shards, tmp_path / "b.pt", steps=1, vgg_weights=str(tmp_path / "none"))
 
 
 def test_without_torch_the_error_says_what_to_install(monkeypatch):
@@ -197,8 +279,9 @@ def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
             "--long-side", "96", "--crop", "32", "--batch", "2", "--device", "cpu", "-q"]
     assert main(args) == 0
     assert load_checkpoint(model)["step"] == 2
-    shards, = [os.path.join(tmp_path / "m.data", n) for n in os.listdir(tmp_path / "m.data")]
-    inputs, targets, masks = load_shards([shards])
+    shards, = [os.path.join(tmp_path / "m.data", n) for n in os.listdir(tmp_path / "m.data")
+               if n.startswith("shard_")]
+    inputs, targets, masks, _ = load_shards([shards])
     assert len(inputs) == 12 and max(inputs[0].shape[:2]) == 96  # 6 frames + 6 augmented
     assert max(m.max() for m in masks) == 255  # a face was found
     assert main(args) == 1  # exists already
@@ -218,3 +301,69 @@ def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
     assert main(["video", clip, "-o", str(tmp_path / "o3"), "--method", "gan", "--model",
                  str(bad), "-q"]) == 1
     assert "bad.pt: not a styleblit GAN checkpoint" in capsys.readouterr().err
+
+
+def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_path):
+    from guides.exemplar import load_style
+
+    style_path, clip = style_and_clip
+    style = load_style(style_path)
+    folder = tmp_path / "data"
+    options = DataOptions(long_side=64, shard_size=4, augment=1, max_frames=4)
+    shards = build_dataset(style, [clip], str(folder), options=options, quiet=True)
+    assert [os.path.basename(p) for p in shards] == [SHARD_PATTERN.format(i) for i in range(2)]
+    inputs, targets, masks, guides = load_shards(shards, guides=True)
+    assert len(inputs) == 8 and guides[0].shape == inputs[0].shape and guides[0].dtype == np.float16
+    assert max(m.max() for m in masks) == 255
+    # an interrupted build: the missing shard is made again, the other is kept
+    stamp = os.path.getmtime(shards[0])
+    os.remove(shards[1])
+    again = build_dataset(style, [clip], str(folder), options=options, quiet=True)
+    assert again == shards and os.path.getmtime(shards[0]) == stamp
+    np.testing.assert_array_equal(load_shards(again)[0][4], inputs[4])  # same augmentation
+    with pytest.raises(InputError, match="other settings"):
+        build_dataset(style, [clip], str(folder), options=DataOptions(long_side=80, max_frames=4),
+                      quiet=True)
+    # the size budget stops after the first shard
+    small = build_dataset(style, [clip], str(tmp_path / "small"), quiet=True,
+                          options=DataOptions(long_side=64, shard_size=4, max_frames=4, max_bytes=1))
+    assert len(small) == 1
+    assert json.loads((folder / MANIFEST).read_text())["options"]["long_side"] == 64
+
+
+def test_compare_end_to_end(style_and_clip, tiny_shards, tmp_path, capsys):
+    import av
+
+    style, clip = style_and_clip
+    model = tmp_path / "m.pt"
+    run_tiny(tiny_shards, model, steps=2)
+    video = str(tmp_path / "clip.mp4")  # the folder as a short H.264 clip
+    with av.open(video, "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 128, 160, "yuv420p"
+        for name in sorted(os.listdir(clip)):
+            frame = av.VideoFrame.from_ndarray(read_image(os.path.join(clip, name)), format="bgr24")
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    out, js = str(tmp_path / "cmp.mp4"), str(tmp_path / "cmp.json")
+    args = ["compare", "--style", style, "--model", str(model), video, "-o", out, "--json", js,
+            "--threads", "2", "-q"]
+    assert main(args) == 0
+    report = json.loads(open(js).read())
+    assert report["frames"] == 6 and set(report["methods"]) == {"patch", "gan", "input"}
+    for name in ("patch", "gan"):
+        assert report["methods"][name]["speed"]["fps"] > 0
+        assert report["methods"][name]["stability"]["ratio"] is not None
+    assert report["agreement"]["psnr"] is not None and report["model"]["step"] == 2
+    assert os.path.getsize(tmp_path / "cmp.png") > 0
+    with av.open(out) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    assert len(frames) == 6 and frames[0].shape[1] > 3 * 128  # input | patch | GAN, labelled
+    # bad model: one line, exit 1, nothing written
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    out2 = str(tmp_path / "c2.mp4")
+    assert main(["compare", "--style", style, "--model", str(bad), video, "-o", out2, "-q"]) == 1
+    assert "bad.pt: not a styleblit GAN checkpoint" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.pt", "m.preview.png", "clip.mp4", "cmp.mp4",
+                                                   "cmp.json", "cmp.png", "bad.pt"])

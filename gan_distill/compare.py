@@ -1,0 +1,317 @@
+"""``styleblit compare``: the patch-based and the distilled GAN stylizer side by side.
+
+One pass over the input runs :class:`blit.stream.Stylizer` (patch) and
+:class:`gan_distill.infer.GanStylizer` (GAN) on every frame and writes a
+video ``input | patch | GAN`` whose labels carry each method's speed. The
+metrics are those of ``styleblit eval`` (:func:`blit.evaluate.evaluate_frames`,
+nothing measured twice): the patch output is measured as "ours", the GAN
+output as the "reference", so the report holds, for both, the temporal
+stability ratio, patch fidelity to the exemplar and landmark error, plus the
+agreement of the two (GAN-vs-patch PSNR/SSIM inside the head mask and over
+the whole frame). The speeds are each stylizer's own time per frame (median
+after warm-up; decoding, metrics and encoding excluded), measured on the same
+frames in the same process, one method after the other.
+
+The output is written beside its final name and renamed at the end, like
+``styleblit video``; bad input is one line on stderr and exit code 1, with
+nothing left behind.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from types import SimpleNamespace
+
+import numpy as np
+
+from blit.cli import (_add_style_args, add_stylize_args, check_output, load_style_from_args,
+                      options_from_args, register)
+from guides.io import InputError
+
+__all__ = ["compare_video", "COMPARE_LABELS"]
+
+#: Column labels of the side-by-side video (speeds are appended).
+COMPARE_LABELS = ("input", "patch", "GAN")
+
+
+class _Clock:
+    """Per-frame milliseconds of one stylizer; ``fps()`` is the running median's."""
+
+    def __init__(self):
+        self.ms = []
+
+    def time(self, stylizer, frame, t):
+        t0 = time.perf_counter()
+        out = stylizer(frame, t)
+        self.ms.append(1e3 * (time.perf_counter() - t0))
+        return out
+
+    def fps(self, skip, recent=30):
+        ms = self.ms[skip:] or self.ms
+        return 1e3 / float(np.median(ms[-recent:])) if ms else float("nan")
+
+    def summary(self, skip):
+        from blit.metrics import latency_summary
+
+        ms = self.ms[skip:] if len(self.ms) > skip else self.ms
+        s = latency_summary(ms)
+        s["fps"] = 1e3 / s["median"] if s["median"] > 0 else float("nan")
+        s["warmup_frames"] = len(self.ms) - len(ms)
+        return s
+
+
+def compare_video(style, model, input_path, output, *, options=None, device="auto",
+                  max_frames=None, patch_frames=4, seed=0, quiet=False):
+    """Stylize ``input_path`` with both methods, write the side-by-side video, measure.
+
+    Parameters
+    ----------
+    style : guides.exemplar.StyleExemplar
+        The exemplar of the patch stylizer, and the target of patch fidelity.
+    model : str
+        A checkpoint of ``styleblit distill``.
+    input_path : str
+        A video file, or a folder of images.
+    output : str
+        ``.mp4``/``.mov``/``.mkv``/``.m4v`` (H.264), anything else a folder of
+        PNG frames; each frame is ``input | patch | GAN`` with labels.
+    options : blit.stylize.StylizeOptions
+    device : {"auto", "cpu", "cuda"}
+        Of the GAN.
+    max_frames : int, optional
+        Stop after this many frames.
+    patch_frames, seed
+        As for :func:`blit.evaluate.evaluate_frames`.
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    dict
+        :func:`blit.evaluate.evaluate_frames`'s report with ``methods``
+        renamed ``patch`` and ``gan`` (``input`` kept), ``speed`` of both
+        (per-frame latency summary and ``fps``), ``agreement`` (GAN vs patch)
+        and ``model``.
+
+    Raises
+    ------
+    InputError
+        Unreadable input or model (nothing written).
+    """
+    from blit.evaluate import WARMUP_FRAMES, contact_sheet, evaluate_frames
+    from blit.stream import Stylizer
+    from blit.stylize import StylizeOptions
+    from blit.video import (_FolderSink, _FolderSource, _is_video_path, _move, _progress, _remove,
+                            _temp_path, _VideoFileSink, _VideoFileSource)
+    from gan_distill.infer import GanStylizer
+
+    options = options or StylizeOptions()
+    if os.path.isdir(input_path):
+        source = _FolderSource(input_path, 30.0)
+    elif not os.path.exists(input_path):
+        raise InputError(f"{input_path}: no such file")
+    else:
+        source = _VideoFileSource(input_path)
+    folder_out = not _is_video_path(output)
+    gan = patch = sink = None
+    tmp = None
+    try:
+        gan = GanStylizer(model, device=device)
+        patch = Stylizer(style, options=options, fps=float(source.rate))
+        tmp = _temp_path(output, folder_out)
+        # the side-by-side frames are upright; no audio
+        shape = SimpleNamespace(path=source.path, rate=source.rate, time_base=source.time_base,
+                                audio=[], rotation=0)
+        sink = (_FolderSink if folder_out else _VideoFileSink)(tmp, shape)
+        clocks = {"patch": _Clock(), "gan": _Clock()}
+        outs = {"patch": deque(), "gan": deque()}
+        bar = _progress(source.frames if max_frames is None or source.frames is None
+                        else min(source.frames, max_frames), quiet)
+
+        def frames():
+            n = 0
+            for item in source:
+                if item[0] != "video":
+                    continue
+                if max_frames is not None and n >= max_frames:
+                    return
+                _, image, pts, seconds = item
+                a = clocks["patch"].time(patch, image, seconds)
+                b = clocks["gan"].time(gan, image, seconds)
+                skip = min(WARMUP_FRAMES, n)
+                labels = [COMPARE_LABELS[0],
+                          f"{COMPARE_LABELS[1]} {clocks['patch'].fps(skip):.1f} fps",
+                          f"{COMPARE_LABELS[2]} {clocks['gan'].fps(skip):.1f} fps"]
+                sink.write(contact_sheet([[image, a, b]], labels=labels,
+                                         tile_height=image.shape[0]), pts)
+                outs["patch"].append(a)
+                outs["gan"].append(b)
+                bar.update(1)
+                n += 1
+                yield image
+
+        def drain(name):
+            while True:
+                yield outs[name].popleft()
+
+        with bar:
+            report = evaluate_frames(style, frames(), outputs=drain("patch"),
+                                     reference=drain("gan"), still=False, length=source.frames,
+                                     max_frames=max_frames, patch_frames=patch_frames, seed=seed,
+                                     options=options)
+        if sink.frames == 0:
+            raise InputError(f"{input_path}: no video frame could be decoded")
+        sink.close()
+        sink = None
+        _move(tmp, output)
+        tmp = None
+    finally:
+        for obj in (sink, source, gan, patch):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:
+                    pass
+        if tmp is not None:
+            _remove(tmp)
+    methods = report["methods"]
+    skip = min(WARMUP_FRAMES, max(0, report["frames"] - 1))
+    report["methods"] = {"patch": methods["ours"], "gan": methods["reference"],
+                         "input": methods["input"]}
+    report["methods"]["patch"]["speed"] = clocks["patch"].summary(skip)
+    report["methods"]["gan"]["speed"] = clocks["gan"].summary(skip)
+    report["settings"]["stylizer"] = "patch: blit.stream.Stylizer; gan: gan_distill.infer.GanStylizer"
+    report["model"] = {"path": model, "step": gan.step, "guides": gan.guides,
+                       "long_side": gan.long_side, "device": str(gan.device),
+                       "backend": gan.backend}
+    return report
+
+
+def format_comparison(report):
+    """A plain-text table: one row per metric, a column per method."""
+    from blit.evaluate import _fmt
+
+    m = report["methods"]
+
+    def get(name, *keys):
+        v = m.get(name)
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    rows = [("metric", "patch", "GAN"),
+            ("speed (frames/s, median)", *[_fmt(get(n, "speed", "fps"), ".1f") for n in ("patch", "gan")]),
+            ("stability ratio (1 = as steady as the input)",
+             *[_fmt(get(n, "stability", "ratio"), ".2f") for n in ("patch", "gan")]),
+            ("patch distance to exemplar (0-255)",
+             *[_fmt(get(n, "patch_distance", "mean"), ".2f") for n in ("patch", "gan")]),
+            ("landmark error (% inter-ocular distance)",
+             *[_fmt(get(n, "landmarks", "mean"), ".2f", 100.0, "%") for n in ("patch", "gan")]),
+            ("no face found in output (% frames)",
+             *[_fmt(get(n, "landmarks", "no_face_fraction"), ".1f", 100.0, "%") for n in ("patch", "gan")])]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    ag = report.get("agreement") or {}
+    lines.append(f"GAN vs patch, head mask: PSNR {_fmt(ag.get('psnr'), '.2f')} dB, SSIM "
+                 f"{_fmt(ag.get('ssim'), '.3f')}; whole frame PSNR {_fmt(ag.get('psnr_frame'), '.2f')} dB "
+                 f"({report['frames']} frames)")
+    return "\n".join(lines)
+
+
+def plot_comparison(report, path):
+    """:func:`blit.evaluate.plot_report`'s panels for patch and GAN, plus speed and agreement."""
+    from blit.evaluate import plot_report
+
+    m = report["methods"]
+    as_eval = dict(report, methods={"ours": dict(m["patch"], speed=None), "reference": m["gan"],
+                                    "input": m["input"]})
+    colours = ("#d95f02", "#1b9e77")
+
+    def finite(x):
+        return x if isinstance(x, (int, float)) and np.isfinite(x) else None
+
+    ag = report.get("agreement") or {}
+    extra = [("speed (frames/s)\n(higher = faster)",
+              [(label, finite(m[name]["speed"]["fps"]), c)
+               for label, name, c in zip(("patch", "GAN"), ("patch", "gan"), colours)]),
+             ("GAN vs patch, head\n(PSNR dB | SSIM x 40)",
+              [("PSNR", finite(ag.get("psnr")), "#7570b3"),
+               ("SSIM", None if finite(ag.get("ssim")) is None else 40.0 * ag["ssim"], "#e7298a")])]
+    plot_report(as_eval, path, labels=("patch", "GAN"), extra_panels=extra)
+
+
+def _compare(args):
+    from blit.bench import environment
+    from blit.evaluate import save_json
+    from gan_distill import require_torch
+
+    if os.path.abspath(args.input) == os.path.abspath(args.output):
+        raise InputError(f"{args.output}: the output would replace the input")
+    if args.json and not args.plot:
+        args.plot = os.path.splitext(args.json)[0] + ".png"
+    for path in (args.output, args.json, args.plot):
+        if path:
+            check_output(path.rstrip("/\\") or path, args.overwrite)
+    if args.frames is not None and args.frames < 1:
+        raise InputError(f"--frames: expected at least 1, got {args.frames}")
+    if not os.path.isfile(args.model):
+        raise InputError(f"{args.model}: no such file")
+    if not os.path.exists(args.input):
+        raise InputError(f"{args.input}: no such file")
+    torch = require_torch()
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
+    style = load_style_from_args(args)
+    t0 = time.perf_counter()
+    report = compare_video(style, args.model, args.input, args.output,
+                           options=options_from_args(args), device=args.device,
+                           max_frames=args.frames, patch_frames=args.patch_frames, seed=args.seed,
+                           quiet=args.quiet)
+    report.update(style=style.name, input=args.input, output=args.output,
+                  elapsed_s=time.perf_counter() - t0, environment=environment(),
+                  torch_threads=torch.get_num_threads())
+    if not args.quiet:
+        print(f"{args.input}: patch ({style.name}) vs GAN ({args.model}) -> {args.output}")
+        print(format_comparison(report))
+    if args.json:
+        save_json(report, args.json)
+    if args.plot:
+        plot_comparison(report, args.plot)
+    if not args.quiet:
+        for path in (args.json, args.plot):
+            if path:
+                print(f"saved {path}")
+    return 0
+
+
+@register
+def add_compare_parser(sub):
+    p = sub.add_parser("compare", help="patch vs GAN side by side, with speed and quality metrics",
+                       description="Stylize INPUT with the patch-based stylizer and with a GAN "
+                                   "from `styleblit distill`; write a side-by-side video "
+                                   "(input | patch | GAN, with each method's fps) and measure "
+                                   "both as `styleblit eval` does (stability, patch fidelity, "
+                                   "landmark error) plus GAN-vs-patch PSNR/SSIM.")
+    _add_style_args(p, required=True)
+    p.add_argument("--model", required=True, metavar="MODEL.pt", help="the GAN checkpoint")
+    p.add_argument("input", metavar="INPUT", help="video file, or a folder of images")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4",
+                   help="side-by-side video (.mp4, .mov, .mkv, .m4v) or a folder for PNG frames")
+    p.add_argument("--json", metavar="OUT.json", help="save every number, with versions, here")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="save a bar chart here (default with --json: beside it, as .png)")
+    p.add_argument("--frames", type=int, metavar="N", help="use only the first N frames")
+    p.add_argument("--patch-frames", type=int, default=4, metavar="N",
+                   help="frames on which patch fidelity is measured (default 4)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="device of the GAN (default auto: CUDA when available)")
+    p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's)")
+    p.add_argument("--seed", type=int, default=0, help="patch sampling seed (default 0)")
+    add_stylize_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(run=_compare)
