@@ -288,7 +288,7 @@ def _cause(exc):
     if cause is not None:
         return f"{type(cause).__name__}: {cause}"
     if isinstance(exc, ray.exceptions.WorkerCrashedError):
-        return "the worker died on every retry"
+        return "its worker process died (and so did every retry)"
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 

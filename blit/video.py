@@ -343,6 +343,7 @@ class _SegmentConcatSink(_VideoFileSink):
         super().__init__(path, source)
         self._template = None
         self._template_extradata = None
+        self._delay = None  # the encoder's reorder delay (stream time base)
         self._audio_items = source.audio_packets()
         self._audio_next = None
 
@@ -378,7 +379,18 @@ class _SegmentConcatSink(_VideoFileSink):
                 shift = wanted - min(p.pts for p in packets)
             for packet in packets:
                 packet.pts += shift
-                packet.dts += shift
+            # decode times: the frames' times in order, less the encoder's reorder
+            # delay, which is the first segment's for all (the same settings), as
+            # one encode of the whole video would give them; each segment's own
+            # delay depends on its length (a short one has no B-frames)
+            times = sorted(p.pts for p in packets)
+            if self._delay is None and packets:
+                self._delay = times[0] - (packets[0].dts + shift)
+            for packet, t in zip(packets, times):
+                packet.dts = t - self._delay
+                if packet.dts > packet.pts:
+                    raise InputError(f"{self.path}: a segment reorders its frames more than the "
+                                     "first; cannot join them")
                 self._audio_until(packet.dts, packet.time_base)
                 packet.stream = self.stream
                 self.container.mux(packet)
@@ -664,10 +676,9 @@ def check_video_args(args):
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
                          else "--model needs --method gan")
-    if args.engine == "ray":
-        from blit.distributed import check_engine_args
+    from blit.distributed import check_engine_args
 
-        check_engine_args(args)
+    check_engine_args(args)
     if args.method == "gan":
         from gan_distill import require_torch
 
