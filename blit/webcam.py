@@ -256,7 +256,7 @@ def _has_display():
 
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
-               snapshot_dir=".", log=print):
+               snapshot_dir=".", log=print, method="patch", model=None):
     """The live loop. Returns a summary dict (frames, fps, latency, dropped).
 
     Parameters
@@ -267,6 +267,9 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         Camera index or video file.
     pace : float, optional
         For a file: frames per second to deliver them at (default its own).
+    method : {"patch", "gan"}
+        The patch stylizer, or :class:`gan_distill.infer.GanStylizer` with the
+        checkpoint ``model`` (n/p and v then change nothing).
     """
     import cv2
 
@@ -292,6 +295,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     index, voting, side_by_side = 0, options.voting, False
 
     def make_stylizer():
+        if method == "gan":
+            from gan_distill.infer import GanStylizer
+
+            return GanStylizer(model, landmarker=landmarker)
         opts = dataclasses.replace(options, voting=voting)
         return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
                         landmarker=landmarker)
@@ -396,10 +403,18 @@ def _webcam(args):
         window = False
     if args.frames is not None and args.frames < 1:
         raise InputError(f"--frames: expected at least 1, got {args.frames}")
+    if (args.method == "gan") != (args.model is not None):
+        raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
+                         else "--model needs --method gan")
+    if args.method == "gan":
+        from gan_distill import require_torch
+
+        require_torch()
     summary = run_webcam(styles, source, options=options_from_args(args),
                          size=size if size is not None else ((640, 480) if args.source is None else None),
                          window=window, virtual_cam=args.virtual_cam, frames=args.frames,
-                         max_faces=args.max_faces, boil_hz=args.boil)
+                         max_faces=args.max_faces, boil_hz=args.boil, method=args.method,
+                         model=args.model)
     if not args.quiet:
         lat = summary["latency_ms"]
         fps = summary["fps"]
@@ -432,6 +447,9 @@ def add_webcam_parser(sub):
     p.add_argument("--max-faces", type=int, default=1, metavar="N",
                    help="stylize up to N faces (default 1)")
     p.add_argument("--boil", type=float, metavar="HZ", help="re-draw the strokes HZ times a second")
+    p.add_argument("--method", choices=("patch", "gan"), default="patch",
+                   help="patch (default) or gan: a model from `styleblit distill` (needs --model)")
+    p.add_argument("--model", metavar="MODEL.pt", help="the GAN checkpoint for --method gan")
     add_stylize_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no summary at the end")
     p.set_defaults(run=_webcam)

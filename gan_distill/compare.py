@@ -103,17 +103,12 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     from blit.evaluate import WARMUP_FRAMES, contact_sheet, evaluate_frames
     from blit.stream import Stylizer
     from blit.stylize import StylizeOptions
-    from blit.video import (_FolderSink, _FolderSource, _is_video_path, _move, _progress, _remove,
-                            _temp_path, _VideoFileSink, _VideoFileSource)
+    from blit.video import (_is_video_path, _move, _progress, _remove, _temp_path, open_source,
+                            output_sink)
     from gan_distill.infer import GanStylizer
 
     options = options or StylizeOptions()
-    if os.path.isdir(input_path):
-        source = _FolderSource(input_path, 30.0)
-    elif not os.path.exists(input_path):
-        raise InputError(f"{input_path}: no such file")
-    else:
-        source = _VideoFileSource(input_path)
+    source = open_source(input_path)
     folder_out = not _is_video_path(output)
     gan = patch = sink = None
     tmp = None
@@ -124,7 +119,7 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
         # the side-by-side frames are upright; no audio
         shape = SimpleNamespace(path=source.path, rate=source.rate, time_base=source.time_base,
                                 audio=[], rotation=0)
-        sink = (_FolderSink if folder_out else _VideoFileSink)(tmp, shape)
+        sink = output_sink(tmp, shape, folder_out)
         clocks = {"patch": _Clock(), "gan": _Clock()}
         outs = {"patch": deque(), "gan": deque()}
         bar = _progress(source.frames if max_frames is None or source.frames is None

@@ -331,7 +331,7 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
     assert json.loads((folder / MANIFEST).read_text())["options"]["long_side"] == 64
 
 
-def test_compare_end_to_end(style_and_clip, tiny_shards, tmp_path, capsys):
+def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, capsys):
     import av
 
     style, clip = style_and_clip
@@ -345,6 +345,11 @@ def test_compare_end_to_end(style_and_clip, tiny_shards, tmp_path, capsys):
             frame = av.VideoFrame.from_ndarray(read_image(os.path.join(clip, name)), format="bgr24")
             c.mux(s.encode(frame))
         c.mux(s.encode(None))
+    # the webcam loop runs the GAN too (headless, the clip standing in for a camera)
+    assert main(["webcam", "--source", video, "--no-window", "--frames", "3", "--method", "gan",
+                 "--model", str(model), "-q"]) == 0
+    assert main(["webcam", "--source", video, "--no-window", "--method", "gan", "-q"]) == 1
+    assert "--method gan needs --model" in capsys.readouterr().err
     out, js = str(tmp_path / "cmp.mp4"), str(tmp_path / "cmp.json")
     args = ["compare", "--style", style, "--model", str(model), video, "-o", out, "--json", js,
             "--threads", "2", "-q"]
