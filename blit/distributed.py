@@ -376,7 +376,7 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
                               else str(exc), pending, ray)
     except KeyboardInterrupt:
         for ref in pending:
-            ray.cancel(ref, force=True)
+            ray.cancel(ref)
         for job in jobs:
             if job.status == "running":
                 _save_partial(job)
@@ -482,7 +482,7 @@ def _fail(job, message, pending, ray):
     for ref in job._refs:
         if ref is not None and ref in pending:
             pending.pop(ref)
-            ray.cancel(ref, force=True)
+            ray.cancel(ref)
     _discard(job)
     job.status, job.message = "failed", message
     job.seconds = time.perf_counter() - job._t0
@@ -567,7 +567,8 @@ def run_jobs_from_args(args, style, jobs):
     spec = StylizerSpec(method=args.method, options=options_from_args(args),
                         max_faces=args.max_faces, boil_hz=args.boil, model=args.model)
     ray = require_ray()
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         try:
             ray.init(address=args.address, include_dashboard=False, log_to_driver=not args.quiet,
                      logging_level=logging.WARNING)
@@ -586,6 +587,9 @@ def run_jobs_from_args(args, style, jobs):
         if exc.args and isinstance(exc.args[0], list):
             return exc.args[0]
         raise
+    finally:
+        if started:  # disconnect before exit, cancelled tasks included
+            ray.shutdown()
 
 
 def expand_inputs(inputs):

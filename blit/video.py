@@ -177,6 +177,8 @@ class _VideoFileSource:
 
     def audio_packets(self):
         """The audio packets alone, in file order (nothing decoded)."""
+        if not self.audio:  # demux() of no stream would read them all
+            return
         for item in self._demux(*self.audio):
             yield item[1]
 
