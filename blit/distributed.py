@@ -357,7 +357,8 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
         try:
             total += _submit(job, i, remote, style_ref, spec, fps, chunk_frames, warmup,
                              overwrite, pending)
-        except InputError as exc:
+        except (InputError, OSError) as exc:
+            _discard(job)
             job.status, job.message = "failed", str(exc)
     try:
         with _progress(total or None, quiet) as bar:
@@ -370,10 +371,16 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
                         continue
                     try:
                         job._results[k] = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        _fail(job, _cause(exc), pending, ray)
+                        continue
+                    try:
                         _assemble(job, bar)
-                    except (ray.exceptions.RayError, InputError) as exc:
-                        _fail(job, _cause(exc) if isinstance(exc, ray.exceptions.RayError)
-                              else str(exc), pending, ray)
+                    except InputError as exc:
+                        _fail(job, str(exc), pending, ray)
+                    except Exception as exc:  # joining this job's output: fails it alone
+                        _fail(job, f"{job.output}: cannot be written ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())[:160]})", pending, ray)
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref)
