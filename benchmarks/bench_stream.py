@@ -179,7 +179,7 @@ def stability(style, data, options):
     FaceBlit's reference, and patch distances on four frames."""
     import av
 
-    from blit.metrics import WarpingErrorMeter, patch_distance
+    from blit.metrics import WarpingErrorMeter, detail, patch_distance
     from blit.stream import Stylizer
     from guides.landmarks import FaceLandmarker
     from guides.mask import head_region
@@ -216,10 +216,12 @@ def stability(style, data, options):
                 entry["patch_distance"] = {i: patch_distance(picks[i], style.image, mask=masks[i],
                                                              samples=1000) for i in probe_frames}
                 entry["patch_distance_mean"] = float(np.mean(list(entry["patch_distance"].values())))
+                entry["detail_mean"] = float(np.mean([detail(picks[i], mask=masks[i])
+                                                      for i in probe_frames]))
             result[f"{name}_every{'' if step == 1 else '_second'}_frame"] = entry
             print(f"  {name}, every {'' if step == 1 else 'second '}frame: ratio {r['ratio']:.2f}"
-                  + (f", patch distance {entry['patch_distance_mean']:.2f}" if step == 1 else ""),
-                  flush=True)
+                  + (f", patch distance {entry['patch_distance_mean']:.2f}, detail "
+                     f"{entry['detail_mean']:.2f}" if step == 1 else ""), flush=True)
     meter = WarpingErrorMeter()
     inputs = list(frames_of(clip))
     for k, out in enumerate(reference):
@@ -227,11 +229,17 @@ def stability(style, data, options):
     r = meter.result()
     pd = {2 * k: patch_distance(reference[k], style.image, mask=masks[2 * k], samples=1000)
           for k in (0, 30, 60, 90)}
+    fb_detail = float(np.mean([detail(reference[k], mask=masks[2 * k]) for k in (0, 30, 60, 90)]))
     result["faceblit_reference_every_second_frame"] = {
         "ratio": r["ratio"], "output_error": r["output_error"], "input_error": r["input_error"],
-        "pairs": r["pairs"], "patch_distance": pd, "patch_distance_mean": float(np.mean(list(pd.values())))}
+        "pairs": r["pairs"], "patch_distance": pd, "patch_distance_mean": float(np.mean(list(pd.values()))),
+        "detail_mean": fb_detail}
     print(f"  FaceBlit reference, every second frame: ratio {r['ratio']:.2f}, patch distance "
-          f"{result['faceblit_reference_every_second_frame']['patch_distance_mean']:.2f}", flush=True)
+          f"{result['faceblit_reference_every_second_frame']['patch_distance_mean']:.2f}, detail "
+          f"{fb_detail:.2f}", flush=True)
+    style_mask = head_region(style.image.shape, style.landmarks).full(style.image.shape)
+    result["exemplar_head_detail"] = detail(style.image, mask=style_mask)
+    print(f"  the exemplar's own head: detail {result['exemplar_head_detail']:.2f}", flush=True)
     return result
 
 
@@ -253,6 +261,7 @@ def main(argv=None):
         print(f"bench_stream: FaceBlit data not found ({clip}); nothing measured")
         return 0
     from blit.bench import environment
+    from blit.stream import STREAM_STAGES
     from blit.stylize import StylizeOptions
     from guides.exemplar import load_style
 
@@ -271,8 +280,7 @@ def main(argv=None):
             st = stats["stages"]
             print(f"\n{text}: {stats['fps']:.1f} fps end to end (landmarks included, decoding excluded)")
             print(f"  {'stage':<11}{'median ms':>10}{'p10':>8}{'p90':>8}")
-            for k in ("landmarks", "smooth", "flow", "mls", "appearance", "propagate", "lookup",
-                      "blend", "composite", "total"):
+            for k in STREAM_STAGES:
                 if k in st:
                     print(f"  {k:<11}{st[k]['median']:>10.2f}{st[k]['p10']:>8.2f}{st[k]['p90']:>8.2f}")
         size = tuple(int(v) for v in args.sizes[0].lower().split("x"))

@@ -113,3 +113,42 @@ def blend(style, nnf, radius=1):
             acc += np.where(valid[..., None], style[np.clip(sy, 0, hs - 1), np.clip(sx, 0, ws - 1)], 0)
             count += valid
     return ((acc + count[..., None] // 2) // count[..., None]).astype(np.uint8)
+
+
+def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=True,
+                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None):
+    """H = (1 - alpha) S + alpha clamp(H_prev(p + b(p))), one pixel at a time,
+    as the module docstring of :mod:`blit.temporal` says. Returns
+    ``(filtered uint8 image, history)``."""
+    h, w = current.shape[:2]
+    active = np.ones((h, w), bool) if active is None else active
+    fo = origin if flow_origin is None else flow_origin
+    ph, pw = prev_history.shape[:2]
+    s = current.astype(np.float32)
+    hist = np.full((h, w, 3), -1.0, np.float32)
+    for y in range(h):
+        for x in range(w):
+            if not active[y, x]:
+                continue
+            b = flow[y + origin[1] - fo[1], x + origin[0] - fo[0]]
+            qx = np.float32(x + origin[0] - prev_origin[0]) + b[0]
+            qy = np.float32(y + origin[1] - prev_origin[1]) + b[1]
+            if not (0 <= qx <= pw - 1 and 0 <= qy <= ph - 1):
+                hist[y, x] = s[y, x]
+                continue
+            ix, iy = int(np.floor(qx)), int(np.floor(qy))
+            jx, jy = min(ix + 1, pw - 1), min(iy + 1, ph - 1)  # weight 0 past the edge
+            if not all(prev_history[ty, tx, 0] >= 0 for ty, tx in ((iy, ix), (iy, jx), (jy, ix), (jy, jx))):
+                hist[y, x] = s[y, x]
+                continue
+            fx, fy = qx - np.float32(ix), qy - np.float32(iy)
+            old = ((prev_history[iy, ix] * (1 - fx) + prev_history[iy, jx] * fx) * (1 - fy)
+                   + (prev_history[jy, ix] * (1 - fx) + prev_history[jy, jx] * fx) * fy)
+            if clamp:
+                ys, xs = slice(max(y - 1, 0), y + 2), slice(max(x - 1, 0), x + 2)
+                near = s[ys, xs][active[ys, xs]]
+                old = np.clip(old, near.min(axis=0), near.max(axis=0))
+            hist[y, x] = (1 - np.float32(alpha)) * s[y, x] + np.float32(alpha) * old
+    out = current.copy()
+    out[active] = np.floor(hist[active] + np.float32(0.5)).astype(np.uint8)
+    return out, hist

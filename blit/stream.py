@@ -13,13 +13,20 @@ adds state across frames, all of it owned here:
   exemplar source it had in the previous frame, carried along with the
   motion of the frame (optical flow, or the positional guide), while that
   source still passes a threshold; only the other pixels are looked up
-  afresh. This is what removes the flicker of frame-by-frame StyleBlit.
+  afresh. This is what removes most of the flicker of frame-by-frame
+  StyleBlit;
+* a recursive temporal filter of the output along the same flow
+  (:mod:`blit.temporal`, weight :data:`HISTORY_WEIGHT`, clamped to each
+  pixel's neighbourhood so that nothing ghosts), which hides what is left:
+  pixels that switch patches and sources snapping to whole pixels.
   Measured on FaceBlit's target1.mp4 with the lincolnbust style
-  (:class:`blit.metrics.WarpingErrorMeter` on the face region, every second
-  frame as FaceBlit's reference video): the official FaceBlit output changes
-  44x as much as the input between frames, frame-by-frame lookup here 31x,
-  this stream 8.1x (8.6x at the full 30 fps), with patch distances to the
-  exemplar of 5.7, 5.35 and 5.2 (``benchmarks/bench_stream.py --stability``);
+  (:class:`blit.metrics.WarpingErrorMeter` on the face region;
+  ``benchmarks/bench_stream.py --stability``): the output changes between
+  frames 2.47 times as much as the input (2.74 on every second frame,
+  as FaceBlit's reference video, which measures 43.6), at a patch distance to
+  the exemplar of 4.56 (FaceBlit 5.67) and with fine detail (mean
+  |Laplacian|) 6.49 against the exemplar head's own 6.04 (frame by frame:
+  36.7x, 5.35 and 9.2; FaceBlit 8.97, its seams included);
 * buffers reused from frame to frame.
 
 Conventions as everywhere: images (H, W, 3) uint8 BGR, landmarks (68, 2)
@@ -37,16 +44,17 @@ import numpy as np
 from blit.blending import blend
 from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
 from blit.stylize import StylizeOptions
+from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.mask import composite, head_region
 from guides.mls import positional_guide
 
 __all__ = ["Stylizer", "OneEuroFilter", "propagate", "guide_inverse_jacobian", "STREAM_STAGES",
-           "NO_SOURCE", "ONE_EURO"]
+           "NO_SOURCE", "ONE_EURO", "HISTORY_WEIGHT"]
 
 #: Keys of :attr:`Stylizer.last_times`, in pipeline order (milliseconds).
 STREAM_STAGES = ("landmarks", "smooth", "flow", "mls", "appearance", "propagate", "lookup",
-                 "blend", "composite", "total")
+                 "blend", "temporal", "composite", "total")
 
 #: Source-field value of a pixel that has no exemplar source (outside the
 #: region computed); any value below ``NO_SOURCE / 2`` means the same.
@@ -56,6 +64,9 @@ NO_SOURCE = np.float32(-1e30)
 #: end), at any resolution: cutoff 1.5 Hz at rest, opening by 12 Hz per face
 #: width per second of (filtered) speed.
 ONE_EURO = {"min_cutoff": 1.5, "beta": 12.0, "d_cutoff": 1.0}
+
+#: Default weight of the flow-warped previous output (:mod:`blit.temporal`).
+HISTORY_WEIGHT = 0.75
 
 
 # ---------------------------------------------------------------------------
@@ -407,10 +418,12 @@ class _Coherence:
     pos: np.ndarray | None = None  # (H, W, 2) float32 positional guide
     origin: tuple = (0, 0)
     parity: int = 0
+    hist: np.ndarray | None = None  # (H, W, 3) float32 filtered output (blit.temporal)
+    hist_origin: tuple = (0, 0)
     buffers: _Buffers = field(default_factory=_Buffers)
 
     def clear(self):
-        self.src = self.pos = None
+        self.src = self.pos = self.hist = None
 
 
 @dataclass
@@ -459,6 +472,11 @@ class Stylizer:
         the default and steadiest), along the positional guide (no flow to
         compute), or not at all (``None``: every frame is looked up afresh,
         exactly as :func:`blit.stylize.stylize_frame`).
+    history_weight : float
+        With ``temporal="flow"``: the weight of the previous output, warped
+        along the flow and clamped to each pixel's neighbourhood, mixed into
+        every new frame (:func:`blit.temporal.temporal_filter`); 0 turns the
+        filter off. Default :data:`HISTORY_WEIGHT`.
     keep_threshold : float, optional
         Guide-error threshold for keeping a propagated source; default twice
         the lookup's (``options.threshold``, ``background_threshold``).
@@ -492,7 +510,7 @@ class Stylizer:
 
     def __init__(self, style, *, options=StylizeOptions(), jitter_seed=0, max_faces=1,
                  boil_hz=None, landmarker=None, smoothing=True, temporal="flow",
-                 keep_threshold=None, hold=0.5, fps=30.0):
+                 keep_threshold=None, history_weight=HISTORY_WEIGHT, hold=0.5, fps=30.0):
         if int(max_faces) < 1:
             raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
         if boil_hz is not None and not boil_hz > 0:
@@ -503,6 +521,8 @@ class Stylizer:
             raise ValueError(f"hold: expected >= 0 seconds, got {hold}")
         if temporal not in ("flow", "guide", None):
             raise ValueError(f"temporal: expected 'flow', 'guide' or None, got {temporal!r}")
+        if not 0.0 <= history_weight < 1.0:
+            raise ValueError(f"history_weight: expected a weight in [0, 1), got {history_weight}")
         self.style = style
         self.options = options
         self.jitter_seed = int(jitter_seed)
@@ -511,6 +531,7 @@ class Stylizer:
         self.smoothing = dict(ONE_EURO) if smoothing is True else (dict(smoothing) if smoothing else None)
         self.temporal = temporal
         self.keep_threshold = keep_threshold
+        self.history_weight = float(history_weight)
         self.hold = float(hold)
         self.fps = float(fps)
         self._landmarker = landmarker
@@ -686,6 +707,7 @@ class Stylizer:
             t0 = time.perf_counter()
             blend(style.image, nnf_bg, radius, out=out)
             _add(times, "blend", t0)
+            self._filter(self._background, out, ones, (0, 0), flow, times)
         else:
             pos_whole = None
             self._background.clear()
@@ -752,9 +774,25 @@ class Stylizer:
         head = blend(style.image, nnf, self.options.voting,
                      out=buffers.get("head", (y1 - y0, x1 - x0, 3), np.uint8))
         _add(times, "blend", t0)
+        self._filter(track.head, head, active, (x0, y0), flow, times)
         t0 = time.perf_counter()
         composite(out, head, region, out=out)  # in place, one Numba pass
         _add(times, "composite", t0)
+
+    def _filter(self, state, image, active, origin, flow, times):
+        """Mix the flow-warped previous output of this region into ``image``
+        (:func:`blit.temporal.temporal_filter`); updates ``state``."""
+        if not self.history_weight or self.temporal != "flow":
+            return
+        t0 = time.perf_counter()
+        h, w = image.shape[:2]
+        f, f_origin = _box_flow(flow if state.hist is not None else None, origin, (h, w))
+        hist = state.buffers.get(f"hist{state.parity}", (h, w, 3), np.float32)
+        state.hist = temporal_filter(image, state.hist, f, self.history_weight, active=active,
+                                     origin=origin, prev_origin=state.hist_origin,
+                                     flow_origin=f_origin, history=hist)
+        state.hist_origin = (int(origin[0]), int(origin[1]))
+        _add(times, "temporal", t0)
 
     def _coherent_lookup(self, state, pos, app, origin, active, params, landmarks, flow, times):
         """NNF of one region: propagated from the previous frame where it still
@@ -775,12 +813,7 @@ class Stylizer:
         nnf = buffers.get("nnf", (h, w, 2), np.int32)
         need = buffers.get("need", (h, w), np.bool_)
         t0 = time.perf_counter()
-        f, f_origin = None, None
-        if self.temporal == "flow" and flow is not None and state.src is not None:
-            f_origin, f = flow
-            bx, by = origin[0] - f_origin[0], origin[1] - f_origin[1]
-            if not (bx >= 0 and by >= 0 and by + h <= f.shape[0] and bx + w <= f.shape[1]):
-                f = None  # the flow does not cover this box: start afresh
+        f, f_origin = _box_flow(flow if state.src is not None else None, origin, (h, w))
         if state.src is not None and (self.temporal == "guide" or f is not None):
             inv_j = None if f is not None else guide_inverse_jacobian(landmarks, style.landmarks)
             propagate(state.src, pos, app, style.appearance, self._keep_params(params),
@@ -800,6 +833,18 @@ class Stylizer:
         # pos is a new array every frame (or a view of one): holding it is safe
         state.src, state.pos, state.origin = src, pos, (int(origin[0]), int(origin[1]))
         return nnf
+
+
+def _box_flow(flow, origin, shape):
+    """``(flow, flow_origin)`` when the frame's flow covers the box of ``shape``
+    at ``origin``, else ``(None, None)`` (start the box afresh)."""
+    if flow is None:
+        return None, None
+    f_origin, f = flow
+    bx, by = origin[0] - f_origin[0], origin[1] - f_origin[1]
+    if bx >= 0 and by >= 0 and by + shape[0] <= f.shape[0] and bx + shape[1] <= f.shape[1]:
+        return f, f_origin
+    return None, None
 
 
 def _ms(t0):

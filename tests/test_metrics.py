@@ -313,3 +313,21 @@ def test_stage_timer():
     skipped = timer.summary(skip=1)
     assert skipped["stages"]["upload"]["n"] == 2 and skipped["frame"]["n"] == 2
     assert M.StageTimer().summary() == {"stages": {}, "frame": None, "fps": None}
+
+
+def test_detail_is_zero_on_flat_images_and_falls_with_blur():
+    from blit.metrics import detail
+
+    flat = np.full((32, 32, 3), 90, np.uint8)
+    assert detail(flat) == 0.0
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    blurred = cv2.GaussianBlur(noisy, (0, 0), 1.5)
+    assert detail(blurred) < 0.5 * detail(noisy)
+    mask = np.zeros((32, 32), np.float32)
+    mask[:, :16] = 1.0
+    half = noisy.copy()
+    half[:, 16:] = 90
+    assert detail(half, mask=mask) > detail(half[:, 16:].copy())
+    with pytest.raises(ValueError, match="mask"):
+        detail(noisy, mask=np.zeros((32, 32), np.float32))
