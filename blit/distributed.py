@@ -162,7 +162,7 @@ class _PngSink:
         pass
 
 
-def stylize_range(style, source_path, start, first, stop, index, *, folder, spec=StylizerSpec(),
+def stylize_range(style, source_path, start, first, stop, pts, *, folder, spec=StylizerSpec(),
                   fps=30.0):
     """Stylize frames ``start .. stop - 1`` of one input, keep ``first ..``.
 
@@ -175,8 +175,9 @@ def stylize_range(style, source_path, start, first, stop, index, *, folder, spec
     source_path : str
     start, first, stop : int
         As :func:`plan_ranges` gives them.
-    index : list
-        The source's ``index()`` (frame timestamps), to seek.
+    pts : list
+        Timestamps of frames ``start .. stop - 1`` (the source's
+        ``index()[start:stop]``), to seek.
     folder : bool
         PNG frames (True) or an H.264 MP4 segment, video only (False).
     spec : callable
@@ -199,7 +200,7 @@ def stylize_range(style, source_path, start, first, stop, index, *, folder, spec
         sink = _PngSink() if folder else _VideoFileSink(buffer, source, audio=False, format="mp4")
         try:
             with spec(style, source.rate) as stylizer:
-                stylize_items(stylizer, source.read_range(start, stop, index), sink,
+                stylize_items(stylizer, source.read_range(start, stop, pts), sink,
                               skip=first - start)
         finally:
             sink.close()
@@ -209,7 +210,7 @@ def stylize_range(style, source_path, start, first, stop, index, *, folder, spec
             "rotation": source.rotation}
 
 
-def _task(style, source_path, start, first, stop, index, folder, spec, fps):
+def _task(style, source_path, start, first, stop, pts, folder, spec, fps):
     """The Ray task: :func:`stylize_range` with as many threads as CPUs reserved."""
     import ray
 
@@ -221,7 +222,7 @@ def _task(style, source_path, start, first, stop, index, folder, spec, fps):
         threads = max(1, min(int(cpus), numba.config.NUMBA_NUM_THREADS))
         numba.set_num_threads(threads)
         cv2.setNumThreads(threads)
-    return stylize_range(style, source_path, start, first, stop, index, folder=folder, spec=spec,
+    return stylize_range(style, source_path, start, first, stop, pts, folder=folder, spec=spec,
                          fps=fps)
 
 
@@ -247,7 +248,7 @@ class Job:
     _refs: list = field(default_factory=list, repr=False)
     _results: dict = field(default_factory=dict, repr=False)
     _next: int = field(default=0, repr=False)
-    _expected: list = field(default_factory=list, repr=False)
+    _ranges: list = field(default_factory=list, repr=False)  # (start, first, stop) per task
     _index: list = field(default_factory=list, repr=False)
     _sink: object = field(default=None, repr=False)
     _source: object = field(default=None, repr=False)
@@ -415,9 +416,10 @@ def _submit(job, i, remote, style_ref, spec, fps, chunk_frames, warmup, overwrit
     job.status = "running"
     path = os.path.abspath(job.input)
     for k, (start, first, stop) in enumerate(plan_ranges(len(index), chunk_frames, warmup)):
-        ref = remote.remote(style_ref, path, start, first, stop, index, folder, spec, fps)
+        ref = remote.remote(style_ref, path, start, first, stop, index[start:stop], folder, spec,
+                            fps)
         job._refs.append(ref)
-        job._expected.append(stop - first)
+        job._ranges.append((start, first, stop))
         pending[ref] = (i, k)
     return len(index)
 
@@ -440,11 +442,11 @@ def _assemble(job, bar):
             for data in result["data"]:
                 job._sink.write_png(data)
         elif result["frames"]:
-            first = job._index[sum(job._expected[:k])]
+            first = job._index[job._ranges[k][1]]
             job._sink.write_segment(result["data"], result["rotation"], first_pts=first)
         job.frames += result["frames"]
         bar.update(result["frames"])
-        if result["frames"] < job._expected[k]:
+        if result["frames"] < job._ranges[k][2] - job._ranges[k][1]:
             job._short = True
             _warn(f"{job.input}: decoding stopped after {job.frames} frames; kept the frames "
                   "decoded")

@@ -148,26 +148,27 @@ class _VideoFileSource:
             raise InputError(f"{self.path}: no video frame could be decoded")
         return sorted(pts) if complete else [None] * len(pts)
 
-    def read_range(self, start, stop, index):
+    def read_range(self, start, stop, pts=None):
         """Video items of frames ``start`` to ``stop - 1`` (numbered as
-        :meth:`__iter__` yields them); ``index`` from :meth:`index`.
+        :meth:`__iter__` yields them).
 
-        With timestamps, seeks to the key frame before ``start`` and decodes
-        from there (the frames are the same as decoded from the start: the
-        decoder restarts at a key frame); without, decodes from the start."""
-        first = index[start] if 0 < start < len(index) else None
+        ``pts``: their timestamps, ``index()[start:stop]``. With them, seeks
+        to the key frame before ``start`` and decodes from there (the frames
+        are the same as decoded from the start: the decoder restarts at a key
+        frame), checking each frame's timestamp; without, decodes from the
+        start."""
+        first = pts[0] if start > 0 and pts and pts[0] is not None else None
         self.decoded = start if first is not None else 0
         if first is not None:
             self.container.seek(first, stream=self.stream, backward=True)
         expected = start
         for item in self._demux(self.stream):
-            pts = item[2]
             if first is not None:
-                if pts is None or pts < first:  # before the range: decoded only to get there
+                if item[2] is None or item[2] < first:  # decoded only to get to the range
                     continue
-                if pts != index[expected]:
-                    raise InputError(f"{self.path}: frame {expected} has timestamp {pts}, "
-                                     f"expected {index[expected]} (cannot seek in this file)")
+                if item[2] != pts[expected - start]:
+                    raise InputError(f"{self.path}: frame {expected} has timestamp {item[2]}, "
+                                     f"expected {pts[expected - start]} (cannot seek in this file)")
             elif self.decoded <= start:
                 continue
             yield item
@@ -216,7 +217,7 @@ class _FolderSource:
         """Frame numbers (the timestamps of a folder), as :meth:`_VideoFileSource.index`."""
         return list(range(len(self.files)))
 
-    def read_range(self, start, stop, index=None):
+    def read_range(self, start, stop, pts=None):
         """Video items of the images ``start`` to ``stop - 1``."""
         from guides.io import read_image
 
@@ -517,7 +518,7 @@ def open_source(source_path, fps=30.0):
 
     Returns a source object: iterating it yields ``("video", bgr, pts,
     seconds)`` and ``("audio", packet)`` items in file order; ``index()``
-    and ``read_range(start, stop, index)`` give a range of frames alone (what a
+    and ``read_range(start, stop, pts)`` give a range of frames alone (what a
     worker of :mod:`blit.distributed` reads); ``rate``, ``time_base``,
     ``rotation`` (known once a frame is decoded), ``frames`` (the count, or
     None when unknown), ``close()``.
