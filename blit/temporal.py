@@ -35,50 +35,77 @@ __all__ = ["temporal_filter", "NO_HISTORY"]
 NO_HISTORY = np.float32(-1.0)
 
 
+@numba.njit(cache=True, inline="always")
+def _column_range(current, active, y, x):
+    """Per-channel min and max of the active pixels among (x, y - 1..y + 1);
+    255 and 0 when there is none."""
+    l0, l1, l2 = 255, 255, 255
+    h0, h1, h2 = 0, 0, 0
+    for ny in range(max(y - 1, 0), min(y + 2, current.shape[0])):
+        if active[ny, x]:
+            c0, c1, c2 = current[ny, x, 0], current[ny, x, 1], current[ny, x, 2]
+            l0, l1, l2 = min(l0, c0), min(l1, c1), min(l2, c2)
+            h0, h1, h2 = max(h0, c0), max(h1, c1), max(h2, c2)
+    return l0, l1, l2, h0, h1, h2
+
+
 @numba.njit(cache=True)
 def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, hist, y):
     h, w = current.shape[0], current.shape[1]
     ph, pw = prev.shape[0], prev.shape[1]
     y = np.int64(y)  # prange indices may be unsigned
     one = np.float32(1.0)
+    # vertical ranges of columns x - 1 (p), x (c) and x + 1 (n), slid along the row
+    pl0, pl1, pl2, ph0, ph1, ph2 = 255, 255, 255, 0, 0, 0
+    cl0, cl1, cl2, ch0, ch1, ch2 = _column_range(current, active, y, 0)
     for x in range(w):
+        nl0, nl1, nl2, nh0, nh1, nh2 = 255, 255, 255, 0, 0, 0
+        if clamp and x + 1 < w:
+            nl0, nl1, nl2, nh0, nh1, nh2 = _column_range(current, active, y, x + 1)
+        l0, l1, l2 = min(min(pl0, cl0), nl0), min(min(pl1, cl1), nl1), min(min(pl2, cl2), nl2)
+        h0, h1, h2 = max(max(ph0, ch0), nh0), max(max(ph1, ch1), nh1), max(max(ph2, ch2), nh2)
+        pl0, pl1, pl2, ph0, ph1, ph2 = cl0, cl1, cl2, ch0, ch1, ch2
+        cl0, cl1, cl2, ch0, ch1, ch2 = nl0, nl1, nl2, nh0, nh1, nh2
         if not active[y, x]:
             hist[y, x, 0] = NO_HISTORY
             hist[y, x, 1] = NO_HISTORY
             hist[y, x, 2] = NO_HISTORY
             continue
+        s0 = np.float32(current[y, x, 0])
+        s1 = np.float32(current[y, x, 1])
+        s2 = np.float32(current[y, x, 2])
         # q: where this pixel's content was, in the previous region's pixels
         qx = np.float32(x + ox - pox) + flow[y + oy - foy, x + ox - fox, 0]
         qy = np.float32(y + oy - poy) + flow[y + oy - foy, x + ox - fox, 1]
-        ix = int(np.floor(qx))
-        iy = int(np.floor(qy))
-        ok = 0 <= qx <= pw - 1 and 0 <= qy <= ph - 1
-        jx = min(ix + 1, pw - 1)  # on the last row or column the weight of the next is 0
-        jy = min(iy + 1, ph - 1)
+        ok = np.float32(0.0) <= qx <= np.float32(pw - 1) and np.float32(0.0) <= qy <= np.float32(ph - 1)
         if ok:
+            ix = int(np.floor(qx))
+            iy = int(np.floor(qy))
+            jx = min(ix + 1, pw - 1)  # on the last row or column the weight of the next is 0
+            jy = min(iy + 1, ph - 1)
             ok = (prev[iy, ix, 0] >= 0 and prev[iy, jx, 0] >= 0
                   and prev[jy, ix, 0] >= 0 and prev[jy, jx, 0] >= 0)
-        for c in range(3):
-            s = np.float32(current[y, x, c])
-            v = s
-            if ok:
-                fx = qx - np.float32(ix)
-                fy = qy - np.float32(iy)
-                top = prev[iy, ix, c] * (one - fx) + prev[iy, jx, c] * fx
-                bottom = prev[jy, ix, c] * (one - fx) + prev[jy, jx, c] * fx
-                old = top * (one - fy) + bottom * fy
-                if clamp:
-                    lo = s
-                    hi = s
-                    for ny in range(max(y - 1, 0), min(y + 2, h)):
-                        for nx in range(max(x - 1, 0), min(x + 2, w)):
-                            if active[ny, nx]:
-                                n = np.float32(current[ny, nx, c])
-                                lo = min(lo, n)
-                                hi = max(hi, n)
-                    old = min(max(old, lo), hi)
-                v = (one - alpha) * s + alpha * old
-            hist[y, x, c] = v
+        if not ok:
+            hist[y, x, 0] = s0
+            hist[y, x, 1] = s1
+            hist[y, x, 2] = s2
+            continue
+        fx = qx - np.float32(ix)
+        fy = qy - np.float32(iy)
+        w00 = (one - fx) * (one - fy)
+        w01 = fx * (one - fy)
+        w10 = (one - fx) * fy
+        w11 = fx * fy
+        o0 = prev[iy, ix, 0] * w00 + prev[iy, jx, 0] * w01 + prev[jy, ix, 0] * w10 + prev[jy, jx, 0] * w11
+        o1 = prev[iy, ix, 1] * w00 + prev[iy, jx, 1] * w01 + prev[jy, ix, 1] * w10 + prev[jy, jx, 1] * w11
+        o2 = prev[iy, ix, 2] * w00 + prev[iy, jx, 2] * w01 + prev[jy, ix, 2] * w10 + prev[jy, jx, 2] * w11
+        if clamp:  # to the 3x3 range of this frame
+            o0 = min(max(o0, np.float32(l0)), np.float32(h0))
+            o1 = min(max(o1, np.float32(l1)), np.float32(h1))
+            o2 = min(max(o2, np.float32(l2)), np.float32(h2))
+        hist[y, x, 0] = (one - alpha) * s0 + alpha * o0
+        hist[y, x, 1] = (one - alpha) * s1 + alpha * o1
+        hist[y, x, 2] = (one - alpha) * s2 + alpha * o2
 
 
 @numba.njit(parallel=True, cache=True)
