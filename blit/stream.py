@@ -34,6 +34,7 @@ float32 (x, y) pixels, guides float32, NNFs (H, W, 2) int32 exemplar (x, y).
 """
 from __future__ import annotations
 
+import collections
 import math
 import time
 from dataclasses import dataclass, field
@@ -536,6 +537,8 @@ class Stylizer:
         self.fps = float(fps)
         self._landmarker = landmarker
         self._own_landmarker = landmarker is None
+        self._pool = None  # the prefetch() thread, started on first use
+        self._pending = collections.deque()  # (frame, future) in submission order
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
                                          options.threshold, options.levels)
         self._bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
@@ -547,7 +550,8 @@ class Stylizer:
     # -- life cycle ------------------------------------------------------------
 
     def reset(self):
-        """Forget all state across frames (tracks, smoothing, coherence, clock)."""
+        """Forget all state across frames (tracks, smoothing, coherence, clock);
+        landmarks already prefetched stay valid for their frames."""
         self._tracks: list[_Track] = []
         self._background = _Coherence()
         self._last_any = None  # landmarks of the last face seen, for background-only frames
@@ -564,7 +568,12 @@ class Stylizer:
         self.last_boxes = []
 
     def close(self):
-        """Release the landmarker if this object created it."""
+        """Release the landmarker if this object created it (and the
+        :meth:`prefetch` thread)."""
+        self._drain()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         if self._own_landmarker and self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -576,6 +585,58 @@ class Stylizer:
         self.close()
 
     # -- per frame ---------------------------------------------------------------
+
+    def prefetch(self, frame):
+        """Start finding the faces of a frame that comes next, in a worker thread.
+
+        While this call stylizes frame ``t``, the landmarks of frame ``t + 1``
+        are found in parallel (mediapipe releases the GIL), so a stream runs
+        at the pace of the slower of the two, not of their sum. The output is
+        the same as without prefetching: the landmarker still sees every
+        frame once, in order. The frame must not be modified until it has
+        been stylized.
+
+        Examples
+        --------
+        >>> previous = None
+        >>> for frame in frames:                                 # doctest: +SKIP
+        ...     stylizer.prefetch(frame)
+        ...     if previous is not None:
+        ...         show(stylizer(previous))
+        ...     previous = frame
+        >>> show(stylizer(previous))                             # doctest: +SKIP
+        """
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="styleblit-landmarks")
+        landmarker = self._get_landmarker()
+        self._pending.append((frame, self._pool.submit(landmarker, frame)))
+
+    def _get_landmarker(self):
+        if self._landmarker is None:
+            from guides.landmarks import FaceLandmarker
+
+            self._landmarker = FaceLandmarker(static_image_mode=False, max_faces=self.max_faces)
+        return self._landmarker
+
+    def _landmarks(self, frame):
+        """The faces of ``frame``: prefetched, or found now (after any
+        prefetched frames, which the landmarker must see first)."""
+        while self._pending:
+            pending, future = self._pending.popleft()
+            faces = future.result()
+            if pending is frame:
+                return faces
+        return self._get_landmarker()(frame)
+
+    def _drain(self):
+        while self._pending:
+            _, future = self._pending.popleft()
+            try:
+                future.result()
+            except Exception:
+                pass
 
     def __call__(self, frame, t=None, *, out=None):
         """Stylize the next frame of the stream.
@@ -609,11 +670,7 @@ class Stylizer:
         times = {}
         start = time.perf_counter()
 
-        if self._landmarker is None:
-            from guides.landmarks import FaceLandmarker
-
-            self._landmarker = FaceLandmarker(static_image_mode=False, max_faces=self.max_faces)
-        faces = [np.asarray(f, np.float32) for f in self._landmarker(frame)][: self.max_faces]
+        faces = [np.asarray(f, np.float32) for f in self._landmarks(frame)][: self.max_faces]
         times["landmarks"] = _ms(start)
 
         t0 = time.perf_counter()

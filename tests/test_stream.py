@@ -257,6 +257,26 @@ def test_out_buffer_is_filled_and_returned(style, hopper):
         stylizer(frames[1], out=np.zeros((2, 2, 3), np.uint8))
 
 
+def test_prefetched_landmarks_give_the_same_stream(style, hopper):
+    """Landmarks found one frame ahead in a thread: same frames, same order,
+    same output; a frame that was not prefetched is still handled."""
+    frames, marks = moving_clip(hopper, n=5)
+    plain = Stylizer(style, landmarker=Script([[m] for m in marks]))
+    want = [plain(f).copy() for f in frames]
+    script = Script([[m] for m in marks])
+    with Stylizer(style, landmarker=script) as ahead:
+        ahead.prefetch(frames[0])
+        got = []
+        for i, frame in enumerate(frames[:-1]):
+            if i + 1 < len(frames) - 1:  # the last frame is not prefetched
+                ahead.prefetch(frames[i + 1])
+            got.append(ahead(frame).copy())
+        got.append(ahead(frames[-1]).copy())
+    assert script.calls == len(frames)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
 # --------------------------------------------------------- lost faces, many faces
 
 def test_no_face_passes_through_then_holds_and_recovers(style, hopper):
