@@ -47,7 +47,7 @@ from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter,
 from blit.stylize import StylizeOptions
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
-from guides.mask import composite, head_region
+from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
 
 __all__ = ["Stylizer", "OneEuroFilter", "propagate", "guide_inverse_jacobian", "STREAM_STAGES",
@@ -822,7 +822,7 @@ class Stylizer:
         _add(times, "appearance", t0)
         buffers = track.head.buffers
         # pixels whose mask would not change the composite by half a level are skipped
-        active = np.greater_equal(region.mask, np.float32(1.0 / 510.0),
+        active = np.greater_equal(region.mask, MIN_WEIGHT,
                                   out=buffers.get("active", region.mask.shape, np.bool_))
         nnf = self._coherent_lookup(track.head, pos, app, (x0, y0), active, self._head_params,
                                     track.landmarks, flow, times)

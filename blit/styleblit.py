@@ -13,6 +13,12 @@ no guides and is skipped). Pixels sharing an accepted seed therefore copy
 one coherent patch of the exemplar; the finest level (spacing 1) is a
 per-pixel lookup and always accepted.
 
+A seed's ``u`` depends on the seed alone. In a dense region every seed is
+looked up first, in one parallel pass; in a sparse one (a stream looks up
+afresh only the few pixels whose previous source no longer fits) each seed
+is looked up by the first pixel that needs it, so the many fine-level seeds
+that no pixel reaches cost nothing. The NNF is the same either way.
+
 The output is a nearest-neighbour field (NNF): for each target pixel, the
 exemplar pixel (x, y) it copies. :func:`blit.blending.blend` turns it into an
 image.
@@ -34,13 +40,18 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba.extending import overload
 
 __all__ = ["LookupParams", "make_jitter", "lookup", "argmin_lookup_table", "seed_labels",
            "DEFAULT_LEVELS"]
 
 DEFAULT_LEVELS = 7  # seed spacings 64, 32, 16, 8, 4, 2, 1
 _INACTIVE = -(1 << 24)  # NNF entry of a pixel outside ``active``
-_SPARSE_SPACING = 4  # seeds at spacings <= this are looked up only where pixels may use them
+# A seed's exemplar pixel u = (u_x, u_y) is kept as one int64 word, u_x in the
+# low half and u_y in the high half (seeds[k, 2:4] seen as int32), or:
+_UNSEEN = -1  # not looked up yet (_seed_source): u = (-1, -1)
+_NO_GUIDE = -4294967298  # the seed lies outside the region, it has no guides: u = (-2, -2)
+_EAGER_FRACTION = 0.5  # above this share of active pixels, all seeds are looked up first
 
 
 @dataclass(frozen=True)
@@ -115,70 +126,90 @@ def _argmin_lookup(gx, gy, a, sapp, table, cell, app_bin, lam_pos, lam_app):
     return bx, by
 
 
-@numba.njit(parallel=True, cache=True)
-def _seed_kernel(tpos, tapp, sapp, table, cell, app_bin, jitter, ox, oy, lam_pos, lam_app,
-                 grid, occupied, seeds):
-    """For every seed of every level: its position q and the exemplar pixel u
-    that its guides look up. ``grid[level] = (offset, bx0, by0, ncx, ncy)``
-    locates the level's cells in the flat ``seeds`` (n, 4) = (q_x, q_y, u_x, u_y);
-    a seed outside the region gets u = _INACTIVE (it has no guides).
-
-    At the fine levels (spacing <= _SPARSE_SPACING, most of the seeds) u is
-    looked up only where ``occupied`` says an active pixel lies in one of
-    the 9 cells around the seed's, i.e. where some pixel may use it."""
-    h, w = tpos.shape[0], tpos.shape[1]
+@numba.njit(inline="always")
+def _seed_position(level, cx, cy, jitter):
+    """The jittered seed q of cell (cx, cy) of a level (spacing 2^level)."""
+    spacing = 1 << level
     size = jitter.shape[1]
-    total = seeds.shape[0]
-    for k in numba.prange(total):
+    qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
+    qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
+    return qx, qy
+
+
+@numba.njit(parallel=True, cache=True)
+def _seed_position_kernel(jitter, grid, seeds):
+    """seeds[k, :2] = (q_x, q_y): the position of every seed of every level;
+    ``grid[level] = (offset, bx0, by0, ncx, ncy)`` locates the level's cells
+    in the flat array."""
+    for k in numba.prange(seeds.shape[0]):
         level = 1
         while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
             level += 1
-        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
-        spacing = 1 << level
-        i = (k - offset) % ncx
-        j = (k - offset) // ncx
-        cx = bx0 + i
-        cy = by0 + j
-        qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
-        qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
-        sx = qx - ox
-        sy = qy - oy
+        offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
+        qx, qy = _seed_position(level, bx0 + (k - offset) % ncx, by0 + (k - offset) // ncx, jitter)
         seeds[k, 0] = qx
         seeds[k, 1] = qy
-        used = True
-        if spacing <= _SPARSE_SPACING:
-            used = False
-            for jj in range(max(j - 1, 0), min(j + 2, ncy)):
-                for ii in range(max(i - 1, 0), min(i + 2, ncx)):
-                    if occupied[offset + jj * ncx + ii]:
-                        used = True
-        if used and 0 <= sx < w and 0 <= sy < h:
-            ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
-                                    sapp, table, cell, app_bin, lam_pos, lam_app)
-            seeds[k, 2] = ux
-            seeds[k, 3] = uy
-        else:
-            seeds[k, 2] = _INACTIVE
-            seeds[k, 3] = _INACTIVE
+
+
+@numba.njit(cache=True)
+def _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
+                  memo):
+    """The exemplar pixel u that seed k (at frame position q) looks up, packed
+    as ``u_y << 32 | u_x``, or _NO_GUIDE for a seed outside the region;
+    stored in ``memo[k, 1]`` (the int64 view of the seeds). Threads that
+    meet an unseen seed at the same time compute the same value and store it
+    whole (one aligned 8-byte word), so the race is benign and the NNF does
+    not depend on it."""
+    sx = qx - ox
+    sy = qy - oy
+    if 0 <= sx < tpos.shape[1] and 0 <= sy < tpos.shape[0]:
+        ux, uy = _argmin_lookup(tpos[sy, sx, 0], tpos[sy, sx, 1], tapp[sy, sx],
+                                sapp, table, cell, app_bin, lam_pos, lam_app)
+        v = (np.int64(uy) << 32) | np.int64(ux)
+    else:
+        v = np.int64(_NO_GUIDE)
+    memo[k, 1] = v
+    return v
+
+
+def _seed_source(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
+                 memo):
+    """Seed k's exemplar pixel, packed as in :func:`_look_up_seed`.
+
+    With a writable ``memo`` it is looked up the first time a pixel needs it
+    and kept: most seeds of the fine levels are never needed, because their
+    pixels find a source at a coarser level. With a read-only ``memo`` every
+    seed was looked up beforehand (:func:`_seed_source_kernel`) and it is only
+    read: the pixel loop then holds no call that may write memory, which
+    makes it twice as fast. Numba compiles the two as two specialisations.
+    """
+    raise NotImplementedError("only for Numba-compiled code")
+
+
+@overload(_seed_source, inline="always")
+def _seed_source_impl(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos,
+                      lam_app, memo):
+    if not memo.mutable:
+        return lambda k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app, \
+            memo: memo[k, 1]
+
+    def lazy(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app, memo):
+        v = memo[k, 1]
+        if v == _UNSEEN:
+            v = _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                              lam_pos, lam_app, memo)
+        return v
+    return lazy
 
 
 @numba.njit(parallel=True, cache=True)
-def _occupied_kernel(active, ox, oy, grid, occupied):
-    """occupied[k] = 1 where the cell of seed k holds an active pixel, for the
-    levels of spacing <= _SPARSE_SPACING (cell rows in parallel: each
-    iteration writes its own row of cells only)."""
-    h, w = active.shape
-    for level in range(1, grid.shape[0]):
-        if (1 << level) > _SPARSE_SPACING:
-            break
-        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
-        for jj in numba.prange(ncy):
-            j = np.int64(jj)  # prange indices may be unsigned
-            y0 = ((by0 + j) << level) - oy
-            for y in range(max(y0, 0), min(y0 + (1 << level), h)):
-                for x in range(w):
-                    if active[y, x]:
-                        occupied[offset + j * ncx + ((x + ox) >> level) - bx0] = 1
+def _seed_source_kernel(seeds, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
+                        memo):
+    """Every seed's :func:`_look_up_seed` at once, in parallel: faster than
+    one by one from the pixels when most of the region is active."""
+    for k in numba.prange(seeds.shape[0]):
+        _look_up_seed(k, seeds[k, 0], seeds[k, 1], tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                      lam_pos, lam_app, memo)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -210,15 +241,15 @@ def _label_kernel(jitter, labels):
 
 @numba.njit(parallel=True, cache=True)
 def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                   lam_pos, lam_app, threshold, levels, grid, seeds, labels, active, nnf):
+                   lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf):
     for y in numba.prange(tpos.shape[0]):
         _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                    lam_pos, lam_app, threshold, levels, grid, seeds, labels, active, nnf, y)
+                    lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf, y)
 
 
 @numba.njit(cache=True)
 def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                lam_pos, lam_app, threshold, levels, grid, seeds, labels, active, nnf, y):
+                lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf, y):
     # One row per call, so that per-pixel locals stay private to the thread.
     h, w = tpos.shape[0], tpos.shape[1]
     hs, ws = sapp.shape
@@ -241,25 +272,28 @@ def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
             j0 = (py >> level) - by0 - 1
             if labels.shape[0] > 1:  # precomputed for this frame size and jitter
                 lab = labels[level, py, px]
-                k_best = offset + (j0 + lab // 3) * ncx + i0 + lab % 3
+                k = offset + (j0 + lab // 3) * ncx + i0 + lab % 3
             else:
                 best_d = 1 << 30
-                k_best = 0
+                k = 0
                 for j in range(j0, j0 + 3):
                     for i in range(i0, i0 + 3):
-                        k = offset + j * ncx + i
-                        dx = seeds[k, 0] - px
-                        dy = seeds[k, 1] - py
+                        kk = offset + j * ncx + i
+                        dx = seeds[kk, 0] - px
+                        dy = seeds[kk, 1] - py
                         d = dx * dx + dy * dy
                         if d < best_d:
                             best_d = d
-                            k_best = k
-            ux = seeds[k_best, 2]
-            if ux == _INACTIVE:
+                            k = kk
+            qx = seeds[k, 0]
+            qy = seeds[k, 1]
+            u = _seed_source(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                             lam_pos, lam_app, memo)
+            if u == _NO_GUIDE:
                 continue  # a seed outside the region has no guides: go finer
             # candidate: the seed's exemplar position plus p's offset from it
-            cx = ux + (px - seeds[k_best, 0])
-            cy = seeds[k_best, 3] + (py - seeds[k_best, 1])
+            cx = (u & 0xFFFFFFFF) + (px - qx)
+            cy = (u >> 32) + (py - qy)
             if 0 <= cx < ws and 0 <= cy < hs:
                 if _error(cx, cy, gx, gy, a, sapp, lam_pos, lam_app) < threshold:
                     nnf[y, x, 0] = cx
@@ -513,13 +547,19 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         raise ValueError(f"origin: expected non-negative frame coordinates, got {origin}")
     lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
     grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
-    seeds = np.empty((max(nseeds, 1), 4), np.int32)
-    active = np.ascontiguousarray(active, dtype=np.bool_)
+    # per seed: q and u, 16 bytes; u (seeds[k, 2:4]) as one int64 in memo[k, 1]
+    memo = np.full((max(nseeds, 1), 2), _UNSEEN, np.int64)  # u is looked up when first needed
+    seeds = memo.view(np.int32)
     if nseeds:
-        occupied = np.zeros(max(nseeds, 1), np.uint8)
-        _occupied_kernel(active, ox, oy, grid, occupied)
-        _seed_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, jitter, ox, oy,
-                     lam_pos, lam_app, grid, occupied, seeds)
+        _seed_position_kernel(np.ascontiguousarray(jitter, np.float32), grid, seeds)
+    active = np.ascontiguousarray(active, dtype=np.bool_)
+    if nseeds and np.count_nonzero(active) > _EAGER_FRACTION * active.size:
+        # a dense region needs most seeds: look them all up first, in one pass,
+        # and hand the pixels a read-only memo (see _seed_source)
+        _seed_source_kernel(seeds, target_pos, target_app, style_app, table, int(cell), app_bin,
+                            ox, oy, lam_pos, lam_app, memo)
+        memo = memo.view()
+        memo.flags.writeable = False
     if labels is None:
         labels = np.zeros((1, 1, 1), np.uint8)
     elif (labels.dtype != np.uint8 or labels.ndim != 3 or labels.shape[0] < params.levels
@@ -527,6 +567,6 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         raise ValueError(f"labels: expected (>= {params.levels}, >= {oy + h}, >= {ox + w}) uint8 "
                          f"for this region, got {labels.shape} {labels.dtype}")
     _lookup_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, ox, oy,
-                   lam_pos, lam_app, np.float32(params.threshold), int(params.levels), grid, seeds,
-                   labels, active, out)
+                   lam_pos, lam_app, np.float32(params.threshold), int(params.levels), grid,
+                   seeds, memo, labels, active, out)
     return out

@@ -16,7 +16,7 @@ from blit.blending import blend
 from blit.styleblit import LookupParams, lookup, make_jitter
 from guides.appearance import target_appearance
 from guides.io import InputError
-from guides.mask import composite, head_region
+from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
 
 __all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "NoFaceError", "STAGES"]
@@ -124,7 +124,7 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
     with timer("lookup"):
         # pixels whose mask would not change the composite by half a level are skipped
         nnf = lookup(pos_head, app_head, style.appearance, style.table, style.app_bin, style.cell,
-                     head_params, jitter, origin=(x0, y0), active=region.mask >= 1.0 / 510.0,
+                     head_params, jitter, origin=(x0, y0), active=region.mask >= MIN_WEIGHT,
                      labels=labels)
         if whole:
             bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,

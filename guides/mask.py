@@ -13,7 +13,11 @@ import cv2
 import numba
 import numpy as np
 
-__all__ = ["HeadRegion", "head_region", "head_polygon", "composite"]
+#: Mask weight below which a pixel keeps the background: it could not change
+#: the composite by half a level, so the stylizers do not paint it at all.
+MIN_WEIGHT = np.float32(1.0 / 510.0)
+
+__all__ = ["HeadRegion", "head_region", "head_polygon", "composite", "MIN_WEIGHT"]
 
 
 @dataclass
@@ -109,7 +113,9 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
 def composite(background, foreground, region, *, out=None):
     """Blend ``foreground`` (the box's pixels) over ``background`` with the soft mask.
 
-    ``out = round(bg + alpha (fg - bg))`` per channel.
+    ``out = round(bg + alpha (fg - bg))`` per channel; pixels with ``alpha <
+    MIN_WEIGHT`` keep the background exactly (the stylizers leave their
+    foreground unpainted).
 
     Parameters
     ----------
@@ -140,7 +146,7 @@ def _composite_kernel(out, fg, mask, x0, y0):
     for y in numba.prange(h):
         for x in range(w):
             a = mask[y, x]
-            if a <= 0.0:
+            if a < MIN_WEIGHT:  # would not move the result by half a level: not painted
                 continue
             for c in range(3):
                 b = np.float32(out[y0 + y, x0 + x, c])

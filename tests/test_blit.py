@@ -69,6 +69,31 @@ def test_lookup_equals_reference(threshold, levels):
     labels = seed_labels((origin[1] + h + 3, origin[0] + w + 1), jitter, levels)
     with_labels = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=labels)
     np.testing.assert_array_equal(with_labels, slow)
+    # a sparse region: seeds are looked up lazily, by the first pixel that needs them
+    sparse = rng.random((h, w)) < 0.3
+    for lab in (None, labels):
+        part = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=lab,
+                      active=sparse)
+        np.testing.assert_array_equal(part[sparse], slow[sparse])
+        assert (part[~sparse] < 0).all()
+
+
+def test_lazy_seed_lookup_is_deterministic_under_threads():
+    """Many pixels of a sparse region meet each unseen seed at once; every run
+    gives the NNF of the dense region, whichever thread looks a seed up."""
+    rng = np.random.default_rng(5)
+    style, app = make_style(rng)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=30.0, levels=5)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    h, w = 160, 200
+    pos = identity_pos(h, w) * 0.3 + rng.normal(0, 0.5, (h, w, 2)).astype(np.float32) + 2
+    tapp = np.clip(rng.normal(128, 40, (h, w)), 0, 255).astype(np.float32)
+    jitter = make_jitter(4, levels=5)
+    dense = lookup(pos, tapp, app, table, bins, 4, params, jitter)
+    sparse = rng.random((h, w)) < 0.2
+    for _ in range(5):
+        part = lookup(pos, tapp, app, table, bins, 4, params, jitter, active=sparse)
+        np.testing.assert_array_equal(part[sparse], dense[sparse])
 
 
 def test_seed_labels_point_at_the_nearest_seed():
