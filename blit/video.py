@@ -561,19 +561,42 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
     The first ``skip`` frames are stylized but not written: they warm up the
     stylizer's state across frames (a range of a longer video starts a little
     early, see :mod:`blit.distributed`). ``progress`` (a tqdm bar) counts the
-    frames written. Returns the number of frames read."""
+    frames written. A stylizer with a ``prefetch`` method
+    (:meth:`blit.stream.Stylizer.prefetch`) is handed each frame one frame
+    early, so that its landmarks are found while the previous frame is
+    stylized; the output is the same. Returns the number of frames read."""
+    prefetch = getattr(stylizer, "prefetch", None)
     n = 0
-    for item in items:
-        if item[0] == "audio":
-            sink.write_audio(item[1])
-            continue
-        _, image, pts, seconds = item
+    pending = None  # the video item read but not stylized yet
+    held = []  # audio packets read after it, written after it as they came
+
+    def write_pending():
+        nonlocal n
+        _, image, pts, seconds = pending
         out = stylizer(image, seconds)
         n += 1
         if n > skip:
             sink.write(out, pts)
             if progress is not None:
                 progress.update(1)
+        for packet in held:
+            sink.write_audio(packet)
+        held.clear()
+
+    for item in items:
+        if item[0] == "audio":
+            if pending is None:
+                sink.write_audio(item[1])
+            else:
+                held.append(item[1])
+            continue
+        if prefetch is not None:
+            prefetch(item[1])
+        if pending is not None:
+            write_pending()
+        pending = item
+    if pending is not None:
+        write_pending()
     return n
 
 
