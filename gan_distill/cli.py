@@ -17,7 +17,7 @@ __all__ = ["add_distill_parser"]
 
 #: Whether ``styleblit distill`` gives the network the guide channels by default
 #: (measured on target1; see README, "GAN").
-DEFAULT_GUIDES = False
+DEFAULT_GUIDES = True
 
 
 def data_folder(output):

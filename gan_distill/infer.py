@@ -42,10 +42,12 @@ class GanStylizer:
     threads : int, optional
         CPU threads for torch (default: torch's).
     backend : {"eager", "compile"}
-        Plain PyTorch (the default: on the 2-core CPU it was as fast as
-        :func:`torch.compile`, see ``benchmarks/bench_gan.py``), or
-        ``torch.compile`` (compiled once per frame size; needs a C++
-        compiler on the CPU).
+        Plain PyTorch (the default), or ``torch.compile`` (compiled once per
+        frame size; 14-17 s on the 2-core CPU with a cold cache; needs a C++
+        compiler there). ``benchmarks/bench_gan.py`` on the shared 2 cores
+        found no consistent winner (compile faster at one size and slower at
+        the other, swapping between two runs), so eager, which starts at
+        once, is the default.
     landmarker : callable, optional
         ``landmarker(frame) -> list of (68, 2) float32`` for a model with guide
         channels; default a mediapipe tracker created on the first frame.
