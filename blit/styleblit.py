@@ -51,7 +51,8 @@ _INACTIVE = -(1 << 24)  # NNF entry of a pixel outside ``active``
 # low half and u_y in the high half (seeds[k, 2:4] seen as int32), or:
 _UNSEEN = -1  # not looked up yet (_seed_source): u = (-1, -1)
 _NO_GUIDE = -4294967298  # the seed lies outside the region, it has no guides: u = (-2, -2)
-_EAGER_FRACTION = 0.5  # above this share of active pixels, all seeds are looked up first
+_EAGER_FRACTION = 0.5  # above this share of active pixels, seeds are looked up first
+_SPARSE_SPACING = 4  # then, at spacings <= this, only those around active pixels
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def _seed_position_kernel(jitter, grid, seeds):
         seeds[k, 1] = qy
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always")
 def _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
                   memo):
     """The exemplar pixel u that seed k (at frame position q) looks up, packed
@@ -203,13 +204,55 @@ def _seed_source_impl(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
 
 
 @numba.njit(parallel=True, cache=True)
-def _seed_source_kernel(seeds, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
-                        memo):
-    """Every seed's :func:`_look_up_seed` at once, in parallel: faster than
-    one by one from the pixels when most of the region is active."""
+def _occupied_kernel(active, ox, oy, grid, occupied):
+    """occupied[k] = 1 where the cell of seed k holds an active pixel, for the
+    levels of spacing <= _SPARSE_SPACING (cell rows in parallel: each
+    iteration writes its own row of cells only)."""
+    h, w = active.shape
+    for level in range(1, grid.shape[0]):
+        if (1 << level) > _SPARSE_SPACING:
+            break
+        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
+        for jj in numba.prange(ncy):
+            j = np.int64(jj)  # prange indices may be unsigned
+            y0 = ((by0 + j) << level) - oy
+            for y in range(max(y0, 0), min(y0 + (1 << level), h)):
+                for x in range(w):
+                    if active[y, x]:
+                        occupied[offset + j * ncx + ((x + ox) >> level) - bx0] = 1
+
+
+@numba.njit(parallel=True, cache=True)
+def _seed_source_kernel(seeds, grid, occupied, jitter, tpos, tapp, sapp, table, cell, app_bin,
+                        ox, oy, lam_pos, lam_app, memo):
+    """:func:`_look_up_seed` for every seed that a pixel may use, in parallel:
+    faster than one by one from the pixels when most of the region is
+    active. At the fine levels (spacing <= _SPARSE_SPACING, most of the
+    seeds) that is where ``occupied`` says an active pixel lies in one of the
+    9 cells around the seed's; the others stay unseen, and no active pixel
+    reaches them (its nearest seed is in one of the 9 cells around its own).
+    Writes the seeds' positions too (:func:`_seed_position_kernel`), of the
+    used seeds only."""
     for k in numba.prange(seeds.shape[0]):
-        _look_up_seed(k, seeds[k, 0], seeds[k, 1], tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                      lam_pos, lam_app, memo)
+        level = 1
+        while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
+            level += 1
+        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
+        i = (k - offset) % ncx
+        j = (k - offset) // ncx
+        if (1 << level) <= _SPARSE_SPACING:
+            used = False
+            for jj in range(max(j - 1, 0), min(j + 2, ncy)):
+                for ii in range(max(i - 1, 0), min(i + 2, ncx)):
+                    if occupied[offset + jj * ncx + ii]:
+                        used = True
+            if not used:
+                continue
+        qx, qy = _seed_position(level, bx0 + i, by0 + j, jitter)
+        seeds[k, 0] = qx
+        seeds[k, 1] = qy
+        _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
+                      memo)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -548,18 +591,24 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
     grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
     # per seed: q and u, 16 bytes; u (seeds[k, 2:4]) as one int64 in memo[k, 1]
-    memo = np.full((max(nseeds, 1), 2), _UNSEEN, np.int64)  # u is looked up when first needed
+    memo = np.empty((max(nseeds, 1), 2), np.int64)
     seeds = memo.view(np.int32)
-    if nseeds:
-        _seed_position_kernel(np.ascontiguousarray(jitter, np.float32), grid, seeds)
     active = np.ascontiguousarray(active, dtype=np.bool_)
+    jitter = np.ascontiguousarray(jitter, np.float32)
     if nseeds and np.count_nonzero(active) > _EAGER_FRACTION * active.size:
-        # a dense region needs most seeds: look them all up first, in one pass,
-        # and hand the pixels a read-only memo (see _seed_source)
-        _seed_source_kernel(seeds, target_pos, target_app, style_app, table, int(cell), app_bin,
-                            ox, oy, lam_pos, lam_app, memo)
+        # a dense region needs most seeds: look up those near active pixels
+        # first, in one pass, and hand the pixels a read-only memo (see
+        # _seed_source); the other seeds are never read
+        occupied = np.zeros(nseeds, np.uint8)
+        _occupied_kernel(active, ox, oy, grid, occupied)
+        _seed_source_kernel(seeds, grid, occupied, jitter, target_pos, target_app, style_app,
+                            table, int(cell), app_bin, ox, oy, lam_pos, lam_app, memo)
         memo = memo.view()
         memo.flags.writeable = False
+    elif nseeds:
+        # a sparse one: every seed's position, and u when a pixel first needs it
+        _seed_position_kernel(jitter, grid, seeds)
+        memo[:, 1] = _UNSEEN
     if labels is None:
         labels = np.zeros((1, 1, 1), np.uint8)
     elif (labels.dtype != np.uint8 or labels.ndim != 3 or labels.shape[0] < params.levels

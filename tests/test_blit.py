@@ -69,13 +69,15 @@ def test_lookup_equals_reference(threshold, levels):
     labels = seed_labels((origin[1] + h + 3, origin[0] + w + 1), jitter, levels)
     with_labels = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=labels)
     np.testing.assert_array_equal(with_labels, slow)
-    # a sparse region: seeds are looked up lazily, by the first pixel that needs them
-    sparse = rng.random((h, w)) < 0.3
-    for lab in (None, labels):
-        part = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=lab,
-                      active=sparse)
-        np.testing.assert_array_equal(part[sparse], slow[sparse])
-        assert (part[~sparse] < 0).all()
+    # a sparse region (seeds looked up lazily, by the first pixel that needs
+    # them) and a dense one with holes (seeds near active pixels looked up first)
+    for share in (0.3, 0.8):
+        some = rng.random((h, w)) < share
+        for lab in (None, labels):
+            part = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin,
+                          labels=lab, active=some)
+            np.testing.assert_array_equal(part[some], slow[some])
+            assert (part[~some] < 0).all()
 
 
 def test_lazy_seed_lookup_is_deterministic_under_threads():
