@@ -339,7 +339,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
                     f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}",
                     "  ".join(f"{k} {st[k]:.1f}" for k in ("landmarks", "flow", "mls", "appearance",
-                                                          "propagate", "lookup", "blend")
+                                                          "propagate", "lookup", "blend",
+                                                          "temporal")
                               if k in st),
                     "n/p style  v voting  o original  s snapshot  q quit",
                 ])
