@@ -137,17 +137,24 @@ def _seed_position(level, cx, cy, jitter):
     return qx, qy
 
 
+@numba.njit(inline="always")
+def _seed_cell(k, grid):
+    """Level and cell (i, j) within the level's block of the flat seed index
+    k; ``grid[level] = (offset, bx0, by0, ncx, ncy)`` (:func:`_seed_grid`)."""
+    level = 1
+    while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
+        level += 1
+    return level, (k - grid[level, 0]) % grid[level, 3], (k - grid[level, 0]) // grid[level, 3]
+
+
 @numba.njit(parallel=True, cache=True)
 def _seed_position_kernel(jitter, grid, seeds):
     """seeds[k, :2] = (q_x, q_y): the position of every seed of every level;
     ``grid[level] = (offset, bx0, by0, ncx, ncy)`` locates the level's cells
     in the flat array."""
     for k in numba.prange(seeds.shape[0]):
-        level = 1
-        while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
-            level += 1
-        offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
-        qx, qy = _seed_position(level, bx0 + (k - offset) % ncx, by0 + (k - offset) // ncx, jitter)
+        level, i, j = _seed_cell(k, grid)
+        qx, qy = _seed_position(level, grid[level, 1] + i, grid[level, 2] + j, jitter)
         seeds[k, 0] = qx
         seeds[k, 1] = qy
 
@@ -234,12 +241,8 @@ def _seed_source_kernel(seeds, grid, occupied, jitter, tpos, tapp, sapp, table, 
     Writes the seeds' positions too (:func:`_seed_position_kernel`), of the
     used seeds only."""
     for k in numba.prange(seeds.shape[0]):
-        level = 1
-        while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
-            level += 1
+        level, i, j = _seed_cell(k, grid)
         offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
-        i = (k - offset) % ncx
-        j = (k - offset) // ncx
         if (1 << level) <= _SPARSE_SPACING:
             used = False
             for jj in range(max(j - 1, 0), min(j + 2, ncy)):
@@ -259,11 +262,9 @@ def _seed_source_kernel(seeds, grid, occupied, jitter, tpos, tapp, sapp, table, 
 def _label_kernel(jitter, labels):
     """labels[level, y, x]: which of the 9 cells around pixel (x, y)'s cell
     holds its nearest seed (3 * row + column, first minimum)."""
-    size = jitter.shape[1]
     h, w = labels.shape[1], labels.shape[2]
     for y in numba.prange(h):
         for level in range(1, labels.shape[0]):
-            spacing = 1 << level
             for x in range(w):
                 bx = x >> level
                 by = y >> level
@@ -273,8 +274,7 @@ def _label_kernel(jitter, labels):
                     cy = by + j - 1
                     for i in range(3):
                         cx = bx + i - 1
-                        qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
-                        qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
+                        qx, qy = _seed_position(level, cx, cy, jitter)
                         d = (qx - x) * (qx - x) + (qy - y) * (qy - y)
                         if d < best_d:
                             best_d = d
@@ -294,7 +294,7 @@ def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
 def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
                 lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf, y):
     # One row per call, so that per-pixel locals stay private to the thread.
-    h, w = tpos.shape[0], tpos.shape[1]
+    w = tpos.shape[1]
     hs, ws = sapp.shape
     y = np.int64(y)  # prange indices may be unsigned
     for x in range(w):

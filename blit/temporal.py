@@ -51,7 +51,7 @@ def _column_range(current, active, y, x):
 
 @numba.njit(cache=True)
 def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, hist, y):
-    h, w = current.shape[0], current.shape[1]
+    w = current.shape[1]
     ph, pw = prev.shape[0], prev.shape[1]
     y = np.int64(y)  # prange indices may be unsigned
     one = np.float32(1.0)
