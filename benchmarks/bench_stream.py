@@ -309,13 +309,17 @@ def main(argv=None):
               f"{ff['new_process']['style_load_ms']:.0f} ms + first frame "
               f"{ff['new_process']['first_frame_ms']:.0f} ms (second frame "
               f"{ff['new_process']['second_frame_ms']:.0f} ms)")
-        mem = memory_run(style, clip, size, options, args.long)
-        result["memory"] = mem
-        print(f"memory over {mem['frames']} looped frames at {args.sizes[0]}: RSS "
-              f"{mem['rss_mib_start']:.0f} -> {mem['rss_mib_end']:.0f} MiB (max "
-              f"{mem['rss_mib_max']:.0f}, slope {mem['rss_slope_mib_per_1000_frames']:+.1f} MiB per "
-              f"1000 frames); transient NumPy allocation {mem['transient_alloc_per_frame_mib']:.1f} "
-              f"MiB per frame (the frame itself is {mem['frame_bytes_mib']:.1f} MiB)")
+        if args.long <= 0:
+            print("memory run skipped (--long 0)")
+        else:
+            mem = memory_run(style, clip, size, options, args.long)
+            result["memory"] = mem
+            print(f"memory over {mem['frames']} looped frames at {args.sizes[0]}: RSS "
+                  f"{mem['rss_mib_start']:.0f} -> {mem['rss_mib_end']:.0f} MiB (max "
+                  f"{mem['rss_mib_max']:.0f}, slope {mem['rss_slope_mib_per_1000_frames']:+.1f} MiB "
+                  f"per 1000 frames); transient NumPy allocation "
+                  f"{mem['transient_alloc_per_frame_mib']:.1f} MiB per frame (the frame itself is "
+                  f"{mem['frame_bytes_mib']:.1f} MiB)")
     if args.stability:
         print("\nstability on the whole of target1.mp4 (face region):")
         result["stability"] = stability(style, args.data, options)
