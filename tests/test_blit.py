@@ -188,11 +188,23 @@ def test_inactive_pixels_are_skipped_and_keep_output():
 
 
 @pytest.mark.parametrize("radius", [0, 1, 2])
-def test_blend_equals_reference(radius):
+@pytest.mark.parametrize("shape", [(20, 25), (1, 7), (6, 1), (2, 2)])
+def test_blend_equals_reference(radius, shape):
     rng = np.random.default_rng(7)
     style = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
-    nnf = np.stack([rng.integers(0, 40, (20, 25)), rng.integers(0, 30, (20, 25))], -1).astype(np.int32)
+    nnf = np.stack([rng.integers(0, 40, shape), rng.integers(0, 30, shape)], -1).astype(np.int32)
     np.testing.assert_array_equal(blend(style, nnf, radius), ref.blend(style, nnf, radius))
+    # inactive pixels cast no vote and keep their output
+    inactive = rng.random(shape) < 0.3
+    nnf[inactive] = -(1 << 24)
+    inactive[0, 0] = False
+    nnf[0, 0] = (3, 4)
+    out = np.full(shape + (3,), 9, np.uint8)
+    blend(style, nnf, radius, out=out)
+    with np.errstate(divide="ignore"):  # the reference's inactive pixels may get no vote
+        want = ref.blend(style, nnf, radius)
+    np.testing.assert_array_equal(out[~inactive], want[~inactive])
+    assert (out[inactive] == 9).all()
 
 
 def test_bad_arguments_name_the_parameter():
