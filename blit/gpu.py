@@ -1,11 +1,17 @@
-"""CUDA backend: the StyleBlit lookup and blend on CuPy arrays.
+"""CUDA backend: the StyleBlit lookup and blend, and the stream's propagation
+and temporal filter, on CuPy arrays.
 
 :func:`blit.styleblit.lookup` and :func:`blit.blending.blend` come here when
 given CuPy arrays (the array type chooses the backend: NumPy runs the Numba
-kernels, CuPy the CUDA kernels of ``blit/cuda/styleblit.cu``); the signatures,
-checks and results are theirs, plus the dtypes the kernels are written for
+kernels, CuPy the CUDA kernels of ``blit/cuda/styleblit.cu``). The stream's
+other per-frame kernels have their CUDA twins here, called directly:
+:func:`propagate` and :func:`merge` (:func:`blit.stream.propagate` and the
+stream's merge of the fresh lookup) and :func:`temporal_filter`
+(:func:`blit.temporal.temporal_filter`). The signatures, checks and results
+are those of the CPU functions, plus the dtypes the kernels are written for
 (float32 ``style_app`` and ``jitter``, int32 ``table`` and ``app_bin``, as
-made by :mod:`blit.styleblit`) and a C-contiguous ``out``. Every array
+made by :mod:`blit.styleblit`) and C-contiguous arrays for what the kernels
+write (``out``, ``history``, ``current`` filtered in place). Every array
 argument must then live on the current GPU: a NumPy array among CuPy ones is
 a ``TypeError`` naming it, never a hidden copy. Inside a call nothing crosses between host and device except
 the kernels' small by-value argument structs (the seed grid travels in them).
@@ -37,9 +43,11 @@ from importlib import resources
 import numpy as np
 
 from blit.styleblit import _seed_grid
+from blit.temporal import NO_HISTORY
 from guides.io import InputError
 
-__all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend"]
+__all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
+           "propagate", "merge", "temporal_filter"]
 
 #: What to install for ``device="cuda"``: the ``gpu`` extra (CuPy for CUDA 12).
 INSTALL_HINT = ('pip install -e ".[gpu]" (CuPy 13 for CUDA 12, cupy-cuda12x; it compiles the '
@@ -153,10 +161,29 @@ def blend_kernel_name(radius):
     return f"sb_blend_kernel<{radius if radius in _BLEND_RADII else -1}>"
 
 
+def propagate_kernel_name(use_flow):
+    """Name expression of the propagation kernel: along the flow or the guide."""
+    return f"sb_propagate_kernel<{int(bool(use_flow))}>"
+
+
+MERGE_KERNEL = "sb_merge_kernel"
+
+
+def temporal_kernel_names(clamp, in_place=True):
+    """Name expressions of the temporal filter's passes: the history (with or
+    without the clamp), then, in place, the rounding into ``current``."""
+    first = f"sb_temporal_kernel<{int(bool(clamp))}>"
+    return (first, "sb_temporal_round_kernel") if in_place else (first,)
+
+
 def kernel_names():
-    """Every specialisation :func:`lookup` and :func:`blend` may compile."""
+    """Every specialisation :func:`lookup`, :func:`blend`, :func:`propagate`,
+    :func:`merge` and :func:`temporal_filter` may compile."""
     names = [n for levels in range(1, _MAX_LEVELS + 1) for n in lookup_kernel_names(levels)]
-    return names + [blend_kernel_name(r) for r in (*_BLEND_RADII, -1)]
+    names += [blend_kernel_name(r) for r in (*_BLEND_RADII, -1)]
+    names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
+    names += [temporal_kernel_names(c, in_place=False)[0] for c in (True, False)]
+    return names + [temporal_kernel_names(True)[1]]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -191,6 +218,24 @@ BLEND_ARGS = np.dtype(
     [(name, np.uint64) for name in ("style", "nnf", "out")]
     + [(name, np.int32) for name in ("h", "w", "hs", "ws", "radius")],
     align=True)
+PROPAGATE_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("prev_src", "prev_pos", "flow", "tpos", "tapp", "active", "sapp",
+                                    "src", "nnf", "need")]
+    + [(name, np.float64) for name in ("jxx", "jxy", "jyx", "jyy")]
+    + [(name, np.int32) for name in ("h", "w", "ox", "oy", "ph", "pw", "pox", "poy", "fw", "fox",
+                                     "foy", "hs", "ws", "iterations")]
+    + [(name, np.float32) for name in ("lam_pos", "lam_app", "threshold")],
+    align=True)
+MERGE_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("fresh", "need", "nnf", "src")]
+    + [(name, np.int32) for name in ("h", "w")],
+    align=True)
+TEMPORAL_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("current", "active", "prev", "flow", "hist", "out")]
+    + [(name, np.int32) for name in ("h", "w", "ph", "pw", "pox", "poy", "fw", "fox", "foy", "ox",
+                                     "oy")]
+    + [("alpha", np.float32)],
+    align=True)
 
 
 def _ptr(a):
@@ -198,6 +243,23 @@ def _ptr(a):
     if a is None:
         return 0
     return a.ctypes.data if isinstance(a, np.ndarray) else a.data.ptr
+
+
+def _pack(dtype, arrays, values):
+    """The (1,) argument struct of ``dtype``: ``arrays`` by address (None: 0),
+    ``values`` as they are."""
+    args = np.zeros(1, dtype)
+    for name, a in arrays.items():
+        args[name] = _ptr(a)
+    for name, v in values.items():
+        args[name] = v
+    return args
+
+
+def _launch_pixels(kernel, args):
+    """Launch ``kernel`` with one thread per pixel of ``args``' (h, w)."""
+    h, w = int(args["h"][0]), int(args["w"][0])
+    kernel(((w + 31) // 32, (h + 7) // 8), (32, 8), (args,))
 
 
 def _check_module(xp, **arrays):
@@ -215,6 +277,33 @@ def _check_module(xp, **arrays):
         if device is not None and a.device.id != device:
             raise ValueError(f"{name}: expected an array on the current device {device}, "
                              f"got one on device {a.device.id}")
+
+
+def _check_style_app(style_app):
+    """The exemplar's appearance guide as the kernels read it."""
+    if style_app.ndim != 2:
+        raise ValueError(f"style_app: expected (Hs, Ws), got shape {style_app.shape}")
+    if style_app.dtype != np.float32:
+        raise TypeError(f"style_app: expected float32, got {style_app.dtype}")
+
+
+def _check_written(name, a, shape, dtype):
+    """An array a kernel writes: ``shape``, ``dtype``, C-contiguous."""
+    if a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous {shape} {np.dtype(dtype)} array, "
+                         f"got {a.shape} {a.dtype}" + ("" if a.flags.c_contiguous else ", strided"))
+
+
+def _cover_flow(xp, flow, origin, flow_origin, h, w, what):
+    """The flow as a contiguous float32 array and its frame position
+    ``(fox, foy)``, checked to cover the (h, w) ``what`` at ``origin``."""
+    fox, foy = (int(v) for v in (origin if flow_origin is None else flow_origin))
+    bx, by = int(origin[0]) - fox, int(origin[1]) - foy
+    if (flow.ndim != 3 or flow.shape[2] != 2 or bx < 0 or by < 0
+            or flow.shape[0] < by + h or flow.shape[1] < bx + w):
+        raise ValueError(f"flow: expected (>= {by + h}, >= {bx + w}, 2) to cover the {what} "
+                         f"from flow_origin {(fox, foy)}, got {flow.shape}")
+    return xp.ascontiguousarray(flow, dtype=xp.float32), fox, foy
 
 
 def _prepare_lookup(xp, target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
@@ -247,10 +336,7 @@ def _prepare_lookup(xp, target_pos, target_app, style_app, table, app_bin, cell,
         raise TypeError(f"jitter: expected float32 (make_jitter), got {jitter.dtype}")
     if not 1 <= params.levels <= _MAX_LEVELS:
         raise ValueError(f"levels: expected 1..{_MAX_LEVELS}, got {params.levels}")
-    if style_app.ndim != 2:
-        raise ValueError(f"style_app: expected (Hs, Ws), got shape {style_app.shape}")
-    if style_app.dtype != np.float32:
-        raise TypeError(f"style_app: expected float32, got {style_app.dtype}")
+    _check_style_app(style_app)
     if table.ndim != 3 or table.dtype != np.int32:
         raise TypeError(f"table: expected (Hc, Wc, nbins) int32, got {table.shape} {table.dtype}")
     if app_bin.shape != (256,) or app_bin.dtype != np.int32:
@@ -334,6 +420,155 @@ def _prepare_blend(xp, style, nnf, radius, out):
     return args, out, keep
 
 
+def _prepare_propagate(xp, prev_src, target_pos, target_app, style_app, params, *, flow=None,
+                       flow_origin=None, prev_pos=None, inverse_jacobian=None, iterations=1,
+                       prev_origin=(0, 0), origin=(0, 0), active=None, out=None):
+    """Check and convert the arguments of :func:`propagate` for ``xp`` (the
+    checks of :func:`blit.stream.propagate`, in its order) and pack
+    :data:`PROPAGATE_ARGS`. Returns ``(args, out, keep)``; ``args`` None
+    when the box is empty."""
+    src_out, nnf_out, need_out = (None, None, None) if out is None else out
+    _check_module(xp, prev_src=prev_src, target_pos=target_pos, target_app=target_app,
+                  style_app=style_app, flow=flow, prev_pos=prev_pos, active=active,
+                  src=src_out, nnf=nnf_out, need=need_out)
+    prev_src = xp.ascontiguousarray(prev_src, dtype=xp.float32)
+    target_pos = xp.ascontiguousarray(target_pos, dtype=xp.float32)
+    if target_pos.ndim != 3 or target_pos.shape[2] != 2:
+        raise ValueError(f"target_pos: expected (H, W, 2), got shape {target_pos.shape}")
+    if prev_src.ndim != 3 or prev_src.shape[2] != 2:
+        raise ValueError(f"prev_src: expected (Hp, Wp, 2), got shape {prev_src.shape}")
+    h, w = target_pos.shape[:2]
+    lam_app = params.lam_app
+    if target_app is None:
+        target_app = xp.full((h, w), 128.0, xp.float32)
+        lam_app = 0.0
+    target_app = xp.ascontiguousarray(target_app, dtype=xp.float32)
+    if target_app.shape != (h, w):
+        raise ValueError(f"target_app: expected shape {(h, w)}, got {target_app.shape}")
+    if active is not None:
+        if active.shape != (h, w):
+            raise ValueError(f"active: expected shape {(h, w)}, got {active.shape}")
+        active = xp.ascontiguousarray(active, dtype=xp.bool_)
+    _check_style_app(style_app)
+    j = np.zeros((2, 2))
+    fox = foy = 0
+    if flow is not None:
+        flow, fox, foy = _cover_flow(xp, flow, origin, flow_origin, h, w, "box")
+        prev_pos = None
+    else:
+        if prev_pos is None or inverse_jacobian is None:
+            raise ValueError("prev_pos, inverse_jacobian: required without flow")
+        prev_pos = xp.ascontiguousarray(prev_pos, dtype=xp.float32)
+        if prev_pos.shape != prev_src.shape:
+            raise ValueError(f"prev_pos: expected shape {prev_src.shape}, got {prev_pos.shape}")
+        if iterations < 0:
+            raise ValueError(f"iterations: expected >= 0, got {iterations}")
+        j = np.asarray(inverse_jacobian, np.float64)  # host values, passed by value
+        if j.shape != (2, 2):
+            raise ValueError(f"inverse_jacobian: expected (2, 2), got shape {j.shape}")
+    if out is None:
+        out = (xp.empty((h, w, 2), xp.float32), xp.empty((h, w, 2), xp.int32),
+               xp.empty((h, w), xp.bool_))
+    else:
+        for name, a, shape, dtype in zip(("src", "nnf", "need"), out,
+                                         ((h, w, 2), (h, w, 2), (h, w)),
+                                         (np.float32, np.int32, np.bool_)):
+            _check_written(f"out ({name})", a, shape, dtype)
+        out = tuple(out)
+    if h == 0 or w == 0:
+        return None, out, ()
+    style_app = xp.ascontiguousarray(style_app)
+    keep = (prev_src, prev_pos, flow, target_pos, target_app, active, style_app, *out)
+    ph, pw = prev_src.shape[:2]
+    hs, ws = style_app.shape
+    args = _pack(PROPAGATE_ARGS,
+                 dict(zip(("prev_src", "prev_pos", "flow", "tpos", "tapp", "active", "sapp", "src",
+                           "nnf", "need"), keep)),
+                 dict(jxx=j[0, 0], jxy=j[0, 1], jyx=j[1, 0], jyy=j[1, 1], h=h, w=w,
+                      ox=int(origin[0]), oy=int(origin[1]), ph=ph, pw=pw,
+                      pox=int(prev_origin[0]), poy=int(prev_origin[1]),
+                      fw=0 if flow is None else flow.shape[1], fox=fox, foy=foy, hs=hs, ws=ws,
+                      iterations=int(iterations), lam_pos=np.float32(params.lam_pos),
+                      lam_app=np.float32(lam_app), threshold=np.float32(params.threshold)))
+    return args, out, keep
+
+
+def _prepare_merge(xp, fresh, need, nnf, src):
+    """Check the arguments of :func:`merge` and pack :data:`MERGE_ARGS`;
+    returns ``(args, keep)``, ``args`` None when empty."""
+    _check_module(xp, fresh=fresh, need=need, nnf=nnf, src=src)
+    if need.ndim != 2:
+        raise ValueError(f"need: expected (H, W), got shape {need.shape}")
+    h, w = need.shape
+    if fresh.shape != (h, w, 2) or fresh.dtype != np.int32:
+        raise ValueError(f"fresh: expected {(h, w, 2)} int32, got {fresh.shape} {fresh.dtype}")
+    _check_written("nnf", nnf, (h, w, 2), np.int32)
+    _check_written("src", src, (h, w, 2), np.float32)
+    if h == 0 or w == 0:
+        return None, ()
+    keep = (xp.ascontiguousarray(fresh), xp.ascontiguousarray(need, dtype=xp.bool_), nnf, src)
+    return _pack(MERGE_ARGS, dict(zip(("fresh", "need", "nnf", "src"), keep)), dict(h=h, w=w)), keep
+
+
+def _prepare_temporal(xp, current, prev_history, flow, alpha, *, active=None, origin=(0, 0),
+                      prev_origin=(0, 0), flow_origin=None, history=None, out=None):
+    """Check the arguments of :func:`temporal_filter` (those of
+    :func:`blit.temporal.temporal_filter`, in its order) and pack
+    :data:`TEMPORAL_ARGS`. Without a history to mix, does what the CPU
+    function does then (array operations, no kernel) and returns ``args``
+    None. Returns ``(args, history, keep)``."""
+    _check_module(xp, current=current, prev_history=prev_history, flow=flow, active=active,
+                  history=history, out=out)
+    if current.dtype != np.uint8 or current.ndim != 3 or current.shape[2] != 3:
+        raise ValueError(f"current: expected (H, W, 3) uint8, got {current.shape} {current.dtype}")
+    if not 0.0 <= alpha < 1.0:
+        raise ValueError(f"alpha: expected a weight in [0, 1), got {alpha}")
+    h, w = current.shape[:2]
+    if active is not None:
+        if active.shape != (h, w):
+            raise ValueError(f"active: expected shape {(h, w)}, got {active.shape}")
+        active = xp.ascontiguousarray(active, dtype=xp.bool_)
+    if history is None:
+        history = xp.empty((h, w, 3), xp.float32)
+    else:
+        _check_written("history", history, (h, w, 3), np.float32)
+    if out is None:
+        _check_written("current (filtered in place)", current, (h, w, 3), np.uint8)
+    elif out.shape != current.shape or out.dtype != np.uint8 or xp.may_share_memory(out, current):
+        raise ValueError(f"out: expected a {current.shape} uint8 array apart from current, got "
+                         f"{out.shape} {out.dtype}")
+    else:
+        _check_written("out", out, (h, w, 3), np.uint8)
+    if prev_history is None or flow is None or alpha == 0.0:
+        # no history to mix: this frame's output is the history
+        history[...] = current
+        if active is not None:
+            history[..., 0][~active] = NO_HISTORY
+        if out is not None and active is None:
+            out[...] = current
+        elif out is not None:
+            out[active] = current[active]
+        return None, history, ()
+    if prev_history.ndim != 3 or prev_history.shape[2] != 3 or prev_history.dtype != np.float32:
+        raise ValueError(f"prev_history: expected (Hp, Wp, 3) float32, got {prev_history.shape} "
+                         f"{prev_history.dtype}")
+    flow, fox, foy = _cover_flow(xp, flow, origin, flow_origin, h, w, "region")
+    if h == 0 or w == 0:
+        return None, history, ()
+    prev_history = xp.ascontiguousarray(prev_history)
+    if out is None:
+        current_arg = current  # in place: rounded into by the second pass
+    else:
+        current_arg = xp.ascontiguousarray(current)
+    keep = (current_arg, active, prev_history, flow, history, out)
+    ph, pw = prev_history.shape[:2]
+    args = _pack(TEMPORAL_ARGS, dict(zip(("current", "active", "prev", "flow", "hist", "out"), keep)),
+                 dict(h=h, w=w, ph=ph, pw=pw, pox=int(prev_origin[0]), poy=int(prev_origin[1]),
+                      fw=flow.shape[1], fox=fox, foy=foy, ox=int(origin[0]), oy=int(origin[1]),
+                      alpha=np.float32(alpha)))
+    return args, history, keep
+
+
 # ---------------------------------------------------------------------------
 # Public functions (reached through blit.styleblit.lookup / blit.blending.blend)
 # ---------------------------------------------------------------------------
@@ -362,10 +597,10 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     if args is None:
         return out
     seed_kernel, lookup_kernel = _kernels(lookup_kernel_names(params.levels))
-    nseeds, h, w = int(args["nseeds"][0]), int(args["h"][0]), int(args["w"][0])
+    nseeds = int(args["nseeds"][0])
     if nseeds:  # same stream: the lookup kernel sees every seed
         seed_kernel(((nseeds + 255) // 256,), (256,), (args,))
-    lookup_kernel(((w + 31) // 32, (h + 7) // 8), (32, 8), (args,))
+    _launch_pixels(lookup_kernel, args)
     del keep  # the launches are queued; CuPy's pool reuses memory in stream order
     return out
 
@@ -385,7 +620,84 @@ def blend(style, nnf, radius=1, *, out=None):
     if args is None:
         return out
     (kernel,) = _kernels((blend_kernel_name(int(radius)),))
-    h, w = int(args["h"][0]), int(args["w"][0])
-    kernel(((w + 31) // 32, (h + 7) // 8), (32, 8), (args,))
+    _launch_pixels(kernel, args)
     del keep
     return out
+
+
+def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None, flow_origin=None,
+              prev_pos=None, inverse_jacobian=None, iterations=1, prev_origin=(0, 0),
+              origin=(0, 0), active=None, out=None):
+    """:func:`blit.stream.propagate` on CuPy arrays: same arguments, same result.
+
+    Every array a CuPy array on the current device (``target_app``, ``flow``,
+    ``prev_pos``, ``active`` and ``out`` may be None), ``style_app`` float32;
+    ``inverse_jacobian`` a host (2, 2) array (four numbers passed by value,
+    like ``params``); ``out``, if given, three C-contiguous arrays (H, W, 2)
+    float32, (H, W, 2) int32 and (H, W) bool.
+
+    Returns
+    -------
+    src, nnf, need : cupy.ndarray
+        As :func:`blit.stream.propagate`, equal to the CPU result.
+    """
+    cp = _cupy()
+    args, out, keep = _prepare_propagate(cp, prev_src, target_pos, target_app, style_app, params,
+                                         flow=flow, flow_origin=flow_origin, prev_pos=prev_pos,
+                                         inverse_jacobian=inverse_jacobian, iterations=iterations,
+                                         prev_origin=prev_origin, origin=origin, active=active,
+                                         out=out)
+    if args is None:
+        return out
+    (kernel,) = _kernels((propagate_kernel_name(flow is not None),))
+    _launch_pixels(kernel, args)
+    del keep
+    return out
+
+
+def merge(fresh, need, nnf, src):
+    """Where ``need``, take the fresh lookup's entry into ``nnf`` and make it
+    the source in ``src`` (in place), as the stream does after
+    :func:`propagate` and the lookup of the needed pixels.
+
+    ``fresh`` (H, W, 2) int32 and ``need`` (H, W) bool CuPy arrays; ``nnf``
+    (H, W, 2) int32 and ``src`` (H, W, 2) float32 C-contiguous CuPy arrays,
+    updated in place.
+    """
+    cp = _cupy()
+    args, keep = _prepare_merge(cp, fresh, need, nnf, src)
+    if args is not None:
+        (kernel,) = _kernels((MERGE_KERNEL,))
+        _launch_pixels(kernel, args)
+    del keep
+
+
+def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=True,
+                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None, history=None, out=None):
+    """:func:`blit.temporal.temporal_filter` on CuPy arrays: same arguments,
+    same history and output.
+
+    ``current`` (H, W, 3) uint8, C-contiguous when filtered in place;
+    ``history``, if given, C-contiguous. In place it takes two launches (the
+    clamp reads the neighbours' unfiltered values).
+
+    One argument more than the CPU function: ``out``, a C-contiguous
+    (H, W, 3) uint8 CuPy array apart from ``current``, receives the filtered
+    output at the active pixels (the others left as they are) and
+    ``current`` is only read: one launch.
+
+    Returns
+    -------
+    (H, W, 3) float32 cupy.ndarray
+        This frame's history, for the next call.
+    """
+    cp = _cupy()
+    args, history, keep = _prepare_temporal(cp, current, prev_history, flow, alpha, active=active,
+                                            origin=origin, prev_origin=prev_origin,
+                                            flow_origin=flow_origin, history=history, out=out)
+    if args is None:
+        return history
+    for kernel in _kernels(temporal_kernel_names(clamp, in_place=out is None)):
+        _launch_pixels(kernel, args)  # in order, on one stream
+    del keep
+    return history

@@ -8,6 +8,13 @@
 
 #include <stddef.h>
 
+// f(x, y) for every pixel of an h x w launch, row by row.
+template <class F>
+static void each_pixel(long long h, long long w, F f) {
+    for (long long y = 0; y < h; ++y)
+        for (long long x = 0; x < w; ++x) f(x, y);
+}
+
 extern "C" {
 
 // sb_seed_kernel<levels>
@@ -17,14 +24,35 @@ void sb_host_seeds(const sb::LookupArgs* p, int levels) {
 
 // sb_lookup_kernel<levels>
 void sb_host_lookup(const sb::LookupArgs* p, int levels) {
-    for (long long y = 0; y < p->h; ++y)
-        for (long long x = 0; x < p->w; ++x) sb::lookup_pixel(*p, levels, x, y);
+    each_pixel(p->h, p->w, [&](long long x, long long y) { sb::lookup_pixel(*p, levels, x, y); });
 }
 
 // sb_blend_kernel<radius>
 void sb_host_blend(const sb::BlendArgs* b, int radius) {
-    for (long long y = 0; y < b->h; ++y)
-        for (long long x = 0; x < b->w; ++x) sb::blend_pixel(*b, radius, x, y);
+    each_pixel(b->h, b->w, [&](long long x, long long y) { sb::blend_pixel(*b, radius, x, y); });
+}
+
+// sb_propagate_kernel<use_flow>
+void sb_host_propagate(const sb::PropagateArgs* p, int use_flow) {
+    each_pixel(p->h, p->w,
+               [&](long long x, long long y) { sb::propagate_pixel(*p, use_flow != 0, x, y); });
+}
+
+// sb_merge_kernel
+void sb_host_merge(const sb::MergeArgs* m, int) {
+    each_pixel(m->h, m->w, [&](long long x, long long y) { sb::merge_pixel(*m, x, y); });
+}
+
+// sb_temporal_kernel<clamp>: every pixel's first pass, before any second
+// pass (a launch completes before the next one starts)
+void sb_host_temporal(const sb::TemporalArgs* a, int clamp) {
+    each_pixel(a->h, a->w,
+               [&](long long x, long long y) { sb::temporal_pixel(*a, clamp != 0, x, y); });
+}
+
+// sb_temporal_round_kernel
+void sb_host_temporal_round(const sb::TemporalArgs* a, int) {
+    each_pixel(a->h, a->w, [&](long long x, long long y) { sb::temporal_round_pixel(*a, x, y); });
 }
 
 // sb::guide_error for n exemplar pixels c (n, 2) against guides g (n, 2), a (n,).
@@ -42,7 +70,8 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 }
 
 // sizeof and field offsets of the argument structs, in the order of
-// blit.gpu.LOOKUP_ARGS / BLEND_ARGS; returns how many values it wrote.
+// blit.gpu.LOOKUP_ARGS / BLEND_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
+// TEMPORAL_ARGS; returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
 #define SB_OFF(T, f) v[n++] = (long long)offsetof(T, f)
@@ -64,6 +93,29 @@ int sb_layout(long long* v) {
     SB_OFF(sb::BlendArgs, style); SB_OFF(sb::BlendArgs, nnf); SB_OFF(sb::BlendArgs, out);
     SB_OFF(sb::BlendArgs, h); SB_OFF(sb::BlendArgs, w); SB_OFF(sb::BlendArgs, hs);
     SB_OFF(sb::BlendArgs, ws); SB_OFF(sb::BlendArgs, radius);
+    v[n++] = (long long)sizeof(sb::PropagateArgs);
+    SB_OFF(sb::PropagateArgs, prev_src); SB_OFF(sb::PropagateArgs, prev_pos);
+    SB_OFF(sb::PropagateArgs, flow); SB_OFF(sb::PropagateArgs, tpos); SB_OFF(sb::PropagateArgs, tapp);
+    SB_OFF(sb::PropagateArgs, active); SB_OFF(sb::PropagateArgs, sapp); SB_OFF(sb::PropagateArgs, src);
+    SB_OFF(sb::PropagateArgs, nnf); SB_OFF(sb::PropagateArgs, need); SB_OFF(sb::PropagateArgs, jxx);
+    SB_OFF(sb::PropagateArgs, jxy); SB_OFF(sb::PropagateArgs, jyx); SB_OFF(sb::PropagateArgs, jyy);
+    SB_OFF(sb::PropagateArgs, h); SB_OFF(sb::PropagateArgs, w); SB_OFF(sb::PropagateArgs, ox);
+    SB_OFF(sb::PropagateArgs, oy); SB_OFF(sb::PropagateArgs, ph); SB_OFF(sb::PropagateArgs, pw);
+    SB_OFF(sb::PropagateArgs, pox); SB_OFF(sb::PropagateArgs, poy); SB_OFF(sb::PropagateArgs, fw);
+    SB_OFF(sb::PropagateArgs, fox); SB_OFF(sb::PropagateArgs, foy); SB_OFF(sb::PropagateArgs, hs);
+    SB_OFF(sb::PropagateArgs, ws); SB_OFF(sb::PropagateArgs, iterations);
+    SB_OFF(sb::PropagateArgs, lam_pos); SB_OFF(sb::PropagateArgs, lam_app);
+    SB_OFF(sb::PropagateArgs, threshold);
+    v[n++] = (long long)sizeof(sb::MergeArgs);
+    SB_OFF(sb::MergeArgs, fresh); SB_OFF(sb::MergeArgs, need); SB_OFF(sb::MergeArgs, nnf);
+    SB_OFF(sb::MergeArgs, src); SB_OFF(sb::MergeArgs, h); SB_OFF(sb::MergeArgs, w);
+    v[n++] = (long long)sizeof(sb::TemporalArgs);
+    SB_OFF(sb::TemporalArgs, current); SB_OFF(sb::TemporalArgs, active); SB_OFF(sb::TemporalArgs, prev);
+    SB_OFF(sb::TemporalArgs, flow); SB_OFF(sb::TemporalArgs, hist); SB_OFF(sb::TemporalArgs, out);
+    SB_OFF(sb::TemporalArgs, h); SB_OFF(sb::TemporalArgs, w); SB_OFF(sb::TemporalArgs, ph);
+    SB_OFF(sb::TemporalArgs, pw); SB_OFF(sb::TemporalArgs, pox); SB_OFF(sb::TemporalArgs, poy);
+    SB_OFF(sb::TemporalArgs, fw); SB_OFF(sb::TemporalArgs, fox); SB_OFF(sb::TemporalArgs, foy);
+    SB_OFF(sb::TemporalArgs, ox); SB_OFF(sb::TemporalArgs, oy); SB_OFF(sb::TemporalArgs, alpha);
 #undef SB_OFF
     return n;
 }

@@ -1,14 +1,16 @@
-"""The CUDA backend (blit.gpu, blit/cuda/) against the Numba kernels.
+"""The CUDA backend (blit.gpu, blit/cuda/) against the Numba kernels: the
+lookup and blend, and the stream's propagation, merge and temporal filter.
 
 Three layers, so that the kernels are checked on every run, GPU or not:
 
 - nvcc compiles every specialisation of the CUDA source to PTX (skipped
   without nvcc): a kernel that does not compile cannot land;
 - g++ compiles the kernels' per-thread logic (blit/cuda/styleblit_kernels.cuh)
-  as host code through tests/cuda_host_harness.cpp; ``blit.gpu.lookup`` and
-  ``blit.gpu.blend`` then run on NumPy arrays with each kernel launch
-  replaced by the host build over the same grid (fixture ``host_gpu``), and
-  must equal the Numba ``lookup`` / ``blend`` bit for bit; the guide error
+  as host code through tests/cuda_host_harness.cpp; ``blit.gpu.lookup``,
+  ``blend``, ``propagate``, ``merge`` and ``temporal_filter`` then run on
+  NumPy arrays with each kernel launch replaced by the host build over the
+  same grid (fixture ``host_gpu``), and must equal the Numba functions bit
+  for bit (float outputs compared as bits); the guide error
   and ArgMinLookup are also compared bit for bit on inputs chosen where
   float32 and float64 part (skipped without g++);
 - with a CUDA device (``gpu`` marker, skipped without one), the public
@@ -28,7 +30,9 @@ import pytest
 
 from blit import gpu
 from blit.blending import blend
+from blit.stream import NO_SOURCE, _merge_kernel, propagate
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
+from blit.temporal import NO_HISTORY, temporal_filter
 
 TESTS = Path(__file__).resolve().parent
 CUDA_DIR = Path(resources.files("blit") / "cuda")
@@ -148,7 +152,8 @@ def test_cuda_sources_are_package_data():
     assert (CUDA_DIR / "styleblit.cu").is_file() and (CUDA_DIR / "styleblit_kernels.cuh").is_file()
     src = gpu.source()
     assert '#include "styleblit_kernels.cuh"' not in src  # inlined: CuPy's cache sees it
-    for name in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "guide_error"):
+    for name in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_propagate_kernel",
+                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel", "guide_error"):
         assert name in src
 
 
@@ -173,8 +178,9 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 28
-    for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel"):
+    assert len(entries) == len(names) == 34
+    for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_propagate_kernel",
+                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel"):
         assert any(kind in e for e in entries)
 
 
@@ -182,7 +188,9 @@ def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
 def test_guide_error_is_not_fused_even_with_fmad(tmp_path):
     """nvcc fuses a * b + c into an FMA by default; the kernels use
     non-fusing intrinsics, so even without --fmad=false none appears and the
-    float arithmetic stays that of the Numba kernels."""
+    float arithmetic stays that of the Numba kernels (the guide error, the
+    propagation's Jacobian step, the temporal filter's bilinear weights and
+    mix)."""
     _, ptx = _nvcc_ptx(tmp_path, "--fmad=true")
     assert "fma." not in ptx
 
@@ -204,7 +212,8 @@ def harness(tmp_path_factory):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     h = ctypes.CDLL(str(lib))
-    for name in ("sb_host_seeds", "sb_host_lookup", "sb_host_blend"):
+    for name in ("sb_host_seeds", "sb_host_lookup", "sb_host_blend", "sb_host_propagate",
+                 "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
@@ -222,9 +231,16 @@ def host_gpu(harness, monkeypatch):
     path of a real launch (checks, struct packing, kernel choice, grid
     sizes), only the execution is on the host. Yields the launches made."""
     launches = []
+    # one thread per pixel: the host function and the argument struct
+    pixels = {"sb_lookup_kernel": (harness.sb_host_lookup, gpu.LOOKUP_ARGS),
+              "sb_propagate_kernel": (harness.sb_host_propagate, gpu.PROPAGATE_ARGS),
+              "sb_merge_kernel": (harness.sb_host_merge, gpu.MERGE_ARGS),
+              "sb_temporal_kernel": (harness.sb_host_temporal, gpu.TEMPORAL_ARGS),
+              "sb_temporal_round_kernel": (harness.sb_host_temporal_round, gpu.TEMPORAL_ARGS)}
 
     def kernel(name):
-        kind, spec = re.fullmatch(r"(\w+)<(-?\d+)>", name).groups()
+        kind, spec = re.fullmatch(r"(\w+)(?:<(-?\d+)>)?", name).groups()
+        spec = 0 if spec is None else spec
 
         def launch(grid, block, args):
             (packed,) = args
@@ -234,10 +250,11 @@ def host_gpu(harness, monkeypatch):
             if kind == "sb_seed_kernel":
                 assert packed.dtype == gpu.LOOKUP_ARGS and threads[0] >= packed["nseeds"][0]
                 harness.sb_host_seeds(packed.ctypes.data, int(spec))
-            elif kind == "sb_lookup_kernel":
-                assert packed.dtype == gpu.LOOKUP_ARGS
+            elif kind in pixels:
+                host, dtype = pixels[kind]
+                assert packed.dtype == dtype
                 assert threads[0] >= packed["w"][0] and threads[1] >= packed["h"][0]
-                harness.sb_host_lookup(packed.ctypes.data, int(spec))
+                host(packed.ctypes.data, int(spec))
             else:
                 assert packed.dtype == gpu.BLEND_ARGS
                 assert threads[0] >= packed["w"][0] and threads[1] >= packed["h"][0]
@@ -253,7 +270,7 @@ def host_gpu(harness, monkeypatch):
 
 def test_argument_structs_have_the_header_layout(harness):
     """blit.gpu packs the structs field by field with the C offsets."""
-    values = np.zeros(64, np.int64)
+    values = np.zeros(256, np.int64)
     n = harness.sb_layout(values.ctypes.data)
     # the fields in the order cuda_host_harness.cpp reports them
     fields = {
@@ -263,6 +280,13 @@ def test_argument_structs_have_the_header_layout(harness):
                           "threshold", "grid"),
         gpu.SEED_GRID: ("offset", "bx0", "by0", "ncx"),
         gpu.BLEND_ARGS: ("style", "nnf", "out", "h", "w", "hs", "ws", "radius"),
+        gpu.PROPAGATE_ARGS: ("prev_src", "prev_pos", "flow", "tpos", "tapp", "active", "sapp", "src",
+                             "nnf", "need", "jxx", "jxy", "jyx", "jyy", "h", "w", "ox", "oy", "ph",
+                             "pw", "pox", "poy", "fw", "fox", "foy", "hs", "ws", "iterations",
+                             "lam_pos", "lam_app", "threshold"),
+        gpu.MERGE_ARGS: ("fresh", "need", "nnf", "src", "h", "w"),
+        gpu.TEMPORAL_ARGS: ("current", "active", "prev", "flow", "hist", "out", "h", "w", "ph", "pw",
+                            "pox", "poy", "fw", "fox", "foy", "ox", "oy", "alpha"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -408,6 +432,293 @@ def test_host_kernels_identity_invariants(host_gpu):
 
 
 # ---------------------------------------------------------------------------
+# g++: the stream's propagation, merge and temporal filter
+# ---------------------------------------------------------------------------
+
+def assert_bits_equal(actual, expected):
+    """Equal arrays, floats bit for bit (-0.0 is not 0.0, a NaN only a NaN)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype and actual.shape == expected.shape
+    if actual.dtype.kind == "f":
+        actual, expected = actual.view(f"i{actual.itemsize}"), expected.view(f"i{expected.itemsize}")
+    np.testing.assert_array_equal(actual, expected)
+
+
+def propagate_case(seed, *, h=19, w=23, quantized=False):
+    """Arguments of ``propagate``: the previous box (3 pixels left, 2 up of
+    this one, a little larger), a flow on a larger region, guides near the
+    identity with noise, sources with holes.
+
+    ``quantized`` puts flows, guides and sources on a quarter-pixel grid and
+    the appearance on integers: positions round at exactly .5 and guide
+    errors tie with the threshold, so the comparisons must agree exactly.
+    """
+    rng = np.random.default_rng(seed)
+    _, style_app = make_style(rng)
+    hs, ws = style_app.shape
+    ph, pw = h + 3, w + 4
+    prev_pos = identity_pos(ph, pw) * 1.1 + rng.normal(0, 0.6, (ph, pw, 2)).astype(np.float32) + 1
+    prev_src = prev_pos + rng.normal(0, 1.5, (ph, pw, 2)).astype(np.float32)
+    prev_src[:, :3] += np.float32(ws)  # some sources outside the exemplar
+    pos = identity_pos(h, w) * 1.1 + rng.normal(0, 0.7, (h, w, 2)).astype(np.float32) + 3
+    app = (rng.random((h, w)) * 255).astype(np.float32)
+    flow = rng.normal(0, 2.0, (h + 7, w + 5, 2)).astype(np.float32)
+    if quantized:
+        prev_pos, prev_src, pos, flow = (np.round(a * 4) / 4 for a in (prev_pos, prev_src, pos, flow))
+        style_app, app = np.round(style_app), np.round(app)
+    prev_src[rng.random((ph, pw)) < 0.15] = NO_SOURCE
+    active = rng.random((h, w)) < 0.85
+    return dict(prev_src=prev_src.astype(np.float32), prev_pos=prev_pos.astype(np.float32),
+                pos=pos.astype(np.float32), app=app.astype(np.float32),
+                style_app=style_app.astype(np.float32), flow=flow.astype(np.float32),
+                active=active)
+
+
+# "thirds": with guide differences on a quarter-pixel grid, some Newton steps
+# j @ d + 0.5 land exactly on an integer without FMA and just below with it
+# (e.g. (1/3) 2.75 + (1/3) 1.75 + 0.5); see also the integer-ties test below.
+JACOBIANS = {"identity": np.eye(2), "fit": np.array([[0.9, 0.05], [-0.04, 0.92]]),
+             "thirds": np.array([[1.0 / 3.0, 1.0 / 3.0], [2.0 / 3.0, -1.0 / 3.0]])}
+
+
+def propagate_kwargs(case, motion, origin, active, iterations=1, jacobian="fit"):
+    """Keyword arguments of ``propagate`` for ``motion``: "flow" (the flow
+    of this box), "flow region" (a larger region 1 left, 2 up) or "guide"."""
+    kwargs = dict(prev_origin=(origin[0] - 3, origin[1] - 2), origin=origin,
+                  active=case["active"] if active else None)
+    h, w = case["pos"].shape[:2]
+    if motion == "flow":
+        kwargs["flow"] = case["flow"][:h, :w]
+    elif motion == "flow region":
+        kwargs.update(flow=case["flow"], flow_origin=(origin[0] - 1, origin[1] - 2))
+    else:
+        kwargs.update(prev_pos=case["prev_pos"], inverse_jacobian=JACOBIANS[jacobian],
+                      iterations=iterations)
+    return kwargs
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("motion", ["flow", "flow region", "guide"])
+@pytest.mark.parametrize("with_app", [True, False])
+@pytest.mark.parametrize("active", [True, False])
+def test_host_kernels_propagate_equals_numba(host_gpu, seed, motion, with_app, active):
+    case = propagate_case(seed)
+    params = LookupParams(lam_pos=2.5, lam_app=2.0, threshold=60.0)
+    app = case["app"] if with_app else None
+    for origin in ((3, 2), (40, 17)):
+        kwargs = propagate_kwargs(case, motion, origin, active, iterations=seed)
+        cpu = propagate(case["prev_src"], case["pos"], app, case["style_app"], params, **kwargs)
+        host = gpu.propagate(case["prev_src"], case["pos"], app, case["style_app"], params, **kwargs)
+        for a, b in zip(host, cpu):
+            assert_bits_equal(a, b)
+        need = cpu[2][case["active"]] if active else cpu[2]
+        assert 0.1 < need.mean() < 0.9  # both outcomes are exercised
+    assert host_gpu == [gpu.propagate_kernel_name(motion != "guide")] * 2
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("motion", ["flow region", "guide"])
+@pytest.mark.parametrize("threshold", [4.0, 8.5, 20.0])
+def test_host_kernels_propagate_agrees_on_ties_and_half_pixels(host_gpu, seed, motion, threshold):
+    case = propagate_case(seed, quantized=True)
+    params = LookupParams(lam_pos=2.0, lam_app=0.5, threshold=threshold)
+    for jacobian in ("identity", "thirds"):
+        kwargs = propagate_kwargs(case, motion, (5, 9), True, iterations=2, jacobian=jacobian)
+        cpu = propagate(case["prev_src"], case["pos"], case["app"], case["style_app"], params,
+                        **kwargs)
+        host = gpu.propagate(case["prev_src"], case["pos"], case["app"], case["style_app"], params,
+                             **kwargs)
+        for a, b in zip(host, cpu):
+            assert_bits_equal(a, b)
+
+
+@pytest.mark.parametrize("iterations", [1, 2])
+def test_host_kernels_propagate_newton_steps_on_integer_ties(host_gpu, iterations):
+    """Every guide difference of a quarter-pixel grid in [-6, 6]^2 against a
+    Jacobian of thirds: about 2% of the steps j @ d + 0.5 are an integer in
+    float64 without FMA and just below it with one (and vice versa), so a
+    contracted step (or one in float32) moves q elsewhere and shows in the
+    sources."""
+    n = 49
+    pos = (identity_pos(n, n) - 24) / 4  # the guide difference itself: prev_pos is 0
+    prev_pos = np.zeros((n + 40, n + 40, 2), np.float32)
+    rng = np.random.default_rng(iterations)
+    _, style_app = make_style(rng)
+    hs, ws = style_app.shape
+    prev_src = np.stack([rng.integers(0, ws * 4, prev_pos.shape[:2]),
+                         rng.integers(0, hs * 4, prev_pos.shape[:2])], -1).astype(np.float32) / 4
+    params = LookupParams(lam_pos=0.0, lam_app=0.0, threshold=1.0)  # sources inside are kept
+    for jacobian in (np.array([[2.0, 2.0], [2.0, -2.0]]) / 3, np.array([[2.0, 1.0], [1.0, 2.0]]) / 3):
+        kwargs = dict(prev_pos=prev_pos, inverse_jacobian=jacobian, iterations=iterations,
+                      origin=(20, 20))
+        cpu = propagate(prev_src, pos, None, style_app, params, **kwargs)
+        host = gpu.propagate(prev_src, pos, None, style_app, params, **kwargs)
+        for a, b in zip(host, cpu):
+            assert_bits_equal(a, b)
+        assert cpu[2].mean() < 0.5
+
+
+def test_host_kernels_propagate_out_and_merge(host_gpu):
+    """``out`` is filled and returned; the merge takes the fresh lookup where
+    needed, as the Numba merge does."""
+    case = propagate_case(7)
+    h, w = case["pos"].shape[:2]
+    params = LookupParams(lam_pos=2.5, lam_app=2.0, threshold=60.0)
+    kwargs = propagate_kwargs(case, "flow region", (6, 4), True)
+    out = (np.full((h, w, 2), 3, np.float32), np.full((h, w, 2), 3, np.int32), np.ones((h, w), bool))
+    host = gpu.propagate(case["prev_src"], case["pos"], case["app"], case["style_app"], params,
+                         out=out, **kwargs)
+    assert all(a is b for a, b in zip(host, out))
+    cpu = propagate(case["prev_src"], case["pos"], case["app"], case["style_app"], params, **kwargs)
+    for a, b in zip(host, cpu):
+        assert_bits_equal(a, b)
+    rng = np.random.default_rng(7)
+    fresh = np.stack([rng.integers(0, 32, (h, w)), rng.integers(-5, 40, (h, w))], -1).astype(np.int32)
+    src, nnf, need = (a.copy() for a in cpu)
+    _merge_kernel(fresh, need, nnf, src)
+    host_src, host_nnf, _ = host
+    assert gpu.merge(fresh, need, host_nnf, host_src) is None
+    assert_bits_equal(host_nnf, nnf)
+    assert_bits_equal(host_src, src)
+    assert host_gpu == [gpu.propagate_kernel_name(True), gpu.MERGE_KERNEL]
+
+
+def test_host_kernels_propagate_checks_like_the_cpu(host_gpu):
+    case = propagate_case(0)
+    h, w = case["pos"].shape[:2]
+    params = LookupParams(lam_pos=2.0, lam_app=2.0)
+    args = (case["prev_src"], case["pos"], None, case["style_app"], params)
+    bad = [dict(flow=np.zeros((2, 2, 2), np.float32)),                      # too small
+           dict(flow=case["flow"][:h, :w], flow_origin=(1, 0)),             # box not covered
+           dict(prev_pos=case["prev_pos"]),                                  # no Jacobian
+           dict(prev_pos=case["prev_pos"][1:], inverse_jacobian=np.eye(2)),  # wrong shape
+           dict(prev_pos=case["prev_pos"], inverse_jacobian=np.eye(2), iterations=-1),
+           dict(flow=case["flow"][:h, :w], active=np.ones((h, w + 1), bool))]
+    for kwargs in bad:
+        with pytest.raises(ValueError) as cpu_error:
+            propagate(*args, **kwargs)
+        with pytest.raises(ValueError) as host_error:
+            gpu.propagate(*args, **kwargs)
+        assert str(host_error.value) == str(cpu_error.value)
+    with pytest.raises(ValueError, match="out"):  # written by the kernel: C-contiguous
+        gpu.propagate(*args, flow=case["flow"][:h, :w],
+                      out=(np.empty((h, w, 2), np.float32), np.empty((w, h, 2), np.int32).swapaxes(0, 1),
+                           np.empty((h, w), bool)))
+    with pytest.raises(TypeError, match="style_app"):
+        gpu.propagate(*args[:3], case["style_app"].astype(np.float64), params, flow=case["flow"][:h, :w])
+    with pytest.raises(ValueError, match="nnf"):
+        gpu.merge(np.zeros((h, w, 2), np.int32), np.zeros((h, w), bool),
+                  np.zeros((h, w, 2), np.int64), np.zeros((h, w, 2), np.float32))
+    assert host_gpu == []
+
+
+def temporal_case(seed, *, h=23, w=31, quantized=False):
+    """Arguments of ``temporal_filter``: the previous history a little larger
+    (NO_HISTORY holes), a flow on a larger region.
+
+    ``quantized`` puts the flow on an eighth-pixel grid reaching a few pixels
+    past the history, so that warped positions fall on whole pixels, on the
+    last row and column and just outside the history.
+    """
+    rng = np.random.default_rng(seed)
+    current = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    prev = rng.uniform(0, 255, (h + 4, w + 2, 3)).astype(np.float32)
+    prev[rng.random(prev.shape[:2]) < 0.1, 0] = NO_HISTORY
+    flow = rng.uniform(-3, 3, (h + 6, w + 5, 2)).astype(np.float32)
+    if quantized:
+        flow = (np.round(flow * 8) / 8).astype(np.float32)
+    active = rng.random((h, w)) < 0.85
+    return current, prev, flow, active
+
+
+TEMPORAL_ORIGINS = dict(origin=(12, 7), prev_origin=(11, 5), flow_origin=(9, 4))
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("clamp", [True, False])
+@pytest.mark.parametrize("active", [True, False])
+@pytest.mark.parametrize("quantized", [False, True])
+def test_host_kernels_temporal_filter_equals_numba(host_gpu, seed, clamp, active, quantized):
+    current, prev, flow, mask = temporal_case(seed, quantized=quantized)
+    alpha = (0.75, 0.7, 0.3137)[seed]
+    kwargs = dict(active=mask if active else None, clamp=clamp, **TEMPORAL_ORIGINS)
+    cpu = current.copy()
+    cpu_hist = temporal_filter(cpu, prev, flow, alpha, **kwargs)
+    host = current.copy()
+    history = np.full(cpu_hist.shape, 9.0, np.float32)
+    host_hist = gpu.temporal_filter(host, prev, flow, alpha, history=history, **kwargs)
+    assert host_hist is history
+    assert_bits_equal(host_hist, cpu_hist)
+    assert_bits_equal(host, cpu)
+    # with out: the same output there, current only read, the others left
+    unpainted = np.random.default_rng(seed).integers(0, 256, current.shape, dtype=np.uint8)
+    out = unpainted.copy()
+    src = current.copy()
+    assert_bits_equal(gpu.temporal_filter(src, prev, flow, alpha, out=out, **kwargs), cpu_hist)
+    assert_bits_equal(src, current)
+    painted = mask if active else np.ones(mask.shape, bool)
+    assert_bits_equal(out[painted], cpu[painted])
+    assert_bits_equal(out[~painted], unpainted[~painted])
+    spec = gpu.temporal_kernel_names(clamp)
+    assert host_gpu == [*spec, spec[0]]  # in place: two passes; with out: one
+
+
+def test_host_kernels_temporal_filter_over_a_stream(host_gpu):
+    """Frame after frame, each history fed back: the same outputs and
+    histories as the Numba filter (the history of one call is the previous
+    one of the next)."""
+    rng = np.random.default_rng(11)
+    h, w = 20, 26
+    cpu_hist = host_hist = None
+    for t in range(5):
+        current = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        flow = rng.normal(0, 1.5, (h, w, 2)).astype(np.float32)
+        active = rng.random((h, w)) < 0.9
+        cpu, host = current.copy(), current.copy()
+        cpu_hist = temporal_filter(cpu, cpu_hist, flow, 0.75, active=active)
+        host_hist = gpu.temporal_filter(host, host_hist, flow, 0.75, active=active)
+        assert_bits_equal(host_hist, cpu_hist)
+        assert_bits_equal(host, cpu)
+    assert len(host_gpu) == 2 * 4  # the first frame has no history: no kernel
+
+
+def test_host_kernels_temporal_filter_without_history_and_checks(host_gpu):
+    current, prev, flow, active = temporal_case(2)
+    for args in ((None, flow, 0.7), (prev, None, 0.7), (prev, flow[:23, :31], 0.0)):
+        cpu = temporal_filter(current.copy(), *args, active=active, **TEMPORAL_ORIGINS)
+        assert_bits_equal(gpu.temporal_filter(current.copy(), *args, active=active,
+                                              **TEMPORAL_ORIGINS), cpu)
+        out = np.zeros_like(current)
+        assert_bits_equal(gpu.temporal_filter(current.copy(), *args, active=active, out=out,
+                                              **TEMPORAL_ORIGINS), cpu)
+        assert_bits_equal(out[active], current[active])
+        assert not out[~active].any()
+    empty = np.zeros((0, 5, 3), np.uint8)
+    assert gpu.temporal_filter(empty, prev, flow, 0.5).shape == (0, 5, 3)
+    assert host_gpu == []
+    frame = np.zeros((4, 4, 3), np.uint8)
+    bad = [(frame[..., 0], prev, flow, 0.5, {}),
+           (frame, prev, flow, 1.0, {}),
+           (frame, prev, flow, 0.5, dict(active=np.ones((4, 5), bool))),
+           (frame, prev, flow, 0.5, dict(history=np.zeros((4, 4, 3), np.float64))),
+           (frame, prev[..., :2], flow, 0.5, {}),
+           (frame, prev, flow[:2], 0.5, {}),
+           (frame, prev, flow, 0.5, dict(flow_origin=(1, 0)))]
+    for current, prev_history, f, alpha, kwargs in bad:
+        with pytest.raises(ValueError) as cpu_error:
+            temporal_filter(current.copy(), prev_history, f, alpha, **kwargs)
+        with pytest.raises(ValueError) as host_error:
+            gpu.temporal_filter(current.copy(), prev_history, f, alpha, **kwargs)
+        if "history" not in kwargs:  # the GPU also asks for a C-contiguous history
+            assert str(host_error.value) == str(cpu_error.value)
+    with pytest.raises(ValueError, match="out"):
+        gpu.temporal_filter(frame, prev, flow, 0.5, out=frame[:, :, ::-1])
+    with pytest.raises(ValueError, match="current"):  # filtered in place: written by the kernel
+        gpu.temporal_filter(np.zeros((4, 4, 6), np.uint8)[..., ::2], prev, flow, 0.5)
+    assert host_gpu == []
+
+
+# ---------------------------------------------------------------------------
 # On a CUDA device: the public functions on CuPy arrays equal the CPU path
 # ---------------------------------------------------------------------------
 
@@ -515,3 +826,55 @@ def test_gpu_kernels_compile_once_per_device_and_specialisation():
     device = cp.cuda.runtime.getDevice()
     assert (device, gpu.lookup_kernel_names(4)) in gpu._MODULES
     assert (device, ("sb_blend_kernel<2>",)) in gpu._MODULES
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("motion", ["flow", "flow region", "guide"])
+@pytest.mark.parametrize("quantized", [False, True])
+def test_gpu_propagate_and_merge_equal_cpu(motion, quantized):
+    import cupy as cp
+
+    for seed in range(3):
+        case = propagate_case(seed, h=97, w=83, quantized=quantized)
+        params = LookupParams(lam_pos=2.0, lam_app=0.5, threshold=8.5 if quantized else 60.0)
+        kwargs = propagate_kwargs(case, motion, (5, 9), seed != 1, iterations=seed)
+        cpu = propagate(case["prev_src"], case["pos"], case["app"], case["style_app"], params,
+                        **kwargs)
+        dev_kwargs = {k: cp.asarray(v) if isinstance(v, np.ndarray) and k != "inverse_jacobian" else v
+                      for k, v in kwargs.items()}
+        dev = propagate_gpu = gpu.propagate(*_to_device((case["prev_src"], case["pos"], case["app"],
+                                                         case["style_app"])), params, **dev_kwargs)
+        assert all(isinstance(a, cp.ndarray) for a in propagate_gpu)
+        for a, b in zip(dev, cpu):
+            assert_bits_equal(cp.asnumpy(a), b)
+        fresh = np.random.default_rng(seed).integers(0, 40, case["pos"].shape, dtype=np.int32)
+        src, nnf, need = (a.copy() for a in cpu)
+        _merge_kernel(fresh, need, nnf, src)
+        gpu.merge(cp.asarray(fresh), dev[2], dev[1], dev[0])
+        assert_bits_equal(cp.asnumpy(dev[1]), nnf)
+        assert_bits_equal(cp.asnumpy(dev[0]), src)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("clamp", [True, False])
+@pytest.mark.parametrize("quantized", [False, True])
+def test_gpu_temporal_filter_equals_cpu(clamp, quantized):
+    import cupy as cp
+
+    for seed in range(3):
+        current, prev, flow, active = temporal_case(seed, h=230, w=310, quantized=quantized)
+        kwargs = dict(active=active, clamp=clamp, **TEMPORAL_ORIGINS)
+        cpu = current.copy()
+        cpu_hist = temporal_filter(cpu, prev, flow, 0.75, **kwargs)
+        dev_kwargs = dict(kwargs, active=cp.asarray(active))
+        dev = cp.asarray(current)
+        dev_hist = gpu.temporal_filter(dev, cp.asarray(prev), cp.asarray(flow), 0.75, **dev_kwargs)
+        assert isinstance(dev_hist, cp.ndarray)
+        assert_bits_equal(cp.asnumpy(dev_hist), cpu_hist)
+        assert_bits_equal(cp.asnumpy(dev), cpu)
+        out = cp.zeros_like(dev)
+        gpu.temporal_filter(cp.asarray(current), cp.asarray(prev), cp.asarray(flow), 0.75, out=out,
+                            **dev_kwargs)
+        assert_bits_equal(cp.asnumpy(out)[active], cpu[active])
+    with pytest.raises(TypeError, match="flow"):
+        gpu.temporal_filter(cp.asarray(current), cp.asarray(prev), flow, 0.75)

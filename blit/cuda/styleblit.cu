@@ -1,17 +1,27 @@
-// CUDA kernels of the StyleBlit lookup and blend (blit/gpu.py loads them with
+// CUDA kernels of the StyleBlit lookup and blend, and of the stream's
+// propagation of the sources and temporal filter (blit/gpu.py loads them with
 // cupy.RawModule). One thread per seed, per target pixel or per output pixel;
 // the per-thread logic lives in styleblit_kernels.cuh, shared with a host
 // build that the tests check against the Numba kernels. Each thread writes
 // only its own output: no races by construction.
 //
 // Specialised by template parameter, instantiated by NVRTC name expression
-// ("sb_lookup_kernel<7>", "sb_blend_kernel<1>"):
+// ("sb_lookup_kernel<7>", "sb_blend_kernel<1>", "sb_merge_kernel"):
 //   LEVELS  the lookup's number of levels (1..12): the level loops unroll;
-//   RADIUS  the blend radius (0, 1, 2), or -1 for any radius at run time.
+//   RADIUS  the blend radius (0, 1, 2), or -1 for any radius at run time;
+//   FLOW    propagation along the flow (1) or the guide's motion (0);
+//   CLAMP   the temporal filter's 3x3 clamp on (1) or off (0).
 //
 // blit/gpu.py inlines the header into this source before compiling, so that
 // CuPy's kernel cache (keyed by the source text) sees edits to either file.
 #include "styleblit_kernels.cuh"
+
+// (x, y): this thread's pixel of a 2D launch over w x h pixels; false past the edge.
+__device__ __forceinline__ bool sb_thread_pixel(int w, int h, long long& x, long long& y) {
+    x = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    y = blockIdx.y * (long long)blockDim.y + threadIdx.y;
+    return x < w && y < h;
+}
 
 // SeedPoint for every seed of every level; must run before sb_lookup_kernel.
 template <int LEVELS>
@@ -23,15 +33,41 @@ __global__ void sb_seed_kernel(const sb::LookupArgs p) {
 // The lookup of every pixel of the region: nnf (h, w, 2).
 template <int LEVELS>
 __global__ void sb_lookup_kernel(const sb::LookupArgs p) {
-    const long long x = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    const long long y = blockIdx.y * (long long)blockDim.y + threadIdx.y;
-    if (x < p.w && y < p.h) sb::lookup_pixel(p, LEVELS, x, y);
+    long long x, y;
+    if (sb_thread_pixel(p.w, p.h, x, y)) sb::lookup_pixel(p, LEVELS, x, y);
 }
 
 // Voting over the (2 RADIUS + 1)^2 neighbourhood of every output pixel.
 template <int RADIUS>
 __global__ void sb_blend_kernel(const sb::BlendArgs b) {
-    const long long x = blockIdx.x * (long long)blockDim.x + threadIdx.x;
-    const long long y = blockIdx.y * (long long)blockDim.y + threadIdx.y;
-    if (x < b.w && y < b.h) sb::blend_pixel(b, RADIUS >= 0 ? RADIUS : b.radius, x, y);
+    long long x, y;
+    if (sb_thread_pixel(b.w, b.h, x, y)) sb::blend_pixel(b, RADIUS >= 0 ? RADIUS : b.radius, x, y);
+}
+
+// Propagation of the previous frame's sources: src, nnf, need (h, w).
+template <int FLOW>
+__global__ void sb_propagate_kernel(const sb::PropagateArgs p) {
+    long long x, y;
+    if (sb_thread_pixel(p.w, p.h, x, y)) sb::propagate_pixel(p, FLOW != 0, x, y);
+}
+
+// The fresh lookup's entries where needed, into nnf and src (h, w).
+__global__ void sb_merge_kernel(const sb::MergeArgs m) {
+    long long x, y;
+    if (sb_thread_pixel(m.w, m.h, x, y)) sb::merge_pixel(m, x, y);
+}
+
+// Temporal filter, first pass: the history (and the output, if apart from
+// current). Reads the neighbours' current values: in place, the rounding
+// into current is a second launch.
+template <int CLAMP>
+__global__ void sb_temporal_kernel(const sb::TemporalArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w, a.h, x, y)) sb::temporal_pixel(a, CLAMP != 0, x, y);
+}
+
+// Temporal filter, second pass (in place): the rounded history into current.
+__global__ void sb_temporal_round_kernel(const sb::TemporalArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w, a.h, x, y)) sb::temporal_round_pixel(a, x, y);
 }

@@ -1,22 +1,32 @@
-// Per-pixel logic of the StyleBlit lookup and blend, shared by the CUDA
+// Per-pixel logic of the StyleBlit lookup and blend and of the stream's
+// propagation and temporal filter, shared by the CUDA
 // kernels (blit/cuda/styleblit.cu) and a host build that the tests compile
 // with g++ (tests/cuda_host_harness.cpp), so that the kernel logic is checked
 // against the Numba kernels on every CI run, GPU or not.
 //
-// Each function here is the twin of a Numba function in blit/styleblit.py or
-// blit/blending.py and keeps its names and its order of operations:
+// Each function here is the twin of a Numba function in blit/styleblit.py,
+// blit/blending.py, blit/stream.py or blit/temporal.py and keeps its names
+// and its order of operations:
 //
-//   guide_error   <-> styleblit._error
-//   argmin_lookup <-> styleblit._argmin_lookup   (ArgMinLookup)
-//   seed_point    <-> one iteration of styleblit._seed_kernel   (SeedPoint)
-//   lookup_pixel  <-> one pixel of styleblit._lookup_row   (NearestSeed, accept)
-//   blend_pixel   <-> one pixel of blending._blend_row
+//   guide_error     <-> styleblit._error
+//   argmin_lookup   <-> styleblit._argmin_lookup   (ArgMinLookup)
+//   seed_point      <-> one iteration of styleblit._seed_kernel   (SeedPoint)
+//   lookup_pixel    <-> one pixel of styleblit._lookup_row   (NearestSeed, accept)
+//   blend_pixel     <-> one pixel of blending._blend_row
+//   propagate_pixel <-> one pixel of stream._propagate_row
+//   merge_pixel     <-> one pixel of stream._merge_kernel
+//   temporal_pixel  <-> one pixel of temporal._filter_row   (first pass)
+//   temporal_round_pixel <-> one pixel of temporal._filter_kernel's second pass
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
-// here; Python's floor modulo is `pmod`. Floats: see guide_error; the only
-// other float operations (jitter, cell and rounding of the guide) are exact.
+// here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
+// float operations of the lookup (jitter, cell and rounding of the guide) are
+// exact; those of propagate_pixel and temporal_pixel are one IEEE operation
+// each, in Numba's order and precision, every product a non-fusing mulf_rn /
+// mul_rn (a rounded product cannot be contracted with the sum that follows).
 //
-// Arguments travel in one struct per kernel (LookupArgs, BlendArgs), passed
+// Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
+// PropagateArgs, MergeArgs, TemporalArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -34,6 +44,10 @@ namespace sb {
 constexpr int kInactive = -(1 << 24);
 // styleblit.lookup accepts 1..12 levels.
 constexpr int kMaxLevels = 12;
+// Source field of a pixel without exemplar source (stream.NO_SOURCE).
+constexpr float kNoSource = -1e30f;
+// History (channel 0) of a pixel that was not painted (temporal.NO_HISTORY).
+constexpr float kNoHistory = -1.0f;
 
 // styleblit._seed_grid, one column per level (level 0 unused): the cells
 // (bx0 .. bx0 + ncx - 1, by0 ..) whose seeds the region may use lie at
@@ -73,9 +87,55 @@ struct BlendArgs {
     int h, w, hs, ws, radius;
 };
 
+// stream.propagate: prev_src / prev_pos in the previous box (at pox, poy),
+// flow on a frame region at (fox, foy) of row length fw, this box at (ox, oy).
+struct PropagateArgs {
+    const float* prev_src;        // (ph, pw, 2) previous source field
+    const float* prev_pos;        // (ph, pw, 2) previous positional guide, or null with flow
+    const float* flow;            // (>= h, fw, 2) backward flow, or null: guide motion
+    const float* tpos;            // (h, w, 2) target positional guide
+    const float* tapp;            // (h, w) target appearance guide
+    const unsigned char* active;  // (h, w) bool, or null: every pixel
+    const float* sapp;            // (hs, ws) exemplar appearance guide
+    float* src;                   // (h, w, 2) out: unrounded sources of the kept pixels
+    int* nnf;                     // (h, w, 2) out: their rounded sources
+    unsigned char* need;          // (h, w) out: bool, active and not kept
+    double jxx, jxy, jyx, jyy;    // inverse Jacobian (guide motion)
+    int h, w, ox, oy;             // box size and frame position
+    int ph, pw, pox, poy;         // previous box
+    int fw, fox, foy;             // flow row length and frame position
+    int hs, ws, iterations;
+    float lam_pos, lam_app, threshold;
+};
+
+// stream._merge_kernel: where need, nnf and src take the fresh lookup's entry.
+struct MergeArgs {
+    const int* fresh;             // (h, w, 2)
+    const unsigned char* need;    // (h, w) bool
+    int* nnf;                     // (h, w, 2) in/out
+    float* src;                   // (h, w, 2) in/out
+    int h, w;
+};
+
+// temporal.temporal_filter: this region (h, w) at (ox, oy), the previous
+// history (ph, pw) at (pox, poy), the flow of row length fw at (fox, foy).
+struct TemporalArgs {
+    unsigned char* current;       // (h, w, 3) this frame's stylization; rounded into by the second pass
+    const unsigned char* active;  // (h, w) bool, or null: every pixel
+    const float* prev;            // (ph, pw, 3) previous history
+    const float* flow;            // (>= h, fw, 2) backward flow
+    float* hist;                  // (h, w, 3) out: this frame's history
+    unsigned char* out;           // (h, w, 3) out, or null: the second pass rounds into current
+    int h, w, ph, pw, pox, poy, fw, fox, foy, ox, oy;
+    float alpha;
+};
+
 static_assert(sizeof(SeedGrid) == 4 * 4 * kMaxLevels, "SeedGrid: blit/gpu.py packs 4 x 12 int32");
 static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupArgs: see blit/gpu.py");
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
+static_assert(sizeof(PropagateArgs) == 10 * 8 + 4 * 8 + 14 * 4 + 3 * 4 + 4, "PropagateArgs: see blit/gpu.py");
+static_assert(sizeof(MergeArgs) == 4 * 8 + 2 * 4, "MergeArgs: see blit/gpu.py");
+static_assert(sizeof(TemporalArgs) == 6 * 8 + 11 * 4 + 4, "TemporalArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -108,6 +168,10 @@ SB_FN long long imin(long long a, long long b) { return a < b ? a : b; }
 SB_FN long long imax(long long a, long long b) { return a > b ? a : b; }
 // Python's a % n (n > 0): the cell index of the jitter table may be negative.
 SB_FN long long pmod(long long a, long long n) { long long r = a % n; return r < 0 ? r + n : r; }
+// Numba's min(a, b) / max(a, b) of two floats (Python's algorithm): b when
+// b < a (b > a), else a; so a NaN first argument is kept, a NaN second one dropped.
+SB_FN float pymin(float a, float b) { return b < a ? b : a; }
+SB_FN float pymax(float a, float b) { return b > a ? b : a; }
 
 // E(c; g, a) = lam_pos (|c_x - g_x| + |c_y - g_y|) + lam_app |A(c) - a|.
 //
@@ -123,10 +187,14 @@ SB_FN long long pmod(long long a, long long n) { long long r = a % n; return r <
 // and the test harness compile with --fmad=false / -ffp-contract=off and
 // without fast math.
 SB_FN double guide_error(long long cx, long long cy, float gx, float gy, float a,
-                         const LookupArgs& p) {
+                         const float* sapp, long long ws, float lam_pos, float lam_app) {
     double dpos = add_rn(fabs((double)cx - (double)gx), fabs((double)cy - (double)gy));
-    float dapp = mulf_rn(p.lam_app, fabsf(p.sapp[cy * p.ws + cx] - a));
-    return add_rn(mul_rn((double)p.lam_pos, dpos), (double)dapp);
+    float dapp = mulf_rn(lam_app, fabsf(sapp[cy * ws + cx] - a));
+    return add_rn(mul_rn((double)lam_pos, dpos), (double)dapp);
+}
+SB_FN double guide_error(long long cx, long long cy, float gx, float gy, float a,
+                         const LookupArgs& p) {
+    return guide_error(cx, cy, gx, gy, a, p.sapp, p.ws, p.lam_pos, p.lam_app);
 }
 
 // ArgMinLookup: the exemplar pixel best matching the guide value (g, a): the
@@ -300,6 +368,186 @@ SB_FN void blend_pixel(const BlendArgs& b, int radius, long long x, long long y)
     out[0] = (unsigned char)((a0 + half) / n);
     out[1] = (unsigned char)((a1 + half) / n);
     out[2] = (unsigned char)((a2 + half) / n);
+}
+
+// ---------------------------------------------------------------------------
+// The stream: propagation of the sources and the temporal filter
+// ---------------------------------------------------------------------------
+
+// Propagation at pixel (x, y) of the box: the previous source at q = round(q*)
+// moved by q* - q (q* from the flow, or by Newton steps on the previous
+// positional guide with the inverse Jacobian), kept where its rounding lies
+// in the exemplar with a guide error below the threshold; need marks the
+// active pixels not kept. `use_flow` is p.flow != null.
+//
+// Floats as Numba: float32 for the flow motion (q*, its rounding
+// floor(v + 0.5) and the fraction) and for the source s' = s(q) + (q* - q);
+// float64 for the guide motion (the Jacobian is float64, the guide
+// difference float32, widened), rounded to float32 for the fraction. The
+// float -> int conversions truncate like Numba's int(); they agree for every
+// finite value below 2**63 in magnitude (a non-finite flow, guide or source
+// is converted differently by x86 and by the GPU).
+SB_FN void propagate_pixel(const PropagateArgs& p, bool use_flow, long long x, long long y) {
+    const long long t = y * p.w + x;
+    bool kept = false;
+    if (!p.active || p.active[t]) {
+        const float gx = p.tpos[2 * t], gy = p.tpos[2 * t + 1];
+        // (px, py): this pixel in the previous box's coordinates
+        const long long px = x + p.ox - p.pox, py = y + p.oy - p.poy;
+        long long qx, qy;
+        float fx = 0.0f, fy = 0.0f;
+        if (use_flow) {
+            // q*: where the flow says this pixel's content was
+            const float* f = p.flow + 2 * ((y + p.oy - p.foy) * (long long)p.fw + x + p.ox - p.fox);
+            const float qfx = (float)px + f[0];
+            const float qfy = (float)py + f[1];
+            qx = (long long)floorf(qfx + 0.5f);
+            qy = (long long)floorf(qfy + 0.5f);
+            fx = qfx - (float)qx;
+            fy = qfy - (float)qy;
+        } else {
+            // q*: where the previous positional guide had this pixel's guide value
+            qx = px;
+            qy = py;
+            for (int i = 0; i < p.iterations; ++i) {
+                if (!(0 <= qx && qx < p.pw && 0 <= qy && qy < p.ph)) break;
+                const float* pp = p.prev_pos + 2 * (qy * p.pw + qx);
+                const double dx = gx - pp[0], dy = gy - pp[1];  // float32 differences
+                qx += (long long)floor(add_rn(add_rn(mul_rn(p.jxx, dx), mul_rn(p.jxy, dy)), 0.5));
+                qy += (long long)floor(add_rn(add_rn(mul_rn(p.jyx, dx), mul_rn(p.jyy, dy)), 0.5));
+            }
+            if (0 <= qx && qx < p.pw && 0 <= qy && qy < p.ph) {
+                const float* pp = p.prev_pos + 2 * (qy * p.pw + qx);
+                const double dx = gx - pp[0], dy = gy - pp[1];
+                fx = (float)add_rn(mul_rn(p.jxx, dx), mul_rn(p.jxy, dy));
+                fy = (float)add_rn(mul_rn(p.jyx, dx), mul_rn(p.jyy, dy));
+            }
+        }
+        const bool inside = 0 <= qx && qx < p.pw && 0 <= qy && qy < p.ph;
+        const float* s = inside ? p.prev_src + 2 * (qy * p.pw + qx) : nullptr;
+        // NO_SOURCE / 2 is float64 in Numba (float32 / int); halving is exact
+        if (inside && (double)s[0] > (double)kNoSource / 2) {
+            // unit-scale patches: s' = s(q) + (q* - q)
+            const float sx = s[0] + fx, sy = s[1] + fy;
+            const long long cx = (long long)floorf(sx + 0.5f);
+            const long long cy = (long long)floorf(sy + 0.5f);
+            if (0 <= cx && cx < p.ws && 0 <= cy && cy < p.hs
+                && guide_error(cx, cy, gx, gy, p.tapp[t], p.sapp, p.ws, p.lam_pos, p.lam_app)
+                       < (double)p.threshold) {
+                p.nnf[2 * t] = (int)cx;
+                p.nnf[2 * t + 1] = (int)cy;
+                p.src[2 * t] = sx;
+                p.src[2 * t + 1] = sy;
+                kept = true;
+            }
+        }
+        p.need[t] = !kept;
+    } else {
+        p.need[t] = 0;
+    }
+    if (!kept) {
+        p.nnf[2 * t] = kInactive;
+        p.nnf[2 * t + 1] = kInactive;
+        p.src[2 * t] = kNoSource;
+        p.src[2 * t + 1] = kNoSource;
+    }
+}
+
+// Merge at pixel (x, y): where need, the fresh lookup's entry becomes the
+// NNF entry and the source (int32 -> float32, exact below 2**24).
+SB_FN void merge_pixel(const MergeArgs& m, long long x, long long y) {
+    const long long t = y * m.w + x;
+    if (!m.need[t]) return;
+    m.nnf[2 * t] = m.fresh[2 * t];
+    m.nnf[2 * t + 1] = m.fresh[2 * t + 1];
+    m.src[2 * t] = (float)m.fresh[2 * t];
+    m.src[2 * t + 1] = (float)m.fresh[2 * t + 1];
+}
+
+// First pass of the temporal filter at pixel (x, y): the history
+// (1 - alpha) S + alpha clamp(bilinear H_prev(p + b(p)), 3x3 range of S),
+// or S where the warped position has no history; NO_HISTORY outside active.
+// With a.out, also the rounded output there (pixels outside active left as
+// they are); without, temporal_round_pixel rounds into current once every
+// pixel's first pass has read its neighbours.
+//
+// The 3x3 range is taken directly over the window, where Numba slides column
+// ranges along the row: the same integer min and max. Floats: float32 in
+// Numba's order, products non-fusing: the result is bit-identical.
+SB_FN void temporal_pixel(const TemporalArgs& a, bool clamp, long long x, long long y) {
+    const long long t = y * a.w + x;
+    float* hist = a.hist + 3 * t;
+    if (a.active && !a.active[t]) {
+        hist[0] = kNoHistory;
+        hist[1] = kNoHistory;
+        hist[2] = kNoHistory;
+        return;
+    }
+    const unsigned char* cur = a.current + 3 * t;
+    // per-channel range of the active pixels of the 3x3 neighbourhood
+    int lo[3] = {255, 255, 255}, hi[3] = {0, 0, 0};
+    if (clamp) {
+        for (long long ny = imax(y - 1, 0); ny <= imin(y + 1, a.h - 1); ++ny) {
+            for (long long nx = imax(x - 1, 0); nx <= imin(x + 1, a.w - 1); ++nx) {
+                const long long n = ny * a.w + nx;
+                if (a.active && !a.active[n]) continue;
+                for (int c = 0; c < 3; ++c) {
+                    const int v = a.current[3 * n + c];
+                    lo[c] = v < lo[c] ? v : lo[c];
+                    hi[c] = v > hi[c] ? v : hi[c];
+                }
+            }
+        }
+    }
+    // q: where this pixel's content was, in the previous region's pixels
+    const float* f = a.flow + 2 * ((y + a.oy - a.foy) * (long long)a.fw + x + a.ox - a.fox);
+    const float qx = (float)(x + a.ox - a.pox) + f[0];
+    const float qy = (float)(y + a.oy - a.poy) + f[1];
+    bool ok = 0.0f <= qx && qx <= (float)(a.pw - 1) && 0.0f <= qy && qy <= (float)(a.ph - 1);
+    long long ix = 0, iy = 0, jx = 0, jy = 0;
+    if (ok) {
+        ix = (long long)floorf(qx);
+        iy = (long long)floorf(qy);
+        jx = imin(ix + 1, a.pw - 1);  // on the last row or column the weight of the next is 0
+        jy = imin(iy + 1, a.ph - 1);
+        ok = a.prev[3 * (iy * a.pw + ix)] >= 0 && a.prev[3 * (iy * a.pw + jx)] >= 0
+             && a.prev[3 * (jy * a.pw + ix)] >= 0 && a.prev[3 * (jy * a.pw + jx)] >= 0;
+    }
+    unsigned char* out = a.out ? a.out + 3 * t : nullptr;
+    if (!ok) {
+        for (int c = 0; c < 3; ++c) {
+            hist[c] = (float)cur[c];
+            if (out) out[c] = cur[c];
+        }
+        return;
+    }
+    const float fx = qx - (float)ix, fy = qy - (float)iy;
+    const float w00 = mulf_rn(1.0f - fx, 1.0f - fy);
+    const float w01 = mulf_rn(fx, 1.0f - fy);
+    const float w10 = mulf_rn(1.0f - fx, fy);
+    const float w11 = mulf_rn(fx, fy);
+    const float* p00 = a.prev + 3 * (iy * a.pw + ix);
+    const float* p01 = a.prev + 3 * (iy * a.pw + jx);
+    const float* p10 = a.prev + 3 * (jy * a.pw + ix);
+    const float* p11 = a.prev + 3 * (jy * a.pw + jx);
+    for (int c = 0; c < 3; ++c) {
+        float o = mulf_rn(p00[c], w00) + mulf_rn(p01[c], w01) + mulf_rn(p10[c], w10)
+                  + mulf_rn(p11[c], w11);
+        if (clamp) o = pymin(pymax(o, (float)lo[c]), (float)hi[c]);  // to the 3x3 range of this frame
+        const float v = mulf_rn(1.0f - a.alpha, (float)cur[c]) + mulf_rn(a.alpha, o);
+        hist[c] = v;
+        // rounded as the second pass: int(v + 0.5), then uint8 (modulo 256)
+        if (out) out[c] = (unsigned char)(long long)(v + 0.5f);
+    }
+}
+
+// Second pass, in place: the rounded history into current at the active
+// pixels (after every first pass has read current).
+SB_FN void temporal_round_pixel(const TemporalArgs& a, long long x, long long y) {
+    const long long t = y * a.w + x;
+    if (a.active && !a.active[t]) return;
+    unsigned char* cur = a.current + 3 * t;
+    for (int c = 0; c < 3; ++c) cur[c] = (unsigned char)(long long)(a.hist[3 * t + c] + 0.5f);
 }
 
 }  // namespace sb
