@@ -47,6 +47,7 @@ from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter,
 from blit.stylize import StylizeOptions
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
+from guides.buffers import Buffers, take
 from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
 
@@ -248,7 +249,7 @@ def _merge_kernel(fresh, need, nnf, src):
 
 def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None, flow_origin=None,
               prev_pos=None, inverse_jacobian=None, iterations=1, prev_origin=(0, 0),
-              origin=(0, 0), active=None, out=None):
+              origin=(0, 0), active=None, out=None, buffers=None):
     """Carry the previous frame's exemplar sources to this frame where they still fit.
 
     Each target pixel ``p`` (guides ``g``, ``a``) shows a face point that was
@@ -297,6 +298,9 @@ def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None,
         Frame position (x, y) of the previous box's and this box's pixel (0, 0).
     active : (H, W) bool ndarray, optional
     out : tuple of ((H, W, 2) float32, (H, W, 2) int32, (H, W) bool), optional
+    buffers : guides.buffers.Buffers, optional
+        Where to take the work arrays from (names ``"propagate_*"``);
+        default: new arrays.
 
     Returns
     -------
@@ -323,13 +327,15 @@ def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None,
     h, w = target_pos.shape[:2]
     lam_app = params.lam_app
     if target_app is None:
-        target_app = np.full((h, w), 128.0, np.float32)
+        target_app = take(buffers, "propagate_no_app", (h, w), np.float32)
+        target_app[...] = 128.0
         lam_app = 0.0
     target_app = np.ascontiguousarray(target_app, np.float32)
     if target_app.shape != (h, w):
         raise ValueError(f"target_app: expected shape {(h, w)}, got {target_app.shape}")
     if active is None:
-        active = np.ones((h, w), np.bool_)
+        active = take(buffers, "propagate_active", (h, w), np.bool_)
+        active[...] = True
     elif active.shape != (h, w):
         raise ValueError(f"active: expected shape {(h, w)}, got {active.shape}")
     fox, foy = (int(v) for v in (origin if flow_origin is None else flow_origin))
@@ -390,27 +396,6 @@ def guide_inverse_jacobian(target_landmarks, style_landmarks):
 # The stream object
 # ---------------------------------------------------------------------------
 
-class _Buffers:
-    """Named flat arrays that grow as needed; contiguous views of them are
-    handed out, so a stream whose boxes change size every frame allocates
-    (almost) nothing."""
-
-    def __init__(self):
-        self._flat = {}
-
-    def get(self, name, shape, dtype):
-        n = int(np.prod(shape))
-        buf = self._flat.get(name)
-        if buf is None or buf.size < n or buf.dtype != dtype:
-            buf = np.empty(n + n // 4 + 64, dtype)  # headroom: boxes grow a little at a time
-            self._flat[name] = buf
-        return buf[:n].reshape(shape)
-
-    @property
-    def nbytes(self):
-        return sum(b.nbytes for b in self._flat.values())
-
-
 @dataclass
 class _Coherence:
     """The previous frame of one lookup (a face's head, or the background)."""
@@ -421,7 +406,7 @@ class _Coherence:
     parity: int = 0
     hist: np.ndarray | None = None  # (H, W, 3) float32 filtered output (blit.temporal)
     hist_origin: tuple = (0, 0)
-    buffers: _Buffers = field(default_factory=_Buffers)
+    buffers: Buffers = field(default_factory=Buffers)
 
     def clear(self):
         self.src = self.pos = self.hist = None
@@ -544,7 +529,7 @@ class Stylizer:
         self._bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
                                        options.levels)
         self._dis = None
-        self._buffers = _Buffers()
+        self._buffers = Buffers()
         self.reset()
 
     # -- life cycle ------------------------------------------------------------
@@ -745,7 +730,8 @@ class Stylizer:
         style, options = self.style, self.options
         h, w = frame.shape[:2]
         radius = options.voting
-        regions = [head_region(frame.shape, tr.landmarks, margin=radius) for tr in tracks]
+        regions = [head_region(frame.shape, tr.landmarks, margin=radius, buffers=tr.head.buffers)
+                   for tr in tracks]
         self.last_landmarks = [tr.landmarks for tr in tracks]
         self.last_boxes = [r.box for r in regions]
         self.last_nnf = []
@@ -755,7 +741,8 @@ class Stylizer:
             # the background follows the largest face (or the last one seen)
             main = tracks[-1].landmarks if tracks else self._last_any
             t0 = time.perf_counter()
-            pos_whole = positional_guide((h, w), main, style.landmarks)
+            pos_whole = positional_guide((h, w), main, style.landmarks,
+                                         out=self._pos_buffer(self._buffers, (h, w)))
             _add(times, "mls", t0)
             ones = self._buffers.get("ones", (h, w), np.bool_)
             ones[...] = True
@@ -772,6 +759,11 @@ class Stylizer:
         for track, region in zip(tracks, regions):
             self._render_face(frame, track, region, pos_whole, flow, out, times)
         return out
+
+    def _pos_buffer(self, buffers, shape):
+        """This frame's positional guide buffer: two alternate, since a lookup
+        keeps the previous frame's guide (``_Coherence.pos``)."""
+        return buffers.get(f"pos{self._frame_index & 1}", tuple(shape) + (2,), np.float32)
 
     def _flow(self, frame, regions, whole, times):
         """Backward optical flow (this frame to the previous) on the boxes that
@@ -798,8 +790,14 @@ class Stylizer:
             if x1 - x0 >= 16 and y1 - y0 >= 16:
                 if self._dis is None:
                     self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-                f = self._dis.calc(np.ascontiguousarray(gray[y0:y1, x0:x1]),
-                                   np.ascontiguousarray(prev[y0:y1, x0:x1]), None)
+                size = (y1 - y0, x1 - x0)
+                cur_box = self._buffers.get("flow_cur", size, np.uint8)
+                prev_box = self._buffers.get("flow_prev", size, np.uint8)
+                cur_box[...] = gray[y0:y1, x0:x1]
+                prev_box[...] = prev[y0:y1, x0:x1]
+                # DIS allocates its output: handed a reused buffer, it crashed
+                # (segfault) in a test whose box changes size between frames
+                f = self._dis.calc(cur_box, prev_box, None)
                 flow = ((x0, y0), f)
         times["flow"] = _ms(t0)
         return flow
@@ -811,16 +809,19 @@ class Stylizer:
             track.head.clear()
             return
         t0 = time.perf_counter()
-        if pos_whole is not None:
-            pos = pos_whole[y0:y1, x0:x1]
+        if pos_whole is not None:  # a contiguous copy of the head box, for the kernels
+            pos = self._pos_buffer(track.head.buffers, (y1 - y0, x1 - x0))
+            pos[...] = pos_whole[y0:y1, x0:x1]
         else:  # the guide of the head box only, in frame coordinates
             shifted = track.landmarks - np.array([x0, y0], np.float32)
-            pos = positional_guide((y1 - y0, x1 - x0), shifted, style.landmarks)
+            pos = positional_guide((y1 - y0, x1 - x0), shifted, style.landmarks,
+                                   out=self._pos_buffer(track.head.buffers, (y1 - y0, x1 - x0)))
         _add(times, "mls", t0)
         t0 = time.perf_counter()
-        app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask)
-        _add(times, "appearance", t0)
         buffers = track.head.buffers
+        app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=buffers,
+                                out=buffers.get("app", region.mask.shape, np.float32))
+        _add(times, "appearance", t0)
         # pixels whose mask would not change the composite by half a level are skipped
         active = np.greater_equal(region.mask, MIN_WEIGHT,
                                   out=buffers.get("active", region.mask.shape, np.bool_))
@@ -862,7 +863,7 @@ class Stylizer:
             t0 = time.perf_counter()
             nnf = lookup(pos, app, style.appearance, style.table, style.app_bin, style.cell,
                          params, self._jitter, origin=origin, active=active,
-                         labels=self._labels, out=fresh)
+                         labels=self._labels, out=fresh, buffers=buffers)
             _add(times, "lookup", t0)
             return nnf
         state.parity ^= 1  # the previous source field stays readable
@@ -876,7 +877,7 @@ class Stylizer:
             propagate(state.src, pos, app, style.appearance, self._keep_params(params),
                       flow=f, flow_origin=f_origin, prev_pos=state.pos, inverse_jacobian=inv_j,
                       prev_origin=state.origin, origin=origin, active=active,
-                      out=(src, nnf, need))
+                      out=(src, nnf, need), buffers=buffers)
         else:
             src[...] = NO_SOURCE
             nnf[...] = _INACTIVE
@@ -884,10 +885,11 @@ class Stylizer:
         _add(times, "propagate", t0)
         t0 = time.perf_counter()
         lookup(pos, app, style.appearance, style.table, style.app_bin, style.cell, params,
-               self._jitter, origin=origin, active=need, labels=self._labels, out=fresh)
+               self._jitter, origin=origin, active=need, labels=self._labels, out=fresh,
+               buffers=buffers)
         _merge_kernel(fresh, need, nnf, src)
         _add(times, "lookup", t0)
-        # pos is a new array every frame (or a view of one): holding it is safe
+        # pos alternates between two buffers (_pos_buffer): holding it for the next frame is safe
         state.src, state.pos, state.origin = src, pos, (int(origin[0]), int(origin[1]))
         return nnf
 

@@ -42,6 +42,8 @@ import numba
 import numpy as np
 from numba.extending import overload
 
+from guides.buffers import take
+
 __all__ = ["LookupParams", "make_jitter", "lookup", "argmin_lookup_table", "seed_labels",
            "DEFAULT_LEVELS"]
 
@@ -514,7 +516,7 @@ def argmin_lookup_table(style_app, params, *, cell=4, nbins=32):
 
 
 def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
-           *, origin=(0, 0), active=None, labels=None, out=None):
+           *, origin=(0, 0), active=None, labels=None, out=None, buffers=None):
     """Hierarchical StyleBlit lookup: the NNF from target guides to the exemplar.
 
     Parameters
@@ -542,6 +544,10 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         :func:`seed_labels` of the whole frame for this jitter; saves the
         nearest-seed search (same result). Streams compute it once.
     out : (H, W, 2) int32 ndarray, optional
+    buffers : guides.buffers.Buffers, optional
+        Where to take the work arrays from (names ``"lookup_*"``; a stream
+        passes its own so that it allocates nothing per frame); default:
+        new arrays.
 
     Returns
     -------
@@ -566,7 +572,8 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     h, w = target_pos.shape[:2]
     lam_app = params.lam_app
     if target_app is None:
-        target_app = np.zeros((h, w), np.float32)
+        target_app = take(buffers, "lookup_no_app", (h, w), np.float32)
+        target_app[...] = 0.0
         lam_app = 0.0
     target_app = np.ascontiguousarray(target_app, dtype=np.float32)
     if target_app.shape != (h, w):
@@ -580,7 +587,8 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     elif out.shape != (h, w, 2) or out.dtype != np.int32:
         raise ValueError(f"out: expected ({h}, {w}, 2) int32, got {out.shape} {out.dtype}")
     if active is None:
-        active = np.ones((h, w), np.bool_)
+        active = take(buffers, "lookup_active", (h, w), np.bool_)
+        active[...] = True
     elif active.shape != (h, w):
         raise ValueError(f"active: expected shape {(h, w)}, got {active.shape}")
     if h == 0 or w == 0:
@@ -591,7 +599,7 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
     grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
     # per seed: q and u, 16 bytes; u (seeds[k, 2:4]) as one int64 in memo[k, 1]
-    memo = np.empty((max(nseeds, 1), 2), np.int64)
+    memo = take(buffers, "lookup_memo", (max(nseeds, 1), 2), np.int64)
     seeds = memo.view(np.int32)
     active = np.ascontiguousarray(active, dtype=np.bool_)
     jitter = np.ascontiguousarray(jitter, np.float32)
@@ -599,7 +607,8 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         # a dense region needs most seeds: look up those near active pixels
         # first, in one pass, and hand the pixels a read-only memo (see
         # _seed_source); the other seeds are never read
-        occupied = np.zeros(nseeds, np.uint8)
+        occupied = take(buffers, "lookup_occupied", (nseeds,), np.uint8)
+        occupied[...] = 0
         _occupied_kernel(active, ox, oy, grid, occupied)
         _seed_source_kernel(seeds, grid, occupied, jitter, target_pos, target_app, style_app,
                             table, int(cell), app_bin, ox, oy, lam_pos, lam_app, memo)

@@ -12,7 +12,10 @@ Values are float32 in [0, 255], mid-grey 128 meaning "no detail".
 from __future__ import annotations
 
 import cv2
+import numba
 import numpy as np
+
+from guides.buffers import take
 
 __all__ = ["luminance_detail", "style_appearance", "match_histogram", "quantile_function",
            "target_appearance"]
@@ -20,24 +23,36 @@ __all__ = ["luminance_detail", "style_appearance", "match_histogram", "quantile_
 _NQ = 257  # points of a stored quantile function
 
 
-def luminance_detail(image, *, levels=3):
+def luminance_detail(image, *, levels=3, buffers=None):
     """Luminance minus its blur: ``gray - up(down^levels(gray))``.
 
     Parameters
     ----------
     image : (H, W, 3) uint8 ndarray, BGR
+    buffers : guides.buffers.Buffers, optional
+        Where to take the work arrays and the result from (names
+        ``"detail*"``); default: new arrays.
 
     Returns
     -------
     (H, W) float32 ndarray
         Signed detail in luminance levels (about -128..128).
     """
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    h, w = image.shape[:2]
+    if not image.flags.c_contiguous:  # a crop: OpenCV would copy it anyway
+        crop = take(buffers, "detail_bgr", image.shape, np.uint8)
+        crop[...] = image
+        image = crop
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY,
+                        dst=take(buffers, "detail_gray", (h, w), np.uint8))
     blur = gray
-    for _ in range(levels):
-        blur = cv2.pyrDown(blur)
-    blur = cv2.resize(blur, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return gray.astype(np.float32) - blur.astype(np.float32)
+    for i in range(levels):
+        size = ((blur.shape[0] + 1) // 2, (blur.shape[1] + 1) // 2)
+        blur = cv2.pyrDown(blur, dst=take(buffers, f"detail_down{i}", size, np.uint8))
+    blur = cv2.resize(blur, (w, h), dst=take(buffers, "detail_up", (h, w), np.uint8),
+                      interpolation=cv2.INTER_LINEAR)
+    return cv2.subtract(gray, blur, dst=take(buffers, "detail", (h, w), np.float32),
+                        dtype=cv2.CV_32F)
 
 
 def style_appearance(image, mask=None, *, clip_fraction=0.005):
@@ -78,30 +93,64 @@ def quantile_function(values, mask=None):
     return np.quantile(sample, np.linspace(0.0, 1.0, _NQ)).astype(np.float32)
 
 
-def match_histogram(values, reference_quantiles, mask=None, *, lo=-128.0, hi=128.0, bins=512):
+@numba.njit(cache=True)
+def _bin_kernel(values, mask, lo, step, idx, hist):
+    """idx = the bin of each value (clipped); hist = the count of each bin
+    over the pixels whose mask is above 0.5 (all of them without a mask, or
+    when none is)."""
+    bins = hist.shape[0]
+    hist[:] = 0
+    n = 0
+    for y in range(values.shape[0]):
+        for x in range(values.shape[1]):
+            b = min(max(int((values[y, x] - lo) / step), 0), bins - 1)
+            idx[y, x] = b
+            if mask.shape[0] == 0 or mask[y, x] > 0.5:
+                hist[b] += 1
+                n += 1
+    if n == 0:
+        for y in range(values.shape[0]):
+            for x in range(values.shape[1]):
+                hist[idx[y, x]] += 1
+
+
+def match_histogram(values, reference_quantiles, mask=None, *, lo=-128.0, hi=128.0, bins=512,
+                    buffers=None, out=None):
     """Map ``values`` so that their histogram (inside ``mask``) matches the one
     described by ``reference_quantiles`` (from :func:`quantile_function`).
 
     The source CDF is taken from a ``bins``-bin histogram over [lo, hi], so the
     whole mapping is one table lookup per pixel.
 
+    Parameters
+    ----------
+    values : (H, W) float32 ndarray
+    reference_quantiles : (Q,) float32 ndarray
+    mask : (H, W) ndarray, optional
+    buffers : guides.buffers.Buffers, optional
+        Where to take the work arrays from; default: new arrays.
+    out : (H, W) float32 ndarray, optional
+
     Returns
     -------
     (H, W) float32 ndarray
     """
-    step = (hi - lo) / bins
-    idx = np.clip(((values - lo) / step).astype(np.int32), 0, bins - 1)
-    sample = idx[mask > 0.5] if mask is not None else idx
-    if sample.size == 0:
-        sample = idx
-    hist = np.bincount(sample.ravel(), minlength=bins).astype(np.float64)
+    values = np.ascontiguousarray(values, np.float32)
+    step = np.float32((hi - lo) / bins)
+    idx = take(buffers, "match_bin", values.shape, np.intp)  # np.take would copy other types
+    hist = np.empty(bins, np.int64)
+    mask = np.zeros((0, 0), np.float32) if mask is None else np.ascontiguousarray(mask)
+    _bin_kernel(values, mask, np.float32(lo), step, idx, hist)
+    hist = hist.astype(np.float64)
     # mid-rank CDF of each bin, mapped through the reference quantile function
     cdf = (np.cumsum(hist) - hist / 2.0) / hist.sum()
     table = np.interp(cdf, np.linspace(0.0, 1.0, reference_quantiles.size), reference_quantiles)
-    return table.astype(np.float32)[idx]
+    if out is None:
+        out = np.empty(values.shape, np.float32)
+    return np.take(table.astype(np.float32), idx, out=out, mode="clip")  # clip: unbuffered
 
 
-def target_appearance(image, style_quantiles, mask=None):
+def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=None):
     """Target appearance guide: luminance detail histogram-matched to the exemplar's.
 
     Parameters
@@ -111,9 +160,13 @@ def target_appearance(image, style_quantiles, mask=None):
         ``quantile_function`` of the exemplar's appearance guide (its head).
     mask : (H, W) ndarray, optional
         Region of the target whose histogram is matched (its head).
+    buffers : guides.buffers.Buffers, optional
+        Where to take the work arrays from; default: new arrays.
+    out : (H, W) float32 ndarray, optional
 
     Returns
     -------
     (H, W) float32 ndarray in [0, 255]
     """
-    return match_histogram(luminance_detail(image), style_quantiles, mask)
+    return match_histogram(luminance_detail(image, buffers=buffers), style_quantiles, mask,
+                           buffers=buffers, out=out)

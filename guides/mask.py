@@ -13,6 +13,8 @@ import cv2
 import numba
 import numpy as np
 
+from guides.buffers import take
+
 #: Mask weight below which a pixel keeps the background: it could not change
 #: the composite by half a level, so the stylizers do not paint it at all.
 MIN_WEIGHT = np.float32(1.0 / 510.0)
@@ -69,7 +71,7 @@ def head_polygon(landmarks, *, top=0.75, arc_points=24):
     return np.concatenate([jaw, arc.astype(np.float32)], axis=0)
 
 
-def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
+def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=None):
     """Soft head mask on its bounding box.
 
     Parameters
@@ -83,6 +85,9 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
         Width of the soft edge (Gaussian sigma) as a fraction of the jaw width.
     margin : int
         Extra pixels around the box (e.g. the blending radius).
+    buffers : guides.buffers.Buffers, optional
+        Where to take the mask and its work arrays from (names ``"mask*"``);
+        default: new arrays.
 
     Returns
     -------
@@ -97,15 +102,19 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
     y0 = int(np.clip(np.floor(poly[:, 1].min()) - pad, 0, h))
     x1 = int(np.clip(np.ceil(poly[:, 0].max()) + pad + 1, x0, w))
     y1 = int(np.clip(np.ceil(poly[:, 1].max()) + pad + 1, y0, h))
-    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+    mask = take(buffers, "mask", (y1 - y0, x1 - x0), np.float32)
+    mask[...] = 0.0
     if mask.size:
         pts = np.round((poly - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
         cv2.fillPoly(mask, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
         # Soft edge, computed at half resolution (the edge is smooth anyway).
-        small = cv2.resize(mask, (max(1, mask.shape[1] // 2), max(1, mask.shape[0] // 2)),
+        half = (max(1, mask.shape[0] // 2), max(1, mask.shape[1] // 2))
+        small = cv2.resize(mask, half[::-1], dst=take(buffers, "mask_half", half, np.float32),
                            interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), sigma / 2.0)
-        mask = cv2.resize(small, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+        small = cv2.GaussianBlur(small, (0, 0), sigma / 2.0,
+                                 dst=take(buffers, "mask_blur", half, np.float32))
+        mask = cv2.resize(small, (mask.shape[1], mask.shape[0]), dst=mask,
+                          interpolation=cv2.INTER_LINEAR)
         np.clip(mask, 0.0, 1.0, out=mask)
     return HeadRegion((x0, y0, x1, y1), mask)
 

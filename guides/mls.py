@@ -82,7 +82,7 @@ def mls_similarity(points, src, dst, *, alpha=1.0):
     return np.stack([f.real, f.imag], axis=1).astype(np.float32)
 
 
-def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0):
+def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0, out=None):
     """Dense MLS backward map evaluated on a coarse grid and interpolated.
 
     FaceBlit evaluates the deformation every 10 px and interpolates
@@ -98,6 +98,7 @@ def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0):
         Target and exemplar landmarks (x, y).
     grid : int
         Largest node spacing in pixels; 1 evaluates every pixel exactly.
+    out : (H, W, 2) float32 ndarray, optional
 
     Returns
     -------
@@ -114,7 +115,11 @@ def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0):
     src, dst = _check_points(src, dst)
     nodes = np.empty((gh, gw, 2), np.float32)
     _mls_nodes(src, dst, float(alpha), (w - 1.0) / (gw - 1), (h - 1.0) / (gh - 1), nodes)
-    out = np.empty((h, w, 2), np.float32)
+    if out is None:
+        out = np.empty((h, w, 2), np.float32)
+    elif out.shape != (h, w, 2) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a contiguous ({h}, {w}, 2) float32 array, got "
+                         f"{out.shape} {out.dtype}")
     _upsample_nodes(nodes, out)
     return out
 
@@ -202,7 +207,7 @@ def _upsample_nodes(nodes, out):
                 out[y, x, c] = top + (bot - top) * ty
 
 
-def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10):
+def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=None):
     """FaceBlit's positional guide: exemplar coordinates warped into the target.
 
     Parameters
@@ -210,6 +215,7 @@ def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10):
     shape : (int, int)
         Target (H, W).
     target_landmarks, style_landmarks : (68, 2) float32 ndarray
+    out : (H, W, 2) float32 ndarray, optional
 
     Returns
     -------
@@ -217,4 +223,4 @@ def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10):
         For every target pixel, the exemplar position (x, y) it corresponds
         to — kept as float exemplar pixels, not quantised to 8 bits.
     """
-    return mls_similarity_grid(shape, target_landmarks, style_landmarks, grid=grid)
+    return mls_similarity_grid(shape, target_landmarks, style_landmarks, grid=grid, out=out)

@@ -257,6 +257,33 @@ def test_out_buffer_is_filled_and_returned(style, hopper):
         stylizer(frames[1], out=np.zeros((2, 2, 3), np.uint8))
 
 
+@pytest.mark.parametrize("background", ["keep", "stylize"])
+def test_a_warm_stream_allocates_little_per_frame(style, hopper, background):
+    """The stream's arrays live in its buffers: after warm-up, a frame
+    allocates (NumPy memory, as tracemalloc sees it) no more than the optical
+    flow field that OpenCV's DIS returns, plus small change."""
+    import tracemalloc
+
+    frames, marks = moving_clip(hopper, n=12, size=(320, 240), zoom=0.6)
+    stylizer = Stylizer(style, landmarker=Script([[m] for m in marks]),
+                        options=StylizeOptions(background=background))
+    out = np.empty_like(frames[0])
+    for frame in frames[:8]:  # warm-up: compilation, buffers growing to the largest box
+        stylizer(frame, out=out)
+    peaks = []
+    tracemalloc.start()
+    try:
+        for frame in frames[8:]:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            stylizer(frame, out=out)
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    flow_bytes = frames[0].shape[0] * frames[0].shape[1] * 2 * 4  # at most the whole frame
+    assert max(peaks) < flow_bytes + (128 << 10), peaks
+
+
 def test_prefetched_landmarks_give_the_same_stream(style, hopper):
     """Landmarks found one frame ahead in a thread: same frames, same order,
     same output; a frame that was not prefetched is still handled."""
