@@ -169,11 +169,13 @@ def propagate_kernel_name(use_flow):
 MERGE_KERNEL = "sb_merge_kernel"
 
 
-def temporal_kernel_names(clamp, in_place=True):
-    """Name expressions of the temporal filter's passes: the history (with or
-    without the clamp), then, in place, the rounding into ``current``."""
-    first = f"sb_temporal_kernel<{int(bool(clamp))}>"
-    return (first, "sb_temporal_round_kernel") if in_place else (first,)
+TEMPORAL_ROUND_KERNEL = "sb_temporal_round_kernel"
+
+
+def temporal_kernel_names(clamp):
+    """Name expressions of the temporal filter's two passes: the history (with
+    or without the clamp), then the rounding into ``current``."""
+    return f"sb_temporal_kernel<{int(bool(clamp))}>", TEMPORAL_ROUND_KERNEL
 
 
 def kernel_names():
@@ -182,8 +184,8 @@ def kernel_names():
     names = [n for levels in range(1, _MAX_LEVELS + 1) for n in lookup_kernel_names(levels)]
     names += [blend_kernel_name(r) for r in (*_BLEND_RADII, -1)]
     names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
-    names += [temporal_kernel_names(c, in_place=False)[0] for c in (True, False)]
-    return names + [temporal_kernel_names(True)[1]]
+    names += [temporal_kernel_names(c)[0] for c in (True, False)]
+    return names + [TEMPORAL_ROUND_KERNEL]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -231,7 +233,7 @@ MERGE_ARGS = np.dtype(
     + [(name, np.int32) for name in ("h", "w")],
     align=True)
 TEMPORAL_ARGS = np.dtype(
-    [(name, np.uint64) for name in ("current", "active", "prev", "flow", "hist", "out")]
+    [(name, np.uint64) for name in ("current", "active", "prev", "flow", "hist")]
     + [(name, np.int32) for name in ("h", "w", "ph", "pw", "pox", "poy", "fw", "fox", "foy", "ox",
                                      "oy")]
     + [("alpha", np.float32)],
@@ -511,14 +513,14 @@ def _prepare_merge(xp, fresh, need, nnf, src):
 
 
 def _prepare_temporal(xp, current, prev_history, flow, alpha, *, active=None, origin=(0, 0),
-                      prev_origin=(0, 0), flow_origin=None, history=None, out=None):
+                      prev_origin=(0, 0), flow_origin=None, history=None):
     """Check the arguments of :func:`temporal_filter` (those of
     :func:`blit.temporal.temporal_filter`, in its order) and pack
     :data:`TEMPORAL_ARGS`. Without a history to mix, does what the CPU
     function does then (array operations, no kernel) and returns ``args``
     None. Returns ``(args, history, keep)``."""
     _check_module(xp, current=current, prev_history=prev_history, flow=flow, active=active,
-                  history=history, out=out)
+                  history=history)
     if current.dtype != np.uint8 or current.ndim != 3 or current.shape[2] != 3:
         raise ValueError(f"current: expected (H, W, 3) uint8, got {current.shape} {current.dtype}")
     if not 0.0 <= alpha < 1.0:
@@ -532,22 +534,13 @@ def _prepare_temporal(xp, current, prev_history, flow, alpha, *, active=None, or
         history = xp.empty((h, w, 3), xp.float32)
     else:
         _check_written("history", history, (h, w, 3), np.float32)
-    if out is None:
-        _check_written("current (filtered in place)", current, (h, w, 3), np.uint8)
-    elif out.shape != current.shape or out.dtype != np.uint8 or xp.may_share_memory(out, current):
-        raise ValueError(f"out: expected a {current.shape} uint8 array apart from current, got "
-                         f"{out.shape} {out.dtype}")
-    else:
-        _check_written("out", out, (h, w, 3), np.uint8)
+    _check_written("current (filtered in place)", current, (h, w, 3), np.uint8)
     if prev_history is None or flow is None or alpha == 0.0:
-        # no history to mix: this frame's output is the history
+        # no history to mix: this frame's output is the history (copyto, not
+        # a boolean index: no count of the mask read back to the host)
         history[...] = current
         if active is not None:
-            history[..., 0][~active] = NO_HISTORY
-        if out is not None and active is None:
-            out[...] = current
-        elif out is not None:
-            out[active] = current[active]
+            xp.copyto(history[..., 0], NO_HISTORY, where=~active)
         return None, history, ()
     if prev_history.ndim != 3 or prev_history.shape[2] != 3 or prev_history.dtype != np.float32:
         raise ValueError(f"prev_history: expected (Hp, Wp, 3) float32, got {prev_history.shape} "
@@ -556,13 +549,9 @@ def _prepare_temporal(xp, current, prev_history, flow, alpha, *, active=None, or
     if h == 0 or w == 0:
         return None, history, ()
     prev_history = xp.ascontiguousarray(prev_history)
-    if out is None:
-        current_arg = current  # in place: rounded into by the second pass
-    else:
-        current_arg = xp.ascontiguousarray(current)
-    keep = (current_arg, active, prev_history, flow, history, out)
+    keep = (current, active, prev_history, flow, history)  # current: rounded into by the second pass
     ph, pw = prev_history.shape[:2]
-    args = _pack(TEMPORAL_ARGS, dict(zip(("current", "active", "prev", "flow", "hist", "out"), keep)),
+    args = _pack(TEMPORAL_ARGS, dict(zip(("current", "active", "prev", "flow", "hist"), keep)),
                  dict(h=h, w=w, ph=ph, pw=pw, pox=int(prev_origin[0]), poy=int(prev_origin[1]),
                       fw=flow.shape[1], fox=fox, foy=foy, ox=int(origin[0]), oy=int(origin[1]),
                       alpha=np.float32(alpha)))
@@ -673,18 +662,13 @@ def merge(fresh, need, nnf, src):
 
 
 def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=True,
-                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None, history=None, out=None):
+                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None, history=None):
     """:func:`blit.temporal.temporal_filter` on CuPy arrays: same arguments,
     same history and output.
 
-    ``current`` (H, W, 3) uint8, C-contiguous when filtered in place;
-    ``history``, if given, C-contiguous. In place it takes two launches (the
-    clamp reads the neighbours' unfiltered values).
-
-    One argument more than the CPU function: ``out``, a C-contiguous
-    (H, W, 3) uint8 CuPy array apart from ``current``, receives the filtered
-    output at the active pixels (the others left as they are) and
-    ``current`` is only read: one launch.
+    ``current`` (H, W, 3) uint8 and ``history``, if given, C-contiguous (the
+    kernels write them). Two launches: the clamp reads the neighbours'
+    unfiltered values, so the rounding into ``current`` is a second pass.
 
     Returns
     -------
@@ -694,10 +678,10 @@ def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=Tr
     cp = _cupy()
     args, history, keep = _prepare_temporal(cp, current, prev_history, flow, alpha, active=active,
                                             origin=origin, prev_origin=prev_origin,
-                                            flow_origin=flow_origin, history=history, out=out)
+                                            flow_origin=flow_origin, history=history)
     if args is None:
         return history
-    for kernel in _kernels(temporal_kernel_names(clamp, in_place=out is None)):
+    for kernel in _kernels(temporal_kernel_names(clamp)):
         _launch_pixels(kernel, args)  # in order, on one stream
     del keep
     return history

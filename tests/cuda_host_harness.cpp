@@ -111,7 +111,7 @@ int sb_layout(long long* v) {
     SB_OFF(sb::MergeArgs, src); SB_OFF(sb::MergeArgs, h); SB_OFF(sb::MergeArgs, w);
     v[n++] = (long long)sizeof(sb::TemporalArgs);
     SB_OFF(sb::TemporalArgs, current); SB_OFF(sb::TemporalArgs, active); SB_OFF(sb::TemporalArgs, prev);
-    SB_OFF(sb::TemporalArgs, flow); SB_OFF(sb::TemporalArgs, hist); SB_OFF(sb::TemporalArgs, out);
+    SB_OFF(sb::TemporalArgs, flow); SB_OFF(sb::TemporalArgs, hist);
     SB_OFF(sb::TemporalArgs, h); SB_OFF(sb::TemporalArgs, w); SB_OFF(sb::TemporalArgs, ph);
     SB_OFF(sb::TemporalArgs, pw); SB_OFF(sb::TemporalArgs, pox); SB_OFF(sb::TemporalArgs, poy);
     SB_OFF(sb::TemporalArgs, fw); SB_OFF(sb::TemporalArgs, fox); SB_OFF(sb::TemporalArgs, foy);

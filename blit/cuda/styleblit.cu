@@ -57,9 +57,8 @@ __global__ void sb_merge_kernel(const sb::MergeArgs m) {
     if (sb_thread_pixel(m.w, m.h, x, y)) sb::merge_pixel(m, x, y);
 }
 
-// Temporal filter, first pass: the history (and the output, if apart from
-// current). Reads the neighbours' current values: in place, the rounding
-// into current is a second launch.
+// Temporal filter, first pass: the history. Reads the neighbours' current
+// values, so the rounding into current is a second launch.
 template <int CLAMP>
 __global__ void sb_temporal_kernel(const sb::TemporalArgs a) {
     long long x, y;

@@ -125,7 +125,6 @@ struct TemporalArgs {
     const float* prev;            // (ph, pw, 3) previous history
     const float* flow;            // (>= h, fw, 2) backward flow
     float* hist;                  // (h, w, 3) out: this frame's history
-    unsigned char* out;           // (h, w, 3) out, or null: the second pass rounds into current
     int h, w, ph, pw, pox, poy, fw, fox, foy, ox, oy;
     float alpha;
 };
@@ -135,7 +134,7 @@ static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupA
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
 static_assert(sizeof(PropagateArgs) == 10 * 8 + 4 * 8 + 14 * 4 + 3 * 4 + 4, "PropagateArgs: see blit/gpu.py");
 static_assert(sizeof(MergeArgs) == 4 * 8 + 2 * 4, "MergeArgs: see blit/gpu.py");
-static_assert(sizeof(TemporalArgs) == 6 * 8 + 11 * 4 + 4, "TemporalArgs: see blit/gpu.py");
+static_assert(sizeof(TemporalArgs) == 5 * 8 + 11 * 4 + 4, "TemporalArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -467,9 +466,8 @@ SB_FN void merge_pixel(const MergeArgs& m, long long x, long long y) {
 // First pass of the temporal filter at pixel (x, y): the history
 // (1 - alpha) S + alpha clamp(bilinear H_prev(p + b(p)), 3x3 range of S),
 // or S where the warped position has no history; NO_HISTORY outside active.
-// With a.out, also the rounded output there (pixels outside active left as
-// they are); without, temporal_round_pixel rounds into current once every
-// pixel's first pass has read its neighbours.
+// temporal_round_pixel rounds it into current once every pixel's first pass
+// has read its neighbours.
 //
 // The 3x3 range is taken directly over the window, where Numba slides column
 // ranges along the row: the same integer min and max. Floats: float32 in
@@ -513,12 +511,8 @@ SB_FN void temporal_pixel(const TemporalArgs& a, bool clamp, long long x, long l
         ok = a.prev[3 * (iy * a.pw + ix)] >= 0 && a.prev[3 * (iy * a.pw + jx)] >= 0
              && a.prev[3 * (jy * a.pw + ix)] >= 0 && a.prev[3 * (jy * a.pw + jx)] >= 0;
     }
-    unsigned char* out = a.out ? a.out + 3 * t : nullptr;
     if (!ok) {
-        for (int c = 0; c < 3; ++c) {
-            hist[c] = (float)cur[c];
-            if (out) out[c] = cur[c];
-        }
+        for (int c = 0; c < 3; ++c) hist[c] = (float)cur[c];
         return;
     }
     const float fx = qx - (float)ix, fy = qy - (float)iy;
@@ -536,8 +530,6 @@ SB_FN void temporal_pixel(const TemporalArgs& a, bool clamp, long long x, long l
         if (clamp) o = pymin(pymax(o, (float)lo[c]), (float)hi[c]);  // to the 3x3 range of this frame
         const float v = mulf_rn(1.0f - a.alpha, (float)cur[c]) + mulf_rn(a.alpha, o);
         hist[c] = v;
-        // rounded as the second pass: int(v + 0.5), then uint8 (modulo 256)
-        if (out) out[c] = (unsigned char)(long long)(v + 0.5f);
     }
 }
 
@@ -547,6 +539,7 @@ SB_FN void temporal_round_pixel(const TemporalArgs& a, long long x, long long y)
     const long long t = y * a.w + x;
     if (a.active && !a.active[t]) return;
     unsigned char* cur = a.current + 3 * t;
+    // int(v + 0.5), then uint8 (modulo 256), as Numba
     for (int c = 0; c < 3; ++c) cur[c] = (unsigned char)(long long)(a.hist[3 * t + c] + 0.5f);
 }
 
