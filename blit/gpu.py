@@ -1,20 +1,26 @@
-"""CUDA backend: the StyleBlit lookup and blend, and the stream's propagation
-and temporal filter, on CuPy arrays.
+"""CUDA backend: the StyleBlit lookup and blend, and the stream's propagation,
+temporal filter, positional guide and composite, on CuPy arrays.
 
 :func:`blit.styleblit.lookup` and :func:`blit.blending.blend` come here when
 given CuPy arrays (the array type chooses the backend: NumPy runs the Numba
 kernels, CuPy the CUDA kernels of ``blit/cuda/styleblit.cu``). The stream's
 other per-frame kernels have their CUDA twins here, called directly:
 :func:`propagate` and :func:`merge` (:func:`blit.stream.propagate` and the
-stream's merge of the fresh lookup) and :func:`temporal_filter`
-(:func:`blit.temporal.temporal_filter`). The signatures, checks and results
+stream's merge of the fresh lookup), :func:`temporal_filter`
+(:func:`blit.temporal.temporal_filter`), :func:`positional_guide`
+(:func:`guides.mls.positional_guide`) and :func:`composite`
+(:func:`guides.mask.composite`); :class:`blit.stream.Stylizer` runs them all
+with ``device="cuda"``. The signatures, checks and results
 are those of the CPU functions, plus the dtypes the kernels are written for
 (float32 ``style_app`` and ``jitter``, int32 ``table`` and ``app_bin``, as
 made by :mod:`blit.styleblit`) and C-contiguous arrays for what the kernels
 write (``out``, ``history``, ``current`` filtered in place). Every array
 argument must then live on the current GPU: a NumPy array among CuPy ones is
-a ``TypeError`` naming it, never a hidden copy. Inside a call nothing crosses between host and device except
-the kernels' small by-value argument structs (the seed grid travels in them).
+a ``TypeError`` naming it, never a hidden copy. Inside a call nothing crosses
+between host and device except the kernels' small by-value argument structs
+(the seed grid travels in them), and for :func:`positional_guide` its grid
+of MLS nodes. :func:`to_device` and :func:`to_host` are the stream's copies;
+:class:`DeviceBuffers` holds its reused device arrays.
 
 CuPy is imported only when a CuPy array arrives or :func:`available` /
 :func:`resolve_device` is asked; ``import blit`` never touches CUDA.
@@ -44,10 +50,14 @@ import numpy as np
 
 from blit.styleblit import _seed_grid
 from blit.temporal import NO_HISTORY
+from guides.buffers import Buffers
 from guides.io import InputError
+from guides.mask import MIN_WEIGHT
+from guides.mls import _check_points, _mls_nodes
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
-           "propagate", "merge", "temporal_filter"]
+           "propagate", "merge", "temporal_filter", "positional_guide", "composite",
+           "DeviceBuffers", "to_device", "to_host"]
 
 #: What to install for ``device="cuda"``: the ``gpu`` extra (CuPy for CUDA 12).
 INSTALL_HINT = ('pip install -e ".[gpu]" (CuPy 13 for CUDA 12, cupy-cuda12x; it compiles the '
@@ -134,6 +144,53 @@ def _cupy():
 
 
 # ---------------------------------------------------------------------------
+# Device memory: reused work arrays, and the copies between host and device
+# ---------------------------------------------------------------------------
+
+class DeviceBuffers(Buffers):
+    """:class:`guides.buffers.Buffers` on the device: named flat CuPy arrays
+    that grow as needed, handed out as C-contiguous views, so that a warm
+    stream takes its device work arrays without allocating. Same contract:
+    an array is overwritten the next time its name is asked for."""
+
+    def __init__(self):
+        super().__init__()
+        self._xp = _cupy()
+
+    def get(self, name, shape, dtype):
+        """A C-contiguous ``(shape, dtype)`` device view called ``name``."""
+        # Buffers.get with the allocation on the device (Buffers allocates with NumPy)
+        dtype, n = np.dtype(dtype), int(np.prod(shape))
+        buf = self._flat.get(name)
+        if buf is None or buf.size < n or buf.dtype != dtype:
+            self._flat[name] = buf = self._xp.empty(n + n // 4 + 64, dtype)
+        return buf[:n].reshape(shape)
+
+
+def _take(xp, buffers, name, shape, dtype):
+    """``buffers.get(name, shape, dtype)``, or a new ``xp`` array without buffers."""
+    return xp.empty(shape, dtype) if buffers is None else buffers.get(name, shape, dtype)
+
+
+def to_device(host, out=None):
+    """One copy of a host array to the device: into ``out`` (a C-contiguous
+    CuPy array of its shape and dtype), or into a new array. The stream moves
+    its inputs with this function only, so every copy has one place."""
+    host = np.ascontiguousarray(host)
+    if out is None:
+        out = _cupy().empty(host.shape, host.dtype)
+    out.set(host)
+    return out
+
+
+def to_host(device, out=None):
+    """One copy of a CuPy array to the host (waits for the kernels that
+    write it): into ``out`` (a C-contiguous NumPy array of its shape and
+    dtype), or into a new array."""
+    return device.get(out=out)
+
+
+# ---------------------------------------------------------------------------
 # Kernels: source, compilation cache, argument structs
 # ---------------------------------------------------------------------------
 
@@ -178,14 +235,17 @@ def temporal_kernel_names(clamp):
     return f"sb_temporal_kernel<{int(bool(clamp))}>", TEMPORAL_ROUND_KERNEL
 
 
+UPSAMPLE_KERNEL = "sb_upsample_kernel"
+COMPOSITE_KERNEL = "sb_composite_kernel"
+
+
 def kernel_names():
-    """Every specialisation :func:`lookup`, :func:`blend`, :func:`propagate`,
-    :func:`merge` and :func:`temporal_filter` may compile."""
+    """Every specialisation the public functions may compile."""
     names = [n for levels in range(1, _MAX_LEVELS + 1) for n in lookup_kernel_names(levels)]
     names += [blend_kernel_name(r) for r in (*_BLEND_RADII, -1)]
     names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
-    return names + [TEMPORAL_ROUND_KERNEL]
+    return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -237,6 +297,14 @@ TEMPORAL_ARGS = np.dtype(
     + [(name, np.int32) for name in ("h", "w", "ph", "pw", "pox", "poy", "fw", "fox", "foy", "ox",
                                      "oy")]
     + [("alpha", np.float32)],
+    align=True)
+UPSAMPLE_ARGS = np.dtype(
+    [("nodes", np.uint64), ("out", np.uint64), ("sx", np.float64), ("sy", np.float64)]
+    + [(name, np.int32) for name in ("h", "w", "gh", "gw")],
+    align=True)
+COMPOSITE_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("out", "fg", "mask")]
+    + [(name, np.int32) for name in ("h", "w", "x0", "y0", "fw")] + [("min_weight", np.float32)],
     align=True)
 
 
@@ -309,7 +377,7 @@ def _cover_flow(xp, flow, origin, flow_origin, h, w, what):
 
 
 def _prepare_lookup(xp, target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
-                    *, origin=(0, 0), active=None, labels=None, out=None):
+                    *, origin=(0, 0), active=None, labels=None, out=None, buffers=None):
     """Check and convert the arguments of :func:`lookup` for ``xp`` (NumPy or
     CuPy) and pack the kernels' argument struct.
 
@@ -325,7 +393,8 @@ def _prepare_lookup(xp, target_pos, target_app, style_app, table, app_bin, cell,
     h, w = target_pos.shape[:2]
     lam_app = params.lam_app
     if target_app is None:
-        target_app = xp.zeros((h, w), xp.float32)
+        target_app = _take(xp, buffers, "lookup_no_app", (h, w), xp.float32)
+        target_app[...] = 0.0
         lam_app = 0.0
     target_app = xp.ascontiguousarray(target_app, dtype=xp.float32)
     if target_app.shape != (h, w):
@@ -364,7 +433,7 @@ def _prepare_lookup(xp, target_pos, target_app, style_app, table, app_bin, cell,
         raise ValueError(f"labels: expected (>= {params.levels}, >= {oy + h}, >= {ox + w}) uint8 "
                          f"for this region, got {labels.shape} {labels.dtype}")
     grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
-    seeds = xp.empty((max(nseeds, 1), 4), xp.int32)
+    seeds = _take(xp, buffers, "lookup_seeds", (max(nseeds, 1), 4), xp.int32)
     keep = (target_pos, target_app, xp.ascontiguousarray(style_app), xp.ascontiguousarray(table),
             xp.ascontiguousarray(app_bin), xp.ascontiguousarray(jitter), active,
             None if labels is None else xp.ascontiguousarray(labels), seeds, out)
@@ -424,7 +493,7 @@ def _prepare_blend(xp, style, nnf, radius, out):
 
 def _prepare_propagate(xp, prev_src, target_pos, target_app, style_app, params, *, flow=None,
                        flow_origin=None, prev_pos=None, inverse_jacobian=None, iterations=1,
-                       prev_origin=(0, 0), origin=(0, 0), active=None, out=None):
+                       prev_origin=(0, 0), origin=(0, 0), active=None, out=None, buffers=None):
     """Check and convert the arguments of :func:`propagate` for ``xp`` (the
     checks of :func:`blit.stream.propagate`, in its order) and pack
     :data:`PROPAGATE_ARGS`. Returns ``(args, out, keep)``; ``args`` None
@@ -442,7 +511,8 @@ def _prepare_propagate(xp, prev_src, target_pos, target_app, style_app, params, 
     h, w = target_pos.shape[:2]
     lam_app = params.lam_app
     if target_app is None:
-        target_app = xp.full((h, w), 128.0, xp.float32)
+        target_app = _take(xp, buffers, "propagate_no_app", (h, w), xp.float32)
+        target_app[...] = 128.0
         lam_app = 0.0
     target_app = xp.ascontiguousarray(target_app, dtype=xp.float32)
     if target_app.shape != (h, w):
@@ -558,12 +628,66 @@ def _prepare_temporal(xp, current, prev_history, flow, alpha, *, active=None, or
     return args, history, keep
 
 
+def _grid_nodes(shape, target_landmarks, style_landmarks, grid):
+    """The MLS map at the grid nodes of :func:`guides.mls.mls_similarity_grid`
+    for an (H, W) image, on the host: (gh, gw, 2) float32 ndarray."""
+    h, w = int(shape[0]), int(shape[1])
+    if h <= 0 or w <= 0 or grid < 1:
+        raise ValueError(f"shape, grid: expected positive (H, W) and a spacing >= 1 px, got "
+                         f"{shape}, {grid}")
+    gh, gw = (max(2, -(-(n - 1) // grid) + 1) for n in (h, w))
+    src, dst = _check_points(target_landmarks, style_landmarks)
+    nodes = np.empty((gh, gw, 2), np.float32)
+    _mls_nodes(src, dst, 1.0, (w - 1.0) / (gw - 1), (h - 1.0) / (gh - 1), nodes)
+    return nodes
+
+
+def _prepare_upsample(xp, nodes, out):
+    """Check ``out`` (the (h, w, 2) guide the kernel writes) and pack
+    :data:`UPSAMPLE_ARGS` for the (gh, gw, 2) ``nodes``."""
+    _check_module(xp, nodes=nodes, out=out)
+    h, w = out.shape[:2]
+    _check_written("out", out, (h, w, 2), np.float32)
+    gh, gw = nodes.shape[:2]
+    nodes = xp.ascontiguousarray(nodes, dtype=xp.float32)
+    args = _pack(UPSAMPLE_ARGS, dict(nodes=nodes, out=out),
+                 dict(sx=(gw - 1) / max(w - 1, 1), sy=(gh - 1) / max(h - 1, 1), h=h, w=w, gh=gh,
+                      gw=gw))
+    return args, (nodes, out)
+
+
+def _prepare_composite(xp, background, foreground, region, out):
+    """The checks of :func:`guides.mask.composite` and :data:`COMPOSITE_ARGS`
+    (None for an empty box); ``out`` filled with ``background`` first."""
+    mask = region.mask
+    _check_module(xp, background=background, foreground=foreground, mask=mask, out=out)
+    if out is None:
+        out = background.copy()
+    elif out is not background:
+        out[...] = background
+    x0, y0, x1, y1 = (int(v) for v in region.box)
+    if foreground.shape[:2] != (y1 - y0, x1 - x0):
+        raise ValueError(f"foreground: expected shape {(y1 - y0, x1 - x0, 3)}, got {foreground.shape}")
+    if not (x1 > x0 and y1 > y0):
+        return None, out, ()
+    h, w = y1 - y0, x1 - x0
+    _check_written("out", out, out.shape, np.uint8)
+    if out.ndim != 3 or out.shape[2] != 3 or y1 > out.shape[0] or x1 > out.shape[1] or x0 < 0 or y0 < 0:
+        raise ValueError(f"out: expected (H, W, 3) holding the box {region.box}, got {out.shape}")
+    if mask.shape != (h, w) or mask.dtype != np.float32:
+        raise ValueError(f"region.mask: expected {(h, w)} float32, got {mask.shape} {mask.dtype}")
+    keep = (out, xp.ascontiguousarray(foreground, dtype=xp.uint8), xp.ascontiguousarray(mask))
+    args = _pack(COMPOSITE_ARGS, dict(zip(("out", "fg", "mask"), keep)),
+                 dict(h=h, w=w, x0=x0, y0=y0, fw=out.shape[1], min_weight=MIN_WEIGHT))
+    return args, out, keep
+
+
 # ---------------------------------------------------------------------------
 # Public functions (reached through blit.styleblit.lookup / blit.blending.blend)
 # ---------------------------------------------------------------------------
 
 def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
-           *, origin=(0, 0), active=None, labels=None, out=None):
+           *, origin=(0, 0), active=None, labels=None, out=None, buffers=None):
     """:func:`blit.styleblit.lookup` on CuPy arrays: same arguments, same NNF.
 
     Every array must be a CuPy array on the current device (``target_app``,
@@ -572,7 +696,8 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     :func:`~blit.styleblit.argmin_lookup_table` and
     :func:`~blit.styleblit.make_jitter` make them, and ``out`` C-contiguous.
     ``labels`` from :func:`~blit.styleblit.seed_labels`, moved to the device
-    once per stream.
+    once per stream. ``buffers``: a :class:`DeviceBuffers` to take the work
+    arrays from (names ``"lookup_*"``), or None: new arrays.
 
     Returns
     -------
@@ -582,7 +707,7 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     cp = _cupy()
     args, out, keep = _prepare_lookup(cp, target_pos, target_app, style_app, table, app_bin, cell,
                                       params, jitter, origin=origin, active=active, labels=labels,
-                                      out=out)
+                                      out=out, buffers=buffers)
     if args is None:
         return out
     seed_kernel, lookup_kernel = _kernels(lookup_kernel_names(params.levels))
@@ -616,14 +741,15 @@ def blend(style, nnf, radius=1, *, out=None):
 
 def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None, flow_origin=None,
               prev_pos=None, inverse_jacobian=None, iterations=1, prev_origin=(0, 0),
-              origin=(0, 0), active=None, out=None):
+              origin=(0, 0), active=None, out=None, buffers=None):
     """:func:`blit.stream.propagate` on CuPy arrays: same arguments, same result.
 
     Every array a CuPy array on the current device (``target_app``, ``flow``,
     ``prev_pos``, ``active`` and ``out`` may be None), ``style_app`` float32;
     ``inverse_jacobian`` a host (2, 2) array (four numbers passed by value,
     like ``params``); ``out``, if given, three C-contiguous arrays (H, W, 2)
-    float32, (H, W, 2) int32 and (H, W) bool.
+    float32, (H, W, 2) int32 and (H, W) bool; ``buffers`` a
+    :class:`DeviceBuffers` (names ``"propagate_*"``) or None.
 
     Returns
     -------
@@ -635,7 +761,7 @@ def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None,
                                          flow=flow, flow_origin=flow_origin, prev_pos=prev_pos,
                                          inverse_jacobian=inverse_jacobian, iterations=iterations,
                                          prev_origin=prev_origin, origin=origin, active=active,
-                                         out=out)
+                                         out=out, buffers=buffers)
     if args is None:
         return out
     (kernel,) = _kernels((propagate_kernel_name(flow is not None),))
@@ -685,3 +811,59 @@ def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=Tr
         _launch_pixels(kernel, args)  # in order, on one stream
     del keep
     return history
+
+
+def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=None):
+    """:func:`guides.mls.positional_guide` into a CuPy array: same arguments,
+    same guide, bit for bit.
+
+    The MLS map is evaluated on the host at its grid nodes only (one per
+    ``grid`` pixels each way: (ceil((H - 1) / grid) + 1) x (ceil((W - 1) /
+    grid) + 1) nodes), copied to the device (this function's one copy,
+    about 1/100 of the guide's size) and interpolated there to every pixel.
+
+    Parameters
+    ----------
+    shape : (int, int)
+    target_landmarks, style_landmarks : (68, 2) float32 host ndarray
+    grid : int
+    out : (H, W, 2) float32 cupy.ndarray, optional; C-contiguous.
+
+    Returns
+    -------
+    (H, W, 2) float32 cupy.ndarray
+    """
+    cp = _cupy()
+    nodes = to_device(_grid_nodes(shape, target_landmarks, style_landmarks, grid))
+    if out is None:
+        out = cp.empty((int(shape[0]), int(shape[1]), 2), cp.float32)
+    elif out.shape != (int(shape[0]), int(shape[1]), 2):
+        raise ValueError(f"out: expected a contiguous ({shape[0]}, {shape[1]}, 2) float32 array, "
+                         f"got {out.shape} {out.dtype}")
+    args, keep = _prepare_upsample(cp, nodes, out)
+    (kernel,) = _kernels((UPSAMPLE_KERNEL,))
+    _launch_pixels(kernel, args)
+    del keep
+    return out
+
+
+def composite(background, foreground, region, *, out=None):
+    """:func:`guides.mask.composite` on CuPy arrays: same arguments, same image.
+
+    ``background`` (H, W, 3) uint8, ``foreground`` the box's (h, w, 3)
+    uint8 and ``region.mask`` (h, w) float32 CuPy arrays (``region`` a
+    :class:`guides.mask.HeadRegion`, its mask moved to the device); ``out``,
+    if given, a C-contiguous (H, W, 3) uint8 CuPy array, possibly
+    ``background`` itself. One launch over the box.
+
+    Returns
+    -------
+    (H, W, 3) uint8 cupy.ndarray
+    """
+    cp = _cupy()
+    args, out, keep = _prepare_composite(cp, background, foreground, region, out)
+    if args is not None:
+        (kernel,) = _kernels((COMPOSITE_KERNEL,))
+        _launch_pixels(kernel, args)
+    del keep
+    return out

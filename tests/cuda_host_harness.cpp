@@ -55,6 +55,16 @@ void sb_host_temporal_round(const sb::TemporalArgs* a, int) {
     each_pixel(a->h, a->w, [&](long long x, long long y) { sb::temporal_round_pixel(*a, x, y); });
 }
 
+// sb_upsample_kernel
+void sb_host_upsample(const sb::UpsampleArgs* u, int) {
+    each_pixel(u->h, u->w, [&](long long x, long long y) { sb::upsample_pixel(*u, x, y); });
+}
+
+// sb_composite_kernel
+void sb_host_composite(const sb::CompositeArgs* c, int) {
+    each_pixel(c->h, c->w, [&](long long x, long long y) { sb::composite_pixel(*c, x, y); });
+}
+
 // sb::guide_error for n exemplar pixels c (n, 2) against guides g (n, 2), a (n,).
 void sb_host_guide_errors(const sb::LookupArgs* p, long long n, const long long* c,
                           const float* g, const float* a, double* out) {
@@ -71,7 +81,7 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 
 // sizeof and field offsets of the argument structs, in the order of
 // blit.gpu.LOOKUP_ARGS / BLEND_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
-// TEMPORAL_ARGS; returns how many values it wrote.
+// TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS; returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
 #define SB_OFF(T, f) v[n++] = (long long)offsetof(T, f)
@@ -116,6 +126,15 @@ int sb_layout(long long* v) {
     SB_OFF(sb::TemporalArgs, pw); SB_OFF(sb::TemporalArgs, pox); SB_OFF(sb::TemporalArgs, poy);
     SB_OFF(sb::TemporalArgs, fw); SB_OFF(sb::TemporalArgs, fox); SB_OFF(sb::TemporalArgs, foy);
     SB_OFF(sb::TemporalArgs, ox); SB_OFF(sb::TemporalArgs, oy); SB_OFF(sb::TemporalArgs, alpha);
+    v[n++] = (long long)sizeof(sb::UpsampleArgs);
+    SB_OFF(sb::UpsampleArgs, nodes); SB_OFF(sb::UpsampleArgs, out); SB_OFF(sb::UpsampleArgs, sx);
+    SB_OFF(sb::UpsampleArgs, sy); SB_OFF(sb::UpsampleArgs, h); SB_OFF(sb::UpsampleArgs, w);
+    SB_OFF(sb::UpsampleArgs, gh); SB_OFF(sb::UpsampleArgs, gw);
+    v[n++] = (long long)sizeof(sb::CompositeArgs);
+    SB_OFF(sb::CompositeArgs, out); SB_OFF(sb::CompositeArgs, fg); SB_OFF(sb::CompositeArgs, mask);
+    SB_OFF(sb::CompositeArgs, h); SB_OFF(sb::CompositeArgs, w); SB_OFF(sb::CompositeArgs, x0);
+    SB_OFF(sb::CompositeArgs, y0); SB_OFF(sb::CompositeArgs, fw);
+    SB_OFF(sb::CompositeArgs, min_weight);
 #undef SB_OFF
     return n;
 }

@@ -18,6 +18,7 @@ Three layers, so that the kernels are checked on every run, GPU or not:
 """
 import ctypes
 import importlib.util
+import inspect
 import re
 import shutil
 import subprocess
@@ -33,6 +34,8 @@ from blit.blending import blend
 from blit.stream import NO_SOURCE, _merge_kernel, propagate
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
 from blit.temporal import NO_HISTORY, temporal_filter
+from guides.mask import MIN_WEIGHT, HeadRegion, composite
+from guides.mls import positional_guide
 
 TESTS = Path(__file__).resolve().parent
 CUDA_DIR = Path(resources.files("blit") / "cuda")
@@ -153,7 +156,8 @@ def test_cuda_sources_are_package_data():
     src = gpu.source()
     assert '#include "styleblit_kernels.cuh"' not in src  # inlined: CuPy's cache sees it
     for name in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_propagate_kernel",
-                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel", "guide_error"):
+                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
+                 "sb_upsample_kernel", "sb_composite_kernel", "guide_error"):
         assert name in src
 
 
@@ -178,9 +182,10 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 34
+    assert len(entries) == len(names) == 36
     for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_propagate_kernel",
-                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel"):
+                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
+                 "sb_upsample_kernel", "sb_composite_kernel"):
         assert any(kind in e for e in entries)
 
 
@@ -190,7 +195,7 @@ def test_guide_error_is_not_fused_even_with_fmad(tmp_path):
     non-fusing intrinsics, so even without --fmad=false none appears and the
     float arithmetic stays that of the Numba kernels (the guide error, the
     propagation's Jacobian step, the temporal filter's bilinear weights and
-    mix)."""
+    mix, the positional guide's interpolation, the composite)."""
     _, ptx = _nvcc_ptx(tmp_path, "--fmad=true")
     assert "fma." not in ptx
 
@@ -213,7 +218,8 @@ def harness(tmp_path_factory):
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     h = ctypes.CDLL(str(lib))
     for name in ("sb_host_seeds", "sb_host_lookup", "sb_host_blend", "sb_host_propagate",
-                 "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round"):
+                 "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round", "sb_host_upsample",
+                 "sb_host_composite"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
@@ -236,7 +242,9 @@ def host_gpu(harness, monkeypatch):
               "sb_propagate_kernel": (harness.sb_host_propagate, gpu.PROPAGATE_ARGS),
               "sb_merge_kernel": (harness.sb_host_merge, gpu.MERGE_ARGS),
               "sb_temporal_kernel": (harness.sb_host_temporal, gpu.TEMPORAL_ARGS),
-              "sb_temporal_round_kernel": (harness.sb_host_temporal_round, gpu.TEMPORAL_ARGS)}
+              "sb_temporal_round_kernel": (harness.sb_host_temporal_round, gpu.TEMPORAL_ARGS),
+              "sb_upsample_kernel": (harness.sb_host_upsample, gpu.UPSAMPLE_ARGS),
+              "sb_composite_kernel": (harness.sb_host_composite, gpu.COMPOSITE_ARGS)}
 
     def kernel(name):
         kind, spec = re.fullmatch(r"(\w+)(?:<(-?\d+)>)?", name).groups()
@@ -268,6 +276,130 @@ def host_gpu(harness, monkeypatch):
     return launches
 
 
+class DeviceArray(np.ndarray):
+    """Host memory standing in for a CuPy array, kept apart from NumPy's.
+
+    A type of its own: a NumPy array among device ones fails blit.gpu's
+    checks as it would with CuPy; NumPy functions, operators and item
+    assignment refuse to mix the two (CuPy raises for some mixes and copies
+    silently for others: both are refused here); reading a device value as
+    a Python number is refused (CuPy would copy it back). The only copies
+    are ``set`` (host to device) and ``get`` (device to host), as CuPy's,
+    and each is logged in :attr:`log` as (direction, shape, dtype name).
+    """
+
+    log = []
+
+    @property
+    def device(self):
+        return _DEVICE_0
+
+    def set(self, arr):
+        if (type(arr) is not np.ndarray or arr.shape != self.shape or arr.dtype != self.dtype
+                or not self.flags.c_contiguous):
+            raise TypeError(f"set: a host array of {self.shape} {self.dtype} into a contiguous "
+                            f"device array, got {type(arr).__name__} {arr.shape} {arr.dtype}")
+        DeviceArray.log.append(("to device", arr.shape, arr.dtype.name))
+        self.view(np.ndarray)[...] = arr
+
+    def get(self, out=None):
+        DeviceArray.log.append(("to host", self.shape, self.dtype.name))
+        if out is None:
+            return np.array(self.view(np.ndarray))
+        if (type(out) is not np.ndarray or out.shape != self.shape or out.dtype != self.dtype
+                or not out.flags.c_contiguous):
+            raise TypeError(f"get: out must be a contiguous host array of {self.shape} {self.dtype}")
+        out[...] = self.view(np.ndarray)
+        return out
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        _no_host(inputs, out, kwargs)
+        if out is not None:
+            kwargs["out"] = _plain(out)
+        result = getattr(ufunc, method)(*_plain(inputs), **kwargs)
+        return (out[0] if len(out) == 1 else out) if out is not None else _device(result)
+
+    def __array_function__(self, func, types, args, kwargs):
+        _no_host(args, kwargs)
+        return _device(func(*_plain(args), **_plain(kwargs)))
+
+    def __getitem__(self, key):
+        _no_host(key)
+        return _device(self.view(np.ndarray)[_plain(key)])
+
+    def __setitem__(self, key, value):
+        _no_host(key, value)
+        self.view(np.ndarray)[_plain(key)] = _plain(value)
+
+    def _read_back(self, *args):
+        raise TypeError("a device value read on the host: a hidden copy")
+
+    __bool__ = __int__ = __float__ = __index__ = item = tolist = _read_back
+
+
+_DEVICE_0 = type("Device", (), {"id": 0})()
+
+
+def _no_host(*objects):
+    for obj in objects:
+        if type(obj) is np.ndarray:
+            raise TypeError(f"a host {obj.shape} {obj.dtype} array in a device operation: "
+                            "copy it with gpu.to_device")
+        if isinstance(obj, (tuple, list)):
+            _no_host(*obj)
+        elif isinstance(obj, dict):
+            _no_host(*obj.values())
+
+
+def _plain(obj):
+    if isinstance(obj, DeviceArray):
+        return obj.view(np.ndarray)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_plain(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _device(obj):
+    if type(obj) is np.ndarray:
+        return obj.view(DeviceArray)
+    if isinstance(obj, tuple):
+        return tuple(_device(o) for o in obj)
+    return obj
+
+
+class HostCupy:
+    """The part of the cupy module that blit.gpu and the stream use, on
+    :class:`DeviceArray`: NumPy's functions, refusing host arrays."""
+
+    ndarray = DeviceArray
+    cuda = type("cuda", (), {"runtime": type("runtime", (), {"getDevice": staticmethod(lambda: 0)})})
+
+    def __getattr__(self, name):
+        attr = getattr(np, name)
+        if isinstance(attr, type) or not callable(attr):
+            return attr  # dtypes, constants
+
+        def call(*args, **kwargs):
+            _no_host(args, kwargs)
+            return _device(attr(*_plain(args), **_plain(kwargs)))
+
+        return call
+
+
+@pytest.fixture
+def host_cupy(host_gpu, monkeypatch):
+    """:func:`host_gpu` with :class:`HostCupy` for CuPy: the kernels run by
+    the host build, device arrays kept apart from host ones, CUDA reported
+    available. Yields the log of copies between host and device."""
+    monkeypatch.setattr(gpu, "_cupy", lambda: HostCupy())
+    monkeypatch.setattr(gpu, "_unavailable_reason", lambda: None)
+    log = []
+    monkeypatch.setattr(DeviceArray, "log", log)
+    return log
+
+
 def test_argument_structs_have_the_header_layout(harness):
     """blit.gpu packs the structs field by field with the C offsets."""
     values = np.zeros(256, np.int64)
@@ -287,6 +419,8 @@ def test_argument_structs_have_the_header_layout(harness):
         gpu.MERGE_ARGS: ("fresh", "need", "nnf", "src", "h", "w"),
         gpu.TEMPORAL_ARGS: ("current", "active", "prev", "flow", "hist", "h", "w", "ph", "pw",
                             "pox", "poy", "fw", "fox", "foy", "ox", "oy", "alpha"),
+        gpu.UPSAMPLE_ARGS: ("nodes", "out", "sx", "sy", "h", "w", "gh", "gw"),
+        gpu.COMPOSITE_ARGS: ("out", "fg", "mask", "h", "w", "x0", "y0", "fw", "min_weight"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -699,6 +833,125 @@ def test_host_kernels_temporal_filter_without_history_and_checks(host_gpu):
     with pytest.raises(ValueError, match="current"):  # filtered in place: written by the kernel
         gpu.temporal_filter(np.zeros((4, 4, 6), np.uint8)[..., ::2], prev, flow, 0.5)
     assert host_gpu == []
+
+
+# ---------------------------------------------------------------------------
+# g++: the positional guide and the composite; device memory; the signatures
+# ---------------------------------------------------------------------------
+
+def face_landmarks(rng, h, w):
+    """68 landmarks spread over (and a little past) an (h, w) frame, and
+    exemplar landmarks: a scaled, shifted, noisy copy."""
+    target = np.stack([rng.uniform(-0.1 * w, 1.1 * w, 68), rng.uniform(-0.1 * h, 1.1 * h, 68)], -1)
+    style = target * 0.6 + rng.normal(0, 2.0, (68, 2)) + 7
+    return target.astype(np.float32), style.astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (11, 1), (37, 53), (120, 97), (240, 320)])
+@pytest.mark.parametrize("grid", [1, 3, 10])
+def test_host_kernels_positional_guide_equals_mls(host_cupy, shape, grid):
+    """The nodes on the host (one copy to the device), the pixels by the
+    upsampling kernel: the guide of guides.mls bit for bit."""
+    rng = np.random.default_rng(shape[0] * 7 + grid)
+    target, style = face_landmarks(rng, *shape)
+    cpu = positional_guide(shape, target, style, grid=grid)
+    out = gpu.DeviceBuffers().get("pos", shape + (2,), np.float32)
+    dev = gpu.positional_guide(shape, target, style, grid=grid, out=out)
+    assert dev is out
+    assert_bits_equal(dev.get(), cpu)
+    nodes = tuple(max(2, -(-(n - 1) // grid) + 1) for n in shape) + (2,)
+    assert host_cupy == [("to device", nodes, "float32"), ("to host", shape + (2,), "float32")]
+    assert_bits_equal(gpu.positional_guide(shape, target, style, grid=grid).get(), cpu)
+    with pytest.raises(TypeError, match="out"):  # the guide is written on the device
+        gpu.positional_guide(shape, target, style, grid=grid, out=np.empty(shape + (2,), np.float32))
+
+
+@pytest.mark.parametrize("box", [(0, 0, 40, 30), (5, 7, 33, 30), (30, 20, 40, 30), (3, 4, 3, 9)])
+def test_host_kernels_composite_equals_numba(host_gpu, box):
+    rng = np.random.default_rng(sum(box))
+    frame = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = box
+    fg = rng.integers(0, 256, (y1 - y0, x1 - x0, 3), dtype=np.uint8)
+    mask = rng.random((y1 - y0, x1 - x0)).astype(np.float32)
+    # at and just below the cut, 0 and 1, and weights whose products round at .5
+    special = np.float32([0, 1, MIN_WEIGHT, np.nextafter(MIN_WEIGHT, np.float32(0)), 0.5, 0.25,
+                          0.75, 1 / 3])
+    pick = rng.random(mask.shape) < 0.4
+    mask[pick] = rng.choice(special, int(pick.sum()))
+    # weights that put channel 0 at k + 1/2 but for float32 rounding, where
+    # float32 and float64 arithmetic round apart about half the time
+    b = frame[y0:y1, x0:x1, 0].astype(np.float64)
+    d = fg[..., 0] - b
+    tie = (np.floor(b + rng.random(d.shape) * d) + 0.5 - b) / np.where(d == 0, 1, d)
+    pick = (rng.random(mask.shape) < 0.3) & (d != 0) & (tie > 0) & (tie <= 1)
+    mask[pick] = tie[pick]
+    region = HeadRegion(box, mask)
+    cpu = composite(frame, fg, region)
+    assert_bits_equal(gpu.composite(frame, fg, region), cpu)
+    inplace = frame.copy()
+    assert gpu.composite(inplace, fg, region, out=inplace) is inplace
+    assert_bits_equal(inplace, cpu)
+    other = np.zeros_like(frame)
+    assert gpu.composite(frame, fg, region, out=other) is other
+    assert_bits_equal(other, cpu)
+    assert host_gpu == ([gpu.COMPOSITE_KERNEL] * 3 if x1 > x0 and y1 > y0 else [])
+    with pytest.raises(ValueError) as cpu_error:
+        composite(frame, fg[1:], region)
+    with pytest.raises(ValueError) as host_error:
+        gpu.composite(frame, fg[1:], region)
+    assert str(host_error.value) == str(cpu_error.value)
+
+
+def test_device_buffers_reuse_and_grow(host_cupy):
+    buffers = gpu.DeviceBuffers()
+    a = buffers.get("a", (4, 5), np.float32)
+    assert isinstance(a, DeviceArray) and a.flags.c_contiguous and a.shape == (4, 5)
+    assert buffers.get("a", (3, 5), np.float32).ctypes.data == a.ctypes.data  # smaller: reused
+    assert buffers.get("a", (40, 50), np.float32).shape == (40, 50)  # larger: grown
+    assert buffers.get("a", (2, 2), np.int32).dtype == np.int32
+    assert buffers.nbytes > 0
+    buffers.clear()
+    assert buffers.nbytes == 0
+    host = np.arange(12, dtype=np.int16).reshape(3, 4)
+    dev = gpu.to_device(host)
+    assert isinstance(dev, DeviceArray)
+    assert gpu.to_device(host[:, ::2], out=buffers.get("b", (3, 2), np.int16)).shape == (3, 2)
+    back = np.empty_like(host)
+    assert gpu.to_host(dev, out=back) is back
+    np.testing.assert_array_equal(back, host)
+    assert host_cupy == [("to device", (3, 4), "int16"), ("to device", (3, 2), "int16"),
+                         ("to host", (3, 4), "int16")]
+    with pytest.raises(TypeError, match="host"):  # no hidden copies
+        dev + host
+
+
+def test_host_kernels_lookup_and_propagate_take_work_arrays_from_buffers(host_gpu):
+    pos, tapp, app, table, bins, cell, params, jitter = lookup_case(4, levels=6)
+    buffers = gpu.DeviceBuffers()
+    for target_app in (None, tapp, None):
+        np.testing.assert_array_equal(
+            gpu.lookup(pos, target_app, app, table, bins, cell, params, jitter, origin=(3, 2),
+                       buffers=buffers),
+            lookup(pos, target_app, app, table, bins, cell, params, jitter, origin=(3, 2)))
+    assert {"lookup_seeds", "lookup_no_app"} <= set(buffers._flat)
+    case = propagate_case(3)
+    kwargs = propagate_kwargs(case, "flow region", (5, 9), True)
+    params = LookupParams(lam_pos=2.5, lam_app=2.0, threshold=60.0)
+    cpu = propagate(case["prev_src"], case["pos"], None, case["style_app"], params, **kwargs)
+    host = gpu.propagate(case["prev_src"], case["pos"], None, case["style_app"], params,
+                         buffers=buffers, **kwargs)
+    for a, b in zip(host, cpu):
+        assert_bits_equal(a, b)
+    assert "propagate_no_app" in buffers._flat
+
+
+def test_gpu_functions_take_the_cpu_functions_arguments():
+    """Each CUDA twin is called exactly as its CPU function."""
+    pairs = [(gpu.lookup, lookup), (gpu.blend, blend), (gpu.propagate, propagate),
+             (gpu.merge, _merge_kernel.py_func), (gpu.temporal_filter, temporal_filter),
+             (gpu.positional_guide, positional_guide), (gpu.composite, composite)]
+    for twin, cpu in pairs:
+        assert inspect.signature(twin) == inspect.signature(cpu), twin.__name__
 
 
 # ---------------------------------------------------------------------------

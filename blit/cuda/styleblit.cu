@@ -1,12 +1,12 @@
 // CUDA kernels of the StyleBlit lookup and blend, and of the stream's
-// propagation of the sources and temporal filter (blit/gpu.py loads them with
+// propagation of the sources, temporal filter, positional guide and composite (blit/gpu.py loads them with
 // cupy.RawModule). One thread per seed, per target pixel or per output pixel;
 // the per-thread logic lives in styleblit_kernels.cuh, shared with a host
 // build that the tests check against the Numba kernels. Each thread writes
 // only its own output: no races by construction.
 //
 // Specialised by template parameter, instantiated by NVRTC name expression
-// ("sb_lookup_kernel<7>", "sb_blend_kernel<1>", "sb_merge_kernel"):
+// ("sb_lookup_kernel<7>", "sb_blend_kernel<1>", "sb_merge_kernel", ...):
 //   LEVELS  the lookup's number of levels (1..12): the level loops unroll;
 //   RADIUS  the blend radius (0, 1, 2), or -1 for any radius at run time;
 //   FLOW    propagation along the flow (1) or the guide's motion (0);
@@ -69,4 +69,16 @@ __global__ void sb_temporal_kernel(const sb::TemporalArgs a) {
 __global__ void sb_temporal_round_kernel(const sb::TemporalArgs a) {
     long long x, y;
     if (sb_thread_pixel(a.w, a.h, x, y)) sb::temporal_round_pixel(a, x, y);
+}
+
+// The positional guide (h, w, 2) from the MLS grid nodes.
+__global__ void sb_upsample_kernel(const sb::UpsampleArgs u) {
+    long long x, y;
+    if (sb_thread_pixel(u.w, u.h, x, y)) sb::upsample_pixel(u, x, y);
+}
+
+// A stylized box blended into the frame with its soft mask (h, w: the box).
+__global__ void sb_composite_kernel(const sb::CompositeArgs c) {
+    long long x, y;
+    if (sb_thread_pixel(c.w, c.h, x, y)) sb::composite_pixel(c, x, y);
 }

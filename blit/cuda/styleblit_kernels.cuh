@@ -17,16 +17,18 @@
 //   merge_pixel     <-> one pixel of stream._merge_kernel
 //   temporal_pixel  <-> one pixel of temporal._filter_row   (first pass)
 //   temporal_round_pixel <-> one pixel of temporal._filter_kernel's second pass
+//   upsample_pixel  <-> one pixel of guides/mls._upsample_nodes   (positional guide)
+//   composite_pixel <-> one pixel of guides/mask._composite_kernel
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
 // here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
 // float operations of the lookup (jitter, cell and rounding of the guide) are
-// exact; those of propagate_pixel and temporal_pixel are one IEEE operation
-// each, in Numba's order and precision, every product a non-fusing mulf_rn /
+// exact; those of propagate_pixel, temporal_pixel, upsample_pixel and
+// composite_pixel are one IEEE operation each, in Numba's order and precision, every product a non-fusing mulf_rn /
 // mul_rn (a rounded product cannot be contracted with the sum that follows).
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
-// PropagateArgs, MergeArgs, TemporalArgs), passed
+// PropagateArgs, MergeArgs, TemporalArgs, UpsampleArgs, CompositeArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -129,12 +131,31 @@ struct TemporalArgs {
     float alpha;
 };
 
+// mls._upsample_nodes: corner-aligned grid nodes to every pixel of (h, w).
+struct UpsampleArgs {
+    const float* nodes;           // (gh, gw, 2) MLS map at the nodes, exemplar (x, y)
+    float* out;                   // (h, w, 2) out: the positional guide
+    double sx, sy;                // node steps per pixel: (gw - 1) / max(w - 1, 1), ...
+    int h, w, gh, gw;
+};
+
+// mask.composite: the box (h, w) at (x0, y0) of a frame of row length fw.
+struct CompositeArgs {
+    unsigned char* out;           // (>= y0 + h, fw, 3) the frame, blended into in place
+    const unsigned char* fg;      // (h, w, 3) the box's pixels
+    const float* mask;            // (h, w) weight in [0, 1]
+    int h, w, x0, y0, fw;
+    float min_weight;             // mask.MIN_WEIGHT: below it, the frame is left as it is
+};
+
 static_assert(sizeof(SeedGrid) == 4 * 4 * kMaxLevels, "SeedGrid: blit/gpu.py packs 4 x 12 int32");
 static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupArgs: see blit/gpu.py");
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
 static_assert(sizeof(PropagateArgs) == 10 * 8 + 4 * 8 + 14 * 4 + 3 * 4 + 4, "PropagateArgs: see blit/gpu.py");
 static_assert(sizeof(MergeArgs) == 4 * 8 + 2 * 4, "MergeArgs: see blit/gpu.py");
 static_assert(sizeof(TemporalArgs) == 5 * 8 + 11 * 4 + 4, "TemporalArgs: see blit/gpu.py");
+static_assert(sizeof(UpsampleArgs) == 2 * 8 + 2 * 8 + 4 * 4, "UpsampleArgs: see blit/gpu.py");
+static_assert(sizeof(CompositeArgs) == 3 * 8 + 6 * 4, "CompositeArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -541,6 +562,41 @@ SB_FN void temporal_round_pixel(const TemporalArgs& a, long long x, long long y)
     unsigned char* cur = a.current + 3 * t;
     // int(v + 0.5), then uint8 (modulo 256), as Numba
     for (int c = 0; c < 3; ++c) cur[c] = (unsigned char)(long long)(a.hist[3 * t + c] + 0.5f);
+}
+
+// The positional guide at pixel (x, y): bilinear between the four nodes
+// around it. Node column and weight as Numba computes them (float64 x * sx
+// truncated, the remainder rounded to float32), the interpolation in float32
+// in its order, products non-fusing.
+SB_FN void upsample_pixel(const UpsampleArgs& u, long long x, long long y) {
+    const double fx = mul_rn((double)x, u.sx);
+    const long long i = imin((long long)fx, u.gw - 2);
+    const float tx = (float)(fx - (double)i);
+    const double fy = mul_rn((double)y, u.sy);
+    const long long j = imin((long long)fy, u.gh - 2);
+    const float ty = (float)(fy - (double)j);
+    const float* n0 = u.nodes + 2 * (j * u.gw + i);  // node (j, i); (j, i + 1) follows it
+    const float* n1 = n0 + 2 * u.gw;                 // node (j + 1, i)
+    float* o = u.out + 2 * (y * u.w + x);
+    for (int c = 0; c < 2; ++c) {
+        const float top = n0[c] + mulf_rn(n0[2 + c] - n0[c], tx);
+        const float bot = n1[c] + mulf_rn(n1[2 + c] - n1[c], tx);
+        o[c] = top + mulf_rn(bot - top, ty);
+    }
+}
+
+// The composite at box pixel (x, y): round(b + a (f - b)) per channel in
+// float32 (Numba's order, the product non-fusing), into the frame; a pixel
+// whose weight is below min_weight keeps the frame exactly.
+SB_FN void composite_pixel(const CompositeArgs& c, long long x, long long y) {
+    const float a = c.mask[y * c.w + x];
+    if (a < c.min_weight) return;
+    unsigned char* o = c.out + 3 * ((y + c.y0) * (long long)c.fw + x + c.x0);
+    const unsigned char* f = c.fg + 3 * (y * c.w + x);
+    for (int k = 0; k < 3; ++k) {
+        const float b = (float)o[k];
+        o[k] = (unsigned char)(long long)(b + mulf_rn(a, (float)f[k] - b) + 0.5f);
+    }
 }
 
 }  // namespace sb
