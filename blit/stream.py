@@ -27,7 +27,11 @@ adds state across frames, all of it owned here:
   the exemplar of 4.56 (FaceBlit 5.67) and with fine detail (mean
   |Laplacian|) 6.49 against the exemplar head's own 6.04 (frame by frame:
   36.7x, 5.35 and 9.2; FaceBlit 8.97, its seams included);
-* buffers reused from frame to frame.
+* buffers reused from frame to frame;
+* the per-frame kernels on the CPU (Numba) or on a CUDA device
+  (``device="cuda"``, :mod:`blit.gpu`): the same NNFs and output, with only
+  the frame, the CPU-made guides and flow going in and the output coming out
+  (:class:`Stylizer`, Notes).
 
 Conventions as everywhere: images (H, W, 3) uint8 BGR, landmarks (68, 2)
 float32 (x, y) pixels, guides float32, NNFs (H, W, 2) int32 exemplar (x, y).
@@ -48,15 +52,17 @@ from blit.stylize import StylizeOptions
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
-from guides.mask import MIN_WEIGHT, composite, head_region
+from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_region
 from guides.mls import positional_guide
 
 __all__ = ["Stylizer", "OneEuroFilter", "propagate", "guide_inverse_jacobian", "STREAM_STAGES",
            "NO_SOURCE", "ONE_EURO", "HISTORY_WEIGHT"]
 
-#: Keys of :attr:`Stylizer.last_times`, in pipeline order (milliseconds).
+#: Keys of :attr:`Stylizer.last_times`, in pipeline order (milliseconds);
+#: "download" (the output copied back, waiting for the kernels) only with
+#: ``device="cuda"``.
 STREAM_STAGES = ("landmarks", "smooth", "flow", "mls", "appearance", "propagate", "lookup",
-                 "blend", "temporal", "composite", "total")
+                 "blend", "temporal", "composite", "download", "total")
 
 #: Source-field value of a pixel that has no exemplar source (outside the
 #: region computed); any value below ``NO_SOURCE / 2`` means the same.
@@ -398,7 +404,11 @@ def guide_inverse_jacobian(target_landmarks, style_landmarks):
 
 @dataclass
 class _Coherence:
-    """The previous frame of one lookup (a face's head, or the background)."""
+    """The previous frame of one lookup (a face's head, or the background).
+
+    ``buffers`` holds the host arrays; ``work`` those the per-frame kernels
+    read and write (on the device with ``device="cuda"``, else ``buffers``
+    itself), among them ``src``, ``pos`` and ``hist``."""
 
     src: np.ndarray | None = None  # (H, W, 2) float32 source field
     pos: np.ndarray | None = None  # (H, W, 2) float32 positional guide
@@ -407,9 +417,90 @@ class _Coherence:
     hist: np.ndarray | None = None  # (H, W, 3) float32 filtered output (blit.temporal)
     hist_origin: tuple = (0, 0)
     buffers: Buffers = field(default_factory=Buffers)
+    device_buffers: Buffers | None = None  # blit.gpu.DeviceBuffers with device="cuda"
+
+    @property
+    def work(self):
+        return self.buffers if self.device_buffers is None else self.device_buffers
 
     def clear(self):
         self.src = self.pos = self.hist = None
+
+
+class _HostKernels:
+    """The per-frame functions of ``device="cpu"`` (the Numba kernels) and
+    the exemplar arrays they read: the style's own."""
+
+    xp = np
+    lookup = staticmethod(lookup)
+    propagate = staticmethod(propagate)
+    merge = staticmethod(_merge_kernel)
+    blend = staticmethod(blend)
+    temporal_filter = staticmethod(temporal_filter)
+    positional_guide = staticmethod(positional_guide)
+    composite = staticmethod(composite)
+
+    def __init__(self, style):
+        self.image, self.appearance = style.image, style.appearance
+        self.table, self.app_bin = style.table, style.app_bin
+
+    @staticmethod
+    def device_buffers():
+        """None: the kernels' arrays are host arrays, in the host buffers."""
+        return None
+
+    @staticmethod
+    def put(host, work, name):
+        """``host`` where the kernels read it: here, itself."""
+        return host
+
+    @staticmethod
+    def canvas(out, work):
+        """The frame the kernels paint: here, the output itself."""
+        return out
+
+    @staticmethod
+    def load(frame, canvas):
+        canvas[...] = frame
+
+    @staticmethod
+    def unload(canvas, out):
+        """Nothing to do: the kernels painted ``out``."""
+
+
+class _DeviceKernels:
+    """The per-frame functions of ``device="cuda"`` (:mod:`blit.gpu`) and
+    the exemplar arrays they read, copied to the device once."""
+
+    def __init__(self, style):
+        from blit import gpu
+
+        self.xp = gpu._cupy()
+        self.lookup, self.propagate, self.merge = gpu.lookup, gpu.propagate, gpu.merge
+        self.blend, self.temporal_filter = gpu.blend, gpu.temporal_filter
+        self.positional_guide, self.composite = gpu.positional_guide, gpu.composite
+        self._gpu = gpu
+        self.image = gpu.to_device(np.ascontiguousarray(style.image, np.uint8))
+        self.appearance = gpu.to_device(np.ascontiguousarray(style.appearance, np.float32))
+        self.table = gpu.to_device(np.ascontiguousarray(style.table, np.int32))
+        self.app_bin = gpu.to_device(np.ascontiguousarray(style.app_bin, np.int32))
+
+    def device_buffers(self):
+        return self._gpu.DeviceBuffers()
+
+    def put(self, host, work, name):
+        """A copy of ``host`` in the device array ``name`` of ``work``."""
+        return self._gpu.to_device(host, out=work.get(name, host.shape, host.dtype))
+
+    @staticmethod
+    def canvas(out, work):
+        return work.get("canvas", out.shape, np.uint8)
+
+    def load(self, frame, canvas):
+        self._gpu.to_device(frame, out=canvas)
+
+    def unload(self, canvas, out):
+        self._gpu.to_host(canvas, out=out)
 
 
 @dataclass
@@ -473,9 +564,18 @@ class Stylizer:
         ``background="stylize"``).
     fps : float
         Frame rate assumed when frames come without timestamps.
+    device : {"cpu", "cuda", "auto"}
+        Where the per-frame kernels run (:func:`blit.gpu.resolve_device`):
+        the CPU (Numba, the default), a CUDA device through CuPy (the ``gpu``
+        extra; :class:`blit.gpu.CudaUnavailableError`, a ``ValueError``,
+        names what to install when CuPy or a device is missing), or CUDA when
+        available. The same kernels' logic either way: the same NNFs and
+        output, bit for bit (see Notes). CuPy is imported only for CUDA.
 
     Attributes
     ----------
+    device : str
+        ``"cpu"`` or ``"cuda"``: the resolved ``device``.
     last_times : dict
         Milliseconds of each stage of the last frame (keys of
         :data:`STREAM_STAGES` that ran).
@@ -483,9 +583,41 @@ class Stylizer:
         Landmarks painted in the last frame (smoothed; held ones included),
         largest face last.
     last_nnf : list of (H, W, 2) int32 ndarray
-        The head NNF of each of them (views of reused buffers).
+        The head NNF of each of them (views of reused buffers; CuPy arrays
+        on the device with ``device="cuda"``, not copied back).
     last_boxes : list of (int, int, int, int)
         Their head boxes ``(x0, y0, x1, y1)``.
+
+    Notes
+    -----
+    With ``device="cuda"`` the landmarks, the One-Euro smoothing, the optical
+    flow (OpenCV's DIS), the head masks, the appearance guides and the MLS
+    fit of the landmarks still run on the CPU; the lookup, propagation,
+    merge, blend, temporal filter, positional guide (interpolated from the
+    MLS nodes) and composite run on the device, on arrays that stay there
+    from frame to frame. The exemplar's image, appearance guide, lookup
+    table and bins are copied to the device once, in the constructor; the
+    jitter table ((levels, 64, 64, 2) float32) and the seed labels
+    ((max(levels, 2), H, W) uint8) when they change (the first frame, a new
+    frame size, each ``boil_hz`` re-seed). The copies of a frame are:
+
+    * host to device, the frame, (H, W, 3) uint8, unless the stylized
+      background covers it (``background="stylize"`` once a face has been
+      seen);
+    * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
+      frame on with ``temporal="flow"``: the head boxes' bounding box plus
+      16 px, or the whole frame with ``background="stylize"``;
+    * host to device, the MLS nodes of the positional guide,
+      (ceil((h - 1) / 10) + 1, ceil((w - 1) / 10) + 1, 2) float32: one per
+      head box (h, w) with ``background="keep"``, one for the whole frame
+      (H, W) with ``"stylize"`` (the heads' guides are cut from it there);
+    * host to device, per face, the appearance guide and the head mask of
+      its box, (h, w) float32 each;
+    * device to host, the output, (H, W, 3) uint8.
+
+    Nothing else crosses but the kernels' by-value argument structs (a few
+    hundred bytes each). The times in :attr:`last_times` are then those of
+    queuing the work: the device runs behind, and ``"download"`` waits for it.
 
     Examples
     --------
@@ -496,7 +628,8 @@ class Stylizer:
 
     def __init__(self, style, *, options=StylizeOptions(), jitter_seed=0, max_faces=1,
                  boil_hz=None, landmarker=None, smoothing=True, temporal="flow",
-                 keep_threshold=None, history_weight=HISTORY_WEIGHT, hold=0.5, fps=30.0):
+                 keep_threshold=None, history_weight=HISTORY_WEIGHT, hold=0.5, fps=30.0,
+                 device="cpu"):
         if int(max_faces) < 1:
             raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
         if boil_hz is not None and not boil_hz > 0:
@@ -509,6 +642,11 @@ class Stylizer:
             raise ValueError(f"temporal: expected 'flow', 'guide' or None, got {temporal!r}")
         if not 0.0 <= history_weight < 1.0:
             raise ValueError(f"history_weight: expected a weight in [0, 1), got {history_weight}")
+        if device != "cpu":
+            from blit.gpu import resolve_device
+
+            device = resolve_device(device)
+        self.device = device
         self.style = style
         self.options = options
         self.jitter_seed = int(jitter_seed)
@@ -530,6 +668,9 @@ class Stylizer:
                                        options.levels)
         self._dis = None
         self._buffers = Buffers()
+        # the per-frame kernels and where their arrays live, chosen once
+        self._kernels = _DeviceKernels(style) if device == "cuda" else _HostKernels(style)
+        self._work = self._kernels.device_buffers() or self._buffers  # the stream's kernel arrays
         self.reset()
 
     # -- life cycle ------------------------------------------------------------
@@ -538,11 +679,12 @@ class Stylizer:
         """Forget all state across frames (tracks, smoothing, coherence, clock);
         landmarks already prefetched stay valid for their frames."""
         self._tracks: list[_Track] = []
-        self._background = _Coherence()
+        self._background = self._coherence()
         self._last_any = None  # landmarks of the last face seen, for background-only frames
         self._frame_index = 0
         self._jitter_key = None
         self._jitter = None
+        self._jitter_host = None
         self._labels = None
         self._labels_shape = None
         self._prev_gray = None
@@ -597,6 +739,9 @@ class Stylizer:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="styleblit-landmarks")
         landmarker = self._get_landmarker()
         self._pending.append((frame, self._pool.submit(landmarker, frame)))
+
+    def _coherence(self):
+        return _Coherence(device_buffers=self._kernels.device_buffers())
 
     def _get_landmarker(self):
         if self._landmarker is None:
@@ -669,9 +814,12 @@ class Stylizer:
         return out
 
     def _update_jitter(self, shape, t):
+        """The jitter table and its seed labels, where the kernels read them
+        (``self._jitter``, ``self._labels``; the host table ``self._jitter_host``)."""
         key = 0 if self.boil_hz is None else int(math.floor(t * self.boil_hz))
         if key != self._jitter_key:
-            self._jitter = make_jitter(self.jitter_seed + key, levels=self.options.levels)
+            self._jitter_host = make_jitter(self.jitter_seed + key, levels=self.options.levels)
+            self._jitter = self._kernels.put(self._jitter_host, self._work, "jitter")
             self._labels = None
             if self._jitter_key is not None:  # a new stroke layout: start afresh
                 for track in self._tracks:
@@ -679,7 +827,8 @@ class Stylizer:
                 self._background.clear()
             self._jitter_key = key
         if self._labels is None or self._labels_shape != shape:
-            self._labels = seed_labels(shape, self._jitter, self.options.levels)
+            labels = seed_labels(shape, self._jitter_host, self.options.levels)
+            self._labels = self._kernels.put(labels, self._work, "labels")
             self._labels_shape = shape
 
     def _update_tracks(self, faces, t):
@@ -714,7 +863,7 @@ class Stylizer:
                 if filt is not None:
                     filt(face / scale, t)
                 tracks.append(_Track(landmarks=face, raw=face, scale=scale, last_seen=t,
-                                     filter=filt))
+                                     filter=filt, head=self._coherence()))
         alive = [tr for tr in tracks if t - tr.last_seen <= self.hold]
         alive.sort(key=lambda tr: tr.last_seen, reverse=True)  # faces seen now first
         self._tracks = alive[: self.max_faces]
@@ -727,7 +876,7 @@ class Stylizer:
         return LookupParams(params.lam_pos, params.lam_app, keep, params.levels)
 
     def _render(self, frame, tracks, times, out):
-        style, options = self.style, self.options
+        style, options, kernels = self.style, self.options, self._kernels
         h, w = frame.shape[:2]
         radius = options.voting
         regions = [head_region(frame.shape, tr.landmarks, margin=radius, buffers=tr.head.buffers)
@@ -737,27 +886,32 @@ class Stylizer:
         self.last_nnf = []
         whole = options.background == "stylize" and self._last_any is not None
         flow = self._flow(frame, regions, whole, times)
+        canvas = kernels.canvas(out, self._work)  # the frame the kernels paint
         if whole:
             # the background follows the largest face (or the last one seen)
             main = tracks[-1].landmarks if tracks else self._last_any
             t0 = time.perf_counter()
-            pos_whole = positional_guide((h, w), main, style.landmarks,
-                                         out=self._pos_buffer(self._buffers, (h, w)))
+            pos_whole = kernels.positional_guide((h, w), main, style.landmarks,
+                                                 out=self._pos_buffer(self._work, (h, w)))
             _add(times, "mls", t0)
-            ones = self._buffers.get("ones", (h, w), np.bool_)
+            ones = self._work.get("ones", (h, w), np.bool_)
             ones[...] = True
             nnf_bg = self._coherent_lookup(self._background, pos_whole, None, (0, 0), ones,
                                            self._bg_params, main, flow, times)
             t0 = time.perf_counter()
-            blend(style.image, nnf_bg, radius, out=out)
+            kernels.blend(kernels.image, nnf_bg, radius, out=canvas)
             _add(times, "blend", t0)
-            self._filter(self._background, out, ones, (0, 0), flow, times)
+            self._filter(self._background, canvas, ones, (0, 0), flow, times)
         else:
             pos_whole = None
             self._background.clear()
-            out[...] = frame
+            kernels.load(frame, canvas)
         for track, region in zip(tracks, regions):
-            self._render_face(frame, track, region, pos_whole, flow, out, times)
+            self._render_face(frame, track, region, pos_whole, flow, canvas, times)
+        if canvas is not out:
+            t0 = time.perf_counter()
+            kernels.unload(canvas, out)
+            times["download"] = _ms(t0)
         return out
 
     def _pos_buffer(self, buffers, shape):
@@ -767,7 +921,8 @@ class Stylizer:
 
     def _flow(self, frame, regions, whole, times):
         """Backward optical flow (this frame to the previous) on the boxes that
-        need it, as ((x0, y0), (H, W, 2) float32), or None."""
+        need it, as ((x0, y0), (H, W, 2) float32) where the kernels read it,
+        or None."""
         if self.temporal != "flow":
             return None
         import cv2
@@ -798,43 +953,46 @@ class Stylizer:
                 # DIS allocates its output: handed a reused buffer, it crashed
                 # (segfault) in a test whose box changes size between frames
                 f = self._dis.calc(cur_box, prev_box, None)
-                flow = ((x0, y0), f)
+                flow = ((x0, y0), self._kernels.put(f, self._work, "flow"))
         times["flow"] = _ms(t0)
         return flow
 
-    def _render_face(self, frame, track, region, pos_whole, flow, out, times):
-        style = self.style
+    def _render_face(self, frame, track, region, pos_whole, flow, canvas, times):
+        style, kernels = self.style, self._kernels
         x0, y0, x1, y1 = region.box
         if x1 <= x0 or y1 <= y0:
             track.head.clear()
             return
+        buffers, work = track.head.buffers, track.head.work
         t0 = time.perf_counter()
         if pos_whole is not None:  # a contiguous copy of the head box, for the kernels
-            pos = self._pos_buffer(track.head.buffers, (y1 - y0, x1 - x0))
+            pos = self._pos_buffer(work, (y1 - y0, x1 - x0))
             pos[...] = pos_whole[y0:y1, x0:x1]
         else:  # the guide of the head box only, in frame coordinates
             shifted = track.landmarks - np.array([x0, y0], np.float32)
-            pos = positional_guide((y1 - y0, x1 - x0), shifted, style.landmarks,
-                                   out=self._pos_buffer(track.head.buffers, (y1 - y0, x1 - x0)))
+            pos = kernels.positional_guide((y1 - y0, x1 - x0), shifted, style.landmarks,
+                                           out=self._pos_buffer(work, (y1 - y0, x1 - x0)))
         _add(times, "mls", t0)
         t0 = time.perf_counter()
-        buffers = track.head.buffers
         app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=buffers,
                                 out=buffers.get("app", region.mask.shape, np.float32))
+        app = kernels.put(app, work, "app")
+        mask = kernels.put(region.mask, work, "mask")
         _add(times, "appearance", t0)
         # pixels whose mask would not change the composite by half a level are skipped
-        active = np.greater_equal(region.mask, MIN_WEIGHT,
-                                  out=buffers.get("active", region.mask.shape, np.bool_))
+        active = kernels.xp.greater_equal(mask, MIN_WEIGHT,
+                                          out=work.get("active", mask.shape, np.bool_))
         nnf = self._coherent_lookup(track.head, pos, app, (x0, y0), active, self._head_params,
                                     track.landmarks, flow, times)
         self.last_nnf.append(nnf)
         t0 = time.perf_counter()
-        head = blend(style.image, nnf, self.options.voting,
-                     out=buffers.get("head", (y1 - y0, x1 - x0, 3), np.uint8))
+        head = kernels.blend(kernels.image, nnf, self.options.voting,
+                             out=work.get("head", (y1 - y0, x1 - x0, 3), np.uint8))
         _add(times, "blend", t0)
         self._filter(track.head, head, active, (x0, y0), flow, times)
         t0 = time.perf_counter()
-        composite(out, head, region, out=out)  # in place, one Numba pass
+        # in place, one pass
+        kernels.composite(canvas, head, HeadRegion(region.box, mask), out=canvas)
         _add(times, "composite", t0)
 
     def _filter(self, state, image, active, origin, flow, times):
@@ -845,25 +1003,26 @@ class Stylizer:
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         f, f_origin = _box_flow(flow if state.hist is not None else None, origin, (h, w))
-        hist = state.buffers.get(f"hist{state.parity}", (h, w, 3), np.float32)
-        state.hist = temporal_filter(image, state.hist, f, self.history_weight, active=active,
-                                     origin=origin, prev_origin=state.hist_origin,
-                                     flow_origin=f_origin, history=hist)
+        hist = state.work.get(f"hist{state.parity}", (h, w, 3), np.float32)
+        state.hist = self._kernels.temporal_filter(image, state.hist, f, self.history_weight,
+                                                   active=active, origin=origin,
+                                                   prev_origin=state.hist_origin,
+                                                   flow_origin=f_origin, history=hist)
         state.hist_origin = (int(origin[0]), int(origin[1]))
         _add(times, "temporal", t0)
 
     def _coherent_lookup(self, state, pos, app, origin, active, params, landmarks, flow, times):
         """NNF of one region: propagated from the previous frame where it still
         fits, looked up afresh elsewhere; updates ``state``."""
-        style = self.style
+        style, kernels = self.style, self._kernels
         h, w = pos.shape[:2]
-        buffers = state.buffers
+        buffers = state.work
         fresh = buffers.get("fresh", (h, w, 2), np.int32)
         if self.temporal is None:
             t0 = time.perf_counter()
-            nnf = lookup(pos, app, style.appearance, style.table, style.app_bin, style.cell,
-                         params, self._jitter, origin=origin, active=active,
-                         labels=self._labels, out=fresh, buffers=buffers)
+            nnf = kernels.lookup(pos, app, kernels.appearance, kernels.table, kernels.app_bin,
+                                 style.cell, params, self._jitter, origin=origin, active=active,
+                                 labels=self._labels, out=fresh, buffers=buffers)
             _add(times, "lookup", t0)
             return nnf
         state.parity ^= 1  # the previous source field stays readable
@@ -874,20 +1033,20 @@ class Stylizer:
         f, f_origin = _box_flow(flow if state.src is not None else None, origin, (h, w))
         if state.src is not None and (self.temporal == "guide" or f is not None):
             inv_j = None if f is not None else guide_inverse_jacobian(landmarks, style.landmarks)
-            propagate(state.src, pos, app, style.appearance, self._keep_params(params),
-                      flow=f, flow_origin=f_origin, prev_pos=state.pos, inverse_jacobian=inv_j,
-                      prev_origin=state.origin, origin=origin, active=active,
-                      out=(src, nnf, need), buffers=buffers)
+            kernels.propagate(state.src, pos, app, kernels.appearance, self._keep_params(params),
+                              flow=f, flow_origin=f_origin, prev_pos=state.pos,
+                              inverse_jacobian=inv_j, prev_origin=state.origin, origin=origin,
+                              active=active, out=(src, nnf, need), buffers=buffers)
         else:
             src[...] = NO_SOURCE
             nnf[...] = _INACTIVE
             need[...] = active
         _add(times, "propagate", t0)
         t0 = time.perf_counter()
-        lookup(pos, app, style.appearance, style.table, style.app_bin, style.cell, params,
-               self._jitter, origin=origin, active=need, labels=self._labels, out=fresh,
-               buffers=buffers)
-        _merge_kernel(fresh, need, nnf, src)
+        kernels.lookup(pos, app, kernels.appearance, kernels.table, kernels.app_bin, style.cell,
+                       params, self._jitter, origin=origin, active=need, labels=self._labels,
+                       out=fresh, buffers=buffers)
+        kernels.merge(fresh, need, nnf, src)
         _add(times, "lookup", t0)
         # pos alternates between two buffers (_pos_buffer): holding it for the next frame is safe
         state.src, state.pos, state.origin = src, pos, (int(origin[0]), int(origin[1]))

@@ -1,20 +1,25 @@
 """The CUDA backend (blit.gpu, blit/cuda/) against the Numba kernels: the
-lookup and blend, and the stream's propagation, merge and temporal filter.
+lookup and blend, the stream's propagation, merge, temporal filter,
+positional guide and composite, and the stream itself with device="cuda".
 
 Three layers, so that the kernels are checked on every run, GPU or not:
 
 - nvcc compiles every specialisation of the CUDA source to PTX (skipped
   without nvcc): a kernel that does not compile cannot land;
 - g++ compiles the kernels' per-thread logic (blit/cuda/styleblit_kernels.cuh)
-  as host code through tests/cuda_host_harness.cpp; ``blit.gpu.lookup``,
-  ``blend``, ``propagate``, ``merge`` and ``temporal_filter`` then run on
-  NumPy arrays with each kernel launch replaced by the host build over the
-  same grid (fixture ``host_gpu``), and must equal the Numba functions bit
-  for bit (float outputs compared as bits); the guide error
-  and ArgMinLookup are also compared bit for bit on inputs chosen where
-  float32 and float64 part (skipped without g++);
+  as host code through tests/cuda_host_harness.cpp; the public functions of
+  ``blit.gpu`` then run on NumPy arrays with each kernel launch replaced by
+  the host build over the same grid (fixture ``host_gpu``), and must equal
+  the Numba functions bit for bit (float outputs compared as bits); the
+  guide error and ArgMinLookup are also compared bit for bit on inputs
+  chosen where float32 and float64 part (skipped without g++). With
+  ``host_cupy`` the device arrays are a type of their own (HostCupy), kept
+  apart from host arrays as CuPy keeps them, every copy logged: the stream
+  with device="cuda" runs there and must equal the CPU stream, with no
+  other copies than those it documents;
 - with a CUDA device (``gpu`` marker, skipped without one), the public
-  functions on CuPy arrays must equal them on NumPy arrays.
+  functions on CuPy arrays must equal them on NumPy arrays, and the CUDA
+  stream the CPU one.
 """
 import ctypes
 import importlib.util
@@ -31,11 +36,13 @@ import pytest
 
 from blit import gpu
 from blit.blending import blend
-from blit.stream import NO_SOURCE, _merge_kernel, propagate
+from blit.stream import NO_SOURCE, Stylizer, _merge_kernel, propagate
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
+from blit.stylize import StylizeOptions
 from blit.temporal import NO_HISTORY, temporal_filter
 from guides.mask import MIN_WEIGHT, HeadRegion, composite
 from guides.mls import positional_guide
+from test_stream import Script, hopper, moving_clip, style  # noqa: F401  (fixtures)
 
 TESTS = Path(__file__).resolve().parent
 CUDA_DIR = Path(resources.files("blit") / "cuda")
@@ -955,6 +962,106 @@ def test_gpu_functions_take_the_cpu_functions_arguments():
 
 
 # ---------------------------------------------------------------------------
+# The stream with device="cuda" on the host build: the CPU stream, bit for bit
+# ---------------------------------------------------------------------------
+
+def stream_pair(style, marks, device="cuda", **kwargs):
+    """A CPU stream and a ``device`` one, each with its own scripted landmarker."""
+    answers = [[m] if m is not None else [] for m in marks]
+    return (Stylizer(style, landmarker=Script(answers), **kwargs),
+            Stylizer(style, landmarker=Script(answers), device=device, **kwargs))
+
+
+def frame_copies(stylizer, frame, index, background):
+    """The copies Stylizer's docstring lists for this frame of a one-face clip
+    with temporal="flow": (direction, shape, dtype name), in order."""
+    h, w = frame.shape[:2]
+    (x0, y0, x1, y1), = stylizer.last_boxes
+
+    def nodes(hh, ww):
+        return (-(-(hh - 1) // 10) + 1, -(-(ww - 1) // 10) + 1, 2)
+
+    copies = []
+    if index == 0:  # the jitter and its seed labels, once
+        levels = stylizer.options.levels
+        copies += [("to device", (levels, 64, 64, 2), "float32"),
+                   ("to device", (max(levels, 2), h, w), "uint8")]
+    if background == "keep":
+        if index:
+            fy0, fx0 = max(y0 - 16, 0), max(x0 - 16, 0)
+            copies.append(("to device", (min(y1 + 16, h) - fy0, min(x1 + 16, w) - fx0, 2), "float32"))
+        copies += [("to device", (h, w, 3), "uint8"), ("to device", nodes(y1 - y0, x1 - x0), "float32")]
+    else:
+        if index:
+            copies.append(("to device", (h, w, 2), "float32"))
+        copies.append(("to device", nodes(h, w), "float32"))
+    copies += [("to device", (y1 - y0, x1 - x0), "float32")] * 2  # appearance, mask
+    return copies + [("to host", (h, w, 3), "uint8")]
+
+
+@pytest.mark.parametrize("background", ["keep", "stylize"])
+def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, background):
+    """Stylizer(device="cuda") on the host build of the kernels: the CPU
+    stream's output and NNFs, bit for bit, frame after frame; the only
+    copies are those its docstring lists (and no hidden ones: HostCupy
+    refuses them)."""
+    frames, marks = moving_clip(hopper, n=6)
+    cpu, dev = stream_pair(style, marks, options=StylizeOptions(background=background))
+    assert (cpu.device, dev.device) == ("cpu", "cuda")
+    out = np.zeros_like(frames[0])
+    for i, frame in enumerate(frames):
+        host_cupy.clear()
+        assert dev(frame, out=out) is out
+        copies = list(host_cupy)
+        assert_bits_equal(out, cpu(frame))
+        assert dev.last_boxes == cpu.last_boxes
+        (nnf,), (want,) = dev.last_nnf, cpu.last_nnf
+        assert isinstance(nnf, DeviceArray)
+        assert_bits_equal(nnf.get(), want)
+        assert copies == frame_copies(dev, frame, i, background)
+        assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
+
+
+@pytest.mark.parametrize("temporal", ["guide", None])
+def test_host_kernels_stream_other_motions_lost_face_and_boiling(host_cupy, style, hopper, temporal):
+    """The sources kept along the guide, or none kept; a face lost (held,
+    then gone: the frame passes through) and found again; the strokes
+    re-seeded: the CPU stream's output and NNFs."""
+    frames, marks = moving_clip(hopper, n=4)
+    marks = [marks[0], None, marks[2], None, None, marks[3]]
+    frames = [frames[0], frames[1], frames[2], frames[2], frames[2], frames[3]]
+    cpu, dev = stream_pair(style, marks, temporal=temporal, hold=0.04, boil_hz=12.0,
+                           options=StylizeOptions(background="keep"))
+    painted = []
+    for frame in frames:
+        host_cupy.clear()
+        assert_bits_equal(dev(frame), cpu(frame))
+        assert len(dev.last_nnf) == len(cpu.last_nnf)
+        for nnf, want in zip(dev.last_nnf, cpu.last_nnf):
+            assert_bits_equal(nnf.get(), want)
+        painted.append(len(dev.last_nnf))
+        if not dev.last_nnf:  # passed through: the frame in, the same frame out
+            assert host_cupy == [("to device", frame.shape, "uint8"), ("to host", frame.shape, "uint8")]
+    assert painted == [1, 1, 1, 1, 0, 1]
+
+
+def test_stylizer_device_argument(style):
+    assert Stylizer(style, landmarker=Script([[]])).device == "cpu"
+    assert Stylizer(style, landmarker=Script([[]]), device="auto").device == (
+        "cuda" if gpu.available() else "cpu")
+    with pytest.raises(ValueError, match="device"):
+        Stylizer(style, device="gpu")
+
+
+@pytest.mark.skipif(gpu.available(), reason="a CUDA device is present")
+def test_stylizer_on_cuda_without_a_device_says_what_to_install(style):
+    with pytest.raises(gpu.CudaUnavailableError, match="device='cuda'") as info:
+        Stylizer(style, landmarker=Script([[]]), device="cuda")
+    if importlib.util.find_spec("cupy") is None:
+        assert 'pip install -e ".[gpu]"' in str(info.value)
+
+
+# ---------------------------------------------------------------------------
 # On a CUDA device: the public functions on CuPy arrays equal the CPU path
 # ---------------------------------------------------------------------------
 
@@ -1110,3 +1217,19 @@ def test_gpu_temporal_filter_equals_cpu(clamp, quantized):
         assert_bits_equal(cp.asnumpy(dev), cpu)
     with pytest.raises(TypeError, match="flow"):
         gpu.temporal_filter(cp.asarray(current), cp.asarray(prev), flow, 0.75)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("background", ["keep", "stylize"])
+def test_gpu_stream_equals_the_cpu_stream(style, hopper, background):
+    """Stylizer(device="cuda") on a CUDA device: the CPU stream's output and
+    NNFs, frame after frame."""
+    import cupy as cp
+
+    frames, marks = moving_clip(hopper, n=6)
+    cpu, dev = stream_pair(style, marks, options=StylizeOptions(background=background))
+    for frame in frames:
+        assert_bits_equal(dev(frame), cpu(frame))
+        (nnf,), (want,) = dev.last_nnf, cpu.last_nnf
+        assert isinstance(nnf, cp.ndarray)
+        assert_bits_equal(nnf.get(), want)
