@@ -49,6 +49,30 @@ def add_stylize_args(p):
                         "higher = larger patches, lower = closer to the guides")
 
 
+def add_device_arg(p):
+    """``--device`` of the commands that run the patch stylizer on a stream."""
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                   help="where the patch stylizer runs: cpu (default), cuda (a CUDA GPU through "
+                        "CuPy: pip install -e \".[gpu]\") or auto (cuda when available)")
+
+
+def device_from_args(args):
+    """``--device`` resolved to ``"cpu"`` or ``"cuda"`` (:func:`blit.gpu.resolve_device`);
+    an :class:`~guides.io.InputError` (one line) when CUDA cannot run here or
+    the option does not apply (``--method gan`` picks its own device)."""
+    from guides.io import InputError
+
+    if args.device is None:
+        return "cpu"
+    if getattr(args, "method", "patch") != "patch":
+        raise InputError("--device is for --method patch (the GAN picks its own device)")
+    if args.device == "cpu":
+        return "cpu"
+    from blit.gpu import resolve_device
+
+    return resolve_device(args.device)
+
+
 def options_from_args(args):
     from blit.stylize import StylizeOptions
 

@@ -29,8 +29,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from blit.cli import (_add_style_args, add_stylize_args, check_output, load_style_from_args,
-                      options_from_args, register)
+from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_output,
+                      device_from_args, load_style_from_args, options_from_args, register)
 from guides.io import InputError
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "VIDEO_EXTENSIONS",
@@ -536,11 +536,12 @@ def open_source(source_path, fps=30.0):
 
 
 def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil_hz=None,
-                  landmarker=None, model=None):
+                  landmarker=None, model=None, device="cpu"):
     """The per-frame stylizer of a video: a :class:`blit.stream.Stylizer`
-    (``method="patch"``) or a :class:`gan_distill.infer.GanStylizer` on the
-    best device (``method="gan"``, ``model`` its checkpoint; ``style`` and the
-    face options unused)."""
+    (``method="patch"``, its kernels on ``device``) or a
+    :class:`gan_distill.infer.GanStylizer` on the best device
+    (``method="gan"``, ``model`` its checkpoint; ``style``, the face options
+    and ``device`` unused)."""
     if method == "gan":
         from gan_distill.infer import GanStylizer
 
@@ -551,7 +552,7 @@ def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil
     from blit.stylize import StylizeOptions
 
     return Stylizer(style, options=options or StylizeOptions(), max_faces=max_faces,
-                    boil_hz=boil_hz, landmarker=landmarker, fps=float(fps))
+                    boil_hz=boil_hz, landmarker=landmarker, fps=float(fps), device=device)
 
 
 def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
@@ -606,7 +607,8 @@ def output_sink(path, source, folder):
 
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
-                  fps=30.0, quiet=False, landmarker=None, method="patch", model=None):
+                  fps=30.0, quiet=False, landmarker=None, method="patch", model=None,
+                  device="cpu"):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -618,8 +620,9 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         ``.mp4``/``.mov``/``.mkv``/``.m4v`` for H.264 video, anything else a
         folder of ``frame_000001.png``...
     options : blit.stylize.StylizeOptions
-    max_faces, boil_hz, landmarker
-        As for :class:`blit.stream.Stylizer`.
+    max_faces, boil_hz, landmarker, device
+        As for :class:`blit.stream.Stylizer` (``device``: where the patch
+        stylizer's kernels run, ``"cpu"``, ``"cuda"`` or ``"auto"``).
     fps : float
         Frame rate of a folder input.
     quiet : bool
@@ -661,7 +664,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         sink = output_sink(tmp, source, folder_out)
         stylizer = make_stylizer(style, fps=source.rate, method=method, options=options,
                                  max_faces=max_faces, boil_hz=boil_hz, landmarker=landmarker,
-                                 model=model)
+                                 model=model, device=device)
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
                 stylize_items(stylizer, source, sink, progress=bar)
@@ -723,6 +726,10 @@ def _video(args):
         raise InputError(f"{args.output}: unknown video extension {ext!r} (use "
                          f"{', '.join(VIDEO_EXTENSIONS)}, or a folder for PNG frames)")
     check_output(args.output.rstrip("/\\") or args.output, args.overwrite)
+    if args.engine == "ray" and args.device == "cuda":
+        raise InputError("--device cuda: the Ray engine's workers stylize on the CPU; "
+                         "use --engine local")
+    device = "cpu" if args.engine == "ray" else device_from_args(args)
     style = check_video_args(args)
     t0 = time.perf_counter()
     if args.engine == "ray":
@@ -739,7 +746,8 @@ def _video(args):
         try:
             n = stylize_video(style, args.input, args.output, options=options_from_args(args),
                               max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
-                              quiet=args.quiet, method=args.method, model=args.model)
+                              quiet=args.quiet, method=args.method, model=args.model,
+                              device=device)
         except KeyboardInterrupt as exc:
             if len(exc.args) == 2:
                 partial, frames = exc.args
@@ -792,4 +800,5 @@ def add_video_parser(sub):
                    help=f"video ({', '.join(VIDEO_EXTENSIONS)}) or a folder for "
                         "frame_000001.png...")
     add_video_job_args(p)
+    add_device_arg(p)
     p.set_defaults(run=_video)

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from blit.cli import add_stylize_args, options_from_args, register
+from blit.cli import add_device_arg, add_stylize_args, device_from_args, options_from_args, register
 from guides.io import InputError
 
 __all__ = ["LatestFrame", "open_capture", "list_cameras", "run_webcam", "draw_overlay"]
@@ -256,7 +256,7 @@ def _has_display():
 
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
-               snapshot_dir=".", log=print, method="patch", model=None):
+               snapshot_dir=".", log=print, method="patch", model=None, device="cpu"):
     """The live loop. Returns a summary dict (frames, fps, latency, dropped).
 
     Parameters
@@ -270,6 +270,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     method : {"patch", "gan"}
         The patch stylizer, or :class:`gan_distill.infer.GanStylizer` with the
         checkpoint ``model`` (n/p and v then change nothing).
+    device : {"cpu", "cuda", "auto"}
+        Where the patch stylizer's kernels run (:class:`blit.stream.Stylizer`).
     """
     import cv2
 
@@ -301,7 +303,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             return GanStylizer(model, landmarker=landmarker)
         opts = dataclasses.replace(options, voting=voting)
         return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
-                        landmarker=landmarker)
+                        landmarker=landmarker, device=device)
 
     stylizer = make_stylizer()
     vcam = None
@@ -395,6 +397,7 @@ def _webcam(args):
         return 0
     from blit.defaults import default_style_path
 
+    device = device_from_args(args)  # before opening anything: one line if CUDA cannot run
     styles = _style_paths(args.style or [default_style_path()])
     size = _parse_size(args.size) if args.size else None
     source = args.source if args.source is not None else args.camera
@@ -415,7 +418,7 @@ def _webcam(args):
                          size=size if size is not None else ((640, 480) if args.source is None else None),
                          window=window, virtual_cam=args.virtual_cam, frames=args.frames,
                          max_faces=args.max_faces, boil_hz=args.boil, method=args.method,
-                         model=args.model)
+                         model=args.model, device=device)
     if not args.quiet:
         lat = summary["latency_ms"]
         fps = summary["fps"]
@@ -452,5 +455,6 @@ def add_webcam_parser(sub):
                    help="patch (default) or gan: a model from `styleblit distill` (needs --model)")
     p.add_argument("--model", metavar="MODEL.pt", help="the GAN checkpoint for --method gan")
     add_stylize_args(p)
+    add_device_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no summary at the end")
     p.set_defaults(run=_webcam)

@@ -1,4 +1,5 @@
 """The styleblit command line: the default job, exit codes and error lines."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -101,3 +102,51 @@ def test_console_script_runs(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ --device
+
+def _device_argv(command, tmp_path):
+    if command == "video":
+        return ["video", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out.mp4"), "-q"]
+    return ["webcam", "--no-window", "--frames", "1", "-q"]
+
+
+@pytest.mark.parametrize("command", ["video", "webcam"])
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys, command):
+    from blit import gpu
+
+    if gpu.available():
+        pytest.skip("a CUDA device is present")
+    assert main(_device_argv(command, tmp_path) + ["--device", "cuda"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("styleblit: error: device='cuda': ")
+    if importlib.util.find_spec("cupy") is None:
+        assert 'pip install -e ".[gpu]"' in err[0]
+    assert [p.name for p in tmp_path.iterdir() if p.name != "cache"] == []  # nothing written
+
+
+@pytest.mark.parametrize("command", ["video", "webcam"])
+def test_device_reaches_the_stylizer(tmp_path, capsys, monkeypatch, command):
+    """--device is resolved once ("auto": CUDA when available) and handed to
+    the stream; it is for the patch method only, and not for Ray's workers."""
+    import types
+
+    from blit import gpu, video, webcam
+
+    seen = []
+    monkeypatch.setattr(video, "check_video_args", lambda args: types.SimpleNamespace(name="s"))
+    monkeypatch.setattr(video, "stylize_video", lambda *a, **k: seen.append(k["device"]) or 1)
+    monkeypatch.setattr(webcam, "run_webcam", lambda *a, **k: seen.append(k["device"]) or {})
+    argv = _device_argv(command, tmp_path)
+    assert main(argv) == 0
+    assert main(argv + ["--device", "cpu"]) == 0
+    assert main(argv + ["--device", "auto"]) == 0
+    assert seen == ["cpu", "cpu", "cuda" if gpu.available() else "cpu"]
+    assert main(argv + ["--method", "gan", "--model", "m.pt", "--device", "cpu"]) == 1
+    assert "--device is for --method patch" in capsys.readouterr().err
+    if command == "video":
+        assert main(argv + ["--engine", "ray", "--device", "cuda"]) == 1
+        assert "use --engine local" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(argv + ["--device", "gpu"])
