@@ -53,7 +53,7 @@ from blit.temporal import NO_HISTORY
 from guides.buffers import Buffers
 from guides.io import InputError
 from guides.mask import MIN_WEIGHT
-from guides.mls import _check_points, _mls_nodes
+from guides.mls import mls_grid_nodes
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
            "propagate", "merge", "temporal_filter", "positional_guide", "composite",
@@ -154,17 +154,7 @@ class DeviceBuffers(Buffers):
     an array is overwritten the next time its name is asked for."""
 
     def __init__(self):
-        super().__init__()
-        self._xp = _cupy()
-
-    def get(self, name, shape, dtype):
-        """A C-contiguous ``(shape, dtype)`` device view called ``name``."""
-        # Buffers.get with the allocation on the device (Buffers allocates with NumPy)
-        dtype, n = np.dtype(dtype), int(np.prod(shape))
-        buf = self._flat.get(name)
-        if buf is None or buf.size < n or buf.dtype != dtype:
-            self._flat[name] = buf = self._xp.empty(n + n // 4 + 64, dtype)
-        return buf[:n].reshape(shape)
+        super().__init__(empty=_cupy().empty)
 
 
 def _take(xp, buffers, name, shape, dtype):
@@ -628,20 +618,6 @@ def _prepare_temporal(xp, current, prev_history, flow, alpha, *, active=None, or
     return args, history, keep
 
 
-def _grid_nodes(shape, target_landmarks, style_landmarks, grid):
-    """The MLS map at the grid nodes of :func:`guides.mls.mls_similarity_grid`
-    for an (H, W) image, on the host: (gh, gw, 2) float32 ndarray."""
-    h, w = int(shape[0]), int(shape[1])
-    if h <= 0 or w <= 0 or grid < 1:
-        raise ValueError(f"shape, grid: expected positive (H, W) and a spacing >= 1 px, got "
-                         f"{shape}, {grid}")
-    gh, gw = (max(2, -(-(n - 1) // grid) + 1) for n in (h, w))
-    src, dst = _check_points(target_landmarks, style_landmarks)
-    nodes = np.empty((gh, gw, 2), np.float32)
-    _mls_nodes(src, dst, 1.0, (w - 1.0) / (gw - 1), (h - 1.0) / (gh - 1), nodes)
-    return nodes
-
-
 def _prepare_upsample(xp, nodes, out):
     """Check ``out`` (the (h, w, 2) guide the kernel writes) and pack
     :data:`UPSAMPLE_ARGS` for the (gh, gw, 2) ``nodes``."""
@@ -834,7 +810,7 @@ def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=N
     (H, W, 2) float32 cupy.ndarray
     """
     cp = _cupy()
-    nodes = to_device(_grid_nodes(shape, target_landmarks, style_landmarks, grid))
+    nodes = to_device(mls_grid_nodes(shape, target_landmarks, style_landmarks, grid=grid))
     if out is None:
         out = cp.empty((int(shape[0]), int(shape[1]), 2), cp.float32)
     elif out.shape != (int(shape[0]), int(shape[1]), 2):

@@ -18,10 +18,15 @@ __all__ = ["Buffers", "take"]
 
 
 class Buffers:
-    """Named flat arrays that grow as needed; :meth:`get` hands out views."""
+    """Named flat arrays that grow as needed; :meth:`get` hands out views.
 
-    def __init__(self):
+    ``empty(n, dtype)`` allocates a flat array: :func:`numpy.empty` by
+    default, ``cupy.empty`` for device memory (:class:`blit.gpu.DeviceBuffers`).
+    """
+
+    def __init__(self, empty=np.empty):
         self._flat = {}
+        self._empty = empty
 
     def get(self, name, shape, dtype):
         """A C-contiguous ``(shape, dtype)`` view of the array called ``name``
@@ -30,7 +35,7 @@ class Buffers:
         n = int(np.prod(shape))
         buf = self._flat.get(name)
         if buf is None or buf.size < n or buf.dtype != dtype:
-            buf = np.empty(n + n // 4 + 64, dtype)  # headroom: boxes grow a little at a time
+            buf = self._empty(n + n // 4 + 64, dtype)  # headroom: boxes grow a little at a time
             self._flat[name] = buf
         return buf[:n].reshape(shape)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["mls_similarity", "mls_similarity_grid", "positional_guide"]
+__all__ = ["mls_similarity", "mls_grid_nodes", "mls_similarity_grid", "positional_guide"]
 
 
 def _check_points(src, dst):
@@ -82,13 +82,49 @@ def mls_similarity(points, src, dst, *, alpha=1.0):
     return np.stack([f.real, f.imag], axis=1).astype(np.float32)
 
 
+def mls_grid_nodes(shape, src, dst, *, grid=10, alpha=1.0):
+    """The MLS backward map at the grid nodes of :func:`mls_similarity_grid`.
+
+    The nodes span an (H, W) image corner to corner, at most ``grid`` px
+    apart each way: ``gh = ceil((H - 1) / grid) + 1`` rows and ``gw =
+    ceil((W - 1) / grid) + 1`` columns (at least 2 each), node (j, i) at
+    pixel (i (W - 1) / (gw - 1), j (H - 1) / (gh - 1)).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Target (H, W).
+    src, dst : (N, 2) float ndarray
+        Target and exemplar landmarks (x, y).
+    grid : int
+        Largest node spacing in pixels.
+
+    Returns
+    -------
+    (gh, gw, 2) float32 ndarray
+        Exemplar coordinates (x, y) at every node.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"shape: expected positive (H, W), got {shape}")
+    if grid < 1:
+        raise ValueError(f"grid: expected a spacing >= 1 px, got {grid}")
+    gw = max(2, -(-(w - 1) // grid) + 1)
+    gh = max(2, -(-(h - 1) // grid) + 1)
+    src, dst = _check_points(src, dst)
+    nodes = np.empty((gh, gw, 2), np.float32)
+    _mls_nodes(src, dst, float(alpha), (w - 1.0) / (gw - 1), (h - 1.0) / (gh - 1), nodes)
+    return nodes
+
+
 def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0, out=None):
     """Dense MLS backward map evaluated on a coarse grid and interpolated.
 
     FaceBlit evaluates the deformation every 10 px and interpolates
-    bilinearly; so does this function. The nodes span the image corner to
-    corner (the first and last node lie on the border pixels), so the map is
-    exact at every node and no border pixel is extrapolated.
+    bilinearly; so does this function. The nodes (:func:`mls_grid_nodes`)
+    span the image corner to corner (the first and last node lie on the
+    border pixels), so the map is exact at every node and no border pixel is
+    extrapolated.
 
     Parameters
     ----------
@@ -105,16 +141,8 @@ def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0, out=None):
     (H, W, 2) float32 ndarray
         Exemplar coordinates (x, y) for every target pixel.
     """
+    nodes = mls_grid_nodes(shape, src, dst, grid=grid, alpha=alpha)
     h, w = int(shape[0]), int(shape[1])
-    if h <= 0 or w <= 0:
-        raise ValueError(f"shape: expected positive (H, W), got {shape}")
-    if grid < 1:
-        raise ValueError(f"grid: expected a spacing >= 1 px, got {grid}")
-    gw = max(2, -(-(w - 1) // grid) + 1)
-    gh = max(2, -(-(h - 1) // grid) + 1)
-    src, dst = _check_points(src, dst)
-    nodes = np.empty((gh, gw, 2), np.float32)
-    _mls_nodes(src, dst, float(alpha), (w - 1.0) / (gw - 1), (h - 1.0) / (gh - 1), nodes)
     if out is None:
         out = np.empty((h, w, 2), np.float32)
     elif out.shape != (h, w, 2) or out.dtype != np.float32 or not out.flags.c_contiguous:

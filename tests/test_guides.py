@@ -10,7 +10,7 @@ from guides.appearance import luminance_detail, match_histogram, quantile_functi
 from guides.exemplar import CACHE_VERSION, StyleExemplar, load_style
 from guides.io import InputError, read_image, write_image
 from guides.mask import composite, head_region
-from guides.mls import mls_similarity, mls_similarity_grid, positional_guide
+from guides.mls import mls_grid_nodes, mls_similarity, mls_similarity_grid, positional_guide
 
 HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
 
@@ -70,6 +70,25 @@ def test_mls_grid_matches_dense_evaluation():
     np.testing.assert_allclose(exact, ref, atol=1e-3)
     coarse = mls_similarity_grid((200, 200), src, dst, grid=10)
     assert np.median(np.abs(coarse - exact)) < 0.05
+
+
+def test_mls_grid_nodes_are_the_map_at_corner_aligned_nodes():
+    """The nodes span the image corner to corner at most ``grid`` px apart,
+    and the dense map passes through them."""
+    rng = np.random.default_rng(4)
+    src = random_landmarks(rng, lo=30, hi=170)
+    dst = src + rng.normal(0, 3, src.shape).astype(np.float32)
+    nodes = mls_grid_nodes((201, 187), src, dst, grid=10)
+    assert nodes.shape == (21, 20, 2) and nodes.dtype == np.float32  # ceil(200/10)+1, ceil(186/10)+1
+    xs = np.linspace(0, 186, 20)
+    ys = np.linspace(0, 200, 21)
+    at = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    np.testing.assert_allclose(nodes.reshape(-1, 2), mls_similarity(at, src, dst), atol=1e-3)
+    dense = mls_similarity_grid((201, 187), src, dst, grid=10)
+    np.testing.assert_array_equal(dense[0, 0], nodes[0, 0])
+    np.testing.assert_array_equal(dense[-1, -1], nodes[-1, -1])
+    with pytest.raises(ValueError, match="grid"):
+        mls_grid_nodes((10, 10), src, dst, grid=0)
 
 
 def test_mls_smooth_without_folds_on_a_real_face(hopper):
