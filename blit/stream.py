@@ -61,7 +61,7 @@ __all__ = ["Stylizer", "OneEuroFilter", "propagate", "guide_inverse_jacobian", "
 #: Keys of :attr:`Stylizer.last_times`, in pipeline order (milliseconds);
 #: "download" (the output copied back, waiting for the kernels) only with
 #: ``device="cuda"``.
-STREAM_STAGES = ("landmarks", "smooth", "flow", "mls", "appearance", "propagate", "lookup",
+STREAM_STAGES = ("landmarks", "smooth", "mask", "flow", "mls", "appearance", "propagate", "lookup",
                  "blend", "temporal", "composite", "download", "total")
 
 #: Source-field value of a pixel that has no exemplar source (outside the
@@ -879,8 +879,10 @@ class Stylizer:
         style, options, kernels = self.style, self.options, self._kernels
         h, w = frame.shape[:2]
         radius = options.voting
+        t0 = time.perf_counter()
         regions = [head_region(frame.shape, tr.landmarks, margin=radius, buffers=tr.head.buffers)
                    for tr in tracks]
+        times["mask"] = _ms(t0)
         self.last_landmarks = [tr.landmarks for tr in tracks]
         self.last_boxes = [r.box for r in regions]
         self.last_nnf = []

@@ -28,7 +28,9 @@ from guides.mask import head_region
 
 __all__ = ["StyleExemplar", "load_style", "cache_dir", "CACHE_VERSION"]
 
-CACHE_VERSION = 1
+# 2: the head mask's soft edge blurred at up to 1/4 resolution (the appearance
+# guide's normalisation and quantiles are taken under it)
+CACHE_VERSION = 2
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 
 

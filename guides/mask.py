@@ -107,14 +107,26 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
     if mask.size:
         pts = np.round((poly - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
         cv2.fillPoly(mask, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
-        # Soft edge, computed at half resolution (the edge is smooth anyway).
-        half = (max(1, mask.shape[0] // 2), max(1, mask.shape[1] // 2))
-        small = cv2.resize(mask, half[::-1], dst=take(buffers, "mask_half", half, np.float32),
-                           interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), sigma / 2.0,
-                                 dst=take(buffers, "mask_blur", half, np.float32))
-        mask = cv2.resize(small, (mask.shape[1], mask.shape[0]), dst=mask,
-                          interpolation=cv2.INTER_LINEAR)
+        # The soft edge is smooth over sigma pixels, so it is blurred at 1/f of
+        # the resolution with f <= sigma / 2 (up to 4; the blur is then at least
+        # 2 small pixels wide) and interpolated back: within 0.016 of a
+        # full-resolution blur on target1 from 160x120 to 1920x1080, and in one
+        # process 2x faster than at half resolution at 640x480 and 768x1024,
+        # 4.6x at 1920x1080. The fill
+        # stays at full resolution and is area-averaged down: filled at low
+        # resolution, the polygon would grow by half a small pixel.
+        f = int(min(4.0, max(1.0, sigma // 2)))
+        if f == 1:
+            cv2.GaussianBlur(mask, (0, 0), sigma, dst=mask)
+        else:
+            sh, sw = -(-mask.shape[0] // f), -(-mask.shape[1] // f)
+            small = cv2.resize(mask, (sw, sh), dst=take(buffers, "mask_small", (sh, sw), np.float32),
+                               interpolation=cv2.INTER_AREA)
+            scale = 0.5 * (sw / mask.shape[1] + sh / mask.shape[0])
+            small = cv2.GaussianBlur(small, (0, 0), sigma * scale,
+                                     dst=take(buffers, "mask_blur", (sh, sw), np.float32))
+            cv2.resize(small, (mask.shape[1], mask.shape[0]), dst=mask,
+                       interpolation=cv2.INTER_LINEAR)
         np.clip(mask, 0.0, 1.0, out=mask)
     return HeadRegion((x0, y0, x1, y1), mask)
 
