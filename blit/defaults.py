@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from guides.exemplar import cache_dir
-from guides.io import read_image, write_image
+from guides.io import write_image
 
 __all__ = ["default_style_path", "default_target_path", "paint"]
 
@@ -33,10 +33,13 @@ def default_target_path():
                         "grace_hopper.jpg")
 
 
-def _astronaut_path():
-    import skimage
+def _astronaut():
+    """scikit-image's astronaut.png as BGR. Read by scikit-image, not OpenCV:
+    the file's colour profile makes libpng print a warning (the same pixels
+    either way)."""
+    import skimage.data
 
-    return os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
 def paper_texture(shape, *, seed=0):
@@ -93,7 +96,7 @@ def default_style_path():
         return path
     os.makedirs(folder, exist_ok=True)
     x0, y0, x1, y1 = _CROP
-    photo = read_image(_astronaut_path())[y0:y1, x0:x1]
+    photo = _astronaut()[y0:y1, x0:x1]
     photo = cv2.resize(photo, None, fx=_SCALE, fy=_SCALE, interpolation=cv2.INTER_CUBIC)
     landmarks = detect_landmarks(photo)
     if landmarks is None:  # pragma: no cover - the photo is fixed
