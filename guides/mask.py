@@ -112,9 +112,9 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
         # 2 small pixels wide) and interpolated back: within 0.016 of a
         # full-resolution blur on target1 from 160x120 to 1920x1080, and in one
         # process 2x faster than at half resolution at 640x480 and 768x1024,
-        # 4.6x at 1920x1080. The fill
-        # stays at full resolution and is area-averaged down: filled at low
-        # resolution, the polygon would grow by half a small pixel.
+        # 4.6x at 1920x1080. The fill stays at full resolution and is
+        # area-averaged down: filled at low resolution, the polygon would grow
+        # by half a small pixel.
         f = int(min(4.0, max(1.0, sigma // 2)))
         if f == 1:
             cv2.GaussianBlur(mask, (0, 0), sigma, dst=mask)
