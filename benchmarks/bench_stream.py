@@ -19,6 +19,10 @@ Run from the repository root::
     python benchmarks/bench_stream.py --json bench_stream.json
     python benchmarks/bench_stream.py --stability --json bench_stream.json
 
+It measures the checkout it lives in (its root goes first on ``sys.path``,
+before ``PYTHONPATH``): to compare two commits, run each worktree's own copy
+of this script; the JSON's ``environment.commit`` names the code measured.
+
 Numbers from a shared 2-core machine are noisy: another process running at
 the same time slows every stage; the JSON keeps the spread (p10/p90) and the
 load average at start and end so that such runs can be recognised.
