@@ -140,25 +140,29 @@ def _seed_position(level, cx, cy, jitter):
 
 
 @numba.njit(inline="always")
-def _seed_cell(k, grid):
-    """Level and cell (i, j) within the level's block of the flat seed index
-    k; ``grid[level] = (offset, bx0, by0, ncx, ncy)`` (:func:`_seed_grid`)."""
-    level = 1
-    while level + 1 < grid.shape[0] and k >= grid[level + 1, 0]:
-        level += 1
-    return level, (k - grid[level, 0]) % grid[level, 3], (k - grid[level, 0]) // grid[level, 3]
+def _near_occupied(occupied, offset, ncx, ncy, i, j):
+    """Whether one of the 9 cells around cell (i, j) of a level holds an
+    active pixel (``occupied`` of the level's cells starts at ``offset``)."""
+    for jj in range(max(j - 1, 0), min(j + 2, ncy)):
+        row = offset + jj * ncx
+        if occupied[row + i] or (i > 0 and occupied[row + i - 1]) or (i + 1 < ncx and occupied[row + i + 1]):
+            return True
+    return False
 
 
 @numba.njit(parallel=True, cache=True)
 def _seed_position_kernel(jitter, grid, seeds):
     """seeds[k, :2] = (q_x, q_y): the position of every seed of every level;
     ``grid[level] = (offset, bx0, by0, ncx, ncy)`` locates the level's cells
-    in the flat array."""
-    for k in numba.prange(seeds.shape[0]):
-        level, i, j = _seed_cell(k, grid)
-        qx, qy = _seed_position(level, grid[level, 1] + i, grid[level, 2] + j, jitter)
-        seeds[k, 0] = qx
-        seeds[k, 1] = qy
+    in the flat array (row by row; the rows of a level in parallel)."""
+    for level in range(1, grid.shape[0]):
+        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
+        for jj in numba.prange(ncy):
+            j = np.int64(jj)  # prange indices may be unsigned
+            for i in range(ncx):
+                qx, qy = _seed_position(level, bx0 + i, by0 + j, jitter)
+                seeds[offset + j * ncx + i, 0] = qx
+                seeds[offset + j * ncx + i, 1] = qy
 
 
 @numba.njit(inline="always")
@@ -241,23 +245,21 @@ def _seed_source_kernel(seeds, grid, occupied, jitter, tpos, tapp, sapp, table, 
     9 cells around the seed's; the others stay unseen, and no active pixel
     reaches them (its nearest seed is in one of the 9 cells around its own).
     Writes the seeds' positions too (:func:`_seed_position_kernel`), of the
-    used seeds only."""
-    for k in numba.prange(seeds.shape[0]):
-        level, i, j = _seed_cell(k, grid)
+    used seeds only. Level by level, the cell rows of a level in parallel."""
+    for level in range(1, grid.shape[0]):
         offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
-        if (1 << level) <= _SPARSE_SPACING:
-            used = False
-            for jj in range(max(j - 1, 0), min(j + 2, ncy)):
-                for ii in range(max(i - 1, 0), min(i + 2, ncx)):
-                    if occupied[offset + jj * ncx + ii]:
-                        used = True
-            if not used:
-                continue
-        qx, qy = _seed_position(level, bx0 + i, by0 + j, jitter)
-        seeds[k, 0] = qx
-        seeds[k, 1] = qy
-        _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
-                      memo)
+        sparse = (1 << level) <= _SPARSE_SPACING
+        for jj in numba.prange(ncy):
+            j = np.int64(jj)  # prange indices may be unsigned
+            for i in range(ncx):
+                if sparse and not _near_occupied(occupied, offset, ncx, ncy, i, j):
+                    continue
+                k = offset + j * ncx + i
+                qx, qy = _seed_position(level, bx0 + i, by0 + j, jitter)
+                seeds[k, 0] = qx
+                seeds[k, 1] = qy
+                _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                              lam_pos, lam_app, memo)
 
 
 @numba.njit(parallel=True, cache=True)
