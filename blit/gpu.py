@@ -695,11 +695,12 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     return out
 
 
-def blend(style, nnf, radius=1, *, out=None):
+def blend(style, nnf, radius=1, *, out=None, packed=None):
     """:func:`blit.blending.blend` on CuPy arrays: same arguments, same image.
 
     ``style`` (Hs, Ws, 3) uint8 and ``nnf`` (H, W, 2) int32 CuPy arrays;
-    ``out``, if given, a C-contiguous (H, W, 3) uint8 CuPy array.
+    ``out``, if given, a C-contiguous (H, W, 3) uint8 CuPy array. ``packed``
+    is ignored: the CUDA kernel reads ``style`` itself.
 
     Returns
     -------

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from blit.blending import blend
+from blit.blending import PACK_PAD, blend
 from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
 from blit.stylize import StylizeOptions
 from blit.temporal import temporal_filter
@@ -435,7 +435,6 @@ class _HostKernels:
     lookup = staticmethod(lookup)
     propagate = staticmethod(propagate)
     merge = staticmethod(_merge_kernel)
-    blend = staticmethod(blend)
     temporal_filter = staticmethod(temporal_filter)
     positional_guide = staticmethod(positional_guide)
     composite = staticmethod(composite)
@@ -443,6 +442,11 @@ class _HostKernels:
     def __init__(self, style):
         self.image, self.appearance = style.image, style.appearance
         self.table, self.app_bin = style.table, style.app_bin
+        self.packed = style.packed
+
+    def blend(self, image, nnf, radius, *, out=None):
+        """:func:`blit.blending.blend`, reading the style's packed image."""
+        return blend(image, nnf, radius, out=out, packed=self.packed if radius <= PACK_PAD else None)
 
     @staticmethod
     def device_buffers():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blit.blending import blend
+from blit.blending import PACK_PAD, blend
 from blit.styleblit import LookupParams, lookup, make_jitter
 from guides.appearance import target_appearance
 from guides.io import InputError
@@ -132,8 +132,9 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
             nnf_bg = lookup(pos, None, style.appearance, style.table, style.app_bin, style.cell,
                             bg_params, jitter, labels=labels)
     with timer("blend"):
-        head = blend(style.image, nnf, radius)
-        base = blend(style.image, nnf_bg, radius) if whole else frame
+        packed = style.packed if radius <= PACK_PAD else None
+        head = blend(style.image, nnf, radius, packed=packed)
+        base = blend(style.image, nnf_bg, radius, packed=packed) if whole else frame
     with timer("composite"):
         out = composite(base, head, region, out=base if whole else None)
     return out

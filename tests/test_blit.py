@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from blit import reference as ref
-from blit.blending import blend
+from blit.blending import PACK_PAD, blend, pack_exemplar
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
 
 
@@ -187,7 +187,7 @@ def test_inactive_pixels_are_skipped_and_keep_output():
     assert (out[~active] == 7).all()
 
 
-@pytest.mark.parametrize("radius", [0, 1, 2])
+@pytest.mark.parametrize("radius", [0, 1, 2, 4])
 @pytest.mark.parametrize("shape", [(20, 25), (1, 7), (6, 1), (2, 2)])
 def test_blend_equals_reference(radius, shape):
     rng = np.random.default_rng(7)
@@ -205,6 +205,25 @@ def test_blend_equals_reference(radius, shape):
         want = ref.blend(style, nnf, radius)
     np.testing.assert_array_equal(out[~inactive], want[~inactive])
     assert (out[inactive] == 9).all()
+    # the exemplar packed once with a wider border (as StyleExemplar.packed): same image
+    again = np.full(shape + (3,), 9, np.uint8)
+    blend(style, nnf, radius, out=again, packed=pack_exemplar(style, PACK_PAD))
+    np.testing.assert_array_equal(again, out)
+
+
+def test_packed_exemplar_words_and_border():
+    style = np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8)
+    packed = pack_exemplar(style, 1)
+    assert packed.shape == (3, 4) and packed.dtype == np.uint32
+    assert packed[1, 1] == 1 | 2 << 8 | 3 << 16 | 1 << 24  # channels, then one vote
+    assert packed[1, 2] == 4 | 5 << 8 | 6 << 16 | 1 << 24
+    border = np.ones((3, 4), bool)
+    border[1, 1:3] = False
+    assert (packed[border] == 0).all()  # no colour, no vote
+    with pytest.raises(ValueError, match="packed"):  # its border is narrower than the radius
+        blend(style, np.zeros((2, 2, 2), np.int32), 2, packed=packed)
+    with pytest.raises(ValueError, match="packed"):
+        blend(style, np.zeros((2, 2, 2), np.int32), 1, packed=packed.astype(np.int64))
 
 
 def test_bad_arguments_name_the_parameter():

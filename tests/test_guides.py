@@ -198,6 +198,7 @@ def test_composite_blends_by_the_mask():
 def test_style_precompute_budget_and_cache_round_trip(tmp_path, hopper):
     image, lm = hopper
     style = StyleExemplar.prepare(image, lm)
+    style.packed  # made on first blend, counted in nbytes
     assert style.nbytes <= 16 * 2**20
     path = tmp_path / "s.npz"
     style.save(path)
