@@ -98,7 +98,7 @@ def _blend_pixel(packed, pad, nnf, radius, out, y, x):
     _write_mean(out, y, x, a0, a1, a2, n)
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always")
 def _blend_row(packed, pad, nnf, radius, out, y):
     # One row per call: locals stay private to the thread (Numba may
     # otherwise mistake per-pixel accumulators for prange reductions).
@@ -108,7 +108,7 @@ def _blend_row(packed, pad, nnf, radius, out, y):
             _blend_pixel(packed, pad, nnf, radius, out, y, x)
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always")
 def _blend_row_3x3(packed, pad, nnf, out, y):
     """:func:`_blend_row` for radius 1 (the default), its nine votes written
     out away from the border. Two sums of 16-bit lanes add up all three
@@ -121,11 +121,11 @@ def _blend_row_3x3(packed, pad, nnf, out, y):
     if y == 0 or y == h - 1 or w < 3:
         _blend_row(packed, pad, nnf, 1, out, y)
         return
-    for x in range(w):
-        if nnf[y, x, 0] < 0:
-            continue
-        if x == 0 or x == w - 1:
+    for x in (0, w - 1):
+        if nnf[y, x, 0] >= 0:
             _blend_pixel(packed, pad, nnf, 1, out, y, x)
+    for x in range(1, w - 1):
+        if nnf[y, x, 0] < 0:
             continue
         even = np.uint32(0)
         odd = np.uint32(0)

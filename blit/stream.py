@@ -164,7 +164,7 @@ class OneEuroFilter:
 # Temporal coherence of the NNF
 # ---------------------------------------------------------------------------
 
-@numba.njit(cache=True)
+@numba.njit(inline="always")
 def _propagate_row(prev_src, prev_pos, pox, poy, flow, fox, foy, use_flow, jxx, jxy, jyx, jyy,
                    iterations, pos, app, ox, oy, sapp, lam_pos, lam_app, threshold, active, src,
                    nnf, need, y):

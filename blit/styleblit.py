@@ -294,7 +294,7 @@ def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
                     lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf, y)
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always")
 def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
                 lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf, y):
     # One row per call, so that per-pixel locals stay private to the thread.

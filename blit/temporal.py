@@ -49,7 +49,7 @@ def _column_range(current, active, y, x):
     return l0, l1, l2, h0, h1, h2
 
 
-@numba.njit(cache=True)
+@numba.njit(inline="always")
 def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, hist, y):
     w = current.shape[1]
     ph, pw = prev.shape[0], prev.shape[1]
