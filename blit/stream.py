@@ -284,7 +284,7 @@ def propagate(prev_src, target_pos, target_app, style_app, params, *, flow=None,
     target_pos : (H, W, 2) float32 ndarray
     target_app : (H, W) float32 ndarray or None
         None: position only (``lam_app`` ignored), as in :func:`blit.styleblit.lookup`.
-    style_app : (Hs, Ws) float32 ndarray
+    style_app : (Hs, Ws) float32 or uint8 ndarray
     params : LookupParams
         Weights of the guide error and the threshold for keeping.
     flow : (Hf, Wf, 2) float32 ndarray, optional

@@ -103,7 +103,8 @@ def make_jitter(seed=0, *, levels=DEFAULT_LEVELS, size=64):
 
 @numba.njit(inline="always")
 def _error(cx, cy, gx, gy, a, sapp, lam_pos, lam_app):
-    return lam_pos * (abs(cx - gx) + abs(cy - gy)) + lam_app * abs(sapp[cy, cx] - a)
+    # (float32 arithmetic whether the exemplar's guide is float32 or uint8)
+    return lam_pos * (abs(cx - gx) + abs(cy - gy)) + lam_app * abs(np.float32(sapp[cy, cx]) - a)
 
 
 @numba.njit(inline="always")
@@ -462,7 +463,7 @@ def appearance_bins(style_app, nbins):
 
     Parameters
     ----------
-    style_app : (Hs, Ws) float32 ndarray in [0, 255]
+    style_app : (Hs, Ws) float32 or uint8 ndarray in [0, 255]
     nbins : int
 
     Returns
@@ -493,7 +494,7 @@ def argmin_lookup_table(style_app, params, *, cell=4, nbins=32):
 
     Parameters
     ----------
-    style_app : (Hs, Ws) float32 ndarray
+    style_app : (Hs, Ws) float32 or uint8 ndarray
         Exemplar appearance guide in [0, 255].
     params : LookupParams
     cell : int
@@ -530,8 +531,9 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     target_app : (H, W) float32 ndarray or None
         Appearance guide in [0, 255]; None uses position only (``lam_app``
         is then ignored).
-    style_app : (Hs, Ws) float32 ndarray
-        Exemplar appearance guide.
+    style_app : (Hs, Ws) float32 or uint8 ndarray
+        Exemplar appearance guide (:attr:`guides.exemplar.StyleExemplar.appearance`
+        is uint8; the CUDA path takes it as float32, same values, same NNF).
     table, app_bin, cell
         From :func:`argmin_lookup_table` for these ``params``.
     params : LookupParams

@@ -98,6 +98,26 @@ def test_lazy_seed_lookup_is_deterministic_under_threads():
         np.testing.assert_array_equal(part[sparse], dense[sparse])
 
 
+def test_uint8_exemplar_guide_gives_the_nnf_of_its_float32_copy():
+    """StyleExemplar keeps its appearance guide as uint8; the kernels read it
+    into float32 arithmetic, so the NNF is that of the same values as float32
+    (which the CUDA path reads), dense and sparse."""
+    rng = np.random.default_rng(4)
+    _, app = make_style(rng)
+    app8 = np.round(app).astype(np.uint8)
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=20.0, levels=5)
+    table, bins = argmin_lookup_table(app8, params, cell=4, nbins=8)
+    pos = identity_pos(23, 19) * 1.3 + rng.normal(0, 0.5, (23, 19, 2)).astype(np.float32) + 1
+    tapp = np.clip(rng.normal(128, 40, (23, 19)), 0, 255).astype(np.float32)
+    jitter = make_jitter(5, levels=5, size=8)
+    for active in (None, rng.random((23, 19)) < 0.3):
+        want = lookup(pos, tapp, app8.astype(np.float32), table, bins, 4, params, jitter, active=active)
+        got = lookup(pos, tapp, app8, table, bins, 4, params, jitter, active=active)
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        got[active], ref.lookup(pos, tapp, app8.astype(np.float32), table, bins, 4, params, jitter)[active])
+
+
 def test_seed_labels_point_at_the_nearest_seed():
     jitter = make_jitter(11, levels=4, size=4)
     labels = seed_labels((37, 41), jitter, 4)

@@ -202,6 +202,20 @@ def test_propagate_equals_its_reference(motion, with_app):
     assert 0.2 < fast[2][active].mean() < 0.9  # both outcomes are exercised
 
 
+def test_propagate_reads_a_uint8_exemplar_guide_as_its_float32_copy():
+    rng = np.random.default_rng(5)
+    style_app, pos, prev_pos, prev_src, app, flow, active = random_case(rng)
+    app8 = np.round(style_app).astype(np.uint8)
+    params = LookupParams(lam_pos=2.5, lam_app=2.0, threshold=60.0)
+    kwargs = dict(flow=flow, prev_origin=(3, 1), origin=(2, 2), active=active)
+    got = propagate(prev_src, pos, app, app8, params, **kwargs)
+    want = propagate(prev_src, pos, app, app8.astype(np.float32), params, **kwargs)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    need = got[2][active]
+    assert need.any() and not need.all()  # both outcomes are exercised
+
+
 def test_propagate_with_zero_motion_keeps_every_fitting_source():
     rng = np.random.default_rng(2)
     style_app, pos, _, _, app, _, _ = random_case(rng, ph=13, pw=17, hs=40, ws=40)
