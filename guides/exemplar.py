@@ -103,6 +103,10 @@ class StyleExemplar:
             self._packed = pack_exemplar(self.image)
         return self._packed
 
+    def __getstate__(self):
+        # pickled (Ray's object store) without the packed image: made again on use
+        return {**self.__dict__, "_packed": None}
+
     @property
     def nbytes(self):
         """Bytes of its arrays (the packed image counted once it is made)."""

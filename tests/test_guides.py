@@ -1,5 +1,6 @@
 """FaceBlit guides: MLS warp, appearance, head mask, style precomputation, image IO."""
 import os
+import pickle
 
 import cv2
 import matplotlib
@@ -198,8 +199,12 @@ def test_composite_blends_by_the_mask():
 def test_style_precompute_budget_and_cache_round_trip(tmp_path, hopper):
     image, lm = hopper
     style = StyleExemplar.prepare(image, lm)
-    style.packed  # made on first blend, counted in nbytes
+    assert style.appearance.dtype == np.uint8
+    packed = style.packed  # made on first blend, counted in nbytes
     assert style.nbytes <= 16 * 2**20
+    shipped = pickle.loads(pickle.dumps(style))  # as Ray ships it: without the packed image
+    assert shipped._packed is None and len(pickle.dumps(style)) < style.nbytes - packed.nbytes + (1 << 16)
+    np.testing.assert_array_equal(shipped.packed, packed)
     path = tmp_path / "s.npz"
     style.save(path)
     back = StyleExemplar.load(path)

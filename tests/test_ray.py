@@ -262,10 +262,11 @@ def test_a_worker_that_dies_has_its_range_retried(ray_local, style, tmp_path):
         """The first range to start kills its worker process."""
 
         def __call__(self, style, fps):
-            if not marker.exists():
-                marker.write_text("x")
-                os._exit(1)
-            return super().__call__(style, fps)
+            try:  # atomic: of two ranges starting at once, only one dies
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return super().__call__(style, fps)
+            os._exit(1)
 
     frames = write_frames(tmp_path / "in", faceless_frames(12))
     job, = stylize_videos(style, [(frames, str(tmp_path / "out"))], spec=DiesOnce(),
