@@ -15,6 +15,7 @@ import numpy as np
 from blit.blending import PACK_PAD, blend
 from blit.styleblit import LookupParams, lookup, make_jitter
 from guides.appearance import target_appearance
+from guides.buffers import take
 from guides.io import InputError
 from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
@@ -79,7 +80,7 @@ class _Timer:
 
 
 def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, labels=None,
-                  times=None):
+                  times=None, buffers=None):
     """Stylize one frame whose 68 landmarks are known.
 
     Parameters
@@ -96,57 +97,71 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
         stream computes them once and saves the nearest-seed search per pixel.
     times : dict, optional
         Receives per-stage milliseconds (keys of ``STAGES``).
+    buffers : guides.buffers.Buffers, optional
+        Where to take the work arrays from, for a caller that stylizes frame
+        after frame (``styleblit bench``): then only the returned image is
+        allocated. Default: new arrays.
 
     Returns
     -------
     (H, W, 3) uint8 ndarray
         The frame with the head (and with ``background="stylize"`` everything)
-        painted from the exemplar.
+        painted from the exemplar; a new array.
     """
     timer = _Timer(times)
     h, w = frame.shape[:2]
     radius = options.voting
     head_params = LookupParams(style.params.lam_pos, style.params.lam_app, options.threshold,
                                options.levels)
-    region = head_region(frame.shape, landmarks, margin=radius)
+    region = head_region(frame.shape, landmarks, margin=radius, buffers=buffers)
     x0, y0, x1, y1 = region.box
     whole = options.background == "stylize"
     with timer("mls"):
-        pos = positional_guide((h, w), landmarks, style.landmarks) if whole else None
         if whole:
+            pos = positional_guide((h, w), landmarks, style.landmarks,
+                                   out=take(buffers, "stylize_pos", (h, w, 2), np.float32))
             pos_head = pos[y0:y1, x0:x1]
         else:
             # the guide of the head box only, in frame coordinates
-            pos_head = _box_guide(region.box, landmarks, style.landmarks)
+            pos_head = _box_guide(region.box, landmarks, style.landmarks, buffers)
     with timer("appearance"):
         box_img = frame[y0:y1, x0:x1]
-        app_head = target_appearance(box_img, style.quantiles, region.mask)
+        app_head = target_appearance(box_img, style.quantiles, region.mask, buffers=buffers,
+                                     out=take(buffers, "stylize_app", (y1 - y0, x1 - x0), np.float32))
     with timer("lookup"):
         # pixels whose mask would not change the composite by half a level are skipped
+        active = np.greater_equal(region.mask, MIN_WEIGHT,
+                                  out=take(buffers, "stylize_active", region.mask.shape, np.bool_))
         nnf = lookup(pos_head, app_head, style.appearance, style.table, style.app_bin, style.cell,
-                     head_params, jitter, origin=(x0, y0), active=region.mask >= MIN_WEIGHT,
-                     labels=labels)
+                     head_params, jitter, origin=(x0, y0), active=active, labels=labels,
+                     out=take(buffers, "stylize_nnf", (y1 - y0, x1 - x0, 2), np.int32),
+                     buffers=buffers)
         if whole:
             bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
                                      options.levels)
             nnf_bg = lookup(pos, None, style.appearance, style.table, style.app_bin, style.cell,
-                            bg_params, jitter, labels=labels)
+                            bg_params, jitter, labels=labels,
+                            out=take(buffers, "stylize_nnf_bg", (h, w, 2), np.int32),
+                            buffers=buffers)
     with timer("blend"):
         packed = style.packed if radius <= PACK_PAD else None
-        head = blend(style.image, nnf, radius, packed=packed)
+        head = blend(style.image, nnf, radius, packed=packed,
+                     out=take(buffers, "stylize_head", (y1 - y0, x1 - x0, 3), np.uint8))
+        # the returned image: new (the background's blend, or the composite's)
         base = blend(style.image, nnf_bg, radius, packed=packed) if whole else frame
     with timer("composite"):
         out = composite(base, head, region, out=base if whole else None)
     return out
 
 
-def _box_guide(box, target_landmarks, style_landmarks):
+def _box_guide(box, target_landmarks, style_landmarks, buffers=None):
     """Positional guide on a box of the frame (frame coordinates)."""
     x0, y0, x1, y1 = box
     if x1 <= x0 or y1 <= y0:
         return np.zeros((max(y1 - y0, 0), max(x1 - x0, 0), 2), np.float32)
     shifted = np.asarray(target_landmarks, np.float32) - np.array([x0, y0], np.float32)
-    return positional_guide((y1 - y0, x1 - x0), shifted, style_landmarks)
+    return positional_guide((y1 - y0, x1 - x0), shifted, style_landmarks,
+                            out=take(buffers, "stylize_pos", (y1 - y0, x1 - x0, 2), np.float32))
 
 
 def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jitter=None,

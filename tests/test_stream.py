@@ -11,6 +11,7 @@ from blit.metrics import WarpingErrorMeter, detail, patch_distance
 from blit.stream import NO_SOURCE, OneEuroFilter, Stylizer, guide_inverse_jacobian, propagate
 from blit.styleblit import _INACTIVE, LookupParams, make_jitter
 from blit.stylize import StylizeOptions, stylize_frame
+from guides.buffers import Buffers
 from guides.io import read_image
 from guides.mask import head_region
 
@@ -248,6 +249,22 @@ def test_stylizer_equals_stylize_frame_given_the_same_landmarks(style, hopper, b
                         landmarker=Script([[m] for m in marks]))
     for frame, lm in zip(frames, marks):
         np.testing.assert_array_equal(stylizer(frame), stylize_frame(style, frame, lm, jitter, options))
+
+
+@pytest.mark.parametrize("background", ["keep", "stylize"])
+def test_stylize_frame_with_buffers_gives_the_same_frames(style, hopper, background):
+    """Work arrays reused from frame to frame (the head box moves and changes
+    size) change nothing; the returned image is a new array each time."""
+    frames, marks = moving_clip(hopper, n=4, zoom=0.8)
+    options = StylizeOptions(background=background)
+    jitter = make_jitter(1, levels=options.levels)
+    buffers, outs = Buffers(), []
+    for frame, lm in zip(frames, marks):
+        out = stylize_frame(style, frame, lm, jitter, options, buffers=buffers)
+        np.testing.assert_array_equal(out, stylize_frame(style, frame, lm, jitter, options))
+        outs.append(out)
+    assert buffers.nbytes > 0
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(outs) for b in outs[i + 1:])
 
 
 def test_temporal_stream_starts_as_stylize_frame_and_holds_a_still_video(style, hopper):
