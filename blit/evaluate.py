@@ -192,6 +192,7 @@ class FrameStylizer:
     def __init__(self, style, *, options=None, seed: int = 0):
         from blit.styleblit import make_jitter
         from blit.stylize import StylizeOptions
+        from guides.buffers import Buffers
         from guides.landmarks import FaceLandmarker
 
         self.style = style
@@ -200,6 +201,7 @@ class FrameStylizer:
         self._make_landmarker = lambda: FaceLandmarker(static_image_mode=False)
         self.landmarker = None  # created on the first frame without given landmarks
         self.landmarks = None
+        self._buffers = Buffers()  # work arrays reused from frame to frame
 
     def __call__(self, frame: np.ndarray, *, timer: StageTimer | None = None,
                  landmarks: np.ndarray | None = None) -> np.ndarray:
@@ -223,7 +225,8 @@ class FrameStylizer:
         if self.landmarks is None:
             return frame.copy()
         times: dict = {}
-        out = stylize_frame(self.style, frame, self.landmarks, self.jitter, self.options, times=times)
+        out = stylize_frame(self.style, frame, self.landmarks, self.jitter, self.options, times=times,
+                            buffers=self._buffers)
         for stage, ms in times.items():
             timer.record(stage, ms)
         return out
