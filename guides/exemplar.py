@@ -31,7 +31,7 @@ __all__ = ["StyleExemplar", "load_style", "cache_dir", "CACHE_VERSION"]
 # 2: the head mask's soft edge blurred at up to 1/4 resolution (the appearance
 # guide's normalisation and quantiles are taken under it)
 # 3: the appearance guide kept as uint8 (rounded)
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 
 
@@ -130,7 +130,7 @@ class StyleExemplar:
         if landmarks.shape != (68, 2):
             raise ValueError(f"landmarks: expected (68, 2), got {landmarks.shape}")
         head = head_region(image.shape, landmarks).full(image.shape)
-        detail = style_appearance(image, head)
+        detail = style_appearance(image)  # stretched as FaceBlit's: by the whole image
         appearance = np.round(detail).astype(np.uint8)  # in [0, 255] already
         params = LookupParams.faceblit(image.shape, lam_app=lam_app)
         cell = _table_cell(image.shape, nbins)
