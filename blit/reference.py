@@ -115,6 +115,30 @@ def blend(style, nnf, radius=1):
     return ((acc + count[..., None] // 2) // count[..., None]).astype(np.uint8)
 
 
+def denoise_nnf(nnf, radius, style_shape):
+    """Mode filter of the NNF's offsets, one pixel at a time with a Counter."""
+    from collections import Counter
+
+    h, w = nnf.shape[:2]
+    out = nnf.copy()
+    for y in range(h):
+        for x in range(w):
+            if nnf[y, x, 0] < 0:
+                continue
+            offsets = [(int(nnf[qy, qx, 0]) - qx, int(nnf[qy, qx, 1]) - qy)
+                       for qy in range(max(y - radius, 0), min(y + radius + 1, h))
+                       for qx in range(max(x - radius, 0), min(x + radius + 1, w))
+                       if nnf[qy, qx, 0] >= 0]  # raster order
+            counts = Counter(offsets)
+            top = max(counts.values())
+            own = (int(nnf[y, x, 0]) - x, int(nnf[y, x, 1]) - y)
+            mode = own if counts[own] == top else next(o for o in offsets if counts[o] == top)
+            sx, sy = x + mode[0], y + mode[1]
+            if 0 <= sx < style_shape[1] and 0 <= sy < style_shape[0]:
+                out[y, x] = (sx, sy)
+    return out
+
+
 def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=True,
                     origin=(0, 0), prev_origin=(0, 0), flow_origin=None):
     """H = (1 - alpha) S + alpha clamp(H_prev(p + b(p))), one pixel at a time,

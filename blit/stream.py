@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from blit.blending import PACK_PAD, blend
+from blit.blending import PACK_PAD, blend, denoise_nnf
 from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
 from blit.stylize import StylizeOptions
 from blit.temporal import temporal_filter
@@ -448,6 +448,10 @@ class _HostKernels:
         """:func:`blit.blending.blend`, reading the style's packed image."""
         return blend(image, nnf, radius, out=out, packed=self.packed if radius <= PACK_PAD else None)
 
+    def denoise(self, nnf, radius, *, out, work):
+        """:func:`blit.blending.denoise_nnf` for this exemplar."""
+        return denoise_nnf(nnf, radius, self.image.shape[:2], out=out, buffers=work)
+
     @staticmethod
     def device_buffers():
         """None: the kernels' arrays are host arrays, in the host buffers."""
@@ -491,6 +495,13 @@ class _DeviceKernels:
 
     def device_buffers(self):
         return self._gpu.DeviceBuffers()
+
+    def denoise(self, nnf, radius, *, out, work):
+        """:func:`blit.blending.denoise_nnf` on the host: there is no CUDA
+        kernel for it yet, so the NNF goes to the host and back (two copies
+        per frame; ``StylizeOptions(denoise=False)`` saves them)."""
+        host = denoise_nnf(self._gpu.to_host(nnf), radius, self.image.shape[:2])
+        return self._gpu.to_device(host, out=out)
 
     def put(self, host, work, name):
         """A copy of ``host`` in the device array ``name`` of ``work``."""
@@ -587,8 +598,9 @@ class Stylizer:
         Landmarks painted in the last frame (smoothed; held ones included),
         largest face last.
     last_nnf : list of (H, W, 2) int32 ndarray
-        The head NNF of each of them (views of reused buffers; CuPy arrays
-        on the device with ``device="cuda"``, not copied back).
+        The head NNF of each of them, as looked up and kept (before the
+        ``denoise`` of the blend; views of reused buffers; CuPy arrays on the
+        device with ``device="cuda"``, not copied back).
     last_boxes : list of (int, int, int, int)
         Their head boxes ``(x0, y0, x1, y1)``.
 
@@ -617,6 +629,9 @@ class Stylizer:
       (H, W) with ``"stylize"`` (the heads' guides are cut from it there);
     * host to device, per face, the appearance guide and the head mask of
       its box, (h, w) float32 each;
+    * with voting and ``options.denoise`` (the default), per face, its NNF
+      to the host and the denoised one back, (h, w, 2) int32 each: the mode
+      filter has no CUDA kernel yet;
     * device to host, the output, (H, W, 3) uint8.
 
     Nothing else crosses but the kernels' by-value argument structs (a few
@@ -992,7 +1007,11 @@ class Stylizer:
                                     track.landmarks, flow, times)
         self.last_nnf.append(nnf)
         t0 = time.perf_counter()
-        head = kernels.blend(kernels.image, nnf, self.options.voting,
+        shown = nnf  # (the NNF as looked up is what the next frame keeps)
+        if self.options.denoise and self.options.voting > 0:
+            shown = kernels.denoise(nnf, self.options.voting, work=work,
+                                    out=work.get("denoised", nnf.shape, np.int32))
+        head = kernels.blend(kernels.image, shown, self.options.voting,
                              out=work.get("head", (y1 - y0, x1 - x0, 3), np.uint8))
         _add(times, "blend", t0)
         self._filter(track.head, head, active, (x0, y0), flow, times)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blit.blending import PACK_PAD, blend
+from blit.blending import PACK_PAD, blend, denoise_nnf
 from blit.styleblit import LookupParams, lookup, make_jitter
 from guides.appearance import target_appearance
 from guides.buffers import take
@@ -46,6 +46,17 @@ class StylizeOptions:
         Threshold of the position-only background lookup (FaceBlit: 20).
     levels : int
         Lookup levels; seed spacing 2**(levels-1) .. 1.
+    denoise : bool or None
+        With voting, first make the head's NNF more coherent with a mode
+        filter of its offsets at the voting radius
+        (:func:`blit.blending.denoise_nnf`, FaceBlit's ``denoiseNNF``): the
+        votes of a neighbourhood then mostly agree and the strokes stay
+        sharp. The background's position-only NNF is coherent already.
+        None (the default): on for still images (:func:`stylize_frame`),
+        off in a stream (:class:`blit.stream.Stylizer`), where the filter's
+        choices flip from frame to frame: on a test clip it made the output
+        change 2.3x as much between frames (warping-error ratio 2.48 -> 5.60
+        without the temporal filter, 0.37 -> 0.59 with it).
     """
 
     voting: int = 1
@@ -53,6 +64,7 @@ class StylizeOptions:
     threshold: float = 50.0
     background_threshold: float = 20.0
     levels: int = 7
+    denoise: bool | None = None
 
     def __post_init__(self):
         if self.background not in ("keep", "stylize"):
@@ -144,6 +156,9 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
                             out=take(buffers, "stylize_nnf_bg", (h, w, 2), np.int32),
                             buffers=buffers)
     with timer("blend"):
+        if options.denoise is not False and radius > 0:  # (None: on, for a still)
+            nnf = denoise_nnf(nnf, radius, style.image.shape[:2], buffers=buffers,
+                              out=take(buffers, "stylize_denoised", nnf.shape, np.int32))
         packed = style.packed if radius <= PACK_PAD else None
         head = blend(style.image, nnf, radius, packed=packed,
                      out=take(buffers, "stylize_head", (y1 - y0, x1 - x0, 3), np.uint8))

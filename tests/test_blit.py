@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from blit import reference as ref
-from blit.blending import PACK_PAD, blend, pack_exemplar
+from blit.blending import PACK_PAD, blend, denoise_nnf, pack_exemplar
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
 
 
@@ -229,6 +229,54 @@ def test_blend_equals_reference(radius, shape):
     again = np.full(shape + (3,), 9, np.uint8)
     blend(style, nnf, radius, out=again, packed=pack_exemplar(style, PACK_PAD))
     np.testing.assert_array_equal(again, out)
+
+
+def _patchy_nnf(rng, shape, style_shape, noffsets, inactive=0.2):
+    """An NNF made of a few offsets (so that neighbourhoods hold repeats and
+    ties), with some inactive pixels."""
+    h, w = shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    offsets = rng.integers(-3, 4, (noffsets, 2))
+    pick = offsets[rng.integers(0, noffsets, shape)]
+    nnf = np.stack([np.clip(xs + pick[..., 0], 0, style_shape[1] - 1),
+                    np.clip(ys + pick[..., 1], 0, style_shape[0] - 1)], -1).astype(np.int32)
+    nnf[rng.random(shape) < inactive] = -(1 << 24)
+    return nnf
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(23, 31), (1, 9), (7, 1), (2, 2)])
+@pytest.mark.parametrize("noffsets", [2, 4, 30])
+def test_denoise_nnf_equals_reference(radius, shape, noffsets):
+    rng = np.random.default_rng(radius * 100 + noffsets)
+    style_shape = (26, 33)  # a few px larger than the target: some modes fall off it
+    nnf = _patchy_nnf(rng, shape, style_shape, noffsets)
+    got = denoise_nnf(nnf, radius, style_shape)
+    np.testing.assert_array_equal(got, ref.denoise_nnf(nnf, radius, style_shape))
+    active = nnf[..., 0] >= 0
+    np.testing.assert_array_equal(got[~active], nnf[~active])  # untouched
+    assert ((got[active] >= 0) & (got[active] < style_shape[::-1])).all()
+
+
+def test_denoise_nnf_removes_strays_and_keeps_patches():
+    h, w = 40, 50
+    ys, xs = np.mgrid[0:h, 0:w]
+    # two coherent patches side by side (different offsets), a few stray pixels
+    nnf = np.stack([xs + 5, ys + 2], -1).astype(np.int32)
+    nnf[:, 25:] = np.stack([xs[:, 25:] + 40, ys[:, 25:] + 30], -1)
+    strays = [(10, 10), (30, 40), (0, 0), (39, 49)]
+    for y, x in strays:
+        nnf[y, x] = (1, 1)
+    for radius in (1, 2):
+        got = denoise_nnf(nnf, radius, (100, 100))
+        clean = nnf.copy()
+        clean[:, :25] = np.stack([xs[:, :25] + 5, ys[:, :25] + 2], -1)
+        clean[:, 25:] = np.stack([xs[:, 25:] + 40, ys[:, 25:] + 30], -1)
+        np.testing.assert_array_equal(got, clean)  # strays gone, the straight seam kept
+    # a majority is never overturned, an NNF already coherent is a fixed point
+    np.testing.assert_array_equal(denoise_nnf(clean, 1, (100, 100)), clean)
+    with pytest.raises(ValueError, match="share memory"):
+        denoise_nnf(nnf, 1, (100, 100), out=nnf)
 
 
 def test_packed_exemplar_words_and_border():

@@ -37,6 +37,25 @@ def test_whole_frame_mode_changes_the_background(tmp_path):
     assert changed.mean() > 0.5
 
 
+def test_denoise_flags(tmp_path, capsys):
+    import argparse
+
+    from blit.cli import add_stylize_args, options_from_args
+
+    p = argparse.ArgumentParser()
+    add_stylize_args(p)
+    assert [options_from_args(p.parse_args(a)).denoise
+            for a in ([], ["--denoise"], ["--no-denoise"])] == [None, True, False]
+    with pytest.raises(SystemExit):
+        p.parse_args(["--denoise", "--no-denoise"])
+    capsys.readouterr()
+    # the default image is denoised; without it the strokes differ
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert main(["image", "-o", str(a)]) == 0
+    assert main(["image", "-o", str(b), "--no-denoise"]) == 0
+    assert (read_image(a) != read_image(b)).any()
+
+
 def test_no_face_is_one_line_exit_1_and_no_output(tmp_path, capsys):
     blank = tmp_path / "wall.png"
     write_image(blank, np.full((120, 100, 3), 128, np.uint8))

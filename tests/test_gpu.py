@@ -996,6 +996,8 @@ def frame_copies(stylizer, frame, index, background):
             copies.append(("to device", (h, w, 2), "float32"))
         copies.append(("to device", nodes(h, w), "float32"))
     copies += [("to device", (y1 - y0, x1 - x0), "float32")] * 2  # appearance, mask
+    if stylizer.options.denoise and stylizer.options.voting:  # the NNF's round trip
+        copies += [("to host", (y1 - y0, x1 - x0, 2), "int32"), ("to device", (y1 - y0, x1 - x0, 2), "int32")]
     return copies + [("to host", (h, w, 3), "uint8")]
 
 

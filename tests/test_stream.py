@@ -241,9 +241,12 @@ def test_guide_inverse_jacobian_inverts_an_affine_map():
 # ---------------------------------------------- the stream equals stylize_frame
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
-def test_stylizer_equals_stylize_frame_given_the_same_landmarks(style, hopper, background):
+@pytest.mark.parametrize("denoise", [True, False])
+def test_stylizer_equals_stylize_frame_given_the_same_landmarks(style, hopper, background, denoise):
+    """Given the same options: ``denoise=None`` (the default) means on for a
+    still, off for a stream (next test)."""
     frames, marks = moving_clip(hopper, n=4)
-    options = StylizeOptions(background=background)
+    options = StylizeOptions(background=background, denoise=denoise)
     jitter = make_jitter(3, levels=options.levels)
     stylizer = Stylizer(style, options=options, jitter_seed=3, smoothing=False, temporal=None,
                         landmarker=Script([[m] for m in marks]))
@@ -269,11 +272,12 @@ def test_stylize_frame_with_buffers_gives_the_same_frames(style, hopper, backgro
 
 def test_temporal_stream_starts_as_stylize_frame_and_holds_a_still_video(style, hopper):
     frames, marks = moving_clip(hopper, n=1)
-    options = StylizeOptions()
-    stylizer = Stylizer(style, options=options, landmarker=Script([[marks[0]]]))
+    stylizer = Stylizer(style, landmarker=Script([[marks[0]]]))  # default options
     first = stylizer(frames[0])
-    np.testing.assert_array_equal(first, stylize_frame(style, frames[0], marks[0],
-                                                       make_jitter(0), options))
+    # a stream does not denoise by default, a still does
+    np.testing.assert_array_equal(first, stylize_frame(style, frames[0], marks[0], make_jitter(0),
+                                                       StylizeOptions(denoise=False)))
+    assert (first != stylize_frame(style, frames[0], marks[0], make_jitter(0))).any()
     for _ in range(4):  # a still input gives a still output: every source is kept
         np.testing.assert_array_equal(stylizer(frames[0]), first)
     assert set(stylizer.last_times) >= {"landmarks", "flow", "lookup", "blend", "total"}
