@@ -22,11 +22,11 @@ adds state across frames, all of it owned here:
   Measured on FaceBlit's target1.mp4 with the lincolnbust style
   (:class:`blit.metrics.WarpingErrorMeter` on the face region;
   ``benchmarks/bench_stream.py --stability``): the output changes between
-  frames 2.47 times as much as the input (2.74 on every second frame,
+  frames 2.09 times as much as the input (2.32 on every second frame,
   as FaceBlit's reference video, which measures 43.6), at a patch distance to
-  the exemplar of 4.56 (FaceBlit 5.67) and with fine detail (mean
-  |Laplacian|) 6.49 against the exemplar head's own 6.04 (frame by frame:
-  36.7x, 5.35 and 9.2; FaceBlit 8.97, its seams included);
+  the exemplar of 4.57 (FaceBlit 5.64) and with fine detail (mean
+  |Laplacian|) 6.70 against the exemplar head's own 6.04 (frame by frame:
+  48.7x, 5.29 and 9.2; FaceBlit 8.96, its seams included);
 * buffers reused from frame to frame;
 * the per-frame kernels on the CPU (Numba) or on a CUDA device
   (``device="cuda"``, :mod:`blit.gpu`): the same NNFs and output, with only
