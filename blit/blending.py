@@ -141,7 +141,9 @@ def _blend_row_3x3(packed, pad, nnf, out, y):
                     np.int64(even >> 16), np.int64(odd >> 16))
 
 
-_KEY = 1 << 24  # an offset (dx, dy) as one positive int64: (dx + _KEY) << 26 | (dy + _KEY)
+# an offset (dx, dy) as one positive int64, (dx + _KEY) << 26 | (dy + _KEY), for
+# targets and exemplars under 2^24 px a side
+_KEY = 1 << 24
 
 
 @numba.njit(parallel=True, cache=True)

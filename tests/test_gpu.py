@@ -1002,13 +1002,15 @@ def frame_copies(stylizer, frame, index, background):
 
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
-def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, background):
+@pytest.mark.parametrize("denoise", [None, True])
+def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, background, denoise):
     """Stylizer(device="cuda") on the host build of the kernels: the CPU
     stream's output and NNFs, bit for bit, frame after frame; the only
     copies are those its docstring lists (and no hidden ones: HostCupy
-    refuses them)."""
+    refuses them). ``denoise=True`` adds the NNF's round trip to the host."""
     frames, marks = moving_clip(hopper, n=6)
-    cpu, dev = stream_pair(style, marks, options=StylizeOptions(background=background))
+    cpu, dev = stream_pair(style, marks, options=StylizeOptions(background=background,
+                                                                denoise=denoise))
     assert (cpu.device, dev.device) == ("cpu", "cuda")
     out = np.zeros_like(frames[0])
     for i, frame in enumerate(frames):
