@@ -31,6 +31,7 @@ __all__ = ["StyleExemplar", "load_style", "cache_dir", "CACHE_VERSION"]
 # 2: the head mask's soft edge blurred at up to 1/4 resolution (the appearance
 # guide's normalisation and quantiles are taken under it)
 # 3: the appearance guide kept as uint8 (rounded)
+# 4: the appearance guide stretched by the whole image's largest |detail| (FaceBlit's)
 CACHE_VERSION = 4
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 

@@ -123,6 +123,24 @@ def test_appearance_of_a_flat_image_is_mid_grey():
     assert np.allclose(style_appearance(flat), 128)
 
 
+def test_exemplar_appearance_is_stretched_by_the_largest_detail():
+    """FaceBlit's stretch: 128 + d * 127 / max |d| over the whole image (or
+    the mask), so the most extreme detail reaches an end of the range."""
+    rng = np.random.default_rng(2)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (96, 80, 3), dtype=np.uint8), (0, 0), 1.5)
+    d = luminance_detail(image)
+    app = style_appearance(image)
+    np.testing.assert_allclose(app, 128 + d * (127 / np.abs(d).max()), atol=1e-3)
+    assert np.isclose(np.abs(app - 128).max(), 127)
+    mask = np.zeros(d.shape, bool)
+    mask[20:50, 20:50] = True
+    inside = style_appearance(image, mask)
+    np.testing.assert_allclose(inside, np.clip(128 + d * (127 / np.abs(d[mask]).max()), 0, 255),
+                               atol=1e-3)
+    # letting the most extreme 1% clip stretches harder
+    assert np.abs(style_appearance(image, clip_fraction=0.01) - 128).mean() > np.abs(app - 128).mean()
+
+
 def test_histogram_matching_matches_quantiles():
     rng = np.random.default_rng(4)
     ref_values = rng.normal(128, 30, (100, 100)).astype(np.float32)
