@@ -276,12 +276,21 @@ def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
     (H, W, 2) int32 ndarray
         Sources still inside the exemplar.
 
+    Notes
+    -----
+    CuPy arrays run the CUDA kernel instead (:func:`blit.gpu.denoise_nnf`,
+    same NNF) and give a CuPy NNF.
+
     Examples
     --------
     >>> nnf = np.array([[[5, 5], [6, 5], [0, 0], [8, 5]]], np.int32)  # a stray source at x = 2
     >>> denoise_nnf(nnf, 1, (10, 10))[0, 2]
     array([7, 5], dtype=int32)
     """
+    if _is_cupy(nnf) or _is_cupy(out):
+        from blit import gpu
+
+        return gpu.denoise_nnf(nnf, radius, style_shape, out=out, buffers=buffers)
     if nnf.ndim != 3 or nnf.shape[2] != 2 or nnf.dtype != np.int32:
         raise ValueError(f"nnf: expected (H, W, 2) int32, got {nnf.shape} {nnf.dtype}")
     if radius < 0:

@@ -1,7 +1,8 @@
-"""CUDA backend: the StyleBlit lookup and blend, and the stream's propagation,
+"""CUDA backend: the StyleBlit lookup, blend and NNF mode filter, and the stream's propagation,
 temporal filter, positional guide and composite, on CuPy arrays.
 
-:func:`blit.styleblit.lookup` and :func:`blit.blending.blend` come here when
+:func:`blit.styleblit.lookup`, :func:`blit.blending.blend` and
+:func:`blit.blending.denoise_nnf` come here when
 given CuPy arrays (the array type chooses the backend: NumPy runs the Numba
 kernels, CuPy the CUDA kernels of ``blit/cuda/styleblit.cu``). The stream's
 other per-frame kernels have their CUDA twins here, called directly:
@@ -26,7 +27,8 @@ CuPy is imported only when a CuPy array arrives or :func:`available` /
 :func:`resolve_device` is asked; ``import blit`` never touches CUDA.
 
 The kernels are compiled by NVRTC on first use, once per device and
-specialisation (levels of the lookup, blend radius 0, 1, 2 or any), and
+specialisation (levels of the lookup, blend radius 0, 1, 2 or any, mode
+filter radius 1, 2 or any), and
 cached; CuPy also keeps the binaries on disk across runs.
 
 Example (on a machine with a CUDA device)::
@@ -56,7 +58,7 @@ from guides.mask import MIN_WEIGHT
 from guides.mls import mls_grid_nodes
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
-           "propagate", "merge", "temporal_filter", "positional_guide", "composite",
+           "denoise_nnf", "propagate", "merge", "temporal_filter", "positional_guide", "composite",
            "DeviceBuffers", "to_device", "to_host"]
 
 #: What to install for ``device="cuda"``: the ``gpu`` extra (CuPy for CUDA 12).
@@ -70,6 +72,7 @@ NVRTC_OPTIONS = ("--fmad=false",)
 
 _MAX_LEVELS = 12
 _BLEND_RADII = (0, 1, 2)  # specialised; other radii share sb_blend_kernel<-1>
+_DENOISE_RADII = (1, 2)  # likewise for sb_denoise_kernel
 
 
 class CudaUnavailableError(InputError):
@@ -208,6 +211,11 @@ def blend_kernel_name(radius):
     return f"sb_blend_kernel<{radius if radius in _BLEND_RADII else -1}>"
 
 
+def denoise_kernel_name(radius):
+    """Name expression of the NNF mode filter's kernel for ``radius``."""
+    return f"sb_denoise_kernel<{radius if radius in _DENOISE_RADII else -1}>"
+
+
 def propagate_kernel_name(use_flow):
     """Name expression of the propagation kernel: along the flow or the guide."""
     return f"sb_propagate_kernel<{int(bool(use_flow))}>"
@@ -233,6 +241,7 @@ def kernel_names():
     """Every specialisation the public functions may compile."""
     names = [n for levels in range(1, _MAX_LEVELS + 1) for n in lookup_kernel_names(levels)]
     names += [blend_kernel_name(r) for r in (*_BLEND_RADII, -1)]
+    names += [denoise_kernel_name(r) for r in (*_DENOISE_RADII, -1)]
     names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
     return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL]
@@ -268,6 +277,10 @@ LOOKUP_ARGS = np.dtype(
     align=True)
 BLEND_ARGS = np.dtype(
     [(name, np.uint64) for name in ("style", "nnf", "out")]
+    + [(name, np.int32) for name in ("h", "w", "hs", "ws", "radius")],
+    align=True)
+DENOISE_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("nnf", "out")]
     + [(name, np.int32) for name in ("h", "w", "hs", "ws", "radius")],
     align=True)
 PROPAGATE_ARGS = np.dtype(
@@ -477,6 +490,34 @@ def _prepare_blend(xp, style, nnf, radius, out):
     args["style"], args["nnf"], args["out"] = (_ptr(a) for a in keep)
     args["h"], args["w"] = h, w
     args["hs"], args["ws"] = style.shape[:2]
+    args["radius"] = int(radius)
+    return args, out, keep
+
+
+def _prepare_denoise(xp, nnf, radius, style_shape, out):
+    """Check and convert the arguments of :func:`denoise_nnf` for ``xp`` (the
+    checks of :func:`blit.blending.denoise_nnf`); returns ``(args, out,
+    keep)`` like :func:`_prepare_lookup`."""
+    _check_module(xp, nnf=nnf, out=out)
+    if nnf.ndim != 3 or nnf.shape[2] != 2 or nnf.dtype != np.int32:
+        raise ValueError(f"nnf: expected (H, W, 2) int32, got {nnf.shape} {nnf.dtype}")
+    if radius < 0:
+        raise ValueError(f"radius: expected >= 0, got {radius}")
+    h, w = nnf.shape[:2]
+    if out is None:
+        out = xp.empty((h, w, 2), xp.int32)
+    elif out.shape != nnf.shape or out.dtype != np.int32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous {nnf.shape} int32 array, "
+                         f"got {out.shape} {out.dtype}")
+    elif xp.shares_memory(out, nnf):
+        raise ValueError("out: must not share memory with nnf (the filter reads the neighbours)")
+    if h == 0 or w == 0:
+        return None, out, ()
+    keep = (xp.ascontiguousarray(nnf), out)
+    args = np.zeros(1, DENOISE_ARGS)
+    args["nnf"], args["out"] = (_ptr(a) for a in keep)
+    args["h"], args["w"] = h, w
+    args["hs"], args["ws"] = int(style_shape[0]), int(style_shape[1])
     args["radius"] = int(radius)
     return args, out, keep
 
@@ -711,6 +752,27 @@ def blend(style, nnf, radius=1, *, out=None, packed=None):
     if args is None:
         return out
     (kernel,) = _kernels((blend_kernel_name(int(radius)),))
+    _launch_pixels(kernel, args)
+    del keep
+    return out
+
+
+def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
+    """:func:`blit.blending.denoise_nnf` on CuPy arrays: same arguments, same NNF.
+
+    ``nnf`` an (H, W, 2) int32 CuPy array; ``out``, if given, a C-contiguous
+    (H, W, 2) int32 CuPy array apart from ``nnf``. ``buffers`` is ignored:
+    the kernel needs no work array.
+
+    Returns
+    -------
+    (H, W, 2) int32 cupy.ndarray
+    """
+    cp = _cupy()
+    args, out, keep = _prepare_denoise(cp, nnf, radius, style_shape, out)
+    if args is None:
+        return out
+    (kernel,) = _kernels((denoise_kernel_name(int(radius)),))
     _launch_pixels(kernel, args)
     del keep
     return out

@@ -497,11 +497,8 @@ class _DeviceKernels:
         return self._gpu.DeviceBuffers()
 
     def denoise(self, nnf, radius, *, out, work):
-        """:func:`blit.blending.denoise_nnf` on the host: there is no CUDA
-        kernel for it yet, so the NNF goes to the host and back (two copies
-        per frame, only with ``StylizeOptions(denoise=True)``)."""
-        host = denoise_nnf(self._gpu.to_host(nnf), radius, self.image.shape[:2])
-        return self._gpu.to_device(host, out=out)
+        """:func:`blit.gpu.denoise_nnf` for this exemplar."""
+        return self._gpu.denoise_nnf(nnf, radius, self.image.shape[:2], out=out)
 
     def put(self, host, work, name):
         """A copy of ``host`` in the device array ``name`` of ``work``."""
@@ -629,9 +626,6 @@ class Stylizer:
       (H, W) with ``"stylize"`` (the heads' guides are cut from it there);
     * host to device, per face, the appearance guide and the head mask of
       its box, (h, w) float32 each;
-    * with voting and ``options.denoise=True`` (a stream's default is off),
-      per face, its NNF to the host and the denoised one back, (h, w, 2)
-      int32 each: the mode filter has no CUDA kernel yet;
     * device to host, the output, (H, W, 3) uint8.
 
     Nothing else crosses but the kernels' by-value argument structs (a few

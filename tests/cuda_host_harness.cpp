@@ -32,6 +32,11 @@ void sb_host_blend(const sb::BlendArgs* b, int radius) {
     each_pixel(b->h, b->w, [&](long long x, long long y) { sb::blend_pixel(*b, radius, x, y); });
 }
 
+// sb_denoise_kernel<radius>
+void sb_host_denoise(const sb::DenoiseArgs* d, int radius) {
+    each_pixel(d->h, d->w, [&](long long x, long long y) { sb::denoise_pixel(*d, radius, x, y); });
+}
+
 // sb_propagate_kernel<use_flow>
 void sb_host_propagate(const sb::PropagateArgs* p, int use_flow) {
     each_pixel(p->h, p->w,
@@ -80,7 +85,7 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 }
 
 // sizeof and field offsets of the argument structs, in the order of
-// blit.gpu.LOOKUP_ARGS / BLEND_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
+// blit.gpu.LOOKUP_ARGS / BLEND_ARGS / DENOISE_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
 // TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS; returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
@@ -103,6 +108,10 @@ int sb_layout(long long* v) {
     SB_OFF(sb::BlendArgs, style); SB_OFF(sb::BlendArgs, nnf); SB_OFF(sb::BlendArgs, out);
     SB_OFF(sb::BlendArgs, h); SB_OFF(sb::BlendArgs, w); SB_OFF(sb::BlendArgs, hs);
     SB_OFF(sb::BlendArgs, ws); SB_OFF(sb::BlendArgs, radius);
+    v[n++] = (long long)sizeof(sb::DenoiseArgs);
+    SB_OFF(sb::DenoiseArgs, nnf); SB_OFF(sb::DenoiseArgs, out); SB_OFF(sb::DenoiseArgs, h);
+    SB_OFF(sb::DenoiseArgs, w); SB_OFF(sb::DenoiseArgs, hs); SB_OFF(sb::DenoiseArgs, ws);
+    SB_OFF(sb::DenoiseArgs, radius);
     v[n++] = (long long)sizeof(sb::PropagateArgs);
     SB_OFF(sb::PropagateArgs, prev_src); SB_OFF(sb::PropagateArgs, prev_pos);
     SB_OFF(sb::PropagateArgs, flow); SB_OFF(sb::PropagateArgs, tpos); SB_OFF(sb::PropagateArgs, tapp);

@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 from blit import gpu
-from blit.blending import blend
+from blit.blending import blend, denoise_nnf
 from blit.stream import NO_SOURCE, Stylizer, _merge_kernel, propagate
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
 from blit.stylize import StylizeOptions
@@ -162,8 +162,8 @@ def test_cuda_sources_are_package_data():
     assert (CUDA_DIR / "styleblit.cu").is_file() and (CUDA_DIR / "styleblit_kernels.cuh").is_file()
     src = gpu.source()
     assert '#include "styleblit_kernels.cuh"' not in src  # inlined: CuPy's cache sees it
-    for name in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_propagate_kernel",
-                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
+    for name in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
+                 "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
                  "sb_upsample_kernel", "sb_composite_kernel", "guide_error"):
         assert name in src
 
@@ -189,9 +189,9 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 36
-    for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_propagate_kernel",
-                 "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
+    assert len(entries) == len(names) == 39
+    for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
+                 "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
                  "sb_upsample_kernel", "sb_composite_kernel"):
         assert any(kind in e for e in entries)
 
@@ -224,7 +224,8 @@ def harness(tmp_path_factory):
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"{' '.join(cmd)}\n{run.stderr}"
     h = ctypes.CDLL(str(lib))
-    for name in ("sb_host_seeds", "sb_host_lookup", "sb_host_blend", "sb_host_propagate",
+    for name in ("sb_host_seeds", "sb_host_lookup", "sb_host_blend", "sb_host_denoise",
+                 "sb_host_propagate",
                  "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round", "sb_host_upsample",
                  "sb_host_composite"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
@@ -270,11 +271,13 @@ def host_gpu(harness, monkeypatch):
                 assert packed.dtype == dtype
                 assert threads[0] >= packed["w"][0] and threads[1] >= packed["h"][0]
                 host(packed.ctypes.data, int(spec))
-            else:
-                assert packed.dtype == gpu.BLEND_ARGS
+            else:  # blend or mode filter: the radius of the specialisation, or the struct's
+                host, dtype = {"sb_blend_kernel": (harness.sb_host_blend, gpu.BLEND_ARGS),
+                               "sb_denoise_kernel": (harness.sb_host_denoise, gpu.DENOISE_ARGS)}[kind]
+                assert packed.dtype == dtype
                 assert threads[0] >= packed["w"][0] and threads[1] >= packed["h"][0]
                 radius = int(spec) if int(spec) >= 0 else int(packed["radius"][0])
-                harness.sb_host_blend(packed.ctypes.data, radius)
+                host(packed.ctypes.data, radius)
 
         return launch
 
@@ -419,6 +422,7 @@ def test_argument_structs_have_the_header_layout(harness):
                           "threshold", "grid"),
         gpu.SEED_GRID: ("offset", "bx0", "by0", "ncx"),
         gpu.BLEND_ARGS: ("style", "nnf", "out", "h", "w", "hs", "ws", "radius"),
+        gpu.DENOISE_ARGS: ("nnf", "out", "h", "w", "hs", "ws", "radius"),
         gpu.PROPAGATE_ARGS: ("prev_src", "prev_pos", "flow", "tpos", "tapp", "active", "sapp", "src",
                              "nnf", "need", "jxx", "jxy", "jyx", "jyy", "h", "w", "ox", "oy", "ph",
                              "pw", "pox", "poy", "fw", "fox", "foy", "hs", "ws", "iterations",
@@ -553,6 +557,32 @@ def test_host_kernels_blend_equals_numba(host_gpu, radius):
     host = gpu.blend(style, nnf, radius, out=np.full((23, 31, 3), 7, np.uint8))
     np.testing.assert_array_equal(host, cpu)
     assert host_gpu == [f"sb_blend_kernel<{radius if radius <= 2 else -1}>"]
+
+
+def patchy_nnf(rng, h, w, hs, ws, noffsets, inactive=0.2):
+    """An NNF of a few offsets (repeats and ties in every neighbourhood), some
+    pixels inactive, some modes pointing off the exemplar."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    pick = rng.integers(-3, 4, (noffsets, 2))[rng.integers(0, noffsets, (h, w))]
+    nnf = np.stack([np.clip(xs + pick[..., 0], 0, ws - 1),
+                    np.clip(ys + pick[..., 1], 0, hs - 1)], -1).astype(np.int32)
+    nnf[rng.random((h, w)) < inactive] = -(1 << 24)
+    return nnf
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3])
+@pytest.mark.parametrize("noffsets", [2, 5, 40])
+def test_host_kernels_denoise_equals_numba(host_gpu, radius, noffsets):
+    rng = np.random.default_rng(radius * 10 + noffsets)
+    for h, w in ((23, 31), (1, 9), (7, 1)):
+        nnf = patchy_nnf(rng, h, w, h + 3, w + 2, noffsets)
+        cpu = denoise_nnf(nnf, radius, (h + 3, w + 2))
+        host_gpu.clear()
+        host = gpu.denoise_nnf(nnf, radius, (h + 3, w + 2), out=np.full_like(nnf, 7))
+        np.testing.assert_array_equal(host, cpu)
+        assert host_gpu == [f"sb_denoise_kernel<{radius if radius in (1, 2) else -1}>"]
+    with pytest.raises(ValueError, match="share memory"):
+        gpu.denoise_nnf(nnf, 1, (9, 9), out=nnf)
 
 
 def test_host_kernels_identity_invariants(host_gpu):
@@ -954,7 +984,8 @@ def test_host_kernels_lookup_and_propagate_take_work_arrays_from_buffers(host_gp
 
 def test_gpu_functions_take_the_cpu_functions_arguments():
     """Each CUDA twin is called exactly as its CPU function."""
-    pairs = [(gpu.lookup, lookup), (gpu.blend, blend), (gpu.propagate, propagate),
+    pairs = [(gpu.lookup, lookup), (gpu.blend, blend), (gpu.denoise_nnf, denoise_nnf),
+             (gpu.propagate, propagate),
              (gpu.merge, _merge_kernel.py_func), (gpu.temporal_filter, temporal_filter),
              (gpu.positional_guide, positional_guide), (gpu.composite, composite)]
     for twin, cpu in pairs:
@@ -996,8 +1027,6 @@ def frame_copies(stylizer, frame, index, background):
             copies.append(("to device", (h, w, 2), "float32"))
         copies.append(("to device", nodes(h, w), "float32"))
     copies += [("to device", (y1 - y0, x1 - x0), "float32")] * 2  # appearance, mask
-    if stylizer.options.denoise and stylizer.options.voting:  # the NNF's round trip
-        copies += [("to host", (y1 - y0, x1 - x0, 2), "int32"), ("to device", (y1 - y0, x1 - x0, 2), "int32")]
     return copies + [("to host", (h, w, 3), "uint8")]
 
 
@@ -1007,7 +1036,7 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
     """Stylizer(device="cuda") on the host build of the kernels: the CPU
     stream's output and NNFs, bit for bit, frame after frame; the only
     copies are those its docstring lists (and no hidden ones: HostCupy
-    refuses them). ``denoise=True`` adds the NNF's round trip to the host."""
+    refuses them). ``denoise=True`` adds the mode filter's kernel, no copy."""
     frames, marks = moving_clip(hopper, n=6)
     cpu, dev = stream_pair(style, marks, options=StylizeOptions(background=background,
                                                                 denoise=denoise))
@@ -1121,6 +1150,19 @@ def test_gpu_blend_equals_cpu(radius):
     nnf = random_nnf(rng, 230, 310, 30, 40)
     cpu = blend(style, nnf, radius, out=np.full((230, 310, 3), 7, np.uint8))
     dev = blend(cp.asarray(style), cp.asarray(nnf), radius, out=cp.full((230, 310, 3), 7, cp.uint8))
+    assert isinstance(dev, cp.ndarray)
+    np.testing.assert_array_equal(cp.asnumpy(dev), cpu)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_gpu_denoise_equals_cpu(radius):
+    import cupy as cp
+
+    rng = np.random.default_rng(radius)
+    nnf = patchy_nnf(rng, 230, 310, 240, 320, 6)
+    cpu = denoise_nnf(nnf, radius, (240, 320))
+    dev = denoise_nnf(cp.asarray(nnf), radius, (240, 320))
     assert isinstance(dev, cp.ndarray)
     np.testing.assert_array_equal(cp.asnumpy(dev), cpu)
 

@@ -1,4 +1,4 @@
-// CUDA kernels of the StyleBlit lookup and blend, and of the stream's
+// CUDA kernels of the StyleBlit lookup, blend and NNF mode filter, and of the stream's
 // propagation of the sources, temporal filter, positional guide and composite (blit/gpu.py loads them with
 // cupy.RawModule). One thread per seed, per target pixel or per output pixel;
 // the per-thread logic lives in styleblit_kernels.cuh, shared with a host
@@ -8,7 +8,8 @@
 // Specialised by template parameter, instantiated by NVRTC name expression
 // ("sb_lookup_kernel<7>", "sb_blend_kernel<1>", "sb_merge_kernel", ...):
 //   LEVELS  the lookup's number of levels (1..12): the level loops unroll;
-//   RADIUS  the blend radius (0, 1, 2), or -1 for any radius at run time;
+//   RADIUS  the blend's or the mode filter's radius (0, 1, 2; the filter 1, 2),
+//           or -1 for any radius at run time;
 //   FLOW    propagation along the flow (1) or the guide's motion (0);
 //   CLAMP   the temporal filter's 3x3 clamp on (1) or off (0).
 //
@@ -42,6 +43,14 @@ template <int RADIUS>
 __global__ void sb_blend_kernel(const sb::BlendArgs b) {
     long long x, y;
     if (sb_thread_pixel(b.w, b.h, x, y)) sb::blend_pixel(b, RADIUS >= 0 ? RADIUS : b.radius, x, y);
+}
+
+// The NNF's mode filter over the (2 RADIUS + 1)^2 neighbourhood of every
+// pixel, from nnf into out (h, w, 2).
+template <int RADIUS>
+__global__ void sb_denoise_kernel(const sb::DenoiseArgs d) {
+    long long x, y;
+    if (sb_thread_pixel(d.w, d.h, x, y)) sb::denoise_pixel(d, RADIUS >= 0 ? RADIUS : d.radius, x, y);
 }
 
 // Propagation of the previous frame's sources: src, nnf, need (h, w).

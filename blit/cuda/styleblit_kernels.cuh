@@ -13,6 +13,7 @@
 //   seed_point      <-> one iteration of styleblit._seed_kernel   (SeedPoint)
 //   lookup_pixel    <-> one pixel of styleblit._lookup_row   (NearestSeed, accept)
 //   blend_pixel     <-> one pixel of blending._blend_row
+//   denoise_pixel   <-> one pixel of blending._denoise_kernel   (the NNF's mode filter)
 //   propagate_pixel <-> one pixel of stream._propagate_row
 //   merge_pixel     <-> one pixel of stream._merge_kernel
 //   temporal_pixel  <-> one pixel of temporal._filter_row   (first pass)
@@ -28,7 +29,8 @@
 // mul_rn (a rounded product cannot be contracted with the sum that follows).
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
-// PropagateArgs, MergeArgs, TemporalArgs, UpsampleArgs, CompositeArgs), passed
+// DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, UpsampleArgs,
+// CompositeArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -139,6 +141,13 @@ struct UpsampleArgs {
     int h, w, gh, gw;
 };
 
+// blending.denoise_nnf: the mode filter of an (h, w) NNF's offsets.
+struct DenoiseArgs {
+    const int* nnf;               // (h, w, 2) exemplar (x, y); x < 0: inactive
+    int* out;                     // (h, w, 2) out
+    int h, w, hs, ws, radius;     // hs, ws: the exemplar's size
+};
+
 // mask.composite: the box (h, w) at (x0, y0) of a frame of row length fw.
 struct CompositeArgs {
     unsigned char* out;           // (>= y0 + h, fw, 3) the frame, blended into in place
@@ -151,6 +160,7 @@ struct CompositeArgs {
 static_assert(sizeof(SeedGrid) == 4 * 4 * kMaxLevels, "SeedGrid: blit/gpu.py packs 4 x 12 int32");
 static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupArgs: see blit/gpu.py");
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
+static_assert(sizeof(DenoiseArgs) == 2 * 8 + 5 * 4 + 4, "DenoiseArgs: see blit/gpu.py");
 static_assert(sizeof(PropagateArgs) == 10 * 8 + 4 * 8 + 14 * 4 + 3 * 4 + 4, "PropagateArgs: see blit/gpu.py");
 static_assert(sizeof(MergeArgs) == 4 * 8 + 2 * 4, "MergeArgs: see blit/gpu.py");
 static_assert(sizeof(TemporalArgs) == 5 * 8 + 11 * 4 + 4, "TemporalArgs: see blit/gpu.py");
@@ -596,6 +606,66 @@ SB_FN void composite_pixel(const CompositeArgs& c, long long x, long long y) {
     for (int k = 0; k < 3; ++k) {
         const float b = (float)o[k];
         o[k] = (unsigned char)(long long)(b + mulf_rn(a, (float)f[k] - b) + 0.5f);
+    }
+}
+
+// The offset NNF(q) - q of pixel q = (qx, qy), into (dx, dy); false where q
+// is outside the NNF or inactive (blending._offset_kernel's -1).
+SB_FN bool nnf_offset(const DenoiseArgs& d, long long qx, long long qy, long long& dx,
+                      long long& dy) {
+    if (qx < 0 || qx >= d.w || qy < 0 || qy >= d.h) return false;
+    const int* q = d.nnf + 2 * (qy * d.w + qx);
+    if (q[0] < 0) return false;
+    dx = q[0] - qx;
+    dy = q[1] - qy;
+    return true;
+}
+
+// How many pixels of the (2 radius + 1)^2 neighbourhood of (x, y) have the
+// offset (dx, dy).
+SB_FN long long offset_count(const DenoiseArgs& d, int radius, long long x, long long y,
+                             long long dx, long long dy) {
+    long long c = 0, ex, ey;
+    for (long long qy = y - radius; qy <= y + radius; ++qy)
+        for (long long qx = x - radius; qx <= x + radius; ++qx)
+            if (nnf_offset(d, qx, qy, ex, ey) && ex == dx && ey == dy) ++c;
+    return c;
+}
+
+// The mode filter at pixel (x, y): the offset most frequent around it (its
+// own unless another is strictly more frequent; then the first of those in
+// raster order); its own source where that lies off the exemplar; an inactive
+// pixel copied as it is. Integer arithmetic only: the Numba kernel's result
+// (its 3x3 fast path decides as its generic one: a majority of the n window
+// positions is the mode).
+SB_FN void denoise_pixel(const DenoiseArgs& d, int radius, long long x, long long y) {
+    const int* p = d.nnf + 2 * (y * d.w + x);
+    int* o = d.out + 2 * (y * d.w + x);
+    o[0] = p[0];
+    o[1] = p[1];
+    long long ox, oy;
+    if (!nnf_offset(d, x, y, ox, oy)) return;
+    const long long n = (2LL * radius + 1) * (2LL * radius + 1);
+    long long best = offset_count(d, radius, x, y, ox, oy), mx = ox, my = oy;
+    if (2 * best <= n) {  // not a majority: another offset may be more frequent
+        long long dx, dy;
+        for (long long qy = y - radius; qy <= y + radius; ++qy) {
+            for (long long qx = x - radius; qx <= x + radius; ++qx) {
+                if (!nnf_offset(d, qx, qy, dx, dy)) continue;
+                const long long c = offset_count(d, radius, x, y, dx, dy);
+                if (c > best) {
+                    best = c;
+                    mx = dx;
+                    my = dy;
+                }
+            }
+        }
+    }
+    if (mx == ox && my == oy) return;
+    const long long sx = x + mx, sy = y + my;
+    if (0 <= sx && sx < d.ws && 0 <= sy && sy < d.hs) {
+        o[0] = (int)sx;
+        o[1] = (int)sy;
     }
 }
 
