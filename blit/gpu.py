@@ -827,9 +827,11 @@ def merge(fresh, need, nnf, src):
 
 
 def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=True,
-                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None, history=None):
+                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None, history=None,
+                    buffers=None):
     """:func:`blit.temporal.temporal_filter` on CuPy arrays: same arguments,
-    same history and output.
+    same history and output (``buffers`` is unused: the kernel finds each
+    pixel's 3x3 range itself).
 
     ``current`` (H, W, 3) uint8 and ``history``, if given, C-contiguous (the
     kernels write them). Two launches: the clamp reads the neighbours'

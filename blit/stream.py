@@ -1026,7 +1026,8 @@ class Stylizer:
         state.hist = self._kernels.temporal_filter(image, state.hist, f, self.history_weight,
                                                    active=active, origin=origin,
                                                    prev_origin=state.hist_origin,
-                                                   flow_origin=f_origin, history=hist)
+                                                   flow_origin=f_origin, history=hist,
+                                                   buffers=state.work)
         state.hist_origin = (int(origin[0]), int(origin[1]))
         _add(times, "temporal", t0)
 

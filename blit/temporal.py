@@ -29,43 +29,54 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from guides.buffers import take
+
 __all__ = ["temporal_filter", "NO_HISTORY"]
 
 #: History value (channel 0) of a pixel that was not painted.
 NO_HISTORY = np.float32(-1.0)
 
 
-@numba.njit(cache=True, inline="always")
-def _column_range(current, active, y, x):
-    """Per-channel min and max of the active pixels among (x, y - 1..y + 1);
-    255 and 0 when there is none."""
-    l0, l1, l2 = 255, 255, 255
-    h0, h1, h2 = 0, 0, 0
-    for ny in range(max(y - 1, 0), min(y + 2, current.shape[0])):
-        if active[ny, x]:
-            c0, c1, c2 = current[ny, x, 0], current[ny, x, 1], current[ny, x, 2]
-            l0, l1, l2 = min(l0, c0), min(l1, c1), min(l2, c2)
-            h0, h1, h2 = max(h0, c0), max(h1, c1), max(h2, c2)
-    return l0, l1, l2, h0, h1, h2
+@numba.njit(parallel=True, cache=True)
+def _masked_kernel(current, active, low, high):
+    """``current`` where ``active``, else 255 (``low``) and 0 (``high``): an
+    unpainted pixel then counts in neither a minimum nor a maximum."""
+    for y in numba.prange(current.shape[0]):
+        for x in range(current.shape[1]):
+            m = np.uint8(255) if active[y, x] else np.uint8(0)
+            for c in range(3):
+                v = current[y, x, c]
+                low[y, x, c] = v | ~m
+                high[y, x, c] = v & m
+
+
+def _neighbourhood_range(current, active, buffers):
+    """Per-channel minimum and maximum of ``current`` over the active pixels
+    of each pixel's 3x3 neighbourhood (pixels off the image do not count):
+    a masked copy, then OpenCV's vectorised 3x3 erosion and dilation (whose
+    default border leaves the minimum and maximum alone)."""
+    import cv2
+
+    shape = current.shape
+    low = take(buffers, "temporal_low", shape, np.uint8)
+    high = take(buffers, "temporal_high", shape, np.uint8)
+    _masked_kernel(current, active, low, high)
+    lo = cv2.erode(low, _SQUARE, dst=take(buffers, "temporal_lo", shape, np.uint8))
+    hi = cv2.dilate(high, _SQUARE, dst=take(buffers, "temporal_hi", shape, np.uint8))
+    return lo, hi
+
+
+_SQUARE = np.ones((3, 3), np.uint8)
 
 
 @numba.njit(inline="always")
-def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, hist, y):
+def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, lo, hi,
+                hist, y):
     w = current.shape[1]
     ph, pw = prev.shape[0], prev.shape[1]
     y = np.int64(y)  # prange indices may be unsigned
     one = np.float32(1.0)
-    # vertical ranges of columns x - 1 (p), x (c) and x + 1 (n), slid along the row
-    pl0, pl1, pl2, ph0, ph1, ph2 = 255, 255, 255, 0, 0, 0
-    cl0, cl1, cl2, ch0, ch1, ch2 = _column_range(current, active, y, 0)
     for x in range(w):
-        nl0, nl1, nl2, nh0, nh1, nh2 = 255, 255, 255, 0, 0, 0
-        if clamp and x + 1 < w:
-            nl0, nl1, nl2, nh0, nh1, nh2 = _column_range(current, active, y, x + 1)
-        l0, l1, l2 = min(min(pl0, cl0), nl0), min(min(pl1, cl1), nl1), min(min(pl2, cl2), nl2)
-        h0, h1, h2 = max(max(ph0, ch0), nh0), max(max(ph1, ch1), nh1), max(max(ph2, ch2), nh2)
-        pl0, pl1, pl2, ph0, ph1, ph2 = cl0, cl1, cl2, ch0, ch1, ch2
-        cl0, cl1, cl2, ch0, ch1, ch2 = nl0, nl1, nl2, nh0, nh1, nh2
         if not active[y, x]:
             hist[y, x, 0] = NO_HISTORY
             hist[y, x, 1] = NO_HISTORY
@@ -100,19 +111,21 @@ def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, 
         o1 = prev[iy, ix, 1] * w00 + prev[iy, jx, 1] * w01 + prev[jy, ix, 1] * w10 + prev[jy, jx, 1] * w11
         o2 = prev[iy, ix, 2] * w00 + prev[iy, jx, 2] * w01 + prev[jy, ix, 2] * w10 + prev[jy, jx, 2] * w11
         if clamp:  # to the 3x3 range of this frame
-            o0 = min(max(o0, np.float32(l0)), np.float32(h0))
-            o1 = min(max(o1, np.float32(l1)), np.float32(h1))
-            o2 = min(max(o2, np.float32(l2)), np.float32(h2))
+            o0 = min(max(o0, np.float32(lo[y, x, 0])), np.float32(hi[y, x, 0]))
+            o1 = min(max(o1, np.float32(lo[y, x, 1])), np.float32(hi[y, x, 1]))
+            o2 = min(max(o2, np.float32(lo[y, x, 2])), np.float32(hi[y, x, 2]))
         hist[y, x, 0] = (one - alpha) * s0 + alpha * o0
         hist[y, x, 1] = (one - alpha) * s1 + alpha * o1
         hist[y, x, 2] = (one - alpha) * s2 + alpha * o2
 
 
 @numba.njit(parallel=True, cache=True)
-def _filter_kernel(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, hist):
-    # two passes: the clamp reads the neighbours' unfiltered values
+def _filter_kernel(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, lo, hi,
+                   hist):
+    # two passes: the clamp's ranges (lo, hi) are of the unfiltered values
     for y in numba.prange(current.shape[0]):
-        _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, hist, y)
+        _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, lo, hi,
+                    hist, y)
     half = np.float32(0.5)
     for y in numba.prange(current.shape[0]):
         for x in range(current.shape[1]):
@@ -122,7 +135,8 @@ def _filter_kernel(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alph
 
 
 def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=True,
-                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None, history=None):
+                    origin=(0, 0), prev_origin=(0, 0), flow_origin=None, history=None,
+                    buffers=None):
     """Mix the flow-warped previous output into this frame's, in place.
 
     Parameters
@@ -152,6 +166,9 @@ def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=Tr
         Frame position of ``flow[0, 0]``; default ``origin``.
     history : (H, W, 3) float32 ndarray, optional
         Where to write this frame's history.
+    buffers : guides.buffers.Buffers, optional
+        Where to take the clamp's work arrays from (names ``"temporal_*"``);
+        default: new arrays.
 
     Returns
     -------
@@ -193,8 +210,13 @@ def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=Tr
         raise ValueError(f"flow: expected (>= {by + h}, >= {bx + w}, 2) to cover the region "
                          f"from flow_origin {(fox, foy)}, got {flow.shape}")
     if h and w:
-        _filter_kernel(current, np.ascontiguousarray(active, np.bool_),
-                       np.ascontiguousarray(prev_history), int(prev_origin[0]), int(prev_origin[1]),
-                       np.ascontiguousarray(flow, np.float32), fox, foy, int(origin[0]),
-                       int(origin[1]), np.float32(alpha), bool(clamp), history)
+        active = np.ascontiguousarray(active, np.bool_)
+        if clamp:
+            lo, hi = _neighbourhood_range(current, active, buffers)
+        else:
+            lo = hi = np.zeros((1, 1, 3), np.uint8)
+        _filter_kernel(current, active, np.ascontiguousarray(prev_history), int(prev_origin[0]),
+                       int(prev_origin[1]), np.ascontiguousarray(flow, np.float32), fox, foy,
+                       int(origin[0]), int(origin[1]), np.float32(alpha), bool(clamp), lo, hi,
+                       history)
     return history

@@ -31,6 +31,26 @@ def test_temporal_filter_equals_its_reference(clamp, seed):
     np.testing.assert_array_equal(got[~active], current[~active])  # left alone
 
 
+@pytest.mark.parametrize("shape", [(23, 31), (1, 9), (9, 1), (2, 2)])
+def test_clamp_range_is_the_3x3_range_of_the_active_pixels(shape):
+    """The clamp's per-channel min and max (a masked copy, then OpenCV's 3x3
+    erosion and dilation) against the neighbourhoods read one by one."""
+    from blit.temporal import _neighbourhood_range
+
+    rng = np.random.default_rng(5)
+    current = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    active = rng.random(shape) < 0.7
+    lo, hi = _neighbourhood_range(current, active, None)
+    h, w = shape
+    for y in range(h):
+        for x in range(w):
+            ys, xs = slice(max(y - 1, 0), y + 2), slice(max(x - 1, 0), x + 2)
+            near = current[ys, xs][active[ys, xs]]
+            if near.size:  # (a pixel with no active neighbour is never clamped)
+                np.testing.assert_array_equal(lo[y, x], near.min(axis=0))
+                np.testing.assert_array_equal(hi[y, x], near.max(axis=0))
+
+
 def test_no_history_or_zero_weight_keeps_the_frame():
     rng = np.random.default_rng(2)
     current, prev, flow, active = random_case(rng)
