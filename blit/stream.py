@@ -618,8 +618,8 @@ class Stylizer:
       background covers it (``background="stylize"`` once a face has been
       seen);
     * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
-      frame on with ``temporal="flow"``: the head boxes' bounding box plus
-      16 px, or the whole frame with ``background="stylize"``;
+      frame on with ``temporal="flow"``: the head boxes' bounding box, or
+      the whole frame with ``background="stylize"``;
     * host to device, the MLS nodes of the positional guide,
       (ceil((h - 1) / 10) + 1, ceil((w - 1) / 10) + 1, 2) float32: one per
       head box (h, w) with ``background="keep"``, one for the whole frame
@@ -953,10 +953,12 @@ class Stylizer:
             if whole:
                 x0, y0, x1, y1 = 0, 0, w, h
             else:
+                # the boxes' bounding box: their outer band (the soft edge of the
+                # head mask, 2.5 sigma wide) is where content may come in from
+                # outside since the previous frame, and barely shows
                 boxes = np.array([r.box for r in regions])
-                pad = 16  # room for the motion since the previous frame
-                x0, y0 = max(int(boxes[:, 0].min()) - pad, 0), max(int(boxes[:, 1].min()) - pad, 0)
-                x1, y1 = min(int(boxes[:, 2].max()) + pad, w), min(int(boxes[:, 3].max()) + pad, h)
+                x0, y0 = int(boxes[:, 0].min()), int(boxes[:, 1].min())
+                x1, y1 = int(boxes[:, 2].max()), int(boxes[:, 3].max())
             if x1 - x0 >= 16 and y1 - y0 >= 16:
                 if self._dis is None:
                     self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)

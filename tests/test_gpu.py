@@ -1018,9 +1018,8 @@ def frame_copies(stylizer, frame, index, background):
         copies += [("to device", (levels, 64, 64, 2), "float32"),
                    ("to device", (max(levels, 2), h, w), "uint8")]
     if background == "keep":
-        if index:
-            fy0, fx0 = max(y0 - 16, 0), max(x0 - 16, 0)
-            copies.append(("to device", (min(y1 + 16, h) - fy0, min(x1 + 16, w) - fx0, 2), "float32"))
+        if index:  # the flow of the head box
+            copies.append(("to device", (y1 - y0, x1 - x0, 2), "float32"))
         copies += [("to device", (h, w, 3), "uint8"), ("to device", nodes(y1 - y0, x1 - x0), "float32")]
     else:
         if index:
