@@ -103,10 +103,7 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
     x1 = int(np.clip(np.ceil(poly[:, 0].max()) + pad + 1, x0, w))
     y1 = int(np.clip(np.ceil(poly[:, 1].max()) + pad + 1, y0, h))
     mask = take(buffers, "mask", (y1 - y0, x1 - x0), np.float32)
-    mask[...] = 0.0
     if mask.size:
-        pts = np.round((poly - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
-        cv2.fillPoly(mask, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
         # The soft edge is smooth over sigma pixels, so it is blurred at 1/f of
         # the resolution with f <= sigma / 2 (up to 4; the blur is then at least
         # 2 small pixels wide) and interpolated back: within 0.016 of a
@@ -114,19 +111,29 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
         # process 2x faster than at half resolution at 640x480 and 768x1024,
         # 4.6x at 1920x1080. The fill stays at full resolution and is
         # area-averaged down: filled at low resolution, the polygon would grow
-        # by half a small pixel.
+        # by half a small pixel. The fill's canvas is the box padded to a
+        # multiple of f, so that the area average is OpenCV's exact-factor
+        # path (6x faster than an inexact factor at 640x480).
         f = int(min(4.0, max(1.0, sigma // 2)))
+        hh, ww = mask.shape
+        sh, sw = -(-hh // f), -(-ww // f)
+        exact = (sh * f, sw * f) == (hh, ww)
+        fill = mask if exact else take(buffers, "mask_fill", (sh * f, sw * f), np.float32)
+        fill[...] = 0.0
+        pts = np.round((poly - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
+        # (where the frame's edge cuts the box, the polygon goes on into the
+        # padding: the head goes on beyond the frame)
+        cv2.fillPoly(fill, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
         if f == 1:
             cv2.GaussianBlur(mask, (0, 0), sigma, dst=mask)
         else:
-            sh, sw = -(-mask.shape[0] // f), -(-mask.shape[1] // f)
-            small = cv2.resize(mask, (sw, sh), dst=take(buffers, "mask_small", (sh, sw), np.float32),
+            small = cv2.resize(fill, (sw, sh), dst=take(buffers, "mask_small", (sh, sw), np.float32),
                                interpolation=cv2.INTER_AREA)
-            scale = 0.5 * (sw / mask.shape[1] + sh / mask.shape[0])
-            small = cv2.GaussianBlur(small, (0, 0), sigma * scale,
+            small = cv2.GaussianBlur(small, (0, 0), sigma / f,
                                      dst=take(buffers, "mask_blur", (sh, sw), np.float32))
-            cv2.resize(small, (mask.shape[1], mask.shape[0]), dst=mask,
-                       interpolation=cv2.INTER_LINEAR)
+            cv2.resize(small, (sw * f, sh * f), dst=fill, interpolation=cv2.INTER_LINEAR)
+            if fill is not mask:
+                mask[...] = fill[:hh, :ww]
         np.clip(mask, 0.0, 1.0, out=mask)
     return HeadRegion((x0, y0, x1, y1), mask)
 
