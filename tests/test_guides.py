@@ -169,24 +169,30 @@ def test_head_region_covers_the_face_and_is_soft(hopper):
     assert full[forehead[1], forehead[0]] > 0.9
 
 
+def full_resolution_edge(lm, box):
+    """The head polygon filled on ``box`` and blurred at full resolution with
+    head_region's sigma: the soft edge it approximates."""
+    from guides.mask import head_polygon
+
+    x0, y0, x1, y1 = box
+    ref = np.zeros((y1 - y0, x1 - x0), np.float32)
+    pts = np.round((head_polygon(lm) - [x0, y0]) * 16).astype(np.int32)
+    cv2.fillPoly(ref, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
+    sigma = 0.08 * float(np.hypot(*(lm[16] - lm[0])))
+    return np.clip(cv2.GaussianBlur(ref, (0, 0), max(sigma, 1.0)), 0, 1)
+
+
 @pytest.mark.parametrize("scale", [0.15, 0.35, 0.5, 1.0, 2.5])
 def test_head_region_soft_edge_matches_a_full_resolution_blur(hopper, scale):
     """The soft edge, blurred at reduced resolution, stays within 0.02 of the
     polygon blurred at full resolution with the same sigma, with no bias in
     area, for small and large faces (sigma 2.2 to 37 px: every reduction
     factor, 1 to 4)."""
-    from guides.mask import head_polygon
-
     image, lm = hopper
     lm = (lm * scale).astype(np.float32)
     shape = (int(image.shape[0] * scale), int(image.shape[1] * scale))
     region = head_region(shape, lm, margin=1)
-    x0, y0, x1, y1 = region.box
-    ref = np.zeros((y1 - y0, x1 - x0), np.float32)
-    pts = np.round((head_polygon(lm) - [x0, y0]) * 16).astype(np.int32)
-    cv2.fillPoly(ref, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
-    sigma = 0.08 * float(np.hypot(*(lm[16] - lm[0])))
-    ref = np.clip(cv2.GaussianBlur(ref, (0, 0), max(sigma, 1.0)), 0, 1)
+    ref = full_resolution_edge(lm, region.box)
     assert np.abs(region.mask - ref).max() < 0.02
     assert abs(region.mask.sum() / ref.sum() - 1) < 0.002
 
@@ -199,20 +205,13 @@ def test_head_region_cut_by_the_frame_edge_stays_near_a_full_resolution_blur(hop
     reflect the cut at different resolutions (measured: 0.074 right, 0.040
     top left, with the fill's canvas padded to a multiple of the reduction
     factor or not)."""
-    from guides.mask import head_polygon
-
     image, lm = hopper
     h, w = image.shape[:2]
     lm = (lm + np.array(shift, np.float32) * [w, h]).astype(np.float32)
     region = head_region(image.shape, lm, margin=1)
     x0, y0, x1, y1 = region.box
     assert x1 == w if shift[0] > 0 else (x0 == 0 and y0 == 0)  # cut
-    ref = np.zeros((y1 - y0, x1 - x0), np.float32)
-    pts = np.round((head_polygon(lm) - [x0, y0]) * 16).astype(np.int32)
-    cv2.fillPoly(ref, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
-    sigma = 0.08 * float(np.hypot(*(lm[16] - lm[0])))
-    ref = np.clip(cv2.GaussianBlur(ref, (0, 0), max(sigma, 1.0)), 0, 1)
-    assert np.abs(region.mask - ref).max() < 0.1
+    assert np.abs(region.mask - full_resolution_edge(lm, region.box)).max() < 0.1
 
 
 def test_composite_blends_by_the_mask():
