@@ -26,6 +26,7 @@ channel 0 below 0 where there is none; flows (H, W, 2) float32 (dx, dy).
 """
 from __future__ import annotations
 
+import cv2
 import numba
 import numpy as np
 
@@ -35,6 +36,8 @@ __all__ = ["temporal_filter", "NO_HISTORY"]
 
 #: History value (channel 0) of a pixel that was not painted.
 NO_HISTORY = np.float32(-1.0)
+
+_SQUARE = np.ones((3, 3), np.uint8)  # the clamp's neighbourhood, for cv2.erode / cv2.dilate
 
 
 @numba.njit(parallel=True, cache=True)
@@ -55,8 +58,6 @@ def _neighbourhood_range(current, active, buffers):
     of each pixel's 3x3 neighbourhood (pixels off the image do not count):
     a masked copy, then OpenCV's vectorised 3x3 erosion and dilation (whose
     default border leaves the minimum and maximum alone)."""
-    import cv2
-
     shape = current.shape
     low = take(buffers, "temporal_low", shape, np.uint8)
     high = take(buffers, "temporal_high", shape, np.uint8)
@@ -64,9 +65,6 @@ def _neighbourhood_range(current, active, buffers):
     lo = cv2.erode(low, _SQUARE, dst=take(buffers, "temporal_lo", shape, np.uint8))
     hi = cv2.dilate(high, _SQUARE, dst=take(buffers, "temporal_hi", shape, np.uint8))
     return lo, hi
-
-
-_SQUARE = np.ones((3, 3), np.uint8)
 
 
 @numba.njit(inline="always")
