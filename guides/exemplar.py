@@ -32,7 +32,9 @@ __all__ = ["StyleExemplar", "load_style", "cache_dir", "CACHE_VERSION"]
 # guide's normalisation and quantiles are taken under it)
 # 3: the appearance guide kept as uint8 (rounded)
 # 4: the appearance guide stretched by the whole image's largest |detail| (FaceBlit's)
-CACHE_VERSION = 4
+# 5: the head mask's fill area-averaged on a canvas padded to the reduction factor
+# (the quantiles are taken under it)
+CACHE_VERSION = 5
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 
 
