@@ -112,24 +112,27 @@ def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, 
             o0 = min(max(o0, np.float32(lo[y, x, 0])), np.float32(hi[y, x, 0]))
             o1 = min(max(o1, np.float32(lo[y, x, 1])), np.float32(hi[y, x, 1]))
             o2 = min(max(o2, np.float32(lo[y, x, 2])), np.float32(hi[y, x, 2]))
-        hist[y, x, 0] = (one - alpha) * s0 + alpha * o0
-        hist[y, x, 1] = (one - alpha) * s1 + alpha * o1
-        hist[y, x, 2] = (one - alpha) * s2 + alpha * o2
+        h0 = (one - alpha) * s0 + alpha * o0
+        h1 = (one - alpha) * s1 + alpha * o1
+        h2 = (one - alpha) * s2 + alpha * o2
+        hist[y, x, 0] = h0
+        hist[y, x, 1] = h1
+        hist[y, x, 2] = h2
+        # the output, rounded (the clamp's ranges were taken before, in lo, hi)
+        half = np.float32(0.5)
+        current[y, x, 0] = np.uint8(int(h0 + half))
+        current[y, x, 1] = np.uint8(int(h1 + half))
+        current[y, x, 2] = np.uint8(int(h2 + half))
 
 
 @numba.njit(parallel=True, cache=True)
 def _filter_kernel(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, lo, hi,
                    hist):
-    # two passes: the clamp's ranges (lo, hi) are of the unfiltered values
+    # one pass: the clamp's ranges (lo, hi) of the unfiltered values are
+    # taken beforehand, so each pixel may be overwritten as soon as it is done
     for y in numba.prange(current.shape[0]):
         _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, lo, hi,
                     hist, y)
-    half = np.float32(0.5)
-    for y in numba.prange(current.shape[0]):
-        for x in range(current.shape[1]):
-            if active[y, x]:
-                for c in range(3):
-                    current[y, x, c] = np.uint8(int(hist[y, x, c] + half))
 
 
 def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=True,
