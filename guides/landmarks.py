@@ -255,6 +255,33 @@ def mesh_to_68(mesh_xy: np.ndarray) -> np.ndarray:
 # Detection
 # ---------------------------------------------------------------------------
 
+# One NormalizedLandmark of a serialized NormalizedLandmarkList with x, y and z
+# set and nothing else (what FaceMesh gives): the list's field 1 (tag 0x0a),
+# length 15, then x, y and z as fixed32 fields (tags 0x0d, 0x15, 0x1d), which
+# are little-endian IEEE floats.
+_RECORD = np.dtype([("head", "u1", 3), ("x", "<f4"), ("tag_y", "u1"), ("y", "<f4"),
+                    ("tag_z", "u1"), ("z", "<f4")])
+_RECORD_HEAD = np.array([0x0A, 15, 0x0D], np.uint8)
+
+
+def _normalized_xy(landmark_list) -> np.ndarray:
+    """The (x, y) of a mediapipe ``NormalizedLandmarkList`` as an (N, 2)
+    float64 array.
+
+    Read from the message's wire bytes when every landmark has exactly x, y
+    and z set (checked byte by byte), which is several times faster than
+    reading the 478 landmarks one attribute at a time (0.4 ms); any other
+    layout is read attribute by attribute.
+    """
+    raw = landmark_list.SerializeToString()
+    n = len(landmark_list.landmark)
+    if n and len(raw) == n * _RECORD.itemsize:
+        rec = np.frombuffer(raw, _RECORD)
+        if ((rec["head"] == _RECORD_HEAD).all() and (rec["tag_y"] == 0x15).all()
+                and (rec["tag_z"] == 0x1D).all()):
+            return np.stack([rec["x"], rec["y"]], axis=1).astype(np.float64)
+    return np.array([(p.x, p.y) for p in landmark_list.landmark], dtype=np.float64).reshape(-1, 2)
+
 # Lines that mediapipe 0.10.x / TF Lite print to the process's stderr when a
 # graph first runs: harmless, and not controllable by any setting.
 _NATIVE_NOISE = re.compile(
@@ -384,10 +411,9 @@ class FaceLandmarker:
 
         meshes = []
         for face in result.multi_face_landmarks or ():
-            xy = np.array([(p.x, p.y) for p in face.landmark], dtype=np.float64)
             # mediapipe's [0, 1] spans the image's outer edges; shift so that
             # pixel centres sit at integers, as in OpenCV and the .lm68 files.
-            xy = xy * (w, h) - 0.5
+            xy = _normalized_xy(face) * (w, h) - 0.5
             meshes.append(xy.astype(np.float32))
         meshes.sort(key=lambda m: -float(np.prod(m[:MESH_VERTICES].max(0) - m[:MESH_VERTICES].min(0))))
         self.last_mesh = meshes

@@ -154,6 +154,35 @@ def test_mesh_to_68_rejects_short_mesh():
         mesh_to_68(np.zeros((68, 2)))
 
 
+def _landmark_list(xyz, visibility=None):
+    from mediapipe.framework.formats import landmark_pb2
+
+    out = landmark_pb2.NormalizedLandmarkList()
+    for i, (x, y, z) in enumerate(xyz):
+        p = out.landmark.add()
+        p.x, p.y, p.z = x, y, z
+        if visibility is not None and i == visibility:
+            p.visibility = 0.5
+    return out
+
+
+@pytest.mark.parametrize("visibility", [None, 7])
+def test_normalized_xy_reads_the_landmarks_as_their_attributes(visibility):
+    from guides.landmarks import _normalized_xy
+
+    rng = np.random.default_rng(1)
+    xyz = rng.normal(0.5, 0.6, size=(478, 3)).astype(np.float32)
+    xyz[::5, 2] = 0.0  # zero fields are still written (proto2 optional)
+    xyz[3] = (0.0, -0.0, 1e-30)
+    lst = _landmark_list(xyz, visibility)  # with a visibility the wire layout differs
+    xy = _normalized_xy(lst)
+    expected = np.array([(p.x, p.y) for p in lst.landmark], np.float64)
+    assert xy.dtype == np.float64 and xy.shape == (478, 2)
+    np.testing.assert_array_equal(xy, expected)
+    np.testing.assert_array_equal(xy, xyz[:, :2].astype(np.float64))
+    assert _normalized_xy(_landmark_list(np.zeros((0, 3)))).shape == (0, 2)
+
+
 def test_interocular_distance():
     points = np.zeros((68, 2), dtype=np.float32)
     points[36:42] = (10.0, 20.0)
