@@ -12,6 +12,8 @@ or its own ``out``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["Buffers", "take"]
@@ -32,7 +34,7 @@ class Buffers:
         """A C-contiguous ``(shape, dtype)`` view of the array called ``name``
         (its contents are whatever was last written there)."""
         dtype = np.dtype(dtype)
-        n = int(np.prod(shape))
+        n = math.prod(int(s) for s in shape)  # (np.prod of a tuple: 40x slower)
         buf = self._flat.get(name)
         if buf is None or buf.size < n or buf.dtype != dtype:
             buf = self._empty(n + n // 4 + 64, dtype)  # headroom: boxes grow a little at a time
