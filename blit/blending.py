@@ -49,7 +49,7 @@ def pack_exemplar(style, pad=PACK_PAD):
     return packed
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _blend_kernel(packed, pad, nnf, radius, out):
     """out(p) = rounded mean over offsets o of Style(NNF(p + o) - o), for the
     neighbours inside the target whose shifted source lies in the exemplar
@@ -146,7 +146,7 @@ def _blend_row_3x3(packed, pad, nnf, out, y):
 _KEY = 1 << 24
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _offset_kernel(nnf, keys):
     """keys(p) = the offset NNF(p) - p as one int64, or -1 where inactive."""
     for yy in numba.prange(nnf.shape[0]):
@@ -215,7 +215,7 @@ def _mode(keys, y, x, own, radius, win):
     return mode
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _denoise_kernel(nnf, keys, radius, hs, ws, out):
     """out(p) = p + the mode of the offsets around p (:func:`_mode`, with
     ``keys`` from :func:`_offset_kernel`), or NNF(p) where that lies off the

@@ -151,7 +151,7 @@ def _near_occupied(occupied, offset, ncx, ncy, i, j):
     return False
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _seed_position_kernel(jitter, grid, seeds):
     """seeds[k, :2] = (q_x, q_y): the position of every seed of every level;
     ``grid[level] = (offset, bx0, by0, ncx, ncy)`` locates the level's cells
@@ -217,7 +217,7 @@ def _seed_source_impl(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
     return lazy
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _occupied_kernel(active, ox, oy, grid, occupied):
     """occupied[k] = 1 where the cell of seed k holds an active pixel, for the
     levels of spacing <= _SPARSE_SPACING (cell rows in parallel: each
@@ -236,7 +236,7 @@ def _occupied_kernel(active, ox, oy, grid, occupied):
                         occupied[offset + j * ncx + ((x + ox) >> level) - bx0] = 1
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _seed_source_kernel(seeds, grid, occupied, jitter, tpos, tapp, sapp, table, cell, app_bin,
                         ox, oy, lam_pos, lam_app, memo):
     """:func:`_look_up_seed` for every seed that a pixel may use, in parallel:
@@ -263,7 +263,7 @@ def _seed_source_kernel(seeds, grid, occupied, jitter, tpos, tapp, sapp, table, 
                               lam_pos, lam_app, memo)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _label_kernel(jitter, labels):
     """labels[level, y, x]: which of the 9 cells around pixel (x, y)'s cell
     holds its nearest seed (3 * row + column, first minimum)."""
@@ -287,7 +287,7 @@ def _label_kernel(jitter, labels):
                 labels[level, y, x] = best
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
                    lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf):
     for y in numba.prange(tpos.shape[0]):
@@ -375,7 +375,7 @@ def _seed_grid(h, w, ox, oy, levels):
     return grid, offset
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _table_kernel(sapp, cell, bin_values, lam_pos, lam_app, table):
     """table[j, i, b] = argmin_c lam_pos |c - centre(i, j)|_1 + lam_app |A(c) - v_b|.
 

@@ -40,7 +40,7 @@ NO_HISTORY = np.float32(-1.0)
 _SQUARE = np.ones((3, 3), np.uint8)  # the clamp's neighbourhood, for cv2.erode / cv2.dilate
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _masked_kernel(current, active, low, high):
     """``current`` where ``active``, else 255 (``low``) and 0 (``high``): an
     unpainted pixel then counts in neither a minimum nor a maximum."""
@@ -125,7 +125,7 @@ def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, 
         current[y, x, 2] = np.uint8(int(h2 + half))
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _filter_kernel(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, clamp, lo, hi,
                    hist):
     # one pass: the clamp's ranges (lo, hi) of the unfiltered values are

@@ -104,7 +104,7 @@ def quantile_function(values, mask=None):
     return np.quantile(sample, np.linspace(0.0, 1.0, _NQ)).astype(np.float32)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _bin_kernel(values, mask, lo, step, idx, hist):
     """idx = the bin of each value (clipped); hist = the count of each bin
     over the pixels whose mask is above 0.5 (all of them without a mask, or

@@ -168,7 +168,7 @@ def composite(background, foreground, region, *, out=None):
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _composite_kernel(out, fg, mask, x0, y0):
     h, w = mask.shape
     for y in numba.prange(h):

@@ -152,7 +152,7 @@ def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0, out=None):
     return out
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True, fastmath=False, nogil=True)
 def _mls_at(x, y, src, dst, alpha, out2):
     """MLS similarity at one point (the complex-number form of eq. 7)."""
     n = src.shape[0]
@@ -198,7 +198,7 @@ def _mls_at(x, y, src, dst, alpha, out2):
     out2[1] = ar * vy + ai * vx + qy
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _mls_nodes(src, dst, alpha, step_x, step_y, nodes):
     gh, gw = nodes.shape[0], nodes.shape[1]
     for j in numba.prange(gh):
@@ -209,7 +209,7 @@ def _mls_nodes(src, dst, alpha, step_x, step_y, nodes):
             nodes[j, i, 1] = tmp[1]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _upsample_nodes(nodes, out):
     """Bilinear interpolation of corner-aligned grid nodes to every pixel."""
     gh, gw = nodes.shape[0], nodes.shape[1]
