@@ -83,7 +83,7 @@ def frames_of(path, size=None, *, loop=False):
             direction = -direction
 
 
-def bench_size(style, clip, size, options, frames):
+def bench_size(style, clip, size, options, frames, stream):
     """Streaming fps and per-stage medians at one size; then the fps with the
     landmarks of the next frame prefetched in a thread (Stylizer.prefetch),
     timed in the same run so that the two are comparable."""
@@ -91,7 +91,7 @@ def bench_size(style, clip, size, options, frames):
     from blit.stream import Stylizer
 
     samples = {}
-    with Stylizer(style, options=options) as stylizer:
+    with Stylizer(style, options=options, **stream) as stylizer:
         gen = frames_of(clip, size, loop=True)
         for _ in range(10):  # warm-up: compilation, mediapipe start, buffer growth
             stylizer(next(gen))
@@ -107,7 +107,7 @@ def bench_size(style, clip, size, options, frames):
     # pipelined: the frames are decoded first, so that only the stylizer is timed
     gen = frames_of(clip, size, loop=True)
     clip_frames = [next(gen) for _ in range(frames + 10)]
-    with Stylizer(style, options=options) as stylizer:
+    with Stylizer(style, options=options, **stream) as stylizer:
         for frame in clip_frames[:10]:
             stylizer(frame)
         stylizer.prefetch(clip_frames[10])
@@ -157,12 +157,12 @@ print((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3)
                             "first_frame_ms": first, "second_frame_ms": second}}
 
 
-def memory_run(style, clip, size, options, frames):
+def memory_run(style, clip, size, options, frames, stream):
     """RSS over a long looped run and transient NumPy allocation per frame."""
     from blit.stream import Stylizer
 
     rss = []
-    with Stylizer(style, options=options) as stylizer:
+    with Stylizer(style, options=options, **stream) as stylizer:
         gen = frames_of(clip, size, loop=True)
         for _ in range(10):
             stylizer(next(gen))
@@ -193,7 +193,7 @@ def memory_run(style, clip, size, options, frames):
             "frame_bytes_mib": size[0] * size[1] * 3 / 2**20}
 
 
-def stability(style, data, options):
+def stability(style, data, options, stream):
     """Warping error ratio of the whole of target1 (face region), ours against
     FaceBlit's reference, and patch distances on four frames."""
     import av
@@ -216,7 +216,7 @@ def stability(style, data, options):
             faces = tracker(frame)
             masks.append(head_region(frame.shape, faces[0]).full(frame.shape) if faces
                          else np.zeros(frame.shape[:2], np.float32))
-    for name, kwargs in (("ours", {}), ("ours_frame_by_frame", {"temporal": None})):
+    for name, kwargs in (("ours", stream), ("ours_frame_by_frame", {"temporal": None})):
         for step in (1, 2):
             meter = WarpingErrorMeter()
             picks = {}
@@ -272,8 +272,14 @@ def main(argv=None):
     parser.add_argument("--stability", action="store_true",
                         help="also measure the warping error ratio and patch distances (slow)")
     parser.add_argument("--skip-speed", action="store_true", help="only --stability")
+    parser.add_argument("--landmark-every", type=int, default=1, metavar="N",
+                        help="find the faces on every N-th frame, carry them along the flow "
+                             "between (Stylizer's landmark_every; default 1)")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
+    if args.landmark_every < 1:
+        parser.error(f"--landmark-every: expected at least 1, got {args.landmark_every}")
+    stream = {"landmark_every": args.landmark_every}
 
     clip = os.path.join(args.data, "targets", "target1.mp4")
     if not os.path.exists(clip):
@@ -288,13 +294,14 @@ def main(argv=None):
     style = load_style(style_path)
     options = StylizeOptions()
     result = {"environment": environment(), "style": args.style, "options": vars(options),
-              "load_average_start": load_average(), "sizes": {}}
+              "stream": stream, "load_average_start": load_average(), "sizes": {}}
     print(f"bench_stream: {args.style} on target1.mp4, {result['environment']['numba_threads']} "
-          f"threads on {result['environment']['cpu']}, load average {result['load_average_start']}")
+          f"threads on {result['environment']['cpu']}, load average {result['load_average_start']}"
+          + (f", landmarks every {args.landmark_every} frames" if args.landmark_every > 1 else ""))
     if not args.skip_speed:
         for text in args.sizes:
             size = tuple(int(v) for v in text.lower().split("x"))
-            stats = bench_size(style, clip, size, options, args.frames)
+            stats = bench_size(style, clip, size, options, args.frames, stream)
             result["sizes"][text] = stats
             st = stats["stages"]
             print(f"\n{text}: {stats['fps']:.1f} fps end to end (landmarks included, decoding "
@@ -316,7 +323,7 @@ def main(argv=None):
         if args.long <= 0:
             print("memory run skipped (--long 0)")
         else:
-            mem = memory_run(style, clip, size, options, args.long)
+            mem = memory_run(style, clip, size, options, args.long, stream)
             result["memory"] = mem
             print(f"memory over {mem['frames']} looped frames at {args.sizes[0]}: RSS "
                   f"{mem['rss_mib_start']:.0f} -> {mem['rss_mib_end']:.0f} MiB (max "
@@ -326,7 +333,7 @@ def main(argv=None):
                   f"{mem['frame_bytes_mib']:.1f} MiB)")
     if args.stability:
         print("\nstability on the whole of target1.mp4 (face region):")
-        result["stability"] = stability(style, args.data, options)
+        result["stability"] = stability(style, args.data, options, stream)
     result["load_average_end"] = load_average()
     if args.json:
         with open(args.json, "w") as f:

@@ -129,12 +129,14 @@ class StylizerSpec:
     max_faces: int = 1
     boil_hz: float | None = None
     model: str | None = None
+    landmark_every: int = 1
 
     def __call__(self, style, fps):
         from blit.video import make_stylizer
 
         return make_stylizer(style, fps=fps, method=self.method, options=self.options,
-                             max_faces=self.max_faces, boil_hz=self.boil_hz, model=self.model)
+                             max_faces=self.max_faces, boil_hz=self.boil_hz, model=self.model,
+                             landmark_every=self.landmark_every)
 
     @property
     def warmup(self):
@@ -574,7 +576,8 @@ def run_jobs_from_args(args, style, jobs):
     from blit.cli import options_from_args
 
     spec = StylizerSpec(method=args.method, options=options_from_args(args),
-                        max_faces=args.max_faces, boil_hz=args.boil, model=args.model)
+                        max_faces=args.max_faces, boil_hz=args.boil, model=args.model,
+                        landmark_every=args.landmark_every)
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
@@ -687,7 +690,8 @@ def _run_local(args, style, pairs, stylize_video):
             job.frames = stylize_video(style, job.input, job.output,
                                        options=options_from_args(args), max_faces=args.max_faces,
                                        boil_hz=args.boil, fps=args.fps, quiet=args.quiet,
-                                       method=args.method, model=args.model)
+                                       method=args.method, model=args.model,
+                                       landmark_every=args.landmark_every)
             job.status = "done"
         except InputError as exc:
             job.status, job.message = "failed", str(exc)

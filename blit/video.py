@@ -536,9 +536,10 @@ def open_source(source_path, fps=30.0):
 
 
 def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil_hz=None,
-                  landmarker=None, model=None, device="cpu"):
+                  landmarker=None, model=None, device="cpu", landmark_every=1):
     """The per-frame stylizer of a video: a :class:`blit.stream.Stylizer`
-    (``method="patch"``, its kernels on ``device``) or a
+    (``method="patch"``, its kernels on ``device``, faces found on every
+    ``landmark_every``-th frame) or a
     :class:`gan_distill.infer.GanStylizer` on the best device
     (``method="gan"``, ``model`` its checkpoint; ``style``, the face options
     and ``device`` unused)."""
@@ -552,7 +553,8 @@ def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil
     from blit.stylize import StylizeOptions
 
     return Stylizer(style, options=options or StylizeOptions(), max_faces=max_faces,
-                    boil_hz=boil_hz, landmarker=landmarker, fps=float(fps), device=device)
+                    boil_hz=boil_hz, landmarker=landmarker, fps=float(fps), device=device,
+                    landmark_every=landmark_every)
 
 
 def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
@@ -608,7 +610,7 @@ def output_sink(path, source, folder):
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
                   fps=30.0, quiet=False, landmarker=None, method="patch", model=None,
-                  device="cpu"):
+                  device="cpu", landmark_every=1):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -620,7 +622,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         ``.mp4``/``.mov``/``.mkv``/``.m4v`` for H.264 video, anything else a
         folder of ``frame_000001.png``...
     options : blit.stylize.StylizeOptions
-    max_faces, boil_hz, landmarker, device
+    max_faces, boil_hz, landmarker, device, landmark_every
         As for :class:`blit.stream.Stylizer` (``device``: where the patch
         stylizer's kernels run, ``"cpu"``, ``"cuda"`` or ``"auto"``).
     fps : float
@@ -664,7 +666,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         sink = output_sink(tmp, source, folder_out)
         stylizer = make_stylizer(style, fps=source.rate, method=method, options=options,
                                  max_faces=max_faces, boil_hz=boil_hz, landmarker=landmarker,
-                                 model=model, device=device)
+                                 model=model, device=device, landmark_every=landmark_every)
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
                 stylize_items(stylizer, source, sink, progress=bar)
@@ -702,6 +704,7 @@ def check_video_args(args):
         raise InputError(f"--max-faces: expected at least 1, got {args.max_faces}")
     if args.boil is not None and not args.boil > 0:
         raise InputError(f"--boil: expected a positive rate in Hz, got {args.boil}")
+    check_landmark_every(args)
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
                          else "--model needs --method gan")
@@ -747,7 +750,7 @@ def _video(args):
             n = stylize_video(style, args.input, args.output, options=options_from_args(args),
                               max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
                               quiet=args.quiet, method=args.method, model=args.model,
-                              device=device)
+                              device=device, landmark_every=args.landmark_every)
         except KeyboardInterrupt as exc:
             if len(exc.args) == 2:
                 partial, frames = exc.args
@@ -761,6 +764,21 @@ def _video(args):
         print(f"{args.input} in the style of {name} -> {args.output} "
               f"({n} frames, {n / max(dt, 1e-9):.1f} fps)")
     return 0
+
+
+def add_landmark_every_arg(p):
+    """``--landmark-every N``, for ``video``, ``batch`` and ``webcam``."""
+    p.add_argument("--landmark-every", type=int, default=1, metavar="N",
+                   help="find the faces on every N-th frame only, and carry them along the "
+                        "optical flow on the frames between (default 1: every frame; 2 saves "
+                        "about half of the landmark stage, the costliest on the CPU)")
+
+
+def check_landmark_every(args):
+    if args.landmark_every < 1:
+        raise InputError(f"--landmark-every: expected at least 1, got {args.landmark_every}")
+    if args.landmark_every > 1 and args.method != "patch":
+        raise InputError("--landmark-every: only for --method patch")
 
 
 def add_video_job_args(p, *, engine="local"):
@@ -778,6 +796,7 @@ def add_video_job_args(p, *, engine="local"):
     p.add_argument("--boil", type=float, metavar="HZ",
                    help="re-draw the strokes HZ times a second for a hand-made 'boiling' look "
                         "(default: steady)")
+    add_landmark_every_arg(p)
     p.add_argument("--fps", type=float, default=30.0,
                    help="frame rate of a folder of images (default 30)")
     add_engine_args(p, default=engine)

@@ -256,7 +256,8 @@ def _has_display():
 
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
-               snapshot_dir=".", log=print, method="patch", model=None, device="cpu"):
+               snapshot_dir=".", log=print, method="patch", model=None, device="cpu",
+               landmark_every=1):
     """The live loop. Returns a summary dict (frames, fps, latency, dropped).
 
     Parameters
@@ -272,6 +273,9 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         checkpoint ``model`` (n/p and v then change nothing).
     device : {"cpu", "cuda", "auto"}
         Where the patch stylizer's kernels run (:class:`blit.stream.Stylizer`).
+    landmark_every : int
+        Find the faces on every this-many-th frame, carried along the flow
+        between (:class:`blit.stream.Stylizer`).
     """
     import cv2
 
@@ -303,7 +307,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             return GanStylizer(model, landmarker=landmarker)
         opts = dataclasses.replace(options, voting=voting)
         return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
-                        landmarker=landmarker, device=device)
+                        landmarker=landmarker, device=device, landmark_every=landmark_every)
 
     stylizer = make_stylizer()
     vcam = None
@@ -410,6 +414,9 @@ def _webcam(args):
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
                          else "--model needs --method gan")
+    from blit.video import check_landmark_every
+
+    check_landmark_every(args)
     if args.method == "gan":
         from gan_distill import require_torch
 
@@ -418,7 +425,7 @@ def _webcam(args):
                          size=size if size is not None else ((640, 480) if args.source is None else None),
                          window=window, virtual_cam=args.virtual_cam, frames=args.frames,
                          max_faces=args.max_faces, boil_hz=args.boil, method=args.method,
-                         model=args.model, device=device)
+                         model=args.model, device=device, landmark_every=args.landmark_every)
     if not args.quiet:
         lat = summary["latency_ms"]
         fps = summary["fps"]
@@ -431,6 +438,8 @@ def _webcam(args):
 
 @register
 def add_webcam_parser(sub):
+    from blit.video import add_landmark_every_arg
+
     p = sub.add_parser("webcam", help="live stylization of a camera",
                        description="Stylize a camera live in a preview window (keys: n/p style, "
                                    "v voting, o original side by side, s snapshot, q/Esc quit), "
@@ -451,6 +460,7 @@ def add_webcam_parser(sub):
     p.add_argument("--max-faces", type=int, default=1, metavar="N",
                    help="stylize up to N faces (default 1)")
     p.add_argument("--boil", type=float, metavar="HZ", help="re-draw the strokes HZ times a second")
+    add_landmark_every_arg(p)
     p.add_argument("--method", choices=("patch", "gan"), default="patch",
                    help="patch (default) or gan: a model from `styleblit distill` (needs --model)")
     p.add_argument("--model", metavar="MODEL.pt", help="the GAN checkpoint for --method gan")

@@ -8,7 +8,8 @@ import pytest
 import skimage
 
 from blit.metrics import WarpingErrorMeter, detail, patch_distance
-from blit.stream import NO_SOURCE, OneEuroFilter, Stylizer, guide_inverse_jacobian, propagate
+from blit.stream import (NO_SOURCE, OneEuroFilter, Stylizer, carry_landmarks,
+                         guide_inverse_jacobian, propagate)
 from blit.styleblit import _INACTIVE, LookupParams, make_jitter
 from blit.stylize import StylizeOptions, stylize_frame
 from guides.buffers import Buffers
@@ -339,6 +340,80 @@ def test_prefetched_landmarks_give_the_same_stream(style, hopper):
         np.testing.assert_array_equal(a, b)
 
 
+# ---------------------------------------------- landmarks carried between detections
+
+def test_carry_landmarks_follows_uniform_and_affine_flows():
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(5, 45, (68, 2)).astype(np.float32)
+    flow = np.empty((50, 60, 2), np.float32)
+    flow[...] = (-3.5, 2.25)  # this frame to the previous: the content moved by (3.5, -2.25)
+    np.testing.assert_allclose(carry_landmarks(pts, flow), pts + [3.5, -2.25], atol=1e-4)
+    # b(x) = A x + c in frame coordinates, on a region at (10, 20): x + b(x) = p
+    a, c = np.array([[0.03, -0.02], [0.01, 0.04]]), np.array([1.5, -2.0])
+    ys, xs = np.mgrid[20:90, 10:80]
+    grid = np.stack([xs, ys], -1).astype(np.float64)
+    flow = (grid @ a.T + c).astype(np.float32)
+    p = rng.uniform(25, 75, (30, 2))
+    want = np.linalg.solve(np.eye(2) + a, (p - c).T).T
+    np.testing.assert_allclose(carry_landmarks(p, flow, flow_origin=(10, 20)), want, atol=2e-3)
+    # off the region the flow of its edge applies
+    far = carry_landmarks([[500.0, 5.0]], flow, flow_origin=(10, 20), iterations=1)
+    np.testing.assert_allclose(far[0], np.array([500.0, 5.0]) - flow[0, -1], atol=1e-4)
+    with pytest.raises(ValueError, match="flow"):
+        carry_landmarks(pts, np.zeros((5, 5), np.float32))
+    with pytest.raises(ValueError, match="points"):
+        carry_landmarks(np.zeros(6), np.zeros((5, 5, 2), np.float32))
+
+
+def test_landmarks_between_detections_are_carried_along_the_flow(style, hopper):
+    """landmark_every=2: the landmarker sees every second frame; between, the
+    faces move with the optical flow, closer to where they are than the
+    previous frame's (exact landmarks of a zoomed and panned photo)."""
+    frames, marks = moving_clip(hopper, n=9)
+    script = Script([[m] for m in marks[::2]])
+    stylizer = Stylizer(style, landmarker=script, landmark_every=2, smoothing=False)
+    carried, held = [], []
+    for i, frame in enumerate(frames):
+        stylizer(frame)
+        if i % 2:
+            carried.append(np.linalg.norm(stylizer.last_landmarks[0] - marks[i], axis=1).mean())
+            held.append(np.linalg.norm(marks[i - 1] - marks[i], axis=1).mean())
+        else:
+            np.testing.assert_array_equal(stylizer.last_landmarks[0], marks[i])
+    assert script.calls == 5
+    assert max(carried) < 0.5 and np.mean(carried) < 0.25 * np.mean(held), (carried, held)
+
+
+def test_carried_landmarks_prefetched_give_the_same_stream(style, hopper):
+    frames, marks = moving_clip(hopper, n=6)
+    plain = Stylizer(style, landmarker=Script([[m] for m in marks[::2]]), landmark_every=2)
+    want = [plain(f).copy() for f in frames]
+    script = Script([[m] for m in marks[::2]])
+    with Stylizer(style, landmarker=script, landmark_every=2) as ahead:
+        ahead.prefetch(frames[0])
+        got = []
+        for i, frame in enumerate(frames):
+            if i + 1 < len(frames):
+                ahead.prefetch(frames[i + 1])
+            got.append(ahead(frame).copy())
+    assert script.calls == 3
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_with_no_face_to_carry_every_frame_is_searched(style, hopper):
+    """A face that comes into view is found on the next frame, not up to
+    landmark_every frames later."""
+    frames, marks = moving_clip(hopper, n=1)
+    script = Script([[]] * 3 + [[marks[0]]])
+    stylizer = Stylizer(style, landmarker=script, landmark_every=2)
+    outs = [stylizer(frames[0]).copy() for _ in range(6)]
+    for k in range(3):
+        np.testing.assert_array_equal(outs[k], frames[0])
+    assert not np.array_equal(outs[3], frames[0])
+    assert script.calls == 5  # frames 0-3 searched, then every second one (4; 5 carried)
+
+
 # --------------------------------------------------------- lost faces, many faces
 
 def test_no_face_passes_through_then_holds_and_recovers(style, hopper):
@@ -399,6 +474,11 @@ def test_bad_arguments_are_value_errors(style):
         Stylizer(style, max_faces=0)
     with pytest.raises(ValueError, match="temporal"):
         Stylizer(style, temporal="magic")
+    for every in (0, 1.5):
+        with pytest.raises(ValueError, match="landmark_every"):
+            Stylizer(style, landmark_every=every)
+    with pytest.raises(ValueError, match="temporal='flow'"):
+        Stylizer(style, landmark_every=2, temporal="guide")
     with pytest.raises(ValueError, match="frame"):
         Stylizer(style, landmarker=Script([[]]))(np.zeros((4, 4), np.uint8))
 

@@ -222,15 +222,31 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, style_png):
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
+def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
+    src = write_clip(tmp_path / "in.mp4", n=6, audio=False)
+    out = tmp_path / "out.mp4"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet",
+                 "--landmark-every", "2"]) == 0
+    assert probe(out)["frames"] == 6
+    for bad, message in ((["--landmark-every", "0"], "expected at least 1"),
+                         (["--landmark-every", "2", "--method", "gan"], "only for --method patch")):
+        assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "x.mp4"),
+                     *bad]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.mp4").exists()
+
+
 # ------------------------------------------------------------------ webcam
 
 def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
     # long enough (6 s at 24 fps) that start-up, while the "camera" runs on, cannot exhaust it
     src = write_clip(tmp_path / "cam.mp4", n=150, audio=False)
-    assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
-                 "--frames", "6"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("6 frames") and "latency" in out
+    for every in ("1", "2"):
+        assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                     "--frames", "6", "--landmark-every", every]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("6 frames") and "latency" in out
 
 
 def test_webcam_reports_a_missing_camera(capsys):
