@@ -869,10 +869,10 @@ class Stylizer:
 
     def _carry(self, frame, times):
         """The previous frame's faces carried into this one along the optical
-        flow (:func:`carry_landmarks`), on a box that also covers where the
-        heads may be now. Found afresh instead when there is no face to carry
-        (none in view: the stylization costs nothing then) or no previous
-        frame."""
+        flow (:func:`carry_landmarks`), computed on the previous frame's head
+        boxes (the whole frame with ``background="stylize"``). Found afresh
+        instead when there is no face to carry (none in view: the
+        stylization costs nothing then) or no previous frame."""
         faces = self._last_faces
         if not faces:
             return self._find_faces(frame)
