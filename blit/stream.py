@@ -1127,7 +1127,9 @@ class Stylizer:
             grow = (max(fy0 - y0, 0), max(y1 - fy1, 0), max(fx0 - x0, 0), max(x1 - fx1, 0))
             if max(grow) <= _FLOW_REACH:
                 t0 = time.perf_counter()
-                f = cv2.copyMakeBorder(f, *grow, cv2.BORDER_REPLICATE)
+                shape = (f.shape[0] + grow[0] + grow[1], f.shape[1] + grow[2] + grow[3], 2)
+                f = cv2.copyMakeBorder(f, *grow, cv2.BORDER_REPLICATE,
+                                       dst=self._buffers.get("flow_reach", shape, np.float32))
                 self._frame_flow = ((fx0 - grow[2], fy0 - grow[0]), f)
                 _add(times, "flow", t0)
                 return self._frame_flow
