@@ -14,6 +14,10 @@ with versions, CPU and commit:
 * with ``--stability``: the temporal warping error ratio of the whole clip
   (face region) against FaceBlit's reference video, and patch distances.
 
+``--landmark-every N`` runs every stream with the Stylizer's
+``landmark_every=N`` (faces found on every N-th frame, carried along the
+flow between); the JSON records it under ``stream``.
+
 Run from the repository root::
 
     python benchmarks/bench_stream.py --json bench_stream.json

@@ -775,6 +775,8 @@ def add_landmark_every_arg(p):
 
 
 def check_landmark_every(args):
+    """An InputError for a ``--landmark-every`` below 1, or above 1 with a
+    method that does not carry landmarks (the GAN)."""
     if args.landmark_every < 1:
         raise InputError(f"--landmark-every: expected at least 1, got {args.landmark_every}")
     if args.landmark_every > 1 and args.method != "patch":
