@@ -3,7 +3,9 @@
 :func:`blit.stylize.stylize_frame` is a pure function of one frame. A stream
 adds state across frames, all of it owned here:
 
-* landmarks from mediapipe in tracking mode (or any injected callable);
+* landmarks from mediapipe in tracking mode (or any injected callable), on
+  every frame or on every N-th, carried along the optical flow on the
+  frames between (``landmark_every``, :func:`carry_landmarks`);
 * per-face One-Euro smoothing of the landmarks (:class:`OneEuroFilter`,
   Casiez et al. 2012), faces matched frame to frame by nearest centroid;
 * the last good landmarks, held for a short time when the face is lost;
@@ -681,7 +683,9 @@ class Stylizer:
       seen);
     * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
       frame on with ``temporal="flow"``: the head boxes' bounding box, or
-      the whole frame with ``background="stylize"``;
+      the whole frame with ``background="stylize"`` (with ``landmark_every``
+      > 1, on the frames whose landmarks are carried: the previous frame's
+      head boxes, continued by up to 16 px to cover this frame's);
     * host to device, the MLS nodes of the positional guide,
       (ceil((h - 1) / 10) + 1, ceil((w - 1) / 10) + 1, 2) float32: one per
       head box (h, w) with ``background="keep"``, one for the whole frame
