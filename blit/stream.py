@@ -886,9 +886,7 @@ class Stylizer:
         else:
             # the heads' boxes of the previous frame, which hold its landmarks;
             # this frame's boxes, a little elsewhere, reuse the flow (_flow_on)
-            boxes = np.array(self.last_boxes)
-            box = (int(boxes[:, 0].min()), int(boxes[:, 1].min()),
-                   int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+            box = _bounding_box(self.last_boxes)
         flow = self._flow_on(frame, box, times)
         if flow is None:
             return self._find_faces(frame)
@@ -1077,19 +1075,17 @@ class Stylizer:
                 # the boxes' bounding box: their outer band (the soft edge of the
                 # head mask, 2.5 sigma wide) is where content may come in from
                 # outside since the previous frame, and barely shows
-                boxes = np.array([r.box for r in regions])
-                box = (int(boxes[:, 0].min()), int(boxes[:, 1].min()),
-                       int(boxes[:, 2].max()), int(boxes[:, 3].max()))
+                box = _bounding_box([r.box for r in regions])
             host = self._flow_on(frame, box, times)
             if host is not None:
                 t0 = time.perf_counter()
                 flow = (host[0], self._kernels.put(host[1], self._work, "flow"))
                 _add(times, "flow", t0)
         else:
-            self._grey(frame, times)  # the next frame's flow needs this one
+            self._gray_of(frame, times)  # the next frame's flow needs this one
         return flow
 
-    def _grey(self, frame, times):
+    def _gray_of(self, frame, times):
         """This frame's grey image, made once per frame; the previous
         frame's stays in ``self._prev_gray``."""
         if self._gray_index != self._frame_index:
@@ -1116,7 +1112,7 @@ class Stylizer:
         the flow that carried the landmarks is on the previous frame's head
         boxes; this frame's boxes are a few pixels elsewhere, and their outer
         band is the soft edge of the head mask.)"""
-        gray = self._grey(frame, times)
+        gray = self._gray_of(frame, times)
         prev = self._prev_gray
         x0, y0, x1, y1 = box
         if prev is None or prev.shape != gray.shape or x1 - x0 < 16 or y1 - y0 < 16:
@@ -1255,6 +1251,12 @@ class Stylizer:
 #: How far (px) a head box may reach beyond the flow computed earlier in the
 #: frame and still use it, continued by its edge values (Stylizer._flow_on).
 _FLOW_REACH = 16
+
+
+def _bounding_box(boxes):
+    """The (x0, y0, x1, y1) box around boxes (x0, y0, x1, y1)."""
+    b = np.array(boxes)
+    return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
 
 
 def _box_flow(flow, origin, shape):

@@ -74,6 +74,7 @@ def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, 
     ph, pw = prev.shape[0], prev.shape[1]
     y = np.int64(y)  # prange indices may be unsigned
     one = np.float32(1.0)
+    half = np.float32(0.5)
     for x in range(w):
         if not active[y, x]:
             hist[y, x, 0] = NO_HISTORY
@@ -119,7 +120,6 @@ def _filter_row(current, active, prev, pox, poy, flow, fox, foy, ox, oy, alpha, 
         hist[y, x, 1] = h1
         hist[y, x, 2] = h2
         # the output, rounded (the clamp's ranges were taken before, in lo, hi)
-        half = np.float32(0.5)
         current[y, x, 0] = np.uint8(int(h0 + half))
         current[y, x, 1] = np.uint8(int(h1 + half))
         current[y, x, 2] = np.uint8(int(h2 + half))
