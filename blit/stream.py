@@ -5,9 +5,7 @@ adds state across frames, all of it owned here:
 
 * landmarks from mediapipe in tracking mode (or any injected callable), on
   every frame or on every N-th, carried along the optical flow on the
-  frames between (``landmark_every``, :func:`carry_landmarks`); found in a
-  worker thread while the frame's optical flow is computed on the previous
-  frame's head boxes, or one frame ahead (:meth:`Stylizer.prefetch`);
+  frames between (``landmark_every``, :func:`carry_landmarks`);
 * per-face One-Euro smoothing of the landmarks (:class:`OneEuroFilter`,
   Casiez et al. 2012), faces matched frame to frame by nearest centroid;
 * the last good landmarks, held for a short time when the face is lost;
@@ -638,8 +636,9 @@ class Stylizer:
         Find the faces (mediapipe) on every this-many-th frame only, the
         first included; on the frames between, each face's landmarks of the
         previous frame are carried along the optical flow
-        (:func:`carry_landmarks`; needs ``temporal="flow"``), the flow
-        every frame computes on the previous frame's head boxes. 1 (the
+        (:func:`carry_landmarks`; needs ``temporal="flow"``) on the previous
+        frame's head boxes, a flow that then serves the frame's own boxes
+        too, so none is computed twice. 1 (the
         default) finds them on every frame; 2 saves half of the landmark
         stage, the costliest on the CPU. On target1.mp4 (30 fps), landmarks
         carried one frame lie 0.44 % of the inter-ocular distance (mean)
@@ -683,10 +682,10 @@ class Stylizer:
       background covers it (``background="stylize"`` once a face has been
       seen);
     * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
-      frame on with ``temporal="flow"``: the bounding box of the previous
-      frame's head boxes, continued by up to 16 px to cover this frame's
-      (this frame's own, where they reach further or the previous frame
-      had none), or the whole frame with ``background="stylize"``;
+      frame on with ``temporal="flow"``: the head boxes' bounding box, or
+      the whole frame with ``background="stylize"`` (with ``landmark_every``
+      > 1, on the frames whose landmarks are carried: the previous frame's
+      head boxes, continued by up to 16 px to cover this frame's);
     * host to device, the MLS nodes of the positional guide,
       (ceil((h - 1) / 10) + 1, ceil((w - 1) / 10) + 1, 2) float32: one per
       head box (h, w) with ``background="keep"``, one for the whole frame
@@ -854,30 +853,16 @@ class Stylizer:
             self._landmarker = FaceLandmarker(static_image_mode=False, max_faces=self.max_faces)
         return self._landmarker
 
-    def _landmarks(self, frame, ahead, times):
+    def _landmarks(self, frame):
         """The faces of ``frame``: prefetched, or found now (after any
         prefetched frames, which the landmarker must see first); None for a
-        frame whose faces are to be carried along the flow.
-
-        Found now, and with a head seen in the previous frame, the landmarker
-        runs in the worker thread while this thread computes the frame's
-        optical flow on the previous frame's head boxes (which this frame's
-        boxes then reuse, :meth:`_flow_on`): the two overlap on two cores."""
+        frame whose faces are to be carried along the flow."""
         while self._pending:
             pending, future = self._pending.popleft()
             faces = None if future is None else future.result()
             if pending is frame:
                 return faces
-        if not self._detects_next():
-            return None
-        if ahead is None:
-            return self._find_faces(frame)
-        future = self._worker().submit(self._get_landmarker(), frame)
-        try:
-            self._flow_on(frame, ahead, times)
-        finally:
-            faces = future.result()
-        return faces
+        return self._find_faces(frame) if self._detects_next() else None
 
     def _find_faces(self, frame):
         """The landmarker on ``frame`` now; in the prefetch thread when there
@@ -886,7 +871,7 @@ class Stylizer:
             return self._pool.submit(self._get_landmarker(), frame).result()
         return self._get_landmarker()(frame)
 
-    def _carry(self, frame, ahead, times):
+    def _carry(self, frame, times):
         """The previous frame's faces carried into this one along the optical
         flow (:func:`carry_landmarks`), computed on the previous frame's head
         boxes (the whole frame with ``background="stylize"``). Found afresh
@@ -895,26 +880,18 @@ class Stylizer:
         faces = self._last_faces
         if not faces:
             return self._find_faces(frame)
-        # (the heads' boxes of the previous frame hold its landmarks)
-        flow = self._flow_on(frame, ahead or (0, 0, frame.shape[1], frame.shape[0]), times)
+        h, w = frame.shape[:2]
+        if self.options.background == "stylize" or not self.last_boxes:
+            box = (0, 0, w, h)  # (the flow is needed on the whole frame anyway)
+        else:
+            # the heads' boxes of the previous frame, which hold its landmarks;
+            # this frame's boxes, a little elsewhere, reuse the flow (_flow_on)
+            box = _bounding_box(self.last_boxes)
+        flow = self._flow_on(frame, box, times)
         if flow is None:
             return self._find_faces(frame)
         origin, f = flow
         return [carry_landmarks(face, f, flow_origin=origin) for face in faces]
-
-    def _previous_box(self, frame):
-        """Where this frame's flow is needed before its faces are known: the
-        bounding box of the previous frame's head boxes (this frame's, a
-        little elsewhere, reuse its flow: :meth:`_flow_on`), or the whole
-        frame with ``background="stylize"``; None when no flow will be
-        needed or no head was painted."""
-        if self.temporal != "flow":
-            return None
-        if self.options.background == "stylize" and self._last_any is not None:
-            return 0, 0, frame.shape[1], frame.shape[0]
-        if self.last_boxes:
-            return _bounding_box(self.last_boxes)
-        return None
 
     def _drain(self):
         while self._pending:
@@ -957,10 +934,9 @@ class Stylizer:
         times = {}
         start = time.perf_counter()
 
-        ahead = self._previous_box(frame)  # where this frame's flow is computed first
-        faces = self._landmarks(frame, ahead, times)
+        faces = self._landmarks(frame)
         if faces is None:  # between detections (landmark_every)
-            faces = self._carry(frame, ahead, times)
+            faces = self._carry(frame, times)
         faces = [np.asarray(f, np.float32) for f in faces][: self.max_faces]
         self._last_faces = faces
         times["landmarks"] = _ms(start) - times.get("flow", 0.0)
@@ -970,7 +946,7 @@ class Stylizer:
         self._update_jitter(frame.shape[:2], t)
         times["smooth"] = _ms(t0)
 
-        self._render(frame, tracks, ahead, times, out)
+        self._render(frame, tracks, times, out)
         times["total"] = _ms(start)
         self.last_times = times
         return out
@@ -1037,7 +1013,7 @@ class Stylizer:
         keep = 2.0 * params.threshold if self.keep_threshold is None else float(self.keep_threshold)
         return LookupParams(params.lam_pos, params.lam_app, keep, params.levels)
 
-    def _render(self, frame, tracks, ahead, times, out):
+    def _render(self, frame, tracks, times, out):
         style, options, kernels = self.style, self.options, self._kernels
         h, w = frame.shape[:2]
         radius = options.voting
@@ -1049,7 +1025,7 @@ class Stylizer:
         self.last_boxes = [r.box for r in regions]
         self.last_nnf = []
         whole = options.background == "stylize" and self._last_any is not None
-        flow = self._flow(frame, regions, whole, ahead, times)
+        flow = self._flow(frame, regions, whole, times)
         canvas = kernels.canvas(out, self._work)  # the frame the kernels paint
         if whole:
             # the background follows the largest face (or the last one seen)
@@ -1083,7 +1059,7 @@ class Stylizer:
         keeps the previous frame's guide (``_Coherence.pos``)."""
         return buffers.get(f"pos{self._frame_index & 1}", tuple(shape) + (2,), np.float32)
 
-    def _flow(self, frame, regions, whole, ahead, times):
+    def _flow(self, frame, regions, whole, times):
         """Backward optical flow (this frame to the previous) on the boxes that
         need it, as ((x0, y0), (H, W, 2) float32) where the kernels read it,
         or None."""
@@ -1100,8 +1076,6 @@ class Stylizer:
                 # head mask, 2.5 sigma wide) is where content may come in from
                 # outside since the previous frame, and barely shows
                 box = _bounding_box([r.box for r in regions])
-            if ahead is not None:  # where it was computed (or would have been) before the
-                self._flow_on(frame, ahead, times)  # faces were known: the same flow either way
             host = self._flow_on(frame, box, times)
             if host is not None:
                 t0 = time.perf_counter()
@@ -1134,11 +1108,10 @@ class Stylizer:
 
         Kept for the frame: a later box inside it reuses it, and so does one
         that goes beyond it by at most :data:`_FLOW_REACH` px each way, the
-        flow continued there by its edge values. (Each frame's flow is
-        computed first on the previous frame's head boxes, before the faces
-        are known: :meth:`_landmarks`, :meth:`_carry`; this frame's boxes are
-        a few pixels elsewhere, and their outer band is the soft edge of the
-        head mask.)"""
+        flow continued there by its edge values. (With ``landmark_every``,
+        the flow that carried the landmarks is on the previous frame's head
+        boxes; this frame's boxes are a few pixels elsewhere, and their outer
+        band is the soft edge of the head mask.)"""
         gray = self._gray_of(frame, times)
         prev = self._prev_gray
         x0, y0, x1, y1 = box

@@ -340,28 +340,6 @@ def test_prefetched_landmarks_give_the_same_stream(style, hopper):
         np.testing.assert_array_equal(a, b)
 
 
-def test_faces_are_found_in_the_worker_while_the_flow_is_computed(style, hopper):
-    """Without prefetching, once a head has been painted the landmarker runs in
-    the worker thread, the frame's optical flow meanwhile in this one (on the
-    previous frame's head box, which this frame's box then reuses)."""
-    import threading
-
-    frames, marks = moving_clip(hopper, n=4)
-
-    class Recording(Script):
-        def __call__(self, frame):
-            self.threads.append(threading.current_thread().name)
-            return super().__call__(frame)
-
-    script = Recording([[m] for m in marks])
-    script.threads = []
-    with Stylizer(style, landmarker=script) as stylizer:
-        for frame in frames:
-            stylizer(frame)
-    assert script.threads[0] == threading.main_thread().name  # no head painted yet
-    assert all(t.startswith("styleblit-landmarks") for t in script.threads[1:]), script.threads
-
-
 # ---------------------------------------------- landmarks carried between detections
 
 def test_carry_landmarks_follows_uniform_and_affine_flows():
