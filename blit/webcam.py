@@ -264,10 +264,12 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     ----------
     styles : list of str
         Style images (or .npz caches); loaded when first shown.
-    source : int or str
-        Camera index or video file.
+    source : int, str or capture object
+        Camera index, video file, or an opened capture (``read() -> (ok,
+        frame)`` and ``release()``, as :class:`LatestFrame` takes).
     pace : float, optional
-        For a file: frames per second to deliver them at (default its own).
+        For a file or a capture object: frames per second to deliver them
+        at (a file's default: its own; an object's: as fast as it delivers).
     method : {"patch", "gan"}
         The patch stylizer, or :class:`gan_distill.infer.GanStylizer` with the
         checkpoint ``model`` (n/p and v then change nothing).
@@ -290,9 +292,12 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             loaded[i] = load_style(styles[i])
         return loaded[i]
 
-    cap = open_capture(source, size if isinstance(source, int) else None)
-    if not isinstance(source, int) and pace is None:
-        pace = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    if hasattr(source, "read"):
+        cap = source  # an opened capture, paced by itself or at ``pace``
+    else:
+        cap = open_capture(source, size if isinstance(source, int) else None)
+        if not isinstance(source, int) and pace is None:
+            pace = cap.get(cv2.CAP_PROP_FPS) or 30.0
     own_landmarker = landmarker is None
     if own_landmarker:
         from guides.landmarks import FaceLandmarker

@@ -249,6 +249,30 @@ def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
         assert out.startswith("6 frames") and "latency" in out
 
 
+def test_webcam_loop_takes_a_capture_object(style_png):
+    """run_webcam on an injected capture (as benchmarks/bench_webcam.py's
+    in-memory camera): the frames it shows and the summary."""
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+
+    class Camera:
+        def __init__(self):
+            self.frames, self.i, self.released = clip_frames(40), 0, False
+
+        def read(self):
+            self.i += 1
+            return (True, self.frames[self.i - 1]) if self.i <= len(self.frames) else (False, None)
+
+        def release(self):
+            self.released = True
+
+    cam = Camera()
+    summary = run_webcam([style_png], cam, options=StylizeOptions(), window=False, frames=4,
+                         pace=30.0, log=lambda *a: None)
+    assert summary["frames"] == 4 and summary["fps"] > 0 and summary["latency_ms"]["median"] > 0
+    assert cam.released
+
+
 def test_webcam_reports_a_missing_camera(capsys):
     assert main(["webcam", "--camera", "57", "--no-window", "--frames", "1"]) == 1
     err = capsys.readouterr().err

@@ -1,0 +1,134 @@
+"""Webcam-loop benchmark: ``blit.webcam.run_webcam`` headless, on a camera
+that plays FaceBlit's target1.mp4 from memory.
+
+Not a test (pytest does not collect this folder). The clip is decoded and
+scaled first, so a camera read costs what a real camera's hand-over does:
+decoding is excluded, as in ``bench_stream.py``. The camera delivers a new
+frame every 1/``--camera-fps`` s (default 60: a 60 Hz camera, which caps
+the loop at 60 fps) and :class:`blit.webcam.LatestFrame` keeps the newest.
+
+For each ``--landmark-every`` value given, in alternating order over
+``--rounds`` rounds in one process, it prints and saves as JSON (with
+versions, CPU and commit): frames shown per second (the first excluded),
+camera frames dropped (never shown), and the latency from a frame's capture
+to its stylized output, in ms and in camera frame times.
+
+Run from the repository root::
+
+    python benchmarks/bench_webcam.py --json bench_webcam.json
+    python benchmarks/bench_webcam.py --landmark-every 1 2 --camera-fps 30
+
+It measures the checkout it lives in (its root goes first on ``sys.path``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+DEFAULT_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "faceblit")
+
+
+class MemoryCamera:
+    """A capture object (``read() -> (ok, frame)``, ``release()``) that hands
+    out decoded frames in a loop, paced by :class:`blit.webcam.LatestFrame`."""
+
+    def __init__(self, frames):
+        self.frames, self.i = frames, 0
+
+    def read(self):
+        frame = self.frames[self.i % len(self.frames)]
+        self.i += 1
+        return True, frame
+
+    def release(self):
+        pass
+
+
+def run_once(style_path, frames, camera_fps, shown, every):
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+
+    summary = run_webcam([style_path], MemoryCamera(frames), options=StylizeOptions(),
+                         window=False, frames=shown, pace=camera_fps, landmark_every=every,
+                         log=lambda *a: None)
+    lat = summary["latency_ms"]
+    return {"fps": summary["fps"], "frames": summary["frames"], "dropped": summary["dropped"],
+            "latency_ms": lat, "latency_frames_median": lat["median"] * camera_fps / 1e3}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=DEFAULT_DATA, help="FaceBlit data folder")
+    parser.add_argument("--style", default="lincolnbust", help="style name in DATA/styles")
+    parser.add_argument("--size", default="640x480", metavar="WxH")
+    parser.add_argument("--frames", type=int, default=300, help="frames shown per run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--camera-fps", type=float, default=60.0, metavar="FPS",
+                        help="the camera's frame rate (default 60)")
+    parser.add_argument("--landmark-every", type=int, nargs="+", default=[1], metavar="N",
+                        help="find the faces on every N-th frame; several values alternate")
+    parser.add_argument("--json", metavar="OUT.json")
+    args = parser.parse_args(argv)
+    if min(args.landmark_every) < 1 or args.frames < 2 or args.rounds < 1 \
+            or not args.camera_fps > 0:
+        parser.error("expected --landmark-every >= 1, --frames >= 2, --rounds >= 1, "
+                     "--camera-fps > 0")
+    clip = os.path.join(args.data, "targets", "target1.mp4")
+    if not os.path.exists(clip):
+        print(f"bench_webcam: FaceBlit data not found ({clip}); nothing measured")
+        return 0
+    from bench_stream import frames_of, load_average
+
+    from blit.bench import environment
+
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    gen = frames_of(clip, size, loop=True)
+    frames = [next(gen) for _ in range(480)]  # the clip forwards and back
+    style_path = os.path.join(args.data, "styles", f"{args.style}.png")
+    result = {"environment": environment(), "style": args.style, "size": args.size,
+              "camera_fps": args.camera_fps, "frames": args.frames,
+              "load_average_start": load_average(), "rounds": []}
+    print(f"bench_webcam: {args.style} on target1.mp4 at {args.size}, camera at "
+          f"{args.camera_fps:g} fps, {result['environment']['numba_threads']} threads, load "
+          f"average {result['load_average_start']}")
+    run_once(style_path, frames, args.camera_fps, 20, args.landmark_every[0])  # warm-up
+    for r in range(args.rounds):
+        order = args.landmark_every if r % 2 == 0 else args.landmark_every[::-1]
+        runs = {}
+        for every in order:
+            run = runs[f"landmark_every_{every}"] = run_once(style_path, frames,
+                                                             args.camera_fps, args.frames, every)
+            print(f"round {r + 1}, landmarks every {every}: {run['fps']:.1f} fps, latency median "
+                  f"{run['latency_ms']['median']:.1f} ms (p90 {run['latency_ms']['p90']:.1f}; "
+                  f"{run['latency_frames_median']:.2f} frame times), {run['dropped']} of "
+                  f"{run['frames'] + run['dropped']} camera frames dropped", flush=True)
+        result["rounds"].append(runs)
+    result["load_average_end"] = load_average()
+    result["summary"] = {}
+    for every in args.landmark_every:
+        runs = [r[f"landmark_every_{every}"] for r in result["rounds"]]
+        fps = [run["fps"] for run in runs]
+        lat = [run["latency_ms"]["median"] for run in runs]
+        p90 = [run["latency_ms"]["p90"] for run in runs]
+        s = result["summary"][f"landmark_every_{every}"] = {
+            "fps_median": float(np.median(fps)), "fps_min": min(fps), "fps_max": max(fps),
+            "latency_median_ms": float(np.median(lat)), "latency_p90_ms": float(np.median(p90))}
+        print(f"landmarks every {every}: {s['fps_median']:.1f} fps ({s['fps_min']:.1f}-"
+              f"{s['fps_max']:.1f}), latency median {s['latency_median_ms']:.1f} ms (p90 "
+              f"{s['latency_p90_ms']:.1f}), medians over {args.rounds} rounds")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"saved {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
