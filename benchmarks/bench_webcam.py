@@ -7,7 +7,9 @@ decoding is excluded, as in ``bench_stream.py``. The camera delivers a new
 frame every 1/``--camera-fps`` s (default 60: a 60 Hz camera, which caps
 the loop at 60 fps) and :class:`blit.webcam.LatestFrame` keeps the newest.
 
-For each ``--landmark-every`` value given, in alternating order over
+For each ``--landmark-every`` value given (default ``auto``, the webcam's
+default: every frame while the stylizer keeps up with the camera, every
+second one when it does not), in alternating order over
 ``--rounds`` rounds in one process, it prints and saves as JSON (with
 versions, CPU and commit): frames shown per second (the first excluded),
 camera frames dropped (never shown), and the latency from a frame's capture
@@ -16,7 +18,7 @@ to its stylized output, in ms and in camera frame times.
 Run from the repository root::
 
     python benchmarks/bench_webcam.py --json bench_webcam.json
-    python benchmarks/bench_webcam.py --landmark-every 1 2 --camera-fps 30
+    python benchmarks/bench_webcam.py --landmark-every 1 2 auto --camera-fps 30
 
 It measures the checkout it lives in (its root goes first on ``sys.path``).
 """
@@ -60,7 +62,12 @@ def run_once(style_path, frames, camera_fps, shown, every):
                          log=lambda *a: None)
     lat = summary["latency_ms"]
     return {"fps": summary["fps"], "frames": summary["frames"], "dropped": summary["dropped"],
-            "latency_ms": lat, "latency_frames_median": lat["median"] * camera_fps / 1e3}
+            "latency_ms": lat, "latency_frames_median": lat["median"] * camera_fps / 1e3,
+            "frames_by_landmark_every": summary["landmark_every"]}
+
+
+def _every(text):
+    return text if text == "auto" else int(text)
 
 
 def main(argv=None):
@@ -72,12 +79,13 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--camera-fps", type=float, default=60.0, metavar="FPS",
                         help="the camera's frame rate (default 60)")
-    parser.add_argument("--landmark-every", type=int, nargs="+", default=[1], metavar="N",
-                        help="find the faces on every N-th frame; several values alternate")
+    parser.add_argument("--landmark-every", type=_every, nargs="+", default=["auto"],
+                        metavar="N|auto", help="find the faces on every N-th frame (auto: "
+                        "the webcam's default); several values alternate")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
-    if min(args.landmark_every) < 1 or args.frames < 2 or args.rounds < 1 \
-            or not args.camera_fps > 0:
+    if any(e != "auto" and e < 1 for e in args.landmark_every) or args.frames < 2 \
+            or args.rounds < 1 or not args.camera_fps > 0:
         parser.error("expected --landmark-every >= 1, --frames >= 2, --rounds >= 1, "
                      "--camera-fps > 0")
     clip = os.path.join(args.data, "targets", "target1.mp4")
@@ -108,7 +116,8 @@ def main(argv=None):
             print(f"round {r + 1}, landmarks every {every}: {run['fps']:.1f} fps, latency median "
                   f"{run['latency_ms']['median']:.1f} ms (p90 {run['latency_ms']['p90']:.1f}; "
                   f"{run['latency_frames_median']:.2f} frame times), {run['dropped']} of "
-                  f"{run['frames'] + run['dropped']} camera frames dropped", flush=True)
+                  f"{run['frames'] + run['dropped']} camera frames dropped; frames by "
+                  f"landmark_every {run['frames_by_landmark_every']}", flush=True)
         result["rounds"].append(runs)
     result["load_average_end"] = load_average()
     result["summary"] = {}

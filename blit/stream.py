@@ -664,6 +664,10 @@ class Stylizer:
         device with ``device="cuda"``, not copied back).
     last_boxes : list of (int, int, int, int)
         Their head boxes ``(x0, y0, x1, y1)``.
+    last_searched : bool
+        Whether the landmarker looked for the faces of the last frame (False:
+        they were carried along the flow, ``landmark_every``). The attribute
+        ``landmark_every`` may be changed between frames.
 
     Notes
     -----
@@ -783,6 +787,7 @@ class Stylizer:
         self.last_landmarks = []
         self.last_nnf = []
         self.last_boxes = []
+        self.last_searched = False
 
     def close(self):
         """Release the landmarker if this object created it (and the
@@ -879,6 +884,7 @@ class Stylizer:
         stylization costs nothing then) or no previous frame."""
         faces = self._last_faces
         if not faces:
+            self.last_searched = True
             return self._find_faces(frame)
         h, w = frame.shape[:2]
         if self.options.background == "stylize" or not self.last_boxes:
@@ -889,6 +895,7 @@ class Stylizer:
             box = _bounding_box(self.last_boxes)
         flow = self._flow_on(frame, box, times)
         if flow is None:
+            self.last_searched = True
             return self._find_faces(frame)
         origin, f = flow
         return [carry_landmarks(face, f, flow_origin=origin) for face in faces]
@@ -935,6 +942,7 @@ class Stylizer:
         start = time.perf_counter()
 
         faces = self._landmarks(frame)
+        self.last_searched = faces is not None
         if faces is None:  # between detections (landmark_every)
             faces = self._carry(frame, times)
         faces = [np.asarray(f, np.float32) for f in faces][: self.max_faces]

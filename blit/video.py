@@ -766,17 +766,33 @@ def _video(args):
     return 0
 
 
-def add_landmark_every_arg(p):
-    """``--landmark-every N``, for ``video``, ``batch`` and ``webcam``."""
-    p.add_argument("--landmark-every", type=int, default=1, metavar="N",
-                   help="find the faces on every N-th frame only, and carry them along the "
-                        "optical flow on the frames between (default 1: every frame; 2 saves "
-                        "about half of the landmark stage, the costliest on the CPU)")
+def add_landmark_every_arg(p, *, auto=False):
+    """``--landmark-every N``, for ``video``, ``batch`` and ``webcam``; with
+    ``auto`` (the webcam) also ``auto``, the default."""
+    help = ("find the faces on every N-th frame only, and carry them along the optical flow "
+            "on the frames between (2 saves about half of the landmark stage, the costliest "
+            "on the CPU)")
+    if auto:
+        p.add_argument("--landmark-every", default="auto", metavar="N|auto",
+                       help=help + "; default auto: every frame while the stylizer keeps up "
+                                   "with the camera, every second frame when it does not")
+    else:
+        p.add_argument("--landmark-every", type=int, default=1, metavar="N",
+                       help=help + "; default 1: every frame")
 
 
 def check_landmark_every(args):
     """An InputError for a ``--landmark-every`` below 1, or above 1 with a
-    method that does not carry landmarks (the GAN)."""
+    method that does not carry landmarks (the GAN); ``auto`` passes. A
+    text value (the webcam's) is made a number."""
+    if args.landmark_every == "auto":
+        return
+    if isinstance(args.landmark_every, str):
+        try:
+            args.landmark_every = int(args.landmark_every)
+        except ValueError:
+            raise InputError("--landmark-every: expected a whole number or auto, got "
+                             f"{args.landmark_every!r}") from None
     if args.landmark_every < 1:
         raise InputError(f"--landmark-every: expected at least 1, got {args.landmark_every}")
     if args.landmark_every > 1 and args.method != "patch":

@@ -7,11 +7,17 @@ a stale frame (latency stays under two frame times when it keeps up);
 rate and per-stage latency, and pyvirtualcam (optional extra ``virtualcam``)
 can send it to video-call programs.
 
+By default (``--landmark-every auto``) the faces are searched on every
+frame while the stylizer keeps up with the camera, and on every second
+frame, carried along the optical flow between, when it does not
+(:class:`AutoLandmarkEvery`).
+
 Keys in the preview window: n / p next / previous style, v voting on/off,
 o original side by side, s save a snapshot, q or Esc quit.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import sys
@@ -23,7 +29,8 @@ import numpy as np
 from blit.cli import add_device_arg, add_stylize_args, device_from_args, options_from_args, register
 from guides.io import InputError
 
-__all__ = ["LatestFrame", "open_capture", "list_cameras", "run_webcam", "draw_overlay"]
+__all__ = ["LatestFrame", "AutoLandmarkEvery", "open_capture", "list_cameras", "run_webcam",
+           "draw_overlay"]
 
 _KEY_QUIT = (ord("q"), 27)
 
@@ -106,6 +113,7 @@ class LatestFrame:
         self._size = size
         self._cond = threading.Condition()
         self._latest = None  # (frame, t_capture, index)
+        self._times = collections.deque(maxlen=32)  # the last capture times
         self._taken = -1
         self._done = False
         self._error = None
@@ -136,6 +144,7 @@ class LatestFrame:
                     if self._latest is not None and self._latest[2] > self._taken:
                         self.dropped += 1  # never shown: the stylizer was busy
                     self._latest = (frame, time.perf_counter(), self.captured)
+                    self._times.append(self._latest[1])
                     self.captured += 1
                     self._cond.notify_all()
         except Exception as exc:  # noqa: BLE001 - reported by read()
@@ -169,6 +178,13 @@ class LatestFrame:
             self._taken = index
             return frame, t
 
+    def interval(self):
+        """The camera's frame interval in seconds (median of the last 31), or
+        None before two frames."""
+        with self._cond:
+            times = list(self._times)
+        return float(np.median(np.diff(times))) if len(times) > 1 else None
+
     def close(self):
         with self._cond:
             self._done = True
@@ -181,6 +197,46 @@ class LatestFrame:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class AutoLandmarkEvery:
+    """``--landmark-every auto``: the faces searched on every frame while the
+    stylizer keeps up with the camera, on every second frame when it does not.
+
+    What a frame costs with the faces searched (the stylizer's own time,
+    median of the last ``window`` such frames) is compared with the
+    camera's frame interval: above it, every second frame's faces are
+    carried along the flow instead (``landmark_every`` 2: about half of
+    the landmark stage saved); back under ``low`` times the interval, every
+    frame's are searched again. Frames keep coming while it decides.
+
+    Examples
+    --------
+    >>> auto = AutoLandmarkEvery()
+    >>> every = 1
+    >>> for _ in range(20):
+    ...     every = auto.update(searched=True, frame_ms=20.0, interval_ms=16.7)
+    >>> every
+    2
+    """
+
+    def __init__(self, *, window=31, low=0.85, start=1, min_samples=10):
+        self.every = start
+        self.low = float(low)
+        self.min_samples = int(min_samples)
+        self._costs = collections.deque(maxlen=int(window))
+
+    def update(self, *, searched, frame_ms, interval_ms):
+        """Take one frame's measure; return the ``landmark_every`` for the next."""
+        if searched:
+            self._costs.append(float(frame_ms))
+        if len(self._costs) >= self.min_samples and interval_ms and interval_ms > 0:
+            cost = float(np.median(self._costs))
+            if self.every == 1 and cost > interval_ms:
+                self.every = 2
+            elif self.every == 2 and cost < self.low * interval_ms:
+                self.every = 1
+        return self.every
 
 
 def draw_overlay(image, lines):
@@ -257,8 +313,9 @@ def _has_display():
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
                snapshot_dir=".", log=print, method="patch", model=None, device="cpu",
-               landmark_every=1):
-    """The live loop. Returns a summary dict (frames, fps, latency, dropped).
+               landmark_every="auto"):
+    """The live loop. Returns a summary dict (frames, fps, latency, dropped;
+    with the patch method, the frames painted with each ``landmark_every``).
 
     Parameters
     ----------
@@ -275,9 +332,12 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         checkpoint ``model`` (n/p and v then change nothing).
     device : {"cpu", "cuda", "auto"}
         Where the patch stylizer's kernels run (:class:`blit.stream.Stylizer`).
-    landmark_every : int
+    landmark_every : int or "auto"
         Find the faces on every this-many-th frame, carried along the flow
-        between (:class:`blit.stream.Stylizer`).
+        between (:class:`blit.stream.Stylizer`); ``"auto"`` (the default):
+        every frame while the stylizer keeps up with the camera, every
+        second one when it does not (:class:`AutoLandmarkEvery`; the patch
+        method only, the GAN searches every frame).
     """
     import cv2
 
@@ -312,7 +372,11 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             return GanStylizer(model, landmarker=landmarker)
         opts = dataclasses.replace(options, voting=voting)
         return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
-                        landmarker=landmarker, device=device, landmark_every=landmark_every)
+                        landmarker=landmarker, device=device, landmark_every=every)
+
+    auto = AutoLandmarkEvery() if landmark_every == "auto" and method == "patch" else None
+    every = 1 if landmark_every == "auto" else landmark_every
+    every_counts = collections.Counter()
 
     stylizer = make_stylizer()
     vcam = None
@@ -321,6 +385,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     count = 0
     fps = 0.0
     resize_to = size if size is not None and not isinstance(source, int) else None
+    display_ms = 0.0  # the last frame's overlay and window, which the loop pays too
     try:
         with LatestFrame(cap, pace=pace if not isinstance(source, int) else None,
                          size=resize_to) as capture:
@@ -333,6 +398,13 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                 frame, t_cap = item
                 out = stylizer(frame, t_cap - t_start)
                 now = time.perf_counter()
+                every_counts[every] += 1
+                if auto is not None:
+                    interval = capture.interval()
+                    every = auto.update(searched=stylizer.last_searched,
+                                        frame_ms=stylizer.last_times["total"] + display_ms,
+                                        interval_ms=interval * 1e3 if interval else None)
+                    stylizer.landmark_every = every
                 latencies.append((now - t_cap) * 1e3)
                 frame_times.append((now - last) * 1e3)
                 fps = 0.9 * fps + 0.1 * (1e3 / max(frame_times[-1], 1e-3)) if count else 0.0
@@ -345,10 +417,13 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     vcam.send(out)
                 if not window:
                     continue
+                t_display = time.perf_counter()
                 st = stylizer.last_times
                 draw_overlay(shown, [
                     f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
-                    f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}",
+                    f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}"
+                    + (f"  landmarks every {every}" + (" (auto)" if auto else "")
+                       if method == "patch" else ""),
                     "  ".join(f"{k} {st[k]:.1f}" for k in ("landmarks", "flow", "mls", "appearance",
                                                           "propagate", "lookup", "blend",
                                                           "temporal")
@@ -357,6 +432,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                 ])
                 cv2.imshow(name, shown)
                 key = cv2.waitKey(1) & 0xFF
+                display_ms = (time.perf_counter() - t_display) * 1e3
                 if key in _KEY_QUIT or cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1:
                     break  # q, Esc, or the window was closed
                 if key in (ord("n"), ord("p")):
@@ -383,6 +459,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     summary = {"frames": count, "dropped": dropped,
                "fps": (count - 1) * 1e3 / sum(frame_times[1:]) if count > 1 else None,
                "latency_ms": latency_summary(latencies[1:]) if count > 1 else None}
+    if method == "patch":  # frames painted with each landmark_every
+        summary["landmark_every"] = {int(k): v for k, v in sorted(every_counts.items())}
     return summary
 
 
@@ -437,8 +515,19 @@ def _webcam(args):
         print(f"{summary['frames']} frames"
               + (f", {fps:.1f} fps" if fps else "")
               + (f", latency median {lat['median']:.1f} ms (p90 {lat['p90']:.1f})" if lat else "")
-              + f", {summary['dropped']} camera frames dropped")
+              + f", {summary['dropped']} camera frames dropped"
+              + _every_note(summary.get("landmark_every"), args.landmark_every))
     return 0
+
+
+def _every_note(counts, asked):
+    """The summary's words on landmark_every: how many frames had each, under auto."""
+    if asked != "auto" or not counts:
+        return ""
+    total = sum(counts.values())
+    return "; landmarks (auto) " + ", ".join(
+        f"every {k} frame{'s' if k > 1 else ''} on {100 * v / total:.0f} %"
+        for k, v in counts.items())
 
 
 @register
@@ -465,7 +554,7 @@ def add_webcam_parser(sub):
     p.add_argument("--max-faces", type=int, default=1, metavar="N",
                    help="stylize up to N faces (default 1)")
     p.add_argument("--boil", type=float, metavar="HZ", help="re-draw the strokes HZ times a second")
-    add_landmark_every_arg(p)
+    add_landmark_every_arg(p, auto=True)
     p.add_argument("--method", choices=("patch", "gan"), default="patch",
                    help="patch (default) or gan: a model from `styleblit distill` (needs --model)")
     p.add_argument("--model", metavar="MODEL.pt", help="the GAN checkpoint for --method gan")

@@ -242,11 +242,18 @@ def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
 def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
     # long enough (6 s at 24 fps) that start-up, while the "camera" runs on, cannot exhaust it
     src = write_clip(tmp_path / "cam.mp4", n=150, audio=False)
-    for every in ("1", "2"):
+    for every in ("1", "2", "auto"):
         assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
                      "--frames", "6", "--landmark-every", every]) == 0
         out = capsys.readouterr().out
         assert out.startswith("6 frames") and "latency" in out
+        # auto: too few frames measured to decide, so every frame is searched
+        assert ("landmarks (auto) every 1 frame on 100 %" in out) == (every == "auto")
+    for bad, message in (("0", "expected at least 1"), ("x", "a whole number or auto")):
+        assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                     "--frames", "1", "--landmark-every", bad]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_webcam_loop_takes_a_capture_object(style_png):
@@ -270,7 +277,28 @@ def test_webcam_loop_takes_a_capture_object(style_png):
     summary = run_webcam([style_png], cam, options=StylizeOptions(), window=False, frames=4,
                          pace=30.0, log=lambda *a: None)
     assert summary["frames"] == 4 and summary["fps"] > 0 and summary["latency_ms"]["median"] > 0
+    assert summary["landmark_every"] == {1: 4}  # auto, still measuring
     assert cam.released
+
+
+def test_auto_landmark_every_follows_the_cost_against_the_camera():
+    from blit.webcam import AutoLandmarkEvery
+
+    auto = AutoLandmarkEvery(window=5, low=0.85, min_samples=3)
+    # keeping up with a 60 Hz camera: every frame searched
+    assert [auto.update(searched=True, frame_ms=14.0, interval_ms=16.7) for _ in range(6)] == [1] * 6
+    # slower than the camera: every second frame, once the median says so
+    assert [auto.update(searched=True, frame_ms=20.0, interval_ms=16.7) for _ in range(4)] == \
+        [1, 1, 2, 2]
+    # carried frames are cheap but say nothing about a searched frame's cost
+    assert auto.update(searched=False, frame_ms=9.0, interval_ms=16.7) == 2
+    # within the band (85-100 % of the interval) it stays; below, back to 1
+    assert [auto.update(searched=True, frame_ms=15.5, interval_ms=16.7) for _ in range(5)] == [2] * 5
+    assert [auto.update(searched=True, frame_ms=12.0, interval_ms=16.7) for _ in range(3)] == \
+        [2, 2, 1]
+    # a slower camera (30 Hz) needs no carrying at that cost; no interval yet: no change
+    assert auto.update(searched=True, frame_ms=20.0, interval_ms=33.3) == 1
+    assert AutoLandmarkEvery().update(searched=True, frame_ms=99.0, interval_ms=None) == 1
 
 
 def test_webcam_reports_a_missing_camera(capsys):
