@@ -526,7 +526,7 @@ def _every_note(counts, asked):
         return ""
     total = sum(counts.values())
     return "; landmarks (auto) " + ", ".join(
-        f"every {k} frame{'s' if k > 1 else ''} on {100 * v / total:.0f} %"
+        f"{'every frame' if k == 1 else f'every {k} frames'} on {100 * v / total:.0f} %"
         for k, v in counts.items())
 
 
