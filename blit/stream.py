@@ -883,17 +883,16 @@ class Stylizer:
         instead when there is no face to carry (none in view: the
         stylization costs nothing then) or no previous frame."""
         faces = self._last_faces
-        if not faces:
-            self.last_searched = True
-            return self._find_faces(frame)
-        h, w = frame.shape[:2]
-        if self.options.background == "stylize" or not self.last_boxes:
-            box = (0, 0, w, h)  # (the flow is needed on the whole frame anyway)
-        else:
-            # the heads' boxes of the previous frame, which hold its landmarks;
-            # this frame's boxes, a little elsewhere, reuse the flow (_flow_on)
-            box = _bounding_box(self.last_boxes)
-        flow = self._flow_on(frame, box, times)
+        flow = None
+        if faces:
+            h, w = frame.shape[:2]
+            if self.options.background == "stylize" or not self.last_boxes:
+                box = (0, 0, w, h)  # (the flow is needed on the whole frame anyway)
+            else:
+                # the heads' boxes of the previous frame, which hold its landmarks;
+                # this frame's boxes, a little elsewhere, reuse the flow (_flow_on)
+                box = _bounding_box(self.last_boxes)
+            flow = self._flow_on(frame, box, times)
         if flow is None:
             self.last_searched = True
             return self._find_faces(frame)
