@@ -168,8 +168,11 @@ def _count9(k, k0, k1, k2, k3, k4, k5, k6, k7, k8):
 @numba.njit(inline="always")
 def _mode_3x3(keys, y, x, own):
     """:func:`_mode` for radius 1 away from the border, written out: the
-    nine offsets in registers, every count without a branch (three times
-    faster)."""
+    nine offsets in registers, every count without a branch. Without a
+    majority for ``own``, the neighbours are taken in raster order, each
+    counted with ``own`` and the neighbours after it: the full count at an
+    offset's first occurrence, fewer at a later one, which cannot win; a
+    count of five is a majority and ends the search."""
     k0, k1, k2 = keys[y - 1, x - 1], keys[y - 1, x], keys[y - 1, x + 1]
     k3, k5 = keys[y, x - 1], keys[y, x + 1]
     k6, k7, k8 = keys[y + 1, x - 1], keys[y + 1, x], keys[y + 1, x + 1]
@@ -177,11 +180,18 @@ def _mode_3x3(keys, y, x, own):
     mode = own
     if best >= 5:
         return mode  # a majority
-    for k in (k0, k1, k2, k3, k5, k6, k7, k8):
-        c = _count9(k, k0, k1, k2, k3, own, k5, k6, k7, k8) if k >= 0 else 0
+    n = (k0, k1, k2, k3, k5, k6, k7, k8)
+    for i in range(8):
+        k = n[i]
+        c = np.int64(1) + np.int64(k == own)
+        for j in range(i + 1, 8):
+            c += np.int64(n[j] == k)
+        c = c if k >= 0 else 0
         better = c > best
         best = c if better else best
         mode = k if better else mode
+        if best >= 5:
+            break
     return mode
 
 
@@ -212,6 +222,8 @@ def _mode(keys, y, x, own, radius, win):
         better = c > best
         best = c if better else best
         mode = k if better else mode
+        if 2 * best > n:
+            break  # a majority
     return mode
 
 
