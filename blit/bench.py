@@ -17,7 +17,8 @@ import time
 import cv2
 import numpy as np
 
-from blit.cli import add_stylize_args, load_style_from_args, options_from_args, register
+from blit.cli import (add_stylize_args, frame_size, load_style_from_args, number,
+                       options_from_args, register)
 from blit.metrics import latency_summary
 
 __all__ = ["run_bench", "environment"]
@@ -134,8 +135,8 @@ def _bench(args):
     print(f"styleblit bench: style {style.name} {style.shape[1]}x{style.shape[0]} "
           f"(precompute {precompute_s:.2f} s), voting {options.voting}, background "
           f"{options.background}, {env['numba_threads']} threads on {env['cpu']}")
-    for size in args.sizes:
-        w, h = (int(v) for v in size.lower().split("x"))
+    for w, h in args.sizes:
+        size = f"{w}x{h}"
         frame = fit_frame(target, w, h)
         stats = run_bench(style, frame, options, repeats=args.repeats)
         lb = stats["lookup"]["median"] + stats["blend"]["median"]
@@ -166,8 +167,11 @@ def _add_bench(sub):
     p.add_argument("--target", metavar="IMAGE",
                    help="frame to stylize, scaled and cropped to each size "
                         "(default: matplotlib's grace_hopper.jpg)")
-    p.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), metavar="WxH")
-    p.add_argument("--repeats", type=int, default=20, help="timed runs per size (default 20)")
+    p.add_argument("--sizes", nargs="+", type=frame_size, metavar="WxH",
+                   default=[frame_size(s) for s in DEFAULT_SIZES],
+                   help=f"frame sizes (default {' '.join(DEFAULT_SIZES)})")
+    p.add_argument("--repeats", type=number(int, least=1), default=20,
+                   help="timed runs per size (default 20)")
     p.add_argument("--json", metavar="OUT.json", help="save the results here")
     add_stylize_args(p)
     p.set_defaults(run=_bench)

@@ -2,15 +2,18 @@
 
 Every user mistake (a missing file, an image without a face, a malformed
 landmark file) ends with one line on stderr and exit code 1; no output file
-is left half-written.
+is left half-written. An option value out of range or not a number is a
+usage error when the command line is parsed (:func:`number`,
+:func:`frame_size`; exit code 2).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "number", "frame_size"]
 
 _COMMANDS = []  # (module, function) pairs that add subcommands; see register()
 
@@ -22,8 +25,48 @@ def register(add_parser):
     return add_parser
 
 
+def number(kind=float, *, least=None, positive=False):
+    """An argparse ``type`` for a numeric option: a finite ``kind`` (int or
+    float) that is positive, or at least ``least``. A bad value is a usage
+    error naming the option (argparse adds its name; exit code 2), before any
+    work starts, never a traceback later.
+
+    >>> number(int, least=1)("3")
+    3
+    """
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if positive and not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        if least is not None and value < least:
+            raise argparse.ArgumentTypeError(f"expected at least {least}, got {text!r}")
+        return value
+    return parse
+
+
+def frame_size(text):
+    """An argparse ``type`` for a frame size ``WxH`` (each at least 16): (W, H).
+
+    >>> frame_size("640x480")
+    (640, 480)
+    """
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH such as 640x480, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"expected at least 16x16, got {text!r}")
+    return w, h
+
+
 def _voting(value):
-    v = int(value)
+    v = number(int)(value)
     if v not in (0, 1, 2):
         raise argparse.ArgumentTypeError("expected 0 (none), 1 (3x3) or 2 (5x5)")
     return v
@@ -44,7 +87,7 @@ def add_stylize_args(p):
                    help="blending: 0 none, 1 3x3 (default), 2 5x5")
     p.add_argument("--background", choices=("keep", "stylize"), default="keep",
                    help="keep the frame around the head (default) or stylize it too")
-    p.add_argument("--threshold", type=float, default=50.0,
+    p.add_argument("--threshold", type=number(least=0), default=50.0,
                    help="guide-error threshold of the patch lookup (default 50, FaceBlit's); "
                         "higher = larger patches, lower = closer to the guides")
     g = p.add_mutually_exclusive_group()

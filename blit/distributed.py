@@ -41,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from blit.cli import register
+from blit.cli import number, register
 from guides.io import InputError
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
@@ -535,37 +535,30 @@ def add_engine_args(p, *, default="local"):
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster: auto (the one started on this machine with `ray start "
                         "--head`) or ray://HOST:PORT; default: a local instance for this run")
-    p.add_argument("--chunk-frames", type=int, metavar="N",
+    p.add_argument("--chunk-frames", type=number(int, least=1), metavar="N",
                    help=f"frames per Ray task (default {DEFAULT_CHUNK_FRAMES})")
-    p.add_argument("--warmup-frames", type=int, metavar="W",
+    p.add_argument("--warmup-frames", type=number(int, least=0), metavar="W",
                    help=f"frames each task runs before its range, output discarded, so that "
                         f"face tracking, smoothing and patch coherence are warmed up (default "
                         f"{DEFAULT_WARMUP}; 0 with --method gan, which has no state across "
                         f"frames)")
-    p.add_argument("--cpus-per-chunk", type=float, metavar="C",
+    p.add_argument("--cpus-per-chunk", type=number(positive=True), metavar="C",
                    help="CPUs (and threads) per Ray task (default 1)")
-    p.add_argument("--gpus-per-chunk", type=float, metavar="G",
+    p.add_argument("--gpus-per-chunk", type=number(least=0), metavar="G",
                    help="GPUs per Ray task (default 1 with --method gan on a cluster with GPUs, "
                         "else 0; a fraction shares a GPU); GAN training stays single-process")
-    p.add_argument("--max-retries", type=int, metavar="N",
+    p.add_argument("--max-retries", type=number(int, least=0), metavar="N",
                    help="retries of a task whose worker died (default 3)")
 
 
 def check_engine_args(args):
-    """Validate the Ray options (Ray installed, numbers in range)."""
+    """Validate the Ray options (Ray installed; their numbers were checked when parsed)."""
     if args.engine != "ray":
         for flag, dest in _RAY_OPTIONS:
             if getattr(args, dest, None) is not None:
                 raise InputError(f"{flag} needs --engine ray")
         return
     require_ray()
-    checks = (("--chunk-frames", args.chunk_frames, 1), ("--warmup-frames", args.warmup_frames, 0),
-              ("--gpus-per-chunk", args.gpus_per_chunk, 0), ("--max-retries", args.max_retries, 0))
-    for flag, value, least in checks:
-        if value is not None and value < least:
-            raise InputError(f"{flag}: expected at least {least}, got {value}")
-    if args.cpus_per_chunk is not None and not args.cpus_per_chunk > 0:
-        raise InputError(f"--cpus-per-chunk: expected a positive number, got {args.cpus_per_chunk}")
 
 
 def run_jobs_from_args(args, style, jobs):

@@ -38,7 +38,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from blit.cli import _add_style_args, add_stylize_args, load_style_from_args, options_from_args, register
+from blit.cli import (_add_style_args, add_stylize_args, load_style_from_args, number,
+                      options_from_args, register)
 from blit.metrics import (StageTimer, WarpingErrorMeter, landmark_error, patch_distance, psnr,
                           ssim)
 from guides.io import InputError, read_image
@@ -943,10 +944,6 @@ def _eval(args):
     for path in (args.json, args.plot):
         if path:
             check_output(path, args.overwrite)
-    if args.frames is not None and args.frames < 1:
-        raise InputError(f"--frames: expected at least 1, got {args.frames}")
-    if args.reference_step < 1:
-        raise InputError(f"--reference-step: expected at least 1, got {args.reference_step}")
     for path in (args.input, args.output, args.reference):
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{path}: no such file")
@@ -999,13 +996,14 @@ def _add_eval(sub):
     p.add_argument("--output", metavar="STYLIZED",
                    help="an existing stylization of INPUT to measure instead of running ours")
     p.add_argument("--reference", metavar="OTHER", help="another method's output of INPUT to compare with")
-    p.add_argument("--reference-step", type=int, default=1, metavar="K",
+    p.add_argument("--reference-step", type=number(int, least=1), default=1, metavar="K",
                    help="reference frame i belongs to input frame K*i (2 for FaceBlit's half-rate "
                         "video; default 1)")
-    p.add_argument("--frames", type=int, metavar="N", help="use only the first N input frames")
-    p.add_argument("--patch-frames", type=int, default=4, metavar="N",
+    p.add_argument("--frames", type=number(int, least=1), metavar="N",
+                   help="use only the first N input frames")
+    p.add_argument("--patch-frames", type=number(int, least=0), default=4, metavar="N",
                    help="video frames on which patch fidelity is measured (default 4)")
-    p.add_argument("--patch-samples", type=int, default=2000, metavar="N",
+    p.add_argument("--patch-samples", type=number(int, least=1), default=2000, metavar="N",
                    help="sampled 5x5 patches per frame (default 2000)")
     p.add_argument("--patch-region", choices=("head", "face"), default="head",
                    help="mask of patch fidelity and agreement: the head mask (default) or the "
@@ -1016,7 +1014,8 @@ def _add_eval(sub):
                    help="our video path: 'stream' (blit.stream.Stylizer: smoothed landmarks, "
                         "temporally coherent patches), 'frame' (every frame looked up afresh, as "
                         "FaceBlit does); default: stream when available")
-    p.add_argument("--seed", type=int, default=0, help="jitter and patch sampling seed (default 0)")
+    p.add_argument("--seed", type=number(int, least=0), default=0,
+                   help="jitter and patch sampling seed (default 0)")
     p.add_argument("--json", metavar="OUT.json", help="save every number, with versions, here")
     p.add_argument("--plot", metavar="OUT.png", help="save a bar chart here")
     add_stylize_args(p)

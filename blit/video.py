@@ -19,6 +19,7 @@ formats:
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -30,7 +31,7 @@ from fractions import Fraction
 import numpy as np
 
 from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_output,
-                      device_from_args, load_style_from_args, options_from_args, register)
+                      device_from_args, load_style_from_args, number, options_from_args, register)
 from guides.io import InputError
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "VIDEO_EXTENSIONS",
@@ -700,10 +701,6 @@ def check_video_args(args):
     """Check the options shared by ``video`` and ``batch``; load what they name.
 
     Returns the style (None for the GAN)."""
-    if args.max_faces < 1:
-        raise InputError(f"--max-faces: expected at least 1, got {args.max_faces}")
-    if args.boil is not None and not args.boil > 0:
-        raise InputError(f"--boil: expected a positive rate in Hz, got {args.boil}")
     check_landmark_every(args)
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
@@ -773,29 +770,27 @@ def add_landmark_every_arg(p, *, auto=False):
             "on the frames between (2 saves about half of the landmark stage, the costliest "
             "on the CPU)")
     if auto:
-        p.add_argument("--landmark-every", default="auto", metavar="N|auto",
+        p.add_argument("--landmark-every", type=_landmark_every, default="auto", metavar="N|auto",
                        help=help + "; default auto: every frame while the stylizer keeps up "
                                    "with the camera, every second frame when it does not")
     else:
-        p.add_argument("--landmark-every", type=int, default=1, metavar="N",
+        p.add_argument("--landmark-every", type=number(int, least=1), default=1, metavar="N",
                        help=help + "; default 1: every frame")
 
 
+def _landmark_every(text):
+    """``--landmark-every`` of the webcam: ``auto`` or a whole number >= 1."""
+    if text == "auto":
+        return text
+    if not text.strip().lstrip("+-").isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}")
+    return number(int, least=1)(text)
+
+
 def check_landmark_every(args):
-    """An InputError for a ``--landmark-every`` below 1, or above 1 with a
-    method that does not carry landmarks (the GAN); ``auto`` passes. A
-    text value (the webcam's) is made a number."""
-    if args.landmark_every == "auto":
-        return
-    if isinstance(args.landmark_every, str):
-        try:
-            args.landmark_every = int(args.landmark_every)
-        except ValueError:
-            raise InputError("--landmark-every: expected a whole number or auto, got "
-                             f"{args.landmark_every!r}") from None
-    if args.landmark_every < 1:
-        raise InputError(f"--landmark-every: expected at least 1, got {args.landmark_every}")
-    if args.landmark_every > 1 and args.method != "patch":
+    """An InputError for ``--landmark-every`` above 1 with a method that does
+    not carry landmarks (the GAN); its value was checked when parsed."""
+    if args.landmark_every not in ("auto", 1) and args.method != "patch":
         raise InputError("--landmark-every: only for --method patch")
 
 
@@ -809,13 +804,13 @@ def add_video_job_args(p, *, engine="local"):
     p.add_argument("--model", metavar="MODEL.pt",
                    help="the GAN checkpoint for --method gan (from `styleblit distill`)")
     add_stylize_args(p)
-    p.add_argument("--max-faces", type=int, default=1, metavar="N",
+    p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
                    help="stylize up to N faces per frame (default 1)")
-    p.add_argument("--boil", type=float, metavar="HZ",
+    p.add_argument("--boil", type=number(positive=True), metavar="HZ",
                    help="re-draw the strokes HZ times a second for a hand-made 'boiling' look "
                         "(default: steady)")
     add_landmark_every_arg(p)
-    p.add_argument("--fps", type=float, default=30.0,
+    p.add_argument("--fps", type=number(positive=True), default=30.0,
                    help="frame rate of a folder of images (default 30)")
     add_engine_args(p, default=engine)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-from blit.cli import add_device_arg, add_stylize_args, device_from_args, options_from_args, register
+from blit.cli import (add_device_arg, add_stylize_args, device_from_args, frame_size, number,
+                      options_from_args, register)
 from guides.io import InputError
 
 __all__ = ["LatestFrame", "AutoLandmarkEvery", "open_capture", "list_cameras", "run_webcam",
@@ -464,16 +465,6 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     return summary
 
 
-def _parse_size(text):
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--size: expected WxH such as 640x480, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise InputError(f"--size: expected at least 16x16, got {text!r}")
-    return w, h
-
-
 def _webcam(args):
     if args.list_cameras:
         found = list_cameras()
@@ -486,14 +477,12 @@ def _webcam(args):
 
     device = device_from_args(args)  # before opening anything: one line if CUDA cannot run
     styles = _style_paths(args.style or [default_style_path()])
-    size = _parse_size(args.size) if args.size else None
+    size = args.size
     source = args.source if args.source is not None else args.camera
     window = not args.no_window
     if window and not _has_display():
         print("styleblit: no display; running without a window", file=sys.stderr)
         window = False
-    if args.frames is not None and args.frames < 1:
-        raise InputError(f"--frames: expected at least 1, got {args.frames}")
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
                          else "--model needs --method gan")
@@ -541,19 +530,20 @@ def add_webcam_parser(sub):
     p.add_argument("--style", action="append", metavar="STYLE.png",
                    help="style image, .npz cache or folder of them; repeat for several "
                         "(n/p switch); default: the embedded painted Grace Hopper")
-    p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    p.add_argument("--camera", type=number(int, least=0), default=0, help="camera index (default 0)")
     p.add_argument("--source", metavar="FILE",
                    help="read this video file instead of a camera (paced at its frame rate)")
-    p.add_argument("--size", metavar="WxH",
+    p.add_argument("--size", type=frame_size, metavar="WxH",
                    help="capture size to ask the camera for (default 640x480); resizes a --source")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that open, and exit")
     p.add_argument("--virtual-cam", action="store_true",
                    help="also send the output to a virtual camera (needs pyvirtualcam)")
     p.add_argument("--no-window", action="store_true", help="run without a preview window")
-    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
-    p.add_argument("--max-faces", type=int, default=1, metavar="N",
+    p.add_argument("--frames", type=number(int, least=1), metavar="N", help="stop after N frames")
+    p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
                    help="stylize up to N faces (default 1)")
-    p.add_argument("--boil", type=float, metavar="HZ", help="re-draw the strokes HZ times a second")
+    p.add_argument("--boil", type=number(positive=True), metavar="HZ",
+                   help="re-draw the strokes HZ times a second")
     add_landmark_every_arg(p, auto=True)
     p.add_argument("--method", choices=("patch", "gan"), default="patch",
                    help="patch (default) or gan: a model from `styleblit distill` (needs --model)")

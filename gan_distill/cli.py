@@ -10,7 +10,7 @@ import os
 import sys
 
 from blit.cli import (_add_style_args, add_stylize_args, check_output, load_style_from_args,
-                      options_from_args, register)
+                      number, options_from_args, register)
 from gan_distill import compare as _compare  # noqa: F401  (registers `compare`)
 
 __all__ = ["add_distill_parser"]
@@ -35,10 +35,6 @@ def _distill(args):
     from gan_distill.model import GeneratorConfig
     from gan_distill.train import TrainConfig, preview_path, train
 
-    if args.steps is not None and args.steps < 1:
-        raise InputError(f"--steps: expected at least 1, got {args.steps}")
-    if args.minutes is not None and not args.minutes > 0:
-        raise InputError(f"--minutes: expected a positive number, got {args.minutes}")
     if args.resume:
         if not os.path.exists(args.output):
             raise InputError(f"{args.output}: --resume needs an existing checkpoint")
@@ -49,19 +45,13 @@ def _distill(args):
             raise InputError(f"{v}: no such file")
     if args.vgg_weights and not os.path.isfile(args.vgg_weights):
         raise InputError(f"{args.vgg_weights}: no such file (VGG-19 weights)")
-    for name in ("batch", "crop", "width", "augment", "every", "long_side"):
-        value = getattr(args, name)
-        if value < (0 if name == "augment" else 1):
-            raise InputError(f"--{name.replace('_', '-')}: expected a positive number, got {value}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(f"--threads: expected at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     style = load_style_from_args(args)
     folder = args.data or data_folder(args.output)
     options = DataOptions(long_side=args.long_side, augment=args.augment,
                           max_frames=args.max_frames, every=args.every,
-                          max_bytes=int(args.max_mb * 2**20) if args.max_mb else None,
+                          max_bytes=int(args.max_mb * 2**20),
                           guides=True)
     shards = build_dataset(style, args.video, folder, options=options,
                            stylize_options=options_from_args(args), quiet=args.quiet)
@@ -91,37 +81,45 @@ def add_distill_parser(sub):
                    help="training video or folder of frames (repeat for more)")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="the checkpoint")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--minutes", type=float, help="train this long (wall time)")
-    length.add_argument("--steps", type=int, help="train this many steps (default 2000)")
+    length.add_argument("--minutes", type=number(positive=True),
+                        help="train this long (wall time)")
+    length.add_argument("--steps", type=number(int, least=1),
+                        help="train this many steps (default 2000)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto (default): CUDA when available")
     p.add_argument("--resume", action="store_true",
                    help="continue training MODEL.pt (and reuse the dataset shards)")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default MODEL.data beside "
                                                   "the output; existing shards are reused)")
-    p.add_argument("--long-side", type=int, default=512,
+    p.add_argument("--long-side", type=number(int, least=32), default=512,
                    help="frames are resized to this long side for training and inference "
-                        "(default 512)")
-    p.add_argument("--augment", type=int, default=1,
+                        "(at least 32; default 512)")
+    p.add_argument("--augment", type=number(int, least=0), default=1,
                    help="augmented copies per frame (default 1)")
-    p.add_argument("--max-frames", type=int, help="use at most N frames of each video")
-    p.add_argument("--every", type=int, default=1, help="use every N-th frame (default 1)")
-    p.add_argument("--max-mb", type=float, default=2048,
+    p.add_argument("--max-frames", type=number(int, least=1),
+                   help="use at most N frames of each video")
+    p.add_argument("--every", type=number(int, least=1), default=1,
+                   help="use every N-th frame (default 1)")
+    p.add_argument("--max-mb", type=number(positive=True), default=2048,
                    help="size budget of the dataset in MiB (default 2048)")
     p.add_argument("--guides", action=argparse.BooleanOptionalAction, default=DEFAULT_GUIDES,
                    help="give the network the patch stylizer's guide channels (positional and "
                         "appearance; needs face landmarks at inference) "
                         f"(default: {'on' if DEFAULT_GUIDES else 'off'})")
-    p.add_argument("--width", type=int, default=16,
+    p.add_argument("--width", type=number(int, least=1), default=16,
                    help="channels of the generator's first level (default 16)")
-    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default 3e-4)")
+    p.add_argument("--lr", type=number(positive=True), default=3e-4,
+                   help="Adam learning rate (default 3e-4)")
     p.add_argument("--vgg-weights", metavar="FILE",
                    help="local VGG-19 weights (a torch state dict) for a perceptual loss term; "
                         "nothing is downloaded (default: no perceptual term)")
-    p.add_argument("--batch", type=int, default=4, help="crops per step (default 4)")
-    p.add_argument("--crop", type=int, default=128, help="crop side in pixels (default 128)")
-    p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's, one per core)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=number(int, least=1), default=4,
+                   help="crops per step (default 4)")
+    p.add_argument("--crop", type=number(int, least=16), default=128,
+                   help="crop side in pixels (at least 16; default 128)")
+    p.add_argument("--threads", type=number(int, least=1),
+                   help="CPU threads of torch (default: torch's, one per core)")
+    p.add_argument("--seed", type=number(int, least=0), default=0)
     add_stylize_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")

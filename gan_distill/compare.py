@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from blit.cli import (_add_style_args, add_stylize_args, check_output, load_style_from_args,
-                      options_from_args, register)
+                      number, options_from_args, register)
 from guides.io import InputError
 
 __all__ = ["compare_video", "COMPARE_LABELS"]
@@ -251,15 +251,13 @@ def _compare(args):
     for path in (args.output, args.json, args.plot):
         if path:
             check_output(path.rstrip("/\\") or path, args.overwrite)
-    if args.frames is not None and args.frames < 1:
-        raise InputError(f"--frames: expected at least 1, got {args.frames}")
     if not os.path.isfile(args.model):
         raise InputError(f"{args.model}: no such file")
     if not os.path.exists(args.input):
         raise InputError(f"{args.input}: no such file")
     torch = require_torch()
     if args.threads is not None:
-        torch.set_num_threads(max(1, args.threads))
+        torch.set_num_threads(args.threads)
     style = load_style_from_args(args)
     t0 = time.perf_counter()
     report = compare_video(style, args.model, args.input, args.output,
@@ -299,13 +297,16 @@ def add_compare_parser(sub):
     p.add_argument("--json", metavar="OUT.json", help="save every number, with versions, here")
     p.add_argument("--plot", metavar="OUT.png",
                    help="save a bar chart here (default with --json: beside it, as .png)")
-    p.add_argument("--frames", type=int, metavar="N", help="use only the first N frames")
-    p.add_argument("--patch-frames", type=int, default=4, metavar="N",
+    p.add_argument("--frames", type=number(int, least=1), metavar="N",
+                   help="use only the first N frames")
+    p.add_argument("--patch-frames", type=number(int, least=0), default=4, metavar="N",
                    help="frames on which patch fidelity is measured (default 4)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="device of the GAN (default auto: CUDA when available)")
-    p.add_argument("--threads", type=int, help="CPU threads of torch (default: torch's)")
-    p.add_argument("--seed", type=int, default=0, help="patch sampling seed (default 0)")
+    p.add_argument("--threads", type=number(int, least=1),
+                   help="CPU threads of torch (default: torch's)")
+    p.add_argument("--seed", type=number(int, least=0), default=0,
+                   help="patch sampling seed (default 0)")
     add_stylize_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

@@ -108,10 +108,77 @@ def test_prepare_style_writes_a_loadable_cache(tmp_path, capsys):
     assert main(["image", "--style", str(out), "-o", str(img)]) == 0
 
 
-def test_bad_option_values_are_usage_errors(tmp_path):
+_VIDEO = ["video", "in.mp4", "-o", "o.mp4"]
+_DISTILL = ["distill", "--style", "s.png", "--video", "in.mp4", "-o", "m.pt"]
+# (command line, option, value): every numeric option of every command, with a
+# value out of its range, not finite, or not a number
+_BAD_VALUES = [
+    (["image", "-o", "o.png"], "--voting", "3"),
+    (["image", "-o", "o.png"], "--threshold", "-1"),
+    (["image", "-o", "o.png"], "--threshold", "nan"),
+    (["bench"], "--repeats", "0"),
+    (["bench"], "--sizes", "0x0"),
+    (["bench"], "--sizes", "big"),
+    (_VIDEO, "--fps", "0"),
+    (_VIDEO, "--fps", "inf"),
+    (_VIDEO, "--boil", "-1"),
+    (_VIDEO, "--boil", "inf"),
+    (_VIDEO, "--max-faces", "0"),
+    (_VIDEO, "--landmark-every", "auto"),
+    (_VIDEO, "--chunk-frames", "0"),
+    (_VIDEO, "--warmup-frames", "-1"),
+    (_VIDEO, "--cpus-per-chunk", "0"),
+    (_VIDEO, "--gpus-per-chunk", "nan"),
+    (_VIDEO, "--max-retries", "-1"),
+    (["batch", "in.mp4", "-o", "out"], "--fps", "-5"),
+    (["webcam"], "--camera", "-1"),
+    (["webcam"], "--size", "0x0"),
+    (["webcam"], "--frames", "0"),
+    (["webcam"], "--max-faces", "0"),
+    (["webcam"], "--boil", "nan"),
+    (["eval", "in.mp4"], "--frames", "0"),
+    (["eval", "in.mp4"], "--reference-step", "0"),
+    (["eval", "in.mp4"], "--patch-frames", "-1"),
+    (["eval", "in.mp4"], "--patch-samples", "0"),
+    (["eval", "in.mp4"], "--seed", "-1"),
+    (_DISTILL, "--steps", "0"),
+    (_DISTILL, "--minutes", "-1"),
+    (_DISTILL, "--lr", "-1"),
+    (_DISTILL, "--lr", "nan"),
+    (_DISTILL, "--max-mb", "0"),
+    (_DISTILL, "--crop", "8"),
+    (_DISTILL, "--long-side", "16"),
+    (_DISTILL, "--batch", "0"),
+    (_DISTILL, "--width", "1.5"),
+    (_DISTILL, "--augment", "-1"),
+    (_DISTILL, "--every", "0"),
+    (_DISTILL, "--threads", "0"),
+    (["compare", "--model", "m.pt", "in.mp4", "-o", "o.mp4"], "--frames", "0"),
+    (["compare", "--model", "m.pt", "in.mp4", "-o", "o.mp4"], "--threads", "0"),
+]
+
+
+@pytest.mark.parametrize("argv, option, value", _BAD_VALUES,
+                         ids=[f"{a[0]} {o} {v}" for a, o, v in _BAD_VALUES])
+def test_bad_option_values_are_usage_errors(tmp_path, monkeypatch, capsys, argv, option, value):
+    """Refused when parsed, naming the option (exit code 2, before any work:
+    the files named need not exist), never a traceback later."""
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
-        main(["image", "-o", str(tmp_path / "o.png"), "--voting", "3"])
+        main(argv + [option, value])
     assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "expected" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_number_and_frame_size_accept_what_they_should():
+    from blit.cli import frame_size, number
+
+    assert number(int, least=1)("7") == 7 and isinstance(number(int, least=1)("7"), int)
+    assert number(least=0)("0") == 0.0 and number(positive=True)("2.5") == 2.5
+    assert number(int, least=0)("0") == 0
+    assert frame_size("640X480") == (640, 480) and frame_size("16x16") == (16, 16)
 
 
 def test_console_script_runs(tmp_path):

@@ -228,12 +228,15 @@ def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
     assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet",
                  "--landmark-every", "2"]) == 0
     assert probe(out)["frames"] == 6
-    for bad, message in ((["--landmark-every", "0"], "expected at least 1"),
-                         (["--landmark-every", "2", "--method", "gan"], "only for --method patch")):
-        assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "x.mp4"),
-                     *bad]) == 1
-        err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "x.mp4"),
+                 "--landmark-every", "2", "--method", "gan"]) == 1
+    err = capsys.readouterr().err
+    assert "only for --method patch" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exc:  # checked when parsed: a usage error
+        main(["video", "--style", style_png, src, "-o", str(tmp_path / "x.mp4"),
+              "--landmark-every", "0"])
+    assert exc.value.code == 2
+    assert "argument --landmark-every: expected at least 1" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
 
 
@@ -249,11 +252,12 @@ def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
         assert out.startswith("6 frames") and "latency" in out
         # auto: too few frames measured to decide, so every frame is searched
         assert ("landmarks (auto) every frame on 100 %" in out) == (every == "auto")
-    for bad, message in (("0", "expected at least 1"), ("x", "a whole number or auto")):
-        assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
-                     "--frames", "1", "--landmark-every", bad]) == 1
-        err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1
+    for bad, message in (("0", "expected at least 1"), ("x", "expected a whole number or auto")):
+        with pytest.raises(SystemExit) as exc:
+            main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                  "--frames", "1", "--landmark-every", bad])
+        assert exc.value.code == 2
+        assert f"argument --landmark-every: {message}" in capsys.readouterr().err
 
 
 def test_webcam_loop_takes_a_capture_object(style_png):
