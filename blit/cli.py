@@ -161,6 +161,22 @@ def check_output(path, overwrite):
         raise InputError(f"{path}: folder {folder} does not exist")
 
 
+def check_not_input(output, *inputs):
+    """Refuse an output that is one of the command's input files (None
+    skipped), named another way or through a link: even with --overwrite,
+    replacing it would lose the input."""
+    from guides.io import InputError
+
+    for path in inputs:
+        if path is None:
+            continue
+        same = os.path.realpath(output) == os.path.realpath(path)
+        if not same and os.path.exists(output) and os.path.exists(path):
+            same = os.path.samefile(output, path)
+        if same:
+            raise InputError(f"{output}: the output would replace the input {path}")
+
+
 # --------------------------------------------------------------------------
 # prepare-style
 # --------------------------------------------------------------------------
@@ -218,6 +234,7 @@ def _image(args):
 
     target = args.target or default_target_path()
     check_output(args.output, args.overwrite)
+    check_not_input(args.output, target, args.style, args.style_landmarks, args.target_landmarks)
     image = read_image(target)
     landmarks = read_lm68(args.target_landmarks) if args.target_landmarks else None
     style = load_style_from_args(args)

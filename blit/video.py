@@ -30,8 +30,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_output,
-                      device_from_args, load_style_from_args, number, options_from_args, register)
+from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_not_input,
+                      check_output, device_from_args, load_style_from_args, number,
+                      options_from_args, register)
 from guides.io import InputError
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "VIDEO_EXTENSIONS",
@@ -718,8 +719,7 @@ def check_video_args(args):
 def _video(args):
     import time
 
-    if os.path.abspath(args.input) == os.path.abspath(args.output):
-        raise InputError(f"{args.output}: the output would replace the input")
+    check_not_input(args.output, args.input, args.style, args.style_landmarks, args.model)
     folder_out = not _is_video_path(args.output)
     ext = os.path.splitext(args.output.rstrip("/\\"))[1].lower()
     if folder_out and ext and not os.path.isdir(args.output):

@@ -26,8 +26,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from blit.cli import (_add_style_args, add_stylize_args, check_output, load_style_from_args,
-                      number, options_from_args, register)
+from blit.cli import (_add_style_args, add_stylize_args, check_not_input, check_output,
+                      load_style_from_args, number, options_from_args, register)
 from guides.io import InputError
 
 __all__ = ["compare_video", "COMPARE_LABELS"]
@@ -244,8 +244,7 @@ def _compare(args):
     from blit.evaluate import save_json
     from gan_distill import require_torch
 
-    if os.path.abspath(args.input) == os.path.abspath(args.output):
-        raise InputError(f"{args.output}: the output would replace the input")
+    check_not_input(args.output, args.input, args.style, args.model)
     if args.json and not args.plot:
         args.plot = os.path.splitext(args.json)[0] + ".png"
     for path in (args.output, args.json, args.plot):

@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 N_POINTS = 68
+#: Least distance (px) between the eye centres of a landmark file's face.
+MIN_INTEROCULAR = 2.0
 
 # ---------------------------------------------------------------------------
 # NAME.lm68.txt
@@ -72,8 +74,9 @@ def read_lm68(path: str | os.PathLike) -> np.ndarray:
     ------
     InputError
         If the file is missing or unreadable, a line is not two finite
-        numbers (the message names the 1-based line number), or the file does
-        not hold exactly 68 points.
+        numbers (the message names the 1-based line number), the file does
+        not hold exactly 68 points, or its eyes lie less than
+        :data:`MIN_INTEROCULAR` pixels apart (all points at one place, say).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -121,7 +124,12 @@ def read_lm68(path: str | os.PathLike) -> np.ndarray:
 
     if len(points) != N_POINTS:
         raise InputError(f"{path}: expected {N_POINTS} points, found {len(points)}")
-    return np.asarray(points, dtype=np.float32)
+    points = np.asarray(points, dtype=np.float32)
+    iod = interocular_distance(points)
+    if iod < MIN_INTEROCULAR:
+        raise InputError(f"{path}: the eyes (points 37-48) are {iod:.2g} px apart; not the "
+                         "landmarks of a face")
+    return points
 
 
 def _format_coordinate(value: float) -> str:

@@ -96,6 +96,24 @@ def test_existing_output_needs_overwrite(tmp_path, capsys):
     assert read_image(out).ndim == 3
 
 
+def test_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, capsys):
+    from blit.defaults import default_style_path
+
+    photo = tmp_path / "me.png"
+    write_image(photo, np.full((40, 30, 3), 90, np.uint8))
+    before = photo.read_bytes()
+    link = tmp_path / "link.png"
+    link.symlink_to(photo)
+    for out in (photo, tmp_path / "." / "me.png", link):
+        assert main(["image", str(photo), "-o", str(out), "--overwrite"]) == 1
+        assert "the output would replace the input" in capsys.readouterr().err
+    style = tmp_path / "style.png"
+    style.write_bytes(open(default_style_path(), "rb").read())
+    assert main(["image", "--style", str(style), "-o", str(style), "--overwrite"]) == 1
+    assert f"replace the input {style}" in capsys.readouterr().err
+    assert photo.read_bytes() == before
+
+
 def test_prepare_style_writes_a_loadable_cache(tmp_path, capsys):
     from guides.exemplar import StyleExemplar
 

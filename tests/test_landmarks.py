@@ -97,6 +97,15 @@ def test_lm68_wrong_count(tmp_path, count):
         read_lm68(path)
 
 
+def test_lm68_without_a_face_shape(tmp_path):
+    """All 68 points at one place (a placeholder file, say): the warp would
+    divide by nothing, so the file is refused."""
+    path = tmp_path / "zero.lm68.txt"
+    path.write_text("\n".join(["0 0"] * 68))
+    with pytest.raises(InputError, match=r"zero\.lm68\.txt: the eyes .* apart; not the landmarks of a face"):
+        read_lm68(path)
+
+
 def test_lm68_wrong_header(tmp_path):
     path = tmp_path / "head.lm68.txt"
     path.write_text("\n".join(["5"] + _lines(_points(6))))

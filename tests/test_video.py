@@ -164,6 +164,14 @@ def test_existing_output_is_not_replaced_without_overwrite(tmp_path, style_png, 
     assert out.read_bytes() == b"precious"
     assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet", "--overwrite"]) == 0
     assert probe(out)["frames"] == 2
+    # the input itself, however named, is never the output
+    link = tmp_path / "link.mp4"
+    link.symlink_to(src)
+    before = open(src, "rb").read()
+    for same in (src, str(tmp_path / "." / "in.mp4"), str(link)):
+        assert main(["video", "--style", style_png, src, "-o", same, "--quiet", "--overwrite"]) == 1
+        assert "the output would replace the input" in capsys.readouterr().err
+    assert open(src, "rb").read() == before
 
 
 # --------------------------------------------------------------- bad input
