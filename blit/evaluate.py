@@ -485,7 +485,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
             if runner is not None:
                 if still:
                     if lm_in is None:
-                        raise InputError("input: no face found")
+                        raise InputError(f"input frame {n}: no face found")
                     for _ in range(1 + max(1, int(timing_repeats))):
                         with timer.frame():
                             with timer("landmarks"):
@@ -660,9 +660,17 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
                 # spread the patch frames over the frames both cover
                 length = min(length, n_ref * int(reference_step)) if length else n_ref * int(reference_step)
     outputs = read_frames(output_path) if output_path is not None else None
-    report = evaluate_frames(style, read_frames(input_path, limit=max_frames), outputs=outputs,
-                             reference=reference, reference_step=reference_step, still=not video,
-                             length=length or None, max_frames=max_frames, **kwargs)
+    try:
+        report = evaluate_frames(style, read_frames(input_path, limit=max_frames), outputs=outputs,
+                                 reference=reference, reference_step=reference_step,
+                                 still=not video, length=length or None, max_frames=max_frames,
+                                 **kwargs)
+    except InputError as exc:  # "output frame 3: ...": name the file it came from
+        kind = str(exc).split(" ", 1)[0]
+        path = {"input": input_path, "output": output_path, "reference": reference_path}.get(kind)
+        if path is None:
+            raise
+        raise InputError(f"{path}: {exc}") from None
     report.update(input=input_path, output=output_path, reference=reference_path)
     return report
 

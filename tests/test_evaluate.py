@@ -118,6 +118,21 @@ def test_eval_missing_input_is_one_line_error(tmp_path, capsys):
     assert len(err) == 1 and "no such file" in err[0]
 
 
+def test_eval_errors_name_the_file(photo, tmp_path, capsys):
+    image = str(tmp_path / "hopper.png")
+    cv2.imwrite(image, photo)
+    small = str(tmp_path / "small.png")
+    cv2.imwrite(small, photo[::2, ::2])
+    blank = str(tmp_path / "blank.png")
+    cv2.imwrite(blank, np.full((80, 60, 3), 128, np.uint8))
+    for argv, message in (([image, "--output", small], f"{small}: output frame 0: expected shape"),
+                          ([image, "--reference", small], f"{small}: reference frame 0: expected shape"),
+                          ([blank], f"{blank}: input frame 0: no face found")):
+        assert main(["eval", *argv, "-q", *FAST]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+
+
 def test_eval_refuses_to_overwrite(photo, tmp_path, capsys):
     image = str(tmp_path / "hopper.png")
     cv2.imwrite(image, photo)
