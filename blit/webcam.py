@@ -321,7 +321,9 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     Parameters
     ----------
     styles : list of str
-        Style images (or .npz caches); loaded when first shown.
+        Style images (or .npz caches); loaded when first shown. One that
+        cannot be loaded is skipped (n/p), with a line through ``log``;
+        the first must load.
     source : int, str or capture object
         Camera index, video file, or an opened capture (``read() -> (ok,
         frame)`` and ``release()``, as :class:`LatestFrame` takes).
@@ -346,12 +348,30 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     from blit.stream import Stylizer
     from guides.exemplar import load_style
 
-    loaded = {}
+    loaded, unusable = {}, set()
 
     def style_at(i):
         if i not in loaded:
             loaded[i] = load_style(styles[i])
         return loaded[i]
+
+    def next_style(step):
+        """The index of the next style (step 1) or the previous one (-1)
+        that loads; one that does not is said once and skipped from then
+        on, and the style shown stays when no other loads."""
+        i = index
+        for _ in range(len(styles) - 1):
+            i = (i + step) % len(styles)
+            if i in unusable:
+                continue
+            try:
+                style_at(i)
+            except InputError as exc:
+                unusable.add(i)
+                log(f"style skipped: {exc}")
+                continue
+            return i
+        return index
 
     if hasattr(source, "read"):
         cap = source  # an opened capture, paced by itself or at ``pace``
@@ -436,9 +456,11 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                 display_ms = (time.perf_counter() - t_display) * 1e3
                 if key in _KEY_QUIT or cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1:
                     break  # q, Esc, or the window was closed
-                if key in (ord("n"), ord("p")):
-                    index = (index + (1 if key == ord("n") else -1)) % len(styles)
-                    stylizer = make_stylizer()
+                if key in (ord("n"), ord("p")) and method == "patch":
+                    new = next_style(1 if key == ord("n") else -1)
+                    if new != index:
+                        index = new
+                        stylizer = make_stylizer()
                 elif key == ord("v"):
                     voting = 0 if voting else (options.voting or 1)
                     stylizer = make_stylizer()

@@ -293,6 +293,60 @@ def test_webcam_loop_takes_a_capture_object(style_png):
     assert cam.released
 
 
+def test_webcam_preview_keys(style_png, tmp_path, monkeypatch):
+    """The preview window's keys, with OpenCV's window calls scripted: n/p
+    switch styles (skipping, with one line, a style that does not load), o
+    shows the original beside, s saves a snapshot, v toggles voting, q quits."""
+    import shutil
+
+    import blit.stream
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+
+    other = tmp_path / "other.png"
+    shutil.copy(style_png, other)
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    made = []
+
+    class Recording(blit.stream.Stylizer):
+        def __init__(self, style, *, options, **kw):
+            made.append((style.name, options.voting))
+            super().__init__(style, options=options, **kw)
+
+    keys = iter("npos" + "v" + "q")
+    shown = []
+    monkeypatch.setattr(blit.stream, "Stylizer", Recording)
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image.shape))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord(next(keys)))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    lines = []
+    frames = clip_frames(40)
+    cam = iter(frames)
+
+    class Camera:
+        def read(self):
+            frame = next(cam, None)
+            return (frame is not None), frame
+
+        def release(self):
+            pass
+
+    summary = run_webcam([style_png, str(broken), str(other)], Camera(), options=StylizeOptions(),
+                         window=True, pace=30.0, snapshot_dir=str(tmp_path), log=lines.append)
+    assert summary["frames"] == 6  # q on the sixth
+    first, second = os.path.splitext(os.path.basename(style_png))[0], "other"
+    # n: past the broken style to "other"; p: back past it (skipped now, said once); v: voting 0
+    assert made == [(first, 1), (second, 1), (first, 1), (first, 0)]
+    assert [line for line in lines if line.startswith("style skipped")] == \
+        [f"style skipped: {broken}: not an image file OpenCV can decode"]
+    h, w = frames[0].shape[:2]
+    assert shown == [(h, w, 3)] * 3 + [(h, 2 * w, 3)] * 3  # o after the third frame
+    snapshots = [n for n in os.listdir(tmp_path) if n.startswith("styleblit_")]
+    assert len(snapshots) == 1 and cv2.imread(str(tmp_path / snapshots[0])).shape == (h, 2 * w, 3)
+
+
 def test_auto_landmark_every_follows_the_cost_against_the_camera():
     from blit.webcam import AutoLandmarkEvery
 
