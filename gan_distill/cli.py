@@ -62,6 +62,10 @@ def _distill(args):
     result = train(shards, args.output, config=config, generator_config=generator,
                    device=args.device, resume=args.resume, long_side=args.long_side,
                    style=style, quiet=args.quiet)
+    if result["interrupted"]:
+        print(f"styleblit: interrupted at step {result['step']}; saved {args.output} "
+              f"(`--resume` goes on from there)", file=sys.stderr)
+        return 130
     if not args.quiet:
         print(f"{len(shards)} shards in {folder}; {result['step']} steps "
               f"({result['seconds'] / 60:.1f} min, L1 {result['l1']:.3f}) -> {args.output} "

@@ -262,8 +262,11 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
     Returns
     -------
     dict
-        ``{"step", "seconds", "l1"}``: final step, wall time of this run, and
-        the mean L1 (in [0, 2] units) of the last 20 steps.
+        ``{"step", "seconds", "l1", "interrupted"}``: final step, wall time
+        of this run, the mean L1 (in [0, 2] units) of the last 20 steps, and
+        whether Ctrl-C ended it. Interrupted, the model is saved as it is
+        (a step in flight may be partly applied), so that ``resume`` goes on
+        from there.
 
     Raises
     ------
@@ -346,79 +349,85 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
     recent = []
     g.train()
     d.train()
-    while (total is None or step < total) and (deadline is None or time.perf_counter() < deadline):
-        # learning rate: constant, then linear decay to 10% over the second half
-        progress = 0.0 if total is None else step / total
-        if deadline is not None:
-            progress = max(progress, (time.perf_counter() - t_start) / (60.0 * config.minutes))
-        for opt in (opt_g, opt_d):
-            for group in opt.param_groups:
-                group["lr"] = config.lr * min(1.0, max(0.1, 2.0 * (1.0 - progress)))
-        x_np, y_np = crops.sample(rng, config.batch)
-        xg = torch.from_numpy(x_np).to(dev).permute(0, 3, 1, 2)  # (B, 3 or 6, c, c)
-        x = xg[:, :3]  # (B, 3, c, c) the frame: the discriminator's condition
-        y = to_tensor(y_np, dev)  # (B, 3, c, c)
-        use_adv = step >= config.adv_start and (config.adv > 0 or config.fm > 0)
-        with torch.autocast(dev.type, enabled=amp):
-            fake = g(xg)  # (B, 3, c, c)
-        # -- discriminator
-        loss_d = torch.zeros((), device=dev)
-        if use_adv:
-            d.requires_grad_(True)
+    interrupted = False
+    try:
+        while ((total is None or step < total)
+               and (deadline is None or time.perf_counter() < deadline)):
+            # learning rate: constant, then linear decay to 10% over the second half
+            progress = 0.0 if total is None else step / total
+            if deadline is not None:
+                progress = max(progress, (time.perf_counter() - t_start) / (60.0 * config.minutes))
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * min(1.0, max(0.1, 2.0 * (1.0 - progress)))
+            x_np, y_np = crops.sample(rng, config.batch)
+            xg = torch.from_numpy(x_np).to(dev).permute(0, 3, 1, 2)  # (B, 3 or 6, c, c)
+            x = xg[:, :3]  # (B, 3, c, c) the frame: the discriminator's condition
+            y = to_tensor(y_np, dev)  # (B, 3, c, c)
+            use_adv = step >= config.adv_start and (config.adv > 0 or config.fm > 0)
             with torch.autocast(dev.type, enabled=amp):
-                loss_d = 0.5 * (_lsgan(d(x, y)[-1], True) + _lsgan(d(x, fake.detach())[-1], False))
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(loss_d).backward()
-            scaler.step(opt_d)
-        # -- generator (the discriminator's weights get no gradient here)
-        d.requires_grad_(False)
-        with torch.autocast(dev.type, enabled=amp):
-            l1 = F.l1_loss(fake.float(), y)
-            loss_g = config.l1 * l1
-            adv = fm = perc = torch.zeros((), device=dev)
+                fake = g(xg)  # (B, 3, c, c)
+            # -- discriminator
+            loss_d = torch.zeros((), device=dev)
             if use_adv:
-                feats_fake = d(x, fake)
-                with torch.no_grad():
-                    feats_real = d(x, y)
-                adv = _lsgan(feats_fake[-1], True)
-                fm = sum(F.l1_loss(a, b) for a, b in zip(feats_fake[:-1], feats_real[:-1]))
-                fm = fm / max(1, len(feats_fake) - 1)
-                loss_g = loss_g + config.adv * adv + config.fm * fm
+                d.requires_grad_(True)
+                with torch.autocast(dev.type, enabled=amp):
+                    loss_d = 0.5 * (_lsgan(d(x, y)[-1], True)
+                                    + _lsgan(d(x, fake.detach())[-1], False))
+                opt_d.zero_grad(set_to_none=True)
+                scaler.scale(loss_d).backward()
+                scaler.step(opt_d)
+            # -- generator (the discriminator's weights get no gradient here)
+            d.requires_grad_(False)
+            with torch.autocast(dev.type, enabled=amp):
+                l1 = F.l1_loss(fake.float(), y)
+                loss_g = config.l1 * l1
+                adv = fm = perc = torch.zeros((), device=dev)
+                if use_adv:
+                    feats_fake = d(x, fake)
+                    with torch.no_grad():
+                        feats_real = d(x, y)
+                    adv = _lsgan(feats_fake[-1], True)
+                    fm = sum(F.l1_loss(a, b) for a, b in zip(feats_fake[:-1], feats_real[:-1]))
+                    fm = fm / max(1, len(feats_fake) - 1)
+                    loss_g = loss_g + config.adv * adv + config.fm * fm
+                if vgg is not None:
+                    with torch.no_grad():
+                        feats_y = vgg(y)
+                    perc = sum(F.l1_loss(a, b) for a, b in zip(vgg(fake), feats_y)) / len(feats_y)
+                    loss_g = loss_g + config.vgg * perc
+            opt_g.zero_grad(set_to_none=True)
+            scaler.scale(loss_g).backward()
+            if config.clip:
+                scaler.unscale_(opt_g)
+                torch.nn.utils.clip_grad_norm_(g.parameters(), config.clip)
+            scaler.step(opt_g)
+            scaler.update()
+            step += 1
+            losses = {"step": step, "l1": l1.item(), "adv": adv.item(), "fm": fm.item(),
+                      "d": loss_d.item()}
             if vgg is not None:
-                with torch.no_grad():
-                    feats_y = vgg(y)
-                perc = sum(F.l1_loss(a, b) for a, b in zip(vgg(fake), feats_y)) / len(feats_y)
-                loss_g = loss_g + config.vgg * perc
-        opt_g.zero_grad(set_to_none=True)
-        scaler.scale(loss_g).backward()
-        if config.clip:
-            scaler.unscale_(opt_g)
-            torch.nn.utils.clip_grad_norm_(g.parameters(), config.clip)
-        scaler.step(opt_g)
-        scaler.update()
-        step += 1
-        losses = {"step": step, "l1": l1.item(), "adv": adv.item(), "fm": fm.item(),
-                  "d": loss_d.item()}
-        if vgg is not None:
-            losses["vgg"] = perc.item()
-        if log is not None:
-            log.append(losses)
-        recent = (recent + [losses["l1"]])[-20:]
-        post = {k: f"{v:.3f}" for k, v in losses.items() if k != "step"}
-        if deadline is not None:
-            post["left"] = f"{max(0.0, deadline - time.perf_counter()) / 60:.1f}min"
-        bar.set_postfix(post, refresh=False)
-        bar.update(1)
-        if config.checkpoint_every and step % config.checkpoint_every == 0:
-            save()
-        if config.preview_every and step % config.preview_every == 0:
-            _write_preview(output, g, preview, dev)
-            g.train()
+                losses["vgg"] = perc.item()
+            if log is not None:
+                log.append(losses)
+            recent = (recent + [losses["l1"]])[-20:]
+            post = {k: f"{v:.3f}" for k, v in losses.items() if k != "step"}
+            if deadline is not None:
+                post["left"] = f"{max(0.0, deadline - time.perf_counter()) / 60:.1f}min"
+            bar.set_postfix(post, refresh=False)
+            bar.update(1)
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                save()
+            if config.preview_every and step % config.preview_every == 0:
+                _write_preview(output, g, preview, dev)
+                g.train()
+    except KeyboardInterrupt:  # Ctrl-C: keep what was learnt
+        interrupted = True
     bar.close()
     save()
     _write_preview(output, g, preview, dev)
     return {"step": step, "seconds": time.perf_counter() - t_start,
-            "l1": float(np.mean(recent)) if recent else float("nan")}
+            "l1": float(np.mean(recent)) if recent else float("nan"), "interrupted": interrupted}
 
 
 def _preview_sample(inputs, targets, masks, guides=None):

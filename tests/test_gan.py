@@ -133,6 +133,27 @@ def test_checkpoint_round_trip_with_weights_only(tiny_shards, tmp_path):
     assert result["step"] == 5 and load_checkpoint(str(path))["step"] == 5
 
 
+def test_ctrl_c_saves_the_model_as_it_is(tiny_shards, tmp_path):
+    """Ctrl-C (a KeyboardInterrupt, here from the per-step log) ends the run
+    with the model saved at that step, not at the last periodic save."""
+    class Interrupt(list):
+        def append(self, losses):
+            super().append(losses)
+            if losses["step"] == 7:
+                raise KeyboardInterrupt
+
+    path = tmp_path / "m.pt"
+    result = train(tiny_shards, str(path), config=tiny_config(steps=30, checkpoint_every=5),
+                   generator_config=TINY_G, discriminator_config=TINY_D, device="cpu",
+                   quiet=True, log=Interrupt(), style=FakeStyle())
+    assert result["interrupted"] and result["step"] == 7
+    assert load_checkpoint(str(path))["step"] == 7
+    assert not os.path.exists(f"{path}.tmp")
+    result = train(tiny_shards, str(path), config=tiny_config(steps=9), device="cpu",
+                   resume=True, quiet=True)
+    assert result["step"] == 9 and not result["interrupted"]
+
+
 def test_augment_keeps_size_and_dtype():
     frame = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     out = augment(frame, np.random.default_rng(1))
