@@ -22,7 +22,7 @@ from guides.mls import positional_guide
 
 __all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "NoFaceError", "STAGES"]
 
-STAGES = ("mls", "appearance", "lookup", "blend", "composite")
+STAGES = ("mls", "appearance", "lookup", "denoise", "blend", "composite")
 
 
 class NoFaceError(InputError):
@@ -155,10 +155,11 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
                             bg_params, jitter, labels=labels,
                             out=take(buffers, "stylize_nnf_bg", (h, w, 2), np.int32),
                             buffers=buffers)
-    with timer("blend"):
-        if options.denoise is not False and radius > 0:  # (None: on, for a still)
+    if options.denoise is not False and radius > 0:  # (None: on, for a still)
+        with timer("denoise"):
             nnf = denoise_nnf(nnf, radius, style.image.shape[:2], buffers=buffers,
                               out=take(buffers, "stylize_denoised", nnf.shape, np.int32))
+    with timer("blend"):
         packed = style.packed if radius <= PACK_PAD else None
         head = blend(style.image, nnf, radius, packed=packed,
                      out=take(buffers, "stylize_head", (y1 - y0, x1 - x0, 3), np.uint8))

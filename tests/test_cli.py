@@ -208,6 +208,20 @@ def test_console_script_runs(tmp_path):
     assert out.exists() and "Traceback" not in proc.stderr
 
 
+def test_bench_prints_and_saves_every_stage(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--sizes", "320x240", "--repeats", "2", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    stats = result["sizes"]["320x240"]
+    for stage in ("landmarks", "mls", "appearance", "lookup", "denoise", "blend", "composite",
+                  "total", "remap"):
+        assert stats[stage]["median"] > 0 and f"  {stage} " in printed
+    assert stats["lookup_blend_over_remap"] > 0 and result["environment"]["numba_threads"] >= 1
+
+
 # ------------------------------------------------------------------ --device
 
 def _device_argv(command, tmp_path):
