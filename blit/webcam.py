@@ -551,7 +551,7 @@ def add_webcam_parser(sub):
                                    "optionally sent to a virtual camera.")
     p.add_argument("--style", action="append", metavar="STYLE.png",
                    help="style image, .npz cache or folder of them; repeat for several "
-                        "(n/p switch); default: the embedded painted Grace Hopper")
+                        "(n/p switch); default: the embedded painted astronaut")
     p.add_argument("--camera", type=number(int, least=0), default=0, help="camera index (default 0)")
     p.add_argument("--source", metavar="FILE",
                    help="read this video file instead of a camera (paced at its frame rate)")
