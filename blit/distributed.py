@@ -616,6 +616,9 @@ def expand_inputs(inputs):
             else:
                 raise InputError(f"{path}: folder holds no videos ({', '.join(VIDEO_EXTENSIONS)}) "
                                  f"and no images")
+        elif path.lower().endswith(IMAGE_EXTENSIONS):
+            raise InputError(f"{path}: a still image; batch takes videos, folders of frames and "
+                             "lists of them (`styleblit image` stylizes a photo)")
         elif os.path.isfile(path) and not path.lower().endswith(VIDEO_EXTENSIONS):
             folder = os.path.dirname(os.path.abspath(path))
             try:

@@ -16,7 +16,7 @@ from blit.cli import main
 from blit.distributed import (Job, StylizerSpec, expand_inputs, output_names, plan_ranges,
                               stylize_videos, summary_table)
 from blit.video import stylize_video
-from guides.io import read_image, write_image
+from guides.io import InputError, read_image, write_image
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_video import ASTRONAUT, RATE, clip_frames, probe, write_clip  # noqa: E402
@@ -121,6 +121,10 @@ def test_batch_inputs_folders_and_list_files(tmp_path):
     assert outs == [os.path.join("OUT", n) for n in ("a.mp4", "b.mp4", "shot.mp4", "a-2.mp4",
                                                      "missing.mp4")]
     assert output_names([frames], "OUT", "png") == [os.path.join("OUT", "shot")]
+    # a photo is not read as a list of inputs, even when it does not exist
+    for photo in (os.path.join(frames, os.listdir(frames)[0]), str(tmp_path / "me.JPG")):
+        with pytest.raises(InputError, match=r"a still image; batch takes videos"):
+            expand_inputs([photo])
 
 
 def test_summary_table_has_one_row_per_job():
