@@ -520,6 +520,8 @@ def _webcam(args):
                          window=window, virtual_cam=args.virtual_cam, frames=args.frames,
                          max_faces=args.max_faces, boil_hz=args.boil, method=args.method,
                          model=args.model, device=device, landmark_every=args.landmark_every)
+    if summary["frames"] == 0:  # (a camera that gives nothing ends in a timeout error instead)
+        raise InputError(f"{source}: no frame could be read")
     if not args.quiet:
         lat = summary["latency_ms"]
         fps = summary["fps"]

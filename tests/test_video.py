@@ -373,6 +373,13 @@ def test_webcam_reports_a_missing_camera(capsys):
     assert "camera 57" in err and len(err.strip().splitlines()) == 1
 
 
+def test_webcam_source_without_frames_is_an_error(tmp_path, style_png, capsys):
+    notes = tmp_path / "notes.png"  # OpenCV opens it (an image sequence) but reads nothing
+    notes.write_text("not a picture")
+    assert main(["webcam", "--style", style_png, "--source", str(notes), "--no-window"]) == 1
+    assert f"{notes}: no frame could be read" in capsys.readouterr().err
+
+
 class FakeCamera:
     """Frames numbered 0, 1, 2, ... at ``fps``; the pixel value is the number."""
 
