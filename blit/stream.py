@@ -926,8 +926,9 @@ class Stylizer:
             frame when no face has been seen for ``hold`` seconds.
         """
         frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"frame: expected (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
+            raise ValueError(f"frame: expected a non-empty (H, W, 3) uint8 image, got {frame.shape} "
+                             f"{frame.dtype}")
         if out is None:
             out = np.empty_like(frame)
         elif out.shape != frame.shape or out.dtype != np.uint8:

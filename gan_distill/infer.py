@@ -160,8 +160,9 @@ class GanStylizer:
         from gan_distill.train import network_input, to_image
 
         frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"frame: expected (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
+            raise ValueError(f"frame: expected a non-empty (H, W, 3) uint8 image, got {frame.shape} "
+                             f"{frame.dtype}")
         if out is not None and (out.shape != frame.shape or out.dtype != np.uint8):
             raise ValueError(f"out: expected {frame.shape} uint8, got {out.shape} {out.dtype}")
         times = {}

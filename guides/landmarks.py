@@ -403,8 +403,9 @@ class FaceLandmarker:
         if self._mesh is None:
             raise RuntimeError("FaceLandmarker is closed")
         image = np.asarray(image_bgr)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected an (H, W, 3) uint8 BGR image, got {image.dtype} {image.shape}")
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+            raise ValueError(f"expected a non-empty (H, W, 3) uint8 BGR image, got {image.dtype} "
+                             f"{image.shape}")
         h, w = image.shape[:2]
         import cv2
 

@@ -291,6 +291,9 @@ def test_out_buffer_is_filled_and_returned(style, hopper):
     assert stylizer(frames[0], out=buf) is buf
     with pytest.raises(ValueError, match="out"):
         stylizer(frames[1], out=np.zeros((2, 2, 3), np.uint8))
+    for bad in (frames[1][..., 0], frames[1].astype(np.float32), frames[1][:0]):
+        with pytest.raises(ValueError, match=r"frame: expected a non-empty \(H, W, 3\) uint8"):
+            stylizer(bad)
 
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
