@@ -255,7 +255,7 @@ def test_device_reaches_the_stylizer(tmp_path, capsys, monkeypatch, command):
     seen = []
     monkeypatch.setattr(video, "check_video_args", lambda args: types.SimpleNamespace(name="s"))
     monkeypatch.setattr(video, "stylize_video", lambda *a, **k: seen.append(k["device"]) or 1)
-    monkeypatch.setattr(webcam, "run_webcam", lambda *a, **k: seen.append(k["device"]) or {})
+    monkeypatch.setattr(webcam, "run_webcam", lambda *a, **k: seen.append(k["device"]) or {"frames": 1})
     argv = _device_argv(command, tmp_path)
     assert main(argv) == 0
     assert main(argv + ["--device", "cpu"]) == 0
