@@ -349,7 +349,8 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                     timing_repeats: int = 5,
                     seed: int = 0,
                     progress: Callable[[int, int | None], None] | None = None,
-                    on_sample: Callable[[int, dict], None] | None = None) -> dict:
+                    on_sample: Callable[[int, dict], None] | None = None,
+                    names: dict | None = None) -> dict:
     """Measure our stylization (or given outputs) and a reference on the same frames.
 
     Parameters
@@ -406,6 +407,9 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
         Called on each patch-fidelity frame with a dict of frames ``input``,
         ``ours``, ``reference`` (missing without one) and the input's
         ``landmarks``, e.g. for contact sheets.
+    names : dict, optional
+        The files the ``input``, ``output`` and ``reference`` frames come
+        from, named first in an error about one of their frames.
 
     Returns
     -------
@@ -434,6 +438,10 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
         still = length == 1
     step = 1 if still else step
     has_ref = reference is not None
+
+    def where(kind):  # "input frame", or "FILE: input frame" with names
+        name = (names or {}).get(kind)
+        return f"{name}: {kind} frame" if name else f"{kind} frame"
 
     # Which compared frames get the (slow) patch-fidelity measure.
     if length is not None:
@@ -472,11 +480,12 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                 break
             frame = np.asarray(frame)
             if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-                raise InputError(f"input frame {n}: expected (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+                raise InputError(f"{where('input')} {n}: expected (H, W, 3) uint8, got {frame.shape} "
+                                 f"{frame.dtype}")
             if shape is None:
                 shape = frame.shape
             elif frame.shape != shape:
-                raise InputError(f"input frame {n}: expected shape {shape}, got {frame.shape}")
+                raise InputError(f"{where('input')} {n}: expected shape {shape}, got {frame.shape}")
             faces = static(frame)
             lm_in = faces[0] if faces else None
             head = face_mask(shape, lm_in, region="head") if lm_in is not None else np.zeros(shape[:2], np.float32)
@@ -485,7 +494,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
             if runner is not None:
                 if still:
                     if lm_in is None:
-                        raise InputError(f"input frame {n}: no face found")
+                        raise InputError(f"{where('input')} {n}: no face found")
                     for _ in range(1 + max(1, int(timing_repeats))):
                         with timer.frame():
                             with timer("landmarks"):
@@ -498,7 +507,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                 out = next(out_iter, None)
                 if out is None:
                     break  # our output is shorter than the input: stop there
-                out = _check_frame(out, shape, f"output frame {n}")
+                out = _check_frame(out, shape, f"{where('output')} {n}")
 
             # --- the reference frame of this input frame, if any
             ref_frame = None
@@ -508,7 +517,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                 if ref_frame is None:
                     ref_ended = True
                 else:
-                    ref_frame = _check_frame(ref_frame, shape, f"reference frame {n // step}")
+                    ref_frame = _check_frame(ref_frame, shape, f"{where('reference')} {n // step}")
             if has_ref and ref_ended:
                 if runner is None:
                     break
@@ -660,17 +669,11 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
                 # spread the patch frames over the frames both cover
                 length = min(length, n_ref * int(reference_step)) if length else n_ref * int(reference_step)
     outputs = read_frames(output_path) if output_path is not None else None
-    try:
-        report = evaluate_frames(style, read_frames(input_path, limit=max_frames), outputs=outputs,
-                                 reference=reference, reference_step=reference_step,
-                                 still=not video, length=length or None, max_frames=max_frames,
-                                 **kwargs)
-    except InputError as exc:  # "output frame 3: ...": name the file it came from
-        kind = str(exc).split(" ", 1)[0]
-        path = {"input": input_path, "output": output_path, "reference": reference_path}.get(kind)
-        if path is None:
-            raise
-        raise InputError(f"{path}: {exc}") from None
+    report = evaluate_frames(style, read_frames(input_path, limit=max_frames), outputs=outputs,
+                             reference=reference, reference_step=reference_step, still=not video,
+                             length=length or None, max_frames=max_frames,
+                             names={"input": input_path, "output": output_path,
+                                    "reference": reference_path}, **kwargs)
     report.update(input=input_path, output=output_path, reference=reference_path)
     return report
 
