@@ -702,10 +702,7 @@ def check_video_args(args):
     """Check the options shared by ``video`` and ``batch``; load what they name.
 
     Returns the style (None for the GAN)."""
-    check_landmark_every(args)
-    if (args.method == "gan") != (args.model is not None):
-        raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
-                         else "--model needs --method gan")
+    check_method_args(args)
     from blit.distributed import check_engine_args
 
     check_engine_args(args)
@@ -787,11 +784,16 @@ def _landmark_every(text):
     return number(int, least=1)(text)
 
 
-def check_landmark_every(args):
+def check_method_args(args):
     """An InputError for ``--landmark-every`` above 1 with a method that does
-    not carry landmarks (the GAN); its value was checked when parsed."""
+    not carry landmarks (the GAN; the value itself was checked when parsed),
+    or for ``--method gan`` without ``--model`` and the other way round;
+    for ``video``, ``batch`` and ``webcam``."""
     if args.landmark_every not in ("auto", 1) and args.method != "patch":
         raise InputError("--landmark-every: only for --method patch")
+    if (args.method == "gan") != (args.model is not None):
+        raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
+                         else "--model needs --method gan")
 
 
 def add_video_job_args(p, *, engine="local"):

@@ -505,12 +505,9 @@ def _webcam(args):
     if window and not _has_display():
         print("styleblit: no display; running without a window", file=sys.stderr)
         window = False
-    if (args.method == "gan") != (args.model is not None):
-        raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
-                         else "--model needs --method gan")
-    from blit.video import check_landmark_every
+    from blit.video import check_method_args
 
-    check_landmark_every(args)
+    check_method_args(args)
     if args.method == "gan":
         from gan_distill import require_torch
 
