@@ -267,6 +267,8 @@ def stability(style, data, options, stream):
 
 
 def main(argv=None):
+    from blit.cli import number
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="FaceBlit data folder")
     parser.add_argument("--style", default="lincolnbust", help="style name in DATA/styles")
@@ -276,13 +278,11 @@ def main(argv=None):
     parser.add_argument("--stability", action="store_true",
                         help="also measure the warping error ratio and patch distances (slow)")
     parser.add_argument("--skip-speed", action="store_true", help="only --stability")
-    parser.add_argument("--landmark-every", type=int, default=1, metavar="N",
+    parser.add_argument("--landmark-every", type=number(int, least=1), default=1, metavar="N",
                         help="find the faces on every N-th frame, carry them along the flow "
                              "between (Stylizer's landmark_every; default 1)")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
-    if args.landmark_every < 1:
-        parser.error(f"--landmark-every: expected at least 1, got {args.landmark_every}")
     stream = {"landmark_every": args.landmark_every}
 
     clip = os.path.join(args.data, "targets", "target1.mp4")

@@ -66,28 +66,24 @@ def run_once(style_path, frames, camera_fps, shown, every):
             "frames_by_landmark_every": summary["landmark_every"]}
 
 
-def _every(text):
-    return text if text == "auto" else int(text)
-
-
 def main(argv=None):
+    from blit.cli import number
+    from blit.video import parse_landmark_every
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="FaceBlit data folder")
     parser.add_argument("--style", default="lincolnbust", help="style name in DATA/styles")
     parser.add_argument("--size", default="640x480", metavar="WxH")
-    parser.add_argument("--frames", type=int, default=300, help="frames shown per run")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--camera-fps", type=float, default=60.0, metavar="FPS",
+    parser.add_argument("--frames", type=number(int, least=2), default=300,
+                        help="frames shown per run")
+    parser.add_argument("--rounds", type=number(int, least=1), default=3)
+    parser.add_argument("--camera-fps", type=number(positive=True), default=60.0, metavar="FPS",
                         help="the camera's frame rate (default 60)")
-    parser.add_argument("--landmark-every", type=_every, nargs="+", default=["auto"],
+    parser.add_argument("--landmark-every", type=parse_landmark_every, nargs="+", default=["auto"],
                         metavar="N|auto", help="find the faces on every N-th frame (auto: "
                         "the webcam's default); several values alternate")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
-    if any(e != "auto" and e < 1 for e in args.landmark_every) or args.frames < 2 \
-            or args.rounds < 1 or not args.camera_fps > 0:
-        parser.error("expected --landmark-every >= 1, --frames >= 2, --rounds >= 1, "
-                     "--camera-fps > 0")
     clip = os.path.join(args.data, "targets", "target1.mp4")
     if not os.path.exists(clip):
         print(f"bench_webcam: FaceBlit data not found ({clip}); nothing measured")

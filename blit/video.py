@@ -767,7 +767,8 @@ def add_landmark_every_arg(p, *, auto=False):
             "on the frames between (2 saves about half of the landmark stage, the costliest "
             "on the CPU)")
     if auto:
-        p.add_argument("--landmark-every", type=_landmark_every, default="auto", metavar="N|auto",
+        p.add_argument("--landmark-every", type=parse_landmark_every, default="auto",
+                       metavar="N|auto",
                        help=help + "; default auto: every frame while the stylizer keeps up "
                                    "with the camera, every second frame when it does not")
     else:
@@ -775,8 +776,9 @@ def add_landmark_every_arg(p, *, auto=False):
                        help=help + "; default 1: every frame")
 
 
-def _landmark_every(text):
-    """``--landmark-every`` of the webcam: ``auto`` or a whole number >= 1."""
+def parse_landmark_every(text):
+    """An argparse ``type`` for ``--landmark-every N|auto``: ``"auto"`` or a
+    whole number >= 1 (the webcam's, and the webcam benchmark's)."""
     if text == "auto":
         return text
     if not text.strip().lstrip("+-").isdigit():
