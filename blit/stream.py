@@ -1112,7 +1112,8 @@ class Stylizer:
     def _flow_on(self, frame, box, times):
         """DIS flow of this frame to the previous one on ``box`` (x0, y0, x1,
         y1), as ((x0, y0), (H, W, 2) float32 host array), or None (no previous
-        frame of this size, or a box under 16 px).
+        frame of this size, or a box under 24 px: DIS needs 12 px on one
+        side of the half-size images of :meth:`_dis_flow`).
 
         Kept for the frame: a later box inside it reuses it, and so does one
         that goes beyond it by at most :data:`_FLOW_REACH` px each way, the
@@ -1123,7 +1124,7 @@ class Stylizer:
         gray = self._gray_of(frame, times)
         prev = self._prev_gray
         x0, y0, x1, y1 = box
-        if prev is None or prev.shape != gray.shape or x1 - x0 < 16 or y1 - y0 < 16:
+        if prev is None or prev.shape != gray.shape or x1 - x0 < 24 or y1 - y0 < 24:
             return None
         import cv2
 
@@ -1142,18 +1143,35 @@ class Stylizer:
                 _add(times, "flow", t0)
                 return self._frame_flow
         t0 = time.perf_counter()
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-        size = (y1 - y0, x1 - x0)
-        cur_box = self._buffers.get("flow_cur", size, np.uint8)
-        prev_box = self._buffers.get("flow_prev", size, np.uint8)
-        cur_box[...] = gray[y0:y1, x0:x1]
-        prev_box[...] = prev[y0:y1, x0:x1]
-        # DIS allocates its output: handed a reused buffer, it crashed
-        # (segfault) in a test whose box changes size between frames
-        self._frame_flow = ((x0, y0), self._dis.calc(cur_box, prev_box, None))
+        self._frame_flow = ((x0, y0), self._dis_flow(gray[y0:y1, x0:x1], prev[y0:y1, x0:x1]))
         _add(times, "flow", t0)
         return self._frame_flow
+
+    def _dis_flow(self, cur, prev):
+        """DIS flow (ultrafast preset) from ``cur`` to ``prev``, computed on
+        the two one pyramid level down with DIS's finest scale one level
+        finer, so at the preset's resolution still (a quarter of the full
+        size), and brought back to the full size: DIS no longer builds the
+        full-size level of its pyramid. The flow stage of a stream on
+        target1.mp4, the two ways interleaved frame by frame in one process:
+        2.77 -> 2.42 ms at 640x480, 4.15 -> 3.51 ms at 768x1024; stability
+        ratio 2.106 -> 2.086, patch distance 4.579 -> 4.586."""
+        import cv2
+
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+            self._dis.setFinestScale(self._dis.getFinestScale() - 1)
+        h, w = cur.shape
+        half = ((h + 1) // 2, (w + 1) // 2)  # cv2.pyrDown's size
+        cur_half = cv2.pyrDown(cur, dst=self._buffers.get("flow_cur", half, np.uint8))
+        prev_half = cv2.pyrDown(prev, dst=self._buffers.get("flow_prev", half, np.uint8))
+        # DIS allocates its output: handed a reused buffer, it crashed
+        # (segfault) in a test whose box changes size between frames
+        flow = cv2.resize(self._dis.calc(cur_half, prev_half, None), (w, h),
+                          dst=self._buffers.get("flow", (h, w, 2), np.float32),
+                          interpolation=cv2.INTER_LINEAR)
+        # pyrDown's pixel i is the full size's 2i: a displacement doubles
+        return np.multiply(flow, np.float32(2.0), out=flow)
 
     def _render_face(self, frame, track, region, pos_whole, flow, canvas, times):
         style, kernels = self.style, self._kernels

@@ -343,6 +343,24 @@ def test_prefetched_landmarks_give_the_same_stream(style, hopper):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203)])
+def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape):
+    """The stream's DIS flow (on half-size images, brought back): this frame
+    to the previous one, in full-size pixels; a box of 24 px, the least the
+    stream asks for, works too."""
+    gray = cv2.cvtColor(hopper[0], cv2.COLOR_BGR2GRAY)
+    h, w = shape
+    prev = np.ascontiguousarray(gray[100:100 + h, 100:100 + w])
+    cur = np.ascontiguousarray(gray[102:102 + h, 97:97 + w])  # content moved by (+3, -2)
+    flow = Stylizer(style)._dis_flow(cur, prev)
+    assert flow.shape == (h, w, 2) and flow.dtype == np.float32
+    inner = flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2)
+    if min(shape) > 100:
+        np.testing.assert_allclose(np.median(inner, axis=0), (-3.0, 2.0), atol=0.5)
+    else:
+        assert np.isfinite(flow).all()
+
+
 # ---------------------------------------------- landmarks carried between detections
 
 def test_carry_landmarks_follows_uniform_and_affine_flows():
