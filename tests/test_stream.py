@@ -353,12 +353,10 @@ def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape):
     prev = np.ascontiguousarray(gray[100:100 + h, 100:100 + w])
     cur = np.ascontiguousarray(gray[102:102 + h, 97:97 + w])  # content moved by (+3, -2)
     flow = Stylizer(style)._dis_flow(cur, prev)
-    assert flow.shape == (h, w, 2) and flow.dtype == np.float32
-    inner = flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2)
-    if min(shape) > 100:
-        np.testing.assert_allclose(np.median(inner, axis=0), (-3.0, 2.0), atol=0.5)
-    else:
-        assert np.isfinite(flow).all()
+    assert flow.shape == (h, w, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+    found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
+    # a tiny box has little texture to go on (24x24: about (-2.5, 0.9)), a large one is exact
+    np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
 
 
 # ---------------------------------------------- landmarks carried between detections
