@@ -18,7 +18,8 @@
 //   merge_pixel     <-> one pixel of stream._merge_kernel
 //   temporal_pixel  <-> one pixel of temporal._filter_row   (first pass)
 //   temporal_round_pixel <-> one pixel of temporal._filter_kernel's second pass
-//   upsample_pixel  <-> one pixel of guides/mls._upsample_nodes   (positional guide)
+//   upsample_pixel  <-> one pixel of guides/mls._upsample_nodes   (positional guide; Numba
+//                       interpolates along x once per node row, the same operations)
 //   composite_pixel <-> one pixel of guides/mask._composite_kernel
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
