@@ -75,16 +75,20 @@ def bench_one(model, frame, backend, device, repeats, warmup):
 
 
 def main(argv=None):
+    from blit.cli import frame_size, number
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a checkpoint of `styleblit distill` (default: untrained)")
     parser.add_argument("--clip", default=os.path.join(DEFAULT_DATA, "targets", "target1.mp4"))
-    parser.add_argument("--sizes", nargs="+", default=["320x240", "640x480"])
+    parser.add_argument("--sizes", nargs="+", type=frame_size, default=[(320, 240), (640, 480)],
+                        metavar="WxH", help="frame sizes (default 320x240 640x480)")
     parser.add_argument("--backends", nargs="+", default=["eager", "compile"],
                         choices=["eager", "compile"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=number(int, least=1),
+                        help="torch threads (default: torch's)")
+    parser.add_argument("--repeats", type=number(int, least=1), default=30)
+    parser.add_argument("--warmup", type=number(int, least=0), default=5)
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
 
@@ -101,8 +105,8 @@ def main(argv=None):
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or untrained_model(tmp)
-        for size in args.sizes:
-            w, h = (int(v) for v in size.lower().split("x"))
+        for w, h in args.sizes:
+            size = f"{w}x{h}"
             frame = fit_frame(frame0, w, h)
             for backend in args.backends:
                 r = bench_one(model, frame, backend, args.device, args.repeats, args.warmup)

@@ -162,14 +162,20 @@ def difference(style, clip, starts, warmups, *, after=30):
 
 
 def main(argv=None):
+    from blit.cli import number
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clip", default=DEFAULT_CLIP, help="input video (default target1.mp4)")
-    parser.add_argument("--scale", type=float, default=0.5,
+    parser.add_argument("--scale", type=number(positive=True), default=0.5,
                         help="scale of the frames (default 0.5)")
-    parser.add_argument("--frames", type=int, default=240, help="frames of the clip used")
-    parser.add_argument("--chunk-frames", type=int, default=120, help="frames per Ray task")
-    parser.add_argument("--warmup-frames", type=int, default=30, help="warm-up frames per range")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per configuration")
+    parser.add_argument("--frames", type=number(int, least=1), default=240,
+                        help="frames of the clip used")
+    parser.add_argument("--chunk-frames", type=number(int, least=1), default=120,
+                        help="frames per Ray task")
+    parser.add_argument("--warmup-frames", type=number(int, least=0), default=30,
+                        help="warm-up frames per range")
+    parser.add_argument("--runs", type=number(int, least=1), default=3,
+                        help="timed runs per configuration")
     parser.add_argument("--difference", action="store_true",
                         help="instead: how far ranges with 0/10/30/60 warm-up frames are from "
                              "one process (no Ray needed)")

@@ -267,14 +267,17 @@ def stability(style, data, options, stream):
 
 
 def main(argv=None):
-    from blit.cli import number
+    from blit.cli import frame_size, number
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="FaceBlit data folder")
     parser.add_argument("--style", default="lincolnbust", help="style name in DATA/styles")
-    parser.add_argument("--sizes", nargs="+", default=["640x480", "768x1024"], metavar="WxH")
-    parser.add_argument("--frames", type=int, default=240, help="timed frames per size")
-    parser.add_argument("--long", type=int, default=2000, help="frames of the memory run")
+    parser.add_argument("--sizes", nargs="+", type=frame_size, default=[(640, 480), (768, 1024)],
+                        metavar="WxH", help="frame sizes (default 640x480 768x1024)")
+    parser.add_argument("--frames", type=number(int, least=1), default=240,
+                        help="timed frames per size")
+    parser.add_argument("--long", type=number(int, least=0), default=2000,
+                        help="frames of the memory run (0: none)")
     parser.add_argument("--stability", action="store_true",
                         help="also measure the warping error ratio and patch distances (slow)")
     parser.add_argument("--skip-speed", action="store_true", help="only --stability")
@@ -303,8 +306,8 @@ def main(argv=None):
           f"threads on {result['environment']['cpu']}, load average {result['load_average_start']}"
           + (f", landmarks every {args.landmark_every} frames" if args.landmark_every > 1 else ""))
     if not args.skip_speed:
-        for text in args.sizes:
-            size = tuple(int(v) for v in text.lower().split("x"))
+        for size in args.sizes:
+            text = f"{size[0]}x{size[1]}"
             stats = bench_size(style, clip, size, options, args.frames, stream)
             result["sizes"][text] = stats
             st = stats["stages"]
@@ -315,10 +318,11 @@ def main(argv=None):
             for k in STREAM_STAGES:
                 if k in st:
                     print(f"  {k:<11}{st[k]['median']:>10.2f}{st[k]['p10']:>8.2f}{st[k]['p90']:>8.2f}")
-        size = tuple(int(v) for v in args.sizes[0].lower().split("x"))
+        size = args.sizes[0]
+        first = f"{size[0]}x{size[1]}"
         result["first_frame"] = first_frame(style_path, clip, size)
         ff = result["first_frame"]
-        print(f"\nfirst frame at {args.sizes[0]}: new Stylizer in a warm process "
+        print(f"\nfirst frame at {first}: new Stylizer in a warm process "
               f"{ff['new_stylizer_warm_process_ms']:.0f} ms; new process with a warm Numba cache: "
               f"imports {ff['new_process']['imports_ms']:.0f} ms + style load "
               f"{ff['new_process']['style_load_ms']:.0f} ms + first frame "
@@ -329,7 +333,7 @@ def main(argv=None):
         else:
             mem = memory_run(style, clip, size, options, args.long, stream)
             result["memory"] = mem
-            print(f"memory over {mem['frames']} looped frames at {args.sizes[0]}: RSS "
+            print(f"memory over {mem['frames']} looped frames at {first}: RSS "
                   f"{mem['rss_mib_start']:.0f} -> {mem['rss_mib_end']:.0f} MiB (max "
                   f"{mem['rss_mib_max']:.0f}, slope {mem['rss_slope_mib_per_1000_frames']:+.1f} MiB "
                   f"per 1000 frames); transient NumPy allocation "

@@ -67,13 +67,14 @@ def run_once(style_path, frames, camera_fps, shown, every):
 
 
 def main(argv=None):
-    from blit.cli import number
+    from blit.cli import frame_size, number
     from blit.video import parse_landmark_every
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="FaceBlit data folder")
     parser.add_argument("--style", default="lincolnbust", help="style name in DATA/styles")
-    parser.add_argument("--size", default="640x480", metavar="WxH")
+    parser.add_argument("--size", type=frame_size, default=(640, 480), metavar="WxH",
+                        help="frame size (default 640x480)")
     parser.add_argument("--frames", type=number(int, least=2), default=300,
                         help="frames shown per run")
     parser.add_argument("--rounds", type=number(int, least=1), default=3)
@@ -92,14 +93,15 @@ def main(argv=None):
 
     from blit.bench import environment
 
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    size = args.size
+    size_text = f"{size[0]}x{size[1]}"
     gen = frames_of(clip, size, loop=True)
     frames = [next(gen) for _ in range(480)]  # the clip forwards and back
     style_path = os.path.join(args.data, "styles", f"{args.style}.png")
-    result = {"environment": environment(), "style": args.style, "size": args.size,
+    result = {"environment": environment(), "style": args.style, "size": size_text,
               "camera_fps": args.camera_fps, "frames": args.frames,
               "load_average_start": load_average(), "rounds": []}
-    print(f"bench_webcam: {args.style} on target1.mp4 at {args.size}, camera at "
+    print(f"bench_webcam: {args.style} on target1.mp4 at {size_text}, camera at "
           f"{args.camera_fps:g} fps, {result['environment']['numba_threads']} threads, load "
           f"average {result['load_average_start']}")
     run_once(style_path, frames, args.camera_fps, 20, args.landmark_every[0])  # warm-up
