@@ -54,6 +54,7 @@ from blit.stylize import StylizeOptions
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
+from guides.io import check_bgr_frame
 from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_region
 from guides.mls import positional_guide
 
@@ -925,10 +926,7 @@ class Stylizer:
             The frame with each face painted from the exemplar; a copy of the
             frame when no face has been seen for ``hold`` seconds.
         """
-        frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
-            raise ValueError(f"frame: expected a non-empty (H, W, 3) uint8 image, got {frame.shape} "
-                             f"{frame.dtype}")
+        frame = check_bgr_frame(frame)
         if out is None:
             out = np.empty_like(frame)
         elif out.shape != frame.shape or out.dtype != np.uint8:

@@ -158,11 +158,9 @@ class GanStylizer:
 
         from gan_distill.data import resize_long_side
         from gan_distill.train import network_input, to_image
+        from guides.io import check_bgr_frame
 
-        frame = np.asarray(frame)
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
-            raise ValueError(f"frame: expected a non-empty (H, W, 3) uint8 image, got {frame.shape} "
-                             f"{frame.dtype}")
+        frame = check_bgr_frame(frame)
         if out is not None and (out.shape != frame.shape or out.dtype != np.uint8):
             raise ValueError(f"out: expected {frame.shape} uint8, got {out.shape} {out.dtype}")
         times = {}

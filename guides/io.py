@@ -11,7 +11,7 @@ import os
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "read_image", "to_bgr8", "write_image"]
+__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image"]
 
 
 class InputError(ValueError):
@@ -19,6 +19,17 @@ class InputError(ValueError):
 
     The message is meant to be shown to the user as it is, on one line.
     """
+
+
+def check_bgr_frame(frame, name: str = "frame") -> np.ndarray:
+    """``frame`` as an array, or a ValueError naming it unless it is a
+    non-empty (H, W, 3) uint8 image: the check of every per-frame entry
+    point (the stream, the GAN stylizer, the landmarker)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or 0 in frame.shape:
+        raise ValueError(f"{name}: expected a non-empty (H, W, 3) uint8 image, got {frame.shape} "
+                         f"{frame.dtype}")
+    return frame
 
 
 def to_bgr8(image: np.ndarray, *, name: str = "image") -> np.ndarray:

@@ -27,7 +27,7 @@ import threading
 
 import numpy as np
 
-from guides.io import InputError
+from guides.io import InputError, check_bgr_frame
 
 __all__ = [
     "MESH_TO_68",
@@ -402,10 +402,7 @@ class FaceLandmarker:
         """
         if self._mesh is None:
             raise RuntimeError("FaceLandmarker is closed")
-        image = np.asarray(image_bgr)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-            raise ValueError(f"expected a non-empty (H, W, 3) uint8 BGR image, got {image.dtype} "
-                             f"{image.shape}")
+        image = check_bgr_frame(image_bgr, "image")
         h, w = image.shape[:2]
         import cv2
 
