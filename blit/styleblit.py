@@ -135,8 +135,15 @@ def _seed_position(level, cx, cy, jitter):
     """The jittered seed q of cell (cx, cy) of a level (spacing 2^level)."""
     spacing = 1 << level
     size = jitter.shape[1]
-    qx = int(np.floor(spacing * (cx + jitter[level, cy % size, cx % size, 0])))
-    qy = int(np.floor(spacing * (cy + jitter[level, cy % size, cx % size, 1])))
+    if size & (size - 1) == 0:
+        # a power of two (make_jitter's 64): the modulo as a mask, which is
+        # the same for negative cells (two's complement); the division of
+        # the modulo took two thirds of the seed-position pass
+        ix, iy = cx & (size - 1), cy & (size - 1)
+    else:
+        ix, iy = cx % size, cy % size
+    qx = int(np.floor(spacing * (cx + jitter[level, iy, ix, 0])))
+    qy = int(np.floor(spacing * (cy + jitter[level, iy, ix, 1])))
     return qx, qy
 
 
@@ -462,7 +469,8 @@ def seed_labels(frame_shape, jitter, levels=DEFAULT_LEVELS):
         Index ``3 * row + column`` of the cell, among the 3x3 around the
         pixel's, whose seed is nearest (level 0 unused).
     """
-    if jitter.ndim != 4 or jitter.shape[0] < levels:
+    if (jitter.ndim != 4 or jitter.shape[0] < levels or jitter.shape[1] != jitter.shape[2]
+            or jitter.shape[3] != 2):
         raise ValueError(f"jitter: expected (>= {levels}, J, J, 2), got shape {jitter.shape}")
     labels = np.zeros((max(levels, 2), int(frame_shape[0]), int(frame_shape[1])), np.uint8)
     _label_kernel(np.ascontiguousarray(jitter, np.float32), labels)
@@ -594,7 +602,8 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     target_app = np.ascontiguousarray(target_app, dtype=np.float32)
     if target_app.shape != (h, w):
         raise ValueError(f"target_app: expected shape {(h, w)}, got {target_app.shape}")
-    if jitter.ndim != 4 or jitter.shape[0] < params.levels or jitter.shape[3] != 2:
+    if (jitter.ndim != 4 or jitter.shape[0] < params.levels or jitter.shape[1] != jitter.shape[2]
+            or jitter.shape[3] != 2):
         raise ValueError(f"jitter: expected (>= {params.levels}, J, J, 2), got shape {jitter.shape}")
     if not 1 <= params.levels <= 12:
         raise ValueError(f"levels: expected 1..12, got {params.levels}")

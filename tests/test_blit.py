@@ -52,7 +52,8 @@ def test_table_reaches_the_minimum_cost(lam_app):
 
 @pytest.mark.parametrize("threshold", [0.0, 10.0, 50.0, 1e9])
 @pytest.mark.parametrize("levels", [1, 3, 5])
-def test_lookup_equals_reference(threshold, levels):
+@pytest.mark.parametrize("jitter_size", [8, 6])  # a power of two (a mask) and not (a modulo)
+def test_lookup_equals_reference(threshold, levels, jitter_size):
     rng = np.random.default_rng(1)
     style, app = make_style(rng)
     params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=threshold, levels=levels)
@@ -61,7 +62,7 @@ def test_lookup_equals_reference(threshold, levels):
     # a smooth random warp of the exemplar with noisy appearance
     pos = identity_pos(h, w) * 1.2 + rng.normal(0, 0.5, (h, w, 2)).astype(np.float32) + 2
     tapp = np.clip(rng.normal(128, 40, (h, w)), 0, 255).astype(np.float32)
-    jitter = make_jitter(3, levels=levels, size=8)
+    jitter = make_jitter(3, levels=levels, size=jitter_size)
     origin = (5, 9)
     fast = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin)
     slow = ref.lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin)
@@ -118,8 +119,9 @@ def test_uint8_exemplar_guide_gives_the_nnf_of_its_float32_copy():
         got[active], ref.lookup(pos, tapp, app8.astype(np.float32), table, bins, 4, params, jitter)[active])
 
 
-def test_seed_labels_point_at_the_nearest_seed():
-    jitter = make_jitter(11, levels=4, size=4)
+@pytest.mark.parametrize("size", [4, 3])
+def test_seed_labels_point_at_the_nearest_seed(size):
+    jitter = make_jitter(11, levels=4, size=size)
     labels = seed_labels((37, 41), jitter, 4)
     for level in range(1, 4):
         for y in range(0, 37, 5):
@@ -127,7 +129,7 @@ def test_seed_labels_point_at_the_nearest_seed():
                 q = ref.nearest_seed((x, y), 2 ** level, jitter[level])
                 lab = labels[level, y, x]
                 cx, cy = (x >> level) + lab % 3 - 1, (y >> level) + lab // 3 - 1
-                j = jitter[level, cy % 4, cx % 4]
+                j = jitter[level, cy % size, cx % size]
                 assert (int(np.floor(2 ** level * (cx + j[0]))), int(np.floor(2 ** level * (cy + j[1])))) == q
 
 
@@ -313,3 +315,8 @@ def test_bad_arguments_name_the_parameter():
     with pytest.raises(ValueError, match="jitter"):
         lookup(np.zeros((3, 3, 2), np.float32), None, app, table, bins, 4, params,
                make_jitter(levels=2))
+    not_square = make_jitter()[:, :, :32]  # the kernels index both axes modulo shape[1]
+    with pytest.raises(ValueError, match="jitter"):
+        lookup(np.zeros((3, 3, 2), np.float32), None, app, table, bins, 4, params, not_square)
+    with pytest.raises(ValueError, match="jitter"):
+        seed_labels((3, 3), not_square)
