@@ -230,6 +230,7 @@ def _upsample_nodes(nodes, out):
         first[min(int(y * sy), gh - 2) + 1] = y + 1
     for j in range(1, gh):
         first[j] = max(first[j], first[j - 1])
+    flat = out.reshape(out.size)  # (``out`` is C-contiguous)
     for jj in numba.prange(gh - 1):
         j = np.int64(jj)  # prange indices may be unsigned
         top = np.empty((w, 2), np.float32)
@@ -240,11 +241,16 @@ def _upsample_nodes(nodes, out):
             for c in range(2):
                 top[x, c] = nodes[j, i, c] + (nodes[j, i + 1, c] - nodes[j, i, c]) * tx
                 bot[x, c] = nodes[j + 1, i, c] + (nodes[j + 1, i + 1, c] - nodes[j + 1, i, c]) * tx
+        # each pixel row mixes the two as flat arrays with unsigned indices,
+        # which LLVM vectorises (Numba checks a signed index for wraparound)
+        t = top.reshape(2 * w)
+        b = bot.reshape(2 * w)
         for y in range(first[j], first[j + 1]):
             ty = np.float32(y * sy - j)
-            for x in range(w):
-                for c in range(2):
-                    out[y, x, c] = top[x, c] + (bot[x, c] - top[x, c]) * ty
+            row = flat[np.uint64(y) * np.uint64(2 * w):]
+            for kk in range(2 * w):
+                k = np.uint64(kk)
+                row[k] = t[k] + (b[k] - t[k]) * ty
 
 
 def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=None):

@@ -233,6 +233,15 @@ def test_composite_blends_by_the_mask():
     outside = np.ones((30, 40), bool)
     outside[7:17, 5:25] = False
     np.testing.assert_array_equal(out[outside], bg[outside])
+    # the kernel reads flat arrays: a strided out, foreground and mask give the same
+    strided = np.zeros((30, 80, 3), np.uint8)[:, ::2]
+    wide_fg = np.zeros((10, 40, 3), np.uint8)
+    wide_fg[:, ::2] = fg
+    wide_mask = np.zeros((10, 40), np.float32)
+    wide_mask[:, ::2] = region.mask
+    got = composite(bg, wide_fg[:, ::2], HeadRegion(region.box, wide_mask[:, ::2]), out=strided)
+    assert got is strided
+    np.testing.assert_array_equal(got, out)
 
 
 # ----------------------------------------------------------- style exemplar

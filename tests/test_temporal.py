@@ -29,6 +29,12 @@ def test_temporal_filter_equals_its_reference(clamp, seed):
     np.testing.assert_allclose(hist[active], want_hist[active], atol=1e-3)
     assert (hist[~active, 0] < 0).all()
     np.testing.assert_array_equal(got[~active], current[~active])  # left alone
+    # a strided frame (the clamp's range reads a contiguous copy of it) gives the same
+    wide = np.zeros((current.shape[0], 2 * current.shape[1], 3), np.uint8)
+    strided = wide[:, ::2]
+    strided[...] = current
+    temporal_filter(strided, prev, flow, 0.7, **kwargs)
+    np.testing.assert_array_equal(strided, want)
 
 
 @pytest.mark.parametrize("shape", [(23, 31), (1, 9), (9, 1), (2, 2)])
