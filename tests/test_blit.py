@@ -210,7 +210,7 @@ def test_inactive_pixels_are_skipped_and_keep_output():
 
 
 @pytest.mark.parametrize("radius", [0, 1, 2, 4])
-@pytest.mark.parametrize("shape", [(20, 25), (1, 7), (6, 1), (2, 2)])
+@pytest.mark.parametrize("shape", [(20, 25), (1, 7), (6, 1), (2, 2), (75, 9)])  # (75: bands of 2-3 rows)
 def test_blend_equals_reference(radius, shape):
     rng = np.random.default_rng(7)
     style = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
