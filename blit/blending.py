@@ -130,6 +130,24 @@ def _emit_row(nnf, y, even, odd, slot, radius, out):
     odd[slot:slot + w + 2 * radius] = 0
 
 
+@numba.njit(nogil=True)  # (not inlined: rarely called, and it would slow the loop it sits in)
+def _send_checked(packed, pad, nnf, qy, qx, radius, y0, y1, stride, even, odd):
+    """The votes of a neighbour q whose block reaches beyond the padded
+    exemplar (a source outside the NNF's contract), for a sending blend:
+    each read through :func:`_source`'s bounds test, so a vote off the
+    exemplar counts as none, as in the fetching blend."""
+    d = 2 * radius + 1
+    for oy in range(-radius, radius + 1):
+        y = qy - oy
+        if y < y0 or y >= y1:
+            continue
+        for ox in range(-radius, radius + 1):
+            v = _source(packed, pad, nnf, qy, qx, oy, ox)
+            k = (y % d) * stride + qx - ox + radius  # the sums of p_x = qx - o_x
+            even[k] += v & _LANES
+            odd[k] += (v >> 8) & _LANES
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _blend_3x3(packed, pad, nnf, out):
     """:func:`_blend_row` for radius 1 (the default), the votes sent instead
@@ -146,9 +164,11 @@ def _blend_3x3(packed, pad, nnf, out):
     votes of at most 255 cannot carry from one lane into the next. A vote is
     a word of the padded exemplar, 0 off it (no colour, no vote), and an
     inactive q (negative NNF) sends none, so the sums are those of
-    :func:`_blend_row`: the same image, 0.7-0.85x its time (the stream's head
-    box at 640x480 and the still's at 768x1024, measured in one process).
-    Flat arrays with unsigned indices (no wraparound checks)."""
+    :func:`_blend_row`: the same image, 0.7x its time (the stream's head box
+    at 640x480 and the still's at 768x1024, measured in one process). Flat
+    arrays with unsigned indices (no wraparound checks); a q whose block
+    would reach beyond the padded exemplar (a source outside the NNF's
+    contract) sends its votes through :func:`_send_checked`."""
     h, w = nnf.shape[0], nnf.shape[1]
     pw = np.uint64(packed.shape[1])
     words = packed.reshape(packed.size)
@@ -165,8 +185,12 @@ def _blend_3x3(packed, pad, nnf, out):
                 nx = nnf[qy, qx, 0]
                 if nx < 0:
                     continue  # inactive: no votes
+                ny = nnf[qy, qx, 1]
+                if ny < 0 or nx + pad + 1 >= packed.shape[1] or ny + pad + 1 >= packed.shape[0]:
+                    _send_checked(packed, pad, nnf, qy, qx, 1, y0, y1, stride, even, odd)
+                    continue
                 sx = np.uint64(nx + pad)
-                sy = np.int64(nnf[qy, qx, 1]) + pad
+                sy = np.int64(ny) + pad
                 for oy in range(-1, 2):
                     y = qy - oy  # the output row of these three votes
                     if y < y0 or y >= y1:
@@ -214,8 +238,12 @@ def _blend_5x5(packed, pad, nnf, out):
                 nx = nnf[qy, qx, 0]
                 if nx < 0:
                     continue  # inactive: no votes
+                ny = nnf[qy, qx, 1]
+                if ny < 0 or nx + pad + 2 >= packed.shape[1] or ny + pad + 2 >= packed.shape[0]:
+                    _send_checked(packed, pad, nnf, qy, qx, 2, y0, y1, stride, even, odd)
+                    continue
                 sx = np.uint64(nx + pad)
-                sy = np.int64(nnf[qy, qx, 1]) + pad
+                sy = np.int64(ny) + pad
                 for oy in range(-2, 3):
                     y = qy - oy  # the output row of these five votes
                     if y < y0 or y >= y1:

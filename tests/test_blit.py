@@ -231,6 +231,11 @@ def test_blend_equals_reference(radius, shape):
     again = np.full(shape + (3,), 9, np.uint8)
     blend(style, nnf, radius, out=again, packed=pack_exemplar(style, PACK_PAD))
     np.testing.assert_array_equal(again, out)
+    # sources beyond the exemplar (outside the NNF's contract): their votes that
+    # fall off the exemplar are not counted, and nothing is read out of bounds
+    wild = np.stack([rng.integers(0, 60, shape), rng.integers(-20, 50, shape)], -1).astype(np.int32)
+    with np.errstate(divide="ignore"):  # (a pixel with no vote: 0 in both)
+        np.testing.assert_array_equal(blend(style, wild, radius), ref.blend(style, wild, radius))
 
 
 def _patchy_nnf(rng, shape, style_shape, noffsets, inactive=0.2):
