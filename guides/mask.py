@@ -164,6 +164,12 @@ def composite(background, foreground, region, *, out=None):
     elif out is not background:
         out[...] = background
     x0, y0, x1, y1 = region.box
+    h, w = out.shape[:2]
+    if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):  # (the kernel does not test its writes)
+        raise ValueError(f"region: box {region.box} is not inside the ({h}, {w}) frame")
+    if region.mask.shape != (y1 - y0, x1 - x0):
+        raise ValueError(f"region: expected a mask of shape {(y1 - y0, x1 - x0)} for box "
+                         f"{region.box}, got {region.mask.shape}")
     if foreground.shape[:2] != (y1 - y0, x1 - x0):
         raise ValueError(f"foreground: expected shape {(y1 - y0, x1 - x0, 3)}, got {foreground.shape}")
     if x1 > x0 and y1 > y0:

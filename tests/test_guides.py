@@ -242,6 +242,11 @@ def test_composite_blends_by_the_mask():
     got = composite(bg, wide_fg[:, ::2], HeadRegion(region.box, wide_mask[:, ::2]), out=strided)
     assert got is strided
     np.testing.assert_array_equal(got, out)
+    # a box beyond the frame or a mask of another shape: an error, nothing written
+    with pytest.raises(ValueError, match="not inside"):
+        composite(bg, fg, HeadRegion((25, 7, 45, 17), region.mask))
+    with pytest.raises(ValueError, match="mask of shape"):
+        composite(bg, fg, HeadRegion(region.box, region.mask[:, :-1]))
 
 
 # ----------------------------------------------------------- style exemplar
