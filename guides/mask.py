@@ -159,12 +159,8 @@ def composite(background, foreground, region, *, out=None):
     -------
     (H, W, 3) uint8 ndarray
     """
-    if out is None:
-        out = background.copy()
-    elif out is not background:
-        out[...] = background
     x0, y0, x1, y1 = region.box
-    h, w = out.shape[:2]
+    h, w = background.shape[:2]
     if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):  # (the kernel does not test its writes)
         raise ValueError(f"region: box {region.box} is not inside the ({h}, {w}) frame")
     if region.mask.shape != (y1 - y0, x1 - x0):
@@ -172,6 +168,10 @@ def composite(background, foreground, region, *, out=None):
                          f"{region.box}, got {region.mask.shape}")
     if foreground.shape[:2] != (y1 - y0, x1 - x0):
         raise ValueError(f"foreground: expected shape {(y1 - y0, x1 - x0, 3)}, got {foreground.shape}")
+    if out is None:
+        out = background.copy()
+    elif out is not background:
+        out[...] = background
     if x1 > x0 and y1 > y0:
         if out.flags.c_contiguous:
             _composite_kernel(out, np.ascontiguousarray(foreground), np.ascontiguousarray(region.mask),

@@ -243,8 +243,10 @@ def test_composite_blends_by_the_mask():
     assert got is strided
     np.testing.assert_array_equal(got, out)
     # a box beyond the frame or a mask of another shape: an error, nothing written
+    untouched = np.full_like(bg, 3)
     with pytest.raises(ValueError, match="not inside"):
-        composite(bg, fg, HeadRegion((25, 7, 45, 17), region.mask))
+        composite(bg, fg, HeadRegion((25, 7, 45, 17), region.mask), out=untouched)
+    assert (untouched == 3).all()
     with pytest.raises(ValueError, match="mask of shape"):
         composite(bg, fg, HeadRegion(region.box, region.mask[:, :-1]))
 
