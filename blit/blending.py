@@ -116,7 +116,7 @@ def _blend_row(packed, pad, nnf, radius, out, y):
 
 @numba.njit(inline="always")
 def _emit_row(nnf, y, even, odd, slot, radius, out):
-    """Write output row y of a sending blend (:func:`_blend_3x3`) from the
+    """Write output row y of a sending blend (:func:`_sending_blend`) from the
     lane sums of its slot (pixel x at ``slot + x + radius``), then clear
     the slot for the row that takes it next."""
     w = nnf.shape[1]
@@ -148,119 +148,81 @@ def _send_checked(packed, pad, nnf, qy, qx, radius, y0, y1, stride, even, odd):
             odd[k] += (v >> 8) & _LANES
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _blend_3x3(packed, pad, nnf, out):
-    """:func:`_blend_row` for radius 1 (the default), the votes sent instead
-    of fetched: each neighbour q reads the three exemplar words of each row
-    of its 3x3 block, ``Style(NNF(q) - o)`` for the three ``o_x`` (one or two
-    cache lines, where the nine votes that p fetches may lie in nine), and
-    adds them to the sums of the three pixels ``p = q - o`` of that row.
+def _sending_blend(radius):
+    """:func:`_blend_row`'s image for one radius, the votes sent instead of
+    fetched: each neighbour q reads the ``2r+1`` exemplar words of each row
+    of its block, ``Style(NNF(q) - o)`` for the row's ``o_x`` (one or two
+    cache lines, where the votes that p fetches may lie in as many places),
+    and adds them to the sums of the pixels ``p = q - o`` of that row.
 
-    The rows go in bands, in parallel; a band keeps the sums of three output
-    rows (row y in slot y % 3) and writes row y - 1 once q has passed row y,
-    when all its votes are in. Two sums of 16-bit lanes add up all three
-    channels and the count: ``even`` takes bytes 0 and 2 of each word
-    (channels 0 and 2), ``odd`` bytes 1 and 3 (channel 1 and the vote); nine
-    votes of at most 255 cannot carry from one lane into the next. A vote is
-    a word of the padded exemplar, 0 off it (no colour, no vote), and an
-    inactive q (negative NNF) sends none, so the sums are those of
-    :func:`_blend_row`: the same image, 0.7x its time (the stream's head box
-    at 640x480 and the still's at 768x1024, measured in one process). Flat
-    arrays with unsigned indices (no wraparound checks); a q whose block
-    would reach beyond the padded exemplar (a source outside the NNF's
-    contract) sends its votes through :func:`_send_checked`."""
-    h, w = nnf.shape[0], nnf.shape[1]
-    pw = np.uint64(packed.shape[1])
-    words = packed.reshape(packed.size)
-    stride = w + 2  # a slot's sums: pixel x at x + 1, and one either side
-    bands = min(h, 32)
-    for bb in numba.prange(bands):
-        b = np.int64(bb)  # prange indices may be unsigned
-        y0 = b * h // bands
-        y1 = (b + 1) * h // bands
-        even = np.zeros(3 * stride, np.uint32)
-        odd = np.zeros(3 * stride, np.uint32)
-        for qy in range(max(y0 - 1, 0), min(y1 + 1, h)):
-            for qx in range(w):
-                nx = nnf[qy, qx, 0]
-                if nx < 0:
-                    continue  # inactive: no votes
-                ny = nnf[qy, qx, 1]
-                if ny < 0 or nx + pad + 1 >= packed.shape[1] or ny + pad + 1 >= packed.shape[0]:
-                    _send_checked(packed, pad, nnf, qy, qx, 1, y0, y1, stride, even, odd)
-                    continue
-                sx = np.uint64(nx + pad)
-                sy = np.int64(ny) + pad
-                for oy in range(-1, 2):
-                    y = qy - oy  # the output row of these three votes
-                    if y < y0 or y >= y1:
+    The rows go in bands, in parallel; a band keeps the sums of ``2r+1``
+    output rows (row y in slot y % (2r+1)) and writes row y - r once q has
+    passed row y, when all its votes are in. Two sums of 16-bit lanes add up
+    all three channels and the count: ``even`` takes bytes 0 and 2 of each
+    word (channels 0 and 2), ``odd`` bytes 1 and 3 (channel 1 and the vote);
+    (2r+1)^2 votes of at most 255 cannot carry from one lane into the next
+    for r <= 7. A vote is a word of the padded exemplar, 0 off it (no colour,
+    no vote), and an inactive q (negative NNF) sends none, so the sums are
+    those of :func:`_blend_row`: the same image, 0.7x its time at radius 1
+    and 0.4x at radius 2 (the stream's head box at 640x480 and the still's
+    at 768x1024, measured in one process). Flat arrays with unsigned indices
+    (no wraparound checks); a q whose block would reach beyond the padded
+    exemplar (a source outside the NNF's contract) sends its votes through
+    :func:`_send_checked`.
+
+    The radius is a constant of the kernel made here (a closure variable),
+    so that LLVM unrolls the loops over a row's words: taken as an argument
+    it made the kernel 1.5-1.9x slower."""
+    r = int(radius)
+    d = 2 * r + 1
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def kernel(packed, pad, nnf, out):
+        h, w = nnf.shape[0], nnf.shape[1]
+        pw = np.uint64(packed.shape[1])
+        words = packed.reshape(packed.size)
+        stride = w + 2 * r  # a slot's sums: pixel x at x + r, and r either side
+        bands = min(h, 32)
+        for bb in numba.prange(bands):
+            b = np.int64(bb)  # prange indices may be unsigned
+            y0 = b * h // bands
+            y1 = (b + 1) * h // bands
+            even = np.zeros(d * stride, np.uint32)
+            odd = np.zeros(d * stride, np.uint32)
+            for qy in range(max(y0 - r, 0), min(y1 + r, h)):
+                for qx in range(w):
+                    nx = nnf[qy, qx, 0]
+                    if nx < 0:
+                        continue  # inactive: no votes
+                    ny = nnf[qy, qx, 1]
+                    if ny < 0 or nx + pad + r >= packed.shape[1] or ny + pad + r >= packed.shape[0]:
+                        _send_checked(packed, pad, nnf, qy, qx, r, y0, y1, stride, even, odd)
                         continue
-                    # p = (qx - o_x, y) takes Style(NNF(q) - o): o_x = 1, 0, -1
-                    # go to the sums of qx - 1, qx, qx + 1 (at qx, qx + 1, qx + 2)
-                    at = np.uint64(sy - oy) * pw + sx
-                    k = np.uint64((y % 3) * stride + qx)
-                    v = words[at - np.uint64(1)]
-                    even[k] += v & _LANES
-                    odd[k] += (v >> 8) & _LANES
-                    v = words[at]
-                    even[k + np.uint64(1)] += v & _LANES
-                    odd[k + np.uint64(1)] += (v >> 8) & _LANES
-                    v = words[at + np.uint64(1)]
-                    even[k + np.uint64(2)] += v & _LANES
-                    odd[k + np.uint64(2)] += (v >> 8) & _LANES
-            # complete now: row qy - 1 (rows qy - 2 .. qy voted), and the
-            # image's last row once its last q row is done
-            for y in (qy - 1, qy):
-                if y0 <= y < y1 and (y == qy - 1 or qy == h - 1):
-                    _emit_row(nnf, y, even, odd, (y % 3) * stride, 1, out)
+                    sx = np.uint64(nx + pad)
+                    sy = np.int64(ny) + pad
+                    for oy in range(-r, r + 1):
+                        y = qy - oy  # the output row of this row's votes
+                        if y < y0 or y >= y1:
+                            continue
+                        # the words at o_x = r .. -r go to the sums of p_x =
+                        # qx - r .. qx + r (at qx .. qx + 2r)
+                        at = np.uint64(sy - oy) * pw + sx - np.uint64(r)
+                        k = np.uint64((y % d) * stride + qx)
+                        for j in range(d):
+                            v = words[at + np.uint64(j)]
+                            even[k + np.uint64(j)] += v & _LANES
+                            odd[k + np.uint64(j)] += (v >> 8) & _LANES
+                # complete now: row qy - r, and the image's last rows once
+                # its last q row is done
+                for y in range(qy - r, qy + 1):
+                    if y0 <= y < y1 and (y == qy - r or qy == h - 1):
+                        _emit_row(nnf, y, even, odd, (y % d) * stride, r, out)
+
+    return kernel
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _blend_5x5(packed, pad, nnf, out):
-    """:func:`_blend_3x3` for radius 2: each neighbour q sends the five
-    words of each of the five rows of its 5x5 block; a band keeps the sums
-    of five output rows (row y in slot y % 5). 25 votes of at most 255 fit
-    a 16-bit lane. The same image as :func:`_blend_row`, 0.38-0.46x its
-    time (the head boxes of :func:`_blend_3x3`'s note, one process)."""
-    h, w = nnf.shape[0], nnf.shape[1]
-    pw = np.uint64(packed.shape[1])
-    words = packed.reshape(packed.size)
-    stride = w + 4  # a slot's sums: pixel x at x + 2, and two either side
-    bands = min(h, 32)
-    for bb in numba.prange(bands):
-        b = np.int64(bb)  # prange indices may be unsigned
-        y0 = b * h // bands
-        y1 = (b + 1) * h // bands
-        even = np.zeros(5 * stride, np.uint32)
-        odd = np.zeros(5 * stride, np.uint32)
-        for qy in range(max(y0 - 2, 0), min(y1 + 2, h)):
-            for qx in range(w):
-                nx = nnf[qy, qx, 0]
-                if nx < 0:
-                    continue  # inactive: no votes
-                ny = nnf[qy, qx, 1]
-                if ny < 0 or nx + pad + 2 >= packed.shape[1] or ny + pad + 2 >= packed.shape[0]:
-                    _send_checked(packed, pad, nnf, qy, qx, 2, y0, y1, stride, even, odd)
-                    continue
-                sx = np.uint64(nx + pad)
-                sy = np.int64(ny) + pad
-                for oy in range(-2, 3):
-                    y = qy - oy  # the output row of these five votes
-                    if y < y0 or y >= y1:
-                        continue
-                    # the words at o_x = 2 .. -2 go to the sums of p_x =
-                    # qx - 2 .. qx + 2 (at qx .. qx + 4)
-                    at = np.uint64(sy - oy) * pw + sx - np.uint64(2)
-                    k = np.uint64((y % 5) * stride + qx)
-                    for j in range(5):
-                        v = words[at + np.uint64(j)]
-                        even[k + np.uint64(j)] += v & _LANES
-                        odd[k + np.uint64(j)] += (v >> 8) & _LANES
-            # complete now: row qy - 2, and the image's last rows once its
-            # last q row is done
-            for y in range(qy - 2, qy + 1):
-                if y0 <= y < y1 and (y == qy - 2 or qy == h - 1):
-                    _emit_row(nnf, y, even, odd, (y % 5) * stride, 2, out)
+_blend_3x3 = _sending_blend(1)
+_blend_5x5 = _sending_blend(2)
 
 
 # an offset (dx, dy) as one positive int64, (dx + _KEY) << 26 | (dy + _KEY), for
