@@ -89,8 +89,10 @@ def frames_of(path, size=None, *, loop=False):
 
 def bench_size(style, clip, size, options, frames, stream):
     """Streaming fps and per-stage medians at one size; then the fps with the
-    landmarks of the next frame prefetched in a thread (Stylizer.prefetch),
-    timed in the same run so that the two are comparable."""
+    next frame prefetched in a thread (Stylizer.prefetch): its landmarks and
+    guides made there while this frame is painted (``fps_prefetch``), and its
+    landmarks only (``pipeline=False``, ``fps_prefetch_landmarks``), timed in
+    the same run so that the three are comparable."""
     from blit.metrics import latency_summary
     from blit.stream import Stylizer
 
@@ -111,17 +113,19 @@ def bench_size(style, clip, size, options, frames, stream):
     # pipelined: the frames are decoded first, so that only the stylizer is timed
     gen = frames_of(clip, size, loop=True)
     clip_frames = [next(gen) for _ in range(frames + 10)]
-    with Stylizer(style, options=options, **stream) as stylizer:
-        for frame in clip_frames[:10]:
-            stylizer(frame)
-        stylizer.prefetch(clip_frames[10])
-        t0 = time.perf_counter()
-        for i in range(10, len(clip_frames)):
-            if i + 1 < len(clip_frames):
-                stylizer.prefetch(clip_frames[i + 1])
-            stylizer(clip_frames[i])
-        pipelined = frames / (time.perf_counter() - t0)
-    return {"fps": frames / total, "fps_prefetch": pipelined, "frames": frames, "stages": stages}
+    pipelined = {}
+    for name, pipeline in (("fps_prefetch", True), ("fps_prefetch_landmarks", False)):
+        with Stylizer(style, options=options, pipeline=pipeline, **stream) as stylizer:
+            for frame in clip_frames[:10]:
+                stylizer(frame)
+            stylizer.prefetch(clip_frames[10])
+            t0 = time.perf_counter()
+            for i in range(10, len(clip_frames)):
+                if i + 1 < len(clip_frames):
+                    stylizer.prefetch(clip_frames[i + 1])
+                stylizer(clip_frames[i])
+            pipelined[name] = frames / (time.perf_counter() - t0)
+    return {"fps": frames / total, **pipelined, "frames": frames, "stages": stages}
 
 
 def first_frame(style_path, clip, size):
@@ -313,7 +317,8 @@ def main(argv=None):
             st = stats["stages"]
             print(f"\n{text}: {stats['fps']:.1f} fps end to end (landmarks included, decoding "
                   f"excluded); {stats['fps_prefetch']:.1f} fps with the next frame's landmarks "
-                  f"prefetched in a thread")
+                  f"and guides made in a thread ({stats['fps_prefetch_landmarks']:.1f} with its "
+                  f"landmarks only)")
             print(f"  {'stage':<11}{'median ms':>10}{'p10':>8}{'p90':>8}")
             for k in STREAM_STAGES:
                 if k in st:

@@ -575,6 +575,54 @@ class _Track:
     last_seen: float
     filter: OneEuroFilter | None
     head: _Coherence = field(default_factory=_Coherence)
+    # the host arrays of its guides, one set per frame slot (Stylizer._prepare)
+    slots: list = field(default_factory=lambda: [Buffers() for _ in range(3)])
+
+
+@dataclass
+class _FaceGuides:
+    """One head's guides for a frame, where the kernels read them."""
+
+    box: tuple  # (x0, y0, x1, y1) in the frame
+    pos: np.ndarray  # (h, w, 2) float32 positional guide
+    app: np.ndarray  # (h, w) float32 appearance guide
+    mask: np.ndarray  # (h, w) float32 head mask
+    active: np.ndarray  # (h, w) bool: the pixels painted
+
+
+@dataclass
+class _Prepared:
+    """The first half of a frame (Stylizer._prepare), all that the second
+    (Stylizer._paint) reads of it."""
+
+    frame: np.ndarray
+    t: float
+    found: list | None  # the faces the landmarker found (None: carried)
+    searched: bool
+    tracks: list  # the tracks to paint, largest face last
+    landmarks: list  # their smoothed landmarks for this frame
+    regions: list  # their HeadRegions
+    guides: list  # their _FaceGuides (None: an empty box)
+    whole: bool  # background="stylize" and a face seen
+    main: np.ndarray | None  # the landmarks the background follows
+    pos_whole: np.ndarray | None  # the whole frame's positional guide
+    flow: tuple | None  # ((x0, y0), (H, W, 2) float32) backward flow
+    jitter: np.ndarray
+    labels: np.ndarray
+    restart: bool  # a new jitter: the painting starts afresh
+    times: dict
+
+
+_FIND = object()  # Stylizer._prepare: find the faces now
+
+
+def _done(value):
+    """A future that holds ``value``."""
+    from concurrent.futures import Future
+
+    future = Future()
+    future.set_result(value)
+    return future
 
 
 def _face_width(landmarks):
@@ -648,6 +696,10 @@ class Stylizer:
         ratio of 2.10 (2.11 with 1), the same patch distance (4.53) and a
         landmark error of 3.82 % (3.69 %). While no face is in view every
         frame is searched, so a face that comes into view is found at once.
+    pipeline : bool
+        With :meth:`prefetch` on the CPU: make the next frame's guides (not
+        only its landmarks) in the prefetch thread, while this frame is
+        painted. The same output either way; False for the landmarks only.
 
     Attributes
     ----------
@@ -681,11 +733,8 @@ class Stylizer:
     table and bins are copied to the device once, in the constructor; the
     jitter table ((levels, 64, 64, 2) float32) and the seed labels
     ((max(levels, 2), H, W) uint8) when they change (the first frame, a new
-    frame size, each ``boil_hz`` re-seed). The copies of a frame are:
+    frame size, each ``boil_hz`` re-seed). The copies of a frame are, in order:
 
-    * host to device, the frame, (H, W, 3) uint8, unless the stylized
-      background covers it (``background="stylize"`` once a face has been
-      seen);
     * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
       frame on with ``temporal="flow"``: the head boxes' bounding box, or
       the whole frame with ``background="stylize"`` (with ``landmark_every``
@@ -697,6 +746,9 @@ class Stylizer:
       (H, W) with ``"stylize"`` (the heads' guides are cut from it there);
     * host to device, per face, the appearance guide and the head mask of
       its box, (h, w) float32 each;
+    * host to device, the frame, (H, W, 3) uint8, unless the stylized
+      background covers it (``background="stylize"`` once a face has been
+      seen);
     * device to host, the output, (H, W, 3) uint8.
 
     Nothing else crosses but the kernels' by-value argument structs (a few
@@ -713,7 +765,7 @@ class Stylizer:
     def __init__(self, style, *, options=StylizeOptions(), jitter_seed=0, max_faces=1,
                  boil_hz=None, landmarker=None, smoothing=True, temporal="flow",
                  keep_threshold=None, history_weight=HISTORY_WEIGHT, hold=0.5, fps=30.0,
-                 device="cpu", landmark_every=1):
+                 device="cpu", landmark_every=1, pipeline=True):
         if int(max_faces) < 1:
             raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
         if boil_hz is not None and not boil_hz > 0:
@@ -748,17 +800,19 @@ class Stylizer:
         self.hold = float(hold)
         self.fps = float(fps)
         self.landmark_every = int(landmark_every)
+        self.pipeline = bool(pipeline)
         self._landmark_seq = 0  # frames that have come to the landmarks (prefetched or not)
         self._landmarker = landmarker
         self._own_landmarker = landmarker is None
         self._pool = None  # the prefetch() thread, started on first use
-        self._pending = collections.deque()  # (frame, future) in submission order
+        self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
                                          options.threshold, options.levels)
         self._bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
                                        options.levels)
         self._dis = None
-        self._buffers = Buffers()
+        self._buffers = Buffers()  # the painting's host arrays
+        self._guide_buffers = Buffers()  # the guides' own work arrays (Stylizer._prepare)
         # the per-frame kernels and where their arrays live, chosen once
         self._kernels = _DeviceKernels(style) if device == "cuda" else _HostKernels(style)
         self._work = self._kernels.device_buffers() or self._buffers  # the stream's kernel arrays
@@ -768,11 +822,25 @@ class Stylizer:
 
     def reset(self):
         """Forget all state across frames (tracks, smoothing, coherence, clock);
-        landmarks already prefetched stay valid for their frames."""
+        landmarks already prefetched stay valid for their frames (whose
+        guides are then made afresh)."""
+        pending = collections.deque()
+        for frame, kind, t, future in getattr(self, "_pending", ()):
+            if kind == "frame":  # keep its landmarks only
+                try:
+                    found = future.result().found
+                except Exception:
+                    continue  # (found again when the frame comes)
+                future = None if found is None else _done(found)
+            pending.append((frame, "faces", t, future))
+        self._pending = pending  # (frame, kind, t, future) in submission order (prefetch)
         self._tracks: list[_Track] = []
         self._background = self._coherence()
         self._last_any = None  # landmarks of the last face seen, for background-only frames
-        self._frame_index = 0
+        self._prep_index = 0  # frames prepared (Stylizer._prepare): the clock
+        self._slot_index = -1  # the frame being prepared
+        self._slots = [Buffers() for _ in range(3)]  # per-frame host arrays, a slot per frame
+        self._guide_boxes = []  # the head boxes of the frame last prepared
         self._jitter_key = None
         self._jitter = None
         self._jitter_host = None
@@ -809,15 +877,25 @@ class Stylizer:
 
     # -- per frame ---------------------------------------------------------------
 
-    def prefetch(self, frame):
-        """Start finding the faces of a frame that comes next, in a worker thread.
+    def prefetch(self, frame, t=None):
+        """Start on a frame that comes next, in a worker thread.
 
-        While this call stylizes frame ``t``, the landmarks of frame ``t + 1``
-        are found in parallel (mediapipe releases the GIL), so a stream runs
-        at the pace of the slower of the two, not of their sum. The output is
-        the same as without prefetching: the landmarker still sees every
-        frame once, in order. The frame must not be modified until it has
-        been stylized.
+        While this call stylizes frame ``t``, frame ``t + 1`` is started in
+        parallel. On the CPU (``device="cpu"``, ``pipeline=True``) the worker
+        makes all of the frame that does not depend on the painting of the
+        frames before it: its landmarks, their smoothing, the head masks, the
+        optical flow and the positional and appearance guides; the call that
+        stylizes the frame then does the rest (the lookup, blend, temporal
+        filter and composite). With ``device="cuda"``, ``pipeline=False``,
+        or a Numba threading layer that cannot run kernels from two threads
+        at once (its ``workqueue``), the worker finds the landmarks only.
+        Either way a stream runs at the pace of the slower of the two halves,
+        not of their sum, and the output is the same as without prefetching:
+        every frame is made once, in order.
+
+        Frames prefetched must then be stylized in the order they were
+        prefetched, with the same timestamp (``t``, default as in
+        :meth:`__call__`), and must not be modified until they have been.
 
         Examples
         --------
@@ -829,18 +907,41 @@ class Stylizer:
         ...     previous = frame
         >>> show(stylizer(previous))                             # doctest: +SKIP
         """
-        if not self._detects_next():  # its landmarks will be carried (landmark_every)
-            self._pending.append((frame, None))
-            return
-        landmarker = self._get_landmarker()
-        self._pending.append((frame, self._worker().submit(landmarker, frame)))
+        t = None if t is None else float(t)
+        if self._pipelines():
+            work = np.ascontiguousarray(check_bgr_frame(frame))
+            find = self._detects_next()
+            future = self._worker().submit(self._prepare_in_worker, work, t, find)
+            self._pending.append((frame, "frame", t, future))
+        elif not self._detects_next():  # its landmarks will be carried (landmark_every)
+            self._pending.append((frame, "faces", t, None))
+        else:
+            landmarker = self._get_landmarker()
+            self._pending.append((frame, "faces", t, self._worker().submit(landmarker, frame)))
+
+    def _pipelines(self):
+        """Whether :meth:`prefetch` makes whole frames' guides in its thread:
+        their Numba kernels then run beside the painting's, which Numba's
+        OpenMP and TBB layers allow (its workqueue layer stops the process
+        on it). The layer is known once a parallel kernel has run."""
+        if self.device != "cpu" or not self.pipeline:
+            return False
+        try:
+            return numba.threading_layer() in ("omp", "tbb")
+        except ValueError:  # no parallel kernel has run yet
+            return False
 
     def _worker(self):
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="styleblit-landmarks")
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._worker_name)
         return self._pool
+
+    def _prepare_in_worker(self, frame, t, find):
+        # the guides' kernels on one thread: the painting has the others
+        numba.set_num_threads(1)
+        return self._prepare(frame, t, _FIND if find else None)
 
     def _detects_next(self):
         """Whether the next frame to come to the landmarks is one whose faces
@@ -859,50 +960,58 @@ class Stylizer:
             self._landmarker = FaceLandmarker(static_image_mode=False, max_faces=self.max_faces)
         return self._landmarker
 
-    def _landmarks(self, frame):
-        """The faces of ``frame``: prefetched, or found now (after any
-        prefetched frames, which the landmarker must see first); None for a
-        frame whose faces are to be carried along the flow."""
+    def _prefetched(self, frame, t):
+        """What :meth:`prefetch` started for ``frame``: ``("frame",
+        _Prepared)``, ``("faces", faces or None)``, or None when it was not
+        prefetched. Frames prefetched before it that were not stylized are
+        dropped (after their work has ended: the landmarker saw them)."""
         while self._pending:
-            pending, future = self._pending.popleft()
-            faces = None if future is None else future.result()
+            pending, kind, _, future = self._pending.popleft()
+            result = None if future is None else future.result()
             if pending is frame:
-                return faces
-        return self._find_faces(frame) if self._detects_next() else None
+                if kind == "frame" and t is not None and float(t) != result.t:
+                    raise ValueError(f"t: this frame was prefetched for t={result.t}, "
+                                     f"stylized with t={t}; give prefetch() the same t")
+                return kind, result
+        return None
 
     def _find_faces(self, frame):
         """The landmarker on ``frame`` now; in the prefetch thread when there
-        is one (the landmarker runs in one thread at a time)."""
-        if self._pool is not None:
+        is one (the landmarker runs in one thread at a time), unless this is
+        that thread."""
+        import threading
+
+        if self._pool is not None and not threading.current_thread().name.startswith(self._worker_name):
             return self._pool.submit(self._get_landmarker(), frame).result()
         return self._get_landmarker()(frame)
 
-    def _carry(self, frame, times):
+    def _carry(self, frame, slot, times):
         """The previous frame's faces carried into this one along the optical
         flow (:func:`carry_landmarks`), computed on the previous frame's head
         boxes (the whole frame with ``background="stylize"``). Found afresh
         instead when there is no face to carry (none in view: the
-        stylization costs nothing then) or no previous frame."""
+        stylization costs nothing then) or no previous frame. Returns the
+        faces and whether they were searched for."""
         faces = self._last_faces
         flow = None
         if faces:
             h, w = frame.shape[:2]
-            if self.options.background == "stylize" or not self.last_boxes:
+            if self.options.background == "stylize" or not self._guide_boxes:
                 box = (0, 0, w, h)  # (the flow is needed on the whole frame anyway)
             else:
                 # the heads' boxes of the previous frame, which hold its landmarks;
                 # this frame's boxes, a little elsewhere, reuse the flow (_flow_on)
-                box = _bounding_box(self.last_boxes)
-            flow = self._flow_on(frame, box, times)
+                box = _bounding_box(self._guide_boxes)
+            flow = self._flow_on(frame, box, slot, times)
         if flow is None:
-            self.last_searched = True
-            return self._find_faces(frame)
+            return self._find_faces(frame), True
         origin, f = flow
-        return [carry_landmarks(face, f, flow_origin=origin) for face in faces]
+        return [carry_landmarks(face, f, flow_origin=origin) for face in faces], False
 
     def _drain(self):
+        """Wait for every prefetched frame and drop it."""
         while self._pending:
-            _, future = self._pending.popleft()
+            _, _, _, future = self._pending.popleft()
             try:
                 if future is not None:
                     future.result()
@@ -931,49 +1040,108 @@ class Stylizer:
             out = np.empty_like(frame)
         elif out.shape != frame.shape or out.dtype != np.uint8:
             raise ValueError(f"out: expected {frame.shape} uint8, got {out.shape} {out.dtype}")
-        frame = np.ascontiguousarray(frame)
-        if t is None:
-            t = self._frame_index / self.fps
-        t = float(t)
-        self._frame_index += 1
+        start = time.perf_counter()
+        got = self._prefetched(frame, t)
+        if got is not None and got[0] == "frame":
+            # made in the prefetch thread, which now makes the next frame's
+            # with one Numba thread: the painting takes one thread fewer
+            # (on 2 cores, 1.2x the frames per second of the painting on
+            # both beside it; the idle threads of each spin for the other)
+            threads = numba.get_num_threads()
+            numba.set_num_threads(max(threads - 1, 1))
+            try:
+                self._paint(got[1], out)
+            finally:
+                numba.set_num_threads(threads)
+        else:
+            if got is not None:  # its landmarks (or None: carry them)
+                faces = got[1]
+            else:
+                faces = _FIND if self._detects_next() else None
+            prepared = self._prepare(np.ascontiguousarray(frame), t, faces, waited=_ms(start))
+            self._paint(prepared, out)
+        self.last_times["total"] = _ms(start)
+        return out
+
+    def _prepare(self, frame, t, faces, *, waited=0.0):
+        """The first half of a frame (:meth:`prefetch` runs it ahead, in its
+        thread): its landmarks (``faces`` as found, None to carry them along
+        the flow, or _FIND to find them now; ``waited``: milliseconds spent
+        waiting for them, counted with them), their smoothing, the jitter,
+        the head regions, the flow and each head's guides. It reads and
+        writes only the state of this half, and writes its arrays in the
+        frame's slot of three (the next frame's guides are made while this
+        frame's are read, and the previous frame's positional guide is kept)."""
+        index = self._prep_index
+        self._prep_index += 1
+        t = index / self.fps if t is None else float(t)
+        slot = index % 3
+        self._slot_index = index
         times = {}
         start = time.perf_counter()
-
-        faces = self._landmarks(frame)
-        self.last_searched = faces is not None
-        if faces is None:  # between detections (landmark_every)
-            faces = self._carry(frame, times)
+        found = faces
+        if faces is _FIND:
+            found = faces = self._find_faces(frame)
+            searched = True
+        elif faces is None:  # between detections (landmark_every)
+            faces, searched = self._carry(frame, slot, times)
+            if searched:
+                found = faces
+        else:
+            searched = True
         faces = [np.asarray(f, np.float32) for f in faces][: self.max_faces]
         self._last_faces = faces
-        times["landmarks"] = _ms(start) - times.get("flow", 0.0)
+        times["landmarks"] = waited + _ms(start) - times.get("flow", 0.0)
 
         t0 = time.perf_counter()
         tracks = self._update_tracks(faces, t)
-        self._update_jitter(frame.shape[:2], t)
+        restart = self._update_jitter(frame.shape[:2], t)
         times["smooth"] = _ms(t0)
 
-        self._render(frame, tracks, times, out)
-        times["total"] = _ms(start)
-        self.last_times = times
-        return out
+        style, options, kernels = self.style, self.options, self._kernels
+        h, w = frame.shape[:2]
+        t0 = time.perf_counter()
+        regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
+                               buffers=tr.slots[slot]) for tr in tracks]
+        times["mask"] = _ms(t0)
+        self._guide_boxes = [r.box for r in regions]
+        whole = options.background == "stylize" and self._last_any is not None
+        flow = self._flow(frame, regions, whole, slot, times)
+        main = pos_whole = None
+        if whole:
+            # the background follows the largest face (or the last one seen)
+            main = tracks[-1].landmarks if tracks else self._last_any
+            t0 = time.perf_counter()
+            pos_whole = kernels.positional_guide(
+                (h, w), main, style.landmarks,
+                out=self._pos_buffer(self._slots[slot], self._work, index, (h, w)))
+            _add(times, "mls", t0)
+        guides = [self._face_guides(frame, tr, region, pos_whole, index, times)
+                  for tr, region in zip(tracks, regions)]
+        return _Prepared(frame=frame, t=t, found=found, searched=searched, tracks=tracks,
+                         landmarks=[tr.landmarks for tr in tracks], regions=regions,
+                         guides=guides, whole=whole, main=main, pos_whole=pos_whole, flow=flow,
+                         jitter=self._jitter, labels=self._labels, restart=restart, times=times)
 
     def _update_jitter(self, shape, t):
         """The jitter table and its seed labels, where the kernels read them
-        (``self._jitter``, ``self._labels``; the host table ``self._jitter_host``)."""
+        (``self._jitter``, ``self._labels``; the host table ``self._jitter_host``).
+        Returns whether the stroke layout is new (a ``boil_hz`` re-seed): the
+        painting then starts afresh."""
         key = 0 if self.boil_hz is None else int(math.floor(t * self.boil_hz))
+        restart = False
         if key != self._jitter_key:
             self._jitter_host = make_jitter(self.jitter_seed + key, levels=self.options.levels)
             self._jitter = self._kernels.put(self._jitter_host, self._work, "jitter")
             self._labels = None
-            if self._jitter_key is not None:  # a new stroke layout: start afresh
-                for track in self._tracks:
-                    track.head.clear()
-                self._background.clear()
+            restart = self._jitter_key is not None
             self._jitter_key = key
         if self._labels is None or self._labels_shape != shape:
             labels = seed_labels(shape, self._jitter_host, self.options.levels)
             self._labels = self._kernels.put(labels, self._work, "labels")
             self._labels_shape = shape
+        return restart
+
 
     def _update_tracks(self, faces, t):
         """Match faces to tracks by nearest centroid, smooth, expire; return the
@@ -1019,53 +1187,58 @@ class Stylizer:
         keep = 2.0 * params.threshold if self.keep_threshold is None else float(self.keep_threshold)
         return LookupParams(params.lam_pos, params.lam_app, keep, params.levels)
 
-    def _render(self, frame, tracks, times, out):
+    def _paint(self, prepared, out):
+        """The second half of a frame: each head looked up (sources kept
+        along the flow), blended, filtered over time and composited, on the
+        background (or on it stylized). It reads and writes only the state of
+        this half, and the arrays of ``prepared``."""
         style, options, kernels = self.style, self.options, self._kernels
+        frame, tracks = prepared.frame, prepared.tracks
         h, w = frame.shape[:2]
-        radius = options.voting
-        t0 = time.perf_counter()
-        regions = [head_region(frame.shape, tr.landmarks, margin=radius, buffers=tr.head.buffers)
-                   for tr in tracks]
-        times["mask"] = _ms(t0)
-        self.last_landmarks = [tr.landmarks for tr in tracks]
-        self.last_boxes = [r.box for r in regions]
+        times = dict(prepared.times)
+        if prepared.restart:  # a new stroke layout: start afresh
+            for track in tracks:
+                track.head.clear()
+            self._background.clear()
+        self.last_landmarks = prepared.landmarks
+        self.last_boxes = [r.box for r in prepared.regions]
+        self.last_searched = prepared.searched
         self.last_nnf = []
-        whole = options.background == "stylize" and self._last_any is not None
-        flow = self._flow(frame, regions, whole, times)
+        flow = prepared.flow
         canvas = kernels.canvas(out, self._work)  # the frame the kernels paint
-        if whole:
-            # the background follows the largest face (or the last one seen)
-            main = tracks[-1].landmarks if tracks else self._last_any
-            t0 = time.perf_counter()
-            pos_whole = kernels.positional_guide((h, w), main, style.landmarks,
-                                                 out=self._pos_buffer(self._work, (h, w)))
-            _add(times, "mls", t0)
+        if prepared.whole:
             ones = self._work.get("ones", (h, w), np.bool_)
             ones[...] = True
-            nnf_bg = self._coherent_lookup(self._background, pos_whole, None, (0, 0), ones,
-                                           self._bg_params, main, flow, times)
+            nnf_bg = self._coherent_lookup(self._background, prepared.pos_whole, None, (0, 0), ones,
+                                           self._bg_params, prepared.main, flow, prepared, times)
             t0 = time.perf_counter()
-            kernels.blend(kernels.image, nnf_bg, radius, out=canvas)
+            kernels.blend(kernels.image, nnf_bg, options.voting, out=canvas)
             _add(times, "blend", t0)
             self._filter(self._background, canvas, ones, (0, 0), flow, times)
         else:
-            pos_whole = None
             self._background.clear()
             kernels.load(frame, canvas)
-        for track, region in zip(tracks, regions):
-            self._render_face(frame, track, region, pos_whole, flow, canvas, times)
+        for track, landmarks, guides in zip(tracks, prepared.landmarks, prepared.guides):
+            if guides is None:  # an empty box
+                track.head.clear()
+                continue
+            self._paint_face(track, landmarks, guides, flow, canvas, prepared, times)
         if canvas is not out:
             t0 = time.perf_counter()
             kernels.unload(canvas, out)
             times["download"] = _ms(t0)
+        self.last_times = times
         return out
 
-    def _pos_buffer(self, buffers, shape):
-        """This frame's positional guide buffer: two alternate, since a lookup
-        keeps the previous frame's guide (``_Coherence.pos``)."""
-        return buffers.get(f"pos{self._frame_index & 1}", tuple(shape) + (2,), np.float32)
+    def _pos_buffer(self, slots, work, index, shape):
+        """A frame's positional guide buffer: the frame's slot of three on the
+        host; on the device, two alternate (a lookup keeps the previous
+        frame's guide, ``_Coherence.pos``; the device never runs ahead)."""
+        if self.device == "cpu":
+            return slots.get("pos", tuple(shape) + (2,), np.float32)
+        return work.get(f"pos{index & 1}", tuple(shape) + (2,), np.float32)
 
-    def _flow(self, frame, regions, whole, times):
+    def _flow(self, frame, regions, whole, slot, times):
         """Backward optical flow (this frame to the previous) on the boxes that
         need it, as ((x0, y0), (H, W, 2) float32) where the kernels read it,
         or None."""
@@ -1082,7 +1255,7 @@ class Stylizer:
                 # head mask, 2.5 sigma wide) is where content may come in from
                 # outside since the previous frame, and barely shows
                 box = _bounding_box([r.box for r in regions])
-            host = self._flow_on(frame, box, times)
+            host = self._flow_on(frame, box, slot, times)
             if host is not None:
                 t0 = time.perf_counter()
                 flow = (host[0], self._kernels.put(host[1], self._work, "flow"))
@@ -1094,24 +1267,24 @@ class Stylizer:
     def _gray_of(self, frame, times):
         """This frame's grey image, made once per frame; the previous
         frame's stays in ``self._prev_gray``."""
-        if self._gray_index != self._frame_index:
+        if self._gray_index != self._slot_index:
             import cv2
 
             t0 = time.perf_counter()
             self._gray_parity ^= 1  # two buffers: this frame's and the previous one's
-            gray = self._buffers.get(f"gray{self._gray_parity}", frame.shape[:2], np.uint8)
+            gray = self._guide_buffers.get(f"gray{self._gray_parity}", frame.shape[:2], np.uint8)
             cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY, dst=gray)
             self._prev_gray, self._gray = self._gray, gray
-            self._gray_index = self._frame_index
+            self._gray_index = self._slot_index
             self._frame_flow = None
             _add(times, "flow", t0)
         return self._gray
 
-    def _flow_on(self, frame, box, times):
+    def _flow_on(self, frame, box, slot, times):
         """DIS flow of this frame to the previous one on ``box`` (x0, y0, x1,
-        y1), as ((x0, y0), (H, W, 2) float32 host array), or None (no previous
-        frame of this size, or a box under 24 px: DIS needs 12 px on one
-        side of the half-size images of :meth:`_dis_flow`).
+        y1), as ((x0, y0), (H, W, 2) float32 host array in the frame's slot),
+        or None (no previous frame of this size, or a box under 24 px: DIS
+        needs 12 px on one side of the half-size images of :meth:`_dis_flow`).
 
         Kept for the frame: a later box inside it reuses it, and so does one
         that goes beyond it by at most :data:`_FLOW_REACH` px each way, the
@@ -1126,6 +1299,7 @@ class Stylizer:
             return None
         import cv2
 
+        slots = self._slots[slot]
         if self._frame_flow is not None:
             (fx0, fy0), f = self._frame_flow
             fx1, fy1 = fx0 + f.shape[1], fy0 + f.shape[0]
@@ -1136,20 +1310,22 @@ class Stylizer:
                 t0 = time.perf_counter()
                 shape = (f.shape[0] + grow[0] + grow[1], f.shape[1] + grow[2] + grow[3], 2)
                 f = cv2.copyMakeBorder(f, *grow, cv2.BORDER_REPLICATE,
-                                       dst=self._buffers.get("flow_reach", shape, np.float32))
+                                       dst=slots.get("flow_reach", shape, np.float32))
                 self._frame_flow = ((fx0 - grow[2], fy0 - grow[0]), f)
                 _add(times, "flow", t0)
                 return self._frame_flow
         t0 = time.perf_counter()
-        self._frame_flow = ((x0, y0), self._dis_flow(gray[y0:y1, x0:x1], prev[y0:y1, x0:x1]))
+        self._frame_flow = ((x0, y0), self._dis_flow(gray[y0:y1, x0:x1], prev[y0:y1, x0:x1],
+                                                     out_buffers=slots))
         _add(times, "flow", t0)
         return self._frame_flow
 
-    def _dis_flow(self, cur, prev):
+    def _dis_flow(self, cur, prev, *, out_buffers=None):
         """DIS flow (ultrafast preset) from ``cur`` to ``prev``, computed on
         the two one pyramid level down with DIS's finest scale one level
         finer, so at the preset's resolution still (a quarter of the full
-        size), and brought back to the full size: DIS no longer builds the
+        size), and brought back to the full size (into ``out_buffers``,
+        name ``"flow"``; default the guides' own): DIS no longer builds the
         full-size level of its pyramid. The flow stage of a stream on
         target1.mp4, the two ways interleaved frame by frame in one process:
         2.77 -> 2.42 ms at 640x480, 4.15 -> 3.51 ms at 768x1024; stability
@@ -1159,45 +1335,54 @@ class Stylizer:
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
             self._dis.setFinestScale(self._dis.getFinestScale() - 1)
+        buffers = self._guide_buffers
         h, w = cur.shape
         half = ((h + 1) // 2, (w + 1) // 2)  # cv2.pyrDown's size
-        cur_half = cv2.pyrDown(cur, dst=self._buffers.get("flow_cur", half, np.uint8))
-        prev_half = cv2.pyrDown(prev, dst=self._buffers.get("flow_prev", half, np.uint8))
+        cur_half = cv2.pyrDown(cur, dst=buffers.get("flow_cur", half, np.uint8))
+        prev_half = cv2.pyrDown(prev, dst=buffers.get("flow_prev", half, np.uint8))
         # DIS allocates its output: handed a reused buffer, it crashed
         # (segfault) in a test whose box changes size between frames
         flow = cv2.resize(self._dis.calc(cur_half, prev_half, None), (w, h),
-                          dst=self._buffers.get("flow", (h, w, 2), np.float32),
+                          dst=(out_buffers or buffers).get("flow", (h, w, 2), np.float32),
                           interpolation=cv2.INTER_LINEAR)
         # pyrDown's pixel i is the full size's 2i: a displacement doubles
         return np.multiply(flow, np.float32(2.0), out=flow)
 
-    def _render_face(self, frame, track, region, pos_whole, flow, canvas, times):
+    def _face_guides(self, frame, track, region, pos_whole, index, times):
+        """One head's guides in the frame's slot (:class:`_FaceGuides`), or
+        None for an empty box."""
         style, kernels = self.style, self._kernels
         x0, y0, x1, y1 = region.box
         if x1 <= x0 or y1 <= y0:
-            track.head.clear()
-            return
-        buffers, work = track.head.buffers, track.head.work
+            return None
+        slots = track.slots[index % 3]
+        work = slots if self.device == "cpu" else track.head.work
+        shape = (y1 - y0, x1 - x0)
         t0 = time.perf_counter()
+        pos = self._pos_buffer(slots, work, index, shape)
         if pos_whole is not None:  # a contiguous copy of the head box, for the kernels
-            pos = self._pos_buffer(work, (y1 - y0, x1 - x0))
             pos[...] = pos_whole[y0:y1, x0:x1]
         else:  # the guide of the head box only, in frame coordinates
             shifted = track.landmarks - np.array([x0, y0], np.float32)
-            pos = kernels.positional_guide((y1 - y0, x1 - x0), shifted, style.landmarks,
-                                           out=self._pos_buffer(work, (y1 - y0, x1 - x0)))
+            pos = kernels.positional_guide(shape, shifted, style.landmarks, out=pos)
         _add(times, "mls", t0)
         t0 = time.perf_counter()
-        app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=buffers,
-                                out=buffers.get("app", region.mask.shape, np.float32))
+        app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=slots,
+                                out=slots.get("app", region.mask.shape, np.float32))
         app = kernels.put(app, work, "app")
         mask = kernels.put(region.mask, work, "mask")
         _add(times, "appearance", t0)
         # pixels whose mask would not change the composite by half a level are skipped
         active = kernels.xp.greater_equal(mask, MIN_WEIGHT,
                                           out=work.get("active", mask.shape, np.bool_))
-        nnf = self._coherent_lookup(track.head, pos, app, (x0, y0), active, self._head_params,
-                                    track.landmarks, flow, times)
+        return _FaceGuides(region.box, pos, app, mask, active)
+
+    def _paint_face(self, track, landmarks, guides, flow, canvas, prepared, times):
+        kernels = self._kernels
+        x0, y0, x1, y1 = guides.box
+        work = track.head.work
+        nnf = self._coherent_lookup(track.head, guides.pos, guides.app, (x0, y0), guides.active,
+                                    self._head_params, landmarks, flow, prepared, times)
         self.last_nnf.append(nnf)
         t0 = time.perf_counter()
         shown = nnf  # (the NNF as looked up is what the next frame keeps)
@@ -1207,10 +1392,10 @@ class Stylizer:
         head = kernels.blend(kernels.image, shown, self.options.voting,
                              out=work.get("head", (y1 - y0, x1 - x0, 3), np.uint8))
         _add(times, "blend", t0)
-        self._filter(track.head, head, active, (x0, y0), flow, times)
+        self._filter(track.head, head, guides.active, (x0, y0), flow, times)
         t0 = time.perf_counter()
         # in place, one pass
-        kernels.composite(canvas, head, HeadRegion(region.box, mask), out=canvas)
+        kernels.composite(canvas, head, HeadRegion(guides.box, guides.mask), out=canvas)
         _add(times, "composite", t0)
 
     def _filter(self, state, image, active, origin, flow, times):
@@ -1230,18 +1415,20 @@ class Stylizer:
         state.hist_origin = (int(origin[0]), int(origin[1]))
         _add(times, "temporal", t0)
 
-    def _coherent_lookup(self, state, pos, app, origin, active, params, landmarks, flow, times):
+    def _coherent_lookup(self, state, pos, app, origin, active, params, landmarks, flow, prepared,
+                         times):
         """NNF of one region: propagated from the previous frame where it still
         fits, looked up afresh elsewhere; updates ``state``."""
         style, kernels = self.style, self._kernels
         h, w = pos.shape[:2]
         buffers = state.work
         fresh = buffers.get("fresh", (h, w, 2), np.int32)
+        jitter, labels = prepared.jitter, prepared.labels
         if self.temporal is None:
             t0 = time.perf_counter()
             nnf = kernels.lookup(pos, app, kernels.appearance, kernels.table, kernels.app_bin,
-                                 style.cell, params, self._jitter, origin=origin, active=active,
-                                 labels=self._labels, out=fresh, buffers=buffers)
+                                 style.cell, params, jitter, origin=origin, active=active,
+                                 labels=labels, out=fresh, buffers=buffers)
             _add(times, "lookup", t0)
             return nnf
         state.parity ^= 1  # the previous source field stays readable
@@ -1263,11 +1450,12 @@ class Stylizer:
         _add(times, "propagate", t0)
         t0 = time.perf_counter()
         kernels.lookup(pos, app, kernels.appearance, kernels.table, kernels.app_bin, style.cell,
-                       params, self._jitter, origin=origin, active=need, labels=self._labels,
+                       params, jitter, origin=origin, active=need, labels=labels,
                        out=fresh, buffers=buffers)
         kernels.merge(fresh, need, nnf, src)
         _add(times, "lookup", t0)
-        # pos alternates between two buffers (_pos_buffer): holding it for the next frame is safe
+        # pos is in the frame's slot of three (or, on the device, one of two
+        # alternate buffers): holding it for the next frame is safe
         state.src, state.pos, state.origin = src, pos, (int(origin[0]), int(origin[1]))
         return nnf
 

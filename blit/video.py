@@ -567,9 +567,10 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
     stylizer's state across frames (a range of a longer video starts a little
     early, see :mod:`blit.distributed`). ``progress`` (a tqdm bar) counts the
     frames written. A stylizer with a ``prefetch`` method
-    (:meth:`blit.stream.Stylizer.prefetch`) is handed each frame one frame
-    early, so that its landmarks are found while the previous frame is
-    stylized; the output is the same. Returns the number of frames read."""
+    (:meth:`blit.stream.Stylizer.prefetch`) is handed each frame and its
+    timestamp one frame early, so that its landmarks and guides are made
+    while the previous frame is painted; the output is the same. Returns the
+    number of frames read."""
     prefetch = getattr(stylizer, "prefetch", None)
     n = 0
     pending = None  # the video item read but not stylized yet
@@ -596,7 +597,7 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
                 held.append(item[1])
             continue
         if prefetch is not None:
-            prefetch(item[1])
+            prefetch(item[1], item[3])
         if pending is not None:
             write_pending()
         pending = item

@@ -1017,15 +1017,18 @@ def frame_copies(stylizer, frame, index, background):
         levels = stylizer.options.levels
         copies += [("to device", (levels, 64, 64, 2), "float32"),
                    ("to device", (max(levels, 2), h, w), "uint8")]
+    # the frame's guides first (Stylizer._prepare), then its painting
     if background == "keep":
         if index:  # the flow of the head box
             copies.append(("to device", (y1 - y0, x1 - x0, 2), "float32"))
-        copies += [("to device", (h, w, 3), "uint8"), ("to device", nodes(y1 - y0, x1 - x0), "float32")]
+        copies.append(("to device", nodes(y1 - y0, x1 - x0), "float32"))
     else:
         if index:
             copies.append(("to device", (h, w, 2), "float32"))
         copies.append(("to device", nodes(h, w), "float32"))
     copies += [("to device", (y1 - y0, x1 - x0), "float32")] * 2  # appearance, mask
+    if background == "keep":  # the frame, painted on
+        copies.append(("to device", (h, w, 3), "uint8"))
     return copies + [("to host", (h, w, 3), "uint8")]
 
 

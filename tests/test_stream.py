@@ -3,6 +3,7 @@ import os
 
 import cv2
 import matplotlib
+import numba
 import numpy as np
 import pytest
 import skimage
@@ -341,6 +342,85 @@ def test_prefetched_landmarks_give_the_same_stream(style, hopper):
     assert script.calls == len(frames)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+
+
+def _pipelined_and_plain(style, frames, answers, t=None, **kwargs):
+    """The outputs of a stream called frame by frame, and of the same stream
+    with every frame but the last prefetched one frame ahead (timestamps
+    ``t`` given to both calls, when given); and whether the worker made
+    whole frames."""
+    plain = Stylizer(style, landmarker=Script(answers), **kwargs)
+    ts = t if t is not None else [None] * len(frames)
+    want = [plain(f, ti).copy() for f, ti in zip(frames, ts)]
+    whole = []
+    with Stylizer(style, landmarker=Script(answers), **kwargs) as ahead:
+        ahead(frames[0], ts[0])  # a parallel kernel has run: the threading layer is known
+        got = [None]
+        ahead.prefetch(frames[1], ts[1])
+        for i in range(1, len(frames)):
+            if i + 1 < len(frames) - 1:  # the last frame is not prefetched
+                ahead.prefetch(frames[i + 1], ts[i + 1])
+            whole.append(any(kind == "frame" for _, kind, _, _ in ahead._pending))
+            got.append(ahead(frames[i], ts[i]).copy())
+    got[0] = want[0]
+    return got, want, any(whole)
+
+
+@pytest.mark.parametrize("case", ["keep", "stylize", "two faces, lost and back", "every 2",
+                                  "boil"])
+def test_frames_prepared_in_the_prefetch_thread_give_the_same_stream(style, hopper, case):
+    """With prefetch() the next frame's landmarks, masks, flow and guides are
+    made in the worker while this frame is painted: the same output bit for
+    bit as frame by frame, through faces lost and found again, two faces,
+    the stylized background, carried landmarks and a boiling jitter."""
+    frames, marks = moving_clip(hopper, n=10)
+    answers = [[m] for m in marks]
+    kwargs, t = {}, None
+    if case == "stylize":
+        kwargs["options"] = StylizeOptions(background="stylize")
+        answers[4] = answers[5] = []
+    elif case == "two faces, lost and back":
+        frames = [np.hstack([f, f]) for f in frames]
+        shift = np.float32([176, 0])
+        answers = [[m, m + shift] for m in marks]
+        answers[3] = [marks[3]]
+        answers[6] = []
+        kwargs.update(max_faces=2, hold=0.0)
+    elif case == "every 2":
+        answers = answers[::2]
+        kwargs["landmark_every"] = 2
+    elif case == "boil":
+        kwargs["boil_hz"] = 8.0
+        t = [i / 30.0 for i in range(len(frames))]
+    got, want, whole = _pipelined_and_plain(style, frames, answers, t, **kwargs)
+    if numba.threading_layer() in ("omp", "tbb"):
+        assert whole  # (else the worker finds the landmarks only)
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+
+
+def test_a_frame_prefetched_with_another_timestamp_is_an_error(style, hopper):
+    frames, marks = moving_clip(hopper, n=2)
+    with Stylizer(style, landmarker=Script([[m] for m in marks])) as stylizer:
+        stylizer.prefetch(frames[0], 0.0)
+        with pytest.raises(ValueError, match="prefetch"):
+            stylizer(frames[0], 0.5)
+
+
+def test_reset_keeps_the_landmarks_of_prefetched_frames(style, hopper):
+    """A reset between prefetch and stylize: the frame is painted from the
+    new state, with the landmarks found for it (the landmarker saw it once)."""
+    frames, marks = moving_clip(hopper, n=4)
+    script = Script([[m] for m in marks])
+    with Stylizer(style, landmarker=script) as stylizer:
+        for f in frames[:3]:
+            stylizer(f)
+        stylizer.prefetch(frames[3])
+        stylizer.reset()
+        got = stylizer(frames[3])
+    assert script.calls == 4
+    fresh = Stylizer(style, landmarker=Script([[marks[3]]]))
+    np.testing.assert_array_equal(got, fresh(frames[3]))
 
 
 @pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203)])
