@@ -166,7 +166,9 @@ print((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3)
 
 
 def memory_run(style, clip, size, options, frames, stream):
-    """RSS over a long looped run and transient NumPy allocation per frame."""
+    """RSS over a long looped run, each frame prefetched (Stylizer.prefetch)
+    while the one before it is painted; and transient NumPy allocation per
+    frame, frame by frame."""
     from blit.stream import Stylizer
 
     rss = []
@@ -188,10 +190,17 @@ def memory_run(style, clip, size, options, frames, stream):
             del out
         tracemalloc.stop()
         start = rss_mib()
+        # the long run as the video command runs: each frame prefetched one ahead
+        frame = next(gen)
+        stylizer.prefetch(frame)
         for i in range(frames):
-            stylizer(next(gen))
+            following = next(gen)
+            stylizer.prefetch(following)
+            stylizer(frame)
+            frame = following
             if i % 100 == 0 or i == frames - 1:
                 rss.append((i, rss_mib()))
+        stylizer(frame)
     xs, ys = np.array(rss).T
     slope = float(np.polyfit(xs, ys, 1)[0] * 1000) if len(xs) > 2 else 0.0
     return {"frames": frames, "size": list(size), "rss_mib_start": start, "rss_mib_end": rss[-1][1],

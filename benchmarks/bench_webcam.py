@@ -9,7 +9,10 @@ the loop at 60 fps) and :class:`blit.webcam.LatestFrame` keeps the newest.
 
 For each ``--landmark-every`` value given (default ``auto``, the webcam's
 default: every frame while the stylizer keeps up with the camera, every
-second one when it does not), in alternating order over
+second one when it does not) and each ``--pipeline`` setting (default
+``off``, the webcam's default: each frame made whole in the loop; ``on``:
+``styleblit webcam --pipeline``, each frame's landmarks and guides made in a
+thread while the frame before it is painted), in alternating order over
 ``--rounds`` rounds in one process, it prints and saves as JSON (with
 versions, CPU and commit): frames shown per second (the first excluded),
 camera frames dropped (never shown), and the latency from a frame's capture
@@ -19,6 +22,7 @@ Run from the repository root::
 
     python benchmarks/bench_webcam.py --json bench_webcam.json
     python benchmarks/bench_webcam.py --landmark-every 1 2 auto --camera-fps 30
+    python benchmarks/bench_webcam.py --pipeline on off
 
 It measures the checkout it lives in (its root goes first on ``sys.path``).
 """
@@ -53,13 +57,13 @@ class MemoryCamera:
         pass
 
 
-def run_once(style_path, frames, camera_fps, shown, every):
+def run_once(style_path, frames, camera_fps, shown, every, pipeline):
     from blit.stylize import StylizeOptions
     from blit.webcam import run_webcam
 
     summary = run_webcam([style_path], MemoryCamera(frames), options=StylizeOptions(),
                          window=False, frames=shown, pace=camera_fps, landmark_every=every,
-                         log=lambda *a: None)
+                         pipeline=pipeline, log=lambda *a: None)
     lat = summary["latency_ms"]
     return {"fps": summary["fps"], "frames": summary["frames"], "dropped": summary["dropped"],
             "latency_ms": lat, "latency_frames_median": lat["median"] * camera_fps / 1e3,
@@ -83,8 +87,15 @@ def main(argv=None):
     parser.add_argument("--landmark-every", type=parse_landmark_every, nargs="+", default=["auto"],
                         metavar="N|auto", help="find the faces on every N-th frame (auto: "
                         "the webcam's default); several values alternate")
+    parser.add_argument("--pipeline", choices=("on", "off"), nargs="+", default=["off"],
+                        help="the webcam's --pipeline (default off); several values alternate")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
+    settings = [(every, pipe) for every in args.landmark_every for pipe in args.pipeline]
+
+    def key(every, pipe):
+        return f"landmark_every_{every}_pipeline_{pipe}"
+
     clip = os.path.join(args.data, "targets", "target1.mp4")
     if not os.path.exists(clip):
         print(f"bench_webcam: FaceBlit data not found ({clip}); nothing measured")
@@ -99,19 +110,20 @@ def main(argv=None):
     frames = [next(gen) for _ in range(480)]  # the clip forwards and back
     style_path = os.path.join(args.data, "styles", f"{args.style}.png")
     result = {"environment": environment(), "style": args.style, "size": size_text,
-              "camera_fps": args.camera_fps, "frames": args.frames,
+              "camera_fps": args.camera_fps, "pipeline": args.pipeline, "frames": args.frames,
               "load_average_start": load_average(), "rounds": []}
     print(f"bench_webcam: {args.style} on target1.mp4 at {size_text}, camera at "
           f"{args.camera_fps:g} fps, {result['environment']['numba_threads']} threads, load "
           f"average {result['load_average_start']}")
-    run_once(style_path, frames, args.camera_fps, 20, args.landmark_every[0])  # warm-up
+    run_once(style_path, frames, args.camera_fps, 20, *settings[0])  # warm-up
     for r in range(args.rounds):
-        order = args.landmark_every if r % 2 == 0 else args.landmark_every[::-1]
+        order = settings if r % 2 == 0 else settings[::-1]
         runs = {}
-        for every in order:
-            run = runs[f"landmark_every_{every}"] = run_once(style_path, frames,
-                                                             args.camera_fps, args.frames, every)
-            print(f"round {r + 1}, landmarks every {every}: {run['fps']:.1f} fps, latency median "
+        for every, pipe in order:
+            run = runs[key(every, pipe)] = run_once(style_path, frames, args.camera_fps,
+                                                    args.frames, every, pipe == "on")
+            print(f"round {r + 1}, landmarks every {every}, pipeline {pipe}: {run['fps']:.1f} "
+                  f"fps, latency median "
                   f"{run['latency_ms']['median']:.1f} ms (p90 {run['latency_ms']['p90']:.1f}; "
                   f"{run['latency_frames_median']:.2f} frame times), {run['dropped']} of "
                   f"{run['frames'] + run['dropped']} camera frames dropped; frames by "
@@ -119,15 +131,16 @@ def main(argv=None):
         result["rounds"].append(runs)
     result["load_average_end"] = load_average()
     result["summary"] = {}
-    for every in args.landmark_every:
-        runs = [r[f"landmark_every_{every}"] for r in result["rounds"]]
+    for every, pipe in settings:
+        runs = [r[key(every, pipe)] for r in result["rounds"]]
         fps = [run["fps"] for run in runs]
         lat = [run["latency_ms"]["median"] for run in runs]
         p90 = [run["latency_ms"]["p90"] for run in runs]
-        s = result["summary"][f"landmark_every_{every}"] = {
+        s = result["summary"][key(every, pipe)] = {
             "fps_median": float(np.median(fps)), "fps_min": min(fps), "fps_max": max(fps),
             "latency_median_ms": float(np.median(lat)), "latency_p90_ms": float(np.median(p90))}
-        print(f"landmarks every {every}: {s['fps_median']:.1f} fps ({s['fps_min']:.1f}-"
+        print(f"landmarks every {every}, pipeline {pipe}: {s['fps_median']:.1f} fps "
+              f"({s['fps_min']:.1f}-"
               f"{s['fps_max']:.1f}), latency median {s['latency_median_ms']:.1f} ms (p90 "
               f"{s['latency_p90_ms']:.1f}), medians over {args.rounds} rounds")
     if args.json:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import collections
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -616,6 +617,20 @@ class _Prepared:
 _FIND = object()  # Stylizer._prepare: find the faces now
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _count_kernel(out):
+    for i in numba.prange(out.shape[0]):
+        out[i] = i
+
+
+def _know_threading_layer():
+    """Run a parallel kernel once, so that ``numba.threading_layer()`` is known."""
+    try:
+        numba.threading_layer()
+    except ValueError:
+        _count_kernel(np.empty(2, np.int64))
+
+
 def _done(value):
     """A future that holds ``value``."""
     from concurrent.futures import Future
@@ -787,6 +802,8 @@ class Stylizer:
             from blit.gpu import resolve_device
 
             device = resolve_device(device)
+        elif pipeline:
+            _know_threading_layer()  # so that _pipelines() says the same from the first frame
         self.device = device
         self.style = style
         self.options = options
@@ -805,6 +822,7 @@ class Stylizer:
         self._landmarker = landmarker
         self._own_landmarker = landmarker is None
         self._pool = None  # the prefetch() thread, started on first use
+        self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
         self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
                                          options.threshold, options.levels)
@@ -896,6 +914,9 @@ class Stylizer:
         Frames prefetched must then be stylized in the order they were
         prefetched, with the same timestamp (``t``, default as in
         :meth:`__call__`), and must not be modified until they have been.
+        Another thread may prefetch while this one stylizes (the webcam's
+        capture thread does, :class:`blit.webcam.LatestFrame`) as long as
+        every frame stylized was prefetched, in order.
 
         Examples
         --------
@@ -979,8 +1000,6 @@ class Stylizer:
         """The landmarker on ``frame`` now; in the prefetch thread when there
         is one (the landmarker runs in one thread at a time), unless this is
         that thread."""
-        import threading
-
         if self._pool is not None and not threading.current_thread().name.startswith(self._worker_name):
             return self._pool.submit(self._get_landmarker(), frame).result()
         return self._get_landmarker()(frame)
@@ -1064,6 +1083,10 @@ class Stylizer:
         return out
 
     def _prepare(self, frame, t, faces, *, waited=0.0):
+        with self._prepare_lock:
+            return self._prepare_locked(frame, t, faces, waited=waited)
+
+    def _prepare_locked(self, frame, t, faces, *, waited=0.0):
         """The first half of a frame (:meth:`prefetch` runs it ahead, in its
         thread): its landmarks (``faces`` as found, None to carry them along
         the flow, or _FIND to find them now; ``waited``: milliseconds spent

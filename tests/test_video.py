@@ -253,9 +253,9 @@ def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
 def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
     # long enough (6 s at 24 fps) that start-up, while the "camera" runs on, cannot exhaust it
     src = write_clip(tmp_path / "cam.mp4", n=150, audio=False)
-    for every in ("1", "2", "auto"):
+    for every, pipeline in (("1", []), ("2", ["--pipeline"]), ("auto", [])):
         assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
-                     "--frames", "6", "--landmark-every", every]) == 0
+                     "--frames", "6", "--landmark-every", every, *pipeline]) == 0
         out = capsys.readouterr().out
         assert out.startswith("6 frames") and "latency" in out
         # auto: too few frames measured to decide, so every frame is searched
@@ -268,9 +268,12 @@ def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
         assert f"argument --landmark-every: {message}" in capsys.readouterr().err
 
 
-def test_webcam_loop_takes_a_capture_object(style_png):
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_webcam_loop_takes_a_capture_object(style_png, pipeline):
     """run_webcam on an injected capture (as benchmarks/bench_webcam.py's
-    in-memory camera): the frames it shows and the summary."""
+    in-memory camera): the frames it shows and the summary; with
+    ``pipeline`` each frame is handed to the stylizer's prefetch as it is
+    captured."""
     from blit.stylize import StylizeOptions
     from blit.webcam import run_webcam
 
@@ -287,13 +290,14 @@ def test_webcam_loop_takes_a_capture_object(style_png):
 
     cam = Camera()
     summary = run_webcam([style_png], cam, options=StylizeOptions(), window=False, frames=4,
-                         pace=30.0, log=lambda *a: None)
+                         pace=30.0, log=lambda *a: None, pipeline=pipeline)
     assert summary["frames"] == 4 and summary["fps"] > 0 and summary["latency_ms"]["median"] > 0
     assert summary["landmark_every"] == {1: 4}  # auto, still measuring
     assert cam.released
 
 
-def test_webcam_preview_keys(style_png, tmp_path, monkeypatch):
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
     """The preview window's keys, with OpenCV's window calls scripted: n/p
     switch styles (skipping, with one line, a style that does not load), o
     shows the original beside, s saves a snapshot, v toggles voting, q quits."""
@@ -334,7 +338,8 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch):
             pass
 
     summary = run_webcam([style_png, str(broken), str(other)], Camera(), options=StylizeOptions(),
-                         window=True, pace=30.0, snapshot_dir=str(tmp_path), log=lines.append)
+                         window=True, pace=30.0, snapshot_dir=str(tmp_path), log=lines.append,
+                         pipeline=pipeline)
     assert summary["frames"] == 6  # q on the sixth
     first, second = os.path.splitext(os.path.basename(style_png))[0], "other"
     # n: past the broken style to "other"; p: back past it (skipped now, said once); v: voting 0
@@ -414,3 +419,30 @@ def test_latest_frame_never_waits_and_never_goes_back():
     assert seen == sorted(set(seen))  # strictly newer every time
     assert dropped > 0 and len(seen) + dropped <= 60
     assert seen[-1] == 59 or len(seen) > 1
+
+
+def test_latest_frame_hands_frames_to_start_before_they_are_read():
+    """With ``start`` (the webcam's prefetch), a frame is handed on the
+    moment it comes while none handed on waits to be read; every frame
+    handed on is read, in order, with the timestamp it was handed on with,
+    and frames still only go forwards."""
+    cam = FakeCamera(60, fps=400)
+    started, seen = {}, []
+
+    def start(frame, t):
+        started[int(frame[0, 0, 0])] = t
+
+    with LatestFrame(cam, start=start) as capture:
+        while True:
+            item = capture.read()
+            if item is None:
+                break
+            value = int(item[0][0, 0, 0])
+            seen.append(value)
+            if value in started:
+                assert started[value] == item[1]
+            time.sleep(0.01)  # a slow stylizer: the camera runs ahead
+        dropped = capture.dropped
+    assert seen == sorted(set(seen))
+    assert set(started) <= set(seen) and 0 in started
+    assert 1 < len(started) < len(seen) + 1 and dropped > 0 and len(seen) + dropped <= 60
