@@ -373,9 +373,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         are made while the frame before it is painted (:class:`LatestFrame`,
         ``start``). Off by default: it helps only a camera faster than the
         stylizer, and adds latency (each half of a frame then runs on fewer
-        threads). Measured on 2 cores at 640x480 (``bench_webcam.py``): a 60
-        Hz camera 54.7 against 51.2 fps, latency 28.7 against 26.7 ms; a 30
-        Hz camera 30 fps either way, latency 28.8 against 22.0 ms.
+        threads). Measured on 2 cores at 640x480 (``bench_webcam.py``,
+        ``landmark_every="auto"``): a 60 Hz camera 55.2 against 52.8 fps,
+        latency 28.4 against 25.5 ms; a 30 Hz camera 30.1 fps either way,
+        latency 24.9 against 21.0 ms.
     """
     import cv2
 
