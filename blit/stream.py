@@ -30,6 +30,10 @@ adds state across frames, all of it owned here:
   |Laplacian|) 6.70 against the exemplar head's own 6.04 (frame by frame:
   48.7x, 5.29 and 9.2; FaceBlit 8.96, its seams included);
 * buffers reused from frame to frame;
+* a worker thread (:meth:`Stylizer.prefetch`) that makes the next frame's
+  landmarks, head masks, flow and guides while this frame is painted: a
+  frame is two halves, ``Stylizer._prepare`` and ``Stylizer._paint``, each
+  with its own state;
 * the per-frame kernels on the CPU (Numba) or on a CUDA device
   (``device="cuda"``, :mod:`blit.gpu`): the same NNFs and output, with only
   the frame, the CPU-made guides and flow going in and the output coming out
@@ -802,8 +806,8 @@ class Stylizer:
             from blit.gpu import resolve_device
 
             device = resolve_device(device)
-        elif pipeline:
-            _know_threading_layer()  # so that _pipelines() says the same from the first frame
+        elif pipeline:  # so that _pipelines() says the same from the first frame on
+            _know_threading_layer()
         self.device = device
         self.style = style
         self.options = options
@@ -1000,7 +1004,8 @@ class Stylizer:
         """The landmarker on ``frame`` now; in the prefetch thread when there
         is one (the landmarker runs in one thread at a time), unless this is
         that thread."""
-        if self._pool is not None and not threading.current_thread().name.startswith(self._worker_name):
+        in_worker = threading.current_thread().name.startswith(self._worker_name)
+        if self._pool is not None and not in_worker:
             return self._pool.submit(self._get_landmarker(), frame).result()
         return self._get_landmarker()(frame)
 
@@ -1083,18 +1088,19 @@ class Stylizer:
         return out
 
     def _prepare(self, frame, t, faces, *, waited=0.0):
-        with self._prepare_lock:
-            return self._prepare_locked(frame, t, faces, waited=waited)
-
-    def _prepare_locked(self, frame, t, faces, *, waited=0.0):
         """The first half of a frame (:meth:`prefetch` runs it ahead, in its
         thread): its landmarks (``faces`` as found, None to carry them along
         the flow, or _FIND to find them now; ``waited``: milliseconds spent
         waiting for them, counted with them), their smoothing, the jitter,
-        the head regions, the flow and each head's guides. It reads and
-        writes only the state of this half, and writes its arrays in the
-        frame's slot of three (the next frame's guides are made while this
-        frame's are read, and the previous frame's positional guide is kept)."""
+        the head regions, the flow and each head's guides, as a
+        :class:`_Prepared`. It reads and writes only the state of this half
+        (one call at a time: a lock), and writes its arrays in the frame's
+        slot of three (the next frame's guides are made while this frame's
+        are read, and the previous frame's positional guide is kept)."""
+        with self._prepare_lock:
+            return self._prepare_locked(frame, t, faces, waited)
+
+    def _prepare_locked(self, frame, t, faces, waited):
         index = self._prep_index
         self._prep_index += 1
         t = index / self.fps if t is None else float(t)
@@ -1165,7 +1171,6 @@ class Stylizer:
             self._labels_shape = shape
         return restart
 
-
     def _update_tracks(self, faces, t):
         """Match faces to tracks by nearest centroid, smooth, expire; return the
         tracks to paint this frame, largest face last (painted on top)."""
@@ -1215,7 +1220,7 @@ class Stylizer:
         along the flow), blended, filtered over time and composited, on the
         background (or on it stylized). It reads and writes only the state of
         this half, and the arrays of ``prepared``."""
-        style, options, kernels = self.style, self.options, self._kernels
+        options, kernels = self.options, self._kernels
         frame, tracks = prepared.frame, prepared.tracks
         h, w = frame.shape[:2]
         times = dict(prepared.times)
@@ -1401,6 +1406,8 @@ class Stylizer:
         return _FaceGuides(region.box, pos, app, mask, active)
 
     def _paint_face(self, track, landmarks, guides, flow, canvas, prepared, times):
+        """One head: its NNF (:meth:`_coherent_lookup`), blended, filtered
+        over time and composited into ``canvas``."""
         kernels = self._kernels
         x0, y0, x1, y1 = guides.box
         work = track.head.work
