@@ -324,21 +324,27 @@ def test_a_warm_stream_allocates_little_per_frame(style, hopper, background):
     assert max(peaks) < flow_bytes + (128 << 10), peaks
 
 
-def test_prefetched_landmarks_give_the_same_stream(style, hopper):
-    """Landmarks found one frame ahead in a thread: same frames, same order,
-    same output; a frame that was not prefetched is still handled."""
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_prefetched_landmarks_give_the_same_stream(style, hopper, pipeline):
+    """Landmarks (and with ``pipeline``, the guides) made one frame ahead in
+    a thread: same frames, same order, same output; a frame that was not
+    prefetched is still handled."""
     frames, marks = moving_clip(hopper, n=5)
     plain = Stylizer(style, landmarker=Script([[m] for m in marks]))
     want = [plain(f).copy() for f in frames]
     script = Script([[m] for m in marks])
-    with Stylizer(style, landmarker=script) as ahead:
+    kinds = set()
+    with Stylizer(style, landmarker=script, pipeline=pipeline) as ahead:
         ahead.prefetch(frames[0])
         got = []
         for i, frame in enumerate(frames[:-1]):
             if i + 1 < len(frames) - 1:  # the last frame is not prefetched
                 ahead.prefetch(frames[i + 1])
+            kinds |= {kind for _, kind, _, _ in ahead._pending}
             got.append(ahead(frame).copy())
         got.append(ahead(frames[-1]).copy())
+    assert kinds == ({"frame"} if pipeline and numba.threading_layer() in ("omp", "tbb")
+                     else {"faces"})
     assert script.calls == len(frames)
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
