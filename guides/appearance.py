@@ -21,6 +21,27 @@ __all__ = ["luminance_detail", "style_appearance", "match_histogram", "quantile_
            "target_appearance"]
 
 _NQ = 257  # points of a stored quantile function
+_LO, _HI, _BINS = -128.0, 128.0, 512  # match_histogram's defaults, which the target guide uses
+_COUNT_SPANS = 16  # spans of rows counted in parallel (_level_count_kernel)
+
+
+def _gray_and_blur(image, levels, buffers):
+    """The luminance of ``image`` and its blur ``up(down^levels(gray))``, both
+    (H, W) uint8, in ``buffers``."""
+    h, w = image.shape[:2]
+    if not image.flags.c_contiguous:  # a crop: OpenCV would copy it anyway
+        crop = take(buffers, "detail_bgr", image.shape, np.uint8)
+        crop[...] = image
+        image = crop
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY,
+                        dst=take(buffers, "detail_gray", (h, w), np.uint8))
+    blur = gray
+    for i in range(levels):
+        size = ((blur.shape[0] + 1) // 2, (blur.shape[1] + 1) // 2)
+        blur = cv2.pyrDown(blur, dst=take(buffers, f"detail_down{i}", size, np.uint8))
+    blur = cv2.resize(blur, (w, h), dst=take(buffers, "detail_up", (h, w), np.uint8),
+                      interpolation=cv2.INTER_LINEAR)
+    return gray, blur
 
 
 def luminance_detail(image, *, levels=3, buffers=None):
@@ -38,20 +59,8 @@ def luminance_detail(image, *, levels=3, buffers=None):
     (H, W) float32 ndarray
         Signed detail in luminance levels (about -128..128).
     """
-    h, w = image.shape[:2]
-    if not image.flags.c_contiguous:  # a crop: OpenCV would copy it anyway
-        crop = take(buffers, "detail_bgr", image.shape, np.uint8)
-        crop[...] = image
-        image = crop
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY,
-                        dst=take(buffers, "detail_gray", (h, w), np.uint8))
-    blur = gray
-    for i in range(levels):
-        size = ((blur.shape[0] + 1) // 2, (blur.shape[1] + 1) // 2)
-        blur = cv2.pyrDown(blur, dst=take(buffers, f"detail_down{i}", size, np.uint8))
-    blur = cv2.resize(blur, (w, h), dst=take(buffers, "detail_up", (h, w), np.uint8),
-                      interpolation=cv2.INTER_LINEAR)
-    return cv2.subtract(gray, blur, dst=take(buffers, "detail", (h, w), np.float32),
+    gray, blur = _gray_and_blur(image, levels, buffers)
+    return cv2.subtract(gray, blur, dst=take(buffers, "detail", gray.shape, np.float32),
                         dtype=cv2.CV_32F)
 
 
@@ -152,13 +161,61 @@ def match_histogram(values, reference_quantiles, mask=None, *, lo=-128.0, hi=128
     hist = np.empty(bins, np.int64)
     mask = np.zeros((0, 0), np.float32) if mask is None else np.ascontiguousarray(mask)
     _bin_kernel(values, mask, np.float32(lo), step, idx, hist)
-    hist = hist.astype(np.float64)
-    # mid-rank CDF of each bin, mapped through the reference quantile function
-    cdf = (np.cumsum(hist) - hist / 2.0) / hist.sum()
-    table = np.interp(cdf, np.linspace(0.0, 1.0, reference_quantiles.size), reference_quantiles)
+    table = _matching_table(hist, reference_quantiles)
     if out is None:
         out = np.empty(values.shape, np.float32)
-    return np.take(table.astype(np.float32), idx, out=out, mode="clip")  # clip: unbuffered
+    return np.take(table, idx, out=out, mode="clip")  # clip: unbuffered
+
+
+def _matching_table(hist, reference_quantiles):
+    """float32 value of each bin: its mid-rank in the CDF of ``hist``, mapped
+    through the reference quantile function."""
+    hist = hist.astype(np.float64)
+    cdf = (np.cumsum(hist) - hist / 2.0) / hist.sum()
+    table = np.interp(cdf, np.linspace(0.0, 1.0, reference_quantiles.size), reference_quantiles)
+    return table.astype(np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _level_bins(lo, step, bins):
+    """The bin of each whole detail value -255..255 (index d + 255), as
+    :func:`_bin_kernel` bins it as a float32."""
+    out = np.empty(511, np.int64)
+    for i in range(511):
+        v = np.float32(i - 255)
+        out[i] = min(max(int((v - lo) / step), 0), bins - 1)
+    return out
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _level_count_kernel(gray, blur, mask, counts):
+    """counts[k, d + 255]: pixels of the k-th span of rows whose detail
+    ``gray - blur`` is d, among those whose mask is above 0.5 (all without
+    a mask); counts[spans, :] the same over all pixels (the fallback of an
+    empty mask)."""
+    h = gray.shape[0]
+    spans = counts.shape[0] - 1
+    counts[...] = 0
+    for kk in numba.prange(spans):
+        k = np.int64(kk)
+        for y in range(k * h // spans, (k + 1) * h // spans):
+            for x in range(gray.shape[1]):
+                d = np.int64(gray[y, x]) - np.int64(blur[y, x]) + 255
+                if mask.shape[0] == 0 or mask[y, x] > 0.5:
+                    counts[k, d] += 1
+    if counts[:spans].sum() == 0:
+        for y in range(h):
+            for x in range(gray.shape[1]):
+                counts[spans, np.int64(gray[y, x]) - np.int64(blur[y, x]) + 255] += 1
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _level_map_kernel(gray, blur, lut, out):
+    """out = lut[gray - blur + 255]."""
+    for yy in numba.prange(gray.shape[0]):
+        y = np.int64(yy)
+        for x in range(gray.shape[1]):
+            out[y, x] = lut[np.int64(gray[y, x]) - np.int64(blur[y, x]) + 255]
 
 
 def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=None):
@@ -179,5 +236,24 @@ def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=No
     -------
     (H, W) float32 ndarray in [0, 255]
     """
-    return match_histogram(luminance_detail(image, buffers=buffers), style_quantiles, mask,
-                           buffers=buffers, out=out)
+    # The same as match_histogram(luminance_detail(image), ...), bit for bit,
+    # from the detail's whole values (-255..255): their counts, binned as
+    # match_histogram bins them, and the matched value of each, looked up
+    # per pixel (at 768x1024's head box 1.5 instead of 2.75 ms: the float
+    # detail, its bin indices and their gather are never written).
+    gray, blur = _gray_and_blur(image, 3, buffers)
+    mask = np.zeros((0, 0), np.float32) if mask is None else np.ascontiguousarray(mask)
+    if mask.size and mask.shape != gray.shape:
+        raise ValueError(f"mask: expected shape {gray.shape}, got {mask.shape}")
+    counts = take(buffers, "match_counts", (_COUNT_SPANS + 1, 511), np.int64)
+    _level_count_kernel(gray, blur, mask, counts)
+    per_level = counts[:_COUNT_SPANS].sum(axis=0)
+    if not per_level.any():
+        per_level = counts[_COUNT_SPANS]
+    bins = _level_bins(np.float32(_LO), np.float32((_HI - _LO) / _BINS), _BINS)
+    hist = np.bincount(bins, weights=per_level, minlength=_BINS)
+    lut = _matching_table(hist, style_quantiles)[bins]
+    if out is None:
+        out = np.empty(gray.shape, np.float32)
+    _level_map_kernel(gray, blur, lut, out)
+    return out

@@ -154,6 +154,33 @@ def test_histogram_matching_matches_quantiles():
     assert (np.diff(matched.ravel()[order]) >= -1e-4).all()
 
 
+@pytest.mark.parametrize("mask_kind", ["float", "bool", "none", "empty"])
+def test_target_appearance_is_the_matched_detail_bit_for_bit(mask_kind):
+    """target_appearance counts the detail's whole values instead of binning
+    the float detail: the same guide as match_histogram(luminance_detail),
+    on crops (not contiguous) and with any mask; a mask of another shape is
+    refused."""
+    from guides.buffers import Buffers
+    from guides.appearance import target_appearance
+
+    rng = np.random.default_rng(7)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (150, 170, 3), dtype=np.uint8), (0, 0), 1.2)
+    crop = image[7:140, 11:160]  # a view, as the stream's head box
+    masks = {"float": cv2.GaussianBlur(np.float32(rng.random(crop.shape[:2]) > 0.4), (0, 0), 3),
+             "bool": rng.random(crop.shape[:2]) > 0.6, "none": None,
+             "empty": np.zeros(crop.shape[:2], np.float32)}
+    mask = masks[mask_kind]
+    q = quantile_function(rng.normal(128, 25, (80, 80)).astype(np.float32))
+    want = match_histogram(luminance_detail(crop), q, mask)
+    buffers = Buffers()
+    for _ in range(2):  # the second time from reused buffers
+        got = target_appearance(crop, q, mask, buffers=buffers)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="mask"):
+        target_appearance(crop, q, np.zeros((5, 5), np.float32))
+
+
 # ---------------------------------------------------------------------- mask
 
 def test_head_region_covers_the_face_and_is_soft(hopper):
