@@ -50,7 +50,7 @@ from importlib import resources
 
 import numpy as np
 
-from blit.styleblit import _seed_grid
+from blit.styleblit import _check_jitter, _seed_grid
 from blit.temporal import NO_HISTORY
 from guides.buffers import Buffers
 from guides.io import InputError
@@ -402,10 +402,7 @@ def _prepare_lookup(xp, target_pos, target_app, style_app, table, app_bin, cell,
     target_app = xp.ascontiguousarray(target_app, dtype=xp.float32)
     if target_app.shape != (h, w):
         raise ValueError(f"target_app: expected shape {(h, w)}, got {target_app.shape}")
-    if jitter.ndim != 4 or jitter.shape[0] < params.levels or jitter.shape[3] != 2:
-        raise ValueError(f"jitter: expected (>= {params.levels}, J, J, 2), got shape {jitter.shape}")
-    if jitter.shape[1] != jitter.shape[2]:
-        raise ValueError(f"jitter: expected (L, J, J, 2) with square J x J tables, got shape {jitter.shape}")
+    _check_jitter(jitter, params.levels)
     if jitter.dtype != np.float32:
         raise TypeError(f"jitter: expected float32 (make_jitter), got {jitter.dtype}")
     if not 1 <= params.levels <= _MAX_LEVELS:

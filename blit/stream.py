@@ -827,6 +827,7 @@ class Stylizer:
         self._own_landmarker = landmarker is None
         self._pool = None  # the prefetch() thread, started on first use
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
+        self._pending = collections.deque()  # (frame, kind, t, future) in submission order
         self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
                                          options.threshold, options.levels)
@@ -847,7 +848,7 @@ class Stylizer:
         landmarks already prefetched stay valid for their frames (whose
         guides are then made afresh)."""
         pending = collections.deque()
-        for frame, kind, t, future in getattr(self, "_pending", ()):
+        for frame, kind, t, future in self._pending:
             if kind == "frame":  # keep its landmarks only
                 try:
                     found = future.result().found
@@ -855,7 +856,7 @@ class Stylizer:
                     continue  # (found again when the frame comes)
                 future = None if found is None else _done(found)
             pending.append((frame, "faces", t, future))
-        self._pending = pending  # (frame, kind, t, future) in submission order (prefetch)
+        self._pending = pending
         self._tracks: list[_Track] = []
         self._background = self._coherence()
         self._last_any = None  # landmarks of the last face seen, for background-only frames

@@ -450,6 +450,14 @@ def _table_kernel(sapp, cell, bin_values, lam_pos, lam_app, table):
 # Public functions: validate, allocate, call a kernel.
 # ---------------------------------------------------------------------------
 
+def _check_jitter(jitter, levels):
+    """A ValueError unless ``jitter`` is a (>= levels, J, J, 2) table: the
+    kernels index both of its table axes modulo J (NumPy or CuPy arrays)."""
+    if (jitter.ndim != 4 or jitter.shape[0] < levels or jitter.shape[1] != jitter.shape[2]
+            or jitter.shape[3] != 2):
+        raise ValueError(f"jitter: expected (>= {levels}, J, J, 2), got shape {jitter.shape}")
+
+
 def seed_labels(frame_shape, jitter, levels=DEFAULT_LEVELS):
     """Nearest-seed labels of every frame pixel at every level, for :func:`lookup`.
 
@@ -469,9 +477,7 @@ def seed_labels(frame_shape, jitter, levels=DEFAULT_LEVELS):
         Index ``3 * row + column`` of the cell, among the 3x3 around the
         pixel's, whose seed is nearest (level 0 unused).
     """
-    if (jitter.ndim != 4 or jitter.shape[0] < levels or jitter.shape[1] != jitter.shape[2]
-            or jitter.shape[3] != 2):
-        raise ValueError(f"jitter: expected (>= {levels}, J, J, 2), got shape {jitter.shape}")
+    _check_jitter(jitter, levels)
     labels = np.zeros((max(levels, 2), int(frame_shape[0]), int(frame_shape[1])), np.uint8)
     _label_kernel(np.ascontiguousarray(jitter, np.float32), labels)
     return labels
@@ -602,9 +608,7 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     target_app = np.ascontiguousarray(target_app, dtype=np.float32)
     if target_app.shape != (h, w):
         raise ValueError(f"target_app: expected shape {(h, w)}, got {target_app.shape}")
-    if (jitter.ndim != 4 or jitter.shape[0] < params.levels or jitter.shape[1] != jitter.shape[2]
-            or jitter.shape[3] != 2):
-        raise ValueError(f"jitter: expected (>= {params.levels}, J, J, 2), got shape {jitter.shape}")
+    _check_jitter(jitter, params.levels)
     if not 1 <= params.levels <= 12:
         raise ValueError(f"levels: expected 1..12, got {params.levels}")
     if out is None:

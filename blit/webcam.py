@@ -446,9 +446,12 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         nonlocal stylizer
         with lock:
             old, stylizer = stylizer, make_stylizer()
-        close = getattr(old, "close", None)
+        close_stylizer(old)  # (waits for a frame it was making)
+
+    def close_stylizer(s):
+        close = getattr(s, "close", None)  # (the GAN stylizer has none)
         if close is not None:
-            close()  # (waits for a frame it was making)
+            close()
 
     vcam = None
     name = "styleblit"
@@ -524,9 +527,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     log(f"saved {path}")
             dropped = capture.dropped
     finally:
-        close = getattr(stylizer, "close", None)
-        if close is not None:
-            close()  # (before the landmarker it may still be using)
+        close_stylizer(stylizer)  # (before the landmarker it may still be using)
         if vcam is not None:
             vcam.close()
         if window:

@@ -21,8 +21,12 @@ __all__ = ["luminance_detail", "style_appearance", "match_histogram", "quantile_
            "target_appearance"]
 
 _NQ = 257  # points of a stored quantile function
-_LO, _HI, _BINS = -128.0, 128.0, 512  # match_histogram's defaults, which the target guide uses
+_LO, _HI, _BINS = -128.0, 128.0, 512  # match_histogram's default bins, the target guide's
 _COUNT_SPANS = 16  # spans of rows counted in parallel (_level_count_kernel)
+# the bin of each whole detail value -255..255 (index d + 255), as _bin_kernel
+# bins it: the same float32 arithmetic, truncated towards zero, clipped
+_LEVEL_BINS = np.clip(((np.arange(-255, 256).astype(np.float32) - np.float32(_LO))
+                       / np.float32((_HI - _LO) / _BINS)).astype(np.int64), 0, _BINS - 1)
 
 
 def _gray_and_blur(image, levels, buffers):
@@ -134,7 +138,7 @@ def _bin_kernel(values, mask, lo, step, idx, hist):
                 hist[idx[y, x]] += 1
 
 
-def match_histogram(values, reference_quantiles, mask=None, *, lo=-128.0, hi=128.0, bins=512,
+def match_histogram(values, reference_quantiles, mask=None, *, lo=_LO, hi=_HI, bins=_BINS,
                     buffers=None, out=None):
     """Map ``values`` so that their histogram (inside ``mask``) matches the one
     described by ``reference_quantiles`` (from :func:`quantile_function`).
@@ -174,17 +178,6 @@ def _matching_table(hist, reference_quantiles):
     cdf = (np.cumsum(hist) - hist / 2.0) / hist.sum()
     table = np.interp(cdf, np.linspace(0.0, 1.0, reference_quantiles.size), reference_quantiles)
     return table.astype(np.float32)
-
-
-@numba.njit(cache=True, nogil=True)
-def _level_bins(lo, step, bins):
-    """The bin of each whole detail value -255..255 (index d + 255), as
-    :func:`_bin_kernel` bins it as a float32."""
-    out = np.empty(511, np.int64)
-    for i in range(511):
-        v = np.float32(i - 255)
-        out[i] = min(max(int((v - lo) / step), 0), bins - 1)
-    return out
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -250,9 +243,8 @@ def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=No
     per_level = counts[:_COUNT_SPANS].sum(axis=0)
     if not per_level.any():
         per_level = counts[_COUNT_SPANS]
-    bins = _level_bins(np.float32(_LO), np.float32((_HI - _LO) / _BINS), _BINS)
-    hist = np.bincount(bins, weights=per_level, minlength=_BINS)
-    lut = _matching_table(hist, style_quantiles)[bins]
+    hist = np.bincount(_LEVEL_BINS, weights=per_level, minlength=_BINS)
+    lut = _matching_table(hist, style_quantiles)[_LEVEL_BINS]
     if out is None:
         out = np.empty(gray.shape, np.float32)
     _level_map_kernel(gray, blur, lut, out)

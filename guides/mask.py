@@ -173,13 +173,10 @@ def composite(background, foreground, region, *, out=None):
     elif out is not background:
         out[...] = background
     if x1 > x0 and y1 > y0:
-        if out.flags.c_contiguous:
-            _composite_kernel(out, np.ascontiguousarray(foreground), np.ascontiguousarray(region.mask),
-                              x0, y0)
-        else:  # the kernel reads its arrays as flat ones
-            flat = np.ascontiguousarray(out)
-            _composite_kernel(flat, np.ascontiguousarray(foreground),
-                              np.ascontiguousarray(region.mask), x0, y0)
+        flat = np.ascontiguousarray(out)  # the kernel reads its arrays as flat ones
+        _composite_kernel(flat, np.ascontiguousarray(foreground), np.ascontiguousarray(region.mask),
+                          x0, y0)
+        if flat is not out:  # (a strided out went through a contiguous copy)
             out[...] = flat
     return out
 
