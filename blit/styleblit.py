@@ -13,11 +13,15 @@ no guides and is skipped). Pixels sharing an accepted seed therefore copy
 one coherent patch of the exemplar; the finest level (spacing 1) is a
 per-pixel lookup and always accepted.
 
-A seed's ``u`` depends on the seed alone. In a dense region every seed is
-looked up first, in one parallel pass; in a sparse one (a stream looks up
-afresh only the few pixels whose previous source no longer fits) each seed
-is looked up by the first pixel that needs it, so the many fine-level seeds
-that no pixel reaches cost nothing. The NNF is the same either way.
+A seed's ``u`` depends on the seed alone, and each is looked up by the first
+pixel that needs it: most seeds of the fine levels are never needed, because
+their pixels found a source at a coarser level. In a dense region (more than
+half of it active), the coarsest level (seed spacing 64 px, where more than
+half of a head's pixels find their source) goes first, for every pixel of a
+row at once, by *runs*: the pixels of a row that share a seed share its
+offset ``u - q``, so their candidates are one contiguous stretch of an
+exemplar row and their guide errors one loop that the compiler vectorises.
+The pixels left then go on one by one. The NNF is the same either way.
 
 The output is a nearest-neighbour field (NNF): for each target pixel, the
 exemplar pixel (x, y) it copies. :func:`blit.blending.blend` turns it into an
@@ -40,7 +44,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from numba.extending import overload
 
 from guides.buffers import take
 
@@ -53,8 +56,8 @@ _INACTIVE = -(1 << 24)  # NNF entry of a pixel outside ``active``
 # low half and u_y in the high half (seeds[k, 2:4] seen as int32), or:
 _UNSEEN = -1  # not looked up yet (_seed_source): u = (-1, -1)
 _NO_GUIDE = -4294967298  # the seed lies outside the region, it has no guides: u = (-2, -2)
-_EAGER_FRACTION = 0.5  # above this share of active pixels, seeds are looked up first
-_SPARSE_SPACING = 4  # then, at spacings <= this, only those around active pixels
+_RUN_SHARE = 0.5  # above this share of active pixels, a region is dense: it goes
+_RUN_SPACING = 64  # by runs (_run_row) at the levels of this seed spacing and coarser
 
 
 @dataclass(frozen=True)
@@ -102,9 +105,17 @@ def make_jitter(seed=0, *, levels=DEFAULT_LEVELS, size=64):
 # ---------------------------------------------------------------------------
 
 @numba.njit(inline="always")
+def _error_of(cx, cy, gx, gy, a, s, lam_pos, lam_app):
+    """E for the exemplar pixel (cx, cy) (int64) whose appearance is ``s``
+    (float32): the position term in float64 (int64 - float32), the
+    appearance term in float32, their sum in float64."""
+    return lam_pos * (abs(cx - gx) + abs(cy - gy)) + lam_app * abs(s - a)
+
+
+@numba.njit(inline="always")
 def _error(cx, cy, gx, gy, a, sapp, lam_pos, lam_app):
-    # (float32 arithmetic whether the exemplar's guide is float32 or uint8)
-    return lam_pos * (abs(cx - gx) + abs(cy - gy)) + lam_app * abs(np.float32(sapp[cy, cx]) - a)
+    # (the same arithmetic whether the exemplar's guide is float32 or uint8)
+    return _error_of(cx, cy, gx, gy, a, np.float32(sapp[cy, cx]), lam_pos, lam_app)
 
 
 @numba.njit(inline="always")
@@ -147,17 +158,6 @@ def _seed_position(level, cx, cy, jitter):
     return qx, qy
 
 
-@numba.njit(inline="always")
-def _near_occupied(occupied, offset, ncx, ncy, i, j):
-    """Whether one of the 9 cells around cell (i, j) of a level holds an
-    active pixel (``occupied`` of the level's cells starts at ``offset``)."""
-    for jj in range(max(j - 1, 0), min(j + 2, ncy)):
-        row = offset + jj * ncx
-        if occupied[row + i] or (i > 0 and occupied[row + i - 1]) or (i + 1 < ncx and occupied[row + i + 1]):
-            return True
-    return False
-
-
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _seed_position_kernel(jitter, grid, seeds):
     """seeds[k, :2] = (q_x, q_y): the position of every seed of every level;
@@ -194,80 +194,33 @@ def _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam
     return v
 
 
+@numba.njit(inline="always")
 def _seed_source(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app,
                  memo):
-    """Seed k's exemplar pixel, packed as in :func:`_look_up_seed`.
-
-    With a writable ``memo`` it is looked up the first time a pixel needs it
-    and kept: most seeds of the fine levels are never needed, because their
-    pixels find a source at a coarser level. With a read-only ``memo`` every
-    seed was looked up beforehand (:func:`_seed_source_kernel`) and it is only
-    read: the pixel loop then holds no call that may write memory, which
-    makes it twice as fast. Numba compiles the two as two specialisations.
-    """
-    raise NotImplementedError("only for Numba-compiled code")
-
-
-@overload(_seed_source, inline="always")
-def _seed_source_impl(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos,
-                      lam_app, memo):
-    if not memo.mutable:
-        return lambda k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app, \
-            memo: memo[k, 1]
-
-    def lazy(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app, memo):
-        v = memo[k, 1]
-        if v == _UNSEEN:
-            v = _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                              lam_pos, lam_app, memo)
-        return v
-    return lazy
+    """Seed k's exemplar pixel, packed as in :func:`_look_up_seed`: looked up
+    the first time a pixel needs it, and kept."""
+    v = memo[k, 1]
+    if v == _UNSEEN:
+        v = _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                          lam_pos, lam_app, memo)
+    return v
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _occupied_kernel(active, ox, oy, grid, occupied):
-    """occupied[k] = 1 where the cell of seed k holds an active pixel, for the
-    levels of spacing <= _SPARSE_SPACING (cell rows in parallel: each
-    iteration writes its own row of cells only)."""
-    h, w = active.shape
-    for level in range(1, grid.shape[0]):
-        if (1 << level) > _SPARSE_SPACING:
-            break
-        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
-        for jj in numba.prange(ncy):
-            j = np.int64(jj)  # prange indices may be unsigned
-            y0 = ((by0 + j) << level) - oy
-            for y in range(max(y0, 0), min(y0 + (1 << level), h)):
-                for x in range(w):
-                    if active[y, x]:
-                        occupied[offset + j * ncx + ((x + ox) >> level) - bx0] = 1
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _seed_source_kernel(seeds, grid, occupied, jitter, tpos, tapp, sapp, table, cell, app_bin,
-                        ox, oy, lam_pos, lam_app, memo):
-    """:func:`_look_up_seed` for every seed that a pixel may use, in parallel:
-    faster than one by one from the pixels when most of the region is
-    active. At the fine levels (spacing <= _SPARSE_SPACING, most of the
-    seeds) that is where ``occupied`` says an active pixel lies in one of the
-    9 cells around the seed's; the others stay unseen, and no active pixel
-    reaches them (its nearest seed is in one of the 9 cells around its own).
-    Writes the seeds' positions too (:func:`_seed_position_kernel`), of the
-    used seeds only. Level by level, the cell rows of a level in parallel."""
-    for level in range(1, grid.shape[0]):
-        offset, bx0, by0, ncx, ncy = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3], grid[level, 4]
-        sparse = (1 << level) <= _SPARSE_SPACING
+def _run_seed_kernel(seeds, grid, first, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
+                     lam_pos, lam_app, memo):
+    """:func:`_look_up_seed` for every seed of the levels ``first`` and
+    coarser, which go by runs (:func:`_run_row`) and read them without a
+    test (few: one per 64x64 cell at the default spacings); the cell rows
+    of a level in parallel."""
+    for level in range(first, grid.shape[0]):
+        offset, ncx, ncy = grid[level, 0], grid[level, 3], grid[level, 4]
         for jj in numba.prange(ncy):
             j = np.int64(jj)  # prange indices may be unsigned
             for i in range(ncx):
-                if sparse and not _near_occupied(occupied, offset, ncx, ncy, i, j):
-                    continue
                 k = offset + j * ncx + i
-                qx, qy = _seed_position(level, bx0 + i, by0 + j, jitter)
-                seeds[k, 0] = qx
-                seeds[k, 1] = qy
-                _look_up_seed(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                              lam_pos, lam_app, memo)
+                _look_up_seed(k, seeds[k, 0], seeds[k, 1], tpos, tapp, sapp, table, cell, app_bin,
+                              ox, oy, lam_pos, lam_app, memo)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -305,26 +258,128 @@ def _label_kernel(jitter, labels):
                 labels[level, y, x] = best
 
 
+@numba.njit(inline="always")
+def _nearest_label(seeds, k0, ncx, px, py):
+    """NearestSeed: which of the 9 cells around p's (the first at seed
+    ``k0``, the others ``ncx`` per row) holds the seed nearest to p
+    (3 * row + column, first minimum), as :func:`seed_labels` says."""
+    best_d = 1 << 30
+    best = 0
+    for j in range(3):
+        for i in range(3):
+            kk = k0 + j * ncx + i
+            dx = seeds[kk, 0] - px
+            dy = seeds[kk, 1] - py
+            d = dx * dx + dy * dy
+            if d < best_d:
+                best_d = d
+                best = 3 * j + i
+    return best
+
+
+@numba.njit(inline="always")
+def _accept_run(y, xa, xb, dx, cy, ox, tp, ta, sflat, ws, lam_pos, lam_app, threshold,
+                pending, n64):
+    """The candidates ``(x + ox + dx, cy)`` of the pixels xa..xb-1 of row y,
+    one seed's run, all inside the exemplar: a pending pixel whose guide
+    error is below the threshold takes its candidate (packed as in the NNF's
+    int64 view) and is no longer pending. The same arithmetic as
+    :func:`_error`, flat arrays with unsigned indices and selects instead of
+    branches, so that LLVM vectorises it."""
+    w = pending.shape[0]
+    cy = np.int64(cy)
+    word = (np.int64(cy) << 32) | (xa + ox + dx)  # the packed candidate of pixel xa
+    row = np.uint64(y * w + xa)
+    at = np.uint64(cy * ws + xa + ox + dx)
+    for jj in range(np.uint64(xb - xa)):
+        j = np.uint64(jj)
+        i = row + j
+        e = _error_of(np.int64(xa + ox + dx) + np.int64(jj), cy, tp[np.uint64(2) * i],
+                      tp[np.uint64(2) * i + np.uint64(1)], ta[i], np.float32(sflat[at + j]),
+                      lam_pos, lam_app)
+        p = np.uint64(xa) + j
+        ok = (e < threshold) & (pending[p] != 0)
+        n64[i] = (word + np.int64(jj)) if ok else n64[i]
+        pending[p] = np.uint8(0) if ok else pending[p]
+
+
+@numba.njit(inline="always")
+def _run_row(level, y, ox, oy, tpos, tapp, sapp, lam_pos, lam_app, threshold, grid, seeds, memo,
+             labels, lab, pending, nnf):
+    """One level of the lookup for the pending pixels of row y, by runs of
+    pixels that share a seed (and so a candidate offset ``u - q``): the
+    same test as :func:`_lookup_row` makes pixel by pixel."""
+    h, w = tpos.shape[0], tpos.shape[1]
+    hs, ws = sapp.shape
+    offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
+    py = y + oy
+    # seed of the top-left cell around p, less p's cell column: + (px >> level)
+    k_row = offset + ((py >> level) - by0 - 1) * ncx - bx0 - 1
+    for x in range(w):
+        px = x + ox
+        if labels.shape[0] > 1:
+            lab[x] = labels[level, py, px]
+        else:
+            lab[x] = _nearest_label(seeds, k_row + (px >> level), ncx, px, py)
+    tp = tpos.reshape(tpos.size)
+    ta = tapp.reshape(tapp.size)
+    sflat = sapp.reshape(sapp.size)
+    n64 = nnf.reshape(nnf.size).view(np.int64)
+    x = 0
+    while x < w:
+        # a run: the pixels from x0 on with p's label, in p's cell
+        x0 = x
+        l = np.int64(lab[x0])
+        end = min((((x0 + ox) >> level) + 1) << level, ox + w) - ox
+        x += 1
+        while x < end and lab[x] == l:
+            x += 1
+        k = k_row + ((x0 + ox) >> level) + (l // 3) * ncx + l % 3
+        u = memo[k, 1]
+        if u == _NO_GUIDE:
+            continue  # a seed outside the region has no guides
+        dx = (u & 0xFFFFFFFF) - seeds[k, 0]  # candidate: (px + dx, cy)
+        cy = (u >> 32) + py - seeds[k, 1]
+        if cy < 0 or cy >= hs:
+            continue
+        xa = max(x0, -dx - ox)
+        xb = min(x, ws - dx - ox)
+        if xa < xb:
+            _accept_run(y, xa, xb, dx, cy, ox, tp, ta, sflat, ws, lam_pos, lam_app, threshold,
+                        pending, n64)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                   lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf):
-    for y in numba.prange(tpos.shape[0]):
-        _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                    lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf, y)
+def _lookup_kernel(tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app, threshold,
+                   levels, run_from, grid, seeds, memo, labels, active, nnf):
+    """The NNF, a row at a time: the levels ``run_from`` and coarser for the
+    whole row by runs (:func:`_run_row`), the others pixel by pixel for
+    the pixels still pending (:func:`_lookup_row`)."""
+    h, w = tpos.shape[0], tpos.shape[1]
+    for yy in numba.prange(h):
+        y = np.int64(yy)  # prange indices may be unsigned
+        pending = np.empty(w, np.uint8)
+        lab = np.empty(w, np.uint8)
+        for x in range(w):
+            pending[x] = active[y, x]
+            nnf[y, x, 0] = _INACTIVE
+            nnf[y, x, 1] = _INACTIVE
+        for level in range(levels - 1, run_from - 1, -1):
+            _run_row(level, y, ox, oy, tpos, tapp, sapp, lam_pos, lam_app, threshold, grid, seeds,
+                     memo, labels, lab, pending, nnf)
+        _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy, lam_pos, lam_app, threshold,
+                    min(levels, run_from), grid, seeds, memo, labels, pending, nnf, y)
 
 
 @numba.njit(inline="always")
 def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
-                lam_pos, lam_app, threshold, levels, grid, seeds, memo, labels, active, nnf, y):
+                lam_pos, lam_app, threshold, top, grid, seeds, memo, labels, pending, nnf, y):
     # A function per row, inlined into the prange loop (faster than a call):
     # its per-pixel locals belong to one iteration.
     w = tpos.shape[1]
     hs, ws = sapp.shape
-    y = np.int64(y)  # prange indices may be unsigned
     for x in range(w):
-        if not active[y, x]:
-            nnf[y, x, 0] = _INACTIVE
-            nnf[y, x, 1] = _INACTIVE
+        if not pending[x]:
             continue
         px = x + ox
         py = y + oy
@@ -332,26 +387,15 @@ def _lookup_row(tpos, tapp, sapp, table, cell, app_bin, ox, oy,
         gy = tpos[y, x, 1]
         a = tapp[y, x]
         done = False
-        for level in range(levels - 1, 0, -1):
+        for level in range(top - 1, 0, -1):
             # NearestSeed: the closest of the seeds of the 9 cells around p's
             offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
-            i0 = (px >> level) - bx0 - 1
-            j0 = (py >> level) - by0 - 1
+            k0 = offset + ((py >> level) - by0 - 1) * ncx + (px >> level) - bx0 - 1
             if labels.shape[0] > 1:  # precomputed for this frame size and jitter
-                lab = labels[level, py, px]
-                k = offset + (j0 + lab // 3) * ncx + i0 + lab % 3
+                lab = np.int64(labels[level, py, px])
             else:
-                best_d = 1 << 30
-                k = 0
-                for j in range(j0, j0 + 3):
-                    for i in range(i0, i0 + 3):
-                        kk = offset + j * ncx + i
-                        dx = seeds[kk, 0] - px
-                        dy = seeds[kk, 1] - py
-                        d = dx * dx + dy * dy
-                        if d < best_d:
-                            best_d = d
-                            k = kk
+                lab = _nearest_label(seeds, k0, ncx, px, py)
+            k = k0 + (lab // 3) * ncx + lab % 3
             qx = seeds[k, 0]
             qy = seeds[k, 1]
             u = _seed_source(k, qx, qy, tpos, tapp, sapp, table, cell, app_bin, ox, oy,
@@ -601,6 +645,7 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         raise ValueError(f"target_pos: expected (H, W, 2), got shape {target_pos.shape}")
     h, w = target_pos.shape[:2]
     lam_app = params.lam_app
+    given_app = target_app
     if target_app is None:
         target_app = take(buffers, "lookup_no_app", (h, w), np.float32)
         target_app[...] = 0.0
@@ -615,6 +660,10 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         out = np.empty((h, w, 2), np.int32)
     elif out.shape != (h, w, 2) or out.dtype != np.int32:
         raise ValueError(f"out: expected ({h}, {w}, 2) int32, got {out.shape} {out.dtype}")
+    elif not out.flags.c_contiguous:  # the kernel writes C-contiguous rows
+        out[...] = lookup(target_pos, given_app, style_app, table, app_bin, cell, params, jitter,
+                          origin=origin, active=active, labels=labels, buffers=buffers)
+        return out
     if active is None:
         active = take(buffers, "lookup_active", (h, w), np.bool_)
         active[...] = True
@@ -626,27 +675,23 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     if ox < 0 or oy < 0:
         raise ValueError(f"origin: expected non-negative frame coordinates, got {origin}")
     lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
+    style_app = np.ascontiguousarray(style_app)
     grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
     # per seed: q and u, 16 bytes; u (seeds[k, 2:4]) as one int64 in memo[k, 1]
     memo = take(buffers, "lookup_memo", (max(nseeds, 1), 2), np.int64)
     seeds = memo.view(np.int32)
     active = np.ascontiguousarray(active, dtype=np.bool_)
     jitter = np.ascontiguousarray(jitter, np.float32)
-    if nseeds and np.count_nonzero(active) > _EAGER_FRACTION * active.size:
-        # a dense region needs most seeds: look up those near active pixels
-        # first, in one pass, and hand the pixels a read-only memo (see
-        # _seed_source); the other seeds are never read
-        occupied = take(buffers, "lookup_occupied", (nseeds,), np.uint8)
-        occupied[...] = 0
-        _occupied_kernel(active, ox, oy, grid, occupied)
-        _seed_source_kernel(seeds, grid, occupied, jitter, target_pos, target_app, style_app,
-                            table, int(cell), app_bin, ox, oy, lam_pos, lam_app, memo)
-        memo = memo.view()
-        memo.flags.writeable = False
-    elif nseeds:
-        # a sparse one: every seed's position, and u when a pixel first needs it
+    run_from = params.levels  # no level by runs
+    if nseeds:
         _seed_position_kernel(jitter, grid, seeds)
         memo[:, 1] = _UNSEEN
+        if np.count_nonzero(active) > _RUN_SHARE * active.size:
+            # a dense region: its coarse levels by runs, their seeds looked up first
+            run_from = max(int(_RUN_SPACING).bit_length() - 1, 1)
+            if run_from < params.levels:
+                _run_seed_kernel(seeds, grid, run_from, target_pos, target_app, style_app, table,
+                                 int(cell), app_bin, ox, oy, lam_pos, lam_app, memo)
     if labels is None:
         labels = np.zeros((1, 1, 1), np.uint8)
     elif (labels.dtype != np.uint8 or labels.ndim != 3 or labels.shape[0] < params.levels
@@ -654,6 +699,6 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         raise ValueError(f"labels: expected (>= {params.levels}, >= {oy + h}, >= {ox + w}) uint8 "
                          f"for this region, got {labels.shape} {labels.dtype}")
     _lookup_kernel(target_pos, target_app, style_app, table, int(cell), app_bin, ox, oy,
-                   lam_pos, lam_app, np.float32(params.threshold), int(params.levels), grid,
-                   seeds, memo, labels, active, out)
+                   lam_pos, lam_app, np.float32(params.threshold), int(params.levels),
+                   int(run_from), grid, seeds, memo, labels, active, out)
     return out

@@ -70,8 +70,8 @@ def test_lookup_equals_reference(threshold, levels, jitter_size):
     labels = seed_labels((origin[1] + h + 3, origin[0] + w + 1), jitter, levels)
     with_labels = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=labels)
     np.testing.assert_array_equal(with_labels, slow)
-    # a sparse region (seeds looked up lazily, by the first pixel that needs
-    # them) and a dense one with holes (seeds near active pixels looked up first)
+    # a sparse region and a dense one with holes (the dense one's coarsest
+    # level goes by runs at other sizes: test_lookup_by_runs_equals_reference)
     for share in (0.3, 0.8):
         some = rng.random((h, w)) < share
         for lab in (None, labels):
@@ -79,6 +79,43 @@ def test_lookup_equals_reference(threshold, levels, jitter_size):
                           labels=lab, active=some)
             np.testing.assert_array_equal(part[some], slow[some])
             assert (part[~some] < 0).all()
+
+
+@pytest.mark.parametrize("run_spacing", [2, 4, 16])
+@pytest.mark.parametrize("threshold", [10.0, 50.0])
+def test_lookup_by_runs_equals_reference(monkeypatch, run_spacing, threshold):
+    """The coarse levels of a dense region go by runs of pixels sharing a
+    seed (spacing 64 by default, coarser than the references' small inputs
+    reach): here from spacing 2, 4 and 16 on, with and without labels, on a
+    region with holes and a guide partly off the exemplar."""
+    from blit import styleblit
+
+    monkeypatch.setattr(styleblit, "_RUN_SPACING", run_spacing)
+    rng = np.random.default_rng(7)
+    style, app = make_style(rng)
+    levels = 5
+    params = LookupParams(lam_pos=2.0, lam_app=2.0, threshold=threshold, levels=levels)
+    table, bins = argmin_lookup_table(app, params, cell=4, nbins=8)
+    h, w = 37, 45
+    pos = identity_pos(h, w) * 0.9 + rng.normal(0, 0.7, (h, w, 2)).astype(np.float32) - 4
+    tapp = np.clip(rng.normal(128, 40, (h, w)), 0, 255).astype(np.float32)
+    jitter = make_jitter(9, levels=levels, size=8)
+    origin = (3, 6)
+    slow = ref.lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin)
+    labels = seed_labels((origin[1] + h, origin[0] + w), jitter, levels)
+    some = rng.random((h, w)) < 0.8
+    for lab in (None, labels):
+        np.testing.assert_array_equal(
+            lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=lab), slow)
+        part = lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, labels=lab,
+                      active=some)
+        np.testing.assert_array_equal(part[some], slow[some])
+        assert (part[~some] < 0).all()
+    # a strided out is written as a contiguous one would be
+    out = np.full((h, 2 * w, 2), 7, np.int32)
+    lookup(pos, tapp, app, table, bins, 4, params, jitter, origin=origin, out=out[:, ::2])
+    np.testing.assert_array_equal(out[:, ::2], slow)
+    assert (out[:, 1::2] == 7).all()
 
 
 def test_lazy_seed_lookup_is_deterministic_under_threads():

@@ -10,8 +10,9 @@
 //
 //   guide_error     <-> styleblit._error
 //   argmin_lookup   <-> styleblit._argmin_lookup   (ArgMinLookup)
-//   seed_point      <-> one iteration of styleblit._seed_kernel   (SeedPoint)
-//   lookup_pixel    <-> one pixel of styleblit._lookup_row   (NearestSeed, accept)
+//   seed_point      <-> styleblit._seed_position and _look_up_seed for one seed   (SeedPoint)
+//   lookup_pixel    <-> one pixel of styleblit._lookup_row, all levels   (NearestSeed, accept;
+//                       the CPU tests its coarsest level for runs of pixels: _run_row)
 //   blend_pixel     <-> one pixel of blending._blend_row
 //   denoise_pixel   <-> one pixel of blending._denoise_kernel   (the NNF's mode filter)
 //   propagate_pixel <-> one pixel of stream._propagate_row
