@@ -259,33 +259,48 @@ def _count9(k, k0, k1, k2, k3, k4, k5, k6, k7, k8):
 
 
 @numba.njit(inline="always")
-def _mode_3x3(keys, y, x, own):
-    """:func:`_mode` for radius 1 away from the border, written out: the
-    nine offsets in registers, every count without a branch. Without a
-    majority for ``own``, the neighbours are taken in raster order, each
-    counted with ``own`` and the neighbours after it: the full count at an
-    offset's first occurrence, fewer at a later one, which cannot win; a
-    count of five is a majority and ends the search."""
-    k0, k1, k2 = keys[y - 1, x - 1], keys[y - 1, x], keys[y - 1, x + 1]
-    k3, k5 = keys[y, x - 1], keys[y, x + 1]
-    k6, k7, k8 = keys[y + 1, x - 1], keys[y + 1, x], keys[y + 1, x + 1]
-    best = _count9(own, k0, k1, k2, k3, own, k5, k6, k7, k8)
-    mode = own
-    if best >= 5:
-        return mode  # a majority
-    n = (k0, k1, k2, k3, k5, k6, k7, k8)
-    for i in range(8):
-        k = n[i]
-        c = np.int64(1) + np.int64(k == own)
-        for j in range(i + 1, 8):
-            c += np.int64(n[j] == k)
-        c = c if k >= 0 else 0
-        better = c > best
+def _mode_3x3(k0, k1, k2, k3, k4, k5, k6, k7, k8):
+    """:func:`_mode` for radius 1 of the nine offsets around a pixel in
+    raster order (its own is ``k4``, active), without a branch: each
+    offset's count among the nine, then, in raster order, the first whose
+    count is strictly larger than the best so far, starting from the own
+    one's (an inactive neighbour, -1, counts for none)."""
+    mode = k4
+    best = _count9(k4, k0, k1, k2, k3, k4, k5, k6, k7, k8)
+    for k in (k0, k1, k2, k3, k5, k6, k7, k8):  # (unrolled: a tuple)
+        c = _count9(k, k0, k1, k2, k3, k4, k5, k6, k7, k8)
+        better = (c > best) & (k >= 0)
         best = c if better else best
         mode = k if better else mode
-        if best >= 5:
-            break
     return mode
+
+
+@numba.njit(inline="always")
+def _denoise_row_3x3(nnf, keys, y, hs, ws, out):
+    """:func:`_denoise_kernel` for radius 1 on row y, but for its first and
+    last pixels (0 < y < h - 1): flat arrays with unsigned indices and
+    selects instead of branches, which LLVM vectorises (0.45x the time of
+    the same pixels counted one by one with early exits, on the still's
+    head box at 768x1024)."""
+    h, w = keys.shape
+    kf = keys.reshape(keys.size)
+    nf = nnf.reshape(nnf.size).view(np.int64)  # (x, y) pairs as one word
+    of = out.reshape(out.size).view(np.int64)
+    one = np.uint64(1)
+    up = np.uint64((y - 1) * w)
+    mid = np.uint64(y * w)
+    down = np.uint64((y + 1) * w)
+    for xx in range(one, np.uint64(w - 1)):
+        x = np.uint64(xx)
+        own = kf[mid + x]
+        mode = _mode_3x3(kf[up + x - one], kf[up + x], kf[up + x + one],
+                         kf[mid + x - one], own, kf[mid + x + one],
+                         kf[down + x - one], kf[down + x], kf[down + x + one])
+        sx = np.int64(x) + (mode >> 26) - _KEY
+        sy = y + (mode & ((1 << 26) - 1)) - _KEY
+        take = ((own >= 0) & (mode != own) & (np.uint64(sx) < np.uint64(ws))
+                & (np.uint64(sy) < np.uint64(hs)))
+        of[mid + x] = ((sy << 32) | sx) if take else nf[mid + x]
 
 
 @numba.njit(inline="always")
@@ -320,32 +335,41 @@ def _mode(keys, y, x, own, radius, win):
     return mode
 
 
+@numba.njit(inline="always")
+def _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win):
+    """out(p) for one pixel p = (x, y): :func:`_mode` of the offsets around
+    it, from ``keys``."""
+    out[y, x, 0] = nnf[y, x, 0]
+    out[y, x, 1] = nnf[y, x, 1]
+    own = keys[y, x]
+    if own < 0:
+        return
+    mode = _mode(keys, y, x, own, radius, win)
+    if mode == own:
+        return
+    sx = x + (mode >> 26) - _KEY
+    sy = y + (mode & ((1 << 26) - 1)) - _KEY
+    if 0 <= sx < ws and 0 <= sy < hs:
+        out[y, x, 0] = sx
+        out[y, x, 1] = sy
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _denoise_kernel(nnf, keys, radius, hs, ws, out):
     """out(p) = p + the mode of the offsets around p (:func:`_mode`, with
     ``keys`` from :func:`_offset_kernel`), or NNF(p) where that lies off the
-    exemplar."""
+    exemplar. Radius 1 away from the border by :func:`_denoise_row_3x3`."""
     h, w = nnf.shape[0], nnf.shape[1]
     for yy in numba.prange(h):
         y = np.int64(yy)  # prange indices may be unsigned
         win = np.empty((2 * radius + 1) * (2 * radius + 1), np.int64)
-        for x in range(w):
-            out[y, x, 0] = nnf[y, x, 0]
-            out[y, x, 1] = nnf[y, x, 1]
-            own = keys[y, x]
-            if own < 0:
-                continue
-            if radius == 1 and 0 < y < h - 1 and 0 < x < w - 1:
-                mode = _mode_3x3(keys, y, x, own)
-            else:
-                mode = _mode(keys, y, x, own, radius, win)
-            if mode == own:
-                continue
-            sx = x + (mode >> 26) - _KEY
-            sy = y + (mode & ((1 << 26) - 1)) - _KEY
-            if 0 <= sx < ws and 0 <= sy < hs:
-                out[y, x, 0] = sx
-                out[y, x, 1] = sy
+        if radius == 1 and 0 < y < h - 1 and w > 2:
+            _denoise_row_3x3(nnf, keys, y, hs, ws, out)
+            _denoise_pixel(nnf, keys, y, 0, radius, hs, ws, out, win)
+            _denoise_pixel(nnf, keys, y, w - 1, radius, hs, ws, out, win)
+        else:
+            for x in range(w):
+                _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win)
 
 
 def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
@@ -401,11 +425,14 @@ def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
     if radius < 0:
         raise ValueError(f"radius: expected >= 0, got {radius}")
     if out is None:
-        out = np.empty_like(nnf)
+        out = np.empty(nnf.shape, np.int32)
     elif out.shape != nnf.shape or out.dtype != np.int32:
         raise ValueError(f"out: expected {nnf.shape} int32, got {out.shape} {out.dtype}")
     elif np.shares_memory(out, nnf):
         raise ValueError("out: must not share memory with nnf (the filter reads the neighbours)")
+    elif not out.flags.c_contiguous:  # the kernel writes C-contiguous rows
+        out[...] = denoise_nnf(nnf, radius, style_shape, buffers=buffers)
+        return out
     nnf = np.ascontiguousarray(nnf)
     keys = take(buffers, "denoise_keys", nnf.shape[:2], np.int64)
     _offset_kernel(nnf, keys)

@@ -297,6 +297,9 @@ def test_denoise_nnf_equals_reference(radius, shape, noffsets):
     nnf = _patchy_nnf(rng, shape, style_shape, noffsets)
     got = denoise_nnf(nnf, radius, style_shape)
     np.testing.assert_array_equal(got, ref.denoise_nnf(nnf, radius, style_shape))
+    strided = np.zeros((shape[0], 2 * shape[1], 2), np.int32)  # an out of every other column
+    denoise_nnf(nnf, radius, style_shape, out=strided[:, ::2])
+    np.testing.assert_array_equal(strided[:, ::2], got)
     active = nnf[..., 0] >= 0
     np.testing.assert_array_equal(got[~active], nnf[~active])  # untouched
     assert ((got[active] >= 0) & (got[active] < style_shape[::-1])).all()
