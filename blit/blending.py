@@ -62,6 +62,17 @@ def _blend_kernel(packed, pad, nnf, radius, out):
     if radius == 2:
         _blend_5x5(packed, pad, nnf, out)
         return
+    if radius == 0:  # a gather: a pixel's one vote is its source's word
+        for yy in numba.prange(nnf.shape[0]):
+            y = np.int64(yy)  # prange indices may be unsigned
+            for x in range(nnf.shape[1]):
+                if nnf[y, x, 0] >= 0:
+                    v = _source(packed, pad, nnf, y, x, 0, 0)
+                    if v >> 24:
+                        out[y, x, 0] = v & 0xFF
+                        out[y, x, 1] = (v >> 8) & 0xFF
+                        out[y, x, 2] = (v >> 16) & 0xFF
+        return
     for y in numba.prange(nnf.shape[0]):
         _blend_row(packed, pad, nnf, radius, out, y)
 
