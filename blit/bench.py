@@ -111,8 +111,8 @@ def run_bench(style, frame, options, *, repeats=20, warmup=3):
     return {k: latency_summary(v) for k, v in samples.items()}
 
 
-_ORDER = ("landmarks", "mls", "appearance", "lookup", "denoise", "blend", "composite", "total",
-          "remap")
+_ORDER = ("landmarks", "mask", "mls", "appearance", "lookup", "denoise", "blend", "composite",
+          "total", "remap")
 
 
 def _bench(args):

@@ -22,7 +22,7 @@ from guides.mls import positional_guide
 
 __all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "NoFaceError", "STAGES"]
 
-STAGES = ("mls", "appearance", "lookup", "denoise", "blend", "composite")
+STAGES = ("mask", "mls", "appearance", "lookup", "denoise", "blend", "composite")
 
 
 class NoFaceError(InputError):
@@ -125,7 +125,8 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
     radius = options.voting
     head_params = LookupParams(style.params.lam_pos, style.params.lam_app, options.threshold,
                                options.levels)
-    region = head_region(frame.shape, landmarks, margin=radius, buffers=buffers)
+    with timer("mask"):
+        region = head_region(frame.shape, landmarks, margin=radius, buffers=buffers)
     x0, y0, x1, y1 = region.box
     whole = options.background == "stylize"
     with timer("mls"):

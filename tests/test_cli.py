@@ -216,8 +216,8 @@ def test_bench_prints_and_saves_every_stage(tmp_path, capsys):
     printed = capsys.readouterr().out
     result = json.loads(out.read_text())
     stats = result["sizes"]["320x240"]
-    for stage in ("landmarks", "mls", "appearance", "lookup", "denoise", "blend", "composite",
-                  "total", "remap"):
+    for stage in ("landmarks", "mask", "mls", "appearance", "lookup", "denoise", "blend",
+                  "composite", "total", "remap"):
         assert stats[stage]["median"] > 0 and f"  {stage} " in printed
     assert stats["lookup_blend_over_remap"] > 0 and result["environment"]["numba_threads"] >= 1
 
