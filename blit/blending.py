@@ -293,7 +293,7 @@ def _denoise_row_3x3(nnf, keys, y, hs, ws, out):
     selects instead of branches, which LLVM vectorises: the filter took
     0.53x its time with these pixels counted one by one with early exits
     (the still's head box at 768x1024, interleaved in one process)."""
-    h, w = keys.shape
+    w = keys.shape[1]
     kf = keys.reshape(keys.size)
     nf = nnf.reshape(nnf.size).view(np.int64)  # (x, y) pairs as one word
     of = out.reshape(out.size).view(np.int64)

@@ -288,7 +288,7 @@ def _accept_run(y, xa, xb, dx, cy, ox, tp, ta, sflat, ws, lam_pos, lam_app, thre
     branches, so that LLVM vectorises it."""
     w = pending.shape[0]
     cy = np.int64(cy)
-    word = (np.int64(cy) << 32) | (xa + ox + dx)  # the packed candidate of pixel xa
+    word = (cy << 32) | (xa + ox + dx)  # the packed candidate of pixel xa
     row = np.uint64(y * w + xa)
     at = np.uint64(cy * ws + xa + ox + dx)
     for jj in range(np.uint64(xb - xa)):
@@ -309,7 +309,7 @@ def _run_row(level, y, ox, oy, tpos, tapp, sapp, lam_pos, lam_app, threshold, gr
     """One level of the lookup for the pending pixels of row y, by runs of
     pixels that share a seed (and so a candidate offset ``u - q``): the
     same test as :func:`_lookup_row` makes pixel by pixel."""
-    h, w = tpos.shape[0], tpos.shape[1]
+    w = tpos.shape[1]
     hs, ws = sapp.shape
     offset, bx0, by0, ncx = grid[level, 0], grid[level, 1], grid[level, 2], grid[level, 3]
     py = y + oy
@@ -644,8 +644,15 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     if target_pos.ndim != 3 or target_pos.shape[2] != 2:
         raise ValueError(f"target_pos: expected (H, W, 2), got shape {target_pos.shape}")
     h, w = target_pos.shape[:2]
+    if out is None:
+        out = np.empty((h, w, 2), np.int32)
+    elif out.shape != (h, w, 2) or out.dtype != np.int32:
+        raise ValueError(f"out: expected ({h}, {w}, 2) int32, got {out.shape} {out.dtype}")
+    elif not out.flags.c_contiguous:  # the kernel writes C-contiguous rows
+        out[...] = lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
+                          origin=origin, active=active, labels=labels, buffers=buffers)
+        return out
     lam_app = params.lam_app
-    given_app = target_app
     if target_app is None:
         target_app = take(buffers, "lookup_no_app", (h, w), np.float32)
         target_app[...] = 0.0
@@ -656,14 +663,6 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     _check_jitter(jitter, params.levels)
     if not 1 <= params.levels <= 12:
         raise ValueError(f"levels: expected 1..12, got {params.levels}")
-    if out is None:
-        out = np.empty((h, w, 2), np.int32)
-    elif out.shape != (h, w, 2) or out.dtype != np.int32:
-        raise ValueError(f"out: expected ({h}, {w}, 2) int32, got {out.shape} {out.dtype}")
-    elif not out.flags.c_contiguous:  # the kernel writes C-contiguous rows
-        out[...] = lookup(target_pos, given_app, style_app, table, app_bin, cell, params, jitter,
-                          origin=origin, active=active, labels=labels, buffers=buffers)
-        return out
     if active is None:
         active = take(buffers, "lookup_active", (h, w), np.bool_)
         active[...] = True
