@@ -110,6 +110,8 @@ class LatestFrame:
         painted), else by :meth:`read` when it takes the newest. Frames that
         come while one handed on waits are kept (the newest only) as
         without ``start``; one handed on later makes them dropped.
+        :meth:`hand_over` changes what ``start`` hands frames to (a new
+        stylizer) without breaking that order.
 
     Examples
     --------
@@ -203,6 +205,19 @@ class LatestFrame:
                     self._start(frame, t)
             self._taken = index
             return frame, t
+
+    def hand_over(self, swap):
+        """Call ``swap()``, which changes what ``start`` hands frames to (the
+        webcam's new stylizer), while no frame is being handed on; then hand
+        the frame already handed on but not read yet (if any) to ``start``
+        again, so that the new receiver is given every frame it will read,
+        in order. Returns what ``swap()`` returns."""
+        with self._cond:
+            result = swap()
+            if self._start is not None and self._started is not None:
+                frame, t, _ = self._started
+                self._start(frame, t)
+            return result
 
     def interval(self):
         """The camera's frame interval in seconds (median of the last 31), or
@@ -436,17 +451,20 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     every_counts = collections.Counter()
 
     stylizer = make_stylizer()
-    lock = threading.Lock()  # the stylizer the capture thread hands frames to
 
-    def start(frame, t_cap):
-        with lock:
-            stylizer.prefetch(frame, t_cap - t_start)
+    def start(frame, t_cap):  # (called under the capture's lock, as hand_over's swap)
+        stylizer.prefetch(frame, t_cap - t_start)
 
-    def replace_stylizer():
-        nonlocal stylizer
-        with lock:
+    def replace_stylizer(capture):
+        def swap():
+            nonlocal stylizer
             old, stylizer = stylizer, make_stylizer()
-        close_stylizer(old)  # (waits for a frame it was making)
+            return old
+
+        # the frame handed to the old stylizer and not read yet goes to the
+        # new one too, before any newer frame: it paints every frame it
+        # was handed, in order
+        close_stylizer(capture.hand_over(swap))  # (waits for a frame it was making)
 
     def close_stylizer(s):
         close = getattr(s, "close", None)  # (the GAN stylizer has none)
@@ -514,10 +532,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     new = next_style(1 if key == ord("n") else -1)
                     if new != index:
                         index = new
-                        replace_stylizer()
+                        replace_stylizer(capture)
                 elif key == ord("v"):
                     voting = 0 if voting else (options.voting or 1)
-                    replace_stylizer()
+                    replace_stylizer(capture)
                 elif key == ord("o"):
                     side_by_side = not side_by_side
                 elif key == ord("s"):

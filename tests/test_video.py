@@ -316,7 +316,19 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
     class Recording(blit.stream.Stylizer):
         def __init__(self, style, *, options, **kw):
             made.append((style.name, options.voting))
+            self.handed, self.painted = [], []
+            stylizers.append(self)
             super().__init__(style, options=options, **kw)
+
+        def prefetch(self, frame, t=None):
+            self.handed.append(id(frame))
+            super().prefetch(frame, t)
+
+        def __call__(self, frame, *args, **kw):
+            self.painted.append(id(frame))
+            return super().__call__(frame, *args, **kw)
+
+    stylizers = []
 
     keys = iter("npos" + "v" + "q")
     shown = []
@@ -344,6 +356,13 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
     first, second = os.path.splitext(os.path.basename(style_png))[0], "other"
     # n: past the broken style to "other"; p: back past it (skipped now, said once); v: voting 0
     assert made == [(first, 1), (second, 1), (first, 1), (first, 0)]
+    if pipeline:
+        # every frame each stylizer painted was handed to its prefetch first,
+        # in order, the frame waiting when the style changed included
+        for stylizer in stylizers:
+            handed = iter(stylizer.handed)
+            assert all(frame in handed for frame in stylizer.painted)
+        assert sum(len(s.painted) for s in stylizers) == 6
     assert [line for line in lines if line.startswith("style skipped")] == \
         [f"style skipped: {broken}: not an image file OpenCV can decode"]
     h, w = frames[0].shape[:2]
@@ -370,6 +389,36 @@ def test_auto_landmark_every_follows_the_cost_against_the_camera():
     # a slower camera (30 Hz) needs no carrying at that cost; no interval yet: no change
     assert auto.update(searched=True, frame_ms=20.0, interval_ms=33.3) == 1
     assert AutoLandmarkEvery().update(searched=True, frame_ms=99.0, interval_ms=None) == 1
+
+
+def test_latest_frame_hands_the_waiting_frame_over_to_a_new_receiver():
+    """hand_over (the webcam's style switch): the frame handed on but not
+    read yet is handed to the new receiver too, before any newer frame, so
+    that the new stylizer is given every frame it will paint, in order."""
+    cam = FakeCamera(60, fps=400)
+    handed = {"old": [], "new": []}
+    to = ["old"]
+
+    def start(frame, t):
+        handed[to[0]].append(int(frame[0, 0, 0]))
+
+    def swap():
+        to[0] = "new"
+        return "swapped"
+
+    with LatestFrame(cam, start=start) as capture:
+        first = int(capture.read()[0][0, 0, 0])
+        deadline = time.perf_counter() + 5.0
+        while len(handed["old"]) < 2 and time.perf_counter() < deadline:
+            time.sleep(0.001)  # the next frame is handed on as it comes
+        # one frame handed on and not read: no other is handed on meanwhile
+        assert len(handed["old"]) == 2 and handed["old"][0] == first < handed["old"][1]
+        waiting = handed["old"][1]
+        assert capture.hand_over(swap) == "swapped"
+        assert handed["new"] == [waiting]  # handed over at once, before any newer frame
+        later = [int(capture.read()[0][0, 0, 0]) for _ in range(3)]
+    assert later[0] == waiting and later == sorted(set(later))
+    assert handed["new"][:3] == later  # each read was handed to the new receiver first
 
 
 def test_webcam_reports_a_missing_camera(capsys):
