@@ -181,6 +181,16 @@ def _sending_blend(radius):
     exemplar (a source outside the NNF's contract) sends its votes through
     :func:`_send_checked`.
 
+    From radius 2 on, a run of q's along a row that copy consecutive
+    sources (``NNF(q + 1) = NNF(q) + (1, 0)``, most of a denoised NNF) is
+    sent at once: each p of its rows takes the same word from every q of
+    the run within r of it, so the run reads ``n + 2r`` words a row, each
+    added m times, instead of ``(2r+1) n``. The same sums: at radius 2,
+    0.51-0.53x the time of sending q by q (the still's head box at
+    768x1024 after the 5x5 mode filter, three runs of 21 interleaved rounds
+    in one process); at radius 1 it gained nothing (runs of 5 pixels on
+    average), and q goes alone.
+
     The radius is a constant of the kernel made here (a closure variable),
     so that LLVM unrolls the loops over a row's words: taken as an argument
     it made the kernel 1.5-1.9x slower."""
@@ -201,14 +211,25 @@ def _sending_blend(radius):
             even = np.zeros(d * stride, np.uint32)
             odd = np.zeros(d * stride, np.uint32)
             for qy in range(max(y0 - r, 0), min(y1 + r, h)):
-                for qx in range(w):
+                qx = 0
+                while qx < w:
                     nx = nnf[qy, qx, 0]
                     if nx < 0:
+                        qx += 1
                         continue  # inactive: no votes
                     ny = nnf[qy, qx, 1]
                     if ny < 0 or nx + pad + r >= packed.shape[1] or ny + pad + r >= packed.shape[0]:
                         _send_checked(packed, pad, nnf, qy, qx, r, y0, y1, stride, even, odd)
+                        qx += 1
                         continue
+                    n = 1  # q = qx .. qx + n - 1: a run (r >= 2) or q alone
+                    if r >= 2:
+                        # the neighbours right of q that copy the sources right
+                        # of q's, as far as their blocks stay in the padded exemplar
+                        last = min(w, qx + packed.shape[1] - pad - r - nx) - 1
+                        while (qx + n <= last and nnf[qy, qx + n, 0] == nx + n
+                               and nnf[qy, qx + n, 1] == ny):
+                            n += 1
                     sx = np.uint64(nx + pad)
                     sy = np.int64(ny) + pad
                     for oy in range(-r, r + 1):
@@ -216,13 +237,24 @@ def _sending_blend(radius):
                         if y < y0 or y >= y1:
                             continue
                         # the words at o_x = r .. -r go to the sums of p_x =
-                        # qx - r .. qx + r (at qx .. qx + 2r)
+                        # qx - r .. qx + r (at qx .. qx + 2r); along a run, p_x
+                        # = qx - r + j takes the same word from each of the
+                        # m q's of the run within r of it
                         at = np.uint64(sy - oy) * pw + sx - np.uint64(r)
                         k = np.uint64((y % d) * stride + qx)
-                        for j in range(d):
+                        if r < 2:
+                            for j in range(d):
+                                v = words[at + np.uint64(j)]
+                                even[k + np.uint64(j)] += v & _LANES
+                                odd[k + np.uint64(j)] += (v >> 8) & _LANES
+                            continue
+                        for jj in range(n + 2 * r):
+                            j = np.int64(jj)
+                            m = np.uint32(min(j, n - 1) - max(j - 2 * r, 0) + 1)
                             v = words[at + np.uint64(j)]
-                            even[k + np.uint64(j)] += v & _LANES
-                            odd[k + np.uint64(j)] += (v >> 8) & _LANES
+                            even[k + np.uint64(j)] += m * (v & _LANES)
+                            odd[k + np.uint64(j)] += m * ((v >> 8) & _LANES)
+                    qx += n
                 # complete now: row qy - r, and the image's last rows once
                 # its last q row is done
                 for y in range(qy - r, qy + 1):

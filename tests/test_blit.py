@@ -275,6 +275,52 @@ def test_blend_equals_reference(radius, shape):
         np.testing.assert_array_equal(blend(style, wild, radius), ref.blend(style, wild, radius))
 
 
+def _runs_nnf(rng, shape, style_shape, beyond=0):
+    """An NNF of horizontal runs (a pixel copies the source right of its left
+    neighbour's), 1 to 30 pixels long, with some inactive pixels; with
+    ``beyond``, some runs go up to that far past the exemplar's right edge."""
+    h, w = shape
+    nnf = np.full((h, w, 2), -(1 << 24), np.int32)
+    for y in range(h):
+        x = 0
+        while x < w:
+            n = int(rng.integers(1, 31))
+            if rng.random() > 0.1:  # (else left inactive)
+                x0 = int(rng.integers(0, style_shape[1] + beyond))
+                sy = int(rng.integers(0, style_shape[0]))
+                xs = x0 + np.arange(min(n, w - x))
+                if not beyond:
+                    xs = np.minimum(xs, style_shape[1] - 1)  # (a run cut at the edge)
+                nnf[y, x:x + n, 0] = xs
+                nnf[y, x:x + n, 1] = sy
+            x += n
+    return nnf
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3])
+@pytest.mark.parametrize("shape", [(40, 90), (75, 31)])
+def test_blend_of_runs_equals_reference(radius, shape):
+    """Runs of pixels copying consecutive sources, which the 5x5 blend sends
+    as one (each word added once per pixel of the run it reaches): the
+    same image as the reference, also for runs cut by the exemplar's edge
+    and runs that go past it (outside the NNF's contract: those votes are
+    not counted)."""
+    rng = np.random.default_rng(11)
+    style = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    for beyond in (0, 8):
+        nnf = _runs_nnf(rng, shape, style.shape[:2], beyond)
+        assert (nnf[:, 1:, 0] == nnf[:, :-1, 0] + 1).mean() > 0.5  # mostly runs
+        with np.errstate(divide="ignore"):  # (a pixel with no vote: 0 in both)
+            want = ref.blend(style, nnf, radius)
+        out = np.zeros(shape + (3,), np.uint8)
+        blend(style, nnf, radius, out=out)
+        active = nnf[..., 0] >= 0
+        np.testing.assert_array_equal(out[active], want[active])
+        again = np.zeros(shape + (3,), np.uint8)
+        blend(style, nnf, radius, out=again, packed=pack_exemplar(style, PACK_PAD))
+        np.testing.assert_array_equal(again, out)
+
+
 def _patchy_nnf(rng, shape, style_shape, noffsets, inactive=0.2):
     """An NNF made of a few offsets (so that neighbourhoods hold repeats and
     ties), with some inactive pixels."""
