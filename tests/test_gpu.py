@@ -1281,3 +1281,21 @@ def test_gpu_stream_equals_the_cpu_stream(style, hopper, background):
         (nnf,), (want,) = dev.last_nnf, cpu.last_nnf
         assert isinstance(nnf, cp.ndarray)
         assert_bits_equal(nnf.get(), want)
+
+
+def test_gpu_benchmark_takes_the_device_path(host_cupy, style, hopper, monkeypatch):
+    """benchmarks/bench_gpu.py, for the session that has a GPU: its kernel and
+    stream measurements on the stand-in for CuPy (the CUDA kernels run by the
+    host build, timed by the wall clock here), and its comparisons with the
+    CPU path, which must find the same NNF, image and frames."""
+    spec = importlib.util.spec_from_file_location("bench_gpu", TESTS.parent / "benchmarks" / "bench_gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "Clock", lambda device, cpu=bench.Clock: cpu("cpu"))
+    image, marks = hopper
+    r = bench.kernels_at(style, image, marks, (96, 80), "cuda", repeats=2, warmup=1, voting=1)
+    assert r["same_nnf_as_cpu"] and r["same_image_as_cpu"]
+    assert r["size"] == "96x80" and set(r["stages"]) == {"lookup", "denoise", "blend"}
+    s = bench.stream_at(style, image, marks, (96, 80), "cuda", frames=4, warmup=1, check=2)
+    assert s["same_frames_as_cpu"] == [True, True] and s["fps"] > 0
+    assert "lookup" in s["stages"] and "landmarks" in s["stages"]

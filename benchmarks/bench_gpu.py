@@ -1,0 +1,310 @@
+"""GPU benchmark (issue #6): the CUDA kernels and the CUDA stream, timed and
+checked against the CPU path.
+
+Two steps, because the GPU machine this is meant for has neither mediapipe
+nor PyAV (nor OpenCV's contrib modules, which paint the default exemplar):
+
+1. Where styleblit is installed::
+
+       python benchmarks/bench_gpu.py --prepare DIR
+
+   writes the embedded default exemplar (styleblit's painted astronaut) and
+   target (matplotlib's grace_hopper.jpg) into DIR, each with its 68
+   landmarks (``NAME.lm68.txt``; the target's found by mediapipe here).
+2. On the GPU machine::
+
+       python benchmarks/bench_gpu.py --inputs DIR --json OUT.json
+
+   prints the device, then at each size (default 1920x1080 and 3840x2160) the
+   target scaled and cropped to fill the frame, its guides made on the CPU
+   once for the whole frame, and the lookup, the mode filter and the blend
+   timed on the GPU with CUDA events (median and spread of ``--repeats``
+   after ``--warmup``), their NNF and image compared with the CPU kernels'
+   (the GPU path must give the same NNF, bit for bit). Then the CUDA stream
+   (``Stylizer(device="cuda")``) on a clip made from the target, slowly
+   zoomed and panned, each frame prefetched as ``styleblit video`` does; the
+   clip's landmarks are moved with it exactly and handed to the stream as its
+   landmarker, so mediapipe's time is not in these figures (on the CPU it runs
+   in parallel with the painting; ``styleblit bench`` measures it).
+
+``--device cpu`` runs the same on the CPU, to check the script where there is
+no GPU (with small ``--sizes``). Not a test: speeds are medians after warm-up,
+saved as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import cv2  # noqa: E402
+
+from blit.blending import denoise_nnf, blend  # noqa: E402
+from blit.metrics import latency_summary  # noqa: E402
+from blit.styleblit import LookupParams, lookup, make_jitter, seed_labels  # noqa: E402
+from guides.appearance import target_appearance  # noqa: E402
+from guides.io import read_image, write_image  # noqa: E402
+from guides.mls import positional_guide  # noqa: E402
+
+
+def prepare(folder):
+    """The default exemplar and target with their landmarks, into ``folder``."""
+    from blit.defaults import default_style_path, default_target_path
+    from guides.landmarks import detect_landmarks, write_lm68
+
+    os.makedirs(folder, exist_ok=True)
+    style = default_style_path()
+    shutil.copyfile(style, os.path.join(folder, "style.png"))
+    shutil.copyfile(os.path.splitext(style)[0] + ".lm68.txt", os.path.join(folder, "style.lm68.txt"))
+    target = read_image(default_target_path())
+    marks = detect_landmarks(target)
+    if marks is None:
+        raise SystemExit("bench_gpu: no face found in the default target")
+    write_image(os.path.join(folder, "target.png"), target)
+    write_lm68(os.path.join(folder, "target.lm68.txt"), marks)
+    print(f"bench_gpu: wrote style.png, target.png and their landmarks into {folder}")
+
+
+def fill_frame(image, marks, width, height, zoom=1.0, shift=(0.0, 0.0)):
+    """``image`` scaled (by ``zoom`` more than to fill the frame) about its
+    landmarks' centre, put at the frame's centre plus ``shift``, and its
+    landmarks moved with it."""
+    h, w = image.shape[:2]
+    s = max(width / w, height / h) * zoom
+    cx, cy = marks.mean(0)
+    m = np.float32([[s, 0, width / 2 - s * cx + shift[0]], [0, s, height / 2 - s * cy + shift[1]]])
+    frame = cv2.warpAffine(image, m, (width, height), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    return frame, (marks @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+
+class ClipLandmarks:
+    """The stream's landmarker for a made clip: each frame's exact landmarks."""
+
+    def __init__(self, frames, marks):
+        self.frames, self.marks = frames, marks
+
+    def __call__(self, frame):
+        for f, m in zip(self.frames, self.marks):
+            if f is frame or np.shares_memory(f, frame):
+                return [m.copy()]
+        raise ValueError("a frame that is not in the clip")
+
+
+class Clock:
+    """Milliseconds of a call: CUDA events on the GPU, the wall clock on the CPU."""
+
+    def __init__(self, device):
+        self.cp = None
+        if device == "cuda":
+            from blit import gpu
+
+            self.cp = gpu._cupy()
+
+    def __call__(self, fn):
+        if self.cp is None:
+            t0 = time.perf_counter()
+            fn()
+            return (time.perf_counter() - t0) * 1e3
+        start, end = self.cp.cuda.Event(), self.cp.cuda.Event()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return self.cp.cuda.get_elapsed_time(start, end)
+
+
+def kernels_at(style, image, marks, size, device, repeats, warmup, voting):
+    """The whole frame's lookup, mode filter and blend at ``size``, timed on
+    ``device`` and compared with the CPU kernels."""
+    width, height = size
+    frame, lm = fill_frame(image, marks, width, height)
+    pos = positional_guide((height, width), lm, style.landmarks)
+    app = target_appearance(frame, style.quantiles)
+    jitter = make_jitter(0)
+    labels = seed_labels((height, width), jitter)
+    params = LookupParams(style.params.lam_pos, style.params.lam_app, 50.0)
+    host = dict(pos=pos, app=app, sapp=style.appearance, table=style.table, app_bin=style.app_bin,
+                jitter=jitter, labels=labels, image=style.image)
+    if device == "cuda":
+        from blit import gpu
+
+        dev = {k: gpu.to_device(v) for k, v in host.items()}
+        # (the CUDA kernels read the exemplar's appearance as float32: same values)
+        dev["sapp"] = gpu.to_device(style.appearance.astype(np.float32))
+        xp = gpu._cupy()
+        k_lookup, k_denoise, k_blend = gpu.lookup, gpu.denoise_nnf, gpu.blend
+    else:
+        dev, xp = dict(host), np
+        k_lookup, k_denoise, k_blend = lookup, denoise_nnf, blend
+    nnf = xp.empty((height, width, 2), np.int32)
+    den = xp.empty((height, width, 2), np.int32)
+    out = xp.empty((height, width, 3), np.uint8)
+    shape = style.image.shape[:2]
+
+    def run_lookup():
+        k_lookup(dev["pos"], dev["app"], dev["sapp"], dev["table"], dev["app_bin"], style.cell,
+                 params, dev["jitter"], labels=dev["labels"], out=nnf)
+
+    def run_denoise():
+        k_denoise(nnf, voting, shape, out=den)
+
+    packed = {"packed": style.packed} if device == "cpu" else {}  # (the CUDA blend reads the image)
+
+    def run_blend():
+        k_blend(dev["image"], den, voting, out=out, **packed)
+
+    clock = Clock(device)
+    times = {"lookup": [], "denoise": [], "blend": []}
+    for i in range(warmup + repeats):
+        t = [clock(run_lookup), clock(run_denoise), clock(run_blend)]
+        if i >= warmup:
+            for k, v in zip(times, t):
+                times[k].append(v)
+    stages = {k: latency_summary(v) for k, v in times.items()}
+    total = [sum(t) for t in zip(*times.values())]
+    result = {"size": f"{width}x{height}", "pixels": width * height, "stages": stages,
+              "lookup_denoise_blend": latency_summary(total)}
+    result["fps"] = 1e3 / result["lookup_denoise_blend"]["median"]
+    if device == "cuda":
+        cpu_nnf = lookup(pos, app, style.appearance, style.table, style.app_bin, style.cell, params,
+                         jitter, labels=labels)
+        cpu_out = blend(style.image, denoise_nnf(cpu_nnf, voting, shape), voting, packed=style.packed)
+        result["same_nnf_as_cpu"] = bool(np.array_equal(nnf.get(), cpu_nnf))
+        result["same_image_as_cpu"] = bool(np.array_equal(out.get(), cpu_out))
+    return result
+
+
+def stream_at(style, image, marks, size, device, frames, warmup, check):
+    """Frames per second of a ``Stylizer`` on ``device`` over a made clip,
+    each frame prefetched while the one before it is painted; with
+    ``check``, the first frames compared with a CPU stream's."""
+    from blit.stream import Stylizer
+
+    width, height = size
+    clip, clip_marks = [], []
+    for i in range(frames):
+        zoom = 1.0 + 0.035 * np.sin(i / 9.0)
+        shift = (0.02 * width * np.sin(i / 12.0), 0.01 * height * np.cos(i / 15.0))
+        f, m = fill_frame(image, marks, width, height, zoom, shift)
+        clip.append(f)
+        clip_marks.append(m)
+    stylizer = Stylizer(style, device=device, landmarker=ClipLandmarks(clip, clip_marks))
+    totals, stages, outputs = [], {}, []
+    with stylizer:
+        stylizer.prefetch(clip[0])
+        start = None
+        for i, frame in enumerate(clip):
+            if i == warmup:
+                start = time.perf_counter()
+            if i + 1 < len(clip):
+                stylizer.prefetch(clip[i + 1])
+            out = stylizer(frame)
+            if i < check:
+                outputs.append(out.copy())
+            if i >= warmup:
+                totals.append(stylizer.last_times["total"])
+                for k, v in stylizer.last_times.items():
+                    stages.setdefault(k, []).append(v)
+        elapsed = time.perf_counter() - start
+    result = {"size": f"{width}x{height}", "frames": frames, "warmup": warmup,
+              "fps": (frames - warmup) / elapsed,
+              "stages": {k: latency_summary(v) for k, v in stages.items()}}
+    if check and device == "cuda":
+        with Stylizer(style, device="cpu", landmarker=ClipLandmarks(clip, clip_marks)) as cpu:
+            same = [bool(np.array_equal(cpu(clip[i]), outputs[i])) for i in range(check)]
+        result["same_frames_as_cpu"] = same
+    return result
+
+
+def environment(device):
+    import numba
+
+    env = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
+           "opencv": cv2.__version__, "cpu_count": os.cpu_count(),
+           "numba_threads": numba.get_num_threads(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "device": device}
+    if device == "cuda":
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.runtime.getDevice())
+        name = props["name"]
+        env.update(gpu=name.decode() if isinstance(name, bytes) else str(name),
+                   cupy=cupy.__version__, cuda_runtime=cupy.cuda.runtime.runtimeGetVersion())
+    return env
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prepare", metavar="DIR", help="write the inputs into DIR and stop")
+    p.add_argument("--inputs", metavar="DIR", help="the folder --prepare wrote")
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    p.add_argument("--sizes", nargs="+", default=["1920x1080", "3840x2160"])
+    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--voting", type=int, default=1, help="blend radius (default 1: 3x3)")
+    p.add_argument("--stream-size", default="1920x1080", help="the stream's frame size ('' skips it)")
+    p.add_argument("--frames", type=int, default=150, help="frames of the stream's clip")
+    p.add_argument("--check-frames", type=int, default=3,
+                   help="first stream frames compared with a CPU stream's (GPU only)")
+    p.add_argument("--json", metavar="OUT.json")
+    args = p.parse_args(argv)
+    if args.prepare:
+        prepare(args.prepare)
+        return 0
+    if not args.inputs:
+        p.error("give --inputs DIR (written by --prepare DIR)")
+    if args.device == "cuda":
+        from blit import gpu
+
+        if not gpu.available():
+            print(f"bench_gpu: no CUDA device: {gpu._unavailable_reason()}", file=sys.stderr)
+            return 2
+    from guides.exemplar import load_style
+    from guides.landmarks import read_lm68
+
+    style = load_style(os.path.join(args.inputs, "style.png"))
+    image = read_image(os.path.join(args.inputs, "target.png"))
+    marks = read_lm68(os.path.join(args.inputs, "target.lm68.txt"))
+    report = {"environment": environment(args.device), "voting": args.voting, "sizes": []}
+    print(f"bench_gpu: {report['environment'].get('gpu', 'CPU')}, voting {args.voting}")
+
+    def size(text):
+        w, h = (int(v) for v in text.lower().split("x"))
+        return w, h
+
+    for s in args.sizes:
+        r = kernels_at(style, image, marks, size(s), args.device, args.repeats, args.warmup,
+                       args.voting)
+        report["sizes"].append(r)
+        st = r["stages"]
+        same = "" if "same_nnf_as_cpu" not in r else \
+            f"  same NNF as the CPU: {r['same_nnf_as_cpu']}, same image: {r['same_image_as_cpu']}"
+        print(f"{r['size']}: lookup {st['lookup']['median']:.3f}  mode filter "
+              f"{st['denoise']['median']:.3f}  blend {st['blend']['median']:.3f} ms  "
+              f"-> {r['fps']:.0f} fps{same}", flush=True)
+    if args.stream_size:
+        r = stream_at(style, image, marks, size(args.stream_size), args.device, args.frames,
+                      min(10, args.frames // 2), args.check_frames)
+        report["stream"] = r
+        parts = "  ".join(f"{k} {v['median']:.2f}" for k, v in r["stages"].items())
+        same = f"  same frames as the CPU: {r['same_frames_as_cpu']}" if "same_frames_as_cpu" in r else ""
+        print(f"stream {r['size']}: {r['fps']:.1f} fps (landmarks given){same}\n  ms: {parts}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"saved {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
