@@ -51,6 +51,7 @@ from blit.blending import denoise_nnf, blend  # noqa: E402
 from blit.metrics import latency_summary  # noqa: E402
 from blit.styleblit import LookupParams, lookup, make_jitter, seed_labels  # noqa: E402
 from guides.appearance import target_appearance  # noqa: E402
+from guides.buffers import Buffers  # noqa: E402
 from guides.io import read_image, write_image  # noqa: E402
 from guides.mls import positional_guide  # noqa: E402
 
@@ -150,12 +151,15 @@ def kernels_at(style, image, marks, size, device, repeats, warmup, voting):
     out = xp.empty((height, width, 3), np.uint8)
     shape = style.image.shape[:2]
 
+    # work arrays kept from call to call, as a stream keeps them (CuPy's pool does on the GPU)
+    work = {"buffers": Buffers()} if device == "cpu" else {}
+
     def run_lookup():
         k_lookup(dev["pos"], dev["app"], dev["sapp"], dev["table"], dev["app_bin"], style.cell,
-                 params, dev["jitter"], labels=dev["labels"], out=nnf)
+                 params, dev["jitter"], labels=dev["labels"], out=nnf, **work)
 
     def run_denoise():
-        k_denoise(nnf, voting, shape, out=den)
+        k_denoise(nnf, voting, shape, out=den, **work)
 
     packed = {"packed": style.packed} if device == "cpu" else {}  # (the CUDA blend reads the image)
 
