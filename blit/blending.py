@@ -347,6 +347,67 @@ def _denoise_row_3x3(nnf, keys, y, hs, ws, out):
 
 
 @numba.njit(inline="always")
+def _denoise_row_5x5(nnf, keys, y, hs, ws, out, win, count):
+    """:func:`_denoise_kernel` for radius 2 on row y, but for its first and
+    last two pixels (1 < y < h - 2), in two passes. First, for every pixel,
+    its own offset's count among the 25 (flat arrays, unsigned indices, no
+    branch: vectorised) and NNF(p) copied out; 57% of the still's head
+    pixels at 768x1024 have a majority for their own offset, which is then
+    their mode. Then the others, one by one: each offset of the window in
+    raster order counted unless it cannot be strictly more frequent than
+    the best so far (inactive, or equal to the pixel's own, to the best, or
+    to the offset before it in raster order, whose count is no larger),
+    stopping at a majority, as :func:`_mode` does. 0.61-0.68 of the time of
+    :func:`_denoise_pixel` pixel by pixel on that head box (interleaved in
+    one process)."""
+    w = keys.shape[1]
+    kf = keys.reshape(keys.size)
+    nf = nnf.reshape(nnf.size).view(np.int64)  # (x, y) pairs as one word
+    of = out.reshape(out.size).view(np.int64)
+    mid = np.uint64(y * w)
+    two = np.uint64(2)
+    for xx in range(two, np.uint64(w - 2)):
+        x = np.uint64(xx)
+        own = kf[mid + x]
+        c = np.int64(0)
+        for j in range(5):
+            row = np.uint64((y - 2 + j) * w) + x - two
+            for i in range(5):
+                c += np.int64(kf[row + np.uint64(i)] == own)
+        count[x] = np.uint8(c)
+        of[mid + x] = nf[mid + x]
+    for x in range(2, w - 2):
+        own = keys[y, x]
+        if own < 0 or 2 * np.int64(count[x]) > 25:
+            continue  # inactive, or its own offset is the majority
+        n = 0
+        for qy in range(y - 2, y + 3):
+            for qx in range(x - 2, x + 3):
+                win[n] = keys[qy, qx]
+                n += 1
+        best = np.int64(count[x])
+        mode = own
+        for i in range(25):
+            k = win[i]
+            if k < 0 or k == own or k == mode or (i > 0 and k == win[i - 1]):
+                continue
+            c = 0
+            for j in range(25):
+                c += win[j] == k
+            if c > best:
+                best = c
+                mode = k
+                if 2 * best > 25:
+                    break  # a majority
+        if mode != own:
+            sx = x + (mode >> 26) - _KEY
+            sy = y + (mode & ((1 << 26) - 1)) - _KEY
+            if 0 <= sx < ws and 0 <= sy < hs:
+                out[y, x, 0] = sx
+                out[y, x, 1] = sy
+
+
+@numba.njit(inline="always")
 def _mode(keys, y, x, own, radius, win):
     """The most frequent offset among the active pixels of the (2r+1)^2
     neighbourhood of (x, y): ``own`` if no other is strictly more frequent,
@@ -401,7 +462,8 @@ def _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win):
 def _denoise_kernel(nnf, keys, radius, hs, ws, out):
     """out(p) = p + the mode of the offsets around p (:func:`_mode`, with
     ``keys`` from :func:`_offset_kernel`), or NNF(p) where that lies off the
-    exemplar. Radius 1 away from the border by :func:`_denoise_row_3x3`."""
+    exemplar. Radius 1 away from the border by :func:`_denoise_row_3x3`,
+    radius 2 by :func:`_denoise_row_5x5`."""
     h, w = nnf.shape[0], nnf.shape[1]
     for yy in numba.prange(h):
         y = np.int64(yy)  # prange indices may be unsigned
@@ -410,6 +472,10 @@ def _denoise_kernel(nnf, keys, radius, hs, ws, out):
             _denoise_row_3x3(nnf, keys, y, hs, ws, out)
             _denoise_pixel(nnf, keys, y, 0, radius, hs, ws, out, win)
             _denoise_pixel(nnf, keys, y, w - 1, radius, hs, ws, out, win)
+        elif radius == 2 and 1 < y < h - 2 and w > 4:
+            _denoise_row_5x5(nnf, keys, y, hs, ws, out, win, np.empty(w, np.uint8))
+            for x in (0, 1, w - 2, w - 1):
+                _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win)
         else:
             for x in range(w):
                 _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win)

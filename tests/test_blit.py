@@ -351,6 +351,38 @@ def test_denoise_nnf_equals_reference(radius, shape, noffsets):
     assert ((got[active] >= 0) & (got[active] < style_shape[::-1])).all()
 
 
+@pytest.mark.parametrize("counts, want", [
+    ((12, 13), 1),  # own 12 of 25 is no majority: the 13 win
+    ((13, 12), 0),  # own 13 is
+    ((12, 12), 0),  # a tie keeps the own offset (one more pixel has a third)
+    ((5, 10), 1),   # two offsets of 10 after an own 5: the first in raster order
+])
+def test_denoise_5x5_counts_and_ties(counts, want):
+    """The 5x5 filter's counting, at the counts where it decides: a pixel
+    whose window holds its own offset ``counts[0]`` times and another
+    (placed first in raster order) ``counts[1]`` times, the rest a third
+    offset (after them)."""
+    offsets = [(3, 1), (1, 2), (2, 3)]  # own, other, third
+    n_own, n_other = counts
+    order = [1] * n_other + [0] * (n_own - 1) + [2] * (24 - n_own - n_other + 1)
+    order.insert(12, 0)  # the centre pixel has its own offset
+    del order[25:]
+    assert order.count(0) == n_own and order.count(1) == n_other and order[12] == 0
+    nnf = np.zeros((9, 9, 2), np.int32)
+    for i, o in enumerate(order):
+        y, x = 2 + i // 5, 2 + i % 5
+        nnf[y, x] = (x + offsets[o][0], y + offsets[o][1])
+    # the pixels around the window copy the third offset
+    for y in range(9):
+        for x in range(9):
+            if not (2 <= y < 7 and 2 <= x < 7):
+                nnf[y, x] = (x + offsets[2][0], y + offsets[2][1])
+    got = denoise_nnf(nnf, 2, (20, 20))
+    np.testing.assert_array_equal(got, ref.denoise_nnf(nnf, 2, (20, 20)))
+    dx, dy = offsets[want]
+    assert tuple(got[4, 4]) == (4 + dx, 4 + dy)
+
+
 def test_denoise_nnf_removes_strays_and_keeps_patches():
     h, w = 40, 50
     ys, xs = np.mgrid[0:h, 0:w]
