@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -138,9 +137,9 @@ def kernels_at(style, image, marks, size, device, repeats, warmup, voting):
     if device == "cuda":
         from blit import gpu
 
-        dev = {k: gpu.to_device(v) for k, v in host.items()}
         # (the CUDA kernels read the exemplar's appearance as float32: same values)
-        dev["sapp"] = gpu.to_device(style.appearance.astype(np.float32))
+        host["sapp"] = style.appearance.astype(np.float32)
+        dev = {k: gpu.to_device(v) for k, v in host.items()}
         xp = gpu._cupy()
         k_lookup, k_denoise, k_blend = gpu.lookup, gpu.denoise_nnf, gpu.blend
     else:
@@ -230,12 +229,10 @@ def stream_at(style, image, marks, size, device, frames, warmup, check):
 
 
 def environment(device):
-    import numba
+    """:func:`blit.bench.environment`, with the GPU's name and CuPy's version."""
+    from blit.bench import environment as base
 
-    env = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-           "opencv": cv2.__version__, "cpu_count": os.cpu_count(),
-           "numba_threads": numba.get_num_threads(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "device": device}
+    env = {**base(), "device": device}
     if device == "cuda":
         import cupy
 

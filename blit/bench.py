@@ -27,9 +27,15 @@ DEFAULT_SIZES = ("640x480", "768x1024", "1280x720")
 
 
 def environment():
-    """Versions, CPU, threads and commit, saved beside every benchmark."""
-    import mediapipe
+    """Versions, CPU, threads and commit, saved beside every benchmark
+    (mediapipe's version None where it is not installed: a GPU machine's
+    image may lack it, benchmarks/bench_gpu.py)."""
     import numba
+
+    try:
+        import mediapipe
+    except ImportError:
+        mediapipe = None
 
     cpu = platform.processor()
     try:
@@ -44,7 +50,8 @@ def environment():
         commit = ""
     return {
         "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-        "opencv": cv2.__version__, "mediapipe": mediapipe.__version__, "cpu": cpu,
+        "opencv": cv2.__version__,
+        "mediapipe": mediapipe.__version__ if mediapipe is not None else None, "cpu": cpu,
         "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
         "commit": commit or None, "gpu": None, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

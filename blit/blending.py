@@ -242,7 +242,7 @@ def _sending_blend(radius):
                         # m q's of the run within r of it
                         at = np.uint64(sy - oy) * pw + sx - np.uint64(r)
                         k = np.uint64((y % d) * stride + qx)
-                        if r < 2:
+                        if r < 2:  # q alone, a loop of constant length (unrolled)
                             for j in range(d):
                                 v = words[at + np.uint64(j)]
                                 even[k + np.uint64(j)] += v & _LANES
@@ -353,13 +353,10 @@ def _denoise_row_5x5(nnf, keys, y, hs, ws, out, win, count):
     its own offset's count among the 25 (flat arrays, unsigned indices, no
     branch: vectorised) and NNF(p) copied out; 57% of the still's head
     pixels at 768x1024 have a majority for their own offset, which is then
-    their mode. Then the others, one by one: each offset of the window in
-    raster order counted unless it cannot be strictly more frequent than
-    the best so far (inactive, or equal to the pixel's own, to the best, or
-    to the offset before it in raster order, whose count is no larger),
-    stopping at a majority, as :func:`_mode` does. 0.61-0.68 of the time of
-    :func:`_denoise_pixel` pixel by pixel on that head box (interleaved in
-    one process)."""
+    their mode. Then the others, one by one: the window read without
+    bounds tests and searched by :func:`_search_mode`. 0.61-0.68 of the
+    time of :func:`_denoise_pixel` pixel by pixel on that head box
+    (interleaved in one process)."""
     w = keys.shape[1]
     kf = keys.reshape(keys.size)
     nf = nnf.reshape(nnf.size).view(np.int64)  # (x, y) pairs as one word
@@ -385,26 +382,8 @@ def _denoise_row_5x5(nnf, keys, y, hs, ws, out, win, count):
             for qx in range(x - 2, x + 3):
                 win[n] = keys[qy, qx]
                 n += 1
-        best = np.int64(count[x])
-        mode = own
-        for i in range(25):
-            k = win[i]
-            if k < 0 or k == own or k == mode or (i > 0 and k == win[i - 1]):
-                continue
-            c = 0
-            for j in range(25):
-                c += win[j] == k
-            if c > best:
-                best = c
-                mode = k
-                if 2 * best > 25:
-                    break  # a majority
-        if mode != own:
-            sx = x + (mode >> 26) - _KEY
-            sy = y + (mode & ((1 << 26) - 1)) - _KEY
-            if 0 <= sx < ws and 0 <= sy < hs:
-                out[y, x, 0] = sx
-                out[y, x, 1] = sy
+        # (25, a constant: LLVM unrolls the counts)
+        _take_mode(out, y, x, _search_mode(win, 25, own, np.int64(count[x])), own, hs, ws)
 
 
 @numba.njit(inline="always")
@@ -422,21 +401,45 @@ def _mode(keys, y, x, own, radius, win):
     best = 0
     for j in range(n):
         best += win[j] == own
-    mode = own
     if 2 * best > n:
-        return mode  # a majority
-    for i in range(n):  # (a count met again later cannot be larger: no branch for it)
+        return own  # a majority
+    return _search_mode(win, n, own, best)
+
+
+@numba.njit(inline="always")
+def _search_mode(win, n, own, best):
+    """:func:`_mode` of the window ``win[:n]`` (raster order, -1 inactive)
+    whose own offset ``own`` is there ``best`` times, no majority: each
+    offset counted in raster order unless it cannot be strictly more
+    frequent than the best so far (inactive, or equal to the own one, to
+    the best, or to the offset before it, whose count is no larger), until
+    one has a majority."""
+    mode = own
+    for i in range(n):
         k = win[i]
+        if k < 0 or k == own or k == mode or (i > 0 and k == win[i - 1]):
+            continue
         c = 0
         for j in range(n):
             c += win[j] == k
-        c = c if k >= 0 else 0
-        better = c > best
-        best = c if better else best
-        mode = k if better else mode
-        if 2 * best > n:
-            break  # a majority
+        if c > best:
+            best = c
+            mode = k
+            if 2 * best > n:
+                break  # a majority
     return mode
+
+
+@numba.njit(inline="always")
+def _take_mode(out, y, x, mode, own, hs, ws):
+    """out(p) = p + ``mode`` when that differs from ``own`` and lies on the
+    exemplar (else out(p) stays NNF(p))."""
+    if mode != own:
+        sx = x + (mode >> 26) - _KEY
+        sy = y + (mode & ((1 << 26) - 1)) - _KEY
+        if 0 <= sx < ws and 0 <= sy < hs:
+            out[y, x, 0] = sx
+            out[y, x, 1] = sy
 
 
 @numba.njit(inline="always")
@@ -446,16 +449,8 @@ def _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win):
     out[y, x, 0] = nnf[y, x, 0]
     out[y, x, 1] = nnf[y, x, 1]
     own = keys[y, x]
-    if own < 0:
-        return
-    mode = _mode(keys, y, x, own, radius, win)
-    if mode == own:
-        return
-    sx = x + (mode >> 26) - _KEY
-    sy = y + (mode & ((1 << 26) - 1)) - _KEY
-    if 0 <= sx < ws and 0 <= sy < hs:
-        out[y, x, 0] = sx
-        out[y, x, 1] = sy
+    if own >= 0:
+        _take_mode(out, y, x, _mode(keys, y, x, own, radius, win), own, hs, ws)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
