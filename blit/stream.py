@@ -1146,7 +1146,10 @@ class Stylizer:
                 (h, w), main, style.landmarks,
                 out=self._pos_buffer(self._slots[slot], self._work, index, (h, w)))
             _add(times, "mls", t0)
-        guides = [self._face_guides(frame, tr, region, pos_whole, index, times)
+        # the largest face's head takes its box of the frame's guide (no seam
+        # with the background); every other face its own guide
+        guides = [self._face_guides(frame, tr, region, pos_whole if tr is tracks[-1] else None,
+                                    index, times)
                   for tr, region in zip(tracks, regions)]
         return _Prepared(frame=frame, t=t, found=found, searched=searched, tracks=tracks,
                          landmarks=[tr.landmarks for tr in tracks], regions=regions,
@@ -1379,7 +1382,9 @@ class Stylizer:
 
     def _face_guides(self, frame, track, region, pos_whole, index, times):
         """One head's guides in the frame's slot (:class:`_FaceGuides`), or
-        None for an empty box."""
+        None for an empty box. ``pos_whole``: the frame's positional guide
+        where the background follows this face (its head then takes its box
+        of it), else None (the head's own guide)."""
         style, kernels = self.style, self._kernels
         x0, y0, x1, y1 = region.box
         if x1 <= x0 or y1 <= y0:

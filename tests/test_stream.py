@@ -566,6 +566,29 @@ def test_two_faces_each_keep_their_own_track(style, hopper):
     assert len(one.last_landmarks) == 1
 
 
+def two_sizes(hopper):
+    """One frame with the photo twice side by side, the right face larger,
+    and the landmarks of both (left, right)."""
+    (small, *_), (lm_s, *_) = moving_clip(hopper, n=1, size=(150, 144), zoom=0.3)
+    (large, *_), (lm_l, *_) = moving_clip(hopper, n=1, size=(176, 144), zoom=0.42)
+    return np.hstack([small, large]), [lm_s, lm_l + np.float32([150, 0])]
+
+
+def test_with_the_background_stylized_each_face_keeps_its_own_guide(style, hopper):
+    """The background follows the largest face's warp; every other face's
+    head is looked up on its own positional guide, as with the background
+    kept: the same NNF (the smaller face comes first in ``last_nnf``)."""
+    frame, faces = two_sizes(hopper)
+    nnfs = {}
+    for background in ("keep", "stylize"):
+        stylizer = Stylizer(style, options=StylizeOptions(background=background), max_faces=2,
+                            smoothing=False, temporal=None, landmarker=Script([faces]))
+        stylizer(frame)
+        nnfs[background] = [n.copy() for n in stylizer.last_nnf]
+    np.testing.assert_array_equal(nnfs["stylize"][0], nnfs["keep"][0])
+    assert not np.array_equal(nnfs["stylize"][1], nnfs["keep"][1])  # the largest: the frame's warp
+
+
 def test_boiling_redraws_the_strokes_at_the_given_rate(style, hopper):
     frames, marks = moving_clip(hopper, n=1)
     stylizer = Stylizer(style, boil_hz=10.0, fps=30.0, landmarker=Script([[marks[0]]]))
