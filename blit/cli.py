@@ -239,7 +239,7 @@ def _image(args):
     landmarks = read_lm68(args.target_landmarks) if args.target_landmarks else None
     style = load_style_from_args(args)
     out = stylize_image(style, image, landmarks=landmarks, options=options_from_args(args),
-                        name=target)
+                        name=target, max_faces=args.max_faces)
     write_image(args.output, out)
     if not args.quiet:
         print(f"{target} in the style of {style.name} -> {args.output}")
@@ -248,9 +248,10 @@ def _image(args):
 
 def _add_image(sub):
     p = sub.add_parser("image", help="stylize a photo",
-                       description="Paint the face in TARGET in the style of STYLE. With neither "
-                                   "given, the embedded default runs: scikit-image's astronaut photo, "
-                                   "painted by styleblit, applied to matplotlib's photo of Grace Hopper.")
+                       description="Paint the face in TARGET (with --max-faces, each face) in the "
+                                   "style of STYLE. With neither given, the embedded default runs: "
+                                   "scikit-image's astronaut photo, painted by styleblit, applied to "
+                                   "matplotlib's photo of Grace Hopper.")
     _add_style_args(p)
     p.add_argument("target", nargs="?", metavar="TARGET.png",
                    help="photo with a face (default: matplotlib's grace_hopper.jpg)")
@@ -258,6 +259,8 @@ def _add_image(sub):
     p.add_argument("--target-landmarks", metavar="FILE",
                    help="68 landmarks of the target (skips detection)")
     add_stylize_args(p)
+    p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
+                   help="stylize up to N faces, the largest on top (default 1: the largest face)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(run=_image)

@@ -55,7 +55,7 @@ import numpy as np
 
 from blit.blending import PACK_PAD, blend, denoise_nnf
 from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
-from blit.stylize import StylizeOptions
+from blit.stylize import StylizeOptions, face_width
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
@@ -644,10 +644,6 @@ def _done(value):
     return future
 
 
-def _face_width(landmarks):
-    return max(float(np.hypot(*(landmarks[16] - landmarks[0]))), 1.0)
-
-
 class Stylizer:
     """Stylize a video stream frame by frame, stably.
 
@@ -1184,7 +1180,7 @@ class Stylizer:
             centre = track.raw.mean(axis=0)
             for j, face in enumerate(faces):
                 d = float(np.hypot(*(face.mean(axis=0) - centre)))
-                if d < 0.75 * _face_width(track.raw):
+                if d < 0.75 * face_width(track.raw):
                     pairs.append((d, i, j))
         pairs.sort()
         used_t, used_f = set(), set()
@@ -1202,7 +1198,7 @@ class Stylizer:
                 track.landmarks = face
         for j, face in enumerate(faces):
             if j not in used_f:
-                scale = _face_width(face)
+                scale = face_width(face)
                 filt = OneEuroFilter(**self.smoothing) if self.smoothing else None
                 if filt is not None:
                     filt(face / scale, t)
@@ -1212,8 +1208,8 @@ class Stylizer:
         alive.sort(key=lambda tr: tr.last_seen, reverse=True)  # faces seen now first
         self._tracks = alive[: self.max_faces]
         if self._tracks:
-            self._last_any = max(self._tracks, key=lambda tr: _face_width(tr.landmarks)).landmarks
-        return sorted(self._tracks, key=lambda tr: _face_width(tr.landmarks))
+            self._last_any = max(self._tracks, key=lambda tr: face_width(tr.landmarks)).landmarks
+        return sorted(self._tracks, key=lambda tr: face_width(tr.landmarks))
 
     def _keep_params(self, params):
         keep = 2.0 * params.threshold if self.keep_threshold is None else float(self.keep_threshold)

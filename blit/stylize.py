@@ -1,7 +1,8 @@
 """The still-image pipeline: guides, lookup, blend, composite.
 
 :func:`stylize_frame` is the whole FaceBlit pipeline on one frame whose
-landmarks are known; :func:`stylize_image` adds landmark detection. Both are
+faces' landmarks are known (each face's head painted in turn);
+:func:`stylize_image` adds landmark detection. Both are
 pure functions of their inputs (the jitter table is passed in).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from guides.io import InputError
 from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
 
-__all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "NoFaceError", "STAGES"]
+__all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "face_width", "NoFaceError", "STAGES"]
 
 STAGES = ("mask", "mls", "appearance", "lookup", "denoise", "blend", "composite")
 
@@ -91,16 +92,28 @@ class _Timer:
         self.sink[stage] = self.sink.get(stage, 0.0) + (time.perf_counter() - t0) * 1e3
 
 
+def face_width(landmarks):
+    """The jaw's width (landmarks 0 to 16) in pixels, at least 1: which of
+    several faces is the largest (painted last, on top)."""
+    return max(float(np.hypot(*(landmarks[16] - landmarks[0]))), 1.0)
+
+
 def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, labels=None,
                   times=None, buffers=None):
-    """Stylize one frame whose 68 landmarks are known.
+    """Stylize one frame whose faces' 68 landmarks are known.
 
     Parameters
     ----------
     style : guides.exemplar.StyleExemplar
     frame : (H, W, 3) uint8 ndarray, BGR
-    landmarks : (68, 2) float32 ndarray
-        Target landmarks (x, y) in frame pixels.
+    landmarks : (68, 2) float32 ndarray, or a list of them
+        Target landmarks (x, y) in frame pixels: of one face, or of each
+        face to paint. Heads are painted from the narrowest face to the
+        widest (:func:`face_width`), the widest on top. With
+        ``background="stylize"`` the background follows the widest face,
+        whose head takes its box of the frame's positional guide (no seam);
+        every other head is looked up on its own guide, as with the
+        background kept (as :class:`blit.stream.Stylizer` paints a frame).
     jitter : (L, J, J, 2) float32 ndarray
         Seed jitter, :func:`blit.styleblit.make_jitter`.
     options : StylizeOptions
@@ -108,7 +121,8 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
         :func:`blit.styleblit.seed_labels` for this frame size and jitter; a
         stream computes them once and saves the nearest-seed search per pixel.
     times : dict, optional
-        Receives per-stage milliseconds (keys of ``STAGES``).
+        Receives per-stage milliseconds (keys of ``STAGES``), summed over
+        the faces.
     buffers : guides.buffers.Buffers, optional
         Where to take the work arrays from, for a caller that stylizes frame
         after frame (``styleblit bench``): then only the returned image is
@@ -117,22 +131,68 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
     Returns
     -------
     (H, W, 3) uint8 ndarray
-        The frame with the head (and with ``background="stylize"`` everything)
-        painted from the exemplar; a new array.
+        The frame with the heads (and with ``background="stylize"``
+        everything) painted from the exemplar; a new array.
     """
+    faces = [np.asarray(f, np.float32) for f in _face_list(landmarks)]
+    faces.sort(key=face_width)  # (stable: equal widths keep their order)
     timer = _Timer(times)
     h, w = frame.shape[:2]
+    radius = options.voting
+    packed = style.packed if radius <= PACK_PAD else None
+    pos = None
+    out = None
+    if options.background == "stylize":
+        # the background: the position guide alone, warped by the widest face
+        with timer("mls"):
+            pos = positional_guide((h, w), faces[-1], style.landmarks,
+                                   out=take(buffers, "stylize_pos", (h, w, 2), np.float32))
+        with timer("lookup"):
+            bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
+                                     options.levels)
+            nnf_bg = lookup(pos, None, style.appearance, style.table, style.app_bin, style.cell,
+                            bg_params, jitter, labels=labels,
+                            out=take(buffers, "stylize_nnf_bg", (h, w, 2), np.int32),
+                            buffers=buffers)
+        with timer("blend"):
+            out = blend(style.image, nnf_bg, radius, packed=packed)  # new: the returned image
+    for i, face in enumerate(faces):
+        head, region = _paint_head(style, frame, face, pos if i == len(faces) - 1 else None,
+                                   jitter, options, labels, timer, buffers)
+        with timer("composite"):
+            # the first composite over the kept frame makes the returned image
+            out = composite(frame if out is None else out, head, region, out=out)
+    return out
+
+
+def _face_list(landmarks):
+    """One face's (68, 2) landmarks, or a non-empty sequence of them, as a list."""
+    if isinstance(landmarks, np.ndarray) and landmarks.ndim == 2:
+        faces = [landmarks]
+    else:
+        faces = list(landmarks)
+    if not faces:
+        raise ValueError("landmarks: expected at least one face")
+    for f in faces:
+        if np.shape(f) != (68, 2):
+            raise ValueError(f"landmarks: expected (68, 2) per face, got {np.shape(f)}")
+    return faces
+
+
+def _paint_head(style, frame, landmarks, pos, jitter, options, labels, timer, buffers):
+    """One face's head: its box and soft mask, guides, NNF (mode-filtered
+    with voting), blended; ``pos`` is the frame's positional guide where the
+    background follows this face (its box of it is the head's guide), else
+    None (the head's own guide). Returns (head image, HeadRegion); the head
+    image is a work array (``buffers``), to composite before the next face."""
     radius = options.voting
     head_params = LookupParams(style.params.lam_pos, style.params.lam_app, options.threshold,
                                options.levels)
     with timer("mask"):
         region = head_region(frame.shape, landmarks, margin=radius, buffers=buffers)
     x0, y0, x1, y1 = region.box
-    whole = options.background == "stylize"
     with timer("mls"):
-        if whole:
-            pos = positional_guide((h, w), landmarks, style.landmarks,
-                                   out=take(buffers, "stylize_pos", (h, w, 2), np.float32))
+        if pos is not None:
             pos_head = pos[y0:y1, x0:x1]
         else:
             # the guide of the head box only, in frame coordinates
@@ -149,13 +209,6 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
                      head_params, jitter, origin=(x0, y0), active=active, labels=labels,
                      out=take(buffers, "stylize_nnf", (y1 - y0, x1 - x0, 2), np.int32),
                      buffers=buffers)
-        if whole:
-            bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
-                                     options.levels)
-            nnf_bg = lookup(pos, None, style.appearance, style.table, style.app_bin, style.cell,
-                            bg_params, jitter, labels=labels,
-                            out=take(buffers, "stylize_nnf_bg", (h, w, 2), np.int32),
-                            buffers=buffers)
     if options.denoise is not False and radius > 0:  # (None: on, for a still)
         with timer("denoise"):
             nnf = denoise_nnf(nnf, radius, style.image.shape[:2], buffers=buffers,
@@ -164,11 +217,7 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
         packed = style.packed if radius <= PACK_PAD else None
         head = blend(style.image, nnf, radius, packed=packed,
                      out=take(buffers, "stylize_head", (y1 - y0, x1 - x0, 3), np.uint8))
-        # the returned image: new (the background's blend, or the composite's)
-        base = blend(style.image, nnf_bg, radius, packed=packed) if whole else frame
-    with timer("composite"):
-        out = composite(base, head, region, out=base if whole else None)
-    return out
+    return head, region
 
 
 def _box_guide(box, target_landmarks, style_landmarks, buffers=None):
@@ -178,24 +227,27 @@ def _box_guide(box, target_landmarks, style_landmarks, buffers=None):
         return np.zeros((max(y1 - y0, 0), max(x1 - x0, 0), 2), np.float32)
     shifted = np.asarray(target_landmarks, np.float32) - np.array([x0, y0], np.float32)
     return positional_guide((y1 - y0, x1 - x0), shifted, style_landmarks,
-                            out=take(buffers, "stylize_pos", (y1 - y0, x1 - x0, 2), np.float32))
+                            out=take(buffers, "stylize_pos_box", (y1 - y0, x1 - x0, 2), np.float32))
 
 
 def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jitter=None,
-                  name="target"):
-    """Stylize a still photo: detect its face, then :func:`stylize_frame`.
+                  name="target", max_faces=1):
+    """Stylize a still photo: detect its faces, then :func:`stylize_frame`.
 
     Parameters
     ----------
     style : guides.exemplar.StyleExemplar
     image : (H, W, 3) uint8 ndarray, BGR
-    landmarks : (68, 2) float32 ndarray, optional
-        Skip detection and use these.
+    landmarks : (68, 2) float32 ndarray, or a list of them, optional
+        Skip detection and paint these faces.
     options : StylizeOptions
     jitter : ndarray, optional
         Default: ``make_jitter(0, levels=options.levels)``.
     name : str
         How to name the image in the no-face error.
+    max_faces : int
+        Paint up to this many of the faces found, the largest first
+        (default 1: the largest face only).
 
     Raises
     ------
@@ -203,10 +255,10 @@ def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jit
         When no face is found.
     """
     if landmarks is None:
-        from guides.landmarks import detect_landmarks
+        from guides.landmarks import detect_faces
 
-        landmarks = detect_landmarks(image)
-        if landmarks is None:
+        landmarks = detect_faces(image, max_faces)
+        if not landmarks:
             raise NoFaceError(f"{name}: no face found")
     if jitter is None:
         jitter = make_jitter(0, levels=options.levels)

@@ -8,8 +8,9 @@ Three parts:
   mediapipe FaceMesh to the 68 dlib points, each point being the mean of two
   mesh vertices. The table was fitted on hand-corrected landmarks (see the
   comment above it and ``demos/fit_landmark_map.py``).
-* :class:`FaceLandmarker` / :func:`detect_landmarks`: run mediapipe FaceMesh on
-  a BGR image and return 68-point landmarks in pixels.
+* :class:`FaceLandmarker` / :func:`detect_faces` / :func:`detect_landmarks`:
+  run mediapipe FaceMesh on a BGR image and return 68-point landmarks in
+  pixels (of each face, or of the largest).
 
 Landmarks are (N, 2) float32 arrays of (x, y) pixel coordinates; images are
 (H, W, 3) uint8 BGR. mediapipe is imported only when a :class:`FaceLandmarker`
@@ -32,6 +33,7 @@ from guides.io import InputError, check_bgr_frame
 __all__ = [
     "MESH_TO_68",
     "FaceLandmarker",
+    "detect_faces",
     "detect_landmarks",
     "interocular_distance",
     "mesh_to_68",
@@ -333,6 +335,11 @@ def _filtered_native_stderr():
             capture.close()
 
 
+#: Faces a still image is searched for (at least), so that the largest are
+#: the ones returned; each face found costs one more FaceMesh run.
+STATIC_SEARCH = 4
+
+
 class FaceLandmarker:
     """68-point face landmarks from mediapipe FaceMesh.
 
@@ -342,7 +349,12 @@ class FaceLandmarker:
         True for unrelated images (every call runs face detection); False for
         video frames, where faces are tracked between calls.
     max_faces : int
-        The most faces to return per image.
+        The most faces to return per image. A still image (static mode) is
+        searched for up to ``max(max_faces, STATIC_SEARCH)`` faces and the
+        largest ``max_faces`` are returned: asked for one face, mediapipe
+        returns the one its detector ranks first, not the largest. In video
+        mode mediapipe looks for ``max_faces`` faces and tracks those it
+        found (looking for more would run its detector on every frame).
 
     Attributes
     ----------
@@ -371,7 +383,8 @@ class FaceLandmarker:
         with _filtered_native_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=self.static_image_mode,
-                max_num_faces=self.max_faces,
+                max_num_faces=(max(self.max_faces, STATIC_SEARCH) if self.static_image_mode
+                               else self.max_faces),
                 refine_landmarks=True,
                 min_detection_confidence=0.5,
                 min_tracking_confidence=0.5,
@@ -422,6 +435,7 @@ class FaceLandmarker:
             xy = _normalized_xy(face) * (w, h) - 0.5
             meshes.append(xy.astype(np.float32))
         meshes.sort(key=lambda m: -float(np.prod(m[:MESH_VERTICES].max(0) - m[:MESH_VERTICES].min(0))))
+        meshes = meshes[:self.max_faces]
         self.last_mesh = meshes
         return [mesh_to_68(m) for m in meshes]
 
@@ -444,15 +458,43 @@ class FaceLandmarker:
             pass
 
 
-_static_landmarker: FaceLandmarker | None = None
+_static_landmarkers: dict = {}  # faces searched -> static-mode FaceLandmarker
 _static_lock = threading.Lock()
 
 
-def detect_landmarks(image_bgr: np.ndarray) -> np.ndarray | None:
-    """68 landmarks of the largest face in a still image.
+def detect_faces(image_bgr: np.ndarray, max_faces: int = 1) -> list[np.ndarray]:
+    """68 landmarks of each face in a still image, up to ``max_faces``.
 
-    Reuses one module-level static-mode :class:`FaceLandmarker`, created on
-    the first call.
+    Reuses a module-level static-mode :class:`FaceLandmarker`, created on
+    the first call (one for every ``max_faces`` up to ``STATIC_SEARCH``: they
+    search as many faces).
+
+    Parameters
+    ----------
+    image_bgr : (H, W, 3) uint8 ndarray
+        BGR image.
+    max_faces : int
+        The most faces to return.
+
+    Returns
+    -------
+    list of (68, 2) float32 ndarray
+        Pixel coordinates, largest face first; empty when no face is found.
+    """
+    max_faces = int(max_faces)
+    if max_faces < 1:
+        raise ValueError(f"max_faces must be at least 1, got {max_faces}")
+    searched = max(max_faces, STATIC_SEARCH)
+    with _static_lock:
+        landmarker = _static_landmarkers.get(searched)
+        if landmarker is None:
+            landmarker = _static_landmarkers[searched] = FaceLandmarker(static_image_mode=True,
+                                                                        max_faces=searched)
+        return landmarker(image_bgr)[:max_faces]
+
+
+def detect_landmarks(image_bgr: np.ndarray) -> np.ndarray | None:
+    """68 landmarks of the largest face in a still image (:func:`detect_faces`).
 
     Parameters
     ----------
@@ -464,9 +506,5 @@ def detect_landmarks(image_bgr: np.ndarray) -> np.ndarray | None:
     (68, 2) float32 ndarray or None
         Pixel coordinates, or None when no face is found.
     """
-    global _static_landmarker
-    with _static_lock:
-        if _static_landmarker is None:
-            _static_landmarker = FaceLandmarker(static_image_mode=True, max_faces=1)
-        faces = _static_landmarker(image_bgr)
+    faces = detect_faces(image_bgr, 1)
     return faces[0] if faces else None

@@ -56,6 +56,31 @@ def test_denoise_flags(tmp_path, capsys):
     assert (read_image(a) != read_image(b)).any()
 
 
+def test_max_faces_paints_each_face_of_a_photo(tmp_path, capsys):
+    """Two people: by default the largest face alone is painted; with
+    --max-faces 2 the smaller one too, and the largest as before."""
+    import cv2
+
+    from blit.defaults import default_target_path
+
+    hopper = read_image(default_target_path())
+    h, w = hopper.shape[:2]
+    small = cv2.resize(hopper, (w * 3 // 4, h * 3 // 4), interpolation=cv2.INTER_AREA)
+    pair = np.full((h, w + small.shape[1], 3), 90, np.uint8)
+    pair[h - small.shape[0]:, :small.shape[1]] = small
+    pair[:, small.shape[1]:] = hopper
+    write_image(str(tmp_path / "pair.png"), pair)
+    outs = {}
+    for n in ("1", "2"):
+        out = tmp_path / f"out{n}.png"
+        assert main(["image", str(tmp_path / "pair.png"), "-o", str(out), "--max-faces", n]) == 0
+        outs[n] = np.abs(read_image(out).astype(int) - pair).sum(-1) > 30
+    left, right = slice(0, small.shape[1]), slice(small.shape[1], None)
+    assert outs["1"][:, left].mean() < 0.001 < 0.05 < outs["2"][:, left].mean()
+    np.testing.assert_array_equal(outs["1"][:, right], outs["2"][:, right])
+    capsys.readouterr()
+
+
 def test_no_face_is_one_line_exit_1_and_no_output(tmp_path, capsys):
     blank = tmp_path / "wall.png"
     write_image(blank, np.full((120, 100, 3), 128, np.uint8))
@@ -134,6 +159,7 @@ _BAD_VALUES = [
     (["image", "-o", "o.png"], "--voting", "3"),
     (["image", "-o", "o.png"], "--threshold", "-1"),
     (["image", "-o", "o.png"], "--threshold", "nan"),
+    (["image", "-o", "o.png"], "--max-faces", "0"),
     (["bench"], "--repeats", "0"),
     (["bench"], "--sizes", "0x0"),
     (["bench"], "--sizes", "big"),

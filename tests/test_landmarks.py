@@ -12,6 +12,7 @@ from guides.io import InputError, read_image
 from guides.landmarks import (
     MESH_TO_68,
     FaceLandmarker,
+    detect_faces,
     detect_landmarks,
     interocular_distance,
     mesh_to_68,
@@ -247,6 +248,27 @@ def test_detect_landmarks_matches_landmarker(grace):
     points = detect_landmarks(image)
     assert points is not None and points.shape == (68, 2) and points.dtype == np.float32
     np.testing.assert_allclose(points, faces[0], atol=1.0)
+
+
+def test_a_still_gives_its_largest_faces_first(grace):
+    """Two people, the smaller one left: asked for one face, a still image
+    gives the larger (mediapipe alone gives the smaller one here, the face
+    its detector ranks first); asked for two, both, the larger first."""
+    import cv2
+
+    image, faces, _ = grace
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (w * 3 // 4, h * 3 // 4), interpolation=cv2.INTER_AREA)
+    pair = np.full((h, w + small.shape[1], 3), 90, np.uint8)
+    pair[h - small.shape[0]:, :small.shape[1]] = small
+    pair[:, small.shape[1]:] = image
+    one, two = detect_faces(pair, 1), detect_faces(pair, 2)
+    assert len(one) == 1 and len(two) == 2
+    np.testing.assert_allclose(one[0], two[0], atol=1.0)
+    assert one[0][:, 0].min() > small.shape[1] > two[1][:, 0].max()
+    np.testing.assert_array_equal(detect_landmarks(pair), one[0])
+    with pytest.raises(ValueError, match="max_faces"):
+        detect_faces(pair, 0)
 
 
 def test_blank_image_has_no_face():

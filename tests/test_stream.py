@@ -589,6 +589,26 @@ def test_with_the_background_stylized_each_face_keeps_its_own_guide(style, hoppe
     assert not np.array_equal(nnfs["stylize"][1], nnfs["keep"][1])  # the largest: the frame's warp
 
 
+@pytest.mark.parametrize("background", ["keep", "stylize"])
+def test_stylize_frame_paints_several_faces_as_the_stream_does(style, hopper, background):
+    """stylize_frame given two faces (in any order) gives the stream's frame
+    given them; one face in a list is that face."""
+    frame, faces = two_sizes(hopper)
+    options = StylizeOptions(background=background, denoise=True)
+    jitter = make_jitter(3, levels=options.levels)
+    stylizer = Stylizer(style, options=options, jitter_seed=3, max_faces=2, smoothing=False,
+                        temporal=None, landmarker=Script([faces]))
+    both = stylize_frame(style, frame, faces, jitter, options)
+    np.testing.assert_array_equal(both, stylizer(frame))
+    np.testing.assert_array_equal(both, stylize_frame(style, frame, faces[::-1], jitter, options))
+    one = stylize_frame(style, frame, faces[1], jitter, options)
+    np.testing.assert_array_equal(one, stylize_frame(style, frame, [faces[1]], jitter, options))
+    assert (one[:, :150] != both[:, :150]).any()  # the smaller face, left, painted too
+    for bad, match in (([], "at least one face"), ([faces[0][:60]], r"\(68, 2\)")):
+        with pytest.raises(ValueError, match=match):
+            stylize_frame(style, frame, bad, jitter, options)
+
+
 def test_boiling_redraws_the_strokes_at_the_given_rate(style, hopper):
     frames, marks = moving_clip(hopper, n=1)
     stylizer = Stylizer(style, boil_hz=10.0, fps=30.0, landmarker=Script([[marks[0]]]))
