@@ -788,12 +788,18 @@ def parse_landmark_every(text):
 
 
 def check_method_args(args):
-    """An InputError for ``--landmark-every`` above 1 with a method that does
-    not carry landmarks (the GAN; the value itself was checked when parsed),
-    or for ``--method gan`` without ``--model`` and the other way round;
-    for ``video``, ``batch`` and ``webcam``."""
-    if args.landmark_every not in ("auto", 1) and args.method != "patch":
-        raise InputError("--landmark-every: only for --method patch")
+    """An InputError for an option of the patch stream given with another
+    method (the GAN does not carry landmarks, paints with one face's guides
+    and has no jitter to re-draw): ``--landmark-every`` above 1,
+    ``--max-faces`` above 1 or ``--boil`` (their values were checked when
+    parsed); or for ``--method gan`` without ``--model`` and the other way
+    round; for ``video``, ``batch`` and ``webcam``."""
+    if args.method != "patch":
+        for option, given in (("--landmark-every", args.landmark_every not in ("auto", 1)),
+                              ("--max-faces", args.max_faces != 1),
+                              ("--boil", args.boil is not None)):
+            if given:
+                raise InputError(f"{option}: only for --method patch")
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
                          else "--model needs --method gan")

@@ -240,6 +240,11 @@ def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
                  "--landmark-every", "2", "--method", "gan"]) == 1
     err = capsys.readouterr().err
     assert "only for --method patch" in err and len(err.strip().splitlines()) == 1
+    for option in (["--max-faces", "2"], ["--boil", "5"]):  # also stream-only: not ignored
+        assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "x.mp4"),
+                     "--method", "gan", "--model", "m.pt"] + option) == 1
+        err = capsys.readouterr().err
+        assert f"{option[0]}: only for --method patch" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as exc:  # checked when parsed: a usage error
         main(["video", "--style", style_png, src, "-o", str(tmp_path / "x.mp4"),
               "--landmark-every", "0"])
