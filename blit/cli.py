@@ -229,35 +229,83 @@ def _add_prepare_style(sub):
 def _image(args):
     from blit.defaults import default_target_path
     from blit.stylize import stylize_image
-    from guides.io import read_image, write_image
+    from guides.io import InputError, read_image, write_image
     from guides.landmarks import read_lm68
 
-    target = args.target or default_target_path()
-    check_output(args.output, args.overwrite)
-    check_not_input(args.output, target, args.style, args.style_landmarks, args.target_landmarks)
-    image = read_image(target)
+    targets = args.target or [default_target_path()]
+    if args.target_landmarks and len(targets) > 1:
+        raise _usage("--target-landmarks: only with one TARGET")
+    jobs, folder = _image_jobs(targets, args.output)
+    for target, out in jobs:
+        if folder is None or os.path.isdir(folder):
+            check_output(out, args.overwrite)
+        check_not_input(out, target, args.style, args.style_landmarks, args.target_landmarks)
+    # one image is read first, so that a bad target is reported before the style is made
+    image = read_image(targets[0]) if len(jobs) == 1 else None
     landmarks = read_lm68(args.target_landmarks) if args.target_landmarks else None
     style = load_style_from_args(args)
-    out = stylize_image(style, image, landmarks=landmarks, options=options_from_args(args),
-                        name=target, max_faces=args.max_faces)
-    write_image(args.output, out)
-    if not args.quiet:
-        print(f"{target} in the style of {style.name} -> {args.output}")
+    options = options_from_args(args)
+    if folder is not None:
+        os.makedirs(folder, exist_ok=True)
+    failed = 0
+    for target, out in jobs:
+        try:
+            photo = image if image is not None else read_image(target)
+            result = stylize_image(style, photo, landmarks=landmarks, options=options, name=target,
+                                   max_faces=args.max_faces)
+            write_image(out, result)
+        except InputError as exc:
+            if len(jobs) == 1:
+                raise
+            print(f"styleblit: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if not args.quiet:
+            print(f"{target} in the style of {style.name} -> {out}")
+    if failed:
+        print(f"styleblit: {failed} of {len(jobs)} images not stylized (above); the others are "
+              f"in {folder}", file=sys.stderr)
+        return 1
     return 0
 
 
+def _image_jobs(targets, output):
+    """(target, output) pairs of ``styleblit image``, and the output folder
+    (None for one target written to the file ``output``). Several targets,
+    or an output that is a folder (existing, or ending with a separator),
+    are written into that folder as ``NAME.png``; two targets of the same
+    NAME are a usage error."""
+    if len(targets) == 1 and not (os.path.isdir(output) or output.endswith(("/", os.sep))):
+        return [(targets[0], output)], None
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise _usage(f"-o {output}: with several targets, -o names a folder (this is a file)")
+    jobs, seen = [], {}
+    for target in targets:
+        name = os.path.splitext(os.path.basename(target))[0] + ".png"
+        if name in seen:
+            raise _usage(f"{seen[name]} and {target} would both be written to {name}")
+        seen[name] = target
+        jobs.append((target, os.path.join(output, name)))
+    return jobs, output
+
+
 def _add_image(sub):
-    p = sub.add_parser("image", help="stylize a photo",
+    p = sub.add_parser("image", help="stylize a photo (or several)",
                        description="Paint the face in TARGET (with --max-faces, each face) in the "
                                    "style of STYLE. With neither given, the embedded default runs: "
                                    "scikit-image's astronaut photo, painted by styleblit, applied to "
-                                   "matplotlib's photo of Grace Hopper.")
+                                   "matplotlib's photo of Grace Hopper. Several TARGETs are "
+                                   "written into the folder -o as NAME.png; one that fails (no face, "
+                                   "not an image) is reported and the others are still written "
+                                   "(exit code 1).")
     _add_style_args(p)
-    p.add_argument("target", nargs="?", metavar="TARGET.png",
+    p.add_argument("target", nargs="*", metavar="TARGET.png",
                    help="photo with a face (default: matplotlib's grace_hopper.jpg)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.png", help="output image")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                   help="output image; with several TARGETs (or an existing folder) the folder "
+                        "for them (made if missing)")
     p.add_argument("--target-landmarks", metavar="FILE",
-                   help="68 landmarks of the target (skips detection)")
+                   help="68 landmarks of the target (skips detection; one TARGET only)")
     add_stylize_args(p)
     p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
                    help="stylize up to N faces, the largest on top (default 1: the largest face)")
