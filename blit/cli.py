@@ -13,7 +13,7 @@ import math
 import os
 import sys
 
-__all__ = ["main", "build_parser", "number", "frame_size"]
+__all__ = ["main", "build_parser", "number", "frame_size", "unique_stems"]
 
 _COMMANDS = []  # (module, function) pairs that add subcommands; see register()
 
@@ -273,20 +273,29 @@ def _image_jobs(targets, output):
     """(target, output) pairs of ``styleblit image``, and the output folder
     (None for one target written to the file ``output``). Several targets,
     or an output that is a folder (existing, or ending with a separator),
-    are written into that folder as ``NAME.png``; two targets of the same
-    NAME are a usage error."""
+    are written into that folder as ``NAME.png`` (:func:`unique_stems`, as
+    ``batch`` names its outputs)."""
     if len(targets) == 1 and not (os.path.isdir(output) or output.endswith(("/", os.sep))):
         return [(targets[0], output)], None
     if os.path.exists(output) and not os.path.isdir(output):
         raise _usage(f"-o {output}: with several targets, -o names a folder (this is a file)")
-    jobs, seen = [], {}
-    for target in targets:
-        name = os.path.splitext(os.path.basename(target))[0] + ".png"
-        if name in seen:
-            raise _usage(f"{seen[name]} and {target} would both be written to {name}")
-        seen[name] = target
-        jobs.append((target, os.path.join(output, name)))
-    return jobs, output
+    names = unique_stems(targets)
+    return [(t, os.path.join(output, f"{name}.png")) for t, name in zip(targets, names)], output
+
+
+def unique_stems(paths, default="out"):
+    """Each path's file or folder name without its extension, made unique
+    with -2, -3, ... in order (``a.jpg``, ``b/a.png`` -> ``a``, ``a-2``)."""
+    seen, stems = set(), []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or default
+        name, k = stem, 1
+        while name in seen:
+            k += 1
+            name = f"{stem}-{k}"
+        seen.add(name)
+        stems.append(name)
+    return stems
 
 
 def _add_image(sub):
@@ -295,7 +304,8 @@ def _add_image(sub):
                                    "style of STYLE. With neither given, the embedded default runs: "
                                    "scikit-image's astronaut photo, painted by styleblit, applied to "
                                    "matplotlib's photo of Grace Hopper. Several TARGETs are "
-                                   "written into the folder -o as NAME.png; one that fails (no face, "
+                                   "written into the folder -o as NAME.png (NAME-2.png for a second NAME); "
+                                   "one that fails (no face, "
                                    "not an image) is reported and the others are still written "
                                    "(exit code 1).")
     _add_style_args(p)

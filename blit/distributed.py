@@ -41,7 +41,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from blit.cli import number, register
+from blit.cli import number, register, unique_stems
 from guides.io import InputError
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
@@ -618,7 +618,8 @@ def expand_inputs(inputs):
                                  f"and no images")
         elif path.lower().endswith(IMAGE_EXTENSIONS):
             raise InputError(f"{path}: a still image; batch takes videos, folders of frames and "
-                             "lists of them (`styleblit image` stylizes a photo)")
+                             "lists of them (`styleblit image A.jpg B.jpg -o DIR` stylizes "
+                             "photos)")
         elif os.path.isfile(path) and not path.lower().endswith(VIDEO_EXTENSIONS):
             folder = os.path.dirname(os.path.abspath(path))
             try:
@@ -635,16 +636,8 @@ def expand_inputs(inputs):
 def output_names(inputs, outdir, fmt):
     """``OUTDIR/NAME.FMT`` per input (a folder ``OUTDIR/NAME`` for png), NAME the
     input's file or folder name without extension, made unique with -2, -3..."""
-    seen, outs = set(), []
-    for path in inputs:
-        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "video"
-        name, k = stem, 1
-        while name in seen:
-            k += 1
-            name = f"{stem}-{k}"
-        seen.add(name)
-        outs.append(os.path.join(outdir, name if fmt == "png" else f"{name}.{fmt}"))
-    return outs
+    return [os.path.join(outdir, name if fmt == "png" else f"{name}.{fmt}")
+            for name in unique_stems(inputs, default="video")]
 
 
 def _batch(args):

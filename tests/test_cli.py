@@ -90,18 +90,21 @@ def test_several_targets_go_into_a_folder(tmp_path, capsys):
     write_image(tmp_path / "a.png", hopper)
     write_image(tmp_path / "b.jpg", np.ascontiguousarray(hopper[:, ::-1]))
     write_image(tmp_path / "wall.png", np.full((120, 100, 3), 128, np.uint8))
+    (tmp_path / "again").mkdir()
+    write_image(tmp_path / "again" / "a.png", hopper)
     alone = tmp_path / "alone.png"
     assert main(["image", str(tmp_path / "b.jpg"), "-o", str(alone), "-q"]) == 0
     out = tmp_path / "out"  # made
-    targets = [str(tmp_path / n) for n in ("a.png", "wall.png", "b.jpg")]
+    targets = [str(tmp_path / n) for n in ("a.png", "wall.png", "b.jpg", "again/a.png")]
     assert main(["image", *targets, "-o", str(out)]) == 1
     cap = capsys.readouterr()
-    assert sorted(os.listdir(out)) == ["a.png", "b.png"]
+    assert sorted(os.listdir(out)) == ["a-2.png", "a.png", "b.png"]  # names as batch makes them
     np.testing.assert_array_equal(read_image(out / "b.png"), read_image(alone))
+    np.testing.assert_array_equal(read_image(out / "a-2.png"), read_image(out / "a.png"))
     assert (read_image(out / "a.png") != hopper).any()
     err = cap.err.strip().splitlines()
-    assert len(err) == 2 and "wall.png: no face found" in err[0] and "1 of 3" in err[1]
-    assert cap.out.count(" -> ") == 2
+    assert len(err) == 2 and "wall.png: no face found" in err[0] and "1 of 4" in err[1]
+    assert cap.out.count(" -> ") == 3
     # again: the outputs exist, so nothing is done without --overwrite
     assert main(["image", *targets, "-o", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
@@ -110,13 +113,12 @@ def test_several_targets_go_into_a_folder(tmp_path, capsys):
     np.testing.assert_array_equal(read_image(tmp_path / "b.png"), read_image(alone))
 
 
-@pytest.mark.parametrize("case", ["same name", "output is a file", "landmarks of one"])
+@pytest.mark.parametrize("case", ["output is a file", "landmarks of one"])
 def test_several_targets_usage_errors(tmp_path, capsys, case):
-    for n in ("x/p.png", "y/p.png", "q.png"):
+    for n in ("x/p.png", "q.png"):
         (tmp_path / n).parent.mkdir(exist_ok=True)
         write_image(tmp_path / n, np.full((20, 20, 3), 90, np.uint8))
-    argv = {"same name": [str(tmp_path / "x/p.png"), str(tmp_path / "y/p.png"), "-o", str(tmp_path / "o")],
-            "output is a file": [str(tmp_path / "x/p.png"), str(tmp_path / "q.png"), "-o",
+    argv = {"output is a file": [str(tmp_path / "x/p.png"), str(tmp_path / "q.png"), "-o",
                                  str(tmp_path / "q.png")],
             "landmarks of one": [str(tmp_path / "x/p.png"), str(tmp_path / "q.png"), "-o",
                                  str(tmp_path / "o"), "--target-landmarks", "lm.txt"]}[case]
@@ -125,9 +127,14 @@ def test_several_targets_usage_errors(tmp_path, capsys, case):
         main(["image", *argv])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert {"same name": "would both be written to p.png", "output is a file": "names a folder",
-            "landmarks of one": "only with one TARGET"}[case] in err
+    assert {"output is a file": "names a folder", "landmarks of one": "only with one TARGET"}[case] in err
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_unique_stems_numbers_repeated_names():
+    from blit.cli import unique_stems
+
+    assert unique_stems(["a.jpg", "x/a.png", "a-2.png", "b/", "a.tif"]) == ["a", "a-2", "a-2-2", "b", "a-3"]
 
 
 def test_no_face_is_one_line_exit_1_and_no_output(tmp_path, capsys):
