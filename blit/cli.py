@@ -245,8 +245,12 @@ def _image(args):
     landmarks = read_lm68(args.target_landmarks) if args.target_landmarks else None
     style = load_style_from_args(args)
     options = options_from_args(args)
-    if folder is not None:
-        os.makedirs(folder, exist_ok=True)
+    made = folder is not None and not os.path.isdir(folder)
+    if made:
+        try:
+            os.makedirs(folder)
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot make the output folder ({exc.strerror or exc})") from None
     failed = 0
     for target, out in jobs:
         try:
@@ -262,9 +266,12 @@ def _image(args):
             continue
         if not args.quiet:
             print(f"{target} in the style of {style.name} -> {out}")
+    if made and failed == len(jobs):
+        os.rmdir(folder)  # (made here, and nothing went in)
     if failed:
-        print(f"styleblit: {failed} of {len(jobs)} images not stylized (above); the others are "
-              f"in {folder}", file=sys.stderr)
+        rest = f"; the others are in {folder}" if failed < len(jobs) else ""
+        print(f"styleblit: {failed} of {len(jobs)} images not stylized (above){rest}",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -304,10 +311,9 @@ def _add_image(sub):
                                    "style of STYLE. With neither given, the embedded default runs: "
                                    "scikit-image's astronaut photo, painted by styleblit, applied to "
                                    "matplotlib's photo of Grace Hopper. Several TARGETs are "
-                                   "written into the folder -o as NAME.png (NAME-2.png for a second NAME); "
-                                   "one that fails (no face, "
-                                   "not an image) is reported and the others are still written "
-                                   "(exit code 1).")
+                                   "written into the folder -o as NAME.png (NAME-2.png for a "
+                                   "second NAME); one that fails (no face, not an image) is "
+                                   "reported and the others are still written (exit code 1).")
     _add_style_args(p)
     p.add_argument("target", nargs="*", metavar="TARGET.png",
                    help="photo with a face (default: matplotlib's grace_hopper.jpg)")

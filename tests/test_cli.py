@@ -111,6 +111,11 @@ def test_several_targets_go_into_a_folder(tmp_path, capsys):
     # one target into an existing folder
     assert main(["image", str(tmp_path / "b.jpg"), "-o", str(tmp_path), "-q"]) == 0
     np.testing.assert_array_equal(read_image(tmp_path / "b.png"), read_image(alone))
+    # a folder that cannot be made; a folder made for nothing is removed
+    assert main(["image", *targets, "-o", str(tmp_path / "a.png" / "sub")]) == 1
+    assert "cannot make the output folder" in capsys.readouterr().err
+    assert main(["image", targets[1], targets[1], "-o", str(tmp_path / "none")]) == 1
+    assert "2 of 2" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize("case", ["output is a file", "landmarks of one"])
