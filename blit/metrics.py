@@ -25,7 +25,6 @@ from typing import Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from skimage.metrics import structural_similarity
 
 __all__ = [
     "OCCLUSION_ALPHA",
@@ -641,6 +640,10 @@ def ssim(a: np.ndarray, b: np.ndarray, *, mask: np.ndarray | None = None) -> flo
     mask the SSIM map is averaged with the mask as weights, so an all-ones
     mask gives the unmasked value.
     """
+    # (imported here: scikit-image loads scipy.ndimage, a tenth of a second
+    # that every command would pay, as the command line imports this module)
+    from skimage.metrics import structural_similarity
+
     a = _check_image(a, "a")
     b = _check_image(b, "b", a.shape[:2])
     weight = _check_mask(mask, "mask", a.shape[:2])
