@@ -33,7 +33,7 @@ import numpy as np
 from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_not_input,
                       check_output, device_from_args, load_style_from_args, number,
                       options_from_args, register)
-from guides.io import InputError
+from guides.io import InputError, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "VIDEO_EXTENSIONS",
            "IMAGE_EXTENSIONS", "partial_path"]
@@ -490,13 +490,12 @@ def _temp_path(output, folder):
     parent = os.path.dirname(os.path.abspath(output)) or "."
     base = os.path.basename(output.rstrip("/\\"))
     if folder:
-        return tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
-    ext = os.path.splitext(base)[1]
-    fd, path = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # as a plain open() would have made it, not mkstemp's 0600
+        path = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+    else:
+        ext = os.path.splitext(base)[1]
+        fd, path = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
+        os.close(fd)
+    usual_permissions(path)  # as open() or os.mkdir would have made it, not 0600 / 0700
     return path
 
 

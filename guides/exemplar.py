@@ -23,7 +23,7 @@ import numpy as np
 
 from blit.styleblit import LookupParams, argmin_lookup_table
 from guides.appearance import quantile_function, style_appearance
-from guides.io import InputError, read_image
+from guides.io import InputError, read_image, usual_permissions
 from guides.mask import head_region
 
 __all__ = ["StyleExemplar", "load_style", "cache_dir", "CACHE_VERSION"]
@@ -161,6 +161,7 @@ class StyleExemplar:
                      app_bin=self.app_bin, cell=self.cell, name=self.name,
                      params=np.array([self.params.lam_pos, self.params.lam_app,
                                       self.params.threshold, self.params.levels], np.float64))
+            usual_permissions(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

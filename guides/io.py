@@ -6,12 +6,30 @@ command line turns it into one line on stderr and a non-zero exit code.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image"]
+__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image", "usual_permissions"]
+
+
+@functools.lru_cache(maxsize=None)
+def _umask() -> int:
+    """The process's umask. Reading it means setting it and back, so it is
+    read once; the most private mask stands in for that instant."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def usual_permissions(path: str | os.PathLike) -> None:
+    """Give a file or folder made by ``tempfile`` (0600 / 0700, private) the
+    permissions a plain ``open()`` or ``os.mkdir`` would have given it under
+    the user's umask, before it is renamed into place as an output."""
+    mode = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, mode & ~_umask())
 
 
 class InputError(ValueError):

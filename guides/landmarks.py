@@ -28,7 +28,7 @@ import threading
 
 import numpy as np
 
-from guides.io import InputError, check_bgr_frame
+from guides.io import InputError, check_bgr_frame, usual_permissions
 
 __all__ = [
     "MESH_TO_68",
@@ -175,6 +175,7 @@ def write_lm68(path: str | os.PathLike, points: np.ndarray) -> None:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial")
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+        usual_permissions(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None and os.path.exists(tmp):

@@ -500,3 +500,37 @@ def test_latest_frame_hands_frames_to_start_before_they_are_read():
     assert seen == sorted(set(seen))
     assert set(started) <= set(seen) and 0 in started
     assert 1 < len(started) < len(seen) + 1 and dropped > 0 and len(seen) + dropped <= 60
+
+
+@pytest.fixture
+def umask_027():
+    """Run under umask 027 (files 0640, folders 0750), restored afterwards."""
+    from guides import io
+
+    old = os.umask(0o027)
+    io._umask.cache_clear()
+    yield
+    os.umask(old)
+    io._umask.cache_clear()
+
+
+def test_outputs_get_the_users_permissions_not_tempfiles(tmp_path, style_png, umask_027):
+    # Outputs are made under a temporary name (tempfile: 0600 / 0700) and renamed; they
+    # must end with the permissions a plain open() / mkdir gives, as a user expects of a
+    # file to share.
+    import stat
+
+    from guides.landmarks import write_lm68
+
+    def mode(p):
+        return stat.S_IMODE(os.stat(p).st_mode)
+
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4"), "--quiet"]) == 0
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "frames"), "--quiet"]) == 0
+    assert main(["prepare-style", style_png, "-o", str(tmp_path / "s.npz")]) == 0
+    write_lm68(tmp_path / "p.lm68.txt", np.zeros((68, 2), np.float32))
+    assert main(["image", "--style", style_png, HOPPER, "-o", str(tmp_path / "h.png"), "-q"]) == 0
+    assert mode(tmp_path / "frames") == 0o750
+    for name in ("o.mp4", "frames/frame_000001.png", "s.npz", "p.lm68.txt", "h.png"):
+        assert mode(tmp_path / name) == 0o640, name
