@@ -600,37 +600,59 @@ def run_jobs_from_args(args, style, jobs):
 def expand_inputs(inputs):
     """Batch inputs: video files; folders (the videos in them, or, when they
     hold images only, one frame sequence); list files (one path a line,
-    relative to the list's folder; ``#`` starts a comment). Paths that do not
-    exist are kept: their jobs fail on their own."""
-    from blit.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    relative to the list's folder; ``#`` starts a comment). A file is a video
+    by its ending (:data:`guides.io.VIDEO_FILE_EXTENSIONS`) or, with another
+    ending, when it is not text: its job then opens it with PyAV, which reads
+    or refuses it. Paths that do not exist are kept: their jobs fail on their
+    own."""
+    from blit.video import IMAGE_EXTENSIONS
+    from guides.io import VIDEO_FILE_EXTENSIONS
 
     out = []
     for path in inputs:
         if os.path.isdir(path):
             names = sorted(n for n in os.listdir(path) if not n.startswith("."))
-            videos = [os.path.join(path, n) for n in names if n.lower().endswith(VIDEO_EXTENSIONS)]
+            videos = [os.path.join(path, n) for n in names if n.lower().endswith(VIDEO_FILE_EXTENSIONS)]
             if videos:
                 out.extend(videos)
             elif any(n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
                 out.append(path)
             else:
-                raise InputError(f"{path}: folder holds no videos ({', '.join(VIDEO_EXTENSIONS)}) "
+                raise InputError(f"{path}: folder holds no videos ({', '.join(VIDEO_FILE_EXTENSIONS)}) "
                                  f"and no images")
         elif path.lower().endswith(IMAGE_EXTENSIONS):
             raise InputError(f"{path}: a still image; batch takes videos, folders of frames and "
                              "lists of them (`styleblit image A.jpg B.jpg -o DIR` stylizes "
                              "photos)")
-        elif os.path.isfile(path) and not path.lower().endswith(VIDEO_EXTENSIONS):
-            folder = os.path.dirname(os.path.abspath(path))
-            try:
-                with open(path, encoding="utf-8") as f:
-                    lines = [ln.split("#", 1)[0].strip() for ln in f]
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"{path}: not a video nor a list of inputs ({exc})") from None
-            out.extend(os.path.join(folder, ln) for ln in lines if ln)
+        elif os.path.isfile(path) and not path.lower().endswith(VIDEO_FILE_EXTENSIONS):
+            lines = _list_file_lines(path)
+            if lines is None:  # not text: a video of another name
+                out.append(path)
+            else:
+                folder = os.path.dirname(os.path.abspath(path))
+                out.extend(os.path.join(folder, ln) for ln in lines)
         else:
             out.append(path)
     return out
+
+
+def _list_file_lines(path, limit=1 << 20):
+    """The paths a list file names (comments and blank lines dropped), or
+    None when the file is not such a list: not UTF-8 text, holds a NUL byte,
+    or is larger than ``limit`` bytes (no list of paths is that long)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limit or b"\0" in data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = (ln.split("#", 1)[0].strip() for ln in text.splitlines())
+    return [ln for ln in lines if ln]
 
 
 def output_names(inputs, outdir, fmt):

@@ -42,14 +42,12 @@ from blit.cli import (_add_style_args, add_stylize_args, load_style_from_args, n
                       options_from_args, register)
 from blit.metrics import (StageTimer, WarpingErrorMeter, landmark_error, patch_distance, psnr,
                           ssim)
+from guides.io import VIDEO_FILE_EXTENSIONS as VIDEO_EXTENSIONS
 from guides.io import InputError, read_image
 
 __all__ = ["VIDEO_EXTENSIONS", "contact_sheet", "evaluate", "evaluate_frames", "face_mask",
            "format_report", "is_video", "plot_report", "read_frames", "frame_count",
            "FrameStylizer"]
-
-#: File endings read as videos (anything else is tried as an image first).
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv")
 
 #: Frames of our run left out of the speed summary (JIT compilation, tracker start-up).
 WARMUP_FRAMES = 3

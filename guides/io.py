@@ -12,7 +12,15 @@ import os
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image", "usual_permissions"]
+__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image", "usual_permissions",
+           "VIDEO_FILE_EXTENSIONS"]
+
+#: File endings taken for videos where a command must tell a video from another file by
+#: its name (``batch``'s folders and list files, ``eval``'s input): the containers
+#: phones, cameras and the web produce, all of which PyAV reads. ``video`` itself opens
+#: any file PyAV reads, whatever its name.
+VIDEO_FILE_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
+                         ".wmv", ".mts", ".m2ts", ".ts", ".3gp", ".flv", ".ogv")
 
 
 @functools.lru_cache(maxsize=None)

@@ -50,11 +50,24 @@ def _is_png(path):
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_read_frames_decodes_the_clip(clip, photo):
+def test_read_frames_decodes_the_clip(clip, photo, tmp_path):
     frames = list(read_frames(clip))
     assert len(frames) == 6
     assert frames[0].shape == photo.shape and frames[0].dtype == np.uint8
     assert len(list(read_frames(clip, limit=2))) == 2
+    # a camera's .MTS (MPEG transport stream) is a video too, whatever the case of its ending
+    import av
+
+    mts = str(tmp_path / "hopper.MTS")
+    with av.open(mts, "w", format="mpegts") as out:
+        stream = out.add_stream("mpeg2video", rate=10)
+        stream.width, stream.height, stream.pix_fmt = photo.shape[1], photo.shape[0], "yuv420p"
+        for i, frame in enumerate(read_frames(clip)):
+            f = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+            f.pts = i
+            out.mux(stream.encode(f))
+        out.mux(stream.encode())
+    assert len(list(read_frames(mts))) == 6
 
 
 def test_eval_still_image_writes_json_and_png(photo, tmp_path):

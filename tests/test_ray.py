@@ -121,6 +121,15 @@ def test_batch_inputs_folders_and_list_files(tmp_path):
     assert outs == [os.path.join("OUT", n) for n in ("a.mp4", "b.mp4", "shot.mp4", "a-2.mp4",
                                                      "missing.mp4")]
     assert output_names([frames], "OUT", "png") == [os.path.join("OUT", "shot")]
+    # cameras' and the web's containers are videos too, in folders and on the command line;
+    # a file of another ending is a list only if it is text
+    (tmp_path / "cams").mkdir()
+    for name in ("c.avi", "d.webm", "e.MTS", "f.mpg"):
+        (tmp_path / "cams" / name).write_bytes(b"\x1a\x45\xdf\xa3\x00\xff")
+    (tmp_path / "clip.dv").write_bytes(b"\x1f\x07\x00\x3f\xff\xfe")
+    cams = sorted(str(p) for p in (tmp_path / "cams").iterdir())
+    assert expand_inputs([str(tmp_path / "cams")]) == cams
+    assert expand_inputs(cams + [str(tmp_path / "clip.dv")]) == cams + [str(tmp_path / "clip.dv")]
     # a photo is not read as a list of inputs, even when it does not exist
     for photo in (os.path.join(frames, os.listdir(frames)[0]), str(tmp_path / "me.JPG")):
         with pytest.raises(InputError, match=r"a still image; batch takes videos"):
