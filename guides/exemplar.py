@@ -240,7 +240,7 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
         Unreadable image or landmark file, or no face and no landmark file.
     """
     path = os.fspath(path)
-    if path.endswith(".npz"):
+    if path.lower().endswith(".npz"):
         return StyleExemplar.load(path)
     image = read_image(path)
     landmarks = _style_landmarks(path, image, landmarks_path)

@@ -210,6 +210,10 @@ def test_prepare_style_writes_a_loadable_cache(tmp_path, capsys):
     assert style.nbytes <= 16 * 2**20
     img = tmp_path / "o.png"
     assert main(["image", "--style", str(out), "-o", str(img)]) == 0
+    upper = tmp_path / "STYLE.NPZ"  # the ending's case does not matter
+    upper.write_bytes(out.read_bytes())
+    assert main(["image", "--style", str(upper), "-o", str(tmp_path / "o2.png")]) == 0
+    assert (tmp_path / "o2.png").read_bytes() == img.read_bytes()
 
 
 _VIDEO = ["video", "in.mp4", "-o", "o.mp4"]
