@@ -93,7 +93,8 @@ def to_bgr8(image: np.ndarray, *, name: str = "image") -> np.ndarray:
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 BGR.
 
-    Grayscale, RGBA and 16-bit files are accepted (see :func:`to_bgr8`).
+    Grayscale, RGBA and 16-bit files are accepted (see :func:`to_bgr8`); a
+    JPEG is turned upright as its EXIF orientation tag says.
 
     Raises
     ------
@@ -109,7 +110,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores an EXIF orientation tag. A JPEG
+    # has neither, and phones store photos sideways with such a tag: read it with
+    # IMREAD_COLOR, which turns it upright as every viewer shows it.
+    jpeg = data[:3].tobytes() == b"\xff\xd8\xff"
+    flags = cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise InputError(f"{path}: not an image file OpenCV can decode")
     try:

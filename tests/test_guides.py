@@ -350,6 +350,31 @@ def test_read_image_converts_to_bgr8(tmp_path, kind):
         np.testing.assert_allclose(img, data / 257.0, atol=1)
 
 
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """The JPEG with an APP1 Exif segment whose one tag is Orientation (0x0112)."""
+    import struct
+
+    tiff = (b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
+            + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0))
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+@pytest.mark.parametrize("orientation, turn", [(1, None), (3, cv2.ROTATE_180),
+                                               (6, cv2.ROTATE_90_CLOCKWISE),
+                                               (8, cv2.ROTATE_90_COUNTERCLOCKWISE)])
+def test_read_image_turns_a_phone_jpeg_upright(tmp_path, orientation, turn):
+    # A phone stores the sensor's pixels and an EXIF tag saying how to turn them; viewers
+    # show the photo turned, so styleblit must paint (and write) it turned too.
+    stored = cv2.resize(cv2.imread(HOPPER), (48, 64), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(_with_exif_orientation(buf.tobytes(), orientation))
+    plain = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    expected = plain if turn is None else cv2.rotate(plain, turn)
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
 def test_read_image_errors_name_the_path(tmp_path):
     with pytest.raises(InputError, match="nope.png: no such file"):
         read_image(tmp_path / "nope.png")
