@@ -94,7 +94,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 BGR.
 
     Grayscale, RGBA and 16-bit files are accepted (see :func:`to_bgr8`); a
-    JPEG is turned upright as its EXIF orientation tag says.
+    JPEG, and a PNG without alpha, is turned upright as its EXIF orientation
+    tag says (not an RGBA PNG's, nor other formats': OpenCV reads them as
+    stored).
 
     Raises
     ------
@@ -112,10 +114,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores an EXIF orientation tag. A JPEG
     # has neither, and phones store photos sideways with such a tag: read it with
-    # IMREAD_COLOR, which turns it upright as every viewer shows it.
+    # IMREAD_COLOR, which turns it upright as every viewer shows it. A PNG with an eXIf
+    # chunk and no alpha is read again with the flags that keep its depth and turn it.
     jpeg = data[:3].tobytes() == b"\xff\xd8\xff"
-    flags = cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED
-    image = cv2.imdecode(data, flags) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size else None
+    if (image is not None and not jpeg and (image.ndim == 2 or image.shape[2] <= 3)
+            and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and b"eXIf" in data.tobytes()):
+        image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise InputError(f"{path}: not an image file OpenCV can decode")
     try:

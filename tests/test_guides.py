@@ -9,7 +9,7 @@ import pytest
 
 from guides.appearance import luminance_detail, match_histogram, quantile_function, style_appearance
 from guides.exemplar import CACHE_VERSION, StyleExemplar, load_style
-from guides.io import InputError, read_image, write_image
+from guides.io import InputError, read_image, to_bgr8, write_image
 from guides.mask import composite, head_region
 from guides.mls import mls_grid_nodes, mls_similarity, mls_similarity_grid, positional_guide
 
@@ -350,27 +350,48 @@ def test_read_image_converts_to_bgr8(tmp_path, kind):
         np.testing.assert_allclose(img, data / 257.0, atol=1)
 
 
-def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
-    """The JPEG with an APP1 Exif segment whose one tag is Orientation (0x0112)."""
+def _exif_orientation(orientation: int) -> bytes:
+    """EXIF (TIFF) data whose one tag is Orientation (0x0112)."""
     import struct
 
-    tiff = (b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
+    return (b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
             + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0))
-    app1 = b"Exif\x00\x00" + tiff
+
+
+def _tagged_jpeg(jpeg: bytes, orientation: int) -> bytes:
+    """The JPEG with an APP1 Exif segment holding the tag."""
+    import struct
+
+    app1 = b"Exif\x00\x00" + _exif_orientation(orientation)
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def _tagged_png(png: bytes, orientation: int) -> bytes:
+    """The PNG with an eXIf chunk holding the tag, after IHDR."""
+    import struct
+    import zlib
+
+    tiff = _exif_orientation(orientation)
+    body = b"eXIf" + tiff
+    chunk = struct.pack(">I", len(tiff)) + body + struct.pack(">I", zlib.crc32(body))
+    return png[:33] + chunk + png[33:]  # signature 8 + IHDR 25
 
 
 @pytest.mark.parametrize("orientation, turn", [(1, None), (3, cv2.ROTATE_180),
                                                (6, cv2.ROTATE_90_CLOCKWISE),
                                                (8, cv2.ROTATE_90_COUNTERCLOCKWISE)])
-def test_read_image_turns_a_phone_jpeg_upright(tmp_path, orientation, turn):
+@pytest.mark.parametrize("fmt", [".jpg", ".png", "gray16.png"])
+def test_read_image_turns_a_phone_photo_upright(tmp_path, orientation, turn, fmt):
     # A phone stores the sensor's pixels and an EXIF tag saying how to turn them; viewers
     # show the photo turned, so styleblit must paint (and write) it turned too.
     stored = cv2.resize(cv2.imread(HOPPER), (48, 64), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", stored, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    path = tmp_path / "phone.jpg"
-    path.write_bytes(_with_exif_orientation(buf.tobytes(), orientation))
-    plain = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if fmt == "gray16.png":
+        stored = cv2.cvtColor(stored, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
+    ok, buf = cv2.imencode(fmt[-4:], stored)
+    path = tmp_path / f"phone{fmt[-4:]}"
+    tagged = _tagged_jpeg if fmt == ".jpg" else _tagged_png
+    path.write_bytes(tagged(buf.tobytes(), orientation))
+    plain = to_bgr8(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))  # as stored
     expected = plain if turn is None else cv2.rotate(plain, turn)
     np.testing.assert_array_equal(read_image(path), expected)
 
