@@ -232,10 +232,11 @@ def _image(args):
     from guides.io import InputError, read_image, write_image
     from guides.landmarks import read_lm68
 
-    targets = args.target or [default_target_path()]
-    if args.target_landmarks and len(targets) > 1:
+    targets = expand_image_targets(args.target) if args.target else [default_target_path()]
+    in_folders = any(os.path.isdir(t) for t in args.target)
+    if args.target_landmarks and (len(targets) > 1 or in_folders):
         raise _usage("--target-landmarks: only with one TARGET")
-    jobs, folder = _image_jobs(targets, args.output)
+    jobs, folder = _image_jobs(targets, args.output, to_folder=in_folders)
     for target, out in jobs:
         if folder is None or os.path.isdir(folder):
             check_output(out, args.overwrite)
@@ -276,16 +277,40 @@ def _image(args):
     return 0
 
 
-def _image_jobs(targets, output):
+def expand_image_targets(paths):
+    """``styleblit image``'s targets: a folder stands for the images in it
+    (by their endings, sorted by name; hidden files and other files are
+    left out); other paths are kept as they are, to be read (or reported)
+    one by one."""
+    from blit.video import IMAGE_EXTENSIONS
+    from guides.io import InputError
+
+    out = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        names = sorted(n for n in os.listdir(path)
+                       if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+        if not names:
+            raise InputError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        out.extend(os.path.join(path, n) for n in names)
+    return out
+
+
+def _image_jobs(targets, output, *, to_folder=False):
     """(target, output) pairs of ``styleblit image``, and the output folder
     (None for one target written to the file ``output``). Several targets,
-    or an output that is a folder (existing, or ending with a separator),
-    are written into that folder as ``NAME.png`` (:func:`unique_stems`, as
-    ``batch`` names its outputs)."""
-    if len(targets) == 1 and not (os.path.isdir(output) or output.endswith(("/", os.sep))):
+    targets from a folder (``to_folder``), or an output that is a folder
+    (existing, or ending with a separator), are written into that folder
+    as ``NAME.png`` (:func:`unique_stems`, as ``batch`` names its
+    outputs)."""
+    if (len(targets) == 1 and not to_folder
+            and not (os.path.isdir(output) or output.endswith(("/", os.sep)))):
         return [(targets[0], output)], None
     if os.path.exists(output) and not os.path.isdir(output):
-        raise _usage(f"-o {output}: with several targets, -o names a folder (this is a file)")
+        raise _usage(f"-o {output}: with several targets or a folder of them, -o names a folder "
+                     "(this is a file)")
     names = unique_stems(targets)
     return [(t, os.path.join(output, f"{name}.png")) for t, name in zip(targets, names)], output
 
@@ -310,16 +335,18 @@ def _add_image(sub):
                        description="Paint the face in TARGET (with --max-faces, each face) in the "
                                    "style of STYLE. With neither given, the embedded default runs: "
                                    "scikit-image's astronaut photo, painted by styleblit, applied to "
-                                   "matplotlib's photo of Grace Hopper. Several TARGETs are "
-                                   "written into the folder -o as NAME.png (NAME-2.png for a "
-                                   "second NAME); one that fails (no face, not an image) is "
-                                   "reported and the others are still written (exit code 1).")
+                                   "matplotlib's photo of Grace Hopper. Several TARGETs (a "
+                                   "folder stands for the images in it) are written into the "
+                                   "folder -o as NAME.png (NAME-2.png for a second NAME); one "
+                                   "that fails (no face, not an image) is reported and the "
+                                   "others are still written (exit code 1).")
     _add_style_args(p)
     p.add_argument("target", nargs="*", metavar="TARGET.png",
-                   help="photo with a face (default: matplotlib's grace_hopper.jpg)")
+                   help="photo with a face, or a folder of them (default: matplotlib's "
+                        "grace_hopper.jpg)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.png",
-                   help="output image; with several TARGETs (or an existing folder) the folder "
-                        "for them (made if missing)")
+                   help="output image; with several TARGETs or a folder of them (or an "
+                        "existing folder) the folder for them (made if missing)")
     p.add_argument("--target-landmarks", metavar="FILE",
                    help="68 landmarks of the target (skips detection; one TARGET only)")
     add_stylize_args(p)

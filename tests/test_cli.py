@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -118,7 +119,29 @@ def test_several_targets_go_into_a_folder(tmp_path, capsys):
     assert "2 of 2" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
-@pytest.mark.parametrize("case", ["output is a file", "landmarks of one"])
+def test_a_folder_target_stands_for_its_images(tmp_path, capsys):
+    from blit.defaults import default_target_path
+
+    hopper = cv2.resize(read_image(default_target_path()), (256, 300), interpolation=cv2.INTER_AREA)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "one.jpg", hopper)
+    write_image(photos / ".hidden.png", hopper)
+    (photos / "notes.txt").write_text("not a photo")
+    alone = tmp_path / "alone.png"
+    assert main(["image", str(photos / "one.jpg"), "-o", str(alone), "-q"]) == 0
+    # a folder of one photo still goes into a folder, as a folder of many would
+    assert main(["image", str(photos), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert os.listdir(tmp_path / "out") == ["one.png"]
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "one.png"), read_image(alone))
+    (tmp_path / "empty").mkdir()
+    assert main(["image", str(tmp_path / "empty"), "-o", str(tmp_path / "o2")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty: folder holds no images (.png" in err[0]
+    assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("case", ["output is a file", "landmarks of one", "landmarks of a folder"])
 def test_several_targets_usage_errors(tmp_path, capsys, case):
     for n in ("x/p.png", "q.png"):
         (tmp_path / n).parent.mkdir(exist_ok=True)
@@ -126,13 +149,16 @@ def test_several_targets_usage_errors(tmp_path, capsys, case):
     argv = {"output is a file": [str(tmp_path / "x/p.png"), str(tmp_path / "q.png"), "-o",
                                  str(tmp_path / "q.png")],
             "landmarks of one": [str(tmp_path / "x/p.png"), str(tmp_path / "q.png"), "-o",
-                                 str(tmp_path / "o"), "--target-landmarks", "lm.txt"]}[case]
+                                 str(tmp_path / "o"), "--target-landmarks", "lm.txt"],
+            "landmarks of a folder": [str(tmp_path / "x"), "-o", str(tmp_path / "o"),
+                                      "--target-landmarks", "lm.txt"]}[case]
     before = sorted(os.listdir(tmp_path))
     with pytest.raises(SystemExit) as exc:
         main(["image", *argv])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert {"output is a file": "names a folder", "landmarks of one": "only with one TARGET"}[case] in err
+    assert {"output is a file": "names a folder", "landmarks of one": "only with one TARGET",
+            "landmarks of a folder": "only with one TARGET"}[case] in err
     assert sorted(os.listdir(tmp_path)) == before
 
 
