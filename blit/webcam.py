@@ -294,6 +294,24 @@ def draw_overlay(image, lines):
     return image
 
 
+def _snapshot(image, folder, log):
+    """Save ``image`` as ``folder/styleblit_DATE_TIME.png`` (``-2``, ``-3``...
+    for more in the same second), saying where, or why not, through ``log``."""
+    from guides.io import write_image
+
+    stem = os.path.join(folder, time.strftime("styleblit_%Y%m%d_%H%M%S"))
+    path, k = f"{stem}.png", 1
+    while os.path.exists(path):
+        k += 1
+        path = f"{stem}-{k}.png"
+    try:
+        write_image(path, image)
+    except InputError as exc:
+        log(f"snapshot not saved: {exc}")
+        return
+    log(f"saved {path}")
+
+
 def _style_paths(specs):
     """Expand --style values (files or folders of images) into a list of paths."""
     from blit.video import IMAGE_EXTENSIONS
@@ -354,7 +372,7 @@ def _has_display():
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
                snapshot_dir=".", log=print, method="patch", model=None, device="cpu",
-               landmark_every="auto", pipeline=False):
+               landmark_every="auto", pipeline=False, mirror=False):
     """The live loop. Returns a summary dict (frames, fps, latency, dropped;
     with the patch method, the frames painted with each ``landmark_every``).
 
@@ -381,6 +399,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         every frame while the stylizer keeps up with the camera, every
         second one when it does not (:class:`AutoLandmarkEvery`; the patch
         method only, the GAN searches every frame).
+    mirror : bool
+        Start with the preview mirrored, as a video call shows you to
+        yourself (key m toggles it). Only the window is mirrored: the
+        virtual camera and snapshots get the picture as the camera sees it.
     pipeline : bool
         With the patch method: hand each frame to the stylizer's
         :meth:`blit.stream.Stylizer.prefetch` the moment it is captured
@@ -503,7 +525,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                 fps = 0.9 * fps + 0.1 * (1e3 / max(frame_times[-1], 1e-3)) if count else 0.0
                 last = now
                 count += 1
-                shown = np.hstack([frame, out]) if side_by_side else out
+                shown = np.hstack([frame, out]) if side_by_side else out  # (what s saves)
                 if vcam is None and virtual_cam:
                     vcam = _VirtualCam(out.shape[1], out.shape[0], int(round(pace or 30)))
                 if vcam is not None:
@@ -512,7 +534,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     continue
                 t_display = time.perf_counter()
                 st = stylizer.last_times
-                draw_overlay(shown, [
+                # the overlay goes on a copy (mirrored, each half, with m): never on a snapshot
+                parts = (frame, out) if side_by_side else (out,)
+                view = np.hstack([p[:, ::-1] for p in parts]) if mirror else shown.copy()
+                draw_overlay(view, [
                     f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
                     f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}"
                     + (f"  landmarks every {every}" + (" (auto)" if auto else "")
@@ -521,9 +546,9 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                                                           "propagate", "lookup", "blend",
                                                           "temporal")
                               if k in st),
-                    "n/p style  v voting  o original  s snapshot  q quit",
+                    "n/p style  v voting  o original  m mirror  s snapshot  q quit",
                 ])
-                cv2.imshow(name, shown)
+                cv2.imshow(name, view)
                 key = cv2.waitKey(1) & 0xFF
                 display_ms = (time.perf_counter() - t_display) * 1e3
                 if key in _KEY_QUIT or cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1:
@@ -538,11 +563,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     replace_stylizer(capture)
                 elif key == ord("o"):
                     side_by_side = not side_by_side
+                elif key == ord("m"):
+                    mirror = not mirror
                 elif key == ord("s"):
-                    path = os.path.join(snapshot_dir,
-                                        time.strftime("styleblit_%Y%m%d_%H%M%S.png"))
-                    cv2.imwrite(path, shown)
-                    log(f"saved {path}")
+                    _snapshot(shown, snapshot_dir, log)
             dropped = capture.dropped
     finally:
         close_stylizer(stylizer)  # (before the landmarker it may still be using)
@@ -590,7 +614,7 @@ def _webcam(args):
                          window=window, virtual_cam=args.virtual_cam, frames=args.frames,
                          max_faces=args.max_faces, boil_hz=args.boil, method=args.method,
                          model=args.model, device=device, landmark_every=args.landmark_every,
-                         pipeline=args.pipeline)
+                         pipeline=args.pipeline, mirror=args.mirror)
     if summary["frames"] == 0:  # (a camera that gives nothing ends in a timeout error instead)
         raise InputError(f"{source}: no frame could be read")
     if not args.quiet:
@@ -620,8 +644,8 @@ def add_webcam_parser(sub):
 
     p = sub.add_parser("webcam", help="live stylization of a camera",
                        description="Stylize a camera live in a preview window (keys: n/p style, "
-                                   "v voting, o original side by side, s snapshot, q/Esc quit), "
-                                   "optionally sent to a virtual camera.")
+                                   "v voting, o original side by side, m mirror, s snapshot, "
+                                   "q/Esc quit), optionally sent to a virtual camera.")
     p.add_argument("--style", action="append", metavar="STYLE.png",
                    help="style image, .npz cache or folder of them; repeat for several "
                         "(n/p switch); default: the embedded painted astronaut")
@@ -634,6 +658,9 @@ def add_webcam_parser(sub):
     p.add_argument("--virtual-cam", action="store_true",
                    help="also send the output to a virtual camera (needs pyvirtualcam)")
     p.add_argument("--no-window", action="store_true", help="run without a preview window")
+    p.add_argument("--mirror", action="store_true",
+                   help="start with the preview mirrored, as a video call shows you (key m); "
+                        "the virtual camera and snapshots are never mirrored")
     p.add_argument("--frames", type=number(int, least=1), metavar="N", help="stop after N frames")
     p.add_argument("--pipeline", action="store_true",
                    help="make each frame's landmarks and guides in a thread while the frame "

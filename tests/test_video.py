@@ -376,6 +376,69 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
     assert len(snapshots) == 1 and cv2.imread(str(tmp_path / snapshots[0])).shape == (h, 2 * w, 3)
 
 
+def test_webcam_mirror_and_clean_snapshots(style_png, tmp_path, monkeypatch):
+    """m mirrors the preview only (each half with o); the overlay is drawn
+    on the preview only; s saves the picture as the camera sees it, and two
+    snapshots in one second are both kept."""
+    import blit.stream
+    import blit.webcam
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+
+    outputs = []
+
+    class Recording(blit.stream.Stylizer):
+        def __call__(self, frame, *args, **kw):
+            out = super().__call__(frame, *args, **kw)
+            outputs.append((frame.copy(), out.copy()))
+            return out
+
+    def overlay(image, lines):  # a band the tests can find
+        image[:4] = 255
+        return image
+
+    keys = iter("osmsq")
+    shown = []
+    monkeypatch.setattr(blit.stream, "Stylizer", Recording)
+    monkeypatch.setattr(blit.webcam, "draw_overlay", overlay)
+    monkeypatch.setattr(blit.webcam.time, "strftime", lambda fmt: "styleblit_same_second")
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image.copy()))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord(next(keys)))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    cam = iter(clip_frames(10))
+
+    class Camera:
+        def read(self):
+            frame = next(cam, None)
+            return (frame is not None), frame
+
+        def release(self):
+            pass
+
+    lines = []
+    summary = run_webcam([style_png], Camera(), options=StylizeOptions(), window=True, pace=30.0,
+                         snapshot_dir=str(tmp_path), log=lines.append, mirror=True)
+    assert summary["frames"] == 5 and len(outputs) == 5
+    def mirrored(*parts):
+        return np.hstack([p[:, ::-1] for p in parts])
+
+    (f0, o0), (f1, o1), (f2, o2), (f3, o3), (f4, o4) = outputs
+    # o after frame 0 (side by side), m after frame 2 (mirror off)
+    expected = [mirrored(o0), mirrored(f1, o1), mirrored(f2, o2), np.hstack([f3, o3]),
+                np.hstack([f4, o4])]
+    assert len(shown) == 5
+    for view, want in zip(shown, expected):
+        assert (view[:4] == 255).all()  # the overlay
+        np.testing.assert_array_equal(view[4:], want[4:])
+    snaps = sorted(n for n in os.listdir(tmp_path) if n.startswith("styleblit_"))
+    assert snaps == ["styleblit_same_second-2.png", "styleblit_same_second.png"]
+    # as the camera sees it: unmirrored, no overlay
+    np.testing.assert_array_equal(read_image(tmp_path / snaps[1]), np.hstack([f1, o1]))
+    np.testing.assert_array_equal(read_image(tmp_path / snaps[0]), np.hstack([f3, o3]))
+    assert [line.startswith("saved ") for line in lines] == [True, True]
+
+
 def test_auto_landmark_every_follows_the_cost_against_the_camera():
     from blit.webcam import AutoLandmarkEvery
 
