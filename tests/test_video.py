@@ -273,6 +273,30 @@ def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
         assert f"argument --landmark-every: {message}" in capsys.readouterr().err
 
 
+class Camera:
+    """A capture object that gives ``frames``, then nothing."""
+
+    def __init__(self, frames):
+        self._frames = iter(frames)
+        self.released = False
+
+    def read(self):
+        frame = next(self._frames, None)
+        return (frame is not None), frame
+
+    def release(self):
+        self.released = True
+
+
+def script_window(monkeypatch, keys, show):
+    """OpenCV's window calls, scripted: ``show(image)`` for each frame shown,
+    the next of ``keys`` pressed after it, the window never closed."""
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: show(image))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord(next(keys)))
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+
+
 @pytest.mark.parametrize("pipeline", [False, True])
 def test_webcam_loop_takes_a_capture_object(style_png, pipeline):
     """run_webcam on an injected capture (as benchmarks/bench_webcam.py's
@@ -282,18 +306,7 @@ def test_webcam_loop_takes_a_capture_object(style_png, pipeline):
     from blit.stylize import StylizeOptions
     from blit.webcam import run_webcam
 
-    class Camera:
-        def __init__(self):
-            self.frames, self.i, self.released = clip_frames(40), 0, False
-
-        def read(self):
-            self.i += 1
-            return (True, self.frames[self.i - 1]) if self.i <= len(self.frames) else (False, None)
-
-        def release(self):
-            self.released = True
-
-    cam = Camera()
+    cam = Camera(clip_frames(40))
     summary = run_webcam([style_png], cam, options=StylizeOptions(), window=False, frames=4,
                          pace=30.0, log=lambda *a: None, pipeline=pipeline)
     assert summary["frames"] == 4 and summary["fps"] > 0 and summary["latency_ms"]["median"] > 0
@@ -338,23 +351,11 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
     keys = iter("npos" + "v" + "q")
     shown = []
     monkeypatch.setattr(blit.stream, "Stylizer", Recording)
-    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image.shape))
-    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord(next(keys)))
-    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
-    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    script_window(monkeypatch, keys, lambda image: shown.append(image.shape))
     lines = []
     frames = clip_frames(40)
-    cam = iter(frames)
-
-    class Camera:
-        def read(self):
-            frame = next(cam, None)
-            return (frame is not None), frame
-
-        def release(self):
-            pass
-
-    summary = run_webcam([style_png, str(broken), str(other)], Camera(), options=StylizeOptions(),
+    summary = run_webcam([style_png, str(broken), str(other)], Camera(frames),
+                         options=StylizeOptions(),
                          window=True, pace=30.0, snapshot_dir=str(tmp_path), log=lines.append,
                          pipeline=pipeline)
     assert summary["frames"] == 6  # q on the sixth
@@ -402,22 +403,10 @@ def test_webcam_mirror_and_clean_snapshots(style_png, tmp_path, monkeypatch):
     monkeypatch.setattr(blit.stream, "Stylizer", Recording)
     monkeypatch.setattr(blit.webcam, "draw_overlay", overlay)
     monkeypatch.setattr(blit.webcam.time, "strftime", lambda fmt: "styleblit_same_second")
-    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image.copy()))
-    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord(next(keys)))
-    monkeypatch.setattr(cv2, "getWindowProperty", lambda name, prop: 1.0)
-    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
-    cam = iter(clip_frames(10))
-
-    class Camera:
-        def read(self):
-            frame = next(cam, None)
-            return (frame is not None), frame
-
-        def release(self):
-            pass
-
+    script_window(monkeypatch, keys, lambda image: shown.append(image.copy()))
     lines = []
-    summary = run_webcam([style_png], Camera(), options=StylizeOptions(), window=True, pace=30.0,
+    summary = run_webcam([style_png], Camera(clip_frames(10)), options=StylizeOptions(),
+                         window=True, pace=30.0,
                          snapshot_dir=str(tmp_path), log=lines.append, mirror=True)
     assert summary["frames"] == 5 and len(outputs) == 5
     def mirrored(*parts):
