@@ -257,7 +257,7 @@ def _image(args):
         try:
             photo = image if image is not None else read_image(target)
             result = stylize_image(style, photo, landmarks=landmarks, options=options, name=target,
-                                   max_faces=args.max_faces)
+                                   max_faces=args.max_faces, native_scale=args.native_scale)
             write_image(out, result)
         except InputError as exc:
             if len(jobs) == 1:
@@ -331,6 +331,7 @@ def unique_stems(paths, default="out"):
 
 
 def _add_image(sub):
+    from blit.stylize import MAX_FACE_RATIO
     p = sub.add_parser("image", help="stylize a photo (or several)",
                        description="Paint the face in TARGET (with --max-faces, each face) in the "
                                    "style of STYLE. With neither given, the embedded default runs: "
@@ -352,6 +353,11 @@ def _add_image(sub):
     add_stylize_args(p)
     p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
                    help="stylize up to N faces, the largest on top (default 1: the largest face)")
+    p.add_argument("--native-scale", action="store_true",
+                   help="paint at the photo's own scale even when its face is over %g times as "
+                        "wide as the style's (by default such a photo is painted at the style's "
+                        "scale and enlarged, so that the strokes keep their size against the "
+                        "face)" % MAX_FACE_RATIO)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(run=_image)

@@ -207,9 +207,11 @@ class FrameStylizer:
         """Stylize the next frame; per-stage milliseconds go to ``timer``.
 
         ``landmarks`` skips the tracker (used for still images, whose
-        landmarks come from static detection).
+        landmarks come from static detection); such a frame is painted as
+        ``styleblit image`` paints a photo (:func:`blit.stylize.stylize_image`:
+        a face much larger than the exemplar's at the exemplar's scale).
         """
-        from blit.stylize import stylize_frame
+        from blit.stylize import stylize_frame, stylize_image
 
         timer = timer if timer is not None else StageTimer()
         if landmarks is None:
@@ -224,8 +226,12 @@ class FrameStylizer:
         if self.landmarks is None:
             return frame.copy()
         times: dict = {}
-        out = stylize_frame(self.style, frame, self.landmarks, self.jitter, self.options, times=times,
-                            buffers=self._buffers)
+        if landmarks is not None:
+            out = stylize_image(self.style, frame, landmarks=self.landmarks, options=self.options,
+                                jitter=self.jitter, times=times, buffers=self._buffers)
+        else:
+            out = stylize_frame(self.style, frame, self.landmarks, self.jitter, self.options,
+                                times=times, buffers=self._buffers)
         for stage, ms in times.items():
             timer.record(stage, ms)
         return out

@@ -21,9 +21,15 @@ from guides.io import InputError
 from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
 
-__all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "face_width", "NoFaceError", "STAGES"]
+__all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "face_width", "paint_scale",
+           "NoFaceError", "STAGES", "MAX_FACE_RATIO"]
 
 STAGES = ("mask", "mls", "appearance", "lookup", "denoise", "blend", "composite")
+
+#: :func:`stylize_image` paints a face more than this many times as wide as
+#: the exemplar's at the exemplar's scale and enlarges the painting back (see
+#: :func:`paint_scale`).
+MAX_FACE_RATIO = 1.25
 
 
 class NoFaceError(InputError):
@@ -230,9 +236,27 @@ def _box_guide(box, target_landmarks, style_landmarks, buffers=None):
                             out=take(buffers, "stylize_pos_box", (y1 - y0, x1 - x0, 2), np.float32))
 
 
+def paint_scale(style, landmarks):
+    """The scale at which :func:`stylize_image` paints a photo: 1, or, when
+    its widest face is more than :data:`MAX_FACE_RATIO` times as wide as
+    the exemplar's (jaw, :func:`face_width`), the scale that makes it as
+    wide.
+
+    The lookup copies the exemplar's strokes at their size in pixels. On a
+    face much larger than the exemplar's (a phone's 12-48 megapixel photo)
+    they would be small specks, and its patches small (the positional guide
+    changes less than a pixel per pixel, and a copied patch drifts from it),
+    so the photo is painted smaller and the painting enlarged: the strokes
+    keep their size against the face, as in the exemplar."""
+    widest = max(face_width(np.asarray(f, np.float32)) for f in _face_list(landmarks))
+    ratio = widest / face_width(np.asarray(style.landmarks, np.float32))
+    return 1.0 / ratio if ratio > MAX_FACE_RATIO else 1.0
+
+
 def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jitter=None,
-                  name="target", max_faces=1):
-    """Stylize a still photo: detect its faces, then :func:`stylize_frame`.
+                  name="target", max_faces=1, native_scale=False, times=None, buffers=None):
+    """Stylize a still photo: detect its faces, then :func:`stylize_frame`,
+    at the scale :func:`paint_scale` says.
 
     Parameters
     ----------
@@ -248,6 +272,22 @@ def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jit
     max_faces : int
         Paint up to this many of the faces found, the largest first
         (default 1: the largest face only).
+    native_scale : bool
+        Paint at the photo's own scale whatever its faces' size (the
+        exemplar's strokes then keep their size in pixels).
+    times : dict, optional
+        Receives per-stage milliseconds, as :func:`stylize_frame`'s (the
+        resizing of a photo painted at another scale counts as "composite").
+    buffers : guides.buffers.Buffers, optional
+        Work arrays, as :func:`stylize_frame` takes them.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+        The photo's size. Painted at a smaller scale, the heads (with
+        ``background="stylize"``, the whole frame) are the painting enlarged
+        (bicubic); with the background kept, the rest of the photo is its
+        own pixels.
 
     Raises
     ------
@@ -262,4 +302,35 @@ def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jit
             raise NoFaceError(f"{name}: no face found")
     if jitter is None:
         jitter = make_jitter(0, levels=options.levels)
-    return stylize_frame(style, image, landmarks, jitter, options)
+    scale = 1.0 if native_scale else paint_scale(style, landmarks)
+    if scale == 1.0:
+        return stylize_frame(style, image, landmarks, jitter, options, times=times, buffers=buffers)
+    return _stylize_scaled(style, image, _face_list(landmarks), jitter, options, scale, times,
+                           buffers)
+
+
+def _stylize_scaled(style, image, faces, jitter, options, scale, times, buffers):
+    """:func:`stylize_frame` on the photo resized by ``scale`` (< 1), the
+    painting enlarged back; with the background kept, composited into the
+    photo itself through each head's mask at full size."""
+    import cv2
+
+    timer = _Timer(times)
+    h, w = image.shape[:2]
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    fx, fy = sw / w, sh / h
+    with timer("composite"):
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    # (pixel centres: x' + 0.5 = (x + 0.5) * fx)
+    small_faces = [((np.asarray(f, np.float32) + 0.5) * np.float32([fx, fy]) - 0.5) for f in faces]
+    painted = stylize_frame(style, small, small_faces, jitter, options, times=times, buffers=buffers)
+    with timer("composite"):
+        painted = cv2.resize(painted, (w, h), interpolation=cv2.INTER_CUBIC)
+        if options.background == "stylize":
+            return painted
+        out = image.copy()
+        for face in sorted((np.asarray(f, np.float32) for f in faces), key=face_width):
+            region = head_region(image.shape, face)
+            x0, y0, x1, y1 = region.box
+            composite(out, painted[y0:y1, x0:x1], region, out=out)
+    return out
