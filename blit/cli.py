@@ -282,19 +282,11 @@ def expand_image_targets(paths):
     (by their endings, sorted by name; hidden files and other files are
     left out); other paths are kept as they are, to be read (or reported)
     one by one."""
-    from blit.video import IMAGE_EXTENSIONS
-    from guides.io import InputError
+    from blit.video import image_files
 
     out = []
     for path in paths:
-        if not os.path.isdir(path):
-            out.append(path)
-            continue
-        names = sorted(n for n in os.listdir(path)
-                       if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
-        if not names:
-            raise InputError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        out.extend(os.path.join(path, n) for n in names)
+        out.extend(image_files(path) if os.path.isdir(path) else [path])
     return out
 
 

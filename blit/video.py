@@ -36,7 +36,7 @@ from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_n
 from guides.io import InputError, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "VIDEO_EXTENSIONS",
-           "IMAGE_EXTENSIONS", "partial_path"]
+           "IMAGE_EXTENSIONS", "image_files", "partial_path"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -197,14 +197,20 @@ class _VideoFileSource:
         self.container.close()
 
 
+def image_files(folder, *, extensions=IMAGE_EXTENSIONS, what="images"):
+    """The files of ``folder`` with one of ``extensions`` (any case), sorted by
+    name, hidden ones left out; an InputError when there are none."""
+    names = sorted(n for n in os.listdir(folder)
+                   if n.lower().endswith(extensions) and not n.startswith("."))
+    if not names:
+        raise InputError(f"{folder}: folder holds no {what} ({', '.join(extensions)})")
+    return [os.path.join(folder, n) for n in names]
+
+
 class _FolderSource:
     def __init__(self, path, fps):
         self.path = path
-        names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)
-                       and not n.startswith("."))
-        if not names:
-            raise InputError(f"{path}: folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-        self.files = [os.path.join(path, n) for n in names]
+        self.files = image_files(path)
         self.rate = Fraction(fps).limit_denominator(1001)
         self.time_base = 1 / self.rate
         self.frames = len(self.files)

@@ -314,16 +314,13 @@ def _snapshot(image, folder, log):
 
 def _style_paths(specs):
     """Expand --style values (files or folders of images) into a list of paths."""
-    from blit.video import IMAGE_EXTENSIONS
+    from blit.video import IMAGE_EXTENSIONS, image_files
 
     paths = []
     for spec in specs:
         if os.path.isdir(spec):
-            found = sorted(os.path.join(spec, n) for n in os.listdir(spec)
-                           if n.lower().endswith(IMAGE_EXTENSIONS + (".npz",)) and not n.startswith("."))
-            if not found:
-                raise InputError(f"{spec}: folder holds no style images")
-            paths.extend(found)
+            paths.extend(image_files(spec, extensions=IMAGE_EXTENSIONS + (".npz",),
+                                     what="style images"))
         else:
             if not os.path.exists(spec):
                 raise InputError(f"{spec}: no such file")

@@ -16,7 +16,6 @@ target1 itself painted. Background kept, voting 3x3.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,25 +26,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from blit.bench import environment  # noqa: E402
 from blit.evaluate import face_mask  # noqa: E402
 from blit.metrics import patch_distance, psnr  # noqa: E402
 from blit.stylize import paint_scale, stylize_image  # noqa: E402
+from demos.common import add_data_arg, comma_list, faceblit_data, save_rows  # noqa: E402
 from guides.exemplar import load_style  # noqa: E402
 from guides.io import read_image  # noqa: E402
 from guides.landmarks import detect_landmarks  # noqa: E402
-
-
-def _list(kind):
-    def parse(text):
-        try:
-            values = [kind(t) for t in text.split(",") if t]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
-        if not values:
-            raise argparse.ArgumentTypeError("expected at least one value")
-        return values
-    return parse
 
 
 def measure(data, styles, factors):
@@ -93,24 +80,21 @@ def table(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "faceblit",
-                        help="FaceBlit test material (default ../shared/data/faceblit)")
-    parser.add_argument("--factors", type=_list(float), default=[1.3, 1.7, 3.0],
-                        help="enlargements of target1.png (default 1.3,1.7,3)")
-    parser.add_argument("--styles", type=_list(str), default=["lincolnbust", "het", "bronzestatue"],
+    add_data_arg(parser)
+    parser.add_argument("--factors", type=comma_list(float, check=lambda k: k > 0,
+                                                     what="numbers > 0"),
+                        default=[1.3, 1.7, 3.0], help="enlargements of target1.png (default 1.3,1.7,3)")
+    parser.add_argument("--styles", type=comma_list(str, what="style names"),
+                        default=["lincolnbust", "het", "bronzestatue"],
                         help="FaceBlit styles (default lincolnbust,het,bronzestatue)")
-    parser.add_argument("--json", type=Path, help="save the rows and the environment here")
     args = parser.parse_args(argv)
-    data = args.data.resolve()
-    if not (data / "styles").is_dir():
-        print(f"photo_scale: FaceBlit test material not found at {data}", file=sys.stderr)
+    data = faceblit_data(args, "photo_scale")
+    if data is None:
         return 1
     rows = measure(data, args.styles, args.factors)
     print()
     print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1) + "\n")
-        print(f"saved {args.json}")
+    save_rows(args.json, rows)
     return 0
 
 

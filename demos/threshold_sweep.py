@@ -17,7 +17,6 @@ FaceBlit's on both measures) and saves the numbers as JSON. Takes about
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -26,23 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from blit.bench import environment  # noqa: E402
 from blit.evaluate import evaluate_frames  # noqa: E402
 from blit.stylize import stylize_image  # noqa: E402
+from demos.common import add_data_arg, comma_list, faceblit_data, save_rows  # noqa: E402
 from demos.make_docs import still_comparisons  # noqa: E402
 from guides.exemplar import load_style  # noqa: E402
 from guides.io import read_image  # noqa: E402
 from guides.landmarks import detect_landmarks  # noqa: E402
-
-
-def _thresholds(text):
-    try:
-        values = [float(t) for t in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if not values or any(not (v >= 0) for v in values):
-        raise argparse.ArgumentTypeError(f"thresholds must be numbers >= 0, got {text!r}")
-    return values
 
 
 def sweep(data: Path, thresholds):
@@ -94,24 +83,21 @@ def table(rows, thresholds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "faceblit",
-                        help="FaceBlit test material (default ../shared/data/faceblit)")
-    parser.add_argument("--thresholds", type=_thresholds, default=[35.0, 50.0, 60.0, 70.0, 100.0],
+    add_data_arg(parser)
+    parser.add_argument("--thresholds", type=comma_list(float, check=lambda t: t >= 0,
+                                                        what="numbers >= 0"),
+                        default=[35.0, 50.0, 60.0, 70.0, 100.0],
                         help="comma-separated lookup thresholds (default 35,50,60,70,100)")
-    parser.add_argument("--json", type=Path, help="save the rows and the environment here")
     args = parser.parse_args(argv)
-    data = args.data.resolve()
-    if not (data / "styles").is_dir():
-        print(f"threshold_sweep: FaceBlit test material not found at {data}", file=sys.stderr)
+    data = faceblit_data(args, "threshold_sweep")
+    if data is None:
         return 1
     t0 = time.perf_counter()
     rows = sweep(data, args.thresholds)
     print("\npatch distance (head) / landmark error (% IOD); * = ours at least as good as FaceBlit on both\n")
     print(table(rows, args.thresholds))
     print(f"\n{time.perf_counter() - t0:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps({"environment": environment(), "rows": rows}, indent=1) + "\n")
-        print(f"saved {args.json}")
+    save_rows(args.json, rows)
     return 0
 
 
