@@ -39,7 +39,7 @@ import io
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from blit.cli import number, register, unique_stems
 from guides.io import InputError
@@ -122,7 +122,12 @@ def plan_ranges(n_frames, chunk_frames=DEFAULT_CHUNK_FRAMES, warmup=DEFAULT_WARM
 @dataclass(frozen=True)
 class StylizerSpec:
     """How each range builds its stylizer (:func:`blit.video.make_stylizer`);
-    picklable, sent with every task. Called as ``spec(style, fps)``."""
+    picklable, sent with every task. Called as ``spec(style, fps)``.
+
+    ``scale`` is the painting scale of :class:`blit.stream.Stylizer`; with
+    ``"auto"`` (the default), :func:`stylize_videos` chooses one per video
+    before its ranges start (:func:`blit.video.first_face_scale`), so that
+    they all paint at the same scale."""
 
     method: str = "patch"
     options: object = None  # blit.stylize.StylizeOptions
@@ -130,13 +135,24 @@ class StylizerSpec:
     boil_hz: float | None = None
     model: str | None = None
     landmark_every: int = 1
+    scale: object = "auto"  # float or "auto"
 
     def __call__(self, style, fps):
         from blit.video import make_stylizer
 
         return make_stylizer(style, fps=fps, method=self.method, options=self.options,
                              max_faces=self.max_faces, boil_hz=self.boil_hz, model=self.model,
-                             landmark_every=self.landmark_every)
+                             landmark_every=self.landmark_every, scale=self.scale)
+
+    def for_video(self, style, source_path, fps):
+        """This spec with the scale of the video ``source_path`` chosen, when
+        ``scale="auto"`` for the patch method (else itself)."""
+        if self.method != "patch" or self.scale != "auto" or style is None:
+            return self
+        from blit.video import first_face_scale
+
+        return replace(self, scale=first_face_scale(
+            style, source_path, fps=fps, max_faces=self.max_faces))
 
     @property
     def warmup(self):
@@ -358,7 +374,7 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
     for i, job in enumerate(jobs):
         job._t0 = time.perf_counter()
         try:
-            total += _submit(job, i, remote, style_ref, spec, fps, chunk_frames, warmup,
+            total += _submit(job, i, remote, style, style_ref, spec, fps, chunk_frames, warmup,
                              overwrite, pending)
         except (InputError, OSError) as exc:
             _discard(job)
@@ -394,8 +410,10 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
     return jobs
 
 
-def _submit(job, i, remote, style_ref, spec, fps, chunk_frames, warmup, overwrite, pending):
-    """Index the input, plan its ranges, submit them; returns its frame count."""
+def _submit(job, i, remote, style, style_ref, spec, fps, chunk_frames, warmup, overwrite,
+            pending):
+    """Index the input, choose its painting scale (``spec.for_video``),
+    plan its ranges, submit them; returns its frame count."""
     from blit.video import _is_video_path, _temp_path, open_source
 
     if os.path.exists(job.output) and not overwrite:
@@ -414,6 +432,12 @@ def _submit(job, i, remote, style_ref, spec, fps, chunk_frames, warmup, overwrit
         _warn(f"{job.output}: a folder of frames holds no audio; the audio of {job.input} is "
               "dropped")
     job._source, job._index = source, index
+    if hasattr(spec, "for_video"):
+        try:
+            spec = spec.for_video(style, job.input, fps)
+        except BaseException:
+            source.close()
+            raise
     job._tmp = _temp_path(job.output, folder)
     job.status = "running"
     path = os.path.abspath(job.input)
@@ -567,10 +591,11 @@ def run_jobs_from_args(args, style, jobs):
     import logging
 
     from blit.cli import options_from_args
+    from blit.video import scale_from_args
 
     spec = StylizerSpec(method=args.method, options=options_from_args(args),
                         max_faces=args.max_faces, boil_hz=args.boil, model=args.model,
-                        landmark_every=args.landmark_every)
+                        landmark_every=args.landmark_every, scale=scale_from_args(args))
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
@@ -690,6 +715,7 @@ def _batch(args):
 def _run_local(args, style, pairs, stylize_video):
     """The batch one job after the other in this process."""
     from blit.cli import options_from_args
+    from blit.video import scale_from_args
 
     jobs = [Job(i, o) for i, o in pairs]
     for job in jobs:
@@ -702,7 +728,8 @@ def _run_local(args, style, pairs, stylize_video):
                                        options=options_from_args(args), max_faces=args.max_faces,
                                        boil_hz=args.boil, fps=args.fps, quiet=args.quiet,
                                        method=args.method, model=args.model,
-                                       landmark_every=args.landmark_every)
+                                       landmark_every=args.landmark_every,
+                                       scale=scale_from_args(args))
             job.status = "done"
         except InputError as exc:
             job.status, job.message = "failed", str(exc)

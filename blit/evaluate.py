@@ -271,7 +271,9 @@ def _video_stylizer(style, options, seed, kind, frame_rate):
                 raise
         else:
             extra = {"fps": float(frame_rate)} if frame_rate else {}
-            return _StreamStylizer(Stylizer(style, options=options, jitter_seed=seed, **extra)), \
+            # scaled as `styleblit video` paints (a face much larger than the exemplar's)
+            return _StreamStylizer(Stylizer(style, options=options, jitter_seed=seed,
+                                            scale="auto", **extra)), \
                 "stream (blit.stream.Stylizer)"
     return FrameStylizer(style, options=options, seed=seed), "frame (tracked landmarks + stylize_frame)"
 

@@ -68,9 +68,10 @@ __all__ = ["Stylizer", "OneEuroFilter", "propagate", "carry_landmarks", "guide_i
 
 #: Keys of :attr:`Stylizer.last_times`, in pipeline order (milliseconds);
 #: "download" (the output copied back, waiting for the kernels) only with
-#: ``device="cuda"``.
+#: ``device="cuda"``; "scale" (the frame shrunk when it was not prefetched,
+#: the painting enlarged and composited) only when painted at a scale < 1.
 STREAM_STAGES = ("landmarks", "smooth", "mask", "flow", "mls", "appearance", "propagate", "lookup",
-                 "blend", "temporal", "composite", "download", "total")
+                 "blend", "temporal", "composite", "download", "scale", "total")
 
 #: Source-field value of a pixel that has no exemplar source (outside the
 #: region computed); any value below ``NO_SOURCE / 2`` means the same.
@@ -715,6 +716,26 @@ class Stylizer:
         With :meth:`prefetch` on the CPU: make the next frame's guides (not
         only its landmarks) in the prefetch thread, while this frame is
         painted. The same output either way; False for the landmarks only.
+    scale : float or "auto"
+        Paint each frame shrunk to this scale (0 < scale <= 1; the default
+        1 paints it at its own size) and enlarge the painting back: the
+        exemplar's strokes are copied at their size in pixels, so on a face
+        much larger than the exemplar's they would be specks. ``"auto"``:
+        the scale :func:`blit.stylize.paint_scale` gives for the first frame
+        in which a face is found (1 unless its widest face is over
+        :data:`blit.stylize.MAX_FACE_RATIO` times as wide as the
+        exemplar's), kept for the rest of the stream, through
+        :meth:`reset` too (the temporal state lives in the painting's
+        pixels). Below scale 1 (or with "auto"), until a face is found each
+        frame is searched at its own size and passes through unchanged, as
+        it would without a face; from that frame on the landmarker sees the
+        frames shrunk. So a stream given the scale that "auto" chooses is
+        the same stream (what the Ray engine's ranges rely on). With the
+        background kept, each head is enlarged (bicubic) and composited into
+        the frame itself through its mask made at the frame's size, the rest
+        of the frame untouched; with ``background="stylize"`` the whole
+        painting is enlarged. The resizing runs on the CPU with either
+        ``device``.
 
     Attributes
     ----------
@@ -725,13 +746,18 @@ class Stylizer:
         :data:`STREAM_STAGES` that ran).
     last_landmarks : list of (68, 2) float32 ndarray
         Landmarks painted in the last frame (smoothed; held ones included),
-        largest face last.
+        largest face last, in the frame's pixels.
     last_nnf : list of (H, W, 2) int32 ndarray
         The head NNF of each of them, as looked up and kept (before the
         ``denoise`` of the blend; views of reused buffers; CuPy arrays on the
-        device with ``device="cuda"``, not copied back).
+        device with ``device="cuda"``, not copied back), in the painting's
+        pixels (the frame's, shrunk by :attr:`painting_scale`).
     last_boxes : list of (int, int, int, int)
-        Their head boxes ``(x0, y0, x1, y1)``.
+        Their head boxes ``(x0, y0, x1, y1)`` in the painting's pixels.
+    painting_scale : float or None
+        The scale the frames are painted at: ``scale``, or with
+        ``scale="auto"`` the one chosen on the first frame with a face
+        (None until then).
     last_searched : bool
         Whether the landmarker looked for the faces of the last frame (False:
         they were carried along the flow, ``landmark_every``). The attribute
@@ -780,7 +806,7 @@ class Stylizer:
     def __init__(self, style, *, options=StylizeOptions(), jitter_seed=0, max_faces=1,
                  boil_hz=None, landmarker=None, smoothing=True, temporal="flow",
                  keep_threshold=None, history_weight=HISTORY_WEIGHT, hold=0.5, fps=30.0,
-                 device="cpu", landmark_every=1, pipeline=True):
+                 device="cpu", landmark_every=1, pipeline=True, scale=1.0):
         if int(max_faces) < 1:
             raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
         if boil_hz is not None and not boil_hz > 0:
@@ -795,6 +821,8 @@ class Stylizer:
             raise ValueError(f"history_weight: expected a weight in [0, 1), got {history_weight}")
         if int(landmark_every) != landmark_every or landmark_every < 1:
             raise ValueError(f"landmark_every: expected a whole number >= 1, got {landmark_every}")
+        if scale != "auto" and not (isinstance(scale, (int, float)) and 0 < scale <= 1):
+            raise ValueError(f"scale: expected a number in (0, 1] or 'auto', got {scale!r}")
         if landmark_every > 1 and temporal != "flow":
             raise ValueError("landmark_every > 1 carries the landmarks along the optical flow: "
                              f"it needs temporal='flow', got {temporal!r}")
@@ -818,12 +846,19 @@ class Stylizer:
         self.fps = float(fps)
         self.landmark_every = int(landmark_every)
         self.pipeline = bool(pipeline)
+        self.scale = scale
+        self.painting_scale = None if scale == "auto" else float(scale)
+        # below scale 1, frames are searched at their own size until a face is found
+        self._before_face = self.painting_scale != 1.0
         self._landmark_seq = 0  # frames that have come to the landmarks (prefetched or not)
         self._landmarker = landmarker
         self._own_landmarker = landmarker is None
         self._pool = None  # the prefetch() thread, started on first use
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
-        self._pending = collections.deque()  # (frame, kind, t, future) in submission order
+        # (frame, painted frame, kind, t, future) in submission order; kind
+        # "frame" (future: a _Prepared), "faces" (its landmarks, None: carry
+        # them) or "pass" (no face yet to choose the scale: passes through)
+        self._pending = collections.deque()
         self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
                                          options.threshold, options.levels)
@@ -832,6 +867,7 @@ class Stylizer:
         self._dis = None
         self._buffers = Buffers()  # the painting's host arrays
         self._guide_buffers = Buffers()  # the guides' own work arrays (Stylizer._prepare)
+        self._scale_buffers = Buffers()  # the enlarging's (painting_scale < 1)
         # the per-frame kernels and where their arrays live, chosen once
         self._kernels = _DeviceKernels(style) if device == "cuda" else _HostKernels(style)
         self._work = self._kernels.device_buffers() or self._buffers  # the stream's kernel arrays
@@ -844,14 +880,15 @@ class Stylizer:
         landmarks already prefetched stay valid for their frames (whose
         guides are then made afresh)."""
         pending = collections.deque()
-        for frame, kind, t, future in self._pending:
+        for frame, work, kind, t, future in self._pending:
             if kind == "frame":  # keep its landmarks only
                 try:
                     found = future.result().found
                 except Exception:
                     continue  # (found again when the frame comes)
                 future = None if found is None else _done(found)
-            pending.append((frame, "faces", t, future))
+                kind = "faces"
+            pending.append((frame, work, kind, t, future))
         self._pending = pending
         self._tracks: list[_Track] = []
         self._background = self._coherence()
@@ -930,16 +967,23 @@ class Stylizer:
         >>> show(stylizer(previous))                             # doctest: +SKIP
         """
         t = None if t is None else float(t)
+        faces = _FIND if self._detects_next() else None
+        if self._before_face:  # (found at the frame's size; "auto": it chooses the scale)
+            faces = self._first_faces(check_bgr_frame(frame))
+            if faces is None:
+                self._pending.append((frame, None, "pass", t, None))
+                return
+        work = self._shrink(check_bgr_frame(frame))
         if self._pipelines():
-            work = np.ascontiguousarray(check_bgr_frame(frame))
-            find = self._detects_next()
-            future = self._worker().submit(self._prepare_in_worker, work, t, find)
-            self._pending.append((frame, "frame", t, future))
-        elif not self._detects_next():  # its landmarks will be carried (landmark_every)
-            self._pending.append((frame, "faces", t, None))
-        else:
+            future = self._worker().submit(self._prepare_in_worker, work, t, faces)
+            self._pending.append((frame, work, "frame", t, future))
+        elif faces is None:  # its landmarks will be carried (landmark_every)
+            self._pending.append((frame, work, "faces", t, None))
+        elif faces is _FIND:
             landmarker = self._get_landmarker()
-            self._pending.append((frame, "faces", t, self._worker().submit(landmarker, frame)))
+            self._pending.append((frame, work, "faces", t, self._worker().submit(landmarker, work)))
+        else:
+            self._pending.append((frame, work, "faces", t, _done(faces)))
 
     def _pipelines(self):
         """Whether :meth:`prefetch` makes whole frames' guides in its thread:
@@ -960,10 +1004,10 @@ class Stylizer:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._worker_name)
         return self._pool
 
-    def _prepare_in_worker(self, frame, t, find):
+    def _prepare_in_worker(self, frame, t, faces):
         # the guides' kernels on one thread: the painting has the others
         numba.set_num_threads(1)
-        return self._prepare(frame, t, _FIND if find else None)
+        return self._prepare(frame, t, faces)
 
     def _detects_next(self):
         """Whether the next frame to come to the landmarks is one whose faces
@@ -983,19 +1027,102 @@ class Stylizer:
         return self._landmarker
 
     def _prefetched(self, frame, t):
-        """What :meth:`prefetch` started for ``frame``: ``("frame",
-        _Prepared)``, ``("faces", faces or None)``, or None when it was not
-        prefetched. Frames prefetched before it that were not stylized are
-        dropped (after their work has ended: the landmarker saw them)."""
+        """What :meth:`prefetch` started for ``frame``: ``(kind, painted
+        frame, result)``, with ``("frame", work, _Prepared)``, ``("faces",
+        work, faces or None)`` or ``("pass", None, None)``; or None when it
+        was not prefetched. Frames prefetched before it that were not
+        stylized are dropped (after their work has ended: the landmarker saw
+        them)."""
         while self._pending:
-            pending, kind, _, future = self._pending.popleft()
+            pending, work, kind, _, future = self._pending.popleft()
             result = None if future is None else future.result()
             if pending is frame:
                 if kind == "frame" and t is not None and float(t) != result.t:
                     raise ValueError(f"t: this frame was prefetched for t={result.t}, "
                                      f"stylized with t={t}; give prefetch() the same t")
-                return kind, result
+                return kind, work, result
         return None
+
+    def _first_faces(self, frame):
+        """At a scale below 1, before a face has been seen: find the faces of
+        ``frame`` at its own size; with ``scale="auto"``, choose
+        :attr:`painting_scale` from them (:func:`blit.stylize.paint_scale`).
+        Returns the faces in the painting's pixels, or None when there is
+        none (the frame passes through: it counts on the clock only)."""
+        from blit.stylize import paint_scale
+
+        faces = self._find_faces(np.ascontiguousarray(frame))[: self.max_faces]
+        if not faces:
+            with self._prepare_lock:
+                self._prep_index += 1
+            return None
+        if self.painting_scale is None:
+            self.painting_scale = paint_scale(self.style, faces)
+        self._before_face = False
+        fx, fy = self._factors(frame.shape)
+        if fx == fy == 1.0:  # (as found: the stream of scale 1 to the bit)
+            return faces
+        return [(np.asarray(f, np.float32) + 0.5) * np.float32([fx, fy]) - 0.5 for f in faces]
+
+    def _painted_shape(self, shape):
+        """(height, width) of a frame of ``shape`` as painted."""
+        h, w = shape[:2]
+        s = self.painting_scale
+        return (h, w) if s == 1.0 else (max(1, round(h * s)), max(1, round(w * s)))
+
+    def _factors(self, shape):
+        """(fx, fy): the painting's pixels per frame pixel, across and down."""
+        sh, sw = self._painted_shape(shape)
+        return sw / shape[1], sh / shape[0]
+
+    def _shrink(self, frame):
+        """The frame as painted: itself (contiguous), or shrunk (area)."""
+        frame = np.ascontiguousarray(frame)
+        if self.painting_scale == 1.0:
+            return frame
+        import cv2
+
+        sh, sw = self._painted_shape(frame.shape)
+        return cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+
+    def _enlarge(self, frame, painted, prepared, out):
+        """The painting (shrunk) back at the frame's size, into ``out``:
+        enlarged whole (bicubic) with the background painted, else composited
+        into the frame through each head's mask, enlarged (bilinear) from
+        the painting's, in the order painted. Puts :attr:`last_landmarks`
+        into the frame's pixels."""
+        import cv2
+
+        h, w = frame.shape[:2]
+        fx, fy = self._factors(frame.shape)
+        to_frame = np.float32([fx, fy])
+        self.last_landmarks = [(lm + 0.5) / to_frame - 0.5 for lm in self.last_landmarks]
+        if prepared.whole:
+            cv2.resize(painted, (w, h), dst=out, interpolation=cv2.INTER_CUBIC)
+            return
+        np.copyto(out, frame)
+        if not prepared.regions:
+            return
+        # (one resize of the whole painting: OpenCV's resize is many times
+        # faster than warping a box of it)
+        enlarged = cv2.resize(painted, (w, h), interpolation=cv2.INTER_CUBIC,
+                              dst=self._scale_buffers.get("enlarged", frame.shape, np.uint8))
+        for region in prepared.regions:
+            sx0, sy0, sx1, sy1 = region.box
+            if sx1 <= sx0 or sy1 <= sy0:
+                continue
+            # the frame's pixels whose centres fall within the box's pixels
+            x0, y0 = max(0, math.floor(sx0 / fx)), max(0, math.floor(sy0 / fy))
+            x1, y1 = min(w, math.ceil(sx1 / fx)), min(h, math.ceil(sy1 / fy))
+            # frame pixel (x0 + u, y0 + v) <- mask (fx (x0 + u + 0.5) - 0.5 - sx0, ...)
+            m = np.float64([[fx, 0.0, fx * (x0 + 0.5) - 0.5 - sx0],
+                            [0.0, fy, fy * (y0 + 0.5) - 0.5 - sy0]])
+            mask = cv2.warpAffine(region.mask, m, (x1 - x0, y1 - y0),
+                                  dst=self._scale_buffers.get("mask", (y1 - y0, x1 - x0),
+                                                              np.float32),
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+            composite(out, enlarged[y0:y1, x0:x1], HeadRegion((x0, y0, x1, y1), mask), out=out)
 
     def _find_faces(self, frame):
         """The landmarker on ``frame`` now; in the prefetch thread when there
@@ -1032,7 +1159,7 @@ class Stylizer:
     def _drain(self):
         """Wait for every prefetched frame and drop it."""
         while self._pending:
-            _, _, _, future = self._pending.popleft()
+            _, _, _, _, future = self._pending.popleft()
             try:
                 if future is not None:
                     future.result()
@@ -1054,7 +1181,8 @@ class Stylizer:
         -------
         (H, W, 3) uint8 ndarray
             The frame with each face painted from the exemplar; a copy of the
-            frame when no face has been seen for ``hold`` seconds.
+            frame when no face has been seen for ``hold`` seconds (or, at a
+            scale below 1 or ``"auto"``, none yet).
         """
         frame = check_bgr_frame(frame)
         if out is None:
@@ -1063,24 +1191,43 @@ class Stylizer:
             raise ValueError(f"out: expected {frame.shape} uint8, got {out.shape} {out.dtype}")
         start = time.perf_counter()
         got = self._prefetched(frame, t)
-        if got is not None and got[0] == "frame":
+        shrunk = 0.0
+        if got is None:
+            faces = _FIND if self._detects_next() else None
+            if self._before_face:  # (found at the frame's size; "auto": it chooses the scale)
+                faces = self._first_faces(frame)
+            t0 = time.perf_counter()
+            got = ("pass", None, None) if self._before_face else \
+                ("faces", self._shrink(frame), faces)
+            shrunk = _ms(t0)
+        kind, work, result = got
+        if kind == "pass":
+            np.copyto(out, frame)
+            self.last_landmarks, self.last_nnf, self.last_boxes = [], [], []
+            self.last_searched = True
+            self.last_times = {"landmarks": _ms(start), "total": _ms(start)}
+            return out
+        canvas = out if work.shape == frame.shape else \
+            self._scale_buffers.get("painting", work.shape, np.uint8)
+        if kind == "frame":
             # made in the prefetch thread, which now makes the next frame's
             # with one Numba thread: the painting takes one thread fewer
             # (on 2 cores, 1.2x the frames per second of the painting on
             # both beside it; the idle threads of each spin for the other)
+            prepared = result
             threads = numba.get_num_threads()
             numba.set_num_threads(max(threads - 1, 1))
             try:
-                self._paint(got[1], out)
+                self._paint(prepared, canvas)
             finally:
                 numba.set_num_threads(threads)
-        else:
-            if got is not None:  # its landmarks (or None: carry them)
-                faces = got[1]
-            else:
-                faces = _FIND if self._detects_next() else None
-            prepared = self._prepare(np.ascontiguousarray(frame), t, faces, waited=_ms(start))
-            self._paint(prepared, out)
+        else:  # its landmarks (None: carry them)
+            prepared = self._prepare(work, t, result, waited=_ms(start) - shrunk)
+            self._paint(prepared, canvas)
+        if canvas is not out:
+            t0 = time.perf_counter()
+            self._enlarge(frame, canvas, prepared, out)
+            self.last_times["scale"] = shrunk + _ms(t0)
         self.last_times["total"] = _ms(start)
         return out
 

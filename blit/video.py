@@ -15,7 +15,11 @@ formats:
   the end; Ctrl-C finalises what was written, keeps it as
   ``NAME.partial.EXT`` and exits with code 130;
 * a file that cannot be read is one line on stderr and exit code 1; a file
-  that breaks off keeps the frames decoded before the break, with a warning.
+  that breaks off keeps the frames decoded before the break, with a warning;
+* a face much larger than the exemplar's (4K, a close-up) is painted at the
+  exemplar's scale and enlarged back, with the scale chosen on the first
+  frame with a face (``Stylizer(scale="auto")``; ``--native-scale`` paints
+  at the video's own scale).
 """
 from __future__ import annotations
 
@@ -35,12 +39,15 @@ from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_n
                       options_from_args, register)
 from guides.io import InputError, usual_permissions
 
-__all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "VIDEO_EXTENSIONS",
-           "IMAGE_EXTENSIONS", "image_files", "partial_path"]
+__all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "first_face_scale",
+           "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "image_files", "partial_path", "PROBE_SECONDS"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 METHODS = ("patch", "gan")  # gan: gan_distill.infer.GanStylizer (needs torch)
+
+#: :func:`first_face_scale` looks for a face in this many seconds of a video.
+PROBE_SECONDS = 10.0
 
 
 def _warn(msg):
@@ -543,13 +550,13 @@ def open_source(source_path, fps=30.0):
 
 
 def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil_hz=None,
-                  landmarker=None, model=None, device="cpu", landmark_every=1):
+                  landmarker=None, model=None, device="cpu", landmark_every=1, scale=1.0):
     """The per-frame stylizer of a video: a :class:`blit.stream.Stylizer`
     (``method="patch"``, its kernels on ``device``, faces found on every
-    ``landmark_every``-th frame) or a
+    ``landmark_every``-th frame, painted at ``scale``) or a
     :class:`gan_distill.infer.GanStylizer` on the best device
-    (``method="gan"``, ``model`` its checkpoint; ``style``, the face options
-    and ``device`` unused)."""
+    (``method="gan"``, ``model`` its checkpoint; ``style``, the face options,
+    ``device`` and ``scale`` unused)."""
     if method == "gan":
         from gan_distill.infer import GanStylizer
 
@@ -561,7 +568,46 @@ def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil
 
     return Stylizer(style, options=options or StylizeOptions(), max_faces=max_faces,
                     boil_hz=boil_hz, landmarker=landmarker, fps=float(fps), device=device,
-                    landmark_every=landmark_every)
+                    landmark_every=landmark_every, scale=scale)
+
+
+def first_face_scale(style, source_path, *, fps=30.0, max_faces=1, seconds=PROBE_SECONDS,
+                     landmarker=None):
+    """The scale ``Stylizer(scale="auto")`` chooses for a video, found ahead:
+    :func:`blit.stylize.paint_scale` of the first frame in which a face is
+    found, searched frame after frame as the stream searches them (a
+    :class:`guides.landmarks.FaceLandmarker` in tracking mode, or
+    ``landmarker``), for at most ``seconds`` of video; 1.0 when there is
+    none by then. The Ray engine paints every range of a video at this one
+    scale.
+
+    Raises
+    ------
+    InputError
+        The input cannot be read.
+    """
+    from blit.stylize import paint_scale
+
+    own = landmarker is None
+    if own:
+        from guides.landmarks import FaceLandmarker
+
+        landmarker = FaceLandmarker(static_image_mode=False, max_faces=max_faces)
+    source = open_source(source_path, fps)
+    try:
+        for item in source:
+            if item[0] != "video":
+                continue
+            if item[3] is not None and item[3] > seconds:
+                break
+            faces = landmarker(np.ascontiguousarray(item[1]))[:max_faces]
+            if faces:
+                return paint_scale(style, faces)
+        return 1.0
+    finally:
+        source.close()
+        if own:
+            landmarker.close()
 
 
 def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
@@ -618,7 +664,7 @@ def output_sink(path, source, folder):
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
                   fps=30.0, quiet=False, landmarker=None, method="patch", model=None,
-                  device="cpu", landmark_every=1):
+                  device="cpu", landmark_every=1, scale="auto"):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -630,9 +676,12 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         ``.mp4``/``.mov``/``.mkv``/``.m4v`` for H.264 video, anything else a
         folder of ``frame_000001.png``...
     options : blit.stylize.StylizeOptions
-    max_faces, boil_hz, landmarker, device, landmark_every
+    max_faces, boil_hz, landmarker, device, landmark_every, scale
         As for :class:`blit.stream.Stylizer` (``device``: where the patch
-        stylizer's kernels run, ``"cpu"``, ``"cuda"`` or ``"auto"``).
+        stylizer's kernels run, ``"cpu"``, ``"cuda"`` or ``"auto"``;
+        ``scale``: by default ``"auto"``, a face much larger than the
+        exemplar's painted at the exemplar's scale, as ``styleblit image``
+        paints a photo; 1.0 paints at the video's own scale).
     fps : float
         Frame rate of a folder input.
     quiet : bool
@@ -674,7 +723,8 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         sink = output_sink(tmp, source, folder_out)
         stylizer = make_stylizer(style, fps=source.rate, method=method, options=options,
                                  max_faces=max_faces, boil_hz=boil_hz, landmarker=landmarker,
-                                 model=model, device=device, landmark_every=landmark_every)
+                                 model=model, device=device, landmark_every=landmark_every,
+                                 scale=scale)
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
                 stylize_items(stylizer, source, sink, progress=bar)
@@ -750,7 +800,8 @@ def _video(args):
             n = stylize_video(style, args.input, args.output, options=options_from_args(args),
                               max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
                               quiet=args.quiet, method=args.method, model=args.model,
-                              device=device, landmark_every=args.landmark_every)
+                              device=device, landmark_every=args.landmark_every,
+                              scale=scale_from_args(args))
         except KeyboardInterrupt as exc:
             if len(exc.args) == 2:
                 partial, frames = exc.args
@@ -796,18 +847,36 @@ def check_method_args(args):
     """An InputError for an option of the patch stream given with another
     method (the GAN does not carry landmarks, paints with one face's guides
     and has no jitter to re-draw): ``--landmark-every`` above 1,
-    ``--max-faces`` above 1 or ``--boil`` (their values were checked when
-    parsed); or for ``--method gan`` without ``--model`` and the other way
-    round; for ``video``, ``batch`` and ``webcam``."""
+    ``--max-faces`` above 1, ``--boil`` (their values were checked when
+    parsed) or ``--native-scale`` (the GAN paints at its own size); or for
+    ``--method gan`` without ``--model`` and the other way round; for
+    ``video``, ``batch`` and ``webcam``."""
     if args.method != "patch":
         for option, given in (("--landmark-every", args.landmark_every not in ("auto", 1)),
                               ("--max-faces", args.max_faces != 1),
-                              ("--boil", args.boil is not None)):
+                              ("--boil", args.boil is not None),
+                              ("--native-scale", getattr(args, "native_scale", False))):
             if given:
                 raise InputError(f"{option}: only for --method patch")
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
                          else "--model needs --method gan")
+
+
+def add_native_scale_arg(p, what):
+    """``--native-scale``, for ``video``, ``batch`` and ``webcam``."""
+    from blit.stylize import MAX_FACE_RATIO
+
+    p.add_argument("--native-scale", action="store_true",
+                   help=f"paint at the {what}'s own scale; by default, when the first face "
+                        f"found is over {MAX_FACE_RATIO:g} times as wide as the exemplar's, "
+                        f"every frame is painted at the scale that makes it as wide and "
+                        f"enlarged back, so that the strokes keep their size against the face")
+
+
+def scale_from_args(args):
+    """The stream's ``scale`` from ``--native-scale``."""
+    return 1.0 if getattr(args, "native_scale", False) else "auto"
 
 
 def add_video_job_args(p, *, engine="local"):
@@ -826,6 +895,7 @@ def add_video_job_args(p, *, engine="local"):
                    help="re-draw the strokes HZ times a second for a hand-made 'boiling' look "
                         "(default: steady)")
     add_landmark_every_arg(p)
+    add_native_scale_arg(p, "video")
     p.add_argument("--fps", type=number(positive=True), default=30.0,
                    help="frame rate of a folder of images (default 30)")
     add_engine_args(p, default=engine)

@@ -369,7 +369,7 @@ def _has_display():
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
                snapshot_dir=".", log=print, method="patch", model=None, device="cpu",
-               landmark_every="auto", pipeline=False, mirror=False):
+               landmark_every="auto", pipeline=False, mirror=False, scale="auto"):
     """The live loop. Returns a summary dict (frames, fps, latency, dropped;
     with the patch method, the frames painted with each ``landmark_every``).
 
@@ -396,6 +396,12 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         every frame while the stylizer keeps up with the camera, every
         second one when it does not (:class:`AutoLandmarkEvery`; the patch
         method only, the GAN searches every frame).
+    scale : float or "auto"
+        The patch stylizer's painting scale (:class:`blit.stream.Stylizer`):
+        by default a face over :data:`blit.stylize.MAX_FACE_RATIO` times as
+        wide as the exemplar's is painted at the exemplar's scale, chosen on
+        the first face seen, and again when the style or the voting changes
+        (a new stylizer); 1.0 paints every frame at the camera's size.
     mirror : bool
         Start with the preview mirrored, as a video call shows you to
         yourself (key m toggles it). Only the window is mirrored: the
@@ -463,7 +469,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             return GanStylizer(model, landmarker=landmarker)
         opts = dataclasses.replace(options, voting=voting)
         return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
-                        landmarker=landmarker, device=device, landmark_every=every)
+                        landmarker=landmarker, device=device, landmark_every=every, scale=scale)
 
     auto = AutoLandmarkEvery() if landmark_every == "auto" and method == "patch" else None
     every = 1 if landmark_every == "auto" else landmark_every
@@ -599,7 +605,7 @@ def _webcam(args):
     if window and not _has_display():
         print("styleblit: no display; running without a window", file=sys.stderr)
         window = False
-    from blit.video import check_method_args
+    from blit.video import check_method_args, scale_from_args
 
     check_method_args(args)
     if args.method == "gan":
@@ -611,7 +617,8 @@ def _webcam(args):
                          window=window, virtual_cam=args.virtual_cam, frames=args.frames,
                          max_faces=args.max_faces, boil_hz=args.boil, method=args.method,
                          model=args.model, device=device, landmark_every=args.landmark_every,
-                         pipeline=args.pipeline, mirror=args.mirror)
+                         pipeline=args.pipeline, mirror=args.mirror,
+                         scale=scale_from_args(args))
     if summary["frames"] == 0:  # (a camera that gives nothing ends in a timeout error instead)
         raise InputError(f"{source}: no frame could be read")
     if not args.quiet:
@@ -637,7 +644,7 @@ def _every_note(counts, asked):
 
 @register
 def add_webcam_parser(sub):
-    from blit.video import add_landmark_every_arg
+    from blit.video import add_landmark_every_arg, add_native_scale_arg
 
     p = sub.add_parser("webcam", help="live stylization of a camera",
                        description="Stylize a camera live in a preview window (keys: n/p style, "
@@ -668,6 +675,7 @@ def add_webcam_parser(sub):
     p.add_argument("--boil", type=number(positive=True), metavar="HZ",
                    help="re-draw the strokes HZ times a second")
     add_landmark_every_arg(p, auto=True)
+    add_native_scale_arg(p, "camera")
     p.add_argument("--method", choices=("patch", "gan"), default="patch",
                    help="patch (default) or gan: a model from `styleblit distill` (needs --model)")
     p.add_argument("--model", metavar="MODEL.pt", help="the GAN checkpoint for --method gan")

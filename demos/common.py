@@ -31,6 +31,18 @@ def add_data_arg(parser):
     parser.add_argument("--json", type=Path, help="save the rows and the environment here")
 
 
+def add_scale_args(parser, what, factors):
+    """``--factors`` (enlargements of ``what``, default ``factors``) and
+    ``--styles`` (FaceBlit styles), for the two scale demos."""
+    shown = ",".join(f"{k:g}" for k in factors)
+    parser.add_argument("--factors", type=comma_list(float, check=lambda k: k > 0,
+                                                     what="numbers > 0"),
+                        default=list(factors), help=f"enlargements of {what} (default {shown})")
+    parser.add_argument("--styles", type=comma_list(str, what="style names"),
+                        default=["lincolnbust", "het", "bronzestatue"],
+                        help="FaceBlit styles (default lincolnbust,het,bronzestatue)")
+
+
 def faceblit_data(args, prog):
     """``--data`` resolved, or None (said on stderr) when it holds no styles."""
     data = args.data.resolve()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from blit.evaluate import face_mask  # noqa: E402
 from blit.metrics import patch_distance, psnr  # noqa: E402
 from blit.stylize import paint_scale, stylize_image  # noqa: E402
-from demos.common import add_data_arg, comma_list, faceblit_data, save_rows  # noqa: E402
+from demos.common import add_data_arg, add_scale_args, faceblit_data, save_rows  # noqa: E402
 from guides.exemplar import load_style  # noqa: E402
 from guides.io import read_image  # noqa: E402
 from guides.landmarks import detect_landmarks  # noqa: E402
@@ -81,12 +81,7 @@ def table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_data_arg(parser)
-    parser.add_argument("--factors", type=comma_list(float, check=lambda k: k > 0,
-                                                     what="numbers > 0"),
-                        default=[1.3, 1.7, 3.0], help="enlargements of target1.png (default 1.3,1.7,3)")
-    parser.add_argument("--styles", type=comma_list(str, what="style names"),
-                        default=["lincolnbust", "het", "bronzestatue"],
-                        help="FaceBlit styles (default lincolnbust,het,bronzestatue)")
+    add_scale_args(parser, "target1.png", [1.3, 1.7, 3.0])
     args = parser.parse_args(argv)
     data = faceblit_data(args, "photo_scale")
     if data is None:

@@ -5,6 +5,7 @@ skip without Ray (it is the ``dist`` extra).
 """
 import os
 import sys
+from contextlib import contextmanager
 
 import av
 import cv2
@@ -68,6 +69,28 @@ def read_frames(folder):
 def decoded(path):
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="bgr24").astype(np.int16) for f in c.decode(video=0)]
+
+
+@contextmanager
+def one_numba_thread():
+    """One Numba thread, as in a 1-CPU task: with more, the local engine
+    itself differs from run to run by a level in a few head pixels (found
+    here)."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
+def in_ranges(style, frames, n, tmp_path):
+    """The ``n`` frames of the folder ``frames`` stylized on Ray in ranges
+    of CHUNK with 4 warm-up frames (into ``tmp_path / "ray"``)."""
+    job, = stylize_videos(style, [(frames, str(tmp_path / "ray"))], chunk_frames=CHUNK,
+                          warmup=4, fps=RATE, quiet=True)
+    assert (job.status, job.frames) == ("done", n)
+    return read_frames(tmp_path / "ray")
 
 
 def no_temporaries(folder):
@@ -216,18 +239,9 @@ def test_face_clip_in_ranges_matches_the_local_engine(ray_local, style, tmp_path
     the larger figures."""
     n = 24
     frames = write_frames(tmp_path / "in", clip_frames(n))
-    # one Numba thread, as in a 1-CPU task: with more, the local engine itself
-    # differs from run to run by a level in a few head pixels (found here)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with one_numba_thread():
         stylize_video(style, frames, str(tmp_path / "local"), quiet=True, fps=RATE)
-    finally:
-        numba.set_num_threads(threads)
-    job, = stylize_videos(style, [(frames, str(tmp_path / "ray"))], chunk_frames=CHUNK,
-                          warmup=4, fps=RATE, quiet=True)
-    assert (job.status, job.frames) == ("done", n)
-    local, ray = read_frames(tmp_path / "local"), read_frames(tmp_path / "ray")
+    local, ray = read_frames(tmp_path / "local"), in_ranges(style, frames, n, tmp_path)
     inputs = [f.astype(np.int16) for f in clip_frames(n)]
     for i in range(CHUNK):
         np.testing.assert_array_equal(ray[i], local[i])
@@ -246,6 +260,35 @@ def test_face_clip_in_ranges_matches_the_local_engine(ray_local, style, tmp_path
         b = np.abs(ray[i] - inputs[i])[painted].mean()
         assert abs(a - b) < 0.15 * a, f"frame {i}: {a:.1f} vs {b:.1f} from the input"
     assert painted_any
+
+
+def test_a_large_face_is_painted_at_one_scale_in_every_range(ray_local, style, tmp_path):
+    """A face 2.4 times as wide as the exemplar's: the driver chooses the
+    video's scale once (first_face_scale, what the local engine's stream
+    chooses on its first frame), and every range paints at it. The first
+    range is bit-identical to the local engine; the later ones differ as in
+    the test above (they would differ far more at another scale)."""
+    from blit.video import first_face_scale
+
+    n = 16
+    clip = clip_frames(n, size=(256, 320), zoom=0.6)
+    frames = write_frames(tmp_path / "in", clip)
+    scale = first_face_scale(style, frames, fps=RATE)
+    assert scale < 0.5
+    assert StylizerSpec().for_video(style, frames, RATE).scale == scale
+    assert StylizerSpec(scale=1.0).for_video(style, frames, RATE).scale == 1.0
+    assert StylizerSpec(method="gan").for_video(style, frames, RATE).scale == "auto"  # (unused)
+    with one_numba_thread():
+        stylize_video(style, frames, str(tmp_path / "local"), quiet=True, fps=RATE)
+        stylize_video(style, frames, str(tmp_path / "native"), quiet=True, fps=RATE, scale=1.0)
+    local, ray = read_frames(tmp_path / "local"), in_ranges(style, frames, n, tmp_path)
+    native = read_frames(tmp_path / "native")
+    for i in range(CHUNK):
+        np.testing.assert_array_equal(ray[i], local[i])
+    for i in range(CHUNK, n):
+        diff = np.abs(ray[i] - local[i]).mean()
+        assert diff < 1.6, f"frame {i}: mean difference {diff:.2f}"
+        assert diff < 0.5 * np.abs(native[i] - local[i]).mean()
 
 
 def test_a_bad_input_fails_alone_and_outputs_are_kept(ray_local, style, tmp_path):

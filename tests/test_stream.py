@@ -12,7 +12,7 @@ from blit.metrics import WarpingErrorMeter, detail, patch_distance
 from blit.stream import (NO_SOURCE, OneEuroFilter, Stylizer, carry_landmarks,
                          guide_inverse_jacobian, propagate)
 from blit.styleblit import _INACTIVE, LookupParams, make_jitter
-from blit.stylize import StylizeOptions, stylize_frame
+from blit.stylize import StylizeOptions, face_width, stylize_frame
 from guides.buffers import Buffers
 from guides.io import read_image
 from guides.mask import head_region
@@ -340,7 +340,7 @@ def test_prefetched_landmarks_give_the_same_stream(style, hopper, pipeline):
         for i, frame in enumerate(frames[:-1]):
             if i + 1 < len(frames) - 1:  # the last frame is not prefetched
                 ahead.prefetch(frames[i + 1])
-            kinds |= {kind for _, kind, _, _ in ahead._pending}
+            kinds |= {kind for _, _, kind, _, _ in ahead._pending}
             got.append(ahead(frame).copy())
         got.append(ahead(frames[-1]).copy())
     assert kinds == ({"frame"} if pipeline and numba.threading_layer() in ("omp", "tbb")
@@ -350,23 +350,23 @@ def test_prefetched_landmarks_give_the_same_stream(style, hopper, pipeline):
         np.testing.assert_array_equal(a, b)
 
 
-def _pipelined_and_plain(style, frames, answers, t=None, **kwargs):
+def _pipelined_and_plain(style, frames, answers, t=None, script=Script, **kwargs):
     """The outputs of a stream called frame by frame, and of the same stream
     with every frame but the last prefetched one frame ahead (timestamps
     ``t`` given to both calls, when given); and whether the worker made
-    whole frames."""
-    plain = Stylizer(style, landmarker=Script(answers), **kwargs)
+    whole frames. ``script(answers)`` makes each stream's landmarker."""
+    plain = Stylizer(style, landmarker=script(answers), **kwargs)
     ts = t if t is not None else [None] * len(frames)
     want = [plain(f, ti).copy() for f, ti in zip(frames, ts)]
     whole = []
-    with Stylizer(style, landmarker=Script(answers), **kwargs) as ahead:
+    with Stylizer(style, landmarker=script(answers), **kwargs) as ahead:
         ahead(frames[0], ts[0])  # a parallel kernel has run: the threading layer is known
         got = [None]
         ahead.prefetch(frames[1], ts[1])
         for i in range(1, len(frames)):
             if i + 1 < len(frames) - 1:  # the last frame is not prefetched
                 ahead.prefetch(frames[i + 1], ts[i + 1])
-            whole.append(any(kind == "frame" for _, kind, _, _ in ahead._pending))
+            whole.append(any(kind == "frame" for _, _, kind, _, _ in ahead._pending))
             got.append(ahead(frames[i], ts[i]).copy())
     got[0] = want[0]
     return got, want, any(whole)
@@ -629,6 +629,134 @@ def test_bad_arguments_are_value_errors(style):
         Stylizer(style, landmark_every=2, temporal="guide")
     with pytest.raises(ValueError, match="frame"):
         Stylizer(style, landmarker=Script([[]]))(np.zeros((4, 4), np.uint8))
+    for scale in (0, -0.5, 1.5, "big", None):
+        with pytest.raises(ValueError, match="scale"):
+            Stylizer(style, scale=scale)
+
+
+# ------------------------------------------------- painted at a smaller scale
+
+class ScriptAtSize(Script):
+    """A :class:`Script` whose answers are landmarks in a frame of ``size``
+    (w, h), given in the pixels of whatever frame it is called on (the
+    stream's landmarker sees the frames as painted); it notes their sizes."""
+
+    def __init__(self, answers, size):
+        super().__init__(answers)
+        self.size = size
+        self.shapes = []
+
+    def __call__(self, frame):
+        self.shapes.append(frame.shape[:2])
+        f = np.float32([frame.shape[1] / self.size[0], frame.shape[0] / self.size[1]])
+        return [(a + 0.5) * f - 0.5 for a in super().__call__(frame)]
+
+
+def big_clip(hopper, n=4):
+    """Frames whose face is 2.7 times as wide as the small exemplar's."""
+    return moving_clip(hopper, n=n, size=(352, 288), zoom=0.68)
+
+
+def test_auto_scale_leaves_a_face_no_larger_than_the_exemplars_as_it_was(style, hopper):
+    frames, marks = moving_clip(hopper, n=4, zoom=0.25)
+    answers = [[m] for m in marks]
+    plain = Stylizer(style, landmarker=Script(answers))
+    want = [plain(f).copy() for f in frames]
+    auto = Stylizer(style, landmarker=Script(answers), scale="auto")
+    for f, w in zip(frames, want):
+        np.testing.assert_array_equal(auto(f), w)
+    assert auto.painting_scale == 1.0
+    assert "scale" not in auto.last_times
+
+
+@pytest.mark.parametrize("background", ["keep", "stylize"])
+def test_a_large_face_is_painted_shrunk_and_enlarged_back(style, hopper, background):
+    """scale="auto" on a face 2.7x the exemplar's: the stream paints the
+    frames shrunk (area) so that the face is the exemplar's width, exactly
+    as a stream at scale 1 paints those shrunk frames, and enlarges the
+    painting (bicubic). With the background kept, the frame outside the
+    heads is the frame itself and inside them the enlarged painting (the
+    head mask, enlarged from the painting's, is compared with one made at
+    the frame's size: its edges are left out)."""
+    frames, marks = big_clip(hopper)
+    size = frames[0].shape[1::-1]
+    options = StylizeOptions(background=background)
+    script = ScriptAtSize([[m] for m in marks], size)
+    stylizer = Stylizer(style, options=options, landmarker=script, scale="auto")
+    got = [stylizer(f, i / 30).copy() for i, f in enumerate(frames)]
+    ratio = face_width(marks[0]) / face_width(style.landmarks)
+    assert stylizer.painting_scale == pytest.approx(1 / ratio)
+    sh, sw = round(size[1] / ratio), round(size[0] / ratio)
+    assert script.shapes == [frames[0].shape[:2]] + [(sh, sw)] * (len(frames) - 1)
+    assert stylizer.last_nnf[0].shape[:2] == (stylizer.last_boxes[0][3] - stylizer.last_boxes[0][1],
+                                              stylizer.last_boxes[0][2] - stylizer.last_boxes[0][0])
+    assert stylizer.last_times["scale"] > 0
+    # the same at that scale given (the landmarker then sees every frame shrunk)
+    fixed = Stylizer(style, options=options, landmarker=ScriptAtSize([[m] for m in marks], size),
+                     scale=stylizer.painting_scale)
+    shrunk = Stylizer(style, options=options, landmarker=ScriptAtSize([[m] for m in marks], size))
+    for i, (frame, mark) in enumerate(zip(frames, marks)):
+        small = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+        want = cv2.resize(shrunk(small, i / 30), size, interpolation=cv2.INTER_CUBIC)
+        np.testing.assert_array_equal(fixed(frame, i / 30), got[i])
+        if background == "stylize":
+            np.testing.assert_array_equal(got[i], want)
+            continue
+        region = head_region(frame.shape, mark, margin=options.voting)
+        mask = region.full(frame.shape)
+        band = np.ones((7, 7), np.uint8)
+        inside = cv2.erode((mask >= 0.999).astype(np.uint8), band) > 0
+        outside = cv2.dilate((mask > 0).astype(np.uint8), band) == 0
+        assert inside.mean() > 0.03 and outside.mean() > 0.15
+        np.testing.assert_array_equal(got[i][inside], want[inside])
+        np.testing.assert_array_equal(got[i][outside], frame[outside])
+    # the landmarks painted, in the frame's pixels (smoothed: close)
+    assert np.abs(stylizer.last_landmarks[0] - marks[-1]).max() < 2.0
+
+
+@pytest.mark.parametrize("scale", [0.5, "auto"])
+def test_frames_painted_shrunk_and_prefetched_give_the_same_stream(style, hopper, scale):
+    frames, marks = big_clip(hopper, n=6)
+    script = lambda answers: ScriptAtSize(answers, frames[0].shape[1::-1])  # noqa: E731
+    got, want, whole = _pipelined_and_plain(style, frames, [[m] for m in marks], script=script,
+                                            scale=scale)
+    if numba.threading_layer() in ("omp", "tbb"):
+        assert whole  # (else the worker finds the landmarks only)
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_auto_scale_is_chosen_on_the_first_frame_with_a_face(style, hopper, prefetch):
+    """Until a face is found each frame passes through unchanged (searched
+    at its own size); from the first face on, the stream is the one a
+    stream at the scale chosen paints from that frame."""
+    frames, marks = big_clip(hopper, n=6)
+    size = frames[0].shape[1::-1]
+    answers = [[], []] + [[m] for m in marks[2:]]
+    ts = [i / 30 for i in range(len(frames))]
+    auto = Stylizer(style, landmarker=ScriptAtSize(answers, size), scale="auto")
+    if prefetch:
+        got = []
+        auto.prefetch(frames[0], ts[0])
+        for i, frame in enumerate(frames):
+            if i + 1 < len(frames):
+                auto.prefetch(frames[i + 1], ts[i + 1])
+            got.append(auto(frame, ts[i]).copy())
+            # (frame i + 1 was prefetched before frame i was painted)
+            assert (auto.painting_scale is None) == (i < 1)
+    else:
+        got = []
+        for i, frame in enumerate(frames):
+            got.append(auto(frame, ts[i]).copy())
+            assert (auto.painting_scale is None) == (i < 2)
+    auto.close()
+    for i in range(2):
+        np.testing.assert_array_equal(got[i], frames[i])
+    assert auto.painting_scale < 0.5
+    fixed = Stylizer(style, landmarker=ScriptAtSize(answers[2:], size), scale=auto.painting_scale)
+    for i in range(2, len(frames)):
+        np.testing.assert_array_equal(got[i], fixed(frames[i], ts[i]), err_msg=f"frame {i}")
 
 
 # ------------------------------------------------------------------ stability

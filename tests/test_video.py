@@ -37,19 +37,21 @@ def style_png(tmp_path_factory):
     return str(path)
 
 
-def clip_frames(n, size=(128, 160)):
-    """The photo, moved and zoomed a little from frame to frame."""
+def clip_frames(n, size=(128, 160), zoom=0.3):
+    """The photo, moved and zoomed a little from frame to frame (at the
+    default ``zoom`` the face is 1.2 times as wide as ``style_png``'s)."""
     image = read_image(HOPPER)
     w, h = size
     frames = []
+    k = zoom / 0.3
     for i in range(n):
-        s = 0.3 * (1 + 0.04 * np.sin(i / 4.0))
-        m = np.float32([[s, 0, -30 + 4 * np.sin(i / 5.0)], [0, s, -20]])
+        s = zoom * (1 + 0.04 * np.sin(i / 4.0))
+        m = np.float32([[s, 0, k * (-30 + 4 * np.sin(i / 5.0))], [0, s, -20 * k]])
         frames.append(cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REFLECT))
     return frames
 
 
-def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0):
+def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3):
     """H.264 clip of ``n`` frames at 24 fps, with a 440 Hz AAC sine of the same length."""
     with av.open(str(path), "w") as c:
         v = c.add_stream("libx264", rate=RATE)
@@ -60,7 +62,7 @@ def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0):
         if audio:
             a = c.add_stream("aac", rate=SAMPLE_RATE)
             a.layout = "mono"
-        for i, f in enumerate(clip_frames(n, size)):
+        for i, f in enumerate(clip_frames(n, size, zoom)):
             frame = av.VideoFrame.from_ndarray(f, format="bgr24")
             frame.pts = i
             c.mux(v.encode(frame))
@@ -251,6 +253,54 @@ def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
     assert exc.value.code == 2
     assert "argument --landmark-every: expected at least 1" in capsys.readouterr().err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_large_face_is_painted_at_the_exemplars_scale(tmp_path, style_png, capsys):
+    """A face 2.4 times as wide as the exemplar's: painted shrunk to the
+    exemplar's scale (chosen on the first frame, the one
+    first_face_scale finds ahead) and enlarged back, exactly as the stream
+    object does it; --native-scale paints at the video's own scale. PNG
+    frames out, so that the comparison is exact."""
+    from blit.stream import Stylizer
+    from blit.stylize import face_width
+    from blit.video import first_face_scale, open_source
+    from guides.exemplar import load_style
+    from guides.landmarks import detect_faces
+
+    frames = clip_frames(6, size=(256, 320), zoom=0.6)
+    src = tmp_path / "big"
+    src.mkdir()
+    for i, f in enumerate(frames):
+        write_image(src / f"f{i}.png", f)
+    style = load_style(style_png)
+    ratio = face_width(detect_faces(frames[0])[0]) / face_width(style.landmarks)
+    scale = first_face_scale(style, str(src), fps=RATE)
+    assert ratio > 2 and scale == pytest.approx(1 / ratio, rel=0.02)
+    outputs = {}
+    for name, extra in (("auto", []), ("native", ["--native-scale"])):
+        assert main(["video", "--style", style_png, str(src), "-o", str(tmp_path / name),
+                     "--quiet", "--fps", str(RATE)] + extra) == 0
+        outputs[name] = [read_image(tmp_path / name / f"frame_{i:06d}.png")
+                         for i in range(1, len(frames) + 1)]
+    for name, want_scale in (("auto", scale), ("native", 1.0)):
+        with Stylizer(style, fps=RATE, scale=want_scale) as stylizer:
+            source = open_source(str(src), RATE)
+            for i, (_, frame, _, t) in enumerate(item for item in source if item[0] == "video"):
+                np.testing.assert_array_equal(outputs[name][i], stylizer(frame, t),
+                                              err_msg=f"{name}, frame {i}")
+            source.close()
+            assert stylizer.painting_scale == want_scale
+    assert not np.array_equal(outputs["auto"][0], outputs["native"][0])
+    # outside the heads both leave the frame as it was
+    for a, b, f in zip(outputs["auto"], outputs["native"], frames):
+        same = (a == f).all(-1) & (b == f).all(-1)
+        assert same.mean() > 0.3
+    assert first_face_scale(style, write_clip(tmp_path / "small.mp4", n=3, audio=False),
+                            fps=RATE) == 1.0  # (1.2 times the exemplar's width)
+    assert main(["video", "--style", style_png, str(src), "-o", str(tmp_path / "g.mp4"),
+                 "--native-scale", "--method", "gan", "--model", "m.pt"]) == 1
+    err = capsys.readouterr().err
+    assert "--native-scale: only for --method patch" in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------ webcam
