@@ -856,8 +856,9 @@ class Stylizer:
         self._pool = None  # the prefetch() thread, started on first use
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
         # (frame, painted frame, kind, t, future) in submission order; kind
-        # "frame" (future: a _Prepared), "faces" (its landmarks, None: carry
-        # them) or "pass" (no face yet to choose the scale: passes through)
+        # "frame" (future: a _Prepared, which holds the frame as painted),
+        # "faces" (its landmarks, None: carry them) or "pass" (no face yet
+        # at a scale below 1: passes through)
         self._pending = collections.deque()
         self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
@@ -881,11 +882,12 @@ class Stylizer:
         guides are then made afresh)."""
         pending = collections.deque()
         for frame, work, kind, t, future in self._pending:
-            if kind == "frame":  # keep its landmarks only
+            if kind == "frame":  # keep its landmarks (and the frame as painted) only
                 try:
-                    found = future.result().found
+                    prepared = future.result()
                 except Exception:
                     continue  # (found again when the frame comes)
+                found, work = prepared.found, prepared.frame
                 future = None if found is None else _done(found)
                 kind = "faces"
             pending.append((frame, work, kind, t, future))
@@ -939,10 +941,11 @@ class Stylizer:
         While this call stylizes frame ``t``, frame ``t + 1`` is started in
         parallel. On the CPU (``device="cpu"``, ``pipeline=True``) the worker
         makes all of the frame that does not depend on the painting of the
-        frames before it: its landmarks, their smoothing, the head masks, the
-        optical flow and the positional and appearance guides; the call that
-        stylizes the frame then does the rest (the lookup, blend, temporal
-        filter and composite). With ``device="cuda"``, ``pipeline=False``,
+        frames before it: its shrinking (at a ``scale`` below 1), its
+        landmarks, their smoothing, the head masks, the optical flow and the
+        positional and appearance guides; the call that stylizes the frame
+        then does the rest (the lookup, blend, temporal filter, composite
+        and enlarging). With ``device="cuda"``, ``pipeline=False``,
         or a Numba threading layer that cannot run kernels from two threads
         at once (its ``workqueue``), the worker finds the landmarks only.
         Either way a stream runs at the pace of the slower of the two halves,
@@ -973,11 +976,13 @@ class Stylizer:
             if faces is None:
                 self._pending.append((frame, None, "pass", t, None))
                 return
+        if self._pipelines():  # (shrunk in the worker too)
+            future = self._worker().submit(self._prepare_in_worker, check_bgr_frame(frame), t,
+                                           faces)
+            self._pending.append((frame, None, "frame", t, future))
+            return
         work = self._shrink(check_bgr_frame(frame))
-        if self._pipelines():
-            future = self._worker().submit(self._prepare_in_worker, work, t, faces)
-            self._pending.append((frame, work, "frame", t, future))
-        elif faces is None:  # its landmarks will be carried (landmark_every)
+        if faces is None:  # its landmarks will be carried (landmark_every)
             self._pending.append((frame, work, "faces", t, None))
         elif faces is _FIND:
             landmarker = self._get_landmarker()
@@ -1007,7 +1012,7 @@ class Stylizer:
     def _prepare_in_worker(self, frame, t, faces):
         # the guides' kernels on one thread: the painting has the others
         numba.set_num_threads(1)
-        return self._prepare(frame, t, faces)
+        return self._prepare(self._shrink(frame), t, faces)
 
     def _detects_next(self):
         """Whether the next frame to come to the landmarks is one whose faces
@@ -1028,9 +1033,9 @@ class Stylizer:
 
     def _prefetched(self, frame, t):
         """What :meth:`prefetch` started for ``frame``: ``(kind, painted
-        frame, result)``, with ``("frame", work, _Prepared)``, ``("faces",
-        work, faces or None)`` or ``("pass", None, None)``; or None when it
-        was not prefetched. Frames prefetched before it that were not
+        frame, result)``, with ``("frame", None, _Prepared)`` (the frame as
+        painted is the _Prepared's), ``("faces", work, faces or None)`` or
+        ``("pass", None, None)``; or None when it was not prefetched. Frames prefetched before it that were not
         stylized are dropped (after their work has ended: the landmarker saw
         them)."""
         while self._pending:
@@ -1207,8 +1212,9 @@ class Stylizer:
             self.last_searched = True
             self.last_times = {"landmarks": _ms(start), "total": _ms(start)}
             return out
-        canvas = out if work.shape == frame.shape else \
-            self._scale_buffers.get("painting", work.shape, np.uint8)
+        painted = (result.frame if kind == "frame" else work).shape
+        canvas = out if painted == frame.shape else \
+            self._scale_buffers.get("painting", painted, np.uint8)
         if kind == "frame":
             # made in the prefetch thread, which now makes the next frame's
             # with one Numba thread: the painting takes one thread fewer

@@ -42,7 +42,8 @@ from blit.stylize import StylizeOptions
 from blit.temporal import NO_HISTORY, temporal_filter
 from guides.mask import MIN_WEIGHT, HeadRegion, composite
 from guides.mls import positional_guide
-from test_stream import Script, hopper, moving_clip, style  # noqa: F401  (fixtures)
+from test_stream import (Script, ScriptAtSize, big_clip, hopper, moving_clip,  # noqa: F401
+                         style)  # (the last two: fixtures)
 
 TESTS = Path(__file__).resolve().parent
 CUDA_DIR = Path(resources.files("blit") / "cuda")
@@ -1055,6 +1056,29 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         assert_bits_equal(nnf.get(), want)
         assert copies == frame_copies(dev, frame, i, background)
         assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
+
+
+@pytest.mark.parametrize("background", ["keep", "stylize"])
+def test_host_kernels_stream_painted_shrunk_equals_the_cpu_stream(host_cupy, style, hopper,
+                                                                 background):
+    """scale="auto" on a face 2.7x the exemplar's: the frame is shrunk and
+    the painting enlarged on the host, the kernels run on the device; the
+    CPU stream's output, bit for bit, and the copies are those of the
+    shrunk frame."""
+    frames, marks = big_clip(hopper, n=4)
+    size = frames[0].shape[1::-1]
+    options = StylizeOptions(background=background)
+    cpu, dev = (Stylizer(style, landmarker=ScriptAtSize([[m] for m in marks], size),
+                         options=options, scale="auto", device=device)
+                for device in ("cpu", "cuda"))
+    for i, frame in enumerate(frames):
+        host_cupy.clear()
+        out = dev(frame)
+        copies = list(host_cupy)
+        assert_bits_equal(out, cpu(frame))
+        assert dev.painting_scale == cpu.painting_scale < 0.5
+        small = np.empty(cpu._painted_shape(frame.shape) + (3,), np.uint8)
+        assert copies == frame_copies(dev, small, i, background)
 
 
 @pytest.mark.parametrize("temporal", ["guide", None])

@@ -427,6 +427,40 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
     assert len(snapshots) == 1 and cv2.imread(str(tmp_path / snapshots[0])).shape == (h, 2 * w, 3)
 
 
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_webcam_paints_a_close_face_at_the_exemplars_scale(style_png, tmp_path, monkeypatch,
+                                                           capsys, pipeline):
+    """A face 2.4 times as wide as the exemplar's: painted at the exemplar's
+    scale by default (as video does), at the camera's with scale=1
+    (--native-scale); with --method gan the option is an error."""
+    import blit.stream
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+
+    stylizers = []
+
+    class Recording(blit.stream.Stylizer):
+        def __call__(self, frame, *args, **kw):
+            out = super().__call__(frame, *args, **kw)
+            stylizers.append(self)
+            assert out.shape == frame.shape
+            return out
+
+    monkeypatch.setattr(blit.stream, "Stylizer", Recording)
+    frames = clip_frames(8, size=(256, 320), zoom=0.6)
+    for scale, painted_at in (("auto", lambda s: 0.35 < s < 0.5), (1.0, lambda s: s == 1.0)):
+        stylizers.clear()
+        summary = run_webcam([style_png], Camera(frames), options=StylizeOptions(), window=False,
+                             frames=3, pace=30.0, log=lambda *a: None, pipeline=pipeline,
+                             scale=scale)
+        assert summary["frames"] == 3 and len(stylizers) == 3
+        assert painted_at(stylizers[-1].painting_scale) and stylizers[-1].last_landmarks
+    clip = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    assert main(["webcam", "--source", clip, "--no-window", "--frames", "1", "--native-scale",
+                 "--method", "gan", "--model", "m.pt"]) == 1
+    assert "--native-scale: only for --method patch" in capsys.readouterr().err
+
+
 def test_webcam_mirror_and_clean_snapshots(style_png, tmp_path, monkeypatch):
     """m mirrors the preview only (each half with o); the overlay is drawn
     on the preview only; s saves the picture as the camera sees it, and two
