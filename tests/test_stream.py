@@ -714,12 +714,13 @@ def test_a_large_face_is_painted_shrunk_and_enlarged_back(style, hopper, backgro
     assert np.abs(stylizer.last_landmarks[0] - marks[-1]).max() < 2.0
 
 
-@pytest.mark.parametrize("scale", [0.5, "auto"])
-def test_frames_painted_shrunk_and_prefetched_give_the_same_stream(style, hopper, scale):
+@pytest.mark.parametrize("scale, every", [(0.5, 1), ("auto", 1), ("auto", 2)])
+def test_frames_painted_shrunk_and_prefetched_give_the_same_stream(style, hopper, scale, every):
     frames, marks = big_clip(hopper, n=6)
+    answers = [[m] for m in marks][::every]  # (every 2: the others carried along the flow)
     script = lambda answers: ScriptAtSize(answers, frames[0].shape[1::-1])  # noqa: E731
-    got, want, whole = _pipelined_and_plain(style, frames, [[m] for m in marks], script=script,
-                                            scale=scale)
+    got, want, whole = _pipelined_and_plain(style, frames, answers, script=script,
+                                            scale=scale, landmark_every=every)
     if numba.threading_layer() in ("omp", "tbb"):
         assert whole  # (else the worker finds the landmarks only)
     for i, (a, b) in enumerate(zip(got, want)):
