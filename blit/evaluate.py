@@ -186,9 +186,17 @@ class FrameStylizer:
     options : blit.stylize.StylizeOptions
     seed : int
         Seed of the jitter table (:func:`blit.styleblit.make_jitter`).
+    native_scale : bool
+        For a frame given its landmarks (a still): paint it at its own scale
+        (:func:`blit.stylize.stylize_image`); video frames always are.
+
+    Attributes
+    ----------
+    painting_scale : float or None
+        The scale the last frame was painted at (None before a face).
     """
 
-    def __init__(self, style, *, options=None, seed: int = 0):
+    def __init__(self, style, *, options=None, seed: int = 0, native_scale: bool = False):
         from blit.styleblit import make_jitter
         from blit.stylize import StylizeOptions
         from guides.buffers import Buffers
@@ -196,10 +204,12 @@ class FrameStylizer:
 
         self.style = style
         self.options = options if options is not None else StylizeOptions()
+        self.native_scale = bool(native_scale)
         self.jitter = make_jitter(seed, levels=self.options.levels)
         self._make_landmarker = lambda: FaceLandmarker(static_image_mode=False)
         self.landmarker = None  # created on the first frame without given landmarks
         self.landmarks = None
+        self.painting_scale = None
         self._buffers = Buffers()  # work arrays reused from frame to frame
 
     def __call__(self, frame: np.ndarray, *, timer: StageTimer | None = None,
@@ -211,7 +221,7 @@ class FrameStylizer:
         ``styleblit image`` paints a photo (:func:`blit.stylize.stylize_image`:
         a face much larger than the exemplar's at the exemplar's scale).
         """
-        from blit.stylize import stylize_frame, stylize_image
+        from blit.stylize import paint_scale, stylize_frame, stylize_image
 
         timer = timer if timer is not None else StageTimer()
         if landmarks is None:
@@ -226,9 +236,13 @@ class FrameStylizer:
         if self.landmarks is None:
             return frame.copy()
         times: dict = {}
+        self.painting_scale = 1.0
         if landmarks is not None:
+            if not self.native_scale:
+                self.painting_scale = paint_scale(self.style, self.landmarks)
             out = stylize_image(self.style, frame, landmarks=self.landmarks, options=self.options,
-                                jitter=self.jitter, times=times, buffers=self._buffers)
+                                jitter=self.jitter, native_scale=self.native_scale,
+                                times=times, buffers=self._buffers)
         else:
             out = stylize_frame(self.style, frame, self.landmarks, self.jitter, self.options,
                                 times=times, buffers=self._buffers)
@@ -248,6 +262,10 @@ class _StreamStylizer:
     def __init__(self, stylizer):
         self.stylizer = stylizer
 
+    @property
+    def painting_scale(self):
+        return self.stylizer.painting_scale
+
     def __call__(self, frame, *, timer):
         out = self.stylizer(frame)
         for stage, ms in self.stylizer.last_times.items():
@@ -259,7 +277,7 @@ class _StreamStylizer:
         self.stylizer.close()
 
 
-def _video_stylizer(style, options, seed, kind, frame_rate):
+def _video_stylizer(style, options, seed, kind, frame_rate, native_scale=False):
     """The stylizer for a video, and the name it is reported under."""
     if kind not in ("auto", "stream", "frame"):
         raise ValueError(f"stylizer: expected 'auto', 'stream' or 'frame', got {kind!r}")
@@ -273,7 +291,7 @@ def _video_stylizer(style, options, seed, kind, frame_rate):
             extra = {"fps": float(frame_rate)} if frame_rate else {}
             # scaled as `styleblit video` paints (a face much larger than the exemplar's)
             return _StreamStylizer(Stylizer(style, options=options, jitter_seed=seed,
-                                            scale="auto", **extra)), \
+                                            scale=1.0 if native_scale else "auto", **extra)), \
                 "stream (blit.stream.Stylizer)"
     return FrameStylizer(style, options=options, seed=seed), "frame (tracked landmarks + stylize_frame)"
 
@@ -352,6 +370,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                     full_rate: bool = False,
                     stylizer: str = "auto",
                     frame_rate: float | None = None,
+                    native_scale: bool = False,
                     timing_repeats: int = 5,
                     seed: int = 0,
                     progress: Callable[[int, int | None], None] | None = None,
@@ -403,6 +422,11 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
         use :func:`blit.stylize.stylize_frame` on statically detected landmarks.
     frame_rate : float, optional
         Frames per second of the input, for the stream's smoothing filters.
+    native_scale : bool
+        Paint at the input's own scale: by default a face much larger than
+        the exemplar's is painted at the exemplar's scale, as ``styleblit
+        image`` and ``video`` paint it (the stream's ``scale="auto"``; the
+        "frame" path of a video is never scaled).
     timing_repeats : int
         Still images only: timed runs after one warm-up run.
     seed : int
@@ -467,9 +491,11 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
     runner, runner_name = None, None
     if outputs is None:
         if still:
-            runner, runner_name = FrameStylizer(style, options=options, seed=seed), "stylize_frame"
+            runner, runner_name = FrameStylizer(style, options=options, seed=seed,
+                                                native_scale=native_scale), "stylize_frame"
         else:
-            runner, runner_name = _video_stylizer(style, options, seed, stylizer, frame_rate)
+            runner, runner_name = _video_stylizer(style, options, seed, stylizer, frame_rate,
+                                                  native_scale)
     out_iter = iter(outputs) if outputs is not None else None
     ref_iter = iter(reference) if has_ref else None
     psnr_head: list[float] = []
@@ -603,6 +629,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                      "patch_size": int(patch_size), "patch_region": patch_region,
                      "stability_region": "head", "seed": int(seed),
                      "stylizer": runner_name or "outputs given",
+                     "painting_scale": getattr(runner, "painting_scale", None),
                      "landmarks": "mediapipe FaceMesh, static mode, on input and output frames"},
     }
 
@@ -769,6 +796,9 @@ def format_report(report: dict) -> str:
                  f"{report['reference_step']}i)")
     if report["settings"].get("stylizer") and report["kind"] == "video":
         info += f"; ours: {report['settings']['stylizer']}"
+    scale = report["settings"].get("painting_scale")
+    if scale is not None and scale != 1.0:
+        info += f"; painted at {scale:.2f} of its size (the exemplar's scale)"
     lines.insert(0, info)
     speed = report["methods"]["ours"].get("speed")
     if speed and speed.get("stages"):
@@ -976,7 +1006,7 @@ def _eval(args):
                       reference_step=args.reference_step, max_frames=args.frames, options=options,
                       patch_frames=args.patch_frames, patch_samples=args.patch_samples,
                       patch_region=args.patch_region, full_rate=args.full_rate, seed=args.seed,
-                      stylizer=args.stylizer,
+                      stylizer=args.stylizer, native_scale=args.native_scale,
                       progress=None if args.quiet or not is_video(args.input) else progress)
     if not args.quiet and report["kind"] == "video":
         print(file=sys.stderr)
@@ -1031,6 +1061,12 @@ def _add_eval(sub):
                    help="our video path: 'stream' (blit.stream.Stylizer: smoothed landmarks, "
                         "temporally coherent patches), 'frame' (every frame looked up afresh, as "
                         "FaceBlit does); default: stream when available")
+    from blit.stylize import MAX_FACE_RATIO
+
+    p.add_argument("--native-scale", action="store_true",
+                   help=f"paint at the input's own scale (by default a face over "
+                        f"{MAX_FACE_RATIO:g} times as wide as the exemplar's is painted at the "
+                        f"exemplar's scale, as image and video paint it)")
     p.add_argument("--seed", type=number(int, least=0), default=0,
                    help="jitter and patch sampling seed (default 0)")
     p.add_argument("--json", metavar="OUT.json", help="save every number, with versions, here")

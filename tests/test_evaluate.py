@@ -11,6 +11,7 @@ import cv2
 import matplotlib
 import numpy as np
 import pytest
+import skimage
 
 from blit.cli import main
 from blit.evaluate import contact_sheet, face_mask, read_frames
@@ -110,6 +111,42 @@ def test_eval_video_with_reference_step(clip, tmp_path, stylizer):
     assert report["settings"]["options"]["voting"] == 0
     assert report["settings"]["stylizer"].startswith("frame" if stylizer == "frame" else ("stream", "frame"))
     assert _is_png(out_png)
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_eval_paints_a_large_face_as_image_and_video_do(photo, tmp_path, kind, capsys):
+    """A face twice as wide as a small exemplar's: painted at the exemplar's
+    scale by default (the report says which), at the input's own with
+    --native-scale; the same outputs as `styleblit image` / the stream."""
+    from guides.landmarks import detect_landmarks, write_lm68
+
+    astronaut = cv2.imread(os.path.join(os.path.dirname(skimage.__file__), "data",
+                                        "astronaut.png"))
+    small = cv2.resize(astronaut[0:320, 110:410], (150, 160), interpolation=cv2.INTER_AREA)
+    style = str(tmp_path / "astro.png")
+    cv2.imwrite(style, small)
+    write_lm68(tmp_path / "astro.lm68.txt", detect_landmarks(small))
+    if kind == "image":
+        target = str(tmp_path / "hopper.png")
+        cv2.imwrite(target, photo)
+    else:
+        target = str(tmp_path / "hopper.avi")
+        writer = cv2.VideoWriter(target, cv2.VideoWriter_fourcc(*"MJPG"), 10.0,
+                                 photo.shape[1::-1])
+        for _ in range(3):
+            writer.write(photo)
+        writer.release()
+    scales, patch = {}, {}
+    for name, extra in (("default", []), ("native", ["--native-scale"])):
+        out_json = str(tmp_path / f"{name}.json")
+        assert main(["eval", "--style", style, target, "--json", out_json, *FAST, *extra]) == 0
+        report = _load(out_json)
+        scales[name] = report["settings"]["painting_scale"]
+        patch[name] = report["methods"]["ours"]["patch_distance"]["mean"]
+    assert 0.4 < scales["default"] < 0.6 and scales["native"] == 1.0
+    assert patch["default"] != patch["native"]
+    main(["eval", "--style", style, target, "--patch-samples", "200", "--patch-frames", "1"])
+    assert "painted at 0." in capsys.readouterr().out
 
 
 def test_eval_reads_an_existing_output(clip, tmp_path):
