@@ -855,10 +855,10 @@ class Stylizer:
         self._own_landmarker = landmarker is None
         self._pool = None  # the prefetch() thread, started on first use
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
-        # (frame, painted frame, kind, t, future) in submission order; kind
-        # "frame" (future: a _Prepared, which holds the frame as painted),
-        # "faces" (its landmarks, None: carry them) or "pass" (no face yet
-        # at a scale below 1: passes through)
+        # (frame, kind, t, future) in submission order; kind "frame" (the
+        # future gives a _Prepared, which holds the frame as painted),
+        # "faces" (the frame as painted and its landmarks, None: carry
+        # them) or "pass" (no future: no face yet at a scale below 1)
         self._pending = collections.deque()
         self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
@@ -881,16 +881,14 @@ class Stylizer:
         landmarks already prefetched stay valid for their frames (whose
         guides are then made afresh)."""
         pending = collections.deque()
-        for frame, work, kind, t, future in self._pending:
+        for frame, kind, t, future in self._pending:
             if kind == "frame":  # keep its landmarks (and the frame as painted) only
                 try:
                     prepared = future.result()
                 except Exception:
                     continue  # (found again when the frame comes)
-                found, work = prepared.found, prepared.frame
-                future = None if found is None else _done(found)
-                kind = "faces"
-            pending.append((frame, work, kind, t, future))
+                future, kind = _done((prepared.frame, prepared.found)), "faces"
+            pending.append((frame, kind, t, future))
         self._pending = pending
         self._tracks: list[_Track] = []
         self._background = self._coherence()
@@ -974,21 +972,16 @@ class Stylizer:
         if self._before_face:  # (found at the frame's size; "auto": it chooses the scale)
             faces = self._first_faces(check_bgr_frame(frame))
             if faces is None:
-                self._pending.append((frame, None, "pass", t, None))
+                self._pending.append((frame, "pass", t, None))
                 return
-        if self._pipelines():  # (shrunk in the worker too)
+        # (shrunk in the worker too)
+        if self._pipelines():
             future = self._worker().submit(self._prepare_in_worker, check_bgr_frame(frame), t,
                                            faces)
-            self._pending.append((frame, None, "frame", t, future))
-            return
-        work = self._shrink(check_bgr_frame(frame))
-        if faces is None:  # its landmarks will be carried (landmark_every)
-            self._pending.append((frame, work, "faces", t, None))
-        elif faces is _FIND:
-            landmarker = self._get_landmarker()
-            self._pending.append((frame, work, "faces", t, self._worker().submit(landmarker, work)))
-        else:
-            self._pending.append((frame, work, "faces", t, _done(faces)))
+            self._pending.append((frame, "frame", t, future))
+        else:  # the landmarks only (or none: carried, landmark_every)
+            future = self._worker().submit(self._shrink_and_find, check_bgr_frame(frame), faces)
+            self._pending.append((frame, "faces", t, future))
 
     def _pipelines(self):
         """Whether :meth:`prefetch` makes whole frames' guides in its thread:
@@ -1008,6 +1001,12 @@ class Stylizer:
 
             self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._worker_name)
         return self._pool
+
+    def _shrink_and_find(self, frame, faces):
+        """The frame as painted, and its faces: found now for _FIND (in the
+        prefetch thread), else ``faces`` as given (None: to carry)."""
+        work = self._shrink(frame)
+        return work, (self._get_landmarker()(work) if faces is _FIND else faces)
 
     def _prepare_in_worker(self, frame, t, faces):
         # the guides' kernels on one thread: the painting has the others
@@ -1032,20 +1031,24 @@ class Stylizer:
         return self._landmarker
 
     def _prefetched(self, frame, t):
-        """What :meth:`prefetch` started for ``frame``: ``(kind, painted
-        frame, result)``, with ``("frame", None, _Prepared)`` (the frame as
-        painted is the _Prepared's), ``("faces", work, faces or None)`` or
-        ``("pass", None, None)``; or None when it was not prefetched. Frames prefetched before it that were not
-        stylized are dropped (after their work has ended: the landmarker saw
-        them)."""
+        """What :meth:`prefetch` started for ``frame``: ``(kind, the frame
+        as painted, result)``, with ``("frame", work, _Prepared)``,
+        ``("faces", work, faces or None)`` or ``("pass", None, None)``; or
+        None when it was not prefetched. Frames prefetched before it that
+        were not stylized are dropped (after their work has ended: the
+        landmarker saw them)."""
         while self._pending:
-            pending, work, kind, _, future = self._pending.popleft()
+            pending, kind, _, future = self._pending.popleft()
             result = None if future is None else future.result()
             if pending is frame:
-                if kind == "frame" and t is not None and float(t) != result.t:
+                if kind == "pass":
+                    return kind, None, None
+                if kind == "faces":
+                    return (kind,) + result
+                if t is not None and float(t) != result.t:
                     raise ValueError(f"t: this frame was prefetched for t={result.t}, "
                                      f"stylized with t={t}; give prefetch() the same t")
-                return kind, work, result
+                return kind, result.frame, result
         return None
 
     def _first_faces(self, frame):
@@ -1164,7 +1167,7 @@ class Stylizer:
     def _drain(self):
         """Wait for every prefetched frame and drop it."""
         while self._pending:
-            _, _, _, _, future = self._pending.popleft()
+            _, _, _, future = self._pending.popleft()
             try:
                 if future is not None:
                     future.result()
@@ -1212,9 +1215,8 @@ class Stylizer:
             self.last_searched = True
             self.last_times = {"landmarks": _ms(start), "total": _ms(start)}
             return out
-        painted = (result.frame if kind == "frame" else work).shape
-        canvas = out if painted == frame.shape else \
-            self._scale_buffers.get("painting", painted, np.uint8)
+        canvas = out if work.shape == frame.shape else \
+            self._scale_buffers.get("painting", work.shape, np.uint8)
         if kind == "frame":
             # made in the prefetch thread, which now makes the next frame's
             # with one Numba thread: the painting takes one thread fewer

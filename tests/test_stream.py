@@ -340,7 +340,7 @@ def test_prefetched_landmarks_give_the_same_stream(style, hopper, pipeline):
         for i, frame in enumerate(frames[:-1]):
             if i + 1 < len(frames) - 1:  # the last frame is not prefetched
                 ahead.prefetch(frames[i + 1])
-            kinds |= {kind for _, _, kind, _, _ in ahead._pending}
+            kinds |= {kind for _, kind, _, _ in ahead._pending}
             got.append(ahead(frame).copy())
         got.append(ahead(frames[-1]).copy())
     assert kinds == ({"frame"} if pipeline and numba.threading_layer() in ("omp", "tbb")
@@ -366,7 +366,7 @@ def _pipelined_and_plain(style, frames, answers, t=None, script=Script, **kwargs
         for i in range(1, len(frames)):
             if i + 1 < len(frames) - 1:  # the last frame is not prefetched
                 ahead.prefetch(frames[i + 1], ts[i + 1])
-            whole.append(any(kind == "frame" for _, _, kind, _, _ in ahead._pending))
+            whole.append(any(kind == "frame" for _, kind, _, _ in ahead._pending))
             got.append(ahead(frames[i], ts[i]).copy())
     got[0] = want[0]
     return got, want, any(whole)
