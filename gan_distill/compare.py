@@ -1,7 +1,9 @@
 """``styleblit compare``: the patch-based and the distilled GAN stylizer side by side.
 
-One pass over the input runs :class:`blit.stream.Stylizer` (patch) and
-:class:`gan_distill.infer.GanStylizer` (GAN) on every frame and writes a
+One pass over the input runs :class:`blit.stream.Stylizer` (patch, as
+``styleblit video`` runs it: a face much larger than the exemplar's painted
+at the exemplar's scale) and :class:`gan_distill.infer.GanStylizer` (GAN)
+on every frame and writes a
 video ``input | patch | GAN`` whose labels carry each method's speed. The
 metrics are those of ``styleblit eval`` (:func:`blit.evaluate.evaluate_frames`,
 nothing measured twice): the patch output is measured as "ours", the GAN
@@ -114,7 +116,7 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     tmp = None
     try:
         gan = GanStylizer(model, device=device)
-        patch = Stylizer(style, options=options, fps=float(source.rate))
+        patch = Stylizer(style, options=options, fps=float(source.rate), scale="auto")
         tmp = _temp_path(output, folder_out)
         # the side-by-side frames are upright; no audio
         shape = SimpleNamespace(path=source.path, rate=source.rate, time_base=source.time_base,
@@ -178,6 +180,7 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     report["methods"]["patch"]["speed"] = clocks["patch"].summary(skip)
     report["methods"]["gan"]["speed"] = clocks["gan"].summary(skip)
     report["settings"]["stylizer"] = "patch: blit.stream.Stylizer; gan: gan_distill.infer.GanStylizer"
+    report["settings"]["painting_scale"] = patch.painting_scale  # (the patch stylizer's)
     report["model"] = {"path": model, "step": gan.step, "guides": gan.guides,
                        "long_side": gan.long_side, "device": str(gan.device),
                        "backend": gan.backend}
