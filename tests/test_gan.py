@@ -381,6 +381,7 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
         assert report["methods"][name]["speed"]["fps"] > 0
         assert report["methods"][name]["stability"]["ratio"] is not None
     assert report["agreement"]["psnr"] is not None and report["model"]["step"] == 2
+    assert report["settings"]["painting_scale"] == 1.0  # (the face is 1.2x the exemplar's)
     assert os.path.getsize(tmp_path / "cmp.png") > 0
     with av.open(out) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
