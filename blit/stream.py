@@ -55,7 +55,7 @@ import numpy as np
 
 from blit.blending import PACK_PAD, blend, denoise_nnf
 from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
-from blit.stylize import StylizeOptions, face_width
+from blit.stylize import StylizeOptions, face_width, rescale_points, scaled_shape
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
@@ -1070,13 +1070,12 @@ class Stylizer:
         fx, fy = self._factors(frame.shape)
         if fx == fy == 1.0:  # (as found: the stream of scale 1 to the bit)
             return faces
-        return [(np.asarray(f, np.float32) + 0.5) * np.float32([fx, fy]) - 0.5 for f in faces]
+        return [rescale_points(f, fx, fy) for f in faces]
 
     def _painted_shape(self, shape):
         """(height, width) of a frame of ``shape`` as painted."""
-        h, w = shape[:2]
         s = self.painting_scale
-        return (h, w) if s == 1.0 else (max(1, round(h * s)), max(1, round(w * s)))
+        return tuple(shape[:2]) if s == 1.0 else scaled_shape(shape, s)
 
     def _factors(self, shape):
         """(fx, fy): the painting's pixels per frame pixel, across and down."""
@@ -1103,8 +1102,7 @@ class Stylizer:
 
         h, w = frame.shape[:2]
         fx, fy = self._factors(frame.shape)
-        to_frame = np.float32([fx, fy])
-        self.last_landmarks = [(lm + 0.5) / to_frame - 0.5 for lm in self.last_landmarks]
+        self.last_landmarks = [rescale_points(lm, 1 / fx, 1 / fy) for lm in self.last_landmarks]
         if prepared.whole:
             cv2.resize(painted, (w, h), dst=out, interpolation=cv2.INTER_CUBIC)
             return

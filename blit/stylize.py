@@ -22,7 +22,7 @@ from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
 
 __all__ = ["StylizeOptions", "stylize_frame", "stylize_image", "face_width", "paint_scale",
-           "NoFaceError", "STAGES", "MAX_FACE_RATIO"]
+           "scaled_shape", "rescale_points", "NoFaceError", "STAGES", "MAX_FACE_RATIO"]
 
 STAGES = ("mask", "mls", "appearance", "lookup", "denoise", "blend", "composite")
 
@@ -253,6 +253,20 @@ def paint_scale(style, landmarks):
     return 1.0 / ratio if ratio > MAX_FACE_RATIO else 1.0
 
 
+def scaled_shape(shape, scale):
+    """(height, width) of an image of ``shape`` resized by ``scale`` (at
+    least one pixel each way)."""
+    h, w = shape[:2]
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def rescale_points(points, fx, fy):
+    """Points (x, y) of an image, float32, in that image resized by ``fx``
+    across and ``fy`` down (as ``cv2.resize`` samples: pixel centres at
+    integers, ``x' + 0.5 = (x + 0.5) fx``)."""
+    return (np.asarray(points, np.float32) + 0.5) * np.float32([fx, fy]) - 0.5
+
+
 def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jitter=None,
                   name="target", max_faces=1, native_scale=False, times=None, buffers=None):
     """Stylize a still photo: detect its faces, then :func:`stylize_frame`,
@@ -317,12 +331,10 @@ def _stylize_scaled(style, image, faces, jitter, options, scale, times, buffers)
 
     timer = _Timer(times)
     h, w = image.shape[:2]
-    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-    fx, fy = sw / w, sh / h
+    sh, sw = scaled_shape(image.shape, scale)
     with timer("composite"):
         small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    # (pixel centres: x' + 0.5 = (x + 0.5) * fx)
-    small_faces = [((np.asarray(f, np.float32) + 0.5) * np.float32([fx, fy]) - 0.5) for f in faces]
+    small_faces = [rescale_points(f, sw / w, sh / h) for f in faces]
     painted = stylize_frame(style, small, small_faces, jitter, options, times=times, buffers=buffers)
     with timer("composite"):
         painted = cv2.resize(painted, (w, h), interpolation=cv2.INTER_CUBIC)

@@ -17,10 +17,10 @@ from blit.cli import main
 from blit.distributed import (Job, StylizerSpec, expand_inputs, output_names, plan_ranges,
                               stylize_videos, summary_table)
 from blit.video import stylize_video
-from guides.io import InputError, read_image, write_image
+from guides.io import InputError, read_image
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_video import ASTRONAUT, RATE, clip_frames, probe, write_clip  # noqa: E402
+from test_video import ASTRONAUT, RATE, clip_frames, probe, write_clip, write_frames  # noqa: E402
 
 #: Ranges of 8 frames: a clip of 24 has two boundaries.
 CHUNK = 8
@@ -51,13 +51,6 @@ def faceless_frames(n, size=(96, 80)):
     base = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (w + n, h),
                       interpolation=cv2.INTER_CUBIC)
     return [np.ascontiguousarray(base[:, i:i + w]) for i in range(n)]
-
-
-def write_frames(folder, frames):
-    folder.mkdir()
-    for i, f in enumerate(frames):
-        write_image(folder / f"f{i:03d}.png", f)
-    return str(folder)
 
 
 def read_frames(folder):

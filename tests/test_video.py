@@ -51,6 +51,14 @@ def clip_frames(n, size=(128, 160), zoom=0.3):
     return frames
 
 
+def write_frames(folder, frames):
+    """The frames as a folder of PNGs (name order), a video input; its path."""
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        write_image(folder / f"f{i:03d}.png", f)
+    return str(folder)
+
+
 def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3):
     """H.264 clip of ``n`` frames at 24 fps, with a 440 Hz AAC sine of the same length."""
     with av.open(str(path), "w") as c:
@@ -268,10 +276,7 @@ def test_a_large_face_is_painted_at_the_exemplars_scale(tmp_path, style_png, cap
     from guides.landmarks import detect_faces
 
     frames = clip_frames(6, size=(256, 320), zoom=0.6)
-    src = tmp_path / "big"
-    src.mkdir()
-    for i, f in enumerate(frames):
-        write_image(src / f"f{i}.png", f)
+    src = write_frames(tmp_path / "big", frames)
     style = load_style(style_png)
     ratio = face_width(detect_faces(frames[0])[0]) / face_width(style.landmarks)
     scale = first_face_scale(style, str(src), fps=RATE)
