@@ -8,7 +8,6 @@ patch-based method) and reports lookup+blend as a multiple of it.
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -68,10 +67,11 @@ def fit_frame(image, width, height):
     return np.ascontiguousarray(big[y0:y0 + height, x0:x0 + width])
 
 
-def run_bench(style, frame, options, *, repeats=20, warmup=3):
+def run_bench(style, frame, options, *, repeats=20, warmup=3, name="the benchmark frame"):
     """Per-stage milliseconds of ``stylize_frame`` on one frame, frame after
     frame with its work arrays reused (as a stream keeps them; only the
-    returned image is new each time).
+    returned image is new each time). ``name`` names the frame in the
+    no-face error.
 
     Returns
     -------
@@ -93,7 +93,7 @@ def run_bench(style, frame, options, *, repeats=20, warmup=3):
     with FaceLandmarker(static_image_mode=False) as landmarker:
         faces = landmarker(frame)
         if not faces:
-            raise InputError("bench: no face found in the benchmark frame")
+            raise InputError(f"{name}: no face found")
         for i in range(warmup + repeats):
             times = {}
             t0 = time.perf_counter()
@@ -123,9 +123,14 @@ _ORDER = ("landmarks", "mask", "mls", "appearance", "lookup", "denoise", "blend"
 
 
 def _bench(args):
+    from blit.cli import check_output_file, check_outputs_apart, style_input_paths
     from blit.defaults import default_target_path
+    from blit.evaluate import save_json
     from guides.io import read_image
 
+    if args.json:
+        check_output_file(args.json, args.overwrite)
+        check_outputs_apart([args.json], [args.target] + style_input_paths(args))
     t0 = time.perf_counter()
     style = load_style_from_args(args)
     load_s = time.perf_counter() - t0
@@ -134,7 +139,8 @@ def _bench(args):
     t0 = time.perf_counter()
     StyleExemplar.prepare(style.image, style.landmarks)
     precompute_s = time.perf_counter() - t0
-    target = read_image(args.target or default_target_path())
+    target_path = args.target or default_target_path()
+    target = read_image(target_path)
     options = options_from_args(args)
     env = environment()
     result = {"environment": env, "style": style.name, "style_shape": list(style.shape),
@@ -146,7 +152,8 @@ def _bench(args):
     for w, h in args.sizes:
         size = f"{w}x{h}"
         frame = fit_frame(target, w, h)
-        stats = run_bench(style, frame, options, repeats=args.repeats)
+        stats = run_bench(style, frame, options, repeats=args.repeats,
+                          name=f"{target_path} (fitted to {size})")
         # lookup + blend: the mode filter of the NNF (voting's first step) included
         lb = sum(stats[k]["median"] for k in ("lookup", "denoise", "blend") if k in stats)
         stats["lookup_blend_over_remap"] = lb / stats["remap"]["median"]
@@ -161,8 +168,7 @@ def _bench(args):
             s = stats[k]
             print(f"  {k:<11}{s['median']:>10.2f}{s['p10']:>8.2f}{s['p90']:>8.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        save_json(result, args.json)
         print(f"\nsaved {args.json}")
     return 0
 
@@ -184,5 +190,6 @@ def _add_bench(sub):
     p.add_argument("--repeats", type=number(int, least=1), default=20,
                    help="timed runs per size (default 20)")
     p.add_argument("--json", metavar="OUT.json", help="save the results here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     add_stylize_args(p)
     p.set_defaults(run=_bench)

@@ -13,7 +13,9 @@ import math
 import os
 import sys
 
-__all__ = ["main", "build_parser", "number", "frame_size", "unique_stems"]
+__all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "check_output",
+           "check_output_file", "check_not_input", "check_outputs_apart", "check_frames_folder",
+           "style_input_paths"]
 
 _COMMANDS = []  # (module, function) pairs that add subcommands; see register()
 
@@ -139,6 +141,9 @@ def load_style_from_args(args):
         if args.style_landmarks:
             raise _usage("--style-landmarks needs --style")
         path = default_style_path()
+    elif args.style_landmarks and path.lower().endswith(".npz"):
+        raise _usage("--style-landmarks: a prepared style (.npz) holds its landmarks already; "
+                     "give the painted image with them instead")
     return load_style(path, landmarks_path=args.style_landmarks)
 
 
@@ -151,30 +156,128 @@ def _usage(msg):
 
 
 def check_output(path, overwrite):
-    """Refuse to replace an existing output unless asked to."""
+    """Refuse, before any work, an output that cannot be written: an empty
+    path, a folder that does not exist or cannot be written in, an existing
+    file that is not a regular file or folder (a device, a pipe), or an
+    existing output without ``overwrite``."""
     from guides.io import InputError
 
+    if not path:
+        raise InputError("the output path is empty")
+    if os.path.lexists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        raise InputError(f"{path}: not a regular file; name a file to write")
     if os.path.exists(path) and not overwrite:
         raise InputError(f"{path}: exists already; pass --overwrite to replace it")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"{path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write in the folder {folder} (permission denied)")
+
+
+def check_output_file(path, overwrite):
+    """:func:`check_output` for an output that is one file (an image, a
+    JSON report, a chart, a cache): an existing folder there is refused."""
+    from guides.io import InputError
+
+    if path and os.path.isdir(path):
+        raise InputError(f"{path}: is a folder; name a file to write")
+    check_output(path, overwrite)
+
+
+class _Paths:
+    """Input paths, to tell whether an output names one of them: by the
+    same real path, or the same file through another name (a hard link)."""
+
+    def __init__(self, paths):
+        self.real, self.files = {}, {}
+        for path in paths:
+            if not path:
+                continue
+            self.real.setdefault(os.path.realpath(path), path)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            self.files.setdefault((st.st_dev, st.st_ino), path)
+
+    def find(self, output):
+        """The input ``output`` names, or None."""
+        hit = self.real.get(os.path.realpath(output))
+        if hit is None:
+            try:
+                st = os.stat(output)
+            except OSError:
+                return None
+            hit = self.files.get((st.st_dev, st.st_ino))
+        return hit
+
+    def inside(self, folder):
+        """An input inside ``folder`` (at any depth), or None."""
+        root = os.path.join(os.path.realpath(folder), "")
+        return next((p for real, p in self.real.items() if real.startswith(root)), None)
 
 
 def check_not_input(output, *inputs):
     """Refuse an output that is one of the command's input files (None
     skipped), named another way or through a link: even with --overwrite,
     replacing it would lose the input."""
+    check_outputs_apart([output], inputs)
+
+
+def check_outputs_apart(outputs, inputs):
+    """Refuse outputs (None skipped) that name one of the inputs, or each
+    other: replacing an input would lose it, and two outputs of one run on
+    one path would leave only the last. Checked before any work."""
     from guides.io import InputError
 
-    for path in inputs:
-        if path is None:
+    known = _Paths(inputs)
+    written = {}
+    for output in outputs:
+        if not output:
             continue
-        same = os.path.realpath(output) == os.path.realpath(path)
-        if not same and os.path.exists(output) and os.path.exists(path):
-            same = os.path.samefile(output, path)
-        if same:
-            raise InputError(f"{output}: the output would replace the input {path}")
+        hit = known.find(output)
+        if hit is not None:
+            raise InputError(f"{output}: the output would replace the input {hit}")
+        real = os.path.realpath(output)
+        if real in written:
+            raise InputError(f"{output}: two of the outputs would be written there")
+        written[real] = output
+
+
+def check_frames_folder(folder, inputs, overwrite):
+    """Before a folder of frames is written at ``folder``, which replaces an
+    existing one as a whole: refuse a folder that holds (or is) an input,
+    the current folder or one above it, or anything but the
+    ``frame_NNNNNN.png`` files styleblit writes (the user's own files are
+    never deleted, even with ``--overwrite``)."""
+    import re
+
+    from guides.io import InputError
+
+    if not os.path.isdir(folder) or not overwrite:
+        return
+    hit = _Paths(inputs).inside(folder)
+    if hit is not None:
+        raise InputError(f"{folder}: the output folder holds the input {hit}; "
+                         "it would be deleted when the folder is replaced")
+    here = os.path.join(os.path.realpath(os.getcwd()), "")
+    if here.startswith(os.path.join(os.path.realpath(folder), "")):
+        raise InputError(f"{folder}: the output folder holds the current folder; name another")
+    other = [name for name in os.listdir(folder) if not re.fullmatch(r"frame_\d+\.png", name)]
+    if other:
+        raise InputError(f"{folder}: not a folder of frames styleblit wrote (it holds "
+                         f"{other[0]!r}); it is replaced as a whole, so name a new or empty one")
+
+
+def style_input_paths(args):
+    """The files a command reads for its style: ``--style``, its landmark
+    file (given, or ``STYLE.lm68.txt`` beside it), for the output checks."""
+    style = getattr(args, "style", None)
+    paths = [style, getattr(args, "style_landmarks", None)]
+    if style:
+        paths.append(os.path.splitext(style)[0] + ".lm68.txt")
+    return paths
 
 
 # --------------------------------------------------------------------------
@@ -186,8 +289,15 @@ def _prepare_style(args):
 
     from blit.defaults import default_style_path
     from guides.exemplar import StyleExemplar, _style_landmarks, cache_dir
-    from guides.io import read_image
+    from guides.io import InputError, read_image
 
+    if args.style_landmarks and args.style is None:
+        raise _usage("--style-landmarks needs STYLE.png")
+    if args.style and args.style.lower().endswith(".npz"):
+        raise InputError(f"{args.style}: is a prepared style already (give the painted image)")
+    if args.output is not None:
+        check_output_file(args.output, args.overwrite)
+        check_not_input(args.output, *style_input_paths(args))
     path = args.style or default_style_path()
     image = read_image(path)
     landmarks = _style_landmarks(path, image, args.style_landmarks)
@@ -199,9 +309,10 @@ def _prepare_style(args):
     if out is None:
         key = StyleExemplar.cache_key(image, landmarks)
         out = os.path.join(cache_dir(), f"style-{key}.npz")
-    elif os.path.exists(out) and not args.overwrite:
-        check_output(out, False)
-    style.save(out)
+    try:
+        style.save(out)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot be written ({exc.strerror or exc})") from None
     print(f"{path}: prepared in {elapsed:.2f} s, {style.nbytes / 2**20:.1f} MiB "
           f"(table {style.table.shape[0]}x{style.table.shape[1]}x{style.table.shape[2]}, "
           f"cell {style.cell} px) -> {out}")
@@ -229,8 +340,8 @@ def _add_prepare_style(sub):
 def _image(args):
     from blit.defaults import default_target_path
     from blit.stylize import stylize_image
-    from guides.io import InputError, read_image, write_image
-    from guides.landmarks import read_lm68
+    from guides.io import InputError, check_image_extension, read_image, write_image
+    from guides.landmarks import check_landmarks_fit, read_lm68
 
     targets = expand_image_targets(args.target) if args.target else [default_target_path()]
     in_folders = any(os.path.isdir(t) for t in args.target)
@@ -238,12 +349,17 @@ def _image(args):
         raise _usage("--target-landmarks: only with one TARGET")
     jobs, folder = _image_jobs(targets, args.output, to_folder=in_folders)
     for target, out in jobs:
+        check_image_extension(out)
         if folder is None or os.path.isdir(folder):
-            check_output(out, args.overwrite)
-        check_not_input(out, target, args.style, args.style_landmarks, args.target_landmarks)
+            check_output_file(out, args.overwrite)
+    check_outputs_apart([out for _, out in jobs],
+                        targets + style_input_paths(args) + [args.target_landmarks])
     # one image is read first, so that a bad target is reported before the style is made
     image = read_image(targets[0]) if len(jobs) == 1 else None
-    landmarks = read_lm68(args.target_landmarks) if args.target_landmarks else None
+    landmarks = None
+    if args.target_landmarks:
+        landmarks = check_landmarks_fit(read_lm68(args.target_landmarks), image.shape,
+                                        args.target_landmarks, targets[0])
     style = load_style_from_args(args)
     options = options_from_args(args)
     made = folder is not None and not os.path.isdir(folder)
@@ -370,6 +486,8 @@ def build_parser():
     from gan_distill import cli as _gan_cli  # noqa: F401  (register `distill`; torch lazily)
     for add in _COMMANDS:
         add(sub)
+    for command in sub.choices.values():
+        command.set_defaults(command_parser=command)  # usage errors show its usage
     return parser
 
 
@@ -381,7 +499,7 @@ def main(argv=None):
     try:
         return int(args.run(args) or 0)
     except _UsageError as exc:
-        parser.error(str(exc))
+        getattr(args, "command_parser", parser).error(str(exc))
     except InputError as exc:
         print(f"styleblit: error: {exc}", file=sys.stderr)
         return 1

@@ -688,16 +688,26 @@ def output_names(inputs, outdir, fmt):
 
 
 def _batch(args):
-    from blit.video import check_video_args, stylize_video
+    from blit.cli import check_frames_folder, check_outputs_apart
+    from blit.video import check_video_args, stylize_video, video_input_paths
 
     inputs = expand_inputs(args.inputs)
     if not inputs:
         raise InputError("no inputs")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise InputError(f"{args.output}: not a folder")
-    style = check_video_args(args)
-    os.makedirs(args.output, exist_ok=True)
     pairs = list(zip(inputs, output_names(inputs, args.output, args.format)))
+    read = video_input_paths(args, *inputs)
+    check_outputs_apart([out for _, out in pairs], read)
+    if args.format == "png":
+        for _, out in pairs:
+            check_frames_folder(out, read, args.overwrite)
+    style = check_video_args(args)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{args.output}: cannot make the output folder "
+                         f"({exc.strerror or exc})") from None
     if args.engine == "ray":
         jobs = run_jobs_from_args(args, style, pairs)
     else:
@@ -735,7 +745,10 @@ def _run_local(args, style, pairs, stylize_video):
             job.status, job.message = "failed", str(exc)
         except KeyboardInterrupt as exc:
             job.status = "interrupted"
-            job.message = f"partial output in {exc.args[0]}" if len(exc.args) == 2 else ""
+            job.message = ("" if len(exc.args) != 2 else "nothing written" if exc.args[0] is None
+                           else f"partial output in {exc.args[0]}")
+            if len(exc.args) == 2:
+                job.frames = exc.args[1]
             job.seconds = time.perf_counter() - t0
             break
         job.seconds = time.perf_counter() - t0

@@ -43,7 +43,7 @@ from blit.cli import (_add_style_args, add_stylize_args, load_style_from_args, n
 from blit.metrics import (StageTimer, WarpingErrorMeter, landmark_error, patch_distance, psnr,
                           ssim)
 from guides.io import VIDEO_FILE_EXTENSIONS as VIDEO_EXTENSIONS
-from guides.io import InputError, read_image
+from guides.io import InputError, read_image, write_atomic
 
 __all__ = ["VIDEO_EXTENSIONS", "contact_sheet", "evaluate", "evaluate_frames", "face_mask",
            "format_report", "is_video", "plot_report", "read_frames", "frame_count",
@@ -732,12 +732,34 @@ def _json_ready(x):
 
 
 def save_json(report: dict, path: str) -> None:
-    """Write ``report`` as strict JSON (NaN/inf as null), atomically."""
-    tmp = f"{path}.partial"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(_json_ready(report), f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write ``report`` as strict JSON (NaN/inf as null), atomically
+    (:func:`guides.io.write_atomic`: an :class:`InputError` naming ``path``
+    when it cannot be written)."""
+    text = json.dumps(_json_ready(report), indent=2, allow_nan=False) + "\n"
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    write_atomic(path, write)
+
+
+#: The chart formats :func:`plot_report` writes, by the path's ending.
+PLOT_EXTENSIONS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
+
+
+def plot_path(path: str) -> str:
+    """The file a chart named ``path`` goes to: ``path`` itself, or with
+    ``.png`` added when it has no ending (as matplotlib would name it); an
+    :class:`InputError` for an ending not in :data:`PLOT_EXTENSIONS`, so
+    that a command refuses it before any work."""
+    ext = os.path.splitext(path)[1].lower()
+    if not ext:
+        return path + ".png"
+    if ext not in PLOT_EXTENSIONS:
+        raise InputError(f"{path}: cannot write a chart with extension {ext!r} "
+                         f"(use {', '.join(PLOT_EXTENSIONS)})")
+    return path
 
 
 def _fmt(x, spec=".3f", scale=1.0, suffix=""):
@@ -867,7 +889,9 @@ def plot_report(report: dict, path: str, *, labels=("ours", "reference"), extra_
         ax.set_ylim(0.0, top * 1.18 if top > 0 else 1.0)
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    path = plot_path(path)
+    ext = os.path.splitext(path)[1]
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=ext[1:]), suffix=ext)
 
 
 # ---------------------------------------------------------------------------
@@ -986,11 +1010,15 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], *, labels,
 
 def _eval(args):
     from blit.bench import environment
-    from blit.cli import check_output
+    from blit.cli import check_output_file, check_outputs_apart, style_input_paths
 
+    if args.plot:
+        args.plot = plot_path(args.plot)
     for path in (args.json, args.plot):
         if path:
-            check_output(path, args.overwrite)
+            check_output_file(path, args.overwrite)
+    check_outputs_apart([args.json, args.plot],
+                        [args.input, args.output, args.reference] + style_input_paths(args))
     for path in (args.input, args.output, args.reference):
         if path is not None and not os.path.isfile(path):
             raise InputError(f"{path}: no such file")

@@ -34,9 +34,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_not_input,
-                      check_output, device_from_args, load_style_from_args, number,
-                      options_from_args, register)
+from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_frames_folder,
+                      check_output, check_outputs_apart, device_from_args, load_style_from_args,
+                      number, options_from_args, register, style_input_paths)
 from guides.io import InputError, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "first_face_scale",
@@ -111,9 +111,13 @@ class _VideoFileSource:
         self.frames = self.stream.frames or None
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
+        self._stopped = False  # decoding stopped on an error (and said so)
 
     def __iter__(self):
-        return self._demux(self.stream, *self.audio)
+        yield from self._demux(self.stream, *self.audio)
+        if self.frames and 0 < self.decoded < self.frames and not self._stopped:
+            _warn(f"{self.path}: decoded {self.decoded} of the {self.frames} frames its header "
+                  "lists (is the file cut short?); kept the frames decoded")
 
     def _demux(self, *streams):
         import av
@@ -132,6 +136,7 @@ class _VideoFileSource:
         except av.error.FFmpegError as exc:
             if not self.decoded:
                 raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
+            self._stopped = True
             _warn(f"{self.path}: decoding stopped after {self.decoded} frames ({_reason(exc)}); "
                   "kept the frames decoded")
 
@@ -502,12 +507,16 @@ def _progress(total, quiet):
 def _temp_path(output, folder):
     parent = os.path.dirname(os.path.abspath(output)) or "."
     base = os.path.basename(output.rstrip("/\\"))
-    if folder:
-        path = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
-    else:
-        ext = os.path.splitext(base)[1]
-        fd, path = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
-        os.close(fd)
+    try:
+        if folder:
+            path = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+        else:
+            ext = os.path.splitext(base)[1]
+            fd, path = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
+            os.close(fd)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write in the folder {parent} "
+                         f"({exc.strerror or exc})") from None
     usual_permissions(path)  # as open() or os.mkdir would have made it, not 0600 / 0700
     return path
 
@@ -705,7 +714,8 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
     KeyboardInterrupt
         After the partial output has been finalised and saved as
         :func:`partial_path` ``(output)``; its ``args`` hold that path and the
-        number of frames.
+        number of frames (None and 0 when no frame was written: nothing is
+        kept).
 
     See Also
     --------
@@ -747,6 +757,9 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         source.close()
         sink.close()
         if interrupted:
+            if sink.frames == 0:  # nothing to keep
+                _remove(tmp)
+                raise KeyboardInterrupt(None, 0)
             partial = partial_path(output)
             _move(tmp, partial)
             raise KeyboardInterrupt(partial, sink.frames)
@@ -769,16 +782,40 @@ def check_video_args(args):
     return load_style_from_args(args) if args.method == "patch" else None
 
 
+def check_video_output(output, inputs, overwrite):
+    """Refuse, before any work, an output of ``video`` (``batch``,
+    ``compare``) that cannot be written or would lose a file: an unknown
+    video extension, an existing output without ``overwrite``, an output
+    that is one of ``inputs``, and a folder of frames that would replace a
+    folder holding an input or other files than frames
+    (:func:`blit.cli.check_frames_folder`)."""
+    name = output.rstrip("/\\") or output
+    ext = os.path.splitext(name)[1].lower()
+    if _is_video_path(output):
+        if os.path.isdir(output):
+            raise InputError(f"{output}: is a folder; name a video file, or a folder without "
+                             f"a video's extension for PNG frames")
+    elif ext and not os.path.isdir(output):
+        if ext in VIDEO_EXTENSIONS:
+            raise InputError(f"{output}: a video file's name cannot end with a separator")
+        raise InputError(f"{output}: unknown video extension {ext!r} (use "
+                         f"{', '.join(VIDEO_EXTENSIONS)}, or a folder for PNG frames)")
+    check_outputs_apart([name], inputs)
+    check_output(name, overwrite)
+    if not _is_video_path(output):
+        check_frames_folder(name, inputs, overwrite)
+
+
+def video_input_paths(args, *inputs):
+    """The files a video command reads (for :func:`check_video_output`):
+    ``inputs``, the style's files and the GAN model."""
+    return [*inputs, *style_input_paths(args), getattr(args, "model", None)]
+
+
 def _video(args):
     import time
 
-    check_not_input(args.output, args.input, args.style, args.style_landmarks, args.model)
-    folder_out = not _is_video_path(args.output)
-    ext = os.path.splitext(args.output.rstrip("/\\"))[1].lower()
-    if folder_out and ext and not os.path.isdir(args.output):
-        raise InputError(f"{args.output}: unknown video extension {ext!r} (use "
-                         f"{', '.join(VIDEO_EXTENSIONS)}, or a folder for PNG frames)")
-    check_output(args.output.rstrip("/\\") or args.output, args.overwrite)
+    check_video_output(args.output, video_input_paths(args, args.input), args.overwrite)
     if args.engine == "ray" and args.device == "cuda":
         raise InputError("--device cuda: the Ray engine's workers stylize on the CPU; "
                          "use --engine local")
@@ -805,8 +842,12 @@ def _video(args):
         except KeyboardInterrupt as exc:
             if len(exc.args) == 2:
                 partial, frames = exc.args
-                print(f"styleblit: interrupted after {frames} frames; the partial video is in "
-                      f"{partial}", file=sys.stderr)
+                if partial is None:
+                    print("styleblit: interrupted before the first frame was written; nothing "
+                          "written", file=sys.stderr)
+                else:
+                    print(f"styleblit: interrupted after {frames} frames; the partial video is "
+                          f"in {partial}", file=sys.stderr)
                 return 130
             raise
     if not args.quiet:
@@ -896,7 +937,7 @@ def add_video_job_args(p, *, engine="local"):
                         "(default: steady)")
     add_landmark_every_arg(p)
     add_native_scale_arg(p, "video")
-    p.add_argument("--fps", type=number(positive=True), default=30.0,
+    p.add_argument("--fps", type=number(least=0.01), default=30.0,
                    help="frame rate of a folder of images (default 30)")
     add_engine_args(p, default=engine)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

@@ -9,8 +9,8 @@ import argparse
 import os
 import sys
 
-from blit.cli import (_add_style_args, add_stylize_args, check_output, load_style_from_args,
-                      number, options_from_args, register)
+from blit.cli import (_add_style_args, add_stylize_args, check_output_file, check_outputs_apart,
+                      load_style_from_args, number, options_from_args, register, style_input_paths)
 from gan_distill import compare as _compare  # noqa: F401  (registers `compare`)
 
 __all__ = ["add_distill_parser"]
@@ -39,7 +39,9 @@ def _distill(args):
         if not os.path.exists(args.output):
             raise InputError(f"{args.output}: --resume needs an existing checkpoint")
     else:
-        check_output(args.output, args.overwrite)
+        check_output_file(args.output, args.overwrite)
+    written = [args.output, preview_path(args.output), args.data or data_folder(args.output)]
+    check_outputs_apart(written, [*args.video, *style_input_paths(args), args.vgg_weights])
     for v in args.video:
         if not os.path.exists(v):
             raise InputError(f"{v}: no such file")

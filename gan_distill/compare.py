@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from blit.cli import (_add_style_args, add_stylize_args, check_not_input, check_output,
+from blit.cli import (_add_style_args, add_stylize_args, check_output_file, check_outputs_apart,
                       load_style_from_args, number, options_from_args, register)
 from guides.io import InputError
 
@@ -244,15 +244,20 @@ def plot_comparison(report, path):
 
 def _compare(args):
     from blit.bench import environment
-    from blit.evaluate import save_json
+    from blit.evaluate import plot_path, save_json
+    from blit.video import check_video_output, video_input_paths
     from gan_distill import require_torch
 
-    check_not_input(args.output, args.input, args.style, args.model)
     if args.json and not args.plot:
         args.plot = os.path.splitext(args.json)[0] + ".png"
-    for path in (args.output, args.json, args.plot):
+    if args.plot:
+        args.plot = plot_path(args.plot)
+    read = video_input_paths(args, args.input)
+    check_video_output(args.output, read, args.overwrite)
+    for path in (args.json, args.plot):
         if path:
-            check_output(path.rstrip("/\\") or path, args.overwrite)
+            check_output_file(path, args.overwrite)
+    check_outputs_apart([args.output.rstrip("/\\") or args.output, args.json, args.plot], read)
     if not os.path.isfile(args.model):
         raise InputError(f"{args.model}: no such file")
     if not os.path.exists(args.input):

@@ -183,32 +183,57 @@ class StyleExemplar:
                     raise InputError(f"{path}: style cache version {version}, expected {CACHE_VERSION}; "
                                      "run `styleblit prepare-style` again")
                 p = f["params"]
-                return cls(f["image"], f["landmarks"], f["appearance"], f["quantiles"], f["table"],
-                           f["app_bin"], int(f["cell"]),
-                           LookupParams(float(p[0]), float(p[1]), float(p[2]), int(p[3])),
-                           str(f["name"]))
+                style = cls(f["image"], f["landmarks"], f["appearance"], f["quantiles"],
+                            f["table"], f["app_bin"], int(f["cell"]),
+                            LookupParams(float(p[0]), float(p[1]), float(p[2]), int(p[3])),
+                            str(f["name"]))
+            problem = style._inconsistency()
+            if problem:
+                raise InputError(f"{path}: not a styleblit style cache ({problem})")
+            return style
         except FileNotFoundError:
             raise InputError(f"{path}: no such file") from None
         except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             if isinstance(exc, InputError):
                 raise
-            raise InputError(f"{path}: not a styleblit style cache ({exc})") from None
+            raise InputError(f"{path}: not a styleblit style cache (as `styleblit prepare-style` "
+                             "writes)") from None
+
+    def _inconsistency(self):
+        """What is wrong with the arrays of a loaded cache (the kernels read
+        them unchecked), or None."""
+        image, table = self.image, self.table
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or image.size == 0:
+            return f"image: {image.shape} {image.dtype}"
+        h, w = image.shape[:2]
+        expected = {"landmarks": ((68, 2), None), "appearance": ((h, w), np.uint8),
+                    "quantiles": ((257,), None), "app_bin": ((256,), np.int32)}
+        for name, (shape, dtype) in expected.items():
+            a = getattr(self, name)
+            if a.shape != shape or (dtype is not None and a.dtype != dtype):
+                return f"{name}: {a.shape} {a.dtype}"
+        if self.cell < 1 or table.ndim != 3 or table.dtype != np.int32 or table.shape[:2] != (
+                -(-h // self.cell), -(-w // self.cell)):
+            return f"table: {table.shape} {table.dtype} for cell {self.cell}"
+        nbins = table.shape[2]
+        if nbins < 1 or self.app_bin.min() < 0 or self.app_bin.max() >= nbins:
+            return "app_bin: bins out of range"
+        if table.min() < 0 or table.max() >= h * w:
+            return "table: indices out of range"
+        if not (np.isfinite(self.landmarks).all() and np.isfinite(self.quantiles).all()):
+            return "landmarks or quantiles not finite"
+        return None
 
 
 def _style_landmarks(path, image, landmarks_path):
-    from guides.landmarks import detect_landmarks, read_lm68
+    from guides.landmarks import check_landmarks_fit, detect_landmarks, read_lm68
 
     if landmarks_path is None:
         beside = os.path.splitext(path)[0] + ".lm68.txt"
         if os.path.exists(beside):
             landmarks_path = beside
     if landmarks_path is not None:
-        lm = read_lm68(landmarks_path)
-        h, w = image.shape[:2]
-        if (lm[:, 0].min() < -0.5 * w or lm[:, 0].max() > 1.5 * w
-                or lm[:, 1].min() < -0.5 * h or lm[:, 1].max() > 1.5 * h):
-            raise InputError(f"{landmarks_path}: landmarks lie far outside the {w}x{h} image {path}")
-        return lm
+        return check_landmarks_fit(read_lm68(landmarks_path), image.shape, landmarks_path, path)
     lm = detect_landmarks(image)
     if lm is None:
         raise InputError(f"{path}: no face found in the style image; give its 68 landmarks "

@@ -12,8 +12,9 @@ import os
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image", "usual_permissions",
-           "VIDEO_FILE_EXTENSIONS"]
+__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image", "write_atomic",
+           "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
+           "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
 
 #: File endings taken for videos where a command must tell a video from another file by
 #: its name (``batch``'s folders and list files, ``eval``'s input): the containers
@@ -140,18 +141,60 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         If the extension is not an image format or the folder is not writable.
     """
     path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower() or ".png"
-    ok, buf = cv2.imencode(ext, image) if ext in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"} else (False, None)
+    ext = check_image_extension(path)
+    ok, buf = cv2.imencode(ext, image)
     if not ok:
         raise InputError(f"{path}: cannot encode an image with extension {ext!r} (use .png or .jpg)")
+    write_atomic(path, buf.tofile, suffix=ext)
+
+
+#: The endings :func:`write_image` writes (none: PNG).
+IMAGE_WRITE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def check_image_extension(path: str | os.PathLike) -> str:
+    """The image format of an output path, by its ending (``.png`` when it
+    has none); an :class:`InputError` for an ending :func:`write_image`
+    cannot write, so that a command can refuse it before any work."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower() or ".png"
+    if ext not in IMAGE_WRITE_EXTENSIONS:
+        raise InputError(f"{path}: cannot encode an image with extension {ext!r} (use .png or .jpg)")
+    return ext
+
+
+def write_atomic(path: str | os.PathLike, write, *, suffix: str = "") -> None:
+    """Write a file atomically: ``write(tmp)`` makes it at a temporary path
+    beside ``path`` (ending with ``suffix``, for writers that go by the
+    ending), which is then renamed to ``path``.
+
+    A failure leaves no half-written file, at ``path`` or beside it.
+
+    Raises
+    ------
+    InputError
+        If the folder does not exist or the file cannot be written there
+        (names ``path`` and the system's reason).
+    """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"{path}: folder {folder} does not exist")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.partial{ext}")
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.partial{suffix}")
     try:
-        buf.tofile(tmp)
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
         raise InputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def _remove_quietly(path):
+    try:
+        if os.path.lexists(path):
+            os.remove(path)
+    except OSError:
+        pass

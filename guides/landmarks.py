@@ -35,6 +35,7 @@ __all__ = [
     "FaceLandmarker",
     "detect_faces",
     "detect_landmarks",
+    "check_landmarks_fit",
     "interocular_distance",
     "mesh_to_68",
     "read_lm68",
@@ -131,6 +132,25 @@ def read_lm68(path: str | os.PathLike) -> np.ndarray:
     if iod < MIN_INTEROCULAR:
         raise InputError(f"{path}: the eyes (points 37-48) are {iod:.2g} px apart; not the "
                          "landmarks of a face")
+    return points
+
+
+def check_landmarks_fit(points: np.ndarray, shape, landmarks_path, image_path) -> np.ndarray:
+    """Refuse landmarks read from ``landmarks_path`` that cannot be those of
+    the image ``image_path`` of ``shape``: a point further than half the
+    image's width or height outside it (a file of another image, or of
+    another resolution). Returns ``points``.
+
+    Raises
+    ------
+    InputError
+        Naming both files and the image's size.
+    """
+    h, w = shape[:2]
+    x, y = points[:, 0], points[:, 1]
+    if x.min() < -0.5 * w or x.max() > 1.5 * w or y.min() < -0.5 * h or y.max() > 1.5 * h:
+        raise InputError(f"{landmarks_path}: landmarks lie far outside the {w}x{h} image "
+                         f"{image_path}")
     return points
 
 

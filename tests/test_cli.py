@@ -226,6 +226,146 @@ def test_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, capsys
     assert photo.read_bytes() == before
 
 
+def test_an_output_is_refused_when_it_would_replace_any_input(tmp_path, capsys):
+    """Each output is checked against every input, not only its own: with
+    --overwrite, X/a.png painted from Y/a.png would replace the input
+    X/a.png before it is read. Nothing is written."""
+    for folder, value in (("X", 60), ("Y", 200)):
+        (tmp_path / folder).mkdir()
+        write_image(tmp_path / folder / "a.png", np.full((40, 30, 3), value, np.uint8))
+    before = {p: p.read_bytes() for p in tmp_path.glob("*/a.png")}
+    argv = ["image", str(tmp_path / "Y" / "a.png"), str(tmp_path / "X" / "a.png"),
+            "-o", str(tmp_path / "X"), "--overwrite"]
+    assert main(argv) == 1
+    assert f"would replace the input {tmp_path / 'X' / 'a.png'}" in capsys.readouterr().err
+    assert main(["image", str(tmp_path / "X"), "-o", str(tmp_path / "X"), "--overwrite"]) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in tmp_path.glob("*/a.png")} == before
+    assert sorted(os.listdir(tmp_path / "X")) == ["a.png"]
+
+
+def test_output_checks_before_any_work(tmp_path, capsys):
+    """An ending that cannot be written, an empty path, a folder where a
+    file goes, a device: one line each, before the style is made."""
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    cases = {str(tmp_path / "o.gif"): "cannot encode an image with extension '.gif'",
+             "": "the output path is empty",
+             str(fifo): "not a regular file"}
+    for out, message in cases.items():
+        assert main(["image", "-o", out, "--overwrite"]) == 1
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()  # no style was prepared
+    assert sorted(os.listdir(tmp_path)) == ["pipe.png"]
+
+
+def test_target_landmarks_of_another_image_are_refused(tmp_path, capsys):
+    from guides.landmarks import write_lm68
+
+    photo = tmp_path / "me.png"
+    write_image(photo, np.full((120, 100, 3), 90, np.uint8))
+    lm = np.stack([np.linspace(20, 80, 68), np.linspace(30, 90, 68)], 1).astype(np.float32)
+    lm[36:42] = (35, 50)
+    lm[42:48] = (65, 50)
+    write_lm68(tmp_path / "far.txt", lm + 5000)
+    code = main(["image", str(photo), "--target-landmarks", str(tmp_path / "far.txt"),
+                 "-o", str(tmp_path / "o.png")])
+    assert code == 1
+    assert "far.txt: landmarks lie far outside the 100x120 image" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_usage_errors_show_the_command_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["image", "-o", str(tmp_path / "o.png"), "--style-landmarks", "lm.txt"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: styleblit image" in err and "styleblit image: error: --style-landmarks" in err
+
+
+def test_style_landmarks_with_a_prepared_style_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["image", "--style", "s.npz", "--style-landmarks", "lm.txt", "-o", "o.png"])
+    assert exc.value.code == 2
+    assert "a prepared style (.npz) holds its landmarks" in capsys.readouterr().err
+
+
+def test_prepare_style_output_checks(tmp_path, capsys):
+    """prepare-style refuses, before preparing, an output that would replace
+    the style or its landmark file beside it, a folder, a missing folder."""
+    from blit.defaults import default_style_path
+    from guides.exemplar import load_style
+    from guides.landmarks import write_lm68
+
+    style = tmp_path / "s.png"
+    style.write_bytes(open(default_style_path(), "rb").read())
+    write_lm68(tmp_path / "s.lm68.txt", load_style(default_style_path()).landmarks)
+    (tmp_path / "d").mkdir()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    cases = {str(style): "would replace the input",
+             str(tmp_path / "s.lm68.txt"): "would replace the input",
+             str(tmp_path / "d"): "is a folder",
+             str(style / "x.npz"): "does not exist",
+             "": "the output path is empty"}
+    for out, message in cases.items():
+        assert main(["prepare-style", str(style), "-o", out, "--overwrite"]) == 1
+        assert message in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert main(["prepare-style", str(tmp_path / "x.npz")]) == 1
+    assert "is a prepared style already" in capsys.readouterr().err
+
+
+def test_a_style_cache_with_inconsistent_arrays_is_refused(tmp_path):
+    """The kernels read a style's arrays unchecked: a cache whose arrays do
+    not fit together is refused when loaded, never painted from."""
+    from guides.exemplar import StyleExemplar
+    from guides.io import InputError
+
+    image = np.random.default_rng(0).integers(0, 256, (64, 48, 3), np.uint8)
+    lm = np.stack([np.linspace(8, 40, 68), np.linspace(10, 56, 68)], 1).astype(np.float32)
+    good = StyleExemplar.prepare(image, lm)
+    good.save(tmp_path / "good.npz")
+    StyleExemplar.load(tmp_path / "good.npz")
+    with np.load(tmp_path / "good.npz") as f:
+        arrays = dict(f)
+    for name, bad in (("image", arrays["image"][:10]), ("landmarks", arrays["landmarks"][:5]),
+                      ("table", arrays["table"] + 10**6), ("app_bin", arrays["app_bin"] + 99)):
+        np.savez(tmp_path / "bad.npz", **{**arrays, name: bad})
+        with pytest.raises(InputError, match="bad.npz: not a styleblit style cache \\("):
+            StyleExemplar.load(tmp_path / "bad.npz")
+
+
+def test_eval_and_bench_outputs_never_replace_inputs(tmp_path, capsys):
+    """--json/--plot of eval and bench: refused when they name an input, the
+    style's landmark file, each other, or exist without --overwrite; a chart
+    without an ending is NAME.png, checked as such; all before any work."""
+    from guides.landmarks import write_lm68
+
+    photo = tmp_path / "me.png"
+    write_image(photo, np.full((40, 30, 3), 90, np.uint8))
+    style = tmp_path / "s.png"
+    write_image(style, np.full((40, 30, 3), 120, np.uint8))
+    lm = np.stack([np.linspace(5, 25, 68), np.linspace(5, 35, 68)], 1).astype(np.float32)
+    write_lm68(tmp_path / "s.lm68.txt", lm)
+    (tmp_path / "chart.png").write_bytes(b"old")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    eval_ = ["eval", "--style", str(style), str(photo), "-q"]
+    cases = [(eval_ + ["--plot", str(photo), "--overwrite"], "would replace the input"),
+             (eval_ + ["--json", str(tmp_path / "s.lm68.txt"), "--overwrite"],
+              "would replace the input"),
+             (eval_ + ["--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.json")],
+              "cannot write a chart with extension '.json'"),
+             (eval_ + ["--plot", str(tmp_path / "chart")], "chart.png: exists already"),
+             (eval_ + ["--plot", str(tmp_path / "c.txt")], "extension '.txt'"),
+             (["bench", "--target", str(photo), "--json", str(photo)], "exists already"),
+             (["bench", "--target", str(photo), "--json", str(photo), "--overwrite"],
+              "would replace the input")]
+    for argv, message in cases:
+        assert main(argv) == 1, argv
+        assert message in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_prepare_style_writes_a_loadable_cache(tmp_path, capsys):
     from guides.exemplar import StyleExemplar
 
@@ -256,6 +396,7 @@ _BAD_VALUES = [
     (["bench"], "--sizes", "big"),
     (_VIDEO, "--fps", "0"),
     (_VIDEO, "--fps", "inf"),
+    (_VIDEO, "--fps", "0.0001"),  # (as a fraction with denominators up to 1001: 0)
     (_VIDEO, "--boil", "-1"),
     (_VIDEO, "--boil", "inf"),
     (_VIDEO, "--max-faces", "0"),

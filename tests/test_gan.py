@@ -394,3 +394,22 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
     assert "bad.pt: not a styleblit GAN checkpoint" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == sorted(["m.pt", "m.preview.png", "clip.mp4", "cmp.mp4",
                                                    "cmp.json", "cmp.png", "bad.pt"])
+    # outputs that name an input, or each other: refused before any work, even with --overwrite
+    before = {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)}
+    compare = ["compare", "--style", style, "--model", str(model), video, "-q", "--overwrite"]
+    for argv, message in (
+            (["-o", out, "--json", video], f"would replace the input {video}"),
+            (["-o", out, "--json", str(model)], f"would replace the input {model}"),
+            (["-o", out, "--json", str(tmp_path / "j.json"), "--plot", out],
+             "extension '.mp4'"),
+            (["-o", str(tmp_path / "x.json"), "--json", str(tmp_path / "x.json")],
+             "unknown video extension '.json'"),
+            (["-o", str(tmp_path / "s.mp4"), "--plot", str(tmp_path / "s.mp4.png"),
+              "--json", str(tmp_path / "s.mp4.png")], "two of the outputs would be written there"),
+            (["-o", str(tmp_path / "x.avi")], "unknown video extension '.avi'")):
+        assert main(compare + argv) == 1, argv
+        assert message in capsys.readouterr().err
+    distill = ["distill", "--style", style, "--video", video, "--steps", "1", "-q", "--overwrite"]
+    assert main(distill + ["-o", video]) == 1
+    assert f"would replace the input {video}" in capsys.readouterr().err
+    assert {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)} == before

@@ -59,9 +59,10 @@ def write_frames(folder, frames):
     return str(folder)
 
 
-def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3):
-    """H.264 clip of ``n`` frames at 24 fps, with a 440 Hz AAC sine of the same length."""
-    with av.open(str(path), "w") as c:
+def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3, faststart=False):
+    """H.264 clip of ``n`` frames at 24 fps, with a 440 Hz AAC sine of the
+    same length (``faststart``: the index at the start, as for streaming)."""
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
         v = c.add_stream("libx264", rate=RATE)
         v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
         if rotation:
@@ -198,6 +199,71 @@ def test_truncated_file_is_one_clear_line(tmp_path, style_png):
     assert len(lines) == 1 and "broken.mp4" in lines[0] and "Traceback" not in r.stderr
     assert not out.exists()
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_a_file_cut_short_keeps_its_frames_with_a_warning(tmp_path, style_png):
+    """The index at the start still lists every frame when the end is cut
+    off: the frames decoded are kept, and the run says how many are missing."""
+    src = write_clip(tmp_path / "in.mp4", n=24, audio=False, faststart=True)
+    data = open(src, "rb").read()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    out = tmp_path / "out.mp4"
+    r = run_cli("video", "--style", style_png, str(cut), "-o", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    kept = probe(out)["frames"]
+    assert 0 < kept < 24
+    assert f"cut.mp4: decoded {kept} of the 24 frames its header lists" in r.stderr
+    r = run_cli("video", "--style", style_png, src, "-o", str(tmp_path / "whole.mp4"), "--quiet")
+    assert r.returncode == 0 and "warning" not in r.stderr
+
+
+def test_a_frames_folder_output_never_deletes_the_users_files(tmp_path, style_png, capsys):
+    """A folder of frames replaces an existing one as a whole under
+    --overwrite: refused when it holds the input, the current folder or any
+    file that is not a frame styleblit wrote; a folder of frames alone is
+    replaced."""
+    frames = clip_frames(3)
+    (tmp_path / "out").mkdir()
+    src = write_frames(tmp_path / "out" / "in", frames)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    video = ["video", "--style", style_png, "--quiet", "--overwrite"]
+    assert main(video + [src, "-o", str(tmp_path / "out")]) == 1
+    assert "the output folder holds the input" in capsys.readouterr().err
+    assert main(video + [src, "-o", str(tmp_path / "mine")]) == 1
+    assert "not a folder of frames styleblit wrote (it holds 'notes.txt')" in capsys.readouterr().err
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path / "mine")
+        assert main(video + [src, "-o", "."]) == 1
+        assert "holds the current folder" in capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
+    assert sorted(os.listdir(src)) == ["f000.png", "f001.png", "f002.png"]
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert main(video + [src, "-o", str(tmp_path / "frames")]) == 0
+    assert main(video + [src, "-o", str(tmp_path / "frames")]) == 0  # styleblit's own: replaced
+    assert len(os.listdir(tmp_path / "frames")) == 3
+    # batch: the same checks for each job, before any work
+    assert main(["batch", "--engine", "local", "--style", style_png, "--quiet", "--overwrite",
+                 src, "-o", str(tmp_path / "out"), "--format", "png"]) == 1
+    assert f"would replace the input {src}" in capsys.readouterr().err
+    assert sorted(os.listdir(src)) == ["f000.png", "f001.png", "f002.png"]
+
+
+def test_ctrl_c_before_the_first_frame_leaves_nothing(tmp_path, style_png, capsys, monkeypatch):
+    import blit.video
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(blit.video, "stylize_items", interrupted)
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4")]) == 130
+    assert "interrupted before the first frame was written; nothing written" in \
+        capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["in.mp4"]
 
 
 def test_missing_input_and_bad_extension(tmp_path, style_png, capsys):
