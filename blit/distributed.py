@@ -395,8 +395,8 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
                         continue
                     try:
                         _assemble(job, bar)
-                    except InputError as exc:
-                        _fail(job, str(exc), pending, ray)
+                    except InputError as exc:  # (named after the temporary file: renamed)
+                        _fail(job, str(exc).replace(job._tmp, job.output), pending, ray)
                     except Exception as exc:  # joining this job's output: fails it alone
                         _fail(job, f"{job.output}: cannot be written ({type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())[:160]})", pending, ray)
@@ -463,7 +463,8 @@ def _assemble(job, bar):
         if job._short:  # decoding broke off in an earlier range: the rest is dropped
             continue
         if job._sink is None:
-            job._sink = (_FolderSink if folder else _SegmentConcatSink)(job._tmp, job._source)
+            job._sink = (_FolderSink(job._tmp, job._source) if folder else
+                         _SegmentConcatSink(job._tmp, job._source, pts=job._index))
         if folder:
             for data in result["data"]:
                 job._sink.write_png(data)

@@ -157,10 +157,24 @@ class _VideoFileSource:
         except av.error.FFmpegError as exc:
             if not pts:
                 raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
-        self.container.seek(0)
+        self._rewind()
         if not pts:
             raise InputError(f"{self.path}: no video frame could be decoded")
         return sorted(pts) if complete else [None] * len(pts)
+
+    def _rewind(self):
+        """Back to the start: a seek, or where the file cannot seek (a raw
+        stream: no index), the file opened again."""
+        import av
+
+        try:
+            self.container.seek(0)
+        except (av.error.FFmpegError, OSError):
+            self.container.close()
+            self.container = av.open(self.path, "r")
+            self.stream = self.container.streams.video[0]
+            self.stream.thread_type = "AUTO"
+            self.audio = [s for s in self.container.streams.audio]
 
     def read_range(self, start, stop, pts=None):
         """Video items of frames ``start`` to ``stop - 1`` (numbered as
@@ -191,19 +205,36 @@ class _VideoFileSource:
                 return
 
     def audio_packets(self):
-        """The audio packets alone, in file order (nothing decoded)."""
+        """The audio packets alone, in file order from the start (nothing
+        decoded), read through a container of their own: a seek in this one
+        (:meth:`index` seeks back to the start) moves every stream to the
+        video's first key frame, which drops the audio before a video that
+        starts late."""
+        import av
+
         if not self.audio:  # demux() of no stream would read them all
             return
-        for item in self._demux(*self.audio):
-            yield item[1]
+        with av.open(self.path, "r") as container:
+            streams = [container.streams[s.index] for s in self.audio]
+            try:
+                for packet in container.demux(*streams):
+                    if packet.dts is not None:
+                        yield packet
+            except av.error.EOFError:
+                pass
+            except av.error.FFmpegError as exc:
+                _warn(f"{self.path}: reading the audio stopped ({_reason(exc)}); kept the "
+                      "audio read")
 
     def _video_item(self, frame):
         self.decoded += 1
         rotation = int(round(frame.rotation or 0)) if hasattr(frame, "rotation") else 0
         self.rotation = rotation if rotation % 90 == 0 else 0
         bgr = _upright(frame.to_ndarray(format="bgr24"), self.rotation)
-        seconds = float(frame.time) if frame.time is not None else (self.decoded - 1) / float(self.rate)
-        return ("video", bgr, frame.pts, seconds)
+        pts = frame.pts
+        if pts is None:  # a raw stream has no timestamps: the frame rate gives them
+            pts = round((self.decoded - 1) / (self.rate * self.time_base))
+        return ("video", bgr, pts, float(pts * self.time_base))
 
     def close(self):
         self.container.close()
@@ -362,11 +393,12 @@ class _SegmentConcatSink(_VideoFileSink):
     Every segment must have been encoded with the same settings and frame
     size, so that they share one codec header (checked)."""
 
-    def __init__(self, path, source):
+    def __init__(self, path, source, pts=None):
         super().__init__(path, source)
         self._template = None
         self._template_extradata = None
         self._delay = None  # the encoder's reorder delay (stream time base)
+        self._pts = pts if pts and None not in pts else None  # every frame's (source time base)
         self._audio_items = source.audio_packets()
         self._audio_next = None
 
@@ -408,7 +440,8 @@ class _SegmentConcatSink(_VideoFileSink):
             # delay depends on its length (a short one has no B-frames)
             times = sorted(p.pts for p in packets)
             if self._delay is None and packets:
-                self._delay = times[0] - (packets[0].dts + shift)
+                self._delay = max(times[0] - (packets[0].dts + shift),
+                                  self._reorder_span(video))
             for packet, t in zip(packets, times):
                 packet.dts = t - self._delay
                 if packet.dts > packet.pts:
@@ -419,6 +452,19 @@ class _SegmentConcatSink(_VideoFileSink):
                 self.container.mux(packet)
         self.frames += len(packets)
         return len(packets)
+
+    def _reorder_span(self, video):
+        """The longest time (``video``'s time base) that the decoder's reorder
+        depth spans anywhere in the video: with a variable frame rate, a
+        later segment may need a longer delay than the first one's encoder
+        gave (frames further apart), and one delay serves all; 0 when the
+        frames' timestamps are not known."""
+        depth = int(getattr(video.codec_context, "reorder_depth", 0) or 0)
+        if self._pts is None or depth <= 0 or len(self._pts) <= depth:
+            return 0
+        scale = self.source.time_base / video.time_base
+        t = np.round(np.sort(np.asarray(self._pts, np.float64)) * float(scale)).astype(np.int64)
+        return int((t[depth:] - t[:-depth]).max())
 
     def _audio_until(self, ts, time_base):
         """Mux the source's audio packets up to time ``ts * time_base`` (all with None)."""

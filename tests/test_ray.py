@@ -284,6 +284,80 @@ def test_a_large_face_is_painted_at_one_scale_in_every_range(ray_local, style, t
         assert diff < 0.5 * np.abs(native[i] - local[i]).mean()
 
 
+def write_timed_clip(path, frames, pts, *, time_base, audio_seconds=0.0, format=None):
+    """H.264 of ``frames`` at the timestamps ``pts`` (``time_base``), with a
+    mono AAC sine of ``audio_seconds`` from time 0 (``format``: "h264" for a
+    raw stream, which has no timestamps)."""
+    from fractions import Fraction
+
+    with av.open(str(path), "w", format=format) as c:
+        v = c.add_stream("libx264", rate=RATE)
+        v.width, v.height, v.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        v.codec_context.time_base = time_base
+        a = None
+        if audio_seconds:
+            a = c.add_stream("aac", rate=22050)
+            a.layout = "mono"
+        for f, t in zip(frames, pts):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24")
+            frame.pts, frame.time_base = t, time_base
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+        if a is not None:
+            n = int(22050 * audio_seconds)
+            pcm = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 22050)).astype(np.float32)[None]
+            af = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="mono")
+            af.sample_rate, af.pts, af.time_base = 22050, 0, Fraction(1, 22050)
+            c.mux(a.encode(af))
+            c.mux(a.encode(None))
+    return str(path)
+
+
+def audio_pts(path):
+    with av.open(str(path)) as c:
+        return [p.pts for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def frame_times(path):
+    with av.open(str(path)) as c:
+        return [round(float(f.time), 5) for f in c.decode(video=0)]
+
+
+def test_late_video_variable_rate_and_raw_streams_join_as_locally(ray_local, style, tmp_path):
+    """Ranges joined into one file keep what one local run keeps: the audio
+    before a video that starts late (a seek to index the video moved the
+    audio to its first key frame), a variable frame rate (frames 1, 2 and 4
+    ticks apart: one reorder delay must serve the widest gaps), and a raw
+    H.264 stream, which has no timestamps (timed by its frame rate, and
+    read again from the start where it cannot seek)."""
+    from fractions import Fraction
+
+    frames = faceless_frames(18)
+    tb = Fraction(1, 90000)
+    gaps = [3000, 6000, 12000, 3000, 3000, 12000, 6000, 3000, 12000, 12000, 3000, 3000, 6000,
+            3000, 12000, 3000, 6000]
+    pts = list(45000 + np.concatenate([[0], np.cumsum(gaps)]))  # from 0.5 s
+    src = write_timed_clip(tmp_path / "vfr.mp4", frames, pts, time_base=tb, audio_seconds=2.0)
+    stylize_video(style, src, str(tmp_path / "local.mp4"), quiet=True)
+    for chunk in (5, 6, 7):
+        out = tmp_path / f"ray{chunk}.mp4"
+        job, = stylize_videos(style, [(src, str(out))], chunk_frames=chunk, warmup=2, quiet=True)
+        assert (job.status, job.frames) == ("done", 18), job.message
+        assert frame_times(out) == frame_times(tmp_path / "local.mp4") == frame_times(src)
+        assert audio_pts(out) == audio_pts(tmp_path / "local.mp4") == audio_pts(src)
+        assert audio_pts(src)[0] <= 0  # (the audio does start before the video)
+    raw = write_timed_clip(tmp_path / "raw.h264", frames[:12], range(12), time_base=Fraction(1, RATE),
+                           format="h264")
+    stylize_video(style, raw, str(tmp_path / "raw_local.mp4"), quiet=True)
+    job, = stylize_videos(style, [(raw, str(tmp_path / "raw_ray.mp4"))], chunk_frames=5, warmup=2,
+                          quiet=True)
+    assert job.status == "done", job.message
+    for out in ("raw_local.mp4", "raw_ray.mp4"):
+        times = np.diff(frame_times(tmp_path / out))
+        assert len(times) == 11 and np.allclose(times, times[0]) and 1 / 61 < times[0] < 1 / 23
+    assert no_temporaries(tmp_path)
+
+
 def test_a_bad_input_fails_alone_and_outputs_are_kept(ray_local, style, tmp_path):
     good = write_frames(tmp_path / "good", faceless_frames(10))
     src = write_clip(tmp_path / "in.mp4", n=10)
