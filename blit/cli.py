@@ -9,8 +9,10 @@ usage error when the command line is parsed (:func:`number`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
 
 __all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "check_output",
@@ -491,13 +493,43 @@ def build_parser():
     return parser
 
 
+#: Signals that end a command as Ctrl-C does (``kill``, a job scheduler, a
+#: closed terminal): what was written is finalised or removed, never left
+#: as a hidden temporary file.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """While a command runs: :data:`STOP_SIGNALS` raise KeyboardInterrupt
+    where their action is the default (main thread only; restored after)."""
+    previous = {}
+    try:
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, _stop)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     from guides.io import InputError
 
     try:
-        return int(args.run(args) or 0)
+        with _stop_signals_interrupt():
+            return int(args.run(args) or 0)
     except _UsageError as exc:
         getattr(args, "command_parser", parser).error(str(exc))
     except InputError as exc:

@@ -530,16 +530,22 @@ class _FolderSink:
 
 @contextmanager
 def _no_sigint():
-    """Ignore Ctrl-C while the output is being finalised (main thread only)."""
+    """Ignore Ctrl-C (and the signals the command line takes as Ctrl-C,
+    :data:`blit.cli.STOP_SIGNALS`) while the output is being finalised
+    (main thread only)."""
+    from blit.cli import STOP_SIGNALS
+
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = {sig: signal.signal(sig, signal.SIG_IGN)
+                    for sig in (signal.SIGINT, *STOP_SIGNALS)}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _progress(total, quiet):

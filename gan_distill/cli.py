@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 
 from blit.cli import (_add_style_args, add_stylize_args, check_output_file, check_outputs_apart,
@@ -55,8 +56,14 @@ def _distill(args):
                           max_frames=args.max_frames, every=args.every,
                           max_bytes=int(args.max_mb * 2**20),
                           guides=True)
-    shards = build_dataset(style, args.video, folder, options=options,
-                           stylize_options=options_from_args(args), quiet=args.quiet)
+    made = not os.path.exists(folder)
+    try:
+        shards = build_dataset(style, args.video, folder, options=options,
+                               stylize_options=options_from_args(args), quiet=args.quiet)
+    except InputError:
+        if made:  # (a bad video: the folder made for this list of videos is of no use)
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     steps = args.steps if args.steps is not None else (None if args.minutes else 2000)
     config = TrainConfig(steps=steps, minutes=args.minutes, batch=args.batch, crop=args.crop,
                          lr=args.lr, seed=args.seed, vgg_weights=args.vgg_weights)

@@ -413,3 +413,11 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
     assert main(distill + ["-o", video]) == 1
     assert f"would replace the input {video}" in capsys.readouterr().err
     assert {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)} == before
+    # a video that cannot be read: one line, and no dataset folder left behind
+    text = tmp_path / "sub" / "text.mp4"
+    text.parent.mkdir()
+    text.write_text("not a video")
+    assert main(["distill", "--style", style, "--video", str(text), "--steps", "1", "-q",
+                 "-o", str(text.parent / "d.pt")]) == 1
+    assert "text.mp4" in capsys.readouterr().err
+    assert os.listdir(text.parent) == ["text.mp4"]

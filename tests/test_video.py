@@ -277,7 +277,9 @@ def test_missing_input_and_bad_extension(tmp_path, style_png, capsys):
 
 # ------------------------------------------------------------------ Ctrl-C
 
-def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, style_png):
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, style_png, sig):
+    """Ctrl-C, and SIGTERM (kill, a job scheduler) taken as Ctrl-C."""
     src = write_clip(tmp_path / "long.mp4", n=1200, audio=True)
     out = tmp_path / "out.mp4"
     # SIGINT restored to its default in the child: a shell running the tests in
@@ -294,7 +296,7 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, style_png):
             break
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     partial = partial_path(str(out))
