@@ -505,14 +505,13 @@ def _stop(signum, frame):
 
 
 @contextlib.contextmanager
-def _stop_signals_interrupt():
-    """While a command runs: :data:`STOP_SIGNALS` raise KeyboardInterrupt
-    where their action is the default (main thread only; restored after)."""
+def signal_handlers(handlers):
+    """Set ``{signal: handler}`` for the block, restored after; nothing
+    outside the main thread (where Python cannot set them)."""
     previous = {}
     try:
-        for sig in STOP_SIGNALS:
-            if signal.getsignal(sig) == signal.SIG_DFL:
-                previous[sig] = signal.signal(sig, _stop)
+        for sig, handler in handlers.items():
+            previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread
         pass
     try:
@@ -520,6 +519,13 @@ def _stop_signals_interrupt():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _stop_signals_interrupt():
+    """While a command runs: :data:`STOP_SIGNALS` raise KeyboardInterrupt
+    where their action is the default."""
+    return signal_handlers({sig: _stop for sig in STOP_SIGNALS
+                            if signal.getsignal(sig) == signal.SIG_DFL})
 
 
 def main(argv=None):

@@ -29,7 +29,6 @@ import shutil
 import signal
 import sys
 import tempfile
-from contextlib import contextmanager
 from fractions import Fraction
 
 import numpy as np
@@ -528,24 +527,13 @@ class _FolderSink:
 # The command
 # --------------------------------------------------------------------------
 
-@contextmanager
 def _no_sigint():
     """Ignore Ctrl-C (and the signals the command line takes as Ctrl-C,
     :data:`blit.cli.STOP_SIGNALS`) while the output is being finalised
     (main thread only)."""
-    from blit.cli import STOP_SIGNALS
+    from blit.cli import STOP_SIGNALS, signal_handlers
 
-    try:
-        previous = {sig: signal.signal(sig, signal.SIG_IGN)
-                    for sig in (signal.SIGINT, *STOP_SIGNALS)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return signal_handlers({sig: signal.SIG_IGN for sig in (signal.SIGINT, *STOP_SIGNALS)})
 
 
 def _progress(total, quiet):

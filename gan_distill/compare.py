@@ -21,7 +21,6 @@ nothing left behind.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections import deque
 from types import SimpleNamespace
