@@ -160,7 +160,8 @@ def _bench(args):
         stats["fps"] = 1e3 / stats["total"]["median"]
         result["sizes"][size] = stats
         print(f"\n{size}: {stats['fps']:.1f} fps end to end (landmarks included); "
-              f"lookup+blend = {lb:.2f} ms = {stats['lookup_blend_over_remap']:.1f}x one cv2.remap")
+              f"lookup+denoise+blend = {lb:.2f} ms = {stats['lookup_blend_over_remap']:.1f}x "
+              "one cv2.remap")
         print(f"  {'stage':<11}{'median ms':>10}{'p10':>8}{'p90':>8}")
         for k in _ORDER:
             if k not in stats:

@@ -298,6 +298,9 @@ def _prepare_style(args):
     if args.style and args.style.lower().endswith(".npz"):
         raise InputError(f"{args.style}: is a prepared style already (give the painted image)")
     if args.output is not None:
+        if args.output and not args.output.lower().endswith(".npz"):
+            raise InputError(f"{args.output}: a prepared style is read back by its ending: "
+                             "name it .npz")
         check_output_file(args.output, args.overwrite)
         check_not_input(args.output, *style_input_paths(args))
     path = args.style or default_style_path()

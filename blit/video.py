@@ -659,7 +659,7 @@ def first_face_scale(style, source_path, *, fps=30.0, max_faces=1, seconds=PROBE
             landmarker.close()
 
 
-def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
+def stylize_items(stylizer, items, sink, *, skip=0, progress=None, faces=None):
     """The video loop: stylize the ``("video", ...)`` items into ``sink``, copy
     the ``("audio", packet)`` items, in order.
 
@@ -669,8 +669,10 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
     frames written. A stylizer with a ``prefetch`` method
     (:meth:`blit.stream.Stylizer.prefetch`) is handed each frame and its
     timestamp one frame early, so that its landmarks and guides are made
-    while the previous frame is painted; the output is the same. Returns the
-    number of frames read."""
+    while the previous frame is painted; the output is the same. ``faces``
+    (a one-element list) counts the frames painted with a face (whose
+    stylizer's ``last_landmarks`` are not empty). Returns the number of
+    frames read."""
     prefetch = getattr(stylizer, "prefetch", None)
     n = 0
     pending = None  # the video item read but not stylized yet
@@ -681,6 +683,8 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None):
         _, image, pts, seconds = pending
         out = stylizer(image, seconds)
         n += 1
+        if faces is not None and getattr(stylizer, "last_landmarks", None):
+            faces[0] += 1
         if n > skip:
             sink.write(out, pts)
             if progress is not None:
@@ -775,13 +779,17 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
                                  max_faces=max_faces, boil_hz=boil_hz, landmarker=landmarker,
                                  model=model, device=device, landmark_every=landmark_every,
                                  scale=scale)
+        faces = [0]
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
-                stylize_items(stylizer, source, sink, progress=bar)
+                stylize_items(stylizer, source, sink, progress=bar, faces=faces)
             except KeyboardInterrupt:
                 interrupted = True
         if sink.frames == 0 and not interrupted:
             raise InputError(f"{source_path}: no video frame could be decoded")
+        if faces[0] == 0 and method == "patch" and not interrupted:
+            _warn(f"{source_path}: no face found in any of its {sink.frames} frames; they are "
+                  "written unchanged")
     except BaseException:
         if not interrupted:
             with _no_sigint():

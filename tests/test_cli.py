@@ -291,8 +291,10 @@ def test_style_landmarks_with_a_prepared_style_is_refused(tmp_path, capsys):
 
 
 def test_prepare_style_output_checks(tmp_path, capsys):
-    """prepare-style refuses, before preparing, an output that would replace
-    the style or its landmark file beside it, a folder, a missing folder."""
+    """prepare-style refuses, before preparing, an output not named .npz (a
+    style is read back as prepared by that ending; so the style and its
+    landmark file are never replaced), a folder, a missing folder; and a
+    style that is prepared already."""
     from blit.defaults import default_style_path
     from guides.exemplar import load_style
     from guides.landmarks import write_lm68
@@ -300,18 +302,21 @@ def test_prepare_style_output_checks(tmp_path, capsys):
     style = tmp_path / "s.png"
     style.write_bytes(open(default_style_path(), "rb").read())
     write_lm68(tmp_path / "s.lm68.txt", load_style(default_style_path()).landmarks)
-    (tmp_path / "d").mkdir()
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
-    cases = {str(style): "would replace the input",
-             str(tmp_path / "s.lm68.txt"): "would replace the input",
-             str(tmp_path / "d"): "is a folder",
+    (tmp_path / "d.npz").mkdir()
+    cases = {str(style): "name it .npz",
+             str(tmp_path / "s.lm68.txt"): "name it .npz",
+             str(tmp_path / "d.npz"): "is a folder",
              str(style / "x.npz"): "does not exist",
              "": "the output path is empty"}
     for out, message in cases.items():
         assert main(["prepare-style", str(style), "-o", out, "--overwrite"]) == 1
         assert message in capsys.readouterr().err
+    os.rmdir(tmp_path / "d.npz")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
-    assert main(["prepare-style", str(tmp_path / "x.npz")]) == 1
+    assert main(["prepare-style", str(style), "-o", str(tmp_path / "S.NPZ")]) == 0  # any case
+    capsys.readouterr()
+    assert main(["prepare-style", str(tmp_path / "S.NPZ"), "-o", str(tmp_path / "t.npz")]) == 1
     assert "is a prepared style already" in capsys.readouterr().err
 
 

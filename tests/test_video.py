@@ -252,6 +252,16 @@ def test_a_frames_folder_output_never_deletes_the_users_files(tmp_path, style_pn
     assert sorted(os.listdir(src)) == ["f000.png", "f001.png", "f002.png"]
 
 
+def test_a_video_without_a_face_says_so(tmp_path, style_png, capsys):
+    src = write_frames(tmp_path / "in", [np.full((64, 48, 3), 90 + i, np.uint8) for i in range(3)])
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert "no face found in any of its 3 frames; they are written unchanged" in \
+        capsys.readouterr().err
+    src = write_clip(tmp_path / "face.mp4", n=3, audio=False)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4"), "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_ctrl_c_before_the_first_frame_leaves_nothing(tmp_path, style_png, capsys, monkeypatch):
     import blit.video
 
