@@ -330,6 +330,12 @@ class _VideoFileSink:
                 self.audio[s.index] = self.container.add_stream_from_template(s)
             except (av.error.FFmpegError, ValueError) as exc:
                 _warn(f"{self.source.path}: audio stream {s.index} not copied ({_reason(exc)})")
+                continue
+            codec = s.codec_context.name or ""
+            if codec.startswith("pcm_") and str(self.path).lower().endswith((".mp4", ".m4v")):
+                _warn(f"{self.source.path}: its audio ({codec}) is copied unchanged into the "
+                      "MP4, where few players play uncompressed audio; a .mov or .mkv output "
+                      "plays it everywhere")
 
     def _open_video(self, height, width):
         stream = self.container.add_stream("libx264", rate=self.source.rate)

@@ -252,6 +252,29 @@ def test_a_frames_folder_output_never_deletes_the_users_files(tmp_path, style_pn
     assert sorted(os.listdir(src)) == ["f000.png", "f001.png", "f002.png"]
 
 
+def test_uncompressed_audio_into_an_mp4_is_warned_of(tmp_path, style_png, capsys):
+    src = str(tmp_path / "pcm.mov")
+    with av.open(src, "w") as c:
+        v = c.add_stream("libx264", rate=RATE)
+        v.width, v.height, v.pix_fmt = 128, 160, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=SAMPLE_RATE)
+        a.layout = "mono"
+        for i, f in enumerate(clip_frames(3)):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 2048), np.int16), format="s16", layout="mono")
+        af.sample_rate, af.pts = SAMPLE_RATE, 0
+        c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4"), "-q"]) == 0
+    assert "its audio (pcm_s16le) is copied unchanged into the MP4" in capsys.readouterr().err
+    assert probe(tmp_path / "o.mp4")["streams"] == ["video", "audio"]
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mov"), "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_a_video_without_a_face_says_so(tmp_path, style_png, capsys):
     src = write_frames(tmp_path / "in", [np.full((64, 48, 3), 90 + i, np.uint8) for i in range(3)])
     assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "out"), "-q"]) == 0
