@@ -64,7 +64,8 @@ from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_region
 from guides.mls import positional_guide
 
 __all__ = ["Stylizer", "OneEuroFilter", "propagate", "carry_landmarks", "guide_inverse_jacobian",
-           "STREAM_STAGES", "NO_SOURCE", "ONE_EURO", "HISTORY_WEIGHT"]
+           "STREAM_STAGES", "NO_SOURCE", "ONE_EURO", "HISTORY_WEIGHT", "CUT_THRESHOLD", "is_cut",
+           "cut_sample"]
 
 #: Keys of :attr:`Stylizer.last_times`, in pipeline order (milliseconds);
 #: "download" (the output copied back, waiting for the kernels) only with
@@ -84,6 +85,29 @@ ONE_EURO = {"min_cutoff": 1.5, "beta": 12.0, "d_cutoff": 1.0}
 
 #: Default weight of the flow-warped previous output (:mod:`blit.temporal`).
 HISTORY_WEIGHT = 0.75
+
+#: A cut (a new shot) is a frame whose every 16th pixel, in rows and columns,
+#: differs from the previous frame's by more than this on average (levels of
+#: 0-255). Consecutive frames of target1.mp4, a person turning and talking,
+#: differ by at most 3.3 (6.5 five frames apart); a cut from it to one of the
+#: FaceBlit portraits or target3.png by 56-107, and between two of those
+#: portraits by 48 at least.
+CUT_THRESHOLD = 30.0
+
+
+def is_cut(previous, frame, threshold=CUT_THRESHOLD):
+    """Whether ``frame`` starts a new shot after ``previous`` (both (H, W, 3)
+    uint8, or their samples from :func:`cut_sample`; None: no previous
+    frame, not a cut)."""
+    if previous is None or previous.shape != frame.shape:
+        return False
+    return float(np.abs(previous.astype(np.int16) - frame).mean()) > threshold
+
+
+def cut_sample(frame):
+    """The pixels :func:`is_cut` compares: every 16th in rows and columns (a
+    copy: the caller may reuse the frame's memory)."""
+    return np.ascontiguousarray(frame[::16, ::16])
 
 
 # ---------------------------------------------------------------------------
@@ -615,7 +639,7 @@ class _Prepared:
     flow: tuple | None  # ((x0, y0), (H, W, 2) float32) backward flow
     jitter: np.ndarray
     labels: np.ndarray
-    restart: bool  # a new jitter: the painting starts afresh
+    restart: bool  # a new jitter, or a cut: the painting starts afresh
     times: dict
 
 
@@ -687,7 +711,8 @@ class Stylizer:
     hold : float
         Seconds to keep painting a lost face at its last landmarks before the
         frame passes through unstylized (background-only with
-        ``background="stylize"``).
+        ``background="stylize"``). Not across a cut (:func:`is_cut`): a new
+        shot starts afresh, its faces tracked anew.
     fps : float
         Frame rate assumed when frames come without timestamps.
     device : {"cpu", "cuda", "auto"}
@@ -908,6 +933,7 @@ class Stylizer:
         self._gray_parity = 0
         self._frame_flow = None  # this frame's host flow so far: ((x0, y0), (H, W, 2) float32)
         self._last_faces = []  # the previous frame's raw landmarks (found or carried)
+        self._cut_sample = None  # the previous frame's pixels that tell a cut (is_cut)
         self.last_times = {}
         self.last_landmarks = []
         self.last_nnf = []
@@ -1259,6 +1285,10 @@ class Stylizer:
         times = {}
         start = time.perf_counter()
         found = faces
+        sample = cut_sample(frame)
+        cut, self._cut_sample = is_cut(self._cut_sample, sample), sample
+        if cut:  # a new shot: nothing carries over from the last one
+            self._tracks, self._last_faces = [], []
         if faces is _FIND:
             found = faces = self._find_faces(frame)
             searched = True
@@ -1274,7 +1304,7 @@ class Stylizer:
 
         t0 = time.perf_counter()
         tracks = self._update_tracks(faces, t)
-        restart = self._update_jitter(frame.shape[:2], t)
+        restart = self._update_jitter(frame.shape[:2], t) or cut
         times["smooth"] = _ms(t0)
 
         style, options, kernels = self.style, self.options, self._kernels
@@ -1377,7 +1407,7 @@ class Stylizer:
         frame, tracks = prepared.frame, prepared.tracks
         h, w = frame.shape[:2]
         times = dict(prepared.times)
-        if prepared.restart:  # a new stroke layout: start afresh
+        if prepared.restart:  # a new stroke layout, or a new shot: start afresh
             for track in tracks:
                 track.head.clear()
             self._background.clear()

@@ -540,6 +540,30 @@ def test_no_face_passes_through_then_holds_and_recovers(style, hopper):
     assert not np.array_equal(outs[23], frame)  # recovered
 
 
+def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
+    """A lost face is held only within a shot: at a cut the new shot passes
+    through at once, and a face after a cut is painted afresh (as the first
+    frame of a new stream paints it), not smoothed from the last shot."""
+    from blit.stream import is_cut, cut_sample
+
+    frames, marks = moving_clip(hopper, n=1)
+    frame, lm = frames[0], marks[0]
+    dark = (frame // 4).astype(np.uint8)  # another shot
+    assert is_cut(cut_sample(frame), cut_sample(dark)) and not is_cut(frame, frame)
+    stylizer = Stylizer(style, landmarker=Script([[lm]] * 3 + [[]] * 2), hold=0.5, fps=30.0)
+    outs = [stylizer(f).copy() for f in [frame] * 3 + [frame, dark]]
+    np.testing.assert_array_equal(outs[3], outs[2])  # lost in the same shot: held
+    np.testing.assert_array_equal(outs[4], dark)  # a cut: not held
+    # a face after a cut: as a new stream paints its first frame
+    shifted = lm + np.float32([3, 2])
+    stylizer = Stylizer(style, landmarker=Script([[lm]] * 4 + [[shifted]]))
+    for _ in range(4):
+        stylizer(frame)
+    after = stylizer(dark).copy()
+    fresh = Stylizer(style, landmarker=Script([[shifted]]))(dark)
+    np.testing.assert_array_equal(after, fresh)
+
+
 def test_lost_face_leaves_the_background_stylized(style, hopper):
     frames, marks = moving_clip(hopper, n=1)
     stylizer = Stylizer(style, options=StylizeOptions(background="stylize"), hold=0.0,
