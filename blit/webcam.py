@@ -657,7 +657,8 @@ def add_webcam_parser(sub):
     p.add_argument("--source", metavar="FILE",
                    help="read this video file instead of a camera (paced at its frame rate)")
     p.add_argument("--size", type=frame_size, metavar="WxH",
-                   help="capture size to ask the camera for (default 640x480); resizes a --source")
+                   help="capture size to ask the camera for (default 640x480); a --source is "
+                        "resized to it only when given")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that open, and exit")
     p.add_argument("--virtual-cam", action="store_true",
                    help="also send the output to a virtual camera (needs pyvirtualcam)")

@@ -251,9 +251,16 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
         :meth:`StyleExemplar.save`.
     landmarks_path : str, optional
         Its 68 landmarks; default ``STYLE.lm68.txt`` beside the image if it
-        exists, else detected with mediapipe. Landmarks from a file always win.
+        exists, else detected with mediapipe. Landmarks from a file always
+        win. Not with a ``.npz``, which holds its landmarks.
     cache : bool or str
         Use the default cache folder (True), none (False), or this folder.
+    lam_app : float
+        Weight of the appearance guide in the lookup table's guide error
+        (:meth:`blit.styleblit.LookupParams.faceblit`, FaceBlit's 2).
+    nbins : int
+        Appearance bins of the lookup table
+        (:func:`blit.styleblit.argmin_lookup_table`).
 
     Returns
     -------
@@ -262,10 +269,14 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
     Raises
     ------
     InputError
-        Unreadable image or landmark file, or no face and no landmark file.
+        Unreadable image or landmark file, or no face and no landmark file;
+        landmarks given with a ``.npz``.
     """
     path = os.fspath(path)
     if path.lower().endswith(".npz"):
+        if landmarks_path is not None:
+            raise InputError(f"{landmarks_path}: a prepared style ({path}) holds its landmarks "
+                             "already; give the painted image with them instead")
         return StyleExemplar.load(path)
     image = read_image(path)
     landmarks = _style_landmarks(path, image, landmarks_path)
