@@ -832,8 +832,11 @@ class Stylizer:
                  boil_hz=None, landmarker=None, smoothing=True, temporal="flow",
                  keep_threshold=None, history_weight=HISTORY_WEIGHT, hold=0.5, fps=30.0,
                  device="cpu", landmark_every=1, pipeline=True, scale=1.0):
-        if int(max_faces) < 1:
-            raise ValueError(f"max_faces: expected at least 1, got {max_faces}")
+        if not isinstance(options, StylizeOptions):
+            raise TypeError(f"options: expected a blit.stylize.StylizeOptions, got "
+                            f"{type(options).__name__}")
+        if int(max_faces) != max_faces or max_faces < 1:
+            raise ValueError(f"max_faces: expected a whole number at least 1, got {max_faces}")
         if boil_hz is not None and not boil_hz > 0:
             raise ValueError(f"boil_hz: expected a positive rate, got {boil_hz}")
         if not fps > 0:

@@ -17,7 +17,7 @@ from blit.blending import PACK_PAD, blend, denoise_nnf
 from blit.styleblit import LookupParams, lookup, make_jitter
 from guides.appearance import target_appearance
 from guides.buffers import take
-from guides.io import InputError
+from guides.io import InputError, check_bgr_frame
 from guides.mask import MIN_WEIGHT, composite, head_region
 from guides.mls import positional_guide
 
@@ -76,10 +76,22 @@ class StylizeOptions:
     def __post_init__(self):
         if self.background not in ("keep", "stylize"):
             raise ValueError(f"background: expected 'keep' or 'stylize', got {self.background!r}")
-        if not 0 <= self.voting <= 4:
-            raise ValueError(f"voting: expected a radius 0..4, got {self.voting}")
-        if self.threshold < 0 or self.background_threshold < 0:
-            raise ValueError("threshold: expected a non-negative number")
+        if not _whole(self.voting) or not 0 <= self.voting <= 4:
+            raise ValueError(f"voting: expected a whole radius 0..4, got {self.voting!r}")
+        if not _whole(self.levels) or not 1 <= self.levels <= 12:
+            raise ValueError(f"levels: expected a whole number 1..12, got {self.levels!r}")
+        for name in ("threshold", "background_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name}: expected a finite number at least 0, got {value!r}")
+        if self.denoise not in (None, True, False):
+            raise ValueError(f"denoise: expected None, True or False, got {self.denoise!r}")
+
+
+def _whole(value):
+    """Whether ``value`` is an integer (not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class _Timer:
@@ -140,6 +152,7 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
         The frame with the heads (and with ``background="stylize"``
         everything) painted from the exemplar; a new array.
     """
+    frame = check_bgr_frame(frame)
     faces = [np.asarray(f, np.float32) for f in _face_list(landmarks)]
     faces.sort(key=face_width)  # (stable: equal widths keep their order)
     timer = _Timer(times)
@@ -165,16 +178,22 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
     for i, face in enumerate(faces):
         head, region = _paint_head(style, frame, face, pos if i == len(faces) - 1 else None,
                                    jitter, options, labels, timer, buffers)
+        if head is None:  # (a head wholly outside the frame)
+            continue
         with timer("composite"):
             # the first composite over the kept frame makes the returned image
             out = composite(frame if out is None else out, head, region, out=out)
-    return out
+    return frame.copy() if out is None else out
 
 
 def _face_list(landmarks):
-    """One face's (68, 2) landmarks, or a non-empty sequence of them, as a list."""
-    if isinstance(landmarks, np.ndarray) and landmarks.ndim == 2:
+    """One face's (68, 2) landmarks (an array, or nested lists as JSON
+    gives them), or a non-empty sequence of them, as a list; a ValueError
+    naming ``landmarks`` for anything else or a coordinate not finite."""
+    if np.shape(landmarks) == (68, 2):
         faces = [landmarks]
+    elif isinstance(landmarks, np.ndarray) and landmarks.ndim != 3:
+        raise ValueError(f"landmarks: expected (68, 2) per face, got {landmarks.shape}")
     else:
         faces = list(landmarks)
     if not faces:
@@ -182,6 +201,8 @@ def _face_list(landmarks):
     for f in faces:
         if np.shape(f) != (68, 2):
             raise ValueError(f"landmarks: expected (68, 2) per face, got {np.shape(f)}")
+        if not np.isfinite(np.asarray(f, np.float64)).all():
+            raise ValueError("landmarks: expected finite coordinates")
     return faces
 
 
@@ -190,13 +211,16 @@ def _paint_head(style, frame, landmarks, pos, jitter, options, labels, timer, bu
     with voting), blended; ``pos`` is the frame's positional guide where the
     background follows this face (its box of it is the head's guide), else
     None (the head's own guide). Returns (head image, HeadRegion); the head
-    image is a work array (``buffers``), to composite before the next face."""
+    image is a work array (``buffers``), to composite before the next face,
+    and None when the head lies wholly outside the frame."""
     radius = options.voting
     head_params = LookupParams(style.params.lam_pos, style.params.lam_app, options.threshold,
                                options.levels)
     with timer("mask"):
         region = head_region(frame.shape, landmarks, margin=radius, buffers=buffers)
     x0, y0, x1, y1 = region.box
+    if x1 <= x0 or y1 <= y0:
+        return None, region
     with timer("mls"):
         if pos is not None:
             pos_head = pos[y0:y1, x0:x1]
@@ -308,12 +332,15 @@ def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jit
     NoFaceError
         When no face is found.
     """
+    image = check_bgr_frame(image, "image")
     if landmarks is None:
         from guides.landmarks import detect_faces
 
         landmarks = detect_faces(image, max_faces)
         if not landmarks:
             raise NoFaceError(f"{name}: no face found")
+    else:
+        landmarks = _face_list(landmarks)
     if jitter is None:
         jitter = make_jitter(0, levels=options.levels)
     scale = 1.0 if native_scale else paint_scale(style, landmarks)

@@ -772,6 +772,8 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
     blit.distributed.stylize_videos : the same on a Ray cluster, many videos
         at once, each in ranges of frames.
     """
+    output = os.fspath(output)
+    check_outputs_apart([output], [os.fspath(source_path)])
     folder_out = not _is_video_path(output)
     source = open_source(source_path, fps)
     if folder_out and source.audio:

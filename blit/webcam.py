@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import importlib.util
 import os
 import sys
 import threading
@@ -424,6 +425,13 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     from blit.stream import Stylizer
     from guides.exemplar import load_style
 
+    if method not in ("patch", "gan"):
+        raise ValueError(f"method: expected 'patch' or 'gan', got {method!r}")
+    if method == "gan" and model is None:
+        raise ValueError("method 'gan' needs model (a checkpoint from `styleblit distill`)")
+    styles = [styles] if isinstance(styles, (str, os.PathLike)) else list(styles)
+    if not styles and method == "patch":
+        raise ValueError("styles: expected at least one style")
     loaded, unusable = {}, set()
 
     def style_at(i):
@@ -542,9 +550,9 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                 view = np.hstack([p[:, ::-1] for p in parts]) if mirror else shown.copy()
                 draw_overlay(view, [
                     f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
-                    f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}"
-                    + (f"  landmarks every {every}" + (" (auto)" if auto else "")
-                       if method == "patch" else ""),
+                    + (f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}"
+                       f"  landmarks every {every}" + (" (auto)" if auto else "")
+                       if method == "patch" else f"model {os.path.basename(model)}"),
                     "  ".join(f"{k} {st[k]:.1f}" for k in ("landmarks", "flow", "mls", "appearance",
                                                           "propagate", "lookup", "blend",
                                                           "temporal")
@@ -612,6 +620,9 @@ def _webcam(args):
         from gan_distill import require_torch
 
         require_torch()
+    if args.virtual_cam and not window and importlib.util.find_spec("pyvirtualcam") is None:
+        raise InputError("--virtual-cam needs pyvirtualcam (pip install 'styleblit[virtualcam]'); "
+                         "without it and without a window nothing would be shown")
     summary = run_webcam(styles, source, options=options_from_args(args),
                          size=size if size is not None else ((640, 480) if args.source is None else None),
                          window=window, virtual_cam=args.virtual_cam, frames=args.frames,

@@ -237,7 +237,9 @@ def _style_landmarks(path, image, landmarks_path):
     lm = detect_landmarks(image)
     if lm is None:
         raise InputError(f"{path}: no face found in the style image; give its 68 landmarks "
-                         "with --style-landmarks FILE (68 lines 'x y', dlib order)")
+                         f"in {os.path.splitext(path)[0]}.lm68.txt beside it (68 lines 'x y', "
+                         "dlib order), or as --style-landmarks FILE to the commands that take "
+                         "one style")
     return lm
 
 
@@ -272,6 +274,10 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
         Unreadable image or landmark file, or no face and no landmark file;
         landmarks given with a ``.npz``.
     """
+    if isinstance(nbins, bool) or not isinstance(nbins, (int, np.integer)) or nbins < 1:
+        raise ValueError(f"nbins: expected a whole number at least 1, got {nbins!r}")
+    if not (np.isfinite(lam_app) and lam_app >= 0):
+        raise ValueError(f"lam_app: expected a finite number at least 0, got {lam_app!r}")
     path = os.fspath(path)
     if path.lower().endswith(".npz"):
         if landmarks_path is not None:

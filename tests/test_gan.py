@@ -352,7 +352,8 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
     assert json.loads((folder / MANIFEST).read_text())["options"]["long_side"] == 64
 
 
-def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, capsys):
+def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, capsys,
+                                       monkeypatch):
     import av
 
     style, clip = style_and_clip
@@ -421,3 +422,20 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
                  "-o", str(text.parent / "d.pt")]) == 1
     assert "text.mp4" in capsys.readouterr().err
     assert os.listdir(text.parent) == ["text.mp4"]
+    # the webcam's window with the GAN: its overlay names the model, and the
+    # patch style (here one without a face) is never loaded
+    import sys
+
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_video import script_window
+
+    blank = text.parent / "blank.png"
+    write_image(blank, np.full((64, 48, 3), 128, np.uint8))
+    shown = []
+    script_window(monkeypatch, iter("xxq"), shown.append)
+    summary = run_webcam([str(blank)], video, options=StylizeOptions(), window=True,
+                         method="gan", model=str(model), pace=30.0, log=lambda *a: None)
+    assert summary["frames"] == 3 and len(shown) == 3

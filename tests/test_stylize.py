@@ -72,3 +72,48 @@ def test_a_large_face_keeps_the_exemplars_stroke_size(hopper_3x, background):
         outside = face_mask(big.shape, lm_big, region="head") == 0
         away = cv2.erode(outside.astype(np.uint8), np.ones((31, 31), np.uint8)).astype(bool)
         np.testing.assert_array_equal(scaled[away], big[away])
+
+
+# ------------------------------------------------------------ bad arguments
+
+def test_bad_images_and_landmarks_are_refused_by_name(hopper_3x):
+    """With landmarks given no detector looks at the image: the image and the
+    landmarks are checked as such, never painted into a wrong-typed array."""
+    style, photo, lm, _, _ = hopper_3x
+    bad_images = [np.dstack([photo, photo[..., :1]]), photo.astype(np.float32) / 255,
+                  photo[..., 0], photo.astype(np.uint16), np.zeros((0, 0, 3), np.uint8)]
+    for image in bad_images:
+        with pytest.raises(ValueError, match="image: expected a non-empty"):
+            stylize_image(style, image, landmarks=lm)
+    for value in (np.inf, np.nan):
+        broken = lm.copy()
+        broken[3] = value
+        with pytest.raises(ValueError, match="landmarks: expected finite"):
+            stylize_image(style, photo, landmarks=broken)
+    with pytest.raises(ValueError, match=r"landmarks: expected \(68, 2\) per face, got \(136,\)"):
+        stylize_image(style, photo, landmarks=lm.ravel())
+    # landmarks as nested lists (as JSON gives them) are one face
+    np.testing.assert_array_equal(stylize_image(style, photo, landmarks=lm.tolist()),
+                                  stylize_image(style, photo, landmarks=lm))
+    # a face wholly outside the frame: nothing to paint
+    np.testing.assert_array_equal(stylize_image(style, photo, landmarks=lm + 5000), photo)
+
+
+def test_bad_settings_are_refused_by_name():
+    for kwargs, name in (({"voting": 1.5}, "voting"), ({"voting": "1"}, "voting"),
+                         ({"levels": -1}, "levels"), ({"threshold": float("nan")}, "threshold"),
+                         ({"background_threshold": -1}, "background_threshold"),
+                         ({"denoise": "yes"}, "denoise")):
+        with pytest.raises(ValueError, match=f"^{name}: expected"):
+            StylizeOptions(**kwargs)
+    for kwargs, name in (({"nbins": 0}, "nbins"), ({"nbins": 2.5}, "nbins"),
+                         ({"lam_app": float("nan")}, "lam_app"), ({"lam_app": -1}, "lam_app")):
+        with pytest.raises(ValueError, match=f"^{name}: expected"):
+            load_style(default_style_path(), cache=False, **kwargs)
+    from blit.stream import Stylizer
+
+    style = load_style(default_style_path())
+    with pytest.raises(TypeError, match="options: expected a blit.stylize.StylizeOptions"):
+        Stylizer(style, options={"voting": 1})
+    with pytest.raises(ValueError, match="max_faces: expected a whole number"):
+        Stylizer(style, max_faces=2.5)

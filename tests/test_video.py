@@ -275,6 +275,35 @@ def test_uncompressed_audio_into_an_mp4_is_warned_of(tmp_path, style_png, capsys
     assert "warning" not in capsys.readouterr().err
 
 
+def test_stylize_video_takes_paths_and_never_replaces_its_input(tmp_path, style_png):
+    from pathlib import Path
+
+    from blit.video import stylize_video
+    from guides.exemplar import load_style
+    from guides.io import InputError
+
+    style = load_style(style_png)
+    src = Path(write_clip(tmp_path / "in.mp4", n=2, audio=False))
+    before = src.read_bytes()
+    assert stylize_video(style, src, tmp_path / "out.mp4", quiet=True) == 2
+    with pytest.raises(InputError, match="would replace the input"):
+        stylize_video(style, src, str(src), quiet=True)
+    assert src.read_bytes() == before
+
+
+def test_virtual_cam_without_pyvirtualcam_or_window_is_refused(tmp_path, style_png, capsys,
+                                                                monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyvirtualcam" else real(name, *a))
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                 "--virtual-cam", "-q"]) == 1
+    assert "--virtual-cam needs pyvirtualcam" in capsys.readouterr().err
+
+
 def test_a_video_without_a_face_says_so(tmp_path, style_png, capsys):
     src = write_frames(tmp_path / "in", [np.full((64, 48, 3), 90 + i, np.uint8) for i in range(3)])
     assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "out"), "-q"]) == 0
