@@ -371,8 +371,9 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
                snapshot_dir=".", log=print, method="patch", model=None, device="cpu",
                landmark_every="auto", pipeline=False, mirror=False, scale="auto"):
-    """The live loop. Returns a summary dict (frames, fps, latency, dropped;
-    with the patch method, the frames painted with each ``landmark_every``).
+    """The live loop. Returns a summary dict (frames, fps, latency, dropped,
+    interrupted: whether Ctrl-C ended it; with the patch method, the frames
+    painted with each ``landmark_every``).
 
     Parameters
     ----------
@@ -512,72 +513,77 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     resize_to = size if size is not None and not isinstance(source, int) else None
     display_ms = 0.0  # the last frame's overlay and window, which the loop pays too
     ahead = pipeline and method == "patch"
+    interrupted = False
     try:
         t_start = time.perf_counter()
         with LatestFrame(cap, pace=pace if not isinstance(source, int) else None,
                          size=resize_to, start=start if ahead else None) as capture:
             last = t_start
-            while frames is None or count < frames:
-                item = capture.read()
-                if item is None:
-                    break
-                frame, t_cap = item
-                out = stylizer(frame, t_cap - t_start)
-                now = time.perf_counter()
-                every_counts[every] += 1
-                if auto is not None:
-                    interval = capture.interval()
-                    every = auto.update(searched=stylizer.last_searched,
-                                        frame_ms=stylizer.last_times["total"] + display_ms,
-                                        interval_ms=interval * 1e3 if interval else None)
-                    stylizer.landmark_every = every
-                latencies.append((now - t_cap) * 1e3)
-                frame_times.append((now - last) * 1e3)
-                fps = 0.9 * fps + 0.1 * (1e3 / max(frame_times[-1], 1e-3)) if count else 0.0
-                last = now
-                count += 1
-                shown = np.hstack([frame, out]) if side_by_side else out  # (what s saves)
-                if vcam is None and virtual_cam:
-                    vcam = _VirtualCam(out.shape[1], out.shape[0], int(round(pace or 30)))
-                if vcam is not None:
-                    vcam.send(out)
-                if not window:
-                    continue
-                t_display = time.perf_counter()
-                st = stylizer.last_times
-                # the overlay goes on a copy (mirrored, each half, with m): never on a snapshot
-                parts = (frame, out) if side_by_side else (out,)
-                view = np.hstack([p[:, ::-1] for p in parts]) if mirror else shown.copy()
-                draw_overlay(view, [
-                    f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
-                    + (f"style {index + 1}/{len(styles)} {style_at(index).name}  voting {voting}"
-                       f"  landmarks every {every}" + (" (auto)" if auto else "")
-                       if method == "patch" else f"model {os.path.basename(model)}"),
-                    "  ".join(f"{k} {st[k]:.1f}" for k in ("landmarks", "flow", "mls", "appearance",
-                                                          "propagate", "lookup", "blend",
-                                                          "temporal")
-                              if k in st),
-                    "n/p style  v voting  o original  m mirror  s snapshot  q quit",
-                ])
-                cv2.imshow(name, view)
-                key = cv2.waitKey(1) & 0xFF
-                display_ms = (time.perf_counter() - t_display) * 1e3
-                if key in _KEY_QUIT or cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1:
-                    break  # q, Esc, or the window was closed
-                if key in (ord("n"), ord("p")) and method == "patch":
-                    new = next_style(1 if key == ord("n") else -1)
-                    if new != index:
-                        index = new
+            try:
+                while frames is None or count < frames:
+                    item = capture.read()
+                    if item is None:
+                        break
+                    frame, t_cap = item
+                    out = stylizer(frame, t_cap - t_start)
+                    now = time.perf_counter()
+                    every_counts[every] += 1
+                    if auto is not None:
+                        interval = capture.interval()
+                        every = auto.update(searched=stylizer.last_searched,
+                                            frame_ms=stylizer.last_times["total"] + display_ms,
+                                            interval_ms=interval * 1e3 if interval else None)
+                        stylizer.landmark_every = every
+                    latencies.append((now - t_cap) * 1e3)
+                    frame_times.append((now - last) * 1e3)
+                    fps = 0.9 * fps + 0.1 * (1e3 / max(frame_times[-1], 1e-3)) if count else 0.0
+                    last = now
+                    count += 1
+                    shown = np.hstack([frame, out]) if side_by_side else out  # (what s saves)
+                    if vcam is None and virtual_cam:
+                        vcam = _VirtualCam(out.shape[1], out.shape[0], int(round(pace or 30)))
+                    if vcam is not None:
+                        vcam.send(out)
+                    if not window:
+                        continue
+                    t_display = time.perf_counter()
+                    st = stylizer.last_times
+                    # the overlay goes on a copy (mirrored, each half, with m): never on a snapshot
+                    parts = (frame, out) if side_by_side else (out,)
+                    view = np.hstack([p[:, ::-1] for p in parts]) if mirror else shown.copy()
+                    draw_overlay(view, [
+                        f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
+                        + (f"style {index + 1}/{len(styles)} {style_at(index).name}  "
+                           f"voting {voting}  landmarks every {every}"
+                           + (" (auto)" if auto else "")
+                           if method == "patch" else f"model {os.path.basename(model)}"),
+                        "  ".join(f"{k} {st[k]:.1f}" for k in ("landmarks", "flow", "mls",
+                                                              "appearance", "propagate",
+                                                              "lookup", "blend", "temporal")
+                                  if k in st),
+                        "n/p style  v voting  o original  m mirror  s snapshot  q quit",
+                    ])
+                    cv2.imshow(name, view)
+                    key = cv2.waitKey(1) & 0xFF
+                    display_ms = (time.perf_counter() - t_display) * 1e3
+                    if key in _KEY_QUIT or cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1:
+                        break  # q, Esc, or the window was closed
+                    if key in (ord("n"), ord("p")) and method == "patch":
+                        new = next_style(1 if key == ord("n") else -1)
+                        if new != index:
+                            index = new
+                            replace_stylizer(capture)
+                    elif key == ord("v"):
+                        voting = 0 if voting else (options.voting or 1)
                         replace_stylizer(capture)
-                elif key == ord("v"):
-                    voting = 0 if voting else (options.voting or 1)
-                    replace_stylizer(capture)
-                elif key == ord("o"):
-                    side_by_side = not side_by_side
-                elif key == ord("m"):
-                    mirror = not mirror
-                elif key == ord("s"):
-                    _snapshot(shown, snapshot_dir, log)
+                    elif key == ord("o"):
+                        side_by_side = not side_by_side
+                    elif key == ord("m"):
+                        mirror = not mirror
+                    elif key == ord("s"):
+                        _snapshot(shown, snapshot_dir, log)
+            except KeyboardInterrupt:  # Ctrl-C: how a run without a window is stopped
+                interrupted = True
             dropped = capture.dropped
     finally:
         close_stylizer(stylizer)  # (before the landmarker it may still be using)
@@ -589,7 +595,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             landmarker.close()
     summary = {"frames": count, "dropped": dropped,
                "fps": (count - 1) * 1e3 / sum(frame_times[1:]) if count > 1 else None,
-               "latency_ms": latency_summary(latencies[1:]) if count > 1 else None}
+               "latency_ms": latency_summary(latencies[1:]) if count > 1 else None,
+               "interrupted": interrupted}
     if method == "patch":  # frames painted with each landmark_every
         summary["landmark_every"] = {int(k): v for k, v in sorted(every_counts.items())}
     return summary
@@ -630,9 +637,11 @@ def _webcam(args):
                          model=args.model, device=device, landmark_every=args.landmark_every,
                          pipeline=args.pipeline, mirror=args.mirror,
                          scale=scale_from_args(args))
-    if summary["frames"] == 0:  # (a camera that gives nothing ends in a timeout error instead)
+    if summary["interrupted"]:
+        print("styleblit: interrupted", file=sys.stderr)
+    elif summary["frames"] == 0:  # (a camera that gives nothing ends in a timeout error instead)
         raise InputError(f"{source}: no frame could be read")
-    if not args.quiet:
+    if not args.quiet and summary["frames"]:
         lat = summary["latency_ms"]
         fps = summary["fps"]
         print(f"{summary['frames']} frames"
@@ -640,7 +649,7 @@ def _webcam(args):
               + (f", latency median {lat['median']:.1f} ms (p90 {lat['p90']:.1f})" if lat else "")
               + f", {summary['dropped']} camera frames dropped"
               + _every_note(summary.get("landmark_every"), args.landmark_every))
-    return 0
+    return 130 if summary["interrupted"] else 0
 
 
 def _every_note(counts, asked):

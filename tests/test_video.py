@@ -458,6 +458,27 @@ def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
         assert f"argument --landmark-every: {message}" in capsys.readouterr().err
 
 
+def test_webcam_stopped_by_ctrl_c_prints_its_summary(tmp_path, style_png, capsys, monkeypatch):
+    """Ctrl-C is how a run without a window is stopped: the summary of the
+    frames so far is printed, the exit code is 130."""
+    import blit.stream
+
+    class Stopped(blit.stream.Stylizer):
+        calls = 0
+
+        def __call__(self, frame, *args, **kw):
+            Stopped.calls += 1
+            if Stopped.calls == 4:
+                raise KeyboardInterrupt
+            return super().__call__(frame, *args, **kw)
+
+    monkeypatch.setattr(blit.stream, "Stylizer", Stopped)
+    src = write_clip(tmp_path / "cam.mp4", n=150, audio=False)
+    assert main(["webcam", "--style", style_png, "--source", src, "--no-window"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out.startswith("3 frames") and "styleblit: interrupted" in captured.err
+
+
 class Camera:
     """A capture object that gives ``frames``, then nothing."""
 
@@ -624,7 +645,7 @@ def test_webcam_mirror_and_clean_snapshots(style_png, tmp_path, monkeypatch):
     monkeypatch.setattr(blit.webcam.time, "strftime", lambda fmt: "styleblit_same_second")
     script_window(monkeypatch, keys, lambda image: shown.append(image.copy()))
     lines = []
-    summary = run_webcam([style_png], Camera(clip_frames(10)), options=StylizeOptions(),
+    summary = run_webcam([style_png], Camera(clip_frames(60)), options=StylizeOptions(),
                          window=True, pace=30.0,
                          snapshot_dir=str(tmp_path), log=lines.append, mirror=True)
     assert summary["frames"] == 5 and len(outputs) == 5
