@@ -104,6 +104,17 @@ def is_cut(previous, frame, threshold=CUT_THRESHOLD):
     return float(np.abs(previous.astype(np.int16) - frame).mean()) > threshold
 
 
+def _timestamp(t):
+    """A frame's timestamp as a float (None: from the frame rate); a
+    ValueError for one that is not a finite number of seconds."""
+    if t is None:
+        return None
+    t = float(t)
+    if not math.isfinite(t):
+        raise ValueError(f"t: expected a finite timestamp in seconds, got {t}")
+    return t
+
+
 def cut_sample(frame):
     """The pixels :func:`is_cut` compares: every 16th in rows and columns (a
     copy: the caller may reuse the frame's memory)."""
@@ -996,7 +1007,7 @@ class Stylizer:
         ...     previous = frame
         >>> show(stylizer(previous))                             # doctest: +SKIP
         """
-        t = None if t is None else float(t)
+        t = _timestamp(t)
         faces = _FIND if self._detects_next() else None
         if self._before_face:  # (found at the frame's size; "auto": it chooses the scale)
             faces = self._first_faces(check_bgr_frame(frame))
@@ -1220,6 +1231,7 @@ class Stylizer:
             scale below 1 or ``"auto"``, none yet).
         """
         frame = check_bgr_frame(frame)
+        t = _timestamp(t)
         if out is None:
             out = np.empty_like(frame)
         elif out.shape != frame.shape or out.dtype != np.uint8:

@@ -564,6 +564,14 @@ def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
     np.testing.assert_array_equal(after, fresh)
 
 
+def test_a_timestamp_that_is_not_finite_is_refused(style, hopper):
+    frames, marks = moving_clip(hopper, n=1)
+    stylizer = Stylizer(style, landmarker=Script([[marks[0]]]))
+    for call in (stylizer, stylizer.prefetch):
+        with pytest.raises(ValueError, match="t: expected a finite timestamp"):
+            call(frames[0], float("nan"))
+
+
 def test_lost_face_leaves_the_background_stylized(style, hopper):
     frames, marks = moving_clip(hopper, n=1)
     stylizer = Stylizer(style, options=StylizeOptions(background="stylize"), hold=0.0,
