@@ -17,7 +17,7 @@ import sys
 
 __all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "check_output",
            "check_output_file", "check_not_input", "check_outputs_apart", "check_frames_folder",
-           "style_input_paths"]
+           "style_input_paths", "signal_handlers", "STOP_SIGNALS"]
 
 _COMMANDS = []  # (module, function) pairs that add subcommands; see register()
 

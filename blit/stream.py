@@ -104,6 +104,12 @@ def is_cut(previous, frame, threshold=CUT_THRESHOLD):
     return float(np.abs(previous.astype(np.int16) - frame).mean()) > threshold
 
 
+def cut_sample(frame):
+    """The pixels :func:`is_cut` compares: every 16th in rows and columns (a
+    copy: the caller may reuse the frame's memory)."""
+    return np.ascontiguousarray(frame[::16, ::16])
+
+
 def _timestamp(t):
     """A frame's timestamp as a float (None: from the frame rate); a
     ValueError for one that is not a finite number of seconds."""
@@ -113,12 +119,6 @@ def _timestamp(t):
     if not math.isfinite(t):
         raise ValueError(f"t: expected a finite timestamp in seconds, got {t}")
     return t
-
-
-def cut_sample(frame):
-    """The pixels :func:`is_cut` compares: every 16th in rows and columns (a
-    copy: the caller may reuse the frame's memory)."""
-    return np.ascontiguousarray(frame[::16, ::16])
 
 
 # ---------------------------------------------------------------------------

@@ -190,7 +190,11 @@ def _face_list(landmarks):
     """One face's (68, 2) landmarks (an array, or nested lists as JSON
     gives them), or a non-empty sequence of them, as a list; a ValueError
     naming ``landmarks`` for anything else or a coordinate not finite."""
-    if np.shape(landmarks) == (68, 2):
+    try:
+        shape = np.shape(landmarks)
+    except ValueError:  # (faces of different shapes: each is checked below)
+        shape = None
+    if shape == (68, 2):
         faces = [landmarks]
     elif isinstance(landmarks, np.ndarray) and landmarks.ndim != 3:
         raise ValueError(f"landmarks: expected (68, 2) per face, got {landmarks.shape}")

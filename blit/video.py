@@ -39,7 +39,8 @@ from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_f
 from guides.io import InputError, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "first_face_scale",
-           "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "image_files", "partial_path", "PROBE_SECONDS"]
+           "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "image_files", "partial_path", "PROBE_SECONDS",
+           "check_video_output", "video_input_paths"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
