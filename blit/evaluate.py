@@ -58,8 +58,17 @@ WARMUP_FRAMES = 3
 # ---------------------------------------------------------------------------
 
 def is_video(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is read as a video (by its ending, :data:`VIDEO_EXTENSIONS`)."""
-    return os.fspath(path).lower().endswith(VIDEO_EXTENSIONS)
+    """Whether ``path`` is read as a video: by its ending
+    (:data:`VIDEO_EXTENSIONS`), or a folder of frames (its images in name
+    order, as ``styleblit video`` reads and writes them)."""
+    path = os.fspath(path)
+    return path.lower().endswith(VIDEO_EXTENSIONS) or os.path.isdir(path)
+
+
+def _frame_files(path: str) -> list:
+    from blit.video import image_files
+
+    return image_files(path, what="frames")
 
 
 def _open_video(path: str) -> cv2.VideoCapture:
@@ -82,6 +91,8 @@ def frame_count(path: str | os.PathLike) -> int:
     path = os.fspath(path)
     if not is_video(path):
         return 1
+    if os.path.isdir(path):
+        return len(_frame_files(path))
     cap = _open_video(path)
     try:
         return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
@@ -114,6 +125,10 @@ def read_frames(path: str | os.PathLike, *, limit: int | None = None) -> Iterato
         return
     if not is_video(path):
         yield read_image(path)
+        return
+    if os.path.isdir(path):
+        for name in _frame_files(path)[:limit]:
+            yield read_image(name)
         return
     cap = _open_video(path)
     try:
@@ -648,6 +663,11 @@ def _options_dict(options):
 
 def _check_frame(frame, shape, name):
     frame = np.asarray(frame)
+    h, w = shape[:2]
+    if frame.shape == (h + h % 2, w + w % 2, 3) and frame.shape != shape:
+        # H.264's 4:2:0 needs even sizes: `styleblit video` pads an odd width or
+        # height by one repeated row or column, which is not the input's
+        frame = np.ascontiguousarray(frame[:h, :w])
     if frame.dtype != np.uint8 or frame.shape != shape:
         raise InputError(f"{name}: expected shape {shape} uint8 like the input, got {frame.shape} {frame.dtype}")
     return frame
@@ -686,7 +706,7 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
             raise InputError(f"{path}: expected {'a video' if video else 'an image'} like the input "
                              f"{input_path}")
     length = frame_count(input_path) if video else 1
-    if video and kwargs.get("frame_rate") is None:
+    if video and kwargs.get("frame_rate") is None and not os.path.isdir(input_path):
         cap = _open_video(input_path)
         rate = cap.get(cv2.CAP_PROP_FPS)
         cap.release()
@@ -1020,7 +1040,7 @@ def _eval(args):
     check_outputs_apart([args.json, args.plot],
                         [args.input, args.output, args.reference] + style_input_paths(args))
     for path in (args.input, args.output, args.reference):
-        if path is not None and not os.path.isfile(path):
+        if path is not None and not os.path.exists(path):
             raise InputError(f"{path}: no such file")
     style = load_style_from_args(args)
     options = options_from_args(args)
@@ -1067,7 +1087,8 @@ def _add_eval(sub):
                     "speed of our run, and with --reference the same for another method's output "
                     "on the same frames plus PSNR/SSIM agreement.")
     _add_style_args(p)
-    p.add_argument("input", metavar="INPUT", help="photo or video (.mp4, .avi, .mov, ...)")
+    p.add_argument("input", metavar="INPUT", help="photo or video (.mp4, .avi, .mov, ..., or a "
+                                                  "folder of frames)")
     p.add_argument("--output", metavar="STYLIZED",
                    help="an existing stylization of INPUT to measure instead of running ours")
     p.add_argument("--reference", metavar="OTHER", help="another method's output of INPUT to compare with")

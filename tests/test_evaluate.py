@@ -161,6 +161,28 @@ def test_eval_reads_an_existing_output(clip, tmp_path):
     assert ours["landmarks"]["mean"] < 1e-6
 
 
+def test_eval_reads_folders_of_frames_and_padded_odd_sizes(clip, tmp_path):
+    """A folder of frames is a video (as `styleblit video` writes one), and
+    an output one row and column larger than an odd-sized input (H.264's
+    padding) is measured without them."""
+    from blit.evaluate import read_frames
+
+    frames = list(read_frames(clip, limit=4))
+    odd = [f[:-1, :-1] for f in frames]  # (299, 255): odd both ways
+    padded = [np.pad(f, ((0, 1), (0, 1), (0, 0)), mode="edge") for f in odd]
+    for name, images in (("odd", odd), ("padded", padded)):
+        (tmp_path / name).mkdir()
+        for i, image in enumerate(images):
+            cv2.imwrite(str(tmp_path / name / f"frame_{i + 1:06d}.png"), image)
+    out_json = str(tmp_path / "o.json")
+    rc = main(["eval", str(tmp_path / "odd"), "--output", str(tmp_path / "padded"),
+               "--json", out_json, *FAST])
+    assert rc == 0
+    report = _load(out_json)
+    assert report["kind"] == "video" and report["frames"] == 4
+    assert report["methods"]["ours"]["stability"]["ratio"] == pytest.approx(1.0)
+
+
 def test_eval_missing_input_is_one_line_error(tmp_path, capsys):
     rc = main(["eval", str(tmp_path / "nope.mp4"), "-q"])
     assert rc == 1
