@@ -51,6 +51,13 @@ def _distill(args):
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     style = load_style_from_args(args)
+    steps = args.steps if args.steps is not None else (None if args.minutes else 2000)
+    if args.resume:
+        at = _check_resume(args, style)
+        if steps is not None and at >= steps:
+            print(f"{args.output}: at step {at} already (--steps {steps}); nothing to train",
+                  file=sys.stderr)
+            return 0
     folder = args.data or data_folder(args.output)
     options = DataOptions(long_side=args.long_side, augment=args.augment,
                           max_frames=args.max_frames, every=args.every,
@@ -64,7 +71,6 @@ def _distill(args):
         if made:  # (a bad video: the folder made for this list of videos is of no use)
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    steps = args.steps if args.steps is not None else (None if args.minutes else 2000)
     config = TrainConfig(steps=steps, minutes=args.minutes, batch=args.batch, crop=args.crop,
                          lr=args.lr, seed=args.seed, vgg_weights=args.vgg_weights)
     generator = GeneratorConfig(in_channels=3 + GUIDE_CHANNELS * args.guides, width=args.width)
@@ -80,6 +86,38 @@ def _distill(args):
               f"({result['seconds'] / 60:.1f} min, L1 {result['l1']:.3f}) -> {args.output} "
               f"(preview {preview_path(args.output)})", file=sys.stderr)
     return 0
+
+
+def _check_resume(args, style):
+    """The step a checkpoint to ``--resume`` is at; an InputError naming the
+    options that differ from the checkpoint's settings, which resuming
+    keeps (the network's shape, its guide channels and their exemplar, the
+    frames' size), rather than ignore them."""
+    import numpy as np
+
+    from gan_distill.data import GUIDE_CHANNELS
+    from gan_distill.train import load_checkpoint
+    from guides.io import InputError
+
+    ckpt = load_checkpoint(args.output)
+    config = ckpt.get("generator_config") or {}
+    problems = []
+    if "width" in config and int(config["width"]) != args.width:
+        problems.append(f"--width {args.width} (it has {config['width']})")
+    guides = config.get("in_channels") == 3 + GUIDE_CHANNELS
+    if guides != args.guides:
+        problems.append(f"{'--guides' if args.guides else '--no-guides'} (it was trained "
+                        f"{'with' if guides else 'without'} guide channels)")
+    if ckpt.get("long_side") and int(ckpt["long_side"]) != args.long_side:
+        problems.append(f"--long-side {args.long_side} (it has {int(ckpt['long_side'])})")
+    info = ckpt.get("guide_style")
+    if guides and info is not None and not np.allclose(np.asarray(info["landmarks"]),
+                                                       style.landmarks):
+        problems.append(f"--style {args.style} (it was trained on another style)")
+    if problems:
+        raise InputError(f"{args.output}: --resume goes on with the checkpoint's own settings; "
+                         f"these differ from them: {'; '.join(problems)}")
+    return int(ckpt["step"])
 
 
 @register

@@ -14,9 +14,11 @@ the frames of videos or image folders, plus augmented copies of each frame
 
 Frames are first resized so that their long side is ``long_side`` pixels; the
 student is trained and run at that size. A build is resumable: shards that
-exist are kept and their frames skipped (the teacher's temporal coherence
-restarts after them); ``dataset.json`` records the settings, and a folder
-built with other settings is refused rather than mixed. No torch here.
+exist are kept, and their frames only run through the teacher's stream
+(its output dropped), so that its temporal state goes on as in one build
+and the rest comes out as an uninterrupted build makes it; ``dataset.json``
+records the settings, and a folder built with other settings is refused
+rather than mixed. No torch here.
 """
 from __future__ import annotations
 
@@ -266,7 +268,8 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     stylized as a still (fresh landmark detection, no state carried from the
     previous copy). A shard is written once it has ``shard_size`` samples
     (temporary file, then rename), so an interrupted build resumes at the
-    first missing shard. The size budget is checked after every shard.
+    first missing shard (the frames before it run through the stream again,
+    their output dropped). The size budget is checked after every shard.
 
     Examples
     --------
@@ -320,8 +323,13 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
         if buf["input"]:
             tmp = shard_path() + ".tmp.npz"
             arrays = {k: np.stack(v) for k, v in buf.items() if v}
-            np.savez_compressed(tmp, **arrays)
-            os.replace(tmp, shard_path())
+            try:
+                np.savez_compressed(tmp, **arrays)
+                os.replace(tmp, shard_path())
+            except BaseException:  # (Ctrl-C while saving: no half-written shard left)
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
         for v in buf.values():
             v.clear()
         shard += 1
@@ -351,8 +359,8 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                         copies = [augment(frame, rng) for _ in range(options.augment)]
                         bar.update(1)
                         pending += 1 + len(copies)
-                        if os.path.exists(shard_path()):  # done in an earlier run
-                            stream.reset()
+                        if os.path.exists(shard_path()):  # done in an earlier run:
+                            stream(frame)  # its teacher state goes on as in one build
                         else:
                             add(stream, frame, stream(frame))
                             for c in copies:

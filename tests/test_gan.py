@@ -311,6 +311,24 @@ def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
     assert main(args[:8] + ["4"] + args[9:] + ["--resume"]) == 0
     assert load_checkpoint(model)["step"] == 4
     assert os.path.getmtime(shards) == stamp  # the dataset was reused, not rebuilt
+    # resuming keeps the checkpoint's settings: other ones are refused, not ignored
+    resume = args[:8] + ["4"] + args[9:] + ["--resume"]
+    assert main(resume) == 0  # at step 4 already
+    assert "at step 4 already (--steps 4); nothing to train" in capsys.readouterr().err
+    for extra, message in ((["--width", "8"], "--width 8 (it has 16)"),
+                           (["--no-guides"], "--no-guides (it was trained with guide channels)"),
+                           (["--long-side", "128"], "--long-side 128 (it has 96)")):
+        assert main(resume[:8] + ["6"] + resume[9:] + extra) == 1
+        assert message in capsys.readouterr().err
+    from guides.exemplar import load_style
+    from guides.landmarks import write_lm68
+
+    other = tmp_path / "other.png"  # the same picture, its landmarks elsewhere: another style
+    other.write_bytes(open(style, "rb").read())
+    write_lm68(tmp_path / "other.lm68.txt", load_style(style).landmarks + 3)
+    assert main(resume[:2] + [str(other)] + resume[3:8] + ["6"] + resume[9:]) == 1
+    assert "(it was trained on another style)" in capsys.readouterr().err
+    assert load_checkpoint(model)["step"] == 4
     out = str(tmp_path / "out")
     assert main(["video", clip, "-o", out, "--method", "gan", "--model", model, "-q"]) == 0
     frames = sorted(os.listdir(out))
@@ -342,6 +360,11 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
     again = build_dataset(style, [clip], str(folder), options=options, quiet=True)
     assert again == shards and os.path.getmtime(shards[0]) == stamp
     np.testing.assert_array_equal(load_shards(again)[0][4], inputs[4])  # same augmentation
+    # and the same teacher: its stream ran on through the kept shard's frames, as in one
+    # build (restarted cold there, its output differed by up to 76 levels on a real clip)
+    redone = load_shards(again)[1]
+    for k in range(4, 8):
+        assert np.abs(redone[k].astype(int) - targets[k]).max() <= 1, k
     with pytest.raises(InputError, match="other settings"):
         build_dataset(style, [clip], str(folder), options=DataOptions(long_side=80, max_frames=4),
                       quiet=True)
