@@ -12,12 +12,13 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 
 __all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "check_output",
            "check_output_file", "check_not_input", "check_outputs_apart", "check_frames_folder",
-           "style_input_paths", "signal_handlers", "STOP_SIGNALS"]
+           "style_input_paths", "signal_handlers", "STOP_SIGNALS", "FRAME_NAME", "frames_only"]
 
 _COMMANDS = []  # (module, function) pairs that add subcommands; see register()
 
@@ -247,14 +248,21 @@ def check_outputs_apart(outputs, inputs):
         written[real] = output
 
 
+#: The files of a folder of frames styleblit writes (``frame_000001.png``...).
+FRAME_NAME = re.compile(r"frame_\d+\.png")
+
+
+def frames_only(folder):
+    """Whether ``folder`` holds nothing but :data:`FRAME_NAME` files."""
+    return all(FRAME_NAME.fullmatch(name) for name in os.listdir(folder))
+
+
 def check_frames_folder(folder, inputs, overwrite):
     """Before a folder of frames is written at ``folder``, which replaces an
     existing one as a whole: refuse a folder that holds (or is) an input,
     the current folder or one above it, or anything but the
     ``frame_NNNNNN.png`` files styleblit writes (the user's own files are
     never deleted, even with ``--overwrite``)."""
-    import re
-
     from guides.io import InputError
 
     if not os.path.isdir(folder) or not overwrite:
@@ -266,7 +274,7 @@ def check_frames_folder(folder, inputs, overwrite):
     here = os.path.join(os.path.realpath(os.getcwd()), "")
     if here.startswith(os.path.join(os.path.realpath(folder), "")):
         raise InputError(f"{folder}: the output folder holds the current folder; name another")
-    other = [name for name in os.listdir(folder) if not re.fullmatch(r"frame_\d+\.png", name)]
+    other = [name for name in os.listdir(folder) if not FRAME_NAME.fullmatch(name)]
     if other:
         raise InputError(f"{folder}: not a folder of frames styleblit wrote (it holds "
                          f"{other[0]!r}); it is replaced as a whole, so name a new or empty one")

@@ -482,7 +482,7 @@ def _assemble(job, bar):
 
 
 def _finish(job):
-    from blit.video import _move, _no_sigint
+    from blit.video import _finish_output, _no_sigint
 
     with _no_sigint():
         sink, job._sink = job._sink, None
@@ -494,7 +494,7 @@ def _finish(job):
             _discard(job)
             job.status, job.message = "failed", f"{job.input}: no video frame could be decoded"
             return
-        _move(job._tmp, job.output)
+        _finish_output(job._tmp, job.output)
         job.status = "done"
 
 

@@ -34,8 +34,9 @@ from fractions import Fraction
 import numpy as np
 
 from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_frames_folder,
-                      check_output, check_outputs_apart, device_from_args, load_style_from_args,
-                      number, options_from_args, register, style_input_paths)
+                      check_output, check_outputs_apart, device_from_args, frames_only,
+                      load_style_from_args, number, options_from_args, register,
+                      style_input_paths)
 from guides.io import InputError, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "first_face_scale",
@@ -576,6 +577,20 @@ def _move(src, dst, overwrite=True):
     os.replace(src, dst)
 
 
+def _finish_output(tmp, output):
+    """Put the complete output in place, and drop the partial output an
+    earlier interrupted run left beside it (:func:`partial_path`): this run's
+    output supersedes it. A partial folder goes only if it holds nothing but
+    frames."""
+    _move(tmp, output)
+    partial = partial_path(output)
+    if os.path.isdir(partial):
+        if frames_only(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+    elif os.path.isfile(partial):
+        os.remove(partial)
+
+
 def _remove(path):
     if os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -820,7 +835,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
             partial = partial_path(output)
             _move(tmp, partial)
             raise KeyboardInterrupt(partial, sink.frames)
-        _move(tmp, output)
+        _finish_output(tmp, output)
     return sink.frames
 
 

@@ -314,6 +314,20 @@ def test_a_video_without_a_face_says_so(tmp_path, style_png, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def test_a_complete_run_drops_an_earlier_partial_output(tmp_path, style_png):
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    (tmp_path / "out.partial.mp4").write_bytes(b"an interrupted run's")
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "out.mp4"), "-q"]) == 0
+    assert not (tmp_path / "out.partial.mp4").exists()
+    for name, files in (("frames", ["frame_000001.png"]), ("mine", ["frame_000001.png", "x.txt"])):
+        (tmp_path / f"{name}.partial").mkdir()
+        for f in files:
+            (tmp_path / f"{name}.partial" / f).write_bytes(b"")
+        assert main(["video", "--style", style_png, src, "-o", str(tmp_path / name), "-q"]) == 0
+    assert not (tmp_path / "frames.partial").exists()  # styleblit's frames only: superseded
+    assert sorted(os.listdir(tmp_path / "mine.partial")) == ["frame_000001.png", "x.txt"]
+
+
 def test_ctrl_c_before_the_first_frame_leaves_nothing(tmp_path, style_png, capsys, monkeypatch):
     import blit.video
 
