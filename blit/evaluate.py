@@ -706,6 +706,15 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
             raise InputError(f"{path}: expected {'a video' if video else 'an image'} like the input "
                              f"{input_path}")
     length = frame_count(input_path) if video else 1
+    if video and output_path is not None:
+        # measured as far as both go: the patch frames spread over those
+        n_out = frame_count(output_path)
+        n_in = min(length, max_frames) if max_frames else length
+        if n_out and length and (n_out < n_in or n_out > length):
+            print(f"styleblit: warning: {output_path}: {n_out} frames against the input's "
+                  f"{length}; measured on the first {min(n_out, n_in)}", file=sys.stderr)
+        if n_out:
+            length = min(length, n_out) if length else n_out
     if video and kwargs.get("frame_rate") is None and not os.path.isdir(input_path):
         cap = _open_video(input_path)
         rate = cap.get(cv2.CAP_PROP_FPS)
@@ -720,7 +729,12 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
             n_ref = frame_count(reference_path)
             if n_ref:
                 # spread the patch frames over the frames both cover
-                length = min(length, n_ref * int(reference_step)) if length else n_ref * int(reference_step)
+                covered = n_ref * int(reference_step)
+                if length and covered < length - int(reference_step) + 1:
+                    print(f"styleblit: warning: {reference_path}: {n_ref} frames cover "
+                          f"{covered} of the input's {length}; compared on those",
+                          file=sys.stderr)
+                length = min(length, covered) if length else covered
     outputs = read_frames(output_path) if output_path is not None else None
     report = evaluate_frames(style, read_frames(input_path, limit=max_frames), outputs=outputs,
                              reference=reference, reference_step=reference_step, still=not video,
@@ -834,8 +848,9 @@ def format_report(report: dict) -> str:
     n = report["frames"]
     info = f"{report['kind']}, {n} frame{'s' if n != 1 else ''}"
     if has_ref and report["kind"] == "video":
+        k = report["reference_step"]
         info += (f", {report['compared_frames']} compared (reference frame i = input frame "
-                 f"{report['reference_step']}i)")
+                 f"{f'{k}i' if k != 1 else 'i'})")
     if report["settings"].get("stylizer") and report["kind"] == "video":
         info += f"; ours: {report['settings']['stylizer']}"
     scale = report["settings"].get("painting_scale")
@@ -1042,6 +1057,9 @@ def _eval(args):
     for path in (args.input, args.output, args.reference):
         if path is not None and not os.path.exists(path):
             raise InputError(f"{path}: no such file")
+    if args.reference is None and (args.full_rate or args.reference_step != 1):
+        raise InputError(f"{'--full-rate' if args.full_rate else '--reference-step'}: only with "
+                         "--reference")
     style = load_style_from_args(args)
     options = options_from_args(args)
     t0 = time.perf_counter()

@@ -251,3 +251,24 @@ def test_face_mask_regions():
     assert face[:30].sum() == 0 and face.sum() > 0
     with pytest.raises(ValueError, match="region"):
         face_mask((128, 128), pts, region="hair")
+
+
+def test_eval_says_when_the_output_or_reference_falls_short(clip, tmp_path, capsys):
+    from blit.evaluate import read_frames
+
+    short = tmp_path / "short"
+    short.mkdir()
+    for i, frame in enumerate(read_frames(clip, limit=3)):
+        cv2.imwrite(str(short / f"frame_{i + 1:06d}.png"), frame)
+    out_json = str(tmp_path / "o.json")
+    assert main(["eval", clip, "--output", str(short), "--json", out_json, *FAST]) == 0
+    assert "short: 3 frames against the input's 6; measured on the first 3" in \
+        capsys.readouterr().err
+    assert _load(out_json)["frames"] == 3
+    assert main(["eval", clip, "--output", clip, "--frames", "4", *FAST]) == 0
+    assert "warning" not in capsys.readouterr().err  # (the input's first 4: all there)
+    assert main(["eval", clip, "--output", clip, "--reference", str(short), "--json", out_json,
+                 *FAST]) == 0
+    assert "short: 3 frames cover 3 of the input's 6" in capsys.readouterr().err
+    assert main(["eval", clip, "--output", clip, "--full-rate", *FAST]) == 1
+    assert "--full-rate: only with --reference" in capsys.readouterr().err
