@@ -280,20 +280,22 @@ class Job:
 
 
 def summary_table(jobs):
-    """The jobs as a plain-text table: input, frames, status, seconds, fps."""
-    rows = [("input", "frames", "status", "seconds", "fps")]
+    """The jobs as a plain-text table: input, output (its name: they share
+    a folder), frames, seconds, fps, status (with its message)."""
+    rows = [("input", "output", "frames", "seconds", "fps", "status")]
     for j in jobs:
         message = j.message
         if message.startswith(f"{j.input}: "):  # the input is in its own column
             message = message[len(j.input) + 2:]
         status = f"{j.status}: {message}" if message else j.status
-        rows.append((j.input, str(j.frames), status, f"{j.seconds:.1f}",
-                     f"{j.fps:.1f}" if j.frames else "-"))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        rows.append((j.input, os.path.basename(j.output.rstrip("/\\")), str(j.frames),
+                     f"{j.seconds:.1f}", f"{j.fps:.1f}" if j.frames else "-", status))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
     for r in rows:
-        lines.append("  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]),
-                                r[2].ljust(widths[2]), r[3].rjust(widths[3]), r[4].rjust(5)]))
+        lines.append("  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
+                                r[2].rjust(widths[2]), r[3].rjust(widths[3]),
+                                r[4].rjust(max(widths[4], 5)), r[5]]))
     return "\n".join(line.rstrip() for line in lines)
 
 

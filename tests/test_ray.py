@@ -156,9 +156,9 @@ def test_summary_table_has_one_row_per_job():
     jobs = [Job("a.mp4", "o/a.mp4", "done", 240, 12.0),
             Job("b.mp4", "o/b.mp4", "failed", message="b.mp4: cannot be decoded")]
     lines = summary_table(jobs).splitlines()
-    assert lines[0].split() == ["input", "frames", "status", "seconds", "fps"]
-    assert lines[1].split() == ["a.mp4", "240", "done", "12.0", "20.0"]
-    assert lines[2].split()[:4] == ["b.mp4", "0", "failed:", "cannot"]
+    assert lines[0].split() == ["input", "output", "frames", "seconds", "fps", "status"]
+    assert lines[1].split() == ["a.mp4", "a.mp4", "240", "12.0", "20.0", "done"]
+    assert lines[2].split()[:7] == ["b.mp4", "b.mp4", "0", "0.0", "-", "failed:", "cannot"]
 
 
 # ------------------------------------------------------------------ on Ray
