@@ -963,14 +963,26 @@ def check_method_args(args):
     ``--max-faces`` above 1, ``--boil`` (their values were checked when
     parsed) or ``--native-scale`` (the GAN paints at its own size); or for
     ``--method gan`` without ``--model`` and the other way round; for
-    ``video``, ``batch`` and ``webcam``."""
+    ``video``, ``batch`` and ``webcam``. The patch stylizer's style and
+    settings (``--style``, ``--voting``, ``--threshold``, ...) are refused
+    with the GAN too: it paints the style it was trained on, as it learnt
+    to, and would ignore them."""
     if args.method != "patch":
         for option, given in (("--landmark-every", args.landmark_every not in ("auto", 1)),
                               ("--max-faces", args.max_faces != 1),
                               ("--boil", args.boil is not None),
-                              ("--native-scale", getattr(args, "native_scale", False))):
+                              ("--native-scale", getattr(args, "native_scale", False)),
+                              ("--style", bool(args.style)),
+                              ("--style-landmarks", bool(getattr(args, "style_landmarks", None))),
+                              ("--voting", args.voting != 1),
+                              ("--background", args.background != "keep"),
+                              ("--threshold", args.threshold != 50.0),
+                              ("--denoise", args.denoise is not None),
+                              ("--pipeline", getattr(args, "pipeline", False))):
             if given:
-                raise InputError(f"{option}: only for --method patch")
+                raise InputError(f"{option}: only for --method patch"
+                                 + (" (the GAN paints the style it was trained on)"
+                                    if option.startswith("--style") else ""))
     if (args.method == "gan") != (args.model is not None):
         raise InputError("--method gan needs --model MODEL.pt" if args.method == "gan"
                          else "--model needs --method gan")

@@ -637,7 +637,7 @@ def _webcam(args):
                          model=args.model, device=device, landmark_every=args.landmark_every,
                          pipeline=args.pipeline, mirror=args.mirror,
                          scale=scale_from_args(args))
-    if summary["interrupted"]:
+    if summary.get("interrupted"):
         print("styleblit: interrupted", file=sys.stderr)
     elif summary["frames"] == 0:  # (a camera that gives nothing ends in a timeout error instead)
         raise InputError(f"{source}: no frame could be read")
@@ -649,7 +649,7 @@ def _webcam(args):
               + (f", latency median {lat['median']:.1f} ms (p90 {lat['p90']:.1f})" if lat else "")
               + f", {summary['dropped']} camera frames dropped"
               + _every_note(summary.get("landmark_every"), args.landmark_every))
-    return 130 if summary["interrupted"] else 0
+    return 130 if summary.get("interrupted") else 0
 
 
 def _every_note(counts, asked):

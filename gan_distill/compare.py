@@ -21,6 +21,7 @@ nothing left behind.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import deque
 from types import SimpleNamespace
@@ -115,6 +116,9 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     tmp = None
     try:
         gan = GanStylizer(model, device=device)
+        if gan.guides and not np.allclose(gan._style_landmarks, style.landmarks):
+            print(f"styleblit: warning: {model} was trained on another style than {style.name}'s; "
+                  "the two sides do not paint the same style", file=sys.stderr)
         patch = Stylizer(style, options=options, fps=float(source.rate), scale="auto")
         tmp = _temp_path(output, folder_out)
         # the side-by-side frames are upright; no audio

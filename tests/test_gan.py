@@ -329,6 +329,13 @@ def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
     assert main(resume[:2] + [str(other)] + resume[3:8] + ["6"] + resume[9:]) == 1
     assert "(it was trained on another style)" in capsys.readouterr().err
     assert load_checkpoint(model)["step"] == 4
+    # compare says so when its two sides would not paint the same style
+    assert main(["compare", "--style", str(other), "--model", model, clip, "-o",
+                 str(tmp_path / "cmp"), "--frames", "2", "--patch-frames", "1", "-q"]) == 0
+    assert f"{model} was trained on another style than other's" in capsys.readouterr().err
+    assert main(["compare", "--style", style, "--model", model, clip, "-o",
+                 str(tmp_path / "cmp2"), "--frames", "2", "--patch-frames", "1", "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
     out = str(tmp_path / "out")
     assert main(["video", clip, "-o", out, "--method", "gan", "--model", model, "-q"]) == 0
     frames = sorted(os.listdir(out))

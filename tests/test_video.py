@@ -399,6 +399,14 @@ def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
                      "--method", "gan", "--model", "m.pt"] + option) == 1
         err = capsys.readouterr().err
         assert f"{option[0]}: only for --method patch" in err and len(err.strip().splitlines()) == 1
+    # the patch stylizer's style and settings: the GAN would ignore them
+    gan = [src, "-o", str(tmp_path / "x.mp4"), "--method", "gan", "--model", "m.pt"]
+    for option, message in ((["--style", style_png], "--style: only for --method patch (the GAN "
+                                                     "paints the style it was trained on)"),
+                            (["--voting", "2"], "--voting: only for --method patch"),
+                            (["--threshold", "80"], "--threshold: only for --method patch")):
+        assert main(["video", *gan, *option]) == 1
+        assert message in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:  # checked when parsed: a usage error
         main(["video", "--style", style_png, src, "-o", str(tmp_path / "x.mp4"),
               "--landmark-every", "0"])
