@@ -773,7 +773,8 @@ def add_batch_parser(sub):
     _add_style_args(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders of videos (or of images: one frame sequence), "
-                        "or list files (one path a line)")
+                        "or list files (one path a line, relative to the list's folder; # "
+                        "starts a comment)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder of the outputs, one per input, named after it")
     p.add_argument("--format", choices=("mp4", "mov", "mkv", "png"), default="mp4",
