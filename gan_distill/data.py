@@ -17,11 +17,13 @@ student is trained and run at that size. A build is resumable: shards that
 exist are kept, and their frames only run through the teacher's stream
 (its output dropped), so that its temporal state goes on as in one build
 and the rest comes out as an uninterrupted build makes it; ``dataset.json``
-records the settings, and a folder built with other settings is refused
+records the settings and a fingerprint of each source, and a folder built
+with other settings or from a source that has changed since is refused
 rather than mixed. No torch here.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -208,8 +210,37 @@ def _folder_bytes(folder):
                if n.startswith("shard_") and n.endswith(".npz"))
 
 
+def _file_fingerprint(path, chunk=2**20):
+    """Size and a hash of the first and last ``chunk`` bytes of a file: a
+    video replaced by another at the same path (re-recorded, re-encoded,
+    trimmed) gives another fingerprint, without reading gigabytes."""
+    size = os.path.getsize(path)
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        h.update(f.read(chunk))
+        if size > chunk:
+            f.seek(max(chunk, size - chunk))
+            h.update(f.read(chunk))
+    return f"{size}:{h.hexdigest()}"
+
+
+def _source_fingerprint(path):
+    """What a dataset records of a source, to notice when it has changed: a
+    file's :func:`_file_fingerprint`, or a folder's image names with each
+    image's."""
+    if not os.path.isdir(path):
+        return _file_fingerprint(path)
+    from blit.video import IMAGE_EXTENSIONS
+
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)):
+        h.update(f"{name}\0{_file_fingerprint(os.path.join(path, name))}\0".encode())
+    return f"folder:{h.hexdigest()}"
+
+
 def _check_manifest(folder, manifest):
-    """Write ``dataset.json``, or refuse a folder built with other settings."""
+    """Write ``dataset.json``, or refuse a folder built with other settings
+    or from sources that have changed since."""
     path = os.path.join(folder, MANIFEST)
     if os.path.exists(path):
         try:
@@ -217,6 +248,14 @@ def _check_manifest(folder, manifest):
                 old = json.load(f)
         except (OSError, ValueError):
             old = None
+        if (isinstance(old, dict) and len(old.get("fingerprints") or ()) == len(old["sources"])
+                and {k: v for k, v in old.items() if k != "fingerprints"}
+                == {k: v for k, v in manifest.items() if k != "fingerprints"}):
+            changed = [s for s, a, b in zip(manifest["sources"], old["fingerprints"],
+                                            manifest["fingerprints"]) if a != b]
+            if changed:
+                raise InputError(f"{folder}: holds a dataset built from {', '.join(changed)} "
+                                 "as it was before it changed; use another folder or delete it")
         if old != manifest:
             raise InputError(f"{folder}: holds a dataset built with other settings (style, "
                              f"sources or options; see {MANIFEST}); use another folder or "
@@ -258,8 +297,9 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     Raises
     ------
     InputError
-        A missing or unreadable source, a folder built with other settings,
-        or no sample at all.
+        A missing or unreadable source, one given twice, one with no face
+        in any frame used, a folder built with other settings or from
+        sources that have changed since, or no sample at all.
 
     Notes
     -----
@@ -285,14 +325,20 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     if options.shard_size < 1 or options.every < 1 or options.augment < 0:
         raise ValueError(f"options: expected shard_size >= 1, every >= 1, augment >= 0, got "
                          f"{options.shard_size}, {options.every}, {options.augment}")
+    seen = {}
     for source in sources:
         if not os.path.exists(source):
             raise InputError(f"{source}: no such file")
+        key = os.path.realpath(source)
+        if key in seen:
+            raise InputError(f"{source}: given twice (as {seen[key]} too); each source once")
+        seen[key] = source
     os.makedirs(folder, exist_ok=True)
     from guides.exemplar import StyleExemplar
 
     manifest = {"style": StyleExemplar.cache_key(style.image, style.landmarks),
                 "sources": [os.path.abspath(s) for s in sources],
+                "fingerprints": [_source_fingerprint(s) for s in sources],
                 "options": {k: v for k, v in asdict(options).items() if k != "max_bytes"},
                 "stylize_options": asdict(stylize_options)}
     _check_manifest(folder, manifest)
@@ -351,6 +397,7 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     try:
         with make(True) as still:
             for source in sources:
+                used = with_face = 0
                 with make(False) as stream:
                     for i, frame in enumerate(_frames(source, options.max_frames)):
                         if i % options.every:
@@ -366,6 +413,8 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                             for c in copies:
                                 still.reset()  # each copy on its own: no smoothing, no hold
                                 add(still, c, still(c))
+                        used += 1
+                        with_face += bool(stream.last_landmarks)
                         if pending >= options.shard_size:
                             end_shard()
                             if options.max_bytes and _folder_bytes(folder) >= options.max_bytes:
@@ -373,6 +422,9 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                                 break
                     if over_budget:
                         break
+                    if not with_face:  # (the teacher leaves such frames as they are)
+                        raise InputError(f"{source}: no face found in any of the {used} frames "
+                                         "used; nothing to learn the style from")
                     if pending:
                         end_shard()  # shards do not span sources (frames must share a size)
     finally:

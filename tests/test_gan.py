@@ -382,6 +382,36 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
     assert json.loads((folder / MANIFEST).read_text())["options"]["long_side"] == 64
 
 
+def test_dataset_build_refuses_changed_repeated_and_faceless_sources(style_and_clip, tmp_path):
+    import shutil
+
+    from guides.exemplar import load_style
+
+    style_path, clip = style_and_clip
+    style = load_style(style_path)
+    mine = tmp_path / "clip"
+    shutil.copytree(clip, mine)
+    options = DataOptions(long_side=64, shard_size=4, augment=0, max_frames=2)
+    folder = str(tmp_path / "data")
+    shards = build_dataset(style, [str(mine)], folder, options=options, quiet=True)
+    assert build_dataset(style, [str(mine)], folder, options=options, quiet=True) == shards
+    # the same path holding other frames is not the source the dataset was made from
+    first = mine / sorted(os.listdir(mine))[0]
+    write_image(first, read_image(first)[:, ::-1])
+    with pytest.raises(InputError, match=f"built from {mine} as it was before it changed"):
+        build_dataset(style, [str(mine)], folder, options=options, quiet=True)
+    with pytest.raises(InputError, match="given twice"):
+        build_dataset(style, [str(mine), str(mine) + "/"], str(tmp_path / "d2"), options=options,
+                      quiet=True)
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(3):
+        write_image(blank / f"f{i}.png", np.full((80, 64, 3), 90 + i, np.uint8))
+    with pytest.raises(InputError, match="blank: no face found in any of the 2 frames used"):
+        build_dataset(style, [str(mine), str(blank)], str(tmp_path / "d3"), options=options,
+                      quiet=True)
+
+
 def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, capsys,
                                        monkeypatch):
     import av
