@@ -542,6 +542,10 @@ def _stop_signals_interrupt():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    # OpenCV's FFmpeg reader prints FFmpeg's own errors ("moov atom not
+    # found") before ours, which name the file; quiet it (read when OpenCV
+    # first opens a video, so a setting of the user's own wins).
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     from guides.io import InputError
 
     try:

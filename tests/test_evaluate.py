@@ -272,3 +272,26 @@ def test_eval_says_when_the_output_or_reference_falls_short(clip, tmp_path, caps
     assert "short: 3 frames cover 3 of the input's 6" in capsys.readouterr().err
     assert main(["eval", clip, "--output", clip, "--full-rate", *FAST]) == 1
     assert "--full-rate: only with --reference" in capsys.readouterr().err
+
+
+def test_a_cut_short_mp4_is_one_line_of_ours(photo, tmp_path):
+    # OpenCV's FFmpeg reader printed FFmpeg's "moov atom not found" before our error
+    import subprocess
+    import sys
+
+    import av
+
+    path = tmp_path / "whole.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 256, 300, "yuv420p"
+        for _ in range(3):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(photo, format="bgr24")))
+        c.mux(s.encode(None))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[:2000])  # (the index, "moov", comes last)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_FFMPEG")}
+    proc = subprocess.run([sys.executable, "-m", "blit.cli", "eval", str(cut)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"styleblit: error: {cut}: not a video OpenCV can decode"]
