@@ -632,7 +632,9 @@ def expand_inputs(inputs):
     by its ending (:data:`guides.io.VIDEO_FILE_EXTENSIONS`) or, with another
     ending, when it is not text: its job then opens it with PyAV, which reads
     or refuses it. Paths that do not exist are kept: their jobs fail on their
-    own."""
+    own. An input named twice (``clips/`` and ``clips/a.mp4``) is kept once,
+    and the images beside the videos of a folder are left out; each with a
+    warning."""
     from blit.video import IMAGE_EXTENSIONS
     from guides.io import VIDEO_FILE_EXTENSIONS
 
@@ -642,6 +644,11 @@ def expand_inputs(inputs):
             names = sorted(n for n in os.listdir(path) if not n.startswith("."))
             videos = [os.path.join(path, n) for n in names if n.lower().endswith(VIDEO_FILE_EXTENSIONS)]
             if videos:
+                images = sum(n.lower().endswith(IMAGE_EXTENSIONS) for n in names)
+                if images:
+                    print(f"styleblit: warning: {path}: its {images} image(s) are left out: "
+                          "a folder of videos (a sequence of frames is a folder of its own)",
+                          file=sys.stderr)
                 out.extend(videos)
             elif any(n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
                 out.append(path)
@@ -661,7 +668,16 @@ def expand_inputs(inputs):
                 out.extend(os.path.join(folder, ln) for ln in lines)
         else:
             out.append(path)
-    return out
+    seen, kept = set(), []
+    for path in out:
+        key = os.path.realpath(path)
+        if key in seen:
+            print(f"styleblit: warning: {path}: named more than once; stylized once",
+                  file=sys.stderr)
+        else:
+            seen.add(key)
+            kept.append(path)
+    return kept
 
 
 def _list_file_lines(path, limit=1 << 20):

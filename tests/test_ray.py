@@ -124,18 +124,28 @@ def test_ray_options_need_the_ray_engine(tmp_path, capsys):
     assert "--chunk-frames needs --engine ray" in capsys.readouterr().err
 
 
-def test_batch_inputs_folders_and_list_files(tmp_path):
+def test_batch_inputs_folders_and_list_files(tmp_path, capsys):
     (tmp_path / "videos").mkdir()
-    for name in ("b.mp4", "a.MOV", "notes.txt"):
+    for name in ("b.mp4", "a.MOV", "notes.txt", "poster.jpg"):
         (tmp_path / "videos" / name).write_bytes(b"")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.MOV").write_bytes(b"")
     frames = write_frames(tmp_path / "shot", faceless_frames(2))
-    (tmp_path / "list.txt").write_text("# catalogue\nvideos/a.MOV\n\nmissing.mp4  # gone\n")
+    (tmp_path / "list.txt").write_text("# catalogue\nvideos/a.MOV\n\nmissing.mp4  # gone\n"
+                                       "other/a.MOV\n")
     inputs = expand_inputs([str(tmp_path / "videos"), frames, str(tmp_path / "list.txt")])
+    # a video named twice (by its folder and by the list) is stylized once, and said so;
+    # so are the images a folder of videos holds, left out
     assert inputs == [str(tmp_path / "videos" / "a.MOV"), str(tmp_path / "videos" / "b.mp4"),
-                      frames, str(tmp_path / "videos" / "a.MOV"), str(tmp_path / "missing.mp4")]
+                      frames, str(tmp_path / "missing.mp4"), str(tmp_path / "other" / "a.MOV")]
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"styleblit: warning: {tmp_path / 'videos'}: its 1 image(s) are left out: a "
+                   "folder of videos (a sequence of frames is a folder of its own)",
+                   f"styleblit: warning: {tmp_path / 'videos' / 'a.MOV'}: named more than once; "
+                   "stylized once"]
     outs = output_names(inputs, "OUT", "mp4")
-    assert outs == [os.path.join("OUT", n) for n in ("a.mp4", "b.mp4", "shot.mp4", "a-2.mp4",
-                                                     "missing.mp4")]
+    assert outs == [os.path.join("OUT", n) for n in ("a.mp4", "b.mp4", "shot.mp4", "missing.mp4",
+                                                     "a-2.mp4")]
     assert output_names([frames], "OUT", "png") == [os.path.join("OUT", "shot")]
     # cameras' and the web's containers are videos too, in folders and on the command line;
     # a file of another ending is a list only if it is text
