@@ -892,6 +892,7 @@ class Stylizer:
         self._landmark_seq = 0  # frames that have come to the landmarks (prefetched or not)
         self._landmarker = landmarker
         self._own_landmarker = landmarker is None
+        self._closed = False
         self._pool = None  # the prefetch() thread, started on first use
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
         # (frame, kind, t, future) in submission order; kind "frame" (the
@@ -956,7 +957,8 @@ class Stylizer:
 
     def close(self):
         """Release the landmarker if this object created it (and the
-        :meth:`prefetch` thread)."""
+        :meth:`prefetch` thread). A closed stylizer refuses frames."""
+        self._closed = True
         self._drain()
         if self._pool is not None:
             self._pool.shutdown()
@@ -964,6 +966,11 @@ class Stylizer:
         if self._own_landmarker and self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError("this Stylizer is closed (close() released its landmarker); "
+                             "make a new one")
 
     def __enter__(self):
         return self
@@ -1008,6 +1015,7 @@ class Stylizer:
         >>> show(stylizer(previous))                             # doctest: +SKIP
         """
         t = _timestamp(t)
+        self._check_open()
         faces = _FIND if self._detects_next() else None
         if self._before_face:  # (found at the frame's size; "auto": it chooses the scale)
             faces = self._first_faces(check_bgr_frame(frame))
@@ -1232,6 +1240,7 @@ class Stylizer:
         """
         frame = check_bgr_frame(frame)
         t = _timestamp(t)
+        self._check_open()
         if out is None:
             out = np.empty_like(frame)
         elif out.shape != frame.shape or out.dtype != np.uint8:

@@ -572,6 +572,17 @@ def test_a_timestamp_that_is_not_finite_is_refused(style, hopper):
             call(frames[0], float("nan"))
 
 
+def test_a_closed_stylizer_refuses_frames(style, hopper):
+    # (it made a new landmarker, and a new prefetch thread, that no one closed)
+    frames, marks = moving_clip(hopper, n=1)
+    with Stylizer(style, landmarker=Script([[marks[0]]] * 2)) as stylizer:
+        stylizer(frames[0])
+    for call in (stylizer, stylizer.prefetch):
+        with pytest.raises(ValueError, match="this Stylizer is closed"):
+            call(frames[0])
+    assert stylizer._pool is None
+
+
 def test_lost_face_leaves_the_background_stylized(style, hopper):
     frames, marks = moving_clip(hopper, n=1)
     stylizer = Stylizer(style, options=StylizeOptions(background="stylize"), hold=0.0,
