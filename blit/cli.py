@@ -55,8 +55,13 @@ def number(kind=float, *, least=None, positive=False):
     return parse
 
 
+#: The largest side :func:`frame_size` takes (16K; an 8K frame is 7680x4320).
+MAX_FRAME_SIDE = 16384
+
+
 def frame_size(text):
-    """An argparse ``type`` for a frame size ``WxH`` (each at least 16): (W, H).
+    """An argparse ``type`` for a frame size ``WxH`` (each 16 to
+    :data:`MAX_FRAME_SIDE`): (W, H).
 
     >>> frame_size("640x480")
     (640, 480)
@@ -67,6 +72,8 @@ def frame_size(text):
         raise argparse.ArgumentTypeError(f"expected WxH such as 640x480, got {text!r}") from None
     if w < 16 or h < 16:
         raise argparse.ArgumentTypeError(f"expected at least 16x16, got {text!r}")
+    if max(w, h) > MAX_FRAME_SIDE:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_FRAME_SIDE} a side, got {text!r}")
     return w, h
 
 

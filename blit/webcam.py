@@ -379,8 +379,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     ----------
     styles : list of str
         Style images (or .npz caches); loaded when first shown. One that
-        cannot be loaded is skipped (n/p), with a line through ``log``;
-        the first must load.
+        cannot be loaded is skipped (at the start too, and with n/p), with
+        a line through ``log``; an error if none loads.
     source : int, str or capture object
         Camera index, video file, or an opened capture (``read() -> (ok,
         frame)`` and ``release()``, as :class:`LatestFrame` takes).
@@ -458,6 +458,18 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             return i
         return index
 
+    index = 0
+    if method == "patch":  # before the camera opens; a first style that does not load is skipped
+        try:
+            style_at(0)
+        except InputError as exc:
+            if len(styles) == 1:
+                raise
+            unusable.add(0)
+            log(f"style skipped: {exc}")
+            index = next_style(1)
+            if index == 0:  # (none of them loads)
+                raise
     if hasattr(source, "read"):
         cap = source  # an opened capture, paced by itself or at ``pace``
     else:
@@ -469,7 +481,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         from guides.landmarks import FaceLandmarker
 
         landmarker = FaceLandmarker(static_image_mode=False, max_faces=max_faces)
-    index, voting, side_by_side = 0, options.voting, False
+    voting, side_by_side = options.voting, False
 
     def make_stylizer():
         if method == "gan":

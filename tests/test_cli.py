@@ -1,4 +1,5 @@
 """The styleblit command line: the default job, exit codes and error lines."""
+import argparse
 import importlib.util
 import os
 import subprocess
@@ -460,6 +461,10 @@ def test_number_and_frame_size_accept_what_they_should():
     assert number(least=0)("0") == 0.0 and number(positive=True)("2.5") == 2.5
     assert number(int, least=0)("0") == 0
     assert frame_size("640X480") == (640, 480) and frame_size("16x16") == (16, 16)
+    assert frame_size("16384x8640") == (16384, 8640)
+    # (100000x100000 failed on allocating 30 GB, in OpenCV's words)
+    with pytest.raises(argparse.ArgumentTypeError, match="at most 16384 a side"):
+        frame_size("100000x100000")
 
 
 def test_console_script_runs(tmp_path):

@@ -605,6 +605,25 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
     assert len(snapshots) == 1 and cv2.imread(str(tmp_path / snapshots[0])).shape == (h, 2 * w, 3)
 
 
+def test_webcam_starts_on_the_first_style_that_loads(style_png, tmp_path):
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+    from guides.io import InputError
+
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    lines = []
+    summary = run_webcam([str(broken), style_png], Camera(clip_frames(2)),
+                         options=StylizeOptions(), window=False, pace=30.0, log=lines.append)
+    assert summary["frames"] == 2
+    assert lines[0] == f"style skipped: {broken}: not an image file OpenCV can decode"
+    cam = Camera(clip_frames(2))
+    with pytest.raises(InputError, match="broken.png: not an image file"):
+        run_webcam([str(broken), str(broken)], cam, options=StylizeOptions(), window=False,
+                   pace=30.0, log=lines.append)
+    assert len(list(cam._frames)) == 2  # refused before the camera was read
+
+
 @pytest.mark.parametrize("pipeline", [False, True])
 def test_webcam_paints_a_close_face_at_the_exemplars_scale(style_png, tmp_path, monkeypatch,
                                                            capsys, pipeline):
