@@ -301,6 +301,40 @@ def _reason(exc):
 # Sinks
 # --------------------------------------------------------------------------
 
+def bgr_to_yuv420p(image):
+    """A BGR image (even height and width) as the planes of a yuv420p frame,
+    (3H/2, W) uint8: BT.601, limited range, as :func:`_tag_colours` tags it.
+
+    OpenCV's conversion, not the one PyAV's ``from_ndarray(..., "bgr24")``
+    leaves to swscale: that one darkens and tints (white comes back as
+    (250, 253, 251) BGR, grey 128 as (123, 126, 124)) and takes 6.5x the
+    time (7.7 against 1.2 ms at 768x1024); this one gives white, grey and
+    black back exactly (tested).
+    """
+    import cv2
+
+    return cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
+
+
+#: FFmpeg's codes of the colour description written into the output: the
+#: matrix :func:`bgr_to_yuv420p` encodes with (SMPTE 170M, BT.601), limited range.
+_MATRIX_BT601, _RANGE_LIMITED, _UNSPECIFIED = 6, 1, 2
+
+
+def _tag_colours(context, source=None):
+    """Describe the output's colours: the BT.601 matrix and limited range it
+    is encoded with, and the primaries and transfer of the ``source`` video
+    stream, if any (the RGB values painted are the source's, decoded with
+    its own matrix). Without it an HD output is untagged, and players take
+    BT.709 for it."""
+    context.colorspace = _MATRIX_BT601
+    context.color_range = _RANGE_LIMITED
+    source = getattr(source, "codec_context", None)
+    for name in ("color_primaries", "color_trc"):
+        value = getattr(source, name, _UNSPECIFIED)
+        if value not in (None, 0, _UNSPECIFIED):
+            setattr(context, name, value)
+
 class _VideoFileSink:
     """H.264 in an MP4/MOV/MKV, audio streams copied from the source.
 
@@ -346,6 +380,7 @@ class _VideoFileSink:
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = self.source.time_base
         stream.options = {"crf": str(self.crf), "preset": self.preset}
+        _tag_colours(stream.codec_context, getattr(self.source, "stream", None))
         if self.rotation:
             stream.set_display_rotation(self.rotation)
         self.stream = stream
@@ -364,7 +399,7 @@ class _VideoFileSink:
             self._pending = []
         if h % 2 or w % 2:  # yuv420p needs even sizes: repeat the last row/column
             image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame = av.VideoFrame.from_ndarray(bgr_to_yuv420p(image), format="yuv420p")
         frame.pts = pts if pts is not None else self.frames
         frame.time_base = self.source.time_base
         self.container.mux(self.stream.encode(frame))

@@ -867,3 +867,38 @@ def test_outputs_get_the_users_permissions_not_tempfiles(tmp_path, style_png, um
     assert mode(tmp_path / "frames") == 0o750
     for name in ("o.mp4", "frames/frame_000001.png", "s.npz", "p.lm68.txt", "h.png"):
         assert mode(tmp_path / name) == 0o640, name
+
+
+def test_colours_come_back_as_decoded_and_tagged(tmp_path):
+    # PyAV's own BGR -> yuv420p (swscale) gave white back as (250, 253, 251) and
+    # grey 128 as (123, 126, 124), and the output was untagged: an HD one is
+    # shown as BT.709 by players, while it was encoded with BT.601
+    path = str(tmp_path / "flat709.mp4")
+    colours = [(255, 255, 255), (128, 128, 128), (16, 16, 16), (30, 60, 200)]
+    with av.open(path, "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"qp": "0"}  # (lossless: the input is exactly its colours)
+        ctx = s.codec_context
+        ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 1, 1, 1, 1
+        for i, bgr in enumerate(colours):
+            rgb = np.full((48, 64, 3), bgr[::-1], np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=1)
+            frame.pts = i
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+
+    def decoded(p):
+        with av.open(p) as c:
+            ctx = c.streams.video[0].codec_context
+            tags = (ctx.colorspace, ctx.color_range, ctx.color_primaries, ctx.color_trc)
+            return tags, [f.to_ndarray(format="bgr24").astype(int) for f in c.decode(video=0)]
+
+    out = str(tmp_path / "out.mp4")
+    assert main(["video", path, "-o", out, "-q"]) == 0  # (no face: the frames as they are)
+    (_, before), (tags, after) = decoded(path), decoded(out)
+    assert tags == (6, 1, 1, 1)  # BT.601 matrix, limited range; the input's primaries, transfer
+    for a, b in zip(before, after):
+        assert np.abs(a - b).max() <= 2, (a[0, 0], b[0, 0])
+    assert np.abs(before[0] - 255).max() == 0 and np.abs(after[0] - 255).max() == 0  # white
