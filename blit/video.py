@@ -301,6 +301,33 @@ def _reason(exc):
 # Sinks
 # --------------------------------------------------------------------------
 
+def _refuses_audio(fmt, path, index):
+    """Why a container of format ``fmt`` would refuse a copy of the audio
+    stream ``index`` of the file ``path``, or None when it takes it. Some
+    muxers say so only when their header is written (Opus or FLAC in a
+    .mov) or their trailer (PCM of an AVI, which has no channel layout, in
+    an .mp4), after every frame has been stylized: so a copy of the stream
+    and its first packet are written into a container in memory first."""
+    import io
+
+    import av
+
+    try:
+        with av.open(path) as src:
+            stream = src.streams[index]
+            packet = next((p for p in src.demux(stream) if p.dts is not None), None)
+            with av.open(io.BytesIO(), "w", format=fmt) as probe:
+                copy = probe.add_stream_from_template(stream)
+                if packet is None:
+                    probe.start_encoding()
+                else:
+                    packet.stream = copy
+                    probe.mux(packet)
+    except (av.error.FFmpegError, ValueError) as exc:
+        return _reason(exc)
+    return None
+
+
 def bgr_to_yuv420p(image):
     """A BGR image (even height and width) as the planes of a yuv420p frame,
     (3H/2, W) uint8: BT.601, limited range, as :func:`_tag_colours` tags it.
@@ -354,6 +381,8 @@ class _VideoFileSink:
         self.audio = {}
         self._copy_audio = audio
         self._pending = []  # audio packets that arrive before the first video frame
+        self._last_pts = None
+        self._last_dts = {}  # each audio stream's last packet's
         self.frames = 0
 
     def _open_streams(self, height, width):
@@ -361,11 +390,20 @@ class _VideoFileSink:
         import av
 
         self._open_video(height, width)
+        fmt = self.container.format.name
         for s in self.source.audio if self._copy_audio else ():
-            try:
-                self.audio[s.index] = self.container.add_stream_from_template(s)
-            except (av.error.FFmpegError, ValueError) as exc:
-                _warn(f"{self.source.path}: audio stream {s.index} not copied ({_reason(exc)})")
+            refused = _refuses_audio(fmt, self.source.path, s.index)
+            if refused is None:
+                try:
+                    self.audio[s.index] = self.container.add_stream_from_template(s)
+                except (av.error.FFmpegError, ValueError) as exc:
+                    refused = _reason(exc)
+            if refused is not None:
+                kept = fmt != "matroska" and _refuses_audio("matroska", self.source.path,
+                                                            s.index) is None
+                _warn(f"{self.source.path}: audio stream {s.index} "
+                      f"({s.codec_context.name}) not copied: the {fmt} container refuses it "
+                      f"({refused})" + ("; an .mkv output keeps it" if kept else ""))
                 continue
             codec = s.codec_context.name or ""
             if codec.startswith("pcm_") and str(self.path).lower().endswith((".mp4", ".m4v")):
@@ -385,9 +423,17 @@ class _VideoFileSink:
             stream.set_display_rotation(self.rotation)
         self.stream = stream
 
+    def _backwards(self, what, before, after):
+        return InputError(f"{self.source.path}: its timestamps go back in {what} ({before} "
+                          f"then {after}; clips joined end to end?); a video's frames and "
+                          "sound must come in time order")
+
     def write(self, image, pts):
         import av
 
+        if pts is not None and self._last_pts is not None and pts <= self._last_pts:
+            raise self._backwards(f"the video at frame {self.frames + 1}", self._last_pts, pts)
+        self._last_pts = pts
         if self.stream is None:
             self.rotation = self.source.rotation  # known once a frame is decoded
         image = _stored(image, self.rotation)
@@ -413,6 +459,10 @@ class _VideoFileSink:
 
     def _mux_audio(self, packet):
         if packet.stream.index in self.audio:
+            last = self._last_dts.get(packet.stream.index)
+            if last is not None and packet.dts < last:
+                raise self._backwards(f"audio stream {packet.stream.index}", last, packet.dts)
+            self._last_dts[packet.stream.index] = packet.dts
             packet.stream = self.audio[packet.stream.index]
             self.container.mux(packet)
 
@@ -849,7 +899,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         if faces[0] == 0 and method == "patch" and not interrupted:
             _warn(f"{source_path}: no face found in any of its {sink.frames} frames; they are "
                   "written unchanged")
-    except BaseException:
+    except BaseException as exc:
         if not interrupted:
             with _no_sigint():
                 if sink is not None:
@@ -859,10 +909,20 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
                         pass
                 source.close()
                 _remove(tmp)
+            import av
+
+            if isinstance(exc, av.error.FFmpegError):  # (the encoder's or the muxer's)
+                raise InputError(f"{output}: could not be written from {source_path} "
+                                 f"({_reason(exc)}); nothing written") from None
             raise
     with _no_sigint():
         source.close()
-        sink.close()
+        try:
+            sink.close()
+        except Exception as exc:  # (the muxer's trailer: nothing playable to keep)
+            _remove(tmp)
+            raise InputError(f"{output}: could not be finished ({_reason(exc)}); nothing "
+                             "written") from None
         if interrupted:
             if sink.frames == 0:  # nothing to keep
                 _remove(tmp)

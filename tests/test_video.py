@@ -902,3 +902,71 @@ def test_colours_come_back_as_decoded_and_tagged(tmp_path):
     for a, b in zip(before, after):
         assert np.abs(a - b).max() <= 2, (a[0, 0], b[0, 0])
     assert np.abs(before[0] - 255).max() == 0 and np.abs(after[0] - 255).max() == 0  # white
+
+
+def _clip_with_audio(path, codec, n=8, sample_rate=48000):
+    """An MJPEG clip of ``n`` frames (24 fps) with a stereo ``codec`` sound."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("mjpeg", rate=RATE)
+        v.width, v.height, v.pix_fmt = 128, 160, "yuvj420p"
+        a = c.add_stream(codec, rate=sample_rate)
+        a.layout = "stereo"
+        for i, f in enumerate(clip_frames(n)):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        total = sample_rate * n // RATE
+        step = a.codec_context.frame_size or 960
+        for k in range(0, total - step + 1, step):
+            t = (np.arange(k, k + step) / sample_rate)
+            pcm = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16).repeat(2)[None]
+            af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+            af.sample_rate, af.pts = sample_rate, k
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+        c.mux(v.encode(None))
+    return str(path)
+
+
+@pytest.mark.parametrize("codec, name, container, output", [
+    ("libopus", "opus", "mkv", "o.mov"), ("flac", "flac", "mkv", "o.mov"),
+    ("pcm_s16le", "pcm_s16le", "avi", "o.mp4")])
+def test_audio_an_output_container_refuses_is_dropped_with_a_line(codec, name, container, output,
+                                                                  tmp_path, capsys):
+    # The .mov muxer refused Opus and FLAC only when its header was written, and the .mp4
+    # one an AVI's PCM (no channel layout) only at its trailer: tracebacks, the second
+    # with a hidden temporary file left behind
+    src = _clip_with_audio(tmp_path / f"in.{container}", codec)
+    out = tmp_path / output
+    assert main(["video", src, "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"audio stream 1 ({name}) not copied: the " in err and "an .mkv output keeps it" in err
+    assert "Traceback" not in err
+    info = probe(out)
+    assert info["frames"] == 8 and info["streams"] == ["video"]
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(src), output])
+    mkv = tmp_path / "o.mkv"
+    assert main(["video", src, "-o", str(mkv), "-q"]) == 0
+    assert "not copied" not in capsys.readouterr().err
+    assert probe(mkv)["streams"] == ["video", "audio"]
+
+
+def test_clips_joined_end_to_end_are_one_line(tmp_path, capsys):
+    # a camera's clips joined with `cat`: the timestamps start again at the join
+    one = tmp_path / "one.ts"
+    with av.open(str(one), "w", format="mpegts") as c:
+        v = c.add_stream("libx264", rate=RATE)
+        v.width, v.height, v.pix_fmt = 128, 160, "yuv420p"
+        for i, f in enumerate(clip_frames(6)):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(one.read_bytes() * 2)
+    out = tmp_path / "o.mp4"
+    assert main(["video", str(joined), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"styleblit: error: {joined}: its timestamps go back in the video at "
+                          "frame 7") and "\n" not in err
+    assert sorted(os.listdir(tmp_path)) == ["joined.ts", "one.ts"]
