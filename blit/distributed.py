@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
 
-from blit.cli import number, register, unique_stems
+from blit.cli import STOP_SIGNALS, number, register, unique_stems
 from guides.io import InputError
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
@@ -354,9 +355,9 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
     Raises
     ------
     KeyboardInterrupt
-        After cancelling the tasks and saving what each started output had
-        in order as its :func:`blit.video.partial_path`; ``args[0]`` is the
-        job list.
+        After saving what each started output had in order as its
+        :func:`blit.video.partial_path` and cancelling the tasks; ``args[0]``
+        is the job list.
     """
     ray = require_ray()
     from blit.video import _progress
@@ -403,11 +404,11 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
                         _fail(job, f"{job.output}: cannot be written ({type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())[:160]})", pending, ray)
     except KeyboardInterrupt:
+        for job in jobs:  # first: Ray's own cancelling can abort this process (a bug of
+            if job.status == "running":  # its task manager, seen 1 in 4 times), and then
+                _save_partial(job)  # the joined frames would be lost in a hidden file
         for ref in pending:
             ray.cancel(ref)
-        for job in jobs:
-            if job.status == "running":
-                _save_partial(job)
         raise KeyboardInterrupt(jobs) from None
     return jobs
 
@@ -536,7 +537,7 @@ def _save_partial(job):
             _discard(job)
             job.status, job.message = "interrupted", "nothing written"
             return
-        job._sink.close()
+        job._sink.close(complete=False)  # (its audio cut where its frames end)
         job._sink = None
         job._source.close()
         partial = partial_path(job.output)
@@ -602,6 +603,9 @@ def run_jobs_from_args(args, style, jobs):
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
+        # ray.init sets its own SIGTERM handler (sys.exit): `kill` then left
+        # a hidden temporary file and no partial output; ours come back
+        ours = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *STOP_SIGNALS)}
         try:
             ray.init(address=args.address, include_dashboard=False, log_to_driver=not args.quiet,
                      logging_level=logging.WARNING)
@@ -609,6 +613,13 @@ def run_jobs_from_args(args, style, jobs):
             where = args.address or "a local instance"
             raise InputError(f"Ray: cannot connect to {where} "
                              f"({' '.join(str(exc).split())[:200]})") from None
+        finally:
+            for sig, handler in ours.items():
+                if handler is not None:
+                    try:
+                        signal.signal(sig, handler)
+                    except ValueError:  # (not the main thread: none was set)
+                        pass
     try:
         return stylize_videos(
             style, jobs, spec=spec, fps=args.fps,

@@ -24,6 +24,7 @@ formats:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -448,8 +449,9 @@ class _VideoFileSink:
         frame = av.VideoFrame.from_ndarray(bgr_to_yuv420p(image), format="yuv420p")
         frame.pts = pts if pts is not None else self.frames
         frame.time_base = self.source.time_base
-        self.container.mux(self.stream.encode(frame))
-        self.frames += 1
+        with _deferred_interrupts():  # (Ctrl-C between the two lost a frame's packets)
+            self.container.mux(self.stream.encode(frame))
+            self.frames += 1
 
     def write_audio(self, packet):
         if self.stream is None:
@@ -493,6 +495,7 @@ class _SegmentConcatSink(_VideoFileSink):
         self._pts = pts if pts and None not in pts else None  # every frame's (source time base)
         self._audio_items = source.audio_packets()
         self._audio_next = None
+        self._video_end = None  # (timestamp, time base) where the frames joined so far end
 
     def _open_video(self, height, width):
         self.stream = self.container.add_stream_from_template(self._template)
@@ -542,6 +545,9 @@ class _SegmentConcatSink(_VideoFileSink):
                 self._audio_until(packet.dts, packet.time_base)
                 packet.stream = self.stream
                 self.container.mux(packet)
+            if packets:
+                last = max(packets, key=lambda p: p.pts)
+                self._video_end = (last.pts + (last.duration or 0), video.time_base)
         self.frames += len(packets)
         return len(packets)
 
@@ -572,11 +578,14 @@ class _SegmentConcatSink(_VideoFileSink):
             self._audio_next = None
             self._mux_audio(packet)
 
-    def close(self):
-        """Mux the rest of the audio, write the index: a playable file."""
+    def close(self, complete=True):
+        """Mux the rest of the audio (``complete=False``, an interrupted join:
+        the audio up to the end of the frames joined), write the index: a
+        playable file."""
         try:
             if self.stream is not None:
-                self._audio_until(None, None)
+                self._audio_until(*(self._video_end if not complete and self._video_end
+                                    else (None, None)))
         finally:
             self.container.close()
 
@@ -627,6 +636,22 @@ def _no_sigint():
     from blit.cli import STOP_SIGNALS, signal_handlers
 
     return signal_handlers({sig: signal.SIG_IGN for sig in (signal.SIGINT, *STOP_SIGNALS)})
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+    """Hold Ctrl-C (and :data:`blit.cli.STOP_SIGNALS`, where they raise it)
+    during the block and raise KeyboardInterrupt when it ends: the block
+    runs whole (main thread only; elsewhere it just runs)."""
+    from blit.cli import STOP_SIGNALS, signal_handlers
+
+    held = []
+    raising = {sig for sig in (signal.SIGINT, *STOP_SIGNALS)
+               if signal.getsignal(sig) not in (signal.SIG_IGN, signal.SIG_DFL, None)}
+    with signal_handlers({sig: lambda signum, frame: held.append(signum) for sig in raising}):
+        yield
+    if held:
+        raise KeyboardInterrupt
 
 
 def _progress(total, quiet):
