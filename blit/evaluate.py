@@ -59,10 +59,18 @@ WARMUP_FRAMES = 3
 
 def is_video(path: str | os.PathLike) -> bool:
     """Whether ``path`` is read as a video: by its ending
-    (:data:`VIDEO_EXTENSIONS`), or a folder of frames (its images in name
-    order, as ``styleblit video`` reads and writes them)."""
+    (:data:`VIDEO_EXTENSIONS`), a folder of frames (its images in name
+    order, as ``styleblit video`` reads and writes them), or a file of
+    another ending that is not an image by its first bytes (as ``styleblit
+    video`` takes it)."""
     path = os.fspath(path)
-    return path.lower().endswith(VIDEO_EXTENSIONS) or os.path.isdir(path)
+    lower = path.lower()
+    if lower.endswith(VIDEO_EXTENSIONS) or os.path.isdir(path):
+        return True
+    from blit.video import IMAGE_EXTENSIONS
+
+    return (not lower.endswith(IMAGE_EXTENSIONS) and os.path.isfile(path)
+            and not cv2.haveImageReader(path))
 
 
 def _frame_files(path: str) -> list:
@@ -79,6 +87,9 @@ def _open_video(path: str) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise InputError(f"{path}: not a video OpenCV can decode")
+    # upright, as `styleblit video` reads it (a phone's display matrix; off by
+    # default in OpenCV's FFmpeg reader, which gave eval its frames sideways)
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 

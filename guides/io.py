@@ -21,7 +21,8 @@ __all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_imag
 #: phones, cameras and the web produce, all of which PyAV reads. ``video`` itself opens
 #: any file PyAV reads, whatever its name.
 VIDEO_FILE_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg",
-                         ".wmv", ".mts", ".m2ts", ".ts", ".3gp", ".flv", ".ogv")
+                         ".wmv", ".mts", ".m2ts", ".ts", ".3gp", ".flv", ".ogv", ".vob", ".dv",
+                         ".mxf", ".y4m", ".ivf", ".h264", ".264", ".hevc", ".265")
 
 
 @functools.lru_cache(maxsize=None)

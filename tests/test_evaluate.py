@@ -295,3 +295,41 @@ def test_a_cut_short_mp4_is_one_line_of_ours(photo, tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [f"styleblit: error: {cut}: not a video OpenCV can decode"]
+
+
+def test_eval_reads_videos_as_styleblit_video_does(tmp_path, photo):
+    """Upright, by the display matrix (a phone's clip); and of any ending that
+    is not an image's (a raw H.264 stream, a .dv), as `styleblit video` takes
+    them. Eval read the rotated clip sideways: landmark error 80 %."""
+    import sys
+
+    import av
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_video import write_clip
+
+    rotated = write_clip(tmp_path / "phone.mp4", n=3, audio=False, rotation=90)
+    with av.open(rotated) as c:
+        stored = next(c.decode(video=0))
+        assert stored.rotation == 90 and (stored.height, stored.width) == (160, 128)
+    from blit.video import open_source
+
+    upright = [item[1] for item in open_source(rotated) if item[0] == "video"]
+    frames = list(read_frames(rotated))
+    assert frames[0].shape == upright[0].shape == (128, 160, 3)
+    np.testing.assert_array_equal(frames[0], upright[0])
+    # what `video` wrote from it (upright frames) is the output of that input
+    out = tmp_path / "out"
+    assert main(["video", rotated, "-o", str(out), "-q"]) == 0
+    assert main(["eval", rotated, "--output", str(out), "--json", str(tmp_path / "r.json"),
+                 "--patch-samples", "50"]) == 0
+    from blit.evaluate import is_video
+
+    other = tmp_path / "clip.vid"  # a video of an ending of its own
+    other.write_bytes(open(rotated, "rb").read())
+    odd = tmp_path / "photo.dat"  # an image whatever its ending
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    odd.write_bytes((tmp_path / "photo.png").read_bytes())
+    assert is_video(other) and is_video(tmp_path / "x.dv") and is_video(tmp_path / "x.Y4M")
+    assert not is_video(odd) and not is_video(tmp_path / "photo.png")
+    assert len(list(read_frames(other))) == 3
