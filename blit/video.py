@@ -92,6 +92,27 @@ def _stored(image, rotation):
 # Sources: ("video", bgr, pts, seconds) and ("audio", packet) items in order
 # --------------------------------------------------------------------------
 
+#: Containers whose timestamps run on from a clock that does not start at 0
+#: (an MPEG transport or program stream: a camcorder's .mts, a DVD's .vob).
+_CLOCK_FORMATS = {"mpegts", "mpeg"}
+
+
+def _on_a_clock(container):
+    """Whether ``container`` is of one of the :data:`_CLOCK_FORMATS`."""
+    return bool(set((container.format.name or "").split(",")) & _CLOCK_FORMATS)
+
+
+def _start_seconds(container):
+    """What is taken off every timestamp written (seconds, a Fraction): the
+    start of a transport or program stream, whose clock does not begin at
+    0 (an .mp4 of it would open with that long a blank: 600 s for a
+    camcorder's clip that starts at 600 s); 0 for other containers, whose
+    start is kept as it is (a video that starts after its audio)."""
+    if not _on_a_clock(container) or not container.start_time or container.start_time < 0:
+        return Fraction(0)
+    return Fraction(int(container.start_time), 1_000_000)  # (AV_TIME_BASE units)
+
+
 class _VideoFileSource:
     def __init__(self, path):
         import av
@@ -111,13 +132,17 @@ class _VideoFileSource:
         self.rate = Fraction(rate)
         self.time_base = self.stream.time_base or 1 / self.rate
         self.frames = self.stream.frames or None
+        self.start = _start_seconds(self.container)
+        self.start_clock = _on_a_clock(self.container)  # (its seeks are not to be trusted)
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
         self._stopped = False  # decoding stopped on an error (and said so)
 
     def __iter__(self):
         yield from self._demux(self.stream, *self.audio)
-        if self.frames and 0 < self.decoded < self.frames and not self._stopped:
+        # (one frame short is not said: an AVI's header can count one more,
+        # an empty index entry before its first frame)
+        if self.frames and 0 < self.decoded < self.frames - 1 and not self._stopped:
             _warn(f"{self.path}: decoded {self.decoded} of the {self.frames} frames its header "
                   "lists (is the file cut short?); kept the frames decoded")
 
@@ -185,9 +210,12 @@ class _VideoFileSource:
         ``pts``: their timestamps, ``index()[start:stop]``. With them, seeks
         to the key frame before ``start`` and decodes from there (the frames
         are the same as decoded from the start: the decoder restarts at a key
-        frame), checking each frame's timestamp; without, decodes from the
-        start."""
+        frame), checking each frame's timestamp; without, or in a transport
+        or program stream (a seek there lands between key frames, and the
+        frames up to the next one do not decode), decodes from the start."""
         first = pts[0] if start > 0 and pts and pts[0] is not None else None
+        if self.start_clock:
+            first = None
         self.decoded = start if first is not None else 0
         if first is not None:
             self.container.seek(first, stream=self.stream, backward=True)
@@ -259,6 +287,7 @@ class _FolderSource:
         self.rate = Fraction(fps).limit_denominator(1001)
         self.time_base = 1 / self.rate
         self.frames = len(self.files)
+        self.start = Fraction(0)
         self.rotation = 0
         self.audio = []
         self.decoded = 0
@@ -384,6 +413,7 @@ class _VideoFileSink:
         self._pending = []  # audio packets that arrive before the first video frame
         self._last_pts = None
         self._last_dts = {}  # each audio stream's last packet's
+        self._size, self._resized = None, False  # the first frame's (height, width)
         self.frames = 0
 
     def _open_streams(self, height, width):
@@ -392,6 +422,12 @@ class _VideoFileSink:
 
         self._open_video(height, width)
         fmt = self.container.format.name
+        container = getattr(self.source, "container", None)
+        subtitles = container.streams.subtitles if container is not None and self._copy_audio \
+            else ()
+        if subtitles:
+            _warn(f"{self.source.path}: its {len(subtitles)} subtitle stream(s) are not copied "
+                  "(only the video, painted, and the audio are)")
         for s in self.source.audio if self._copy_audio else ():
             refused = _refuses_audio(fmt, self.source.path, s.index)
             if refused is None:
@@ -441,13 +477,19 @@ class _VideoFileSink:
         h, w = image.shape[:2]
         if self.stream is None:
             self._open_streams(h, w)
+            self._size = (h, w)
             for packet in self._pending:
                 self._mux_audio(packet)
             self._pending = []
+        elif (h, w) != self._size and not self._resized:
+            self._resized = True  # (one line, at the first such frame)
+            _warn(f"{self.source.path}: frame {self.frames + 1} is {w}x{h}, not "
+                  f"{self._size[1]}x{self._size[0]} as the first: it and the frames of its "
+                  "size are stretched to the first's (a video keeps one size)")
         if h % 2 or w % 2:  # yuv420p needs even sizes: repeat the last row/column
             image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(bgr_to_yuv420p(image), format="yuv420p")
-        frame.pts = pts if pts is not None else self.frames
+        frame.pts = pts - self._shift(self.source.time_base) if pts is not None else self.frames
         frame.time_base = self.source.time_base
         with _deferred_interrupts():  # (Ctrl-C between the two lost a frame's packets)
             self.container.mux(self.stream.encode(frame))
@@ -459,12 +501,22 @@ class _VideoFileSink:
         elif packet.stream.index in self.audio:
             self._mux_audio(packet)
 
+    def _shift(self, time_base):
+        """The source's :func:`_start_seconds` in ``time_base`` units."""
+        start = getattr(self.source, "start", 0)
+        return round(start / time_base) if start else 0
+
     def _mux_audio(self, packet):
         if packet.stream.index in self.audio:
             last = self._last_dts.get(packet.stream.index)
             if last is not None and packet.dts < last:
                 raise self._backwards(f"audio stream {packet.stream.index}", last, packet.dts)
             self._last_dts[packet.stream.index] = packet.dts
+            shift = self._shift(packet.time_base)
+            if shift:
+                packet.dts -= shift
+                if packet.pts is not None:
+                    packet.pts -= shift
             packet.stream = self.audio[packet.stream.index]
             self.container.mux(packet)
 
@@ -525,6 +577,7 @@ class _SegmentConcatSink(_VideoFileSink):
             packets = [p for p in segment.demux(video) if p.size]  # not the end-of-stream marker
             shift = 0
             if first_pts is not None and packets:
+                first_pts -= self._shift(self.source.time_base)  # (as the segment wrote it)
                 wanted = round(first_pts * self.source.time_base / video.time_base)
                 shift = wanted - min(p.pts for p in packets)
             for packet in packets:
@@ -573,7 +626,7 @@ class _SegmentConcatSink(_VideoFileSink):
                 if self._audio_next is None:
                     return
             packet = self._audio_next
-            if end is not None and packet.dts * packet.time_base > end:
+            if end is not None and packet.dts * packet.time_base - self.source.start > end:
                 return
             self._audio_next = None
             self._mux_audio(packet)

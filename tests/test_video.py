@@ -1005,3 +1005,35 @@ def test_an_interrupt_while_a_frame_is_written_keeps_the_frame(tmp_path):
     source.close()
     pts = probe(tmp_path / "out.mp4")["pts"]
     assert len(pts) == 8 and len(set(np.diff(pts))) == 1, pts  # every frame, none missing
+
+
+def test_subtitles_and_a_change_of_size_are_said(tmp_path, capsys):
+    # both went without a word: subtitles dropped, frames of another size stretched
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from blit.video import _VideoFileSink
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,300\nhello\n\n")
+    src = write_clip(tmp_path / "in.mp4", n=4, audio=False)
+    mkv = tmp_path / "in.mkv"
+    with av.open(src) as v, av.open(str(srt)) as s, av.open(str(mkv), "w") as c:
+        streams = {v.streams.video[0]: c.add_stream_from_template(v.streams.video[0]),
+                   s.streams[0]: c.add_stream_from_template(s.streams[0])}
+        for packet in [*v.demux(), *s.demux()]:
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream]
+                c.mux(packet)
+    assert main(["video", str(mkv), "-o", str(tmp_path / "out.mkv"), "-q"]) == 0
+    assert "in.mkv: its 1 subtitle stream(s) are not copied" in capsys.readouterr().err
+    source = SimpleNamespace(path="cam.ts", rate=Fraction(RATE), time_base=Fraction(1, RATE),
+                             rotation=0, audio=[], start=0)
+    sink = _VideoFileSink(str(tmp_path / "o.mp4"), source)
+    for i, size in enumerate([(48, 64), (48, 64), (96, 128), (96, 128)]):
+        sink.write(np.zeros(size + (3,), np.uint8), i)
+    sink.close()
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["styleblit: warning: cam.ts: frame 3 is 128x96, not 64x48 as the first: it and "
+                   "the frames of its size are stretched to the first's (a video keeps one size)"]
+    assert probe(tmp_path / "o.mp4")["size"] == (64, 48)
