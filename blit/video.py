@@ -210,24 +210,35 @@ class _VideoFileSource:
         ``pts``: their timestamps, ``index()[start:stop]``. With them, seeks
         to the key frame before ``start`` and decodes from there (the frames
         are the same as decoded from the start: the decoder restarts at a key
-        frame), checking each frame's timestamp; without, or in a transport
-        or program stream (a seek there lands between key frames, and the
-        frames up to the next one do not decode), decodes from the start."""
+        frame), checking each frame's timestamp; without, in a transport or
+        program stream (a seek there lands between key frames, and the
+        frames up to the next one do not decode), or when the seek finds
+        none of the range's frames, decodes from the start."""
         first = pts[0] if start > 0 and pts and pts[0] is not None else None
-        if self.start_clock:
-            first = None
-        self.decoded = start if first is not None else 0
-        if first is not None:
+        if first is not None and not self.start_clock:
+            self.decoded = start
             self.container.seek(first, stream=self.stream, backward=True)
-        expected = start
-        for item in self._demux(self.stream):
-            if first is not None:
+            expected = start
+            for item in self._demux(self.stream):
                 if item[2] is None or item[2] < first:  # decoded only to get to the range
                     continue
                 if item[2] != pts[expected - start]:
-                    raise InputError(f"{self.path}: frame {expected} has timestamp {item[2]}, "
-                                     f"expected {pts[expected - start]} (cannot seek in this file)")
-            elif self.decoded <= start:
+                    if expected > start:
+                        raise InputError(f"{self.path}: frame {expected} has timestamp "
+                                         f"{item[2]}, expected {pts[expected - start]} (cannot "
+                                         "seek in this file)")
+                    break  # (the seek went past the range's first frame)
+                yield item
+                expected += 1
+                if expected >= stop:
+                    return
+            if expected > start:
+                return  # (the end of the video)
+            self._rewind()  # the seek found none of the range's frames: from the start
+        self.decoded = 0
+        expected = start
+        for item in self._demux(self.stream):
+            if self.decoded <= start:
                 continue
             yield item
             expected += 1

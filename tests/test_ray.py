@@ -425,6 +425,27 @@ def test_late_video_variable_rate_and_raw_streams_join_as_locally(ray_local, sty
     assert no_temporaries(tmp_path)
 
 
+def test_a_range_the_seek_misses_is_decoded_from_the_start(tmp_path):
+    # a seek in a transport stream lands between key frames: nothing of the range
+    # decoded, and the range came back empty (its job "done", frames missing)
+    from fractions import Fraction
+
+    from blit.video import open_source
+
+    ts = write_timed_clip(tmp_path / "cam.ts", faceless_frames(12), [3000 * k for k in range(12)],
+                          time_base=Fraction(1, 90000), format="mpegts")
+    whole = [item for item in open_source(ts) if item[0] == "video"]
+    for trust_the_seek in (False, True):
+        source = open_source(ts)
+        pts = source.index()
+        source.start_clock = not trust_the_seek  # (True: it decodes from the start at once)
+        got = list(source.read_range(5, 12, pts[5:12]))
+        assert [item[2] for item in got] == [item[2] for item in whole[5:]]
+        for a, b in zip(got, whole[5:]):
+            np.testing.assert_array_equal(a[1], b[1])
+        source.close()
+
+
 def test_a_bad_input_fails_alone_and_outputs_are_kept(ray_local, style, tmp_path):
     good = write_frames(tmp_path / "good", faceless_frames(10))
     src = write_clip(tmp_path / "in.mp4", n=10)
