@@ -8,7 +8,8 @@ formats:
   frames are stylized upright and turned back, so a phone video keeps its
   display matrix;
 * audio streams are copied packet for packet (no re-encoding), muxed in
-  order with the video;
+  order with the video; one the output's container refuses as it is is
+  re-encoded as AAC (:class:`_AacAudio`), with a warning;
 * a folder of images (``*.png``, ``*.jpg``) can stand for the input and/or
   the output (``frame_000001.png``, ...);
 * nothing is lost: the output is written beside its final name and renamed at
@@ -369,6 +370,35 @@ def _refuses_audio(fmt, path, index):
     return None
 
 
+#: Channel layouts of an AAC stream by channel count (others: stereo).
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+class _AacAudio:
+    """An audio stream the output's container refuses as it is (an AVI's
+    PCM or ADPCM, a phone's AMR in an .mp4), decoded and encoded as AAC,
+    at its own sample rate, on the same timeline."""
+
+    def __init__(self, container, stream):
+        from fractions import Fraction
+
+        self.stream = container.add_stream("aac", rate=stream.rate or 48000)
+        self.stream.layout = _LAYOUTS.get(stream.channels, "stereo")
+        self.time_base = Fraction(1, self.stream.rate)
+
+    def encode(self, packet):
+        """The AAC packets of a source packet (None: the encoder's last ones)."""
+        if packet is None:
+            return self.stream.encode(None)
+        out = []
+        for frame in packet.decode():
+            if frame.pts is not None:
+                frame.pts = round(frame.pts * frame.time_base / self.time_base)
+            frame.time_base = self.time_base
+            out.extend(self.stream.encode(frame))
+        return out
+
+
 def bgr_to_yuv420p(image):
     """A BGR image (even height and width) as the planes of a yuv420p frame,
     (3H/2, W) uint8: BT.601, limited range, as :func:`_tag_colours` tags it.
@@ -404,7 +434,8 @@ def _tag_colours(context, source=None):
             setattr(context, name, value)
 
 class _VideoFileSink:
-    """H.264 in an MP4/MOV/MKV, audio streams copied from the source.
+    """H.264 in an MP4/MOV/MKV, audio streams copied from the source (or
+    re-encoded as AAC where the container refuses a copy).
 
     ``path`` may be a binary file object (then ``format`` names the
     container); ``audio=False`` writes the video alone (a segment of a longer
@@ -419,7 +450,8 @@ class _VideoFileSink:
         self.stream = None
         self.crf, self.preset = crf, preset
         self.source = source
-        self.audio = {}
+        self.audio = {}  # source stream index -> its copy
+        self._aac = {}  # source stream index -> _AacAudio, where a copy is refused
         self._copy_audio = audio
         self._pending = []  # audio packets that arrive before the first video frame
         self._last_pts = None
@@ -447,11 +479,18 @@ class _VideoFileSink:
                 except (av.error.FFmpegError, ValueError) as exc:
                     refused = _reason(exc)
             if refused is not None:
+                try:
+                    self._aac[s.index] = _AacAudio(self.container, s)
+                except (av.error.FFmpegError, ValueError) as exc:
+                    _warn(f"{self.source.path}: audio stream {s.index} ({s.codec_context.name}) "
+                          f"not kept: the {fmt} container refuses it ({refused}), and it cannot "
+                          f"be made AAC ({_reason(exc)})")
+                    continue
                 kept = fmt != "matroska" and _refuses_audio("matroska", self.source.path,
                                                             s.index) is None
-                _warn(f"{self.source.path}: audio stream {s.index} "
-                      f"({s.codec_context.name}) not copied: the {fmt} container refuses it "
-                      f"({refused})" + ("; an .mkv output keeps it" if kept else ""))
+                _warn(f"{self.source.path}: audio stream {s.index} ({s.codec_context.name}) "
+                      f"re-encoded as AAC: the {fmt} container refuses it as it is ({refused})"
+                      + ("; an .mkv output copies it unchanged" if kept else ""))
                 continue
             codec = s.codec_context.name or ""
             if codec.startswith("pcm_") and str(self.path).lower().endswith((".mp4", ".m4v")):
@@ -509,7 +548,7 @@ class _VideoFileSink:
     def write_audio(self, packet):
         if self.stream is None:
             self._pending.append(packet)
-        elif packet.stream.index in self.audio:
+        elif packet.stream.index in self.audio or packet.stream.index in self._aac:
             self._mux_audio(packet)
 
     def _shift(self, time_base):
@@ -518,24 +557,33 @@ class _VideoFileSink:
         return round(start / time_base) if start else 0
 
     def _mux_audio(self, packet):
-        if packet.stream.index in self.audio:
-            last = self._last_dts.get(packet.stream.index)
+        index = packet.stream.index
+        if index in self.audio or index in self._aac:
+            last = self._last_dts.get(index)
             if last is not None and packet.dts < last:
-                raise self._backwards(f"audio stream {packet.stream.index}", last, packet.dts)
-            self._last_dts[packet.stream.index] = packet.dts
+                raise self._backwards(f"audio stream {index}", last, packet.dts)
+            self._last_dts[index] = packet.dts
             shift = self._shift(packet.time_base)
             if shift:
                 packet.dts -= shift
                 if packet.pts is not None:
                     packet.pts -= shift
-            packet.stream = self.audio[packet.stream.index]
+            if index in self._aac:
+                self.container.mux(self._aac[index].encode(packet))
+                return
+            packet.stream = self.audio[index]
             self.container.mux(packet)
 
+    def _flush_audio(self):
+        for aac in self._aac.values():
+            self.container.mux(aac.encode(None))
+
     def close(self):
-        """Flush the encoder and write the container's index: a playable file."""
+        """Flush the encoders and write the container's index: a playable file."""
         try:
             if self.stream is not None:
                 self.container.mux(self.stream.encode(None))
+                self._flush_audio()
         finally:
             self.container.close()
 
@@ -650,6 +698,7 @@ class _SegmentConcatSink(_VideoFileSink):
             if self.stream is not None:
                 self._audio_until(*(self._video_end if not complete and self._video_end
                                     else (None, None)))
+                self._flush_audio()
         finally:
             self.container.close()
 

@@ -931,19 +931,30 @@ def _clip_with_audio(path, codec, n=8, sample_rate=48000):
 @pytest.mark.parametrize("codec, name, container, output", [
     ("libopus", "opus", "mkv", "o.mov"), ("flac", "flac", "mkv", "o.mov"),
     ("pcm_s16le", "pcm_s16le", "avi", "o.mp4")])
-def test_audio_an_output_container_refuses_is_dropped_with_a_line(codec, name, container, output,
-                                                                  tmp_path, capsys):
+def test_audio_an_output_container_refuses_is_made_aac_with_a_line(codec, name, container,
+                                                                   output, tmp_path, capsys):
     # The .mov muxer refused Opus and FLAC only when its header was written, and the .mp4
     # one an AVI's PCM (no channel layout) only at its trailer: tracebacks, the second
-    # with a hidden temporary file left behind
+    # with a hidden temporary file left behind. Found first now, such a stream is
+    # re-encoded as AAC, on the same timeline
     src = _clip_with_audio(tmp_path / f"in.{container}", codec)
     out = tmp_path / output
     assert main(["video", src, "-o", str(out), "-q"]) == 0
     err = capsys.readouterr().err
-    assert f"audio stream 1 ({name}) not copied: the " in err and "an .mkv output keeps it" in err
-    assert "Traceback" not in err
+    assert f"audio stream 1 ({name}) re-encoded as AAC: the " in err
+    assert "an .mkv output copies it unchanged" in err and "Traceback" not in err
     info = probe(out)
-    assert info["frames"] == 8 and info["streams"] == ["video"]
+    assert info["frames"] == 8 and info["streams"] == ["video", "audio"]
+    with av.open(src) as c, av.open(str(out)) as o:
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+        aac = o.streams.audio[0]
+        assert aac.codec_context.name == "aac" and aac.rate == 48000
+        assert abs(float(aac.start_time * aac.time_base)) < 1e-3
+        again = np.concatenate([f.to_ndarray()[0] for f in o.decode(audio=0)])
+    sine = pcm.reshape(-1, 2)[:, 0] if codec != "libopus" else None  # (s16, interleaved)
+    if sine is not None:  # the same sound at the same time, within AAC's error
+        n = min(len(sine), len(again)) - 2048
+        assert n > 10000 and np.abs(again[:n] * 32768 - sine[:n]).mean() < 400
     assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(src), output])
     mkv = tmp_path / "o.mkv"
     assert main(["video", src, "-o", str(mkv), "-q"]) == 0
