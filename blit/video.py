@@ -380,8 +380,6 @@ class _AacAudio:
     at its own sample rate, on the same timeline."""
 
     def __init__(self, container, stream):
-        from fractions import Fraction
-
         self.stream = container.add_stream("aac", rate=stream.rate or 48000)
         self.stream.layout = _LAYOUTS.get(stream.channels, "stereo")
         self.time_base = Fraction(1, self.stream.rate)
@@ -734,7 +732,7 @@ class _FolderSink:
     def write_audio(self, packet):
         pass
 
-    def close(self):
+    def close(self, complete=True):
         pass
 
 

@@ -197,6 +197,21 @@ def test_kill_keeps_the_joined_frames_with_their_audio(tmp_path):
     assert seconds[1] <= seconds[0] + 0.1, seconds  # the audio ends with the frames
 
 
+def test_an_interrupted_join_of_frames_is_kept(tmp_path):
+    # the partial PNG folder's sink was closed as a video's (close(complete=False)): a TypeError
+    from blit.distributed import _save_partial
+    from blit.video import _FolderSink, open_source
+
+    frames = write_frames(tmp_path / "in", faceless_frames(3))
+    job = Job(frames, str(tmp_path / "out"), status="running", frames=1,
+              _source=open_source(frames), _tmp=str(tmp_path / ".out.tmp"))
+    job._sink = _FolderSink(job._tmp, job._source)
+    job._sink.write(faceless_frames(1)[0], 0)
+    _save_partial(job)
+    assert (job.status, job.message) == ("interrupted", f"partial output in {tmp_path / 'out.partial'}")
+    assert os.listdir(tmp_path / "out.partial") == ["frame_000001.png"]
+
+
 def test_summary_table_has_one_row_per_job():
     jobs = [Job("a.mp4", "o/a.mp4", "done", 240, 12.0),
             Job("b.mp4", "o/b.mp4", "failed", message="b.mp4: cannot be decoded")]
