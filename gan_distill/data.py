@@ -248,7 +248,8 @@ def _check_manifest(folder, manifest):
                 old = json.load(f)
         except (OSError, ValueError):
             old = None
-        if (isinstance(old, dict) and len(old.get("fingerprints") or ()) == len(old["sources"])
+        if (isinstance(old, dict)
+                and len(old.get("fingerprints") or ()) == len(old.get("sources") or ())
                 and {k: v for k, v in old.items() if k != "fingerprints"}
                 == {k: v for k, v in manifest.items() if k != "fingerprints"}):
             changed = [s for s, a, b in zip(manifest["sources"], old["fingerprints"],
