@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 
-from blit.cli import STOP_SIGNALS, number, register, unique_stems
+from blit.cli import STOP_SIGNALS, number, register, signal_handlers, unique_stems
 from guides.io import InputError
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
@@ -607,19 +607,13 @@ def run_jobs_from_args(args, style, jobs):
         # a hidden temporary file and no partial output; ours come back
         ours = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *STOP_SIGNALS)}
         try:
-            ray.init(address=args.address, include_dashboard=False, log_to_driver=not args.quiet,
-                     logging_level=logging.WARNING)
+            with signal_handlers({sig: h for sig, h in ours.items() if h is not None}):
+                ray.init(address=args.address, include_dashboard=False,
+                         log_to_driver=not args.quiet, logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             where = args.address or "a local instance"
             raise InputError(f"Ray: cannot connect to {where} "
                              f"({' '.join(str(exc).split())[:200]})") from None
-        finally:
-            for sig, handler in ours.items():
-                if handler is not None:
-                    try:
-                        signal.signal(sig, handler)
-                    except ValueError:  # (not the main thread: none was set)
-                        pass
     try:
         return stylize_videos(
             style, jobs, spec=spec, fps=args.fps,

@@ -134,7 +134,7 @@ class _VideoFileSource:
         self.time_base = self.stream.time_base or 1 / self.rate
         self.frames = self.stream.frames or None
         self.start = _start_seconds(self.container)
-        self.start_clock = _on_a_clock(self.container)  # (its seeks are not to be trusted)
+        self.trusts_seeks = not _on_a_clock(self.container)
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
         self._stopped = False  # decoding stopped on an error (and said so)
@@ -216,7 +216,7 @@ class _VideoFileSource:
         frames up to the next one do not decode), or when the seek finds
         none of the range's frames, decodes from the start."""
         first = pts[0] if start > 0 and pts and pts[0] is not None else None
-        if first is not None and not self.start_clock:
+        if first is not None and self.trusts_seeks:
             self.decoded = start
             self.container.seek(first, stream=self.stream, backward=True)
             expected = start

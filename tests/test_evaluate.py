@@ -6,6 +6,7 @@ FaceBlit data); the style is the embedded default.
 import json
 import math
 import os
+from pathlib import Path
 
 import cv2
 import matplotlib
@@ -274,20 +275,15 @@ def test_eval_says_when_the_output_or_reference_falls_short(clip, tmp_path, caps
     assert "--full-rate: only with --reference" in capsys.readouterr().err
 
 
-def test_a_cut_short_mp4_is_one_line_of_ours(photo, tmp_path):
+def test_a_cut_short_mp4_is_one_line_of_ours(tmp_path):
     # OpenCV's FFmpeg reader printed FFmpeg's "moov atom not found" before our error
     import subprocess
     import sys
 
-    import av
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_video import write_clip
 
-    path = tmp_path / "whole.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 256, 300, "yuv420p"
-        for _ in range(3):
-            c.mux(s.encode(av.VideoFrame.from_ndarray(photo, format="bgr24")))
-        c.mux(s.encode(None))
+    path = Path(write_clip(tmp_path / "whole.mp4", n=3, audio=False))
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(path.read_bytes()[:2000])  # (the index, "moov", comes last)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_FFMPEG")}

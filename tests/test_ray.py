@@ -453,7 +453,7 @@ def test_a_range_the_seek_misses_is_decoded_from_the_start(tmp_path):
     for trust_the_seek in (False, True):
         source = open_source(ts)
         pts = source.index()
-        source.start_clock = not trust_the_seek  # (True: it decodes from the start at once)
+        source.trusts_seeks = trust_the_seek  # (False: it decodes from the start at once)
         got = list(source.read_range(5, 12, pts[5:12]))
         assert [item[2] for item in got] == [item[2] for item in whole[5:]]
         for a, b in zip(got, whole[5:]):
