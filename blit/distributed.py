@@ -497,7 +497,7 @@ def _finish(job):
             _discard(job)
             job.status, job.message = "failed", f"{job.input}: no video frame could be decoded"
             return
-        _finish_output(job._tmp, job.output)
+        _finish_output(job._tmp, job.output, inputs=[job.input])
         job.status = "done"
 
 
@@ -529,7 +529,7 @@ def _fail(job, message, pending, ray):
 
 def _save_partial(job):
     """Ctrl-C: keep what was joined so far as the partial output."""
-    from blit.video import _move, _no_sigint, partial_path
+    from blit.video import _move, _no_sigint, free_partial_path
 
     with _no_sigint():
         job.seconds = time.perf_counter() - job._t0
@@ -540,8 +540,8 @@ def _save_partial(job):
         job._sink.close(complete=False)  # (its audio cut where its frames end)
         job._sink = None
         job._source.close()
-        partial = partial_path(job.output)
-        _move(job._tmp, partial)
+        partial = free_partial_path(job.output)
+        _move(job._tmp, partial, overwrite=False)
         job.status, job.message = "interrupted", f"partial output in {partial}"
 
 

@@ -14,7 +14,8 @@ formats:
   the output (``frame_000001.png``, ...);
 * nothing is lost: the output is written beside its final name and renamed at
   the end; Ctrl-C finalises what was written, keeps it as
-  ``NAME.partial.EXT`` and exits with code 130;
+  ``NAME.partial.EXT`` (``NAME.partial-2.EXT`` if that exists) and exits
+  with code 130;
 * a file that cannot be read is one line on stderr and exit code 1; a file
   that breaks off keeps the frames decoded before the break, with a warning;
 * a face much larger than the exemplar's (4K, a close-up) is painted at the
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -42,7 +44,8 @@ from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_f
 from guides.io import InputError, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "first_face_scale",
-           "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "image_files", "partial_path", "PROBE_SECONDS",
+           "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "image_files", "partial_path", "free_partial_path",
+           "earlier_partials", "PROBE_SECONDS",
            "check_video_output", "video_input_paths"]
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".m4v")
@@ -57,13 +60,47 @@ def _warn(msg):
     print(f"styleblit: warning: {msg}", file=sys.stderr)
 
 
-def partial_path(output):
-    """Where an interrupted run leaves its output: ``out.mp4`` -> ``out.partial.mp4``,
-    a folder ``frames`` -> ``frames.partial``."""
+def _partial_parts(output):
     root, ext = os.path.splitext(output.rstrip("/\\"))
     if ext.lower() in VIDEO_EXTENSIONS:
-        return f"{root}.partial{ext}"
-    return output.rstrip("/\\") + ".partial"
+        return root, ext
+    return output.rstrip("/\\"), ""
+
+
+def partial_path(output, n=1):
+    """Where an interrupted run leaves its output: ``out.mp4`` -> ``out.partial.mp4``,
+    a folder ``frames`` -> ``frames.partial``; the ``n``-th of them (``n`` > 1)
+    ``out.partial-2.mp4``, ``frames.partial-2``."""
+    root, ext = _partial_parts(output)
+    return f"{root}.partial{ext}" if n == 1 else f"{root}.partial-{n}{ext}"
+
+
+def free_partial_path(output):
+    """The first :func:`partial_path` of ``output`` that names nothing yet: a
+    second interrupted run of the same output keeps the first one's frames
+    (it may hold more) and is saved beside them."""
+    n = 1
+    while os.path.lexists(partial_path(output, n)):
+        n += 1
+    return partial_path(output, n)
+
+
+def earlier_partials(output):
+    """The partial outputs of ``output`` that earlier interrupted runs left
+    (:func:`partial_path` with any ``n``), sorted by ``n``."""
+    root, ext = _partial_parts(output)
+    folder, base = os.path.split(root)
+    pattern = re.compile(re.escape(base) + r"\.partial(?:-([2-9]|[1-9]\d+))?" + re.escape(ext))
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m:
+            found.append((int(m.group(1) or 1), os.path.join(folder, name)))
+    return [path for _, path in sorted(found)]
 
 
 def _is_video_path(path):
@@ -798,18 +835,27 @@ def _move(src, dst, overwrite=True):
     os.replace(src, dst)
 
 
-def _finish_output(tmp, output):
-    """Put the complete output in place, and drop the partial output an
-    earlier interrupted run left beside it (:func:`partial_path`): this run's
-    output supersedes it. A partial folder goes only if it holds nothing but
-    frames."""
+def _finish_output(tmp, output, inputs=()):
+    """Put the complete output in place, and drop the partial outputs earlier
+    interrupted runs left beside it (:func:`earlier_partials`), each with a
+    line: this run's output supersedes them. A partial folder goes only if
+    it holds nothing but frames; a file named as a partial output that is one
+    of ``inputs`` (``clip.partial.mp4 -o clip.mp4``) stays."""
     _move(tmp, output)
-    partial = partial_path(output)
-    if os.path.isdir(partial):
-        if frames_only(partial):
+    kept = {os.path.realpath(p) for p in inputs}
+    for partial in earlier_partials(output):
+        if os.path.islink(partial) or os.path.realpath(partial) in kept:
+            continue
+        if os.path.isdir(partial):
+            if not frames_only(partial):
+                continue
             shutil.rmtree(partial, ignore_errors=True)
-    elif os.path.isfile(partial):
-        os.remove(partial)
+        elif os.path.isfile(partial):
+            os.remove(partial)
+        else:
+            continue
+        print(f"styleblit: removed {partial}, left by an interrupted run; {output} "
+              "supersedes it", file=sys.stderr)
 
 
 def _remove(path):
@@ -1063,10 +1109,10 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
             if sink.frames == 0:  # nothing to keep
                 _remove(tmp)
                 raise KeyboardInterrupt(None, 0)
-            partial = partial_path(output)
-            _move(tmp, partial)
+            partial = free_partial_path(output)
+            _move(tmp, partial, overwrite=False)
             raise KeyboardInterrupt(partial, sink.frames)
-        _finish_output(tmp, output)
+        _finish_output(tmp, output, inputs=[source_path])
     return sink.frames
 
 
@@ -1264,8 +1310,10 @@ def add_video_parser(sub):
     p = sub.add_parser("video", help="stylize a video (or a folder of frames)",
                        description="Paint every face of INPUT in the style of STYLE, stably from "
                                    "frame to frame. Video out is H.264 with the input's frame "
-                                   "rate, timing, rotation and audio (copied unchanged). Ctrl-C "
-                                   "keeps what was done as OUTPUT.partial.EXT. With --engine "
+                                   "rate, timing, rotation and audio (copied unchanged, or as "
+                                   "AAC where the container refuses it). Ctrl-C keeps what was "
+                                   "done as OUTPUT.partial.EXT (OUTPUT.partial-2.EXT, ... beside "
+                                   "an earlier one); a complete run removes them. With --engine "
                                    "ray, ranges of frames are stylized in parallel on a Ray "
                                    "cluster (see `styleblit batch` for many videos).")
     _add_style_args(p)

@@ -203,13 +203,19 @@ def test_an_interrupted_join_of_frames_is_kept(tmp_path):
     from blit.video import _FolderSink, open_source
 
     frames = write_frames(tmp_path / "in", faceless_frames(3))
-    job = Job(frames, str(tmp_path / "out"), status="running", frames=1,
-              _source=open_source(frames), _tmp=str(tmp_path / ".out.tmp"))
-    job._sink = _FolderSink(job._tmp, job._source)
-    job._sink.write(faceless_frames(1)[0], 0)
-    _save_partial(job)
-    assert (job.status, job.message) == ("interrupted", f"partial output in {tmp_path / 'out.partial'}")
-    assert os.listdir(tmp_path / "out.partial") == ["frame_000001.png"]
+    for partial in ("out.partial", "out.partial-2"):
+        job = Job(frames, str(tmp_path / "out"), status="running", frames=1,
+                  _source=open_source(frames), _tmp=str(tmp_path / ".out.tmp"))
+        job._sink = _FolderSink(job._tmp, job._source)
+        job._sink.write(faceless_frames(1)[0], 0)
+        _save_partial(job)
+        assert (job.status, job.message) == ("interrupted",
+                                             f"partial output in {tmp_path / partial}")
+        assert os.listdir(tmp_path / partial) == ["frame_000001.png"]
+        # a second interrupted join is saved beside the first, which is kept as it was
+        # (here with a file of the user's: it was deleted)
+        (tmp_path / "out.partial" / "notes.txt").write_text("mine")
+    assert sorted(os.listdir(tmp_path / "out.partial")) == ["frame_000001.png", "notes.txt"]
 
 
 def test_summary_table_has_one_row_per_job():

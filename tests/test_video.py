@@ -314,11 +314,23 @@ def test_a_video_without_a_face_says_so(tmp_path, style_png, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
-def test_a_complete_run_drops_an_earlier_partial_output(tmp_path, style_png):
+def test_a_complete_run_drops_an_earlier_partial_output(tmp_path, style_png, capsys):
     src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
-    (tmp_path / "out.partial.mp4").write_bytes(b"an interrupted run's")
+    for name in ("out.partial.mp4", "out.partial-2.mp4", "out.partial-3.mp4",
+                 "out.partial-02.mp4", "out.partial-x.mp4", "other.partial.mp4"):
+        (tmp_path / name).write_bytes(b"an interrupted run's")
     assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "out.mp4"), "-q"]) == 0
-    assert not (tmp_path / "out.partial.mp4").exists()
+    err = capsys.readouterr().err
+    for name in ("out.partial.mp4", "out.partial-2.mp4", "out.partial-3.mp4"):
+        assert not (tmp_path / name).exists()
+        assert f"removed {tmp_path / name}, left by an interrupted run" in err
+    # not ours to remove: not named as a partial output of out.mp4
+    for name in ("out.partial-02.mp4", "out.partial-x.mp4", "other.partial.mp4"):
+        assert (tmp_path / name).exists() and name not in err
+    # a file named as a partial output that is the input stays
+    src = write_clip(tmp_path / "clip.partial.mp4", n=2, audio=False)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "clip.mp4"), "-q"]) == 0
+    assert (tmp_path / "clip.partial.mp4").exists() and "removed" not in capsys.readouterr().err
     for name, files in (("frames", ["frame_000001.png"]), ("mine", ["frame_000001.png", "x.txt"])):
         (tmp_path / f"{name}.partial").mkdir()
         for f in files:
@@ -340,6 +352,44 @@ def test_ctrl_c_before_the_first_frame_leaves_nothing(tmp_path, style_png, capsy
     assert "interrupted before the first frame was written; nothing written" in \
         capsys.readouterr().err
     assert os.listdir(tmp_path) == ["in.mp4"]
+
+
+@pytest.mark.parametrize("ext", [".mp4", ""])
+def test_a_second_interrupted_run_keeps_the_first_partial_output(tmp_path, style_png, capsys,
+                                                                 monkeypatch, ext):
+    """Two interrupted runs of one output: the second's partial output is saved
+    beside the first's, not over it (the first may hold more frames; a folder
+    may hold the user's own files)."""
+    import blit.video
+
+    stylize_items = blit.video.stylize_items
+    stop_after = []
+
+    def interrupted(stylizer, items, sink, **kwargs):
+        def some():
+            for item in items:
+                if item[0] == "video" and sink.frames >= stop_after[-1]:
+                    raise KeyboardInterrupt
+                yield item
+        return stylize_items(stylizer, some(), sink, **kwargs)
+
+    monkeypatch.setattr(blit.video, "stylize_items", interrupted)
+    src = write_clip(tmp_path / "in.mp4", n=6, audio=False)
+    out = str(tmp_path / f"out{ext}")
+    for run, frames in enumerate((3, 1, 2), start=1):
+        stop_after.append(frames)
+        assert main(["video", "--style", style_png, src, "-o", out, "-q"]) == 130
+        partial = partial_path(out, run)
+        assert partial == str(tmp_path / ("out.partial" + (f"-{run}" if run > 1 else "") + ext))
+        assert f"interrupted after {frames} frames; the partial video is in {partial}" in \
+            capsys.readouterr().err
+    counts = [probe(partial_path(out, n))["frames"] if ext else
+              len(os.listdir(partial_path(out, n))) for n in (1, 2, 3)]
+    assert counts == [3, 1, 2]
+    monkeypatch.setattr(blit.video, "stylize_items", stylize_items)
+    assert main(["video", "--style", style_png, src, "-o", out, "-q"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4", f"out{ext}"]
+    assert capsys.readouterr().err.count("left by an interrupted run") == 3
 
 
 def test_missing_input_and_bad_extension(tmp_path, style_png, capsys):
