@@ -175,14 +175,46 @@ class _VideoFileSource:
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
         self._stopped = False  # decoding stopped on an error (and said so)
+        self._ends = {}  # stream type -> where its last packet ends (seconds)
 
     def __iter__(self):
+        self._ends = {}
         yield from self._demux(self.stream, *self.audio)
         # (one frame short is not said: an AVI's header can count one more,
         # an empty index entry before its first frame)
         if self.frames and 0 < self.decoded < self.frames - 1 and not self._stopped:
             _warn(f"{self.path}: decoded {self.decoded} of the {self.frames} frames its header "
                   "lists (is the file cut short?); kept the frames decoded")
+        elif self.decoded and not self._stopped:
+            self._check_duration(self.decoded)
+
+    def _packet_end(self, packet):
+        """Note where ``packet`` ends on its stream's type's timeline."""
+        if packet.pts is None or not packet.size:
+            return
+        end = (packet.pts + (packet.duration or 0)) * packet.time_base
+        kind = packet.stream.type
+        self._ends[kind] = max(self._ends.get(kind, end), end)
+
+    def _check_duration(self, frames):
+        """A file that lists no frame count (Matroska, fragmented MP4: a
+        recording that was cut off) but states its duration is cut short
+        when its video and its audio both end more than a second before that
+        duration: a warning. (Other containers' durations can be estimates
+        from the bit rate.)"""
+        if self.frames or not self._ends or not self.container.duration:
+            return
+        names = set((self.container.format.name or "").split(","))
+        if not names & {"matroska", "mov"}:
+            return
+        duration = Fraction(int(self.container.duration), 1_000_000)
+        start = Fraction(int(self.container.start_time or 0), 1_000_000)
+        end = max(self._ends.values()) - start
+        if end < duration - 1:
+            what = f"its {frames} frames" + (" and its audio end" if self.audio else " end")
+            _warn(f"{self.path}: {what} at {float(end):.2f} s of "
+                  f"the {float(duration):.2f} s its header gives (is the file cut short?); "
+                  "kept the frames decoded")
 
     def _demux(self, *streams):
         import av
@@ -190,6 +222,7 @@ class _VideoFileSource:
         try:
             # demux ends with an empty packet per stream, which drains its decoder
             for packet in self.container.demux(*streams):
+                self._packet_end(packet)
                 if packet.stream.type == "audio":
                     if packet.dts is not None:
                         yield ("audio", packet)
@@ -213,18 +246,23 @@ class _VideoFileSource:
         Reads the file through once; call before iterating."""
         import av
 
-        pts, complete = [], True
+        pts, complete, broke = [], True, False
+        self._ends = {}
         try:
-            for packet in self.container.demux(self.stream):
-                if packet.size:
+            for packet in self.container.demux(self.stream, *self.audio):
+                self._packet_end(packet)
+                if packet.size and packet.stream.type == "video":
                     complete &= packet.pts is not None
                     pts.append(packet.pts)
         except av.error.FFmpegError as exc:
             if not pts:
                 raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
+            broke = not isinstance(exc, av.error.EOFError)
         self._rewind()
         if not pts:
             raise InputError(f"{self.path}: no video frame could be decoded")
+        if not broke:  # (a break is said when the range decoding it stops)
+            self._check_duration(len(pts))
         return sorted(pts) if complete else [None] * len(pts)
 
     def _rewind(self):

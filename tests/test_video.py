@@ -59,10 +59,13 @@ def write_frames(folder, frames):
     return str(folder)
 
 
-def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3, faststart=False):
+def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3, faststart=False,
+               movflags=None):
     """H.264 clip of ``n`` frames at 24 fps, with a 440 Hz AAC sine of the
-    same length (``faststart``: the index at the start, as for streaming)."""
-    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as c:
+    same length (``faststart``: the index at the start, as for streaming;
+    ``movflags``: the .mp4 muxer's, e.g. fragmented)."""
+    movflags = movflags or ("faststart" if faststart else None)
+    with av.open(str(path), "w", options={"movflags": movflags} if movflags else {}) as c:
         v = c.add_stream("libx264", rate=RATE)
         v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
         if rotation:
@@ -216,6 +219,56 @@ def test_a_file_cut_short_keeps_its_frames_with_a_warning(tmp_path, style_png):
     assert f"cut.mp4: decoded {kept} of the 24 frames its header lists" in r.stderr
     r = run_cli("video", "--style", style_png, src, "-o", str(tmp_path / "whole.mp4"), "--quiet")
     assert r.returncode == 0 and "warning" not in r.stderr
+
+
+@pytest.mark.parametrize("name", ["in.mkv", "in.mp4"])
+def test_a_file_without_a_frame_count_cut_short_is_said(tmp_path, style_png, capsys, name):
+    """Matroska and fragmented MP4 (a recording, a stream) list no frame
+    count; cut short, their frames and audio end well before the duration
+    their header gives, which is said (locally, and by the index Ray's
+    ranges are made from)."""
+    from blit.video import open_source
+
+    frag = {"movflags": "frag_keyframe+empty_moov"} if name.endswith(".mp4") else {}
+    src = write_clip(tmp_path / name, n=120, **frag)
+    data = open(src, "rb").read()
+    cut = tmp_path / f"cut{name[2:]}"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.mp4"
+    assert main(["video", "--style", style_png, str(cut), "-o", str(out), "-q"]) == 0
+    kept = probe(out)["frames"]
+    assert 0 < kept < 90
+    err = capsys.readouterr().err
+    assert f"{cut}: its {kept} frames and its audio end at " in err
+    assert "of the 5.0" in err and "(is the file cut short?); kept the frames decoded" in err
+    source = open_source(str(cut))
+    assert len(source.index()) == kept
+    source.close()
+    assert f"{cut}: its {kept} frames and its audio end at " in capsys.readouterr().err
+    # whole, with its audio 2 s longer than its frames (so the file is longer than its
+    # video): nothing said
+    whole = write_clip(tmp_path / f"whole{name[2:]}", n=72, **frag)
+    with av.open(whole, "r") as c:
+        packets = [p for p in c.demux(c.streams.audio[0]) if p.size]
+    longer = tmp_path / f"longer{name[2:]}"
+    with av.open(whole, "r") as c, av.open(str(longer), "w", options=frag) as o:
+        vs, as_ = c.streams.video[0], c.streams.audio[0]
+        ov, oa = o.add_stream_from_template(vs), o.add_stream_from_template(as_)
+        shift = packets[-1].pts + packets[-1].duration - packets[0].pts
+        for p in c.demux(vs, as_):
+            if not p.size:
+                continue
+            p.stream = ov if p.stream.type == "video" else oa
+            o.mux(p)
+        for p in packets:  # the sine once more after the frames end: 6 s in all
+            p.pts += shift
+            p.dts += shift
+            p.stream = oa
+            o.mux(p)
+    assert main(["video", "--style", style_png, str(longer), "-o", str(tmp_path / "o2.mp4"),
+                 "-q"]) == 0
+    assert probe(tmp_path / "o2.mp4")["frames"] == 72
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_frames_folder_output_never_deletes_the_users_files(tmp_path, style_png, capsys):
