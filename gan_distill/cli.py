@@ -167,7 +167,8 @@ def add_distill_parser(sub):
     p.add_argument("--batch", type=number(int, least=1), default=4,
                    help="crops per step (default 4)")
     p.add_argument("--crop", type=number(int, least=16), default=128,
-                   help="crop side in pixels (at least 16; default 128)")
+                   help="crop side in pixels (at least 16; default 128; at most the "
+                        "training frames' shorter side, with a warning)")
     p.add_argument("--threads", type=number(int, least=1),
                    help="CPU threads of torch (default: torch's, one per core)")
     p.add_argument("--seed", type=number(int, least=0), default=0)

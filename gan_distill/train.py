@@ -335,6 +335,10 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
     amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     crops = _Crops(inputs, targets, masks, config.crop, config.head_fraction, guides)
+    if crops.crop < config.crop:
+        h, w = min((x.shape[:2] for x in inputs), key=min)
+        print(f"styleblit: warning: --crop {config.crop} is larger than the smallest training "
+              f"frame ({w}x{h}); crops of {crops.crop} px are used", file=sys.stderr)
     preview = _preview_sample(inputs, targets, masks, guides)
 
     def save():

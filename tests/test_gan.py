@@ -100,6 +100,15 @@ def test_generator_keeps_the_size_and_range(shape):
 
 # ------------------------------------------------------------------ training
 
+def test_a_crop_larger_than_the_frames_is_said(tiny_shards, tmp_path, capsys):
+    result, _ = run_tiny(tiny_shards, tmp_path / "m.pt", steps=2, adv_start=0, crop=64)
+    assert result["step"] == 2
+    assert ("--crop 64 is larger than the smallest training frame (48x40); crops of 40 px "
+            "are used") in capsys.readouterr().err
+    run_tiny(tiny_shards, tmp_path / "n.pt", steps=2, adv_start=0, crop=40)
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_training_lowers_the_l1_loss(tiny_shards, tmp_path):
     result, log = run_tiny(tiny_shards, tmp_path / "m.pt")
     assert result["step"] == 30 and len(log) == 30
