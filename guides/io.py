@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "write_image", "write_atomic",
+__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "exif_orientation",
+           "exif_upright", "write_image", "write_atomic",
            "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
            "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
 
@@ -92,13 +94,67 @@ def to_bgr8(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def _tiff_orientation(tiff: bytes) -> int:
+    """The Orientation tag (0x0112) of EXIF data (a TIFF header and its first
+    directory); 1 (as stored) when there is none or the data is broken."""
+    tiff = tiff[6:] if tiff.startswith(b"Exif\x00\x00") else tiff
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None:
+        return 1
+    try:
+        magic, ifd = struct.unpack_from(order + "HI", tiff, 2)
+        if magic != 42:
+            return 1
+        (count,) = struct.unpack_from(order + "H", tiff, ifd)
+        for k in range(count):
+            tag, kind, _, value = struct.unpack_from(order + "HHIH", tiff, ifd + 2 + 12 * k)
+            if tag == 0x0112 and kind == 3:  # (SHORT)
+                return value if 1 <= value <= 8 else 1
+    except struct.error:
+        pass
+    return 1
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a PNG (its ``eXIf`` chunk) or a WebP (its
+    ``EXIF`` chunk) file's bytes; 1 (as stored) for other files, or none.
+
+    OpenCV turns a JPEG and a TIFF itself, but reads a PNG with alpha (or
+    16 bits kept) and any WebP as stored."""
+    data = memoryview(data).cast("B")
+    if data[:8] == b"\x89PNG\r\n\x1a\n":  # chunks: length, type, data, CRC
+        at, head, name, step = 8, ">I4s", b"eXIf", 12
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":  # chunks: type, length (LE), data
+        at, head, name, step = 12, "<4sI", b"EXIF", 8
+    else:
+        return 1
+    while at + 8 <= len(data):
+        length, kind = struct.unpack_from(head, data, at)
+        if head == "<4sI":
+            kind, length = length, kind
+        if kind == name:
+            return _tiff_orientation(bytes(data[at + 8:at + 8 + length]))
+        if kind == b"IEND":
+            break
+        at += step + length + (length % 2 if head == "<4sI" else 0)  # (WebP pads to even)
+    return 1
+
+
+def exif_upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """``image`` as stored, turned as EXIF ``orientation`` (1-8) says a viewer
+    shows it."""
+    flips = {1: image, 2: image[:, ::-1], 3: image[::-1, ::-1], 4: image[::-1],
+             5: image.swapaxes(0, 1), 6: image[::-1].swapaxes(0, 1),
+             7: image[::-1, ::-1].swapaxes(0, 1), 8: image[:, ::-1].swapaxes(0, 1)}
+    return np.ascontiguousarray(flips.get(orientation, image))
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 BGR.
 
-    Grayscale, RGBA and 16-bit files are accepted (see :func:`to_bgr8`); a
-    JPEG, and a PNG without alpha, is turned upright as its EXIF orientation
-    tag says (not an RGBA PNG's, nor other formats': OpenCV reads them as
-    stored).
+    Grayscale, RGBA and 16-bit files are accepted (see :func:`to_bgr8`); the
+    image is turned upright as its EXIF orientation tag says (a JPEG, PNG,
+    WebP or TIFF; phones store photos sideways with such a tag).
 
     Raises
     ------
@@ -114,17 +170,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores an EXIF orientation tag. A JPEG
-    # has neither, and phones store photos sideways with such a tag: read it with
-    # IMREAD_COLOR, which turns it upright as every viewer shows it. A PNG with an eXIf
-    # chunk and no alpha is read again with the flags that keep its depth and turn it.
+    # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores a JPEG's EXIF orientation tag.
+    # A JPEG has neither, and phones store photos sideways with such a tag: read it with
+    # IMREAD_COLOR, which turns it upright as every viewer shows it. A TIFF is turned
+    # by OpenCV either way; a PNG's or a WebP's tag, never: it is turned here.
     jpeg = data[:3].tobytes() == b"\xff\xd8\xff"
     image = cv2.imdecode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size else None
-    if (image is not None and not jpeg and (image.ndim == 2 or image.shape[2] <= 3)
-            and data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and b"eXIf" in data.tobytes()):
-        image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise InputError(f"{path}: not an image file OpenCV can decode")
+    if not jpeg:
+        image = exif_upright(image, exif_orientation(data))
     try:
         return to_bgr8(image, name=path)
     except (TypeError, ValueError) as exc:

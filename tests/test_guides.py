@@ -377,23 +377,58 @@ def _tagged_png(png: bytes, orientation: int) -> bytes:
     return png[:33] + chunk + png[33:]  # signature 8 + IHDR 25
 
 
-@pytest.mark.parametrize("orientation, turn", [(1, None), (3, cv2.ROTATE_180),
-                                               (6, cv2.ROTATE_90_CLOCKWISE),
-                                               (8, cv2.ROTATE_90_COUNTERCLOCKWISE)])
-@pytest.mark.parametrize("fmt", [".jpg", ".png", "gray16.png"])
-def test_read_image_turns_a_phone_photo_upright(tmp_path, orientation, turn, fmt):
+def _tagged_webp(webp: bytes, orientation: int) -> bytes:
+    """The (lossless, simple-format) WebP made extended: a VP8X chunk that
+    flags EXIF, its image chunk, and an EXIF chunk holding the tag."""
+    import struct
+
+    (bits,) = struct.unpack("<I", webp[21:25])  # VP8L: width - 1, height - 1, alpha used
+    w, h, alpha = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, (bits >> 28) & 1
+    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0x08 | alpha << 4, 0, 0, 0]) \
+        + (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
+    tiff = _exif_orientation(orientation)
+    exif = b"EXIF" + struct.pack("<I", len(tiff)) + tiff + b"\x00" * (len(tiff) % 2)
+    body = b"WEBP" + vp8x + webp[12:] + exif
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+#: How a viewer shows the stored pixels, for each EXIF orientation.
+_VIEWED = {1: lambda a: a, 2: lambda a: cv2.flip(a, 1), 3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+           4: lambda a: cv2.flip(a, 0), 5: cv2.transpose,
+           6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+           7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+           8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE)}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("fmt", [".jpg", ".png", "gray16.png", "rgba.png", ".webp", "rgba.webp"])
+def test_read_image_turns_a_phone_photo_upright(tmp_path, orientation, fmt):
     # A phone stores the sensor's pixels and an EXIF tag saying how to turn them; viewers
-    # show the photo turned, so styleblit must paint (and write) it turned too.
+    # show the photo turned, so styleblit must paint (and write) it turned too. (OpenCV
+    # turned a JPEG and a PNG without alpha, but neither a PNG with alpha nor a WebP.)
     stored = cv2.resize(cv2.imread(HOPPER), (48, 64), interpolation=cv2.INTER_AREA)
     if fmt == "gray16.png":
         stored = cv2.cvtColor(stored, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257
-    ok, buf = cv2.imencode(fmt[-4:], stored)
-    path = tmp_path / f"phone{fmt[-4:]}"
-    tagged = _tagged_jpeg if fmt == ".jpg" else _tagged_png
+    if fmt.startswith("rgba"):
+        stored = cv2.cvtColor(stored, cv2.COLOR_BGR2BGRA)
+        stored[::7, :, 3] = 0  # transparent rows: over white
+    ext = os.path.splitext(fmt)[1] or fmt
+    ok, buf = cv2.imencode(ext, stored, [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else [])
+    path = tmp_path / f"phone{ext}"
+    tagged = {".jpg": _tagged_jpeg, ".png": _tagged_png, ".webp": _tagged_webp}[ext]
     path.write_bytes(tagged(buf.tobytes(), orientation))
     plain = to_bgr8(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))  # as stored
-    expected = plain if turn is None else cv2.rotate(plain, turn)
-    np.testing.assert_array_equal(read_image(path), expected)
+    np.testing.assert_array_equal(read_image(path), _VIEWED[orientation](plain))
+
+
+def test_exif_orientation_of_broken_data_is_as_stored():
+    from guides.io import exif_orientation
+
+    png = cv2.imencode(".png", np.zeros((4, 4), np.uint8))[1].tobytes()
+    for data in (png, _tagged_png(png, 6)[:40], _tagged_png(png, 9), b"RIFF\x00\x00\x00\x00WEBPjunk",
+                 _tagged_png(png, 6).replace(b"MM\x00*", b"XX\x00*"), b""):
+        assert exif_orientation(data) == 1
+    assert exif_orientation(_tagged_png(png, 6)) == 6
 
 
 def test_read_image_errors_name_the_path(tmp_path):
