@@ -547,6 +547,12 @@ def _stop_signals_interrupt():
 
 
 def main(argv=None):
+    # A console or file that is not UTF-8 (Windows' cp1252, PYTHONIOENCODING=latin-1)
+    # cannot print every file name: print those characters escaped rather than fail
+    # halfway through a run.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     # OpenCV's FFmpeg reader prints FFmpeg's own errors ("moov atom not

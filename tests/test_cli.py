@@ -468,12 +468,26 @@ def test_number_and_frame_size_accept_what_they_should():
 
 
 def test_console_script_runs(tmp_path):
+    import shutil
+
+    from blit.defaults import default_target_path
+
     out = tmp_path / "o.png"
     env = dict(os.environ, STYLEBLIT_CACHE=str(tmp_path / "cache2"))
     proc = subprocess.run([sys.executable, "-m", "blit.cli", "image", "-o", str(out), "-q"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and "Traceback" not in proc.stderr
+    # a console that cannot print every name (Windows' cp1252, here Latin-1) printed a
+    # traceback at the first line naming one, after its output and before the next target
+    target = shutil.copy(default_target_path(), tmp_path / "Grace \u65e5\u672c.jpg")
+    proc = subprocess.run([sys.executable, "-m", "blit.cli", "image", target,
+                           default_target_path(), "-o", str(tmp_path / "out")],
+                          capture_output=True, env=dict(env, PYTHONIOENCODING="latin-1"),
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["Grace \u65e5\u672c.png", "grace_hopper.png"]
+    assert b"Grace \\u65e5\\u672c.jpg in the style of" in proc.stdout
 
 
 def test_bench_prints_and_saves_every_stage(tmp_path, capsys):
