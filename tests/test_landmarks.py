@@ -271,6 +271,41 @@ def test_a_still_gives_its_largest_faces_first(grace):
         detect_faces(pair, 0)
 
 
+def test_a_still_finds_faces_too_small_for_the_detector_in_tiles(grace):
+    """Two people far apart on a wide photo: each face is 7 % of its width, too
+    small for mediapipe's detector, which sees the whole image at 128 px; a
+    still is searched again in tiles. A tile's face is in the photo's
+    coordinates, as found alone."""
+    image, faces, _ = grace
+    h, w = image.shape[:2]
+    wide = np.full((h + 200, 2600, 3), (90, 120, 90), np.uint8)
+    wide[100:100 + h, :w] = image
+    wide[100:100 + h, -w:] = image
+    with FaceLandmarker(max_faces=4) as whole:
+        assert whole(wide) == []  # (mediapipe alone)
+        assert whole(wide[:, :1300]) != []  # (each half alone)
+    one, two = detect_faces(wide, 1), detect_faces(wide, 2)
+    assert len(one) == 1 and len(two) == 2
+    iod = interocular_distance(faces[0])
+    shifts = sorted([(0, 100), (2600 - w, 100)], key=lambda s: abs(s[0] - one[0][30, 0]))
+    assert np.abs(one[0] - (faces[0] + shifts[0])).mean() < 0.05 * iod
+    found = sorted(two, key=lambda f: f[30, 0])
+    for face, shift in zip(found, [(0, 100), (2600 - w, 100)]):
+        assert np.abs(face - (faces[0] + shift)).mean() < 0.05 * iod
+    assert detect_faces(np.full((900, 1200, 3), 90, np.uint8), 1) == []
+
+
+def test_tiles_cover_every_half_tile():
+    from guides.landmarks import _tile_starts
+
+    for n, side in [(100, 256), (256, 256), (300, 256), (2600, 1300), (6000, 1500), (777, 300)]:
+        starts = _tile_starts(n, side)
+        assert starts[0] == 0 and starts[-1] == max(n - side, 0)
+        # every stretch of side // 2 pixels lies whole in some tile
+        for a in range(0, max(n - side // 2, 0) + 1):
+            assert any(s <= a and a + side // 2 <= s + side for s in starts), (n, side, a)
+
+
 def test_blank_image_has_no_face():
     grey = np.full((120, 160, 3), 128, dtype=np.uint8)
     with FaceLandmarker(static_image_mode=False, max_faces=2) as landmarker:
