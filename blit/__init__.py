@@ -11,6 +11,8 @@ NNF        (H, W, 2)     int32 exemplar (x, y)
 landmarks  (N, 2)        float32 (x, y) pixels, dlib 68-point order
 =========  ============  ==========================================
 """
+import guides  # noqa: F401  (first: it sets OMP_WAIT_POLICY before OpenMP loads)
+
 from blit.blending import blend
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter
 

@@ -862,3 +862,20 @@ def test_faceblit_clip_is_steadier_than_frame_by_frame(faceblit_dir):
     assert fidelity["flow"] < 1.15 * fidelity[None]  # as faithful to the exemplar's patches
     style_mask = head_region(style.image.shape, style.landmarks).full(style.image.shape)
     assert sharpness["flow"] > detail(style.image, mask=style_mask)  # and not washed out
+
+
+def test_openmp_threads_sleep_between_kernels_unless_told_otherwise():
+    """OMP_WAIT_POLICY=PASSIVE is set on import, before OpenMP loads (spinning
+    threads made the webcam 4x slower beside one busy process); a user's own
+    setting wins."""
+    import subprocess
+    import sys
+
+    code = "import {}, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for package in ("blit", "guides"):
+        for setting, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+            run_env = env if setting is None else dict(env, OMP_WAIT_POLICY=setting)
+            out = subprocess.run([sys.executable, "-c", code.format(package)], env=run_env,
+                                 capture_output=True, text=True, check=True).stdout
+            assert out.strip() == expected, (package, setting, out)
