@@ -34,7 +34,7 @@ def _distill(args):
     from gan_distill.data import DataOptions, build_dataset
     from gan_distill.data import GUIDE_CHANNELS
     from gan_distill.model import GeneratorConfig
-    from gan_distill.train import TrainConfig, preview_path, train
+    from gan_distill.train import TrainConfig, load_vgg, preview_path, train
 
     if args.resume:
         if not os.path.exists(args.output):
@@ -46,8 +46,7 @@ def _distill(args):
     for v in args.video:
         if not os.path.exists(v):
             raise InputError(f"{v}: no such file")
-    if args.vgg_weights and not os.path.isfile(args.vgg_weights):
-        raise InputError(f"{args.vgg_weights}: no such file (VGG-19 weights)")
+    vgg = load_vgg(args.vgg_weights) if args.vgg_weights else None  # (before any work)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     style = load_style_from_args(args)
@@ -76,7 +75,7 @@ def _distill(args):
     generator = GeneratorConfig(in_channels=3 + GUIDE_CHANNELS * args.guides, width=args.width)
     result = train(shards, args.output, config=config, generator_config=generator,
                    device=args.device, resume=args.resume, long_side=args.long_side,
-                   style=style, quiet=args.quiet)
+                   style=style, quiet=args.quiet, vgg=vgg)
     if result["interrupted"]:
         print(f"styleblit: interrupted at step {result['step']}; saved {args.output} "
               f"(`--resume` goes on from there)", file=sys.stderr)
@@ -93,10 +92,8 @@ def _check_resume(args, style):
     options that differ from the checkpoint's settings, which resuming
     keeps (the network's shape, its guide channels and their exemplar, the
     frames' size), rather than ignore them."""
-    import numpy as np
-
     from gan_distill.data import GUIDE_CHANNELS
-    from gan_distill.train import load_checkpoint
+    from gan_distill.train import load_checkpoint, trained_on_another_style
     from guides.io import InputError
 
     ckpt = load_checkpoint(args.output)
@@ -111,8 +108,7 @@ def _check_resume(args, style):
     if ckpt.get("long_side") and int(ckpt["long_side"]) != args.long_side:
         problems.append(f"--long-side {args.long_side} (it has {int(ckpt['long_side'])})")
     info = ckpt.get("guide_style")
-    if guides and info is not None and not np.allclose(np.asarray(info["landmarks"]),
-                                                       style.landmarks):
+    if trained_on_another_style(ckpt.get("style_fingerprint"), info, style):
         problems.append(f"--style {args.style} (it was trained on another style)")
     if problems:
         raise InputError(f"{args.output}: --resume goes on with the checkpoint's own settings; "

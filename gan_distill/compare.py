@@ -108,6 +108,7 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     from blit.video import (_is_video_path, _move, _progress, _remove, _temp_path, open_source,
                             output_sink)
     from gan_distill.infer import GanStylizer
+    from gan_distill.train import trained_on_another_style
 
     options = options or StylizeOptions()
     source = open_source(input_path)
@@ -116,7 +117,7 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     tmp = None
     try:
         gan = GanStylizer(model, device=device)
-        if gan.guides and not np.allclose(gan._style_landmarks, style.landmarks):
+        if trained_on_another_style(*gan.style_record, style):
             print(f"styleblit: warning: {model} was trained on another style than {style.name}'s; "
                   "the two sides do not paint the same style", file=sys.stderr)
         patch = Stylizer(style, options=options, fps=float(source.rate), scale="auto")

@@ -96,6 +96,8 @@ class GanStylizer:
             generator = build_generator(ckpt)
             in_channels = generator.config.in_channels
             self.guides = in_channels == 3 + GUIDE_CHANNELS
+            #: what the checkpoint records of its exemplar (see trained_on_another_style)
+            self.style_record = (ckpt.get("style_fingerprint"), ckpt.get("guide_style"))
             if self.guides:
                 info = ckpt["guide_style"]
                 self._style_landmarks = np.asarray(info["landmarks"], np.float32).reshape(68, 2)

@@ -12,7 +12,8 @@ weights_only=True)`` reads::
      "train_config": asdict(TrainConfig), "long_side": int,
      "optimizer_g": state_dict, "optimizer_d": state_dict,
      "guide_style": None or {"landmarks": (68, 2) tensor, "quantiles": (257,) tensor,
-                             "shape": [H, W]}}
+                             "shape": [H, W]},
+     "style_fingerprint": None or str}  # (of the exemplar's pixels; see style_fingerprint)
 
 ``guide_style`` holds what the guide channels need from the exemplar when
 the generator takes them (``in_channels == 6``), so that inference needs the
@@ -124,7 +125,7 @@ def to_image(x):
 # ---------------------------------------------------------------------------
 
 def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, config, long_side,
-                    guide_style=None):
+                    guide_style=None, style_fingerprint=None):
     """Write the checkpoint dict atomically (temporary file, then rename)."""
     ckpt = {
         "format": CHECKPOINT_FORMAT,
@@ -139,6 +140,7 @@ def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, confi
         "optimizer_g": opt_g.state_dict(),
         "optimizer_d": opt_d.state_dict(),
         "guide_style": guide_style,
+        "style_fingerprint": style_fingerprint,
     }
     tmp = f"{path}.tmp"
     torch.save(ckpt, tmp)
@@ -170,6 +172,46 @@ def load_checkpoint(path, map_location="cpu"):
     if missing:
         raise InputError(f"{path}: not a styleblit GAN checkpoint (no {missing[0]!r})")
     return ckpt
+
+
+def style_fingerprint(style):
+    """A digest of the exemplar's pixels (its size and bytes): what a checkpoint
+    records of the style it was trained on, with or without guide channels,
+    so that ``--resume`` and ``compare`` can tell another style."""
+    import hashlib
+
+    image = np.ascontiguousarray(style.image)
+    h = hashlib.sha256(f"{image.shape} {image.dtype}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()[:32]
+
+
+def trained_on_another_style(fingerprint, guide_style, style):
+    """Whether a checkpoint's record of its exemplar (its ``style_fingerprint``
+    and ``guide_style``) differs from ``style``: other pixels, or other
+    landmarks for the guide channels. False where it records neither (a
+    checkpoint without guides from before the fingerprint)."""
+    if fingerprint is not None and fingerprint != style_fingerprint(style):
+        return True
+    return guide_style is not None and not np.allclose(
+        np.asarray(guide_style["landmarks"], np.float32).reshape(68, 2), style.landmarks)
+
+
+def load_vgg(path):
+    """The :class:`gan_distill.model.VGGFeatures` of a local VGG-19 weights
+    file, on the CPU; an InputError naming the file when it is missing or
+    does not fit (checked before any work by ``styleblit distill``)."""
+    from guides.io import InputError
+
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such file (VGG-19 weights)")
+    try:
+        return VGGFeatures.load(path)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    except Exception as exc:  # corrupt or pickled file: weights_only refuses it
+        raise InputError(f"{path}: not a VGG-19 state dict that torch can load "
+                         f"({type(exc).__name__})") from None
 
 
 def style_guide_info(style):
@@ -232,7 +274,8 @@ def _lsgan(scores, real):
 # ---------------------------------------------------------------------------
 
 def train(shards, output, *, config=None, generator_config=None, discriminator_config=None,
-          device="auto", resume=False, long_side=None, style=None, quiet=False, log=None):
+          device="auto", resume=False, long_side=None, style=None, quiet=False, log=None,
+          vgg=None):
     """Train (or go on training) a generator on dataset shards.
 
     Parameters
@@ -253,11 +296,15 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
         stored for :class:`gan_distill.infer.GanStylizer`; default the long
         side of the first frame.
     style : guides.exemplar.StyleExemplar, optional
-        The exemplar; needed (and stored) when the generator takes guides.
+        The exemplar; needed (and stored) when the generator takes guides;
+        its :func:`style_fingerprint` is stored either way (resuming keeps
+        the checkpoint's).
     quiet : bool
         No progress bar.
     log : list, optional
         Receives one dict of losses per step.
+    vgg : gan_distill.model.VGGFeatures, optional
+        Already loaded from ``config.vgg_weights`` (:func:`load_vgg`).
 
     Returns
     -------
@@ -282,7 +329,7 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
     config = config or TrainConfig()
     dev = pick_device(device)
     step = 0
-    guide_style = None
+    guide_style = fingerprint = None
     if resume:
         ckpt = load_checkpoint(output)
         try:
@@ -292,6 +339,9 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
             raise InputError(f"{output}: not a styleblit GAN checkpoint ({exc})") from None
         step = int(ckpt["step"])
         guide_style = ckpt.get("guide_style")
+        fingerprint = ckpt.get("style_fingerprint")
+    if fingerprint is None and style is not None:
+        fingerprint = style_fingerprint(style)
     generator_config = generator_config or GeneratorConfig()
     discriminator_config = discriminator_config or DiscriminatorConfig()
     use_guides = generator_config.in_channels == 3 + GUIDE_CHANNELS
@@ -305,17 +355,12 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
     inputs, targets, masks, guides = load_shards(shards, guides=use_guides)
     if long_side is None:
         long_side = max(inputs[0].shape[:2])
-    vgg = None
-    if config.vgg_weights and config.vgg > 0:
-        if not os.path.isfile(config.vgg_weights):
-            raise InputError(f"{config.vgg_weights}: no such file (VGG-19 weights)")
-        try:
-            vgg = VGGFeatures.load(config.vgg_weights).to(dev)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        except Exception as exc:  # corrupt or pickled file: weights_only refuses it
-            raise InputError(f"{config.vgg_weights}: not a VGG-19 state dict "
-                             f"({type(exc).__name__})") from None
+    if not (config.vgg_weights and config.vgg > 0):
+        vgg = None
+    elif vgg is None:
+        vgg = load_vgg(config.vgg_weights)
+    if vgg is not None:
+        vgg = vgg.to(dev)
     torch.manual_seed(config.seed + step)
     rng = np.random.default_rng([config.seed, step])
     g = Generator(generator_config).to(dev)
@@ -343,7 +388,8 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
 
     def save():
         save_checkpoint(output, generator=g, discriminator=d, opt_g=opt_g, opt_d=opt_d,
-                        step=step, config=config, long_side=long_side, guide_style=guide_style)
+                        step=step, config=config, long_side=long_side, guide_style=guide_style,
+                        style_fingerprint=fingerprint)
 
     t_start = time.perf_counter()
     deadline = None if config.minutes is None else t_start + 60.0 * config.minutes

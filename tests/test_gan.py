@@ -358,6 +358,47 @@ def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
     assert "bad.pt: not a styleblit GAN checkpoint" in capsys.readouterr().err
 
 
+def test_a_model_without_guides_knows_its_style(style_and_clip, tmp_path, capsys):
+    """A --no-guides checkpoint recorded nothing of its exemplar: --resume
+    with another style trained on it silently, and compare did not warn."""
+    from guides.exemplar import load_style
+    from guides.landmarks import write_lm68
+
+    style, clip = style_and_clip
+    model = str(tmp_path / "m.pt")
+    args = ["distill", "--style", style, "--video", clip, "-o", model, "--steps", "1",
+            "--long-side", "64", "--crop", "32", "--batch", "1", "--device", "cpu", "-q",
+            "--no-guides", "--max-frames", "2"]
+    assert main(args) == 0
+    other = tmp_path / "other.png"  # the same landmarks, other pixels: another style
+    image = read_image(style)
+    image[:8] = 255 - image[:8]
+    write_image(other, image)
+    write_lm68(tmp_path / "other.lm68.txt", load_style(style).landmarks)
+    resume = args[:2] + [str(other)] + args[3:8] + ["2"] + args[9:] + ["--resume"]
+    assert main(resume) == 1
+    assert "--style " + str(other) + " (it was trained on another style)" in \
+        capsys.readouterr().err
+    assert main(["compare", "--style", str(other), "--model", model, clip, "-o",
+                 str(tmp_path / "cmp"), "--frames", "2", "--patch-frames", "0", "-q"]) == 0
+    assert f"{model} was trained on another style than other's" in capsys.readouterr().err
+    assert main(["compare", "--style", style, "--model", model, clip, "-o",
+                 str(tmp_path / "cmp2"), "--frames", "2", "--patch-frames", "0", "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(args[:8] + ["2"] + args[9:] + ["--resume"]) == 0
+
+
+def test_distill_checks_the_vgg_weights_before_any_work(style_and_clip, tmp_path, capsys):
+    style, clip = style_and_clip
+    junk = tmp_path / "vgg.pth"
+    junk.write_text("junk")
+    model = tmp_path / "m.pt"
+    assert main(["distill", "--style", style, "--video", clip, "-o", str(model), "--steps", "1",
+                 "--vgg-weights", str(junk), "--device", "cpu", "-q"]) == 1
+    assert f"{junk}: not a VGG-19 state dict that torch can load" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["vgg.pth"]  # no dataset built
+
+
 def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_path):
     from guides.exemplar import load_style
 
