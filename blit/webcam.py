@@ -314,7 +314,9 @@ def _snapshot(image, folder, log):
 
 
 def _style_paths(specs):
-    """Expand --style values (files or folders of images) into a list of paths."""
+    """Expand --style values (files or folders of images) into a list of paths
+    (a file that does not exist stays: it is skipped with a line when the
+    webcam comes to it, as one that does not load)."""
     from blit.video import IMAGE_EXTENSIONS, image_files
 
     paths = []
@@ -323,8 +325,6 @@ def _style_paths(specs):
             paths.extend(image_files(spec, extensions=IMAGE_EXTENSIONS + (".npz",),
                                      what="style images"))
         else:
-            if not os.path.exists(spec):
-                raise InputError(f"{spec}: no such file")
             paths.append(spec)
     return paths
 

@@ -868,6 +868,18 @@ def test_webcam_reports_a_missing_camera(capsys):
     assert "camera 57" in err and len(err.strip().splitlines()) == 1
 
 
+def test_webcam_skips_a_style_file_that_is_missing(tmp_path, style_png, capsys):
+    # (refused before the run, while one that does not load was skipped)
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    missing = str(tmp_path / "nope.png")
+    assert main(["webcam", "--style", missing, "--style", style_png, "--source", src,
+                 "--no-window", "--frames", "2"]) == 0
+    out = capsys.readouterr()
+    assert f"style skipped: {missing}: no such file" in out.out + out.err
+    assert main(["webcam", "--style", missing, "--source", src, "--no-window"]) == 1
+    assert f"{missing}: no such file" in capsys.readouterr().err
+
+
 def test_webcam_source_without_frames_is_an_error(tmp_path, style_png, capsys):
     notes = tmp_path / "notes.png"  # OpenCV opens it (an image sequence) but reads nothing
     notes.write_text("not a picture")
