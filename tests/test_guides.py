@@ -440,3 +440,30 @@ def test_read_image_errors_name_the_path(tmp_path):
         read_image(txt)
     with pytest.raises(InputError, match="folder"):
         read_image(tmp_path)
+
+
+def test_openblas_runs_the_kernels_the_cpu_supports():
+    """numpy 1.26's OpenBLAS ran a CPU newer than it on its SSE3 kernels (2.6x
+    slower patch distances): importing guides first names the kernels the
+    CPU's flags allow, unless the user did or numpy is loaded already."""
+    import subprocess
+    import sys
+
+    from guides import _openblas_core
+
+    avx512 = {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "avx2", "fma"}
+    assert _openblas_core(avx512) == "SkylakeX"
+    assert _openblas_core({"avx2", "fma", "sse4_2", "avx512f"}) == "Haswell"
+    assert _openblas_core({"sse4_2", "avx"}) is None
+    code = ("import sys; {}import guides, os; "
+            "print(os.environ.get('OPENBLAS_CORETYPE'), guides._openblas_core(guides._cpu_flags()))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    out = subprocess.run([sys.executable, "-c", code.format("")], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0] == out[1]  # (None where /proc/cpuinfo names no AVX2)
+    out = subprocess.run([sys.executable, "-c", code.format("")], capture_output=True, text=True,
+                         env=dict(env, OPENBLAS_CORETYPE="Prescott"), check=True).stdout.split()
+    assert out[0] == "Prescott"
+    out = subprocess.run([sys.executable, "-c", code.format("import numpy; ")], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "None"
