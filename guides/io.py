@@ -6,9 +6,13 @@ command line turns it into one line on stderr and a non-zero exit code.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
 import struct
+import sys
+import tempfile
 
 import cv2
 import numpy as np
@@ -94,6 +98,55 @@ def to_bgr8(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+@contextlib.contextmanager
+def filtered_native_stderr(noise: re.Pattern):
+    """Capture file descriptor 2 and re-emit every line but those ``noise``
+    matches (a compiled bytes pattern).
+
+    Native code (mediapipe, libpng inside OpenCV) writes to the file
+    descriptor directly, bypassing ``sys.stderr``, so the only way to drop
+    its chatter is to redirect the descriptor for the duration. Errors and
+    any other output are written back unchanged afterwards. The redirection
+    is process-wide: output of other threads during it is delayed, not lost.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    capture = tempfile.TemporaryFile()
+    try:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+        try:
+            capture.seek(0)
+            kept = [ln for ln in capture.read().splitlines(keepends=True) if not noise.match(ln)]
+            if kept:
+                os.write(2, b"".join(kept))
+        finally:
+            capture.close()
+
+
+#: What libpng says of a PNG's colour profile (iCCP) as OpenCV decodes it: "known
+#: incorrect sRGB profile", "cHRM chunk does not match sRGB" (Photoshop's exports),
+#: on every read, and nothing a user can act on.
+_LIBPNG_NOISE = re.compile(rb"^libpng warning: (iCCP|cHRM|sRGB|gAMA)\b")
+
+
+def _decode(data: np.ndarray, flags: int):
+    """``cv2.imdecode``, libpng's profile warnings left out."""
+    if data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and b"iCCP" in data[:1 << 16].tobytes():
+        with filtered_native_stderr(_LIBPNG_NOISE):
+            return cv2.imdecode(data, flags)
+    return cv2.imdecode(data, flags)
+
+
 def _tiff_orientation(tiff: bytes) -> int:
     """The Orientation tag (0x0112) of EXIF data (a TIFF header and its first
     directory); 1 (as stored) when there is none or the data is broken."""
@@ -175,7 +228,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     # IMREAD_COLOR, which turns it upright as every viewer shows it. A TIFF is turned
     # by OpenCV either way; a PNG's or a WebP's tag, never: it is turned here.
     jpeg = data[:3].tobytes() == b"\xff\xd8\xff"
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size else None
+    image = _decode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise InputError(f"{path}: not an image file OpenCV can decode")
     if not jpeg:

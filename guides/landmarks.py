@@ -18,17 +18,15 @@ is created, so importing this module is cheap.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import sys
 import tempfile
 import threading
 
 import numpy as np
 
-from guides.io import InputError, check_bgr_frame, usual_permissions
+from guides.io import InputError, check_bgr_frame, filtered_native_stderr, usual_permissions
 
 __all__ = [
     "MESH_TO_68",
@@ -322,38 +320,9 @@ _NATIVE_NOISE = re.compile(
 )
 
 
-@contextlib.contextmanager
 def _filtered_native_stderr():
-    """Capture file descriptor 2 and re-emit everything but known mediapipe noise.
-
-    The native code writes to the file descriptor directly, bypassing
-    ``sys.stderr``, so the only way to drop its start-up chatter is to
-    redirect the descriptor for the duration. Errors and any other output are
-    written back unchanged afterwards. The redirection is process-wide:
-    output of other threads during it is delayed, not lost.
-    """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    capture = tempfile.TemporaryFile()
-    try:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-        try:
-            capture.seek(0)
-            kept = [ln for ln in capture.read().splitlines(keepends=True) if not _NATIVE_NOISE.match(ln)]
-            if kept:
-                os.write(2, b"".join(kept))
-        finally:
-            capture.close()
+    """:func:`guides.io.filtered_native_stderr` of mediapipe's start-up noise."""
+    return filtered_native_stderr(_NATIVE_NOISE)
 
 
 #: Faces a still image is searched for (at least), so that the largest are

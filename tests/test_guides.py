@@ -467,3 +467,27 @@ def test_openblas_runs_the_kernels_the_cpu_supports():
     out = subprocess.run([sys.executable, "-c", code.format("import numpy; ")], env=env,
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "None"
+
+
+def test_read_image_keeps_libpngs_profile_warnings_quiet(tmp_path):
+    """libpng's "iCCP: known incorrect sRGB profile" (Photoshop's PNGs) came on
+    every read, even with -q; what is written to stderr after it still comes."""
+    import struct
+    import subprocess
+    import sys
+    import zlib
+
+    png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    body = b"iCCP" + b"p\0\0" + zlib.compress(b"\0" * 128 + b"acsp" + b"\0" * 200)
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    path = tmp_path / "profile.png"
+    path.write_bytes(png[:33] + chunk + png[33:])  # after IHDR
+    after = "; os.write(2, b'libpng warning: other\\n')"
+    plain = subprocess.run([sys.executable, "-c", f"import cv2, os; cv2.imread(r'{path}')" + after],
+                           capture_output=True, text=True, check=True).stderr
+    assert "libpng warning: iCCP: too short" in plain  # (what OpenCV lets through)
+    code = f"import os; from guides.io import read_image; print(read_image(r'{path}').shape)"
+    ours = subprocess.run([sys.executable, "-c", code + after], capture_output=True, text=True,
+                          check=True)
+    assert ours.stdout.strip() == "(8, 8, 3)"
+    assert ours.stderr == "libpng warning: other\n"
