@@ -202,6 +202,26 @@ def exif_upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(flips.get(orientation, image))
 
 
+#: ISO media brands of still images (HEIF: an iPhone's .heic; AVIF), which OpenCV's
+#: wheels do not decode; other ``ftyp`` files are videos (MP4, MOV, 3GP).
+_STILL_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def _not_decoded(head: bytes) -> str:
+    """Why a file whose first bytes are ``head`` gave no image."""
+    if not head:
+        return "empty file"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return ("a GIF, which OpenCV does not decode (save it as PNG; `styleblit video` reads "
+                "an animated GIF as a video)")
+    if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS:
+        return "a HEIF/AVIF image, which OpenCV does not decode (save it as JPEG or PNG)"
+    if (head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3"
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")):
+        return "a video, not an image (`styleblit video` stylizes videos)"
+    return "not an image file OpenCV can decode"
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 BGR.
 
@@ -230,7 +250,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     jpeg = data[:3].tobytes() == b"\xff\xd8\xff"
     image = _decode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise InputError(f"{path}: not an image file OpenCV can decode")
+        raise InputError(f"{path}: {_not_decoded(data[:16].tobytes())}")
     if not jpeg:
         image = exif_upright(image, exif_orientation(data))
     try:

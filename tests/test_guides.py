@@ -440,6 +440,19 @@ def test_read_image_errors_name_the_path(tmp_path):
         read_image(txt)
     with pytest.raises(InputError, match="folder"):
         read_image(tmp_path)
+    # what the file is instead, by its first bytes (OpenCV's wheels decode none of these)
+    for name, head, says in (
+            ("empty.png", b"", "empty file"),
+            ("anim.gif", b"GIF89a\x08\x00\x08\x00", "a GIF, which OpenCV does not decode"),
+            ("IMG_0001.HEIC", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00",
+             r"a HEIF/AVIF image, which OpenCV does not decode \(save it as JPEG or PNG\)"),
+            ("clip.png", b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00",
+             r"a video, not an image \(`styleblit video` stylizes videos\)"),
+            ("clip.mkv", b"\x1a\x45\xdf\xa3\x01\x00\x00\x00", "a video, not an image")):
+        path = tmp_path / name
+        path.write_bytes(head + b"\x00" * 64 if head else b"")
+        with pytest.raises(InputError, match=f"{name}: {says}"):
+            read_image(path)
 
 
 def test_openblas_runs_the_kernels_the_cpu_supports():
