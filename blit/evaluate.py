@@ -651,7 +651,8 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
         "reference_frames": (compared if has_ref else 0),
         "methods": methods,
         "agreement": agreement,
-        "settings": {"options": _options_dict(options), "patch_samples": int(patch_samples),
+        "settings": {"options": _options_dict(options, runner_name),
+                     "patch_samples": int(patch_samples),
                      "patch_size": int(patch_size), "patch_region": patch_region,
                      "stability_region": "head", "seed": int(seed),
                      "stylizer": runner_name or "outputs given",
@@ -666,10 +667,16 @@ def _finite_mean(values):
     return float(np.mean(v)) if v else math.nan
 
 
-def _options_dict(options):
+def _options_dict(options, runner_name=None):
+    """The options as a dict; ``denoise`` None (its default) as what it was for
+    the stylizer that ran (``runner_name``): on for a frame stylizer, off in
+    a stream; None where the outputs were given."""
     from dataclasses import asdict, is_dataclass
 
-    return asdict(options) if is_dataclass(options) else dict(vars(options))
+    out = asdict(options) if is_dataclass(options) else dict(vars(options))
+    if out.get("denoise", False) is None and runner_name is not None:
+        out["denoise"] = not runner_name.startswith("stream")
+    return out
 
 
 def _check_frame(frame, shape, name):

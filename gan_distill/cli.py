@@ -38,7 +38,11 @@ def _distill(args):
 
     if args.resume:
         if not os.path.exists(args.output):
-            raise InputError(f"{args.output}: --resume needs an existing checkpoint")
+            built = os.path.isdir(args.data or data_folder(args.output))
+            raise InputError(f"{args.output}: --resume needs an existing checkpoint"
+                             + ("; none was saved yet (interrupted while the dataset was built?): "
+                                "run without --resume, which goes on with the dataset built so "
+                                "far" if built else ""))
     else:
         check_output_file(args.output, args.overwrite)
     written = [args.output, preview_path(args.output), args.data or data_folder(args.output)]

@@ -130,7 +130,20 @@ def read_lm68(path: str | os.PathLike) -> np.ndarray:
     if iod < MIN_INTEROCULAR:
         raise InputError(f"{path}: the eyes (points 37-48) are {iod:.2g} px apart; not the "
                          "landmarks of a face")
+    if _mirrored(points):
+        raise InputError(f"{path}: its points are mirrored, left and right swapped (in "
+                         "dlib's 68-point order points 37-42 are the eye on the image's left)")
     return points
+
+
+def _mirrored(points: np.ndarray) -> bool:
+    """Whether 68 points are a mirror image of dlib's order: going from the
+    eye of points 37-42 to the other, the mouth lies to the left (y down),
+    where on any face, however turned in the image, it lies to the right."""
+    p = np.asarray(points, np.float64)
+    eye1, eye2, mouth = p[36:42].mean(0), p[42:48].mean(0), p[48:68].mean(0)
+    across, down = eye2 - eye1, mouth - (eye1 + eye2) / 2
+    return bool(across[0] * down[1] - across[1] * down[0] < 0)
 
 
 def check_landmarks_fit(points: np.ndarray, shape, landmarks_path, image_path) -> np.ndarray:

@@ -81,6 +81,7 @@ def test_eval_still_image_writes_json_and_png(photo, tmp_path):
     assert rc == 0
     report = _load(out_json)
     assert report["kind"] == "image" and report["frames"] == 1
+    assert report["settings"]["options"]["denoise"] is True  # (its default for a still)
     ours, ref = report["methods"]["ours"], report["methods"]["reference"]
     assert ours["stability"] is None  # no stability for a still
     assert ours["patch_distance"]["mean"] > 0
@@ -111,6 +112,9 @@ def test_eval_video_with_reference_step(clip, tmp_path, stylizer):
     assert ours["speed"]["fps"] > 0
     assert report["settings"]["options"]["voting"] == 0
     assert report["settings"]["stylizer"].startswith("frame" if stylizer == "frame" else ("stream", "frame"))
+    # the mode filter's default: off in a stream, on frame by frame (it was recorded as null)
+    assert report["settings"]["options"]["denoise"] is \
+        (not report["settings"]["stylizer"].startswith("stream"))
     assert _is_png(out_png)
 
 

@@ -390,6 +390,18 @@ def test_a_model_without_guides_knows_its_style(style_and_clip, tmp_path, capsys
     assert main(args[:8] + ["2"] + args[9:] + ["--resume"]) == 0
 
 
+def test_resume_without_a_checkpoint_says_what_to_do(style_and_clip, tmp_path, capsys):
+    style, clip = style_and_clip
+    args = ["distill", "--style", style, "--video", clip, "-o", str(tmp_path / "m.pt"),
+            "--resume", "-q"]
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip().endswith("--resume needs an existing checkpoint")
+    (tmp_path / "m.data").mkdir()  # Ctrl-C while the dataset was built: no checkpoint yet
+    assert main(args) == 1
+    assert ("none was saved yet (interrupted while the dataset was built?): run without "
+            "--resume") in capsys.readouterr().err
+
+
 def test_distill_checks_the_vgg_weights_before_any_work(style_and_clip, tmp_path, capsys):
     style, clip = style_and_clip
     junk = tmp_path / "vgg.pth"

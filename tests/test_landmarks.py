@@ -11,6 +11,7 @@ import pytest
 from guides.io import InputError, read_image
 from guides.landmarks import (
     MESH_TO_68,
+    _mirrored,
     FaceLandmarker,
     detect_faces,
     detect_landmarks,
@@ -24,8 +25,12 @@ GRACE_HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "s
 
 
 def _points(seed: int) -> np.ndarray:
+    """68 random points, turned the way a face is (not mirrored)."""
     rng = np.random.default_rng(seed)
-    return rng.uniform(-5.0, 1000.0, size=(68, 2)).astype(np.float32)
+    points = rng.uniform(-5.0, 1000.0, size=(68, 2)).astype(np.float32)
+    if _mirrored(points):
+        points[:, 0] = 995.0 - points[:, 0]
+    return points
 
 
 def _lines(points) -> list[str]:
@@ -105,6 +110,27 @@ def test_lm68_without_a_face_shape(tmp_path):
     path.write_text("\n".join(["0 0"] * 68))
     with pytest.raises(InputError, match=r"zero\.lm68\.txt: the eyes .* apart; not the landmarks of a face"):
         read_lm68(path)
+
+
+def test_lm68_mirrored_points_are_refused(tmp_path):
+    """A file with left and right swapped painted a grotesque face; any turn
+    of a face in the image is still a face."""
+    face = read_lm68_of_grace()
+    center = face.mean(0)
+    for degrees in (0, 90, 180, 270, 35):
+        a = np.radians(degrees)
+        turn = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+        turned = (face - center) @ turn.T + center
+        for mirror, name in ((False, "turned"), (True, "mirrored")):
+            points = turned * [-1, 1] + [2 * center[0], 0] if mirror else turned
+            path = tmp_path / f"{name}{degrees}.lm68.txt"
+            write_lm68(path, points)
+            if mirror:
+                with pytest.raises(InputError, match=rf"{name}{degrees}\.lm68\.txt: its points are "
+                                   "mirrored, left and right swapped"):
+                    read_lm68(path)
+            else:
+                np.testing.assert_allclose(read_lm68(path), points, atol=0.01)  # (2 decimals)
 
 
 def test_lm68_wrong_header(tmp_path):
@@ -201,6 +227,11 @@ def test_interocular_distance():
 
 
 # --- detection -------------------------------------------------------------------
+
+
+def read_lm68_of_grace() -> np.ndarray:
+    """The 68 points mediapipe finds on Grace Hopper (a real face's layout)."""
+    return detect_landmarks(read_image(GRACE_HOPPER))
 
 
 @pytest.fixture(scope="module")
