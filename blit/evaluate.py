@@ -500,12 +500,14 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
         return f"{name}: {kind} frame" if name else f"{kind} frame"
 
     # Which compared frames get the (slow) patch-fidelity measure.
-    if length is not None:
+    if patch_frames <= 0:
+        patch_at = set()  # (none, whether the length is known or not: a still's is not)
+    elif length is not None:
         n_compared = -(-length // step)
         if has_ref and hasattr(reference, "__len__"):
             n_compared = min(n_compared, len(reference))
-        k = max(1, min(int(patch_frames), n_compared)) if patch_frames > 0 else 0
-        patch_at = set(np.round(np.linspace(0, n_compared - 1, k)).astype(int).tolist()) if k else set()
+        k = max(1, min(int(patch_frames), n_compared))
+        patch_at = set(np.round(np.linspace(0, n_compared - 1, k)).astype(int).tolist())
     else:
         patch_at = None  # every 30th compared frame
 
@@ -1134,7 +1136,8 @@ def _add_eval(sub):
     p.add_argument("--frames", type=number(int, least=1), metavar="N",
                    help="use only the first N input frames")
     p.add_argument("--patch-frames", type=number(int, least=0), default=4, metavar="N",
-                   help="video frames on which patch fidelity is measured (default 4)")
+                   help="video frames on which patch fidelity is measured (default 4; 0: none, for a "
+                        "still too)")
     p.add_argument("--patch-samples", type=number(int, least=1), default=2000, metavar="N",
                    help="sampled 5x5 patches per frame (default 2000)")
     p.add_argument("--patch-region", choices=("head", "face"), default="head",

@@ -311,7 +311,7 @@ def add_compare_parser(sub):
     p.add_argument("--frames", type=number(int, least=1), metavar="N",
                    help="use only the first N frames")
     p.add_argument("--patch-frames", type=number(int, least=0), default=4, metavar="N",
-                   help="frames on which patch fidelity is measured (default 4)")
+                   help="frames on which patch fidelity is measured (default 4; 0: none)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="device of the GAN (default auto: CUDA when available)")
     p.add_argument("--threads", type=number(int, least=1),

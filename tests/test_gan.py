@@ -538,6 +538,13 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
     assert main(distill + ["-o", video]) == 1
     assert f"would replace the input {video}" in capsys.readouterr().err
     assert {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)} == before
+    # --patch-frames 0 skips the (slow) patch distances of a still as of a video
+    still = os.path.join(clip, sorted(os.listdir(clip))[0])
+    js = str(tmp_path / "still.json")
+    assert main(["compare", "--style", style, "--model", str(model), still, "-o",
+                 str(tmp_path / "still"), "--json", js, "--patch-frames", "0", "-q"]) == 0
+    report = json.loads(open(js).read())
+    assert all(report["methods"][m]["patch_distance"]["frames"] == [] for m in ("patch", "gan"))
     # a video that cannot be read: one line, and no dataset folder left behind
     text = tmp_path / "sub" / "text.mp4"
     text.parent.mkdir()
