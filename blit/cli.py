@@ -182,7 +182,9 @@ def check_output(path, overwrite):
     if not os.path.isdir(folder):
         raise InputError(f"{path}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write in the folder {folder} (permission denied)")
+        read_only = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
+        raise InputError(f"{path}: cannot write in the folder {folder} "
+                         f"({'a read-only file system' if read_only else 'permission denied'})")
 
 
 def check_output_file(path, overwrite):

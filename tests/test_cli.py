@@ -550,3 +550,18 @@ def test_device_reaches_the_stylizer(tmp_path, capsys, monkeypatch, command):
         assert "use --engine local" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(argv + ["--device", "gpu"])
+
+
+def test_an_output_on_a_read_only_file_system_says_so(tmp_path, monkeypatch):
+    """(It said "permission denied", which sends a user to chmod.) A folder that
+    cannot be written in, on a read-only file system or not."""
+    from types import SimpleNamespace
+
+    from blit.cli import check_output
+    from guides.io import InputError
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    for flag, says in ((0, "permission denied"), (os.ST_RDONLY, "a read-only file system")):
+        monkeypatch.setattr(os, "statvfs", lambda path, flag=flag: SimpleNamespace(f_flag=flag))
+        with pytest.raises(InputError, match=rf"cannot write in the folder .*\({says}\)"):
+            check_output(str(tmp_path / "out.png"), overwrite=False)
