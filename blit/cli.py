@@ -86,8 +86,8 @@ def _voting(value):
 
 def _add_style_args(p, *, required=False):
     p.add_argument("--style", required=required, metavar="STYLE.png",
-                   help="painted portrait (or a .npz from prepare-style); "
-                        "default: the embedded painted astronaut")
+                   help="painted portrait (or a .npz from prepare-style)"
+                        + ("" if required else "; default: the embedded painted astronaut"))
     p.add_argument("--style-landmarks", metavar="FILE",
                    help="68 landmarks of the style (lines 'x y', dlib order); default "
                         "STYLE.lm68.txt beside the image if present, else detected")

@@ -630,11 +630,12 @@ def run_jobs_from_args(args, style, jobs):
             ray.shutdown()
 
 
-def expand_inputs(inputs):
+def expand_inputs(inputs, *, _list=None):
     """Batch inputs: video files; folders (the videos in them, or, when they
     hold images only, one frame sequence); list files (one path a line,
-    relative to the list's folder; ``#`` starts a comment). A file is a video
-    by its ending (:data:`guides.io.VIDEO_FILE_EXTENSIONS`) or, with another
+    relative to the list's folder; ``#`` starts a comment; each line taken as
+    an input named on the command line, but a list). A file is a video by
+    its ending (:data:`guides.io.VIDEO_FILE_EXTENSIONS`) or, with another
     ending, when it is not text: its job then opens it with PyAV, which reads
     or refuses it. Paths that do not exist are kept: their jobs fail on their
     own. An input named twice (``clips/`` and ``clips/a.mp4``) is kept once,
@@ -643,6 +644,7 @@ def expand_inputs(inputs):
     from blit.video import IMAGE_EXTENSIONS
     from guides.io import VIDEO_FILE_EXTENSIONS
 
+    named = f" (named in {_list})" if _list else ""
     out = []
     for path in inputs:
         if os.path.isdir(path):
@@ -661,16 +663,19 @@ def expand_inputs(inputs):
                 raise InputError(f"{path}: folder holds no videos ({', '.join(VIDEO_FILE_EXTENSIONS)}) "
                                  f"and no images")
         elif path.lower().endswith(IMAGE_EXTENSIONS):
-            raise InputError(f"{path}: a still image; batch takes videos, folders of frames and "
-                             "lists of them (`styleblit image A.jpg B.jpg -o DIR` stylizes "
-                             "photos)")
+            raise InputError(f"{path}{named}: a still image; batch takes videos, folders of "
+                             "frames and lists of them (`styleblit image A.jpg B.jpg -o DIR` "
+                             "stylizes photos)")
         elif os.path.isfile(path) and not path.lower().endswith(VIDEO_FILE_EXTENSIONS):
             lines = _list_file_lines(path)
             if lines is None:  # not text: a video of another name
                 out.append(path)
+            elif _list:
+                raise InputError(f"{path}{named}: a text file, not a video (a list names "
+                                 "videos and folders of frames)")
             else:
                 folder = os.path.dirname(os.path.abspath(path))
-                out.extend(os.path.join(folder, ln) for ln in lines)
+                out.extend(expand_inputs([os.path.join(folder, ln) for ln in lines], _list=path))
         else:
             out.append(path)
     seen, kept = set(), []
@@ -788,8 +793,9 @@ def add_batch_parser(sub):
                        description="Stylize every INPUT in the style of STYLE into OUTDIR, on a "
                                    "Ray cluster: each video in ranges of frames in parallel, "
                                    "joined in order with its audio. An input that cannot be "
-                                   "read fails alone; a table of all jobs ends the run (exit "
-                                   "code 1 if any failed). Existing outputs are kept unless "
+                                   "read fails alone; a table of all jobs ends the run (with "
+                                   "-q, only when a job did not complete; exit code 1 if any "
+                                   "failed). Existing outputs are kept unless "
                                    "--overwrite.")
     _add_style_args(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT",

@@ -160,6 +160,14 @@ def test_batch_inputs_folders_and_list_files(tmp_path, capsys):
     for photo in (os.path.join(frames, os.listdir(frames)[0]), str(tmp_path / "me.JPG")):
         with pytest.raises(InputError, match=r"a still image; batch takes videos"):
             expand_inputs([photo])
+    # a list's lines are read as inputs on the command line are (a folder's videos, a photo
+    # refused), but a text file: a photo became a one-frame video, a text file a 136-frame one
+    (tmp_path / "cams.txt").write_text("cams\n")
+    assert expand_inputs([str(tmp_path / "cams.txt")]) == cams
+    for line, says in (("me.JPG", "a still image"), ("list.txt", "a text file, not a video")):
+        (tmp_path / "bad.txt").write_text(f"cams/c.avi\n{line}\n")
+        with pytest.raises(InputError, match=rf"{line} \(named in .*bad.txt\): {says}"):
+            expand_inputs([str(tmp_path / "bad.txt")])
 
 
 def test_kill_keeps_the_joined_frames_with_their_audio(tmp_path):
