@@ -43,7 +43,8 @@ setup(
         "gpu": ["cupy-cuda12x>=13,<14"],
         "gan": ["torch>=2.1"],
         # `--engine ray` and `styleblit batch`: run offline jobs on a Ray cluster
-        "dist": ["ray>=2.9"],
+        # ([client]: `--address ray://HOST:PORT`, a remote cluster, needs Ray Client)
+        "dist": ["ray[client]>=2.9"],
         # `styleblit webcam --virtual-cam`: send the output to video-call programs
         "virtualcam": ["pyvirtualcam"],
     },

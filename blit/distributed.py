@@ -39,6 +39,7 @@ import io
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
@@ -300,18 +301,19 @@ def summary_table(jobs):
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cause(exc):
-    """One line for a failed task: the worker's own error where there is one."""
+def _cause(exc, name):
+    """One line for a failed task of the input ``name``: the worker's own
+    error where there is one (an InputError names its file itself)."""
     import ray
 
     cause = getattr(exc, "cause", None)
     if isinstance(cause, InputError):
         return str(cause)
     if cause is not None:
-        return f"{type(cause).__name__}: {cause}"
+        return f"{name}: {type(cause).__name__}: {cause}"
     if isinstance(exc, ray.exceptions.WorkerCrashedError):
-        return "its worker process died (and so did every retry)"
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        return f"{name}: a worker process died stylizing it (and so did every retry)"
+    return f"{name}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHUNK_FRAMES,
@@ -365,9 +367,16 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
     spec = spec if spec is not None else StylizerSpec()
     warmup = getattr(spec, "warmup", DEFAULT_WARMUP) if warmup is None else int(warmup)
     plan_ranges(1, chunk_frames, warmup)  # validates both
+    cluster = ray.cluster_resources()
     if gpus_per_chunk is None:
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        has_gpu = cluster.get("GPU", 0) > 0
         gpus_per_chunk = 1 if has_gpu and getattr(spec, "method", None) == "gan" else 0
+    for name, flag, want in (("CPU", "--cpus-per-chunk", cpus_per_chunk),
+                             ("GPU", "--gpus-per-chunk", gpus_per_chunk)):
+        have = cluster.get(name, 0)
+        if want > have:  # (Ray would wait for such a node for ever)
+            raise InputError(f"{flag} {want:g}: the Ray cluster has {have:g} {name}s in all, so "
+                             "no range could start")
     remote = ray.remote(_task).options(num_cpus=cpus_per_chunk, num_gpus=gpus_per_chunk,
                                        max_retries=int(max_retries), retry_exceptions=False)
     style_ref = ray.put(style)
@@ -394,7 +403,7 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
                     try:
                         job._results[k] = ray.get(ref)
                     except ray.exceptions.RayError as exc:
-                        _fail(job, _cause(exc), pending, ray)
+                        _fail(job, _cause(exc, job.input), pending, ray)
                         continue
                     try:
                         _assemble(job, bar)
@@ -404,11 +413,14 @@ def stylize_videos(style, jobs, *, spec=None, fps=30.0, chunk_frames=DEFAULT_CHU
                         _fail(job, f"{job.output}: cannot be written ({type(exc).__name__}: "
                                    f"{' '.join(str(exc).split())[:160]})", pending, ray)
     except KeyboardInterrupt:
-        for job in jobs:  # first: Ray's own cancelling can abort this process (a bug of
-            if job.status == "running":  # its task manager, seen 1 in 4 times), and then
-                _save_partial(job)  # the joined frames would be lost in a hidden file
-        for ref in pending:
-            ray.cancel(ref)
+        from blit.video import _no_sigint
+
+        with _no_sigint():  # (a second Ctrl-C here lost the job list, its table, its partials)
+            for job in jobs:  # first: Ray's own cancelling can abort this process (a bug of
+                if job.status == "running":  # its task manager, seen 1 in 4 times), and
+                    _save_partial(job)  # then the joined frames would be lost in a hidden file
+            for ref in pending:
+                ray.cancel(ref)
         raise KeyboardInterrupt(jobs) from None
     return jobs
 
@@ -622,6 +634,11 @@ def run_jobs_from_args(args, style, jobs):
             max_retries=3 if args.max_retries is None else args.max_retries,
             overwrite=args.overwrite, quiet=args.quiet)
     except KeyboardInterrupt as exc:
+        # The run ends: more Ctrl-C (users press it again) while Ray shuts down crashed the
+        # process (a segfault in Ray's shutdown, no table); from here on they are ignored.
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, *STOP_SIGNALS):
+                signal.signal(sig, signal.SIG_IGN)
         if exc.args and isinstance(exc.args[0], list):
             return exc.args[0]
         raise

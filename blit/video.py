@@ -261,7 +261,12 @@ class _VideoFileSource:
         self._rewind()
         if not pts:
             raise InputError(f"{self.path}: no video frame could be decoded")
-        if not broke:  # (a break is said when the range decoding it stops)
+        if broke:  # (said when the range decoding it stops)
+            pass
+        elif self.frames and len(pts) < self.frames - 1:  # (as __iter__ says it)
+            _warn(f"{self.path}: holds {len(pts)} of the {self.frames} frames its header lists "
+                  "(is the file cut short?); kept the frames it holds")
+        else:
             self._check_duration(len(pts))
         return sorted(pts) if complete else [None] * len(pts)
 
@@ -683,6 +688,9 @@ class _SegmentConcatSink(_VideoFileSink):
 
     def _open_video(self, height, width):
         self.stream = self.container.add_stream_from_template(self._template)
+        # (a segment read back from its MP4 gives its time scale as the frame rate, 15360
+        # for 1/15360, which an .mkv wrote as its default frame duration)
+        self.stream.codec_context.framerate = self.source.rate
         if self.rotation:
             self.stream.set_display_rotation(self.rotation)
 
