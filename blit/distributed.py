@@ -601,6 +601,25 @@ def check_engine_args(args):
     require_ray()
 
 
+def _check_reachable(address, timeout=5.0):
+    """A cluster's ``HOST:PORT`` (its GCS, as ``ray start`` prints it) that
+    takes no connection is an InputError: Ray itself retried for ever. Other
+    forms (``auto``, ``ray://``) fail on their own."""
+    import socket
+
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except ValueError:
+        raise InputError(f"Ray: cannot connect to {address} (not HOST:PORT)") from None
+    except OSError as exc:
+        raise InputError(f"Ray: cannot connect to {address} "
+                         f"({exc.strerror or type(exc).__name__})") from None
+
+
 def run_jobs_from_args(args, style, jobs):
     """Run ``(input, output)`` jobs with the command line's options; returns the
     :class:`Job` list (interrupted jobs included)."""
@@ -615,6 +634,7 @@ def run_jobs_from_args(args, style, jobs):
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
+        _check_reachable(args.address)
         # ray.init sets its own SIGTERM handler (sys.exit): `kill` then left
         # a hidden temporary file and no partial output; ours come back
         ours = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *STOP_SIGNALS)}

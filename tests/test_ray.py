@@ -239,6 +239,24 @@ def test_ctrl_c_pressed_again_still_ends_with_the_table(tmp_path):
         assert f"interrupted: partial output in {tmp_path / 'out' / 'long.partial.mp4'}" in out
 
 
+def test_a_cluster_address_that_takes_no_connection_is_one_line(tmp_path):
+    """HOST:PORT, the form `ray start` prints: Ray retried it for ever."""
+    import socket
+    import subprocess
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = write_clip(tmp_path / "a.mp4", n=2, audio=False)
+    proc = subprocess.run([sys.executable, "-m", "blit.cli", "batch", src, "-o",
+                           str(tmp_path / "out"), "--address", f"127.0.0.1:{port}", "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"styleblit: error: Ray: cannot connect to 127.0.0.1:{port} "
+                                   "(Connection refused)")
+
+
 def test_an_interrupted_join_of_frames_is_kept(tmp_path):
     # the partial PNG folder's sink was closed as a video's (close(complete=False)): a TypeError
     from blit.distributed import _save_partial
