@@ -172,8 +172,8 @@ def exif_orientation(data: bytes) -> int:
     """The EXIF orientation (1-8) of a PNG (its ``eXIf`` chunk) or a WebP (its
     ``EXIF`` chunk) file's bytes; 1 (as stored) for other files, or none.
 
-    OpenCV turns a JPEG and a TIFF itself, but reads a PNG with alpha (or
-    16 bits kept) and any WebP as stored."""
+    OpenCV turns a JPEG and a TIFF itself, but reads a PNG and a WebP as
+    stored with the flags that keep alpha and 16 bits (a WebP with any)."""
     data = memoryview(data).cast("B")
     if data[:8] == b"\x89PNG\r\n\x1a\n":  # chunks: length, type, data, CRC
         at, head, name, step = 8, ">I4s", b"eXIf", 12
