@@ -417,14 +417,26 @@ def _image(args):
 
 def expand_image_targets(paths):
     """``styleblit image``'s targets: a folder stands for the images in it
-    (by their endings, sorted by name; hidden files and other files are
-    left out); other paths are kept as they are, to be read (or reported)
-    one by one."""
+    (by their endings, sorted by name; hidden files and subfolders are left
+    out, other files too, with a warning naming them: an iPhone's .HEIC, a
+    .gif); other paths are kept as they are, to be read (or reported) one
+    by one."""
     from blit.video import image_files
 
     out = []
     for path in paths:
-        out.extend(image_files(path) if os.path.isdir(path) else [path])
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        images = image_files(path)
+        kept = {os.path.basename(p) for p in images}
+        others = sorted(n for n in os.listdir(path) if not n.startswith(".") and n not in kept
+                        and os.path.isfile(os.path.join(path, n)))
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            print(f"styleblit: warning: {path}: {len(others)} file(s) left out, not images by "
+                  f"their endings ({shown})", file=sys.stderr)
+        out.extend(images)
     return out
 
 

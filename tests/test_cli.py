@@ -134,6 +134,8 @@ def test_a_folder_target_stands_for_its_images(tmp_path, capsys):
     # a folder of one photo still goes into a folder, as a folder of many would
     assert main(["image", str(photos), "-o", str(tmp_path / "out"), "-q"]) == 0
     assert os.listdir(tmp_path / "out") == ["one.png"]
+    assert "1 file(s) left out, not images by their endings (notes.txt)" in \
+        capsys.readouterr().err
     np.testing.assert_array_equal(read_image(tmp_path / "out" / "one.png"), read_image(alone))
     (tmp_path / "empty").mkdir()
     assert main(["image", str(tmp_path / "empty"), "-o", str(tmp_path / "o2")]) == 1
@@ -565,3 +567,21 @@ def test_an_output_on_a_read_only_file_system_says_so(tmp_path, monkeypatch):
         monkeypatch.setattr(os, "statvfs", lambda path, flag=flag: SimpleNamespace(f_flag=flag))
         with pytest.raises(InputError, match=rf"cannot write in the folder .*\({says}\)"):
             check_output(str(tmp_path / "out.png"), overwrite=False)
+
+
+def test_an_image_folders_other_files_are_said(tmp_path, capsys):
+    """(An iPhone's .HEIC photos in a folder were left out without a word.)"""
+    from blit.cli import expand_image_targets
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.jpg", "a.PNG", "IMG_1.HEIC", "party.gif", "notes.txt", ".hidden.heic"):
+        (folder / name).write_bytes(b"")
+    assert expand_image_targets([str(folder)]) == [str(folder / "a.PNG"), str(folder / "b.jpg")]
+    assert capsys.readouterr().err == (f"styleblit: warning: {folder}: 3 file(s) left out, not "
+                                       "images by their endings (IMG_1.HEIC, notes.txt, "
+                                       "party.gif)\n")
+    (folder / "IMG_1.HEIC").unlink()
+    (folder / "party.gif").unlink()
+    (folder / "notes.txt").unlink()
+    assert len(expand_image_targets([str(folder)])) == 2 and capsys.readouterr().err == ""
