@@ -135,9 +135,15 @@ def _stored(image, rotation):
 _CLOCK_FORMATS = {"mpegts", "mpeg"}
 
 
+def _format_names(container):
+    """The names of ``container``'s format (FFmpeg's demuxer names some
+    formats together: ``mov,mp4,m4a,3gp,3g2,mj2``)."""
+    return set((container.format.name or "").split(","))
+
+
 def _on_a_clock(container):
     """Whether ``container`` is of one of the :data:`_CLOCK_FORMATS`."""
-    return bool(set((container.format.name or "").split(",")) & _CLOCK_FORMATS)
+    return bool(_format_names(container) & _CLOCK_FORMATS)
 
 
 def _start_seconds(container):
@@ -180,13 +186,20 @@ class _VideoFileSource:
     def __iter__(self):
         self._ends = {}
         yield from self._demux(self.stream, *self.audio)
+        if self.decoded and not self._stopped:
+            self._check_length(self.decoded, "decoded", "decoded")
+
+    def _check_length(self, count, verb, kept):
+        """Warn when ``count`` frames (``verb``: decoded, or held by the
+        packets) are fewer than the header lists, or, where it lists none,
+        end before its duration (:meth:`_check_duration`)."""
         # (one frame short is not said: an AVI's header can count one more,
         # an empty index entry before its first frame)
-        if self.frames and 0 < self.decoded < self.frames - 1 and not self._stopped:
-            _warn(f"{self.path}: decoded {self.decoded} of the {self.frames} frames its header "
-                  "lists (is the file cut short?); kept the frames decoded")
-        elif self.decoded and not self._stopped:
-            self._check_duration(self.decoded)
+        if self.frames and count < self.frames - 1:
+            _warn(f"{self.path}: {verb} {count} of the {self.frames} frames its header lists "
+                  f"(is the file cut short?); kept the frames {kept}")
+        else:
+            self._check_duration(count)
 
     def _packet_end(self, packet):
         """Note where ``packet`` ends on its stream's type's timeline."""
@@ -204,8 +217,7 @@ class _VideoFileSource:
         from the bit rate.)"""
         if self.frames or not self._ends or not self.container.duration:
             return
-        names = set((self.container.format.name or "").split(","))
-        if not names & {"matroska", "mov"}:
+        if not _format_names(self.container) & {"matroska", "mov"}:
             return
         duration = Fraction(int(self.container.duration), 1_000_000)
         start = Fraction(int(self.container.start_time or 0), 1_000_000)
@@ -261,13 +273,8 @@ class _VideoFileSource:
         self._rewind()
         if not pts:
             raise InputError(f"{self.path}: no video frame could be decoded")
-        if broke:  # (said when the range decoding it stops)
-            pass
-        elif self.frames and len(pts) < self.frames - 1:  # (as __iter__ says it)
-            _warn(f"{self.path}: holds {len(pts)} of the {self.frames} frames its header lists "
-                  "(is the file cut short?); kept the frames it holds")
-        else:
-            self._check_duration(len(pts))
+        if not broke:  # (a break is said when the range decoding it stops)
+            self._check_length(len(pts), "holds", "it holds")
         return sorted(pts) if complete else [None] * len(pts)
 
     def _rewind(self):
