@@ -232,7 +232,7 @@ class FrameStylizer:
         self.options = options if options is not None else StylizeOptions()
         self.native_scale = bool(native_scale)
         self.jitter = make_jitter(seed, levels=self.options.levels)
-        self._make_landmarker = lambda: FaceLandmarker(static_image_mode=False)
+        self._make_landmarker = lambda: FaceLandmarker(static_image_mode=False, tiles=True)
         self.landmarker = None  # created on the first frame without given landmarks
         self.landmarks = None
         self.painting_scale = None

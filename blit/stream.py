@@ -699,8 +699,10 @@ class Stylizer:
         paced "boiling" of the strokes, held between re-seeds. Default: never.
     landmarker : callable, optional
         ``landmarker(frame) -> list of (68, 2) float32`` (largest face first).
-        Default: :class:`guides.landmarks.FaceLandmarker` in tracking mode,
-        created on the first frame.
+        Default: :class:`guides.landmarks.FaceLandmarker` in tracking mode
+        with ``tiles`` (faces too small for mediapipe's detector, such as a
+        person a few metres away in a 4K video, are searched for in tiles
+        and tracked in crops), created on the first frame.
     smoothing : bool or dict
         One-Euro smoothing of the landmarks: True for :data:`ONE_EURO`, a dict
         of :class:`OneEuroFilter` arguments (in face widths), or False.
@@ -1075,7 +1077,8 @@ class Stylizer:
         if self._landmarker is None:
             from guides.landmarks import FaceLandmarker
 
-            self._landmarker = FaceLandmarker(static_image_mode=False, max_faces=self.max_faces)
+            self._landmarker = FaceLandmarker(static_image_mode=False, max_faces=self.max_faces,
+                                              tiles=True)
         return self._landmarker
 
     def _prefetched(self, frame, t):

@@ -983,7 +983,7 @@ def first_face_scale(style, source_path, *, fps=30.0, max_faces=1, seconds=PROBE
     if own:
         from guides.landmarks import FaceLandmarker
 
-        landmarker = FaceLandmarker(static_image_mode=False, max_faces=max_faces)
+        landmarker = FaceLandmarker(static_image_mode=False, max_faces=max_faces, tiles=True)
     source = open_source(source_path, fps)
     try:
         for item in source:

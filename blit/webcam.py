@@ -480,6 +480,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     if own_landmarker:
         from guides.landmarks import FaceLandmarker
 
+        # (no tile search: a face too small for the detector is too small to
+        # paint at a camera's size, and a search would stall the preview)
         landmarker = FaceLandmarker(static_image_mode=False, max_faces=max_faces)
     voting, side_by_side = options.voting, False
 

@@ -345,6 +345,16 @@ STATIC_SEARCH = 4
 #: The smallest tile side of :class:`FaceLandmarker`'s tile search (pixels).
 TILE_MIN = 256
 
+#: Video mode with ``tiles``: the most frames between two tile searches
+#: while faces are missing (one second at 30 fps).
+SEARCH_EVERY = 30
+
+#: Video mode with ``tiles``: a face found in a tile is tracked in a square
+#: crop this many times its size (its mesh's bounding box), centred on it:
+#: mediapipe's detector finds a face of a third of its image, and misses one
+#: under about a tenth (measured on grace_hopper.jpg).
+CROP_FACES = 3.0
+
 
 def _tile_starts(n: int, side: int) -> list[int]:
     """Starts of windows of ``side`` along ``n`` pixels, overlapping by at
@@ -363,6 +373,114 @@ def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _mesh_area(mesh: np.ndarray) -> float:
+    """Area of the bounding box of a FaceMesh's face (its 468 mesh vertices)."""
+    return float(np.prod(mesh[:MESH_VERTICES].max(0) - mesh[:MESH_VERTICES].min(0)))
+
+
+class _Graph:
+    """One mediapipe FaceMesh graph (refined, 478 points) and its runs:
+    ``graph(image_bgr)`` gives its faces, (478, 2) float32 pixel
+    coordinates; their start-up and first-face messages are filtered."""
+
+    def __init__(self, static_image_mode: bool, max_faces: int):
+        import mediapipe as mp
+
+        with _filtered_native_stderr():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_image_mode,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=0.5,
+                min_tracking_confidence=0.5,
+            )
+            # The graph loads its models on its own threads; one run on a
+            # blank frame (no face, so no tracking state) waits for that, so
+            # their start-up messages land inside the filter.
+            self._mesh.process(np.full((64, 64, 3), 128, dtype=np.uint8))
+        # The landmark stage logs once more on the first face it sees.
+        self._quiet = True
+
+    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+        import cv2
+
+        h, w = image.shape[:2]
+        # mediapipe wants RGB; cvtColor is 30x faster than a reversed-slice copy
+        rgb = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB)
+        if self._quiet:
+            with _filtered_native_stderr():
+                result = self._mesh.process(rgb)
+            self._quiet = not result.multi_face_landmarks
+        else:
+            result = self._mesh.process(rgb)
+        meshes = []
+        for face in result.multi_face_landmarks or ():
+            # mediapipe's [0, 1] spans the image's outer edges; shift so that
+            # pixel centres sit at integers, as in OpenCV and the .lm68 files.
+            xy = _normalized_xy(face) * (w, h) - 0.5
+            meshes.append(xy.astype(np.float32))
+        return meshes
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class _CropTrack:
+    """One face tracked in a crop of each frame (``FaceLandmarker``'s
+    ``tiles`` in video mode): a tracking-mode graph of one face run on a
+    square of :data:`CROP_FACES` times the face's size centred on it, the
+    frame's border padded grey; the square follows the face found in it.
+    Called on a frame, it gives the face's mesh in the frame's pixels, or
+    None when the face is not in the crop (the crop then stays where the
+    face was last seen: it may come back there)."""
+
+    def __init__(self, mesh: np.ndarray):
+        self._graph = _Graph(False, 1)
+        self.missed = 0  # frames since the face was last found in the crop
+        self.side = 0
+        self._follow(mesh)
+
+    def _follow(self, mesh: np.ndarray) -> None:
+        lo, hi = mesh[:MESH_VERTICES].min(0), mesh[:MESH_VERTICES].max(0)
+        side = max(64, int(round(CROP_FACES * float((hi - lo).max()))))
+        # the side changes only when the face's size has changed by a
+        # quarter: the graph tracks the face in the crop's own [0, 1], which
+        # a new side rescales (a face that moved a fifth of its width a
+        # frame was lost on one frame in three otherwise)
+        if not self.side or not 0.8 <= side / self.side <= 1.25:
+            self.side = side
+        cx, cy = (lo + hi) / 2
+        self.x0, self.y0 = int(round(cx - self.side / 2)), int(round(cy - self.side / 2))
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        import cv2
+
+        h, w = image.shape[:2]
+        x0, y0, side = self.x0, self.y0, self.side
+        ax, ay = max(x0, 0), max(y0, 0)
+        bx, by = min(x0 + side, w), min(y0 + side, h)
+        if bx <= ax or by <= ay:
+            self.missed += 1
+            return None
+        crop = image[ay:by, ax:bx]
+        if (ax, ay, bx, by) != (x0, y0, x0 + side, y0 + side):
+            crop = cv2.copyMakeBorder(crop, ay - y0, y0 + side - by, ax - x0, x0 + side - bx,
+                                      cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        # a tracking graph that loses its face returns none and looks for it
+        # on the next image only: that is this one again
+        faces = self._graph(crop) or self._graph(crop)
+        if not faces:
+            self.missed += 1
+            return None
+        self.missed = 0
+        mesh = faces[0] + np.float32([x0, y0])
+        self._follow(mesh)
+        return mesh
+
+    def close(self) -> None:
+        self._graph.close()
+
+
 class FaceLandmarker:
     """68-point face landmarks from mediapipe FaceMesh.
 
@@ -379,17 +497,30 @@ class FaceLandmarker:
         mode mediapipe looks for ``max_faces`` faces and tracks those it
         found (looking for more would run its detector on every frame).
     tiles : bool
-        Static mode only: where fewer faces than wanted are found (see
-        :meth:`__call__`),
+        Where fewer faces than wanted are found (see :meth:`__call__`),
         search the image again in overlapping square tiles of half its
         longer side, and where still none is found, of a quarter (tiles of
         at least :data:`TILE_MIN` px). mediapipe's detector sees the whole
         image at 128 px and misses a face narrower than about 8 % of its
-        longer side: a person a few metres away in a 24-megapixel photo, a
-        group. A face found in a tile is kept unless it touches the tile's
-        edge inside the image (it lies whole in another tile) or overlaps a
-        face found before. Costs one FaceMesh run per tile (6 and 35 for
-        6000x4000), only when faces are missing.
+        longer side: a person a few metres away in a 24-megapixel photo or
+        a 4K video, a group. A face found in a tile is kept unless it
+        touches the tile's edge inside the image (it lies whole in another
+        tile) or overlaps a face found before. Costs one FaceMesh run per
+        tile (6 and 35 for 6000x4000), only when faces are missing.
+
+        In video mode the search runs on the first frame with a face
+        missing, and while one is, again after 1, 2, 4, ... frames, at most
+        :data:`SEARCH_EVERY` apart (a video without faces is searched once a
+        second); a face lost starts the series again. Each face it finds is
+        then tracked on its own (a tracking-mode FaceMesh of one face) in a
+        square crop :data:`CROP_FACES` times its size, centred on where it
+        was in the frame before, so it is found on every frame at the cost
+        of the crop, not of another search. A face lost is looked for in its
+        crop, where it was last seen, for :data:`SEARCH_EVERY` frames more
+        (a face back from behind a hand is found on the frame it is back).
+        A face whose crop would exceed the frame is left to the whole
+        frame's tracker (which finds faces that large). Frames of another
+        size than the last drop the crops.
 
     Attributes
     ----------
@@ -411,27 +542,21 @@ class FaceLandmarker:
         # the stderr filter below, but other builds honour them.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import mediapipe as mp
-
         self.static_image_mode = bool(static_image_mode)
         self.max_faces = int(max_faces)
-        self.tiles = bool(tiles) and self.static_image_mode
-        with _filtered_native_stderr():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=self.static_image_mode,
-                max_num_faces=(max(self.max_faces, STATIC_SEARCH) if self.static_image_mode
-                               else self.max_faces),
-                refine_landmarks=True,
-                min_detection_confidence=0.5,
-                min_tracking_confidence=0.5,
-            )
-            # The graph loads its models on its own threads; one run on a
-            # blank frame (no face, so no tracking state) waits for that, so
-            # their start-up messages land inside the filter.
-            self._mesh.process(np.full((64, 64, 3), 128, dtype=np.uint8))
-        # The landmark stage logs once more on the first face it sees.
-        self._quiet = True
+        self.tiles = bool(tiles)
+        self._mesh = _Graph(self.static_image_mode,
+                            max(self.max_faces, STATIC_SEARCH) if self.static_image_mode
+                            else self.max_faces)
         self.last_mesh: list[np.ndarray] = []
+        # video mode with tiles: the faces found in tiles, each tracked in
+        # its crop; the static landmarker that searches the tiles; frames
+        # until the next search, and between the next two; the shape of the
+        # last frame
+        self._crops: list[_CropTrack] = []
+        self._searcher: FaceLandmarker | None = None
+        self._countdown, self._interval = 0, 1
+        self._shape = None
 
     def __call__(self, image_bgr: np.ndarray, *, wanted: int | None = None) -> list[np.ndarray]:
         """Find faces and their 68 landmarks.
@@ -455,35 +580,81 @@ class FaceLandmarker:
         if self._mesh is None:
             raise RuntimeError("FaceLandmarker is closed")
         image = check_bgr_frame(image_bgr, "image")
-        meshes = self._meshes(image)
         wanted = self.max_faces if wanted is None else int(wanted)
-        if self.tiles and len(meshes) < wanted:
-            meshes = self._search_tiles(image, meshes, wanted)
-        meshes.sort(key=lambda m: -float(np.prod(m[:MESH_VERTICES].max(0) - m[:MESH_VERTICES].min(0))))
+        if self.tiles and not self.static_image_mode:
+            meshes = self._track(image, wanted)
+        else:
+            meshes = self._meshes(image)
+            if self.tiles and len(meshes) < wanted:
+                meshes = self._search_tiles(image, meshes, wanted)
+        meshes.sort(key=_mesh_area, reverse=True)
         meshes = meshes[:self.max_faces]
         self.last_mesh = meshes
         return [mesh_to_68(m) for m in meshes]
 
     def _meshes(self, image: np.ndarray) -> list[np.ndarray]:
         """FaceMesh's faces in ``image``, (478, 2) float32 pixel coordinates."""
-        import cv2
+        return self._mesh(image)
 
-        h, w = image.shape[:2]
-        # mediapipe wants RGB; cvtColor is 30x faster than a reversed-slice copy
-        rgb = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB)
-        if self._quiet:
-            with _filtered_native_stderr():
-                result = self._mesh.process(rgb)
-            self._quiet = not result.multi_face_landmarks
-        else:
-            result = self._mesh.process(rgb)
-        meshes = []
-        for face in result.multi_face_landmarks or ():
-            # mediapipe's [0, 1] spans the image's outer edges; shift so that
-            # pixel centres sit at integers, as in OpenCV and the .lm68 files.
-            xy = _normalized_xy(face) * (w, h) - 0.5
-            meshes.append(xy.astype(np.float32))
+    def _track(self, image: np.ndarray, wanted: int) -> list[np.ndarray]:
+        """Video mode with ``tiles``: the faces tracked in their crops, then
+        the whole frame's tracker's where faces are missing, then a tile
+        search when it is due (see ``tiles``)."""
+        if image.shape != self._shape:
+            self._drop_crops(range(len(self._crops)))
+            self._shape, self._countdown, self._interval = image.shape, 0, 1
+        longest = max(image.shape[:2])
+        meshes, gone = [], []
+        for i, crop in enumerate(self._crops):
+            mesh = crop(image)
+            if mesh is None:
+                if crop.missed == 1:  # just lost: search again from now on
+                    self._countdown, self._interval = 0, 1
+                if crop.missed > SEARCH_EVERY:
+                    gone.append(i)
+                continue
+            meshes.append(mesh)
+            if crop.side >= longest:  # the whole frame's tracker finds it
+                gone.append(i)
+        self._drop_crops(gone)
+        if len(meshes) < self.max_faces:
+            for mesh in self._meshes(image):
+                overlaps = [i for i, m in enumerate(meshes)
+                            if _box_overlap(mesh[:MESH_VERTICES], m[:MESH_VERTICES]) >= 0.3]
+                for j in sorted(overlaps, reverse=True):  # a crop's face: drop its crop
+                    del meshes[j]
+                self._drop_crops_at(mesh)
+                meshes.append(mesh)
+        if len(meshes) >= wanted or longest // 2 < TILE_MIN:
+            return meshes
+        if self._countdown > 0:
+            self._countdown -= 1
+            return meshes
+        self._countdown = self._interval - 1  # (frames skipped)
+        self._interval = min(2 * self._interval, SEARCH_EVERY)
+        if self._searcher is None:
+            self._searcher = FaceLandmarker(static_image_mode=True, max_faces=STATIC_SEARCH,
+                                            tiles=True)
+        found = self._searcher._search_tiles(image, meshes, wanted)[len(meshes):]
+        found.sort(key=_mesh_area, reverse=True)
+        for mesh in found[:max(0, self.max_faces - len(meshes))]:
+            self._drop_crops_at(mesh)
+            crop = _CropTrack(mesh)
+            tracked = crop(image)
+            meshes.append(mesh if tracked is None else tracked)
+            self._crops.append(crop)
         return meshes
+
+    def _drop_crops(self, indices) -> None:
+        for i in sorted(set(indices), reverse=True):
+            self._crops.pop(i).close()
+
+    def _drop_crops_at(self, mesh: np.ndarray) -> None:
+        """Drop the crops whose square holds the centre of ``mesh``'s face
+        (found by another means: it is theirs, or in their way)."""
+        cx, cy = (mesh[:MESH_VERTICES].min(0) + mesh[:MESH_VERTICES].max(0)) / 2
+        self._drop_crops([i for i, c in enumerate(self._crops)
+                          if c.x0 <= cx < c.x0 + c.side and c.y0 <= cy < c.y0 + c.side])
 
     def _search_tiles(self, image: np.ndarray, meshes: list[np.ndarray],
                       wanted: int) -> list[np.ndarray]:
@@ -511,10 +682,14 @@ class FaceLandmarker:
         return meshes
 
     def close(self) -> None:
-        """Release mediapipe's graph. Calling the object afterwards raises."""
+        """Release mediapipe's graphs. Calling the object afterwards raises."""
         if self._mesh is not None:
             self._mesh.close()
             self._mesh = None
+        self._drop_crops(range(len(getattr(self, "_crops", ()))))
+        if getattr(self, "_searcher", None) is not None:
+            self._searcher.close()
+            self._searcher = None
 
     def __enter__(self) -> "FaceLandmarker":
         return self

@@ -11,6 +11,7 @@ import pytest
 from guides.io import InputError, read_image
 from guides.landmarks import (
     MESH_TO_68,
+    SEARCH_EVERY,
     _mirrored,
     FaceLandmarker,
     detect_faces,
@@ -324,6 +325,59 @@ def test_a_still_finds_faces_too_small_for_the_detector_in_tiles(grace):
     for face, shift in zip(found, [(0, 100), (2600 - w, 100)]):
         assert np.abs(face - (faces[0] + shift)).mean() < 0.05 * iod
     assert detect_faces(np.full((900, 1200, 3), 90, np.uint8), 1) == []
+
+
+def test_a_video_finds_a_face_too_small_for_the_detector_and_tracks_it(grace, monkeypatch):
+    """A face 7 % of a wide frame's width, moving, hidden on three frames: a
+    tracking landmarker alone finds it on no frame; with ``tiles`` it is
+    found by a tile search on the first frame, then tracked in its crop
+    without another search; lost, it is searched for on that frame and the
+    next (then two frames later, four, ...), and found in its crop on the
+    frame it is back; each time where it is."""
+    image, faces, _ = grace
+    h, w = image.shape[:2]
+    hidden = range(6, 9)
+    frames, shifts = [], []
+    for i in range(15):
+        frame = np.full((h + 200, 2600, 3), (90, 120, 90), np.uint8)
+        x, y = 300 + 6 * i, 100 + (i % 4)
+        if i not in hidden:
+            frame[y:y + h, x:x + w] = image
+        frames.append(frame)
+        shifts.append((x, y))
+    searched = []
+    search = FaceLandmarker._search_tiles
+
+    def counted(self, image, meshes, wanted):
+        searched.append(len(searched_at))
+        return search(self, image, meshes, wanted)
+
+    monkeypatch.setattr(FaceLandmarker, "_search_tiles", counted)
+    iod = interocular_distance(faces[0])
+    searched_at = []
+    with FaceLandmarker(static_image_mode=False) as plain, \
+            FaceLandmarker(static_image_mode=False, tiles=True) as tiled:
+        for i, frame in enumerate(frames):
+            assert plain(frame) == []
+            found = tiled(frame)
+            searched_at.append(i)
+            if i in hidden:
+                assert found == [], i
+                continue
+            assert len(found) == 1, i
+            assert np.abs(found[0] - (faces[0] + shifts[i])).mean() < 0.05 * iod, i
+            assert len(tiled.last_mesh) == 1
+        assert searched == [0, 6, 7]
+        assert len(tiled._crops) == 1
+        # gone for good: its crop is given up after SEARCH_EVERY frames more
+        empty = np.full_like(frames[0], 90)
+        for i in range(SEARCH_EVERY + 1):
+            assert tiled(empty) == [] and len(tiled._crops) == (i < SEARCH_EVERY)
+        tiled(frames[0])  # (back: found by a search)
+        assert len(tiled._crops) == 1
+        # a frame of another size drops the crops (their places mean nothing there)
+        assert tiled(np.full((700, 1800, 3), 90, np.uint8)) == [] and tiled._crops == []
+    assert tiled._searcher is None and tiled._crops == []
 
 
 def test_tiles_cover_every_half_tile():
