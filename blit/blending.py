@@ -604,6 +604,11 @@ def blend(style, nnf, radius=1, *, out=None, packed=None):
     h, w = nnf.shape[:2]
     if out is None:
         out = np.zeros((h, w, 3), np.uint8)
+    elif out.shape != (h, w, 3) or out.dtype != np.uint8:
+        raise ValueError(f"out: expected ({h}, {w}, 3) uint8, got {out.shape} {out.dtype}")
+    elif not out.flags.c_contiguous:  # the kernel writes C-contiguous rows
+        out[...] = blend(style, nnf, radius, packed=packed)
+        return out
     radius = int(radius)
     if packed is None:
         packed = pack_exemplar(style, radius)

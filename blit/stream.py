@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import math
+import numbers
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,7 +56,8 @@ import numpy as np
 
 from blit.blending import PACK_PAD, blend, denoise_nnf
 from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
-from blit.stylize import StylizeOptions, face_width, rescale_points, scaled_shape
+from blit.stylize import (StylizeOptions, check_max_faces, check_style_and_options, face_width,
+                          rescale_points, scaled_shape)
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
@@ -98,9 +100,12 @@ CUT_THRESHOLD = 30.0
 def is_cut(previous, frame, threshold=CUT_THRESHOLD):
     """Whether ``frame`` starts a new shot after ``previous`` (both (H, W, 3)
     uint8, or their samples from :func:`cut_sample`; None: no previous
-    frame, not a cut)."""
-    if previous is None or previous.shape != frame.shape:
+    frame, not a cut). A frame of another size than the previous one is a
+    cut."""
+    if previous is None:
         return False
+    if previous.shape != frame.shape:
+        return True
     return float(np.abs(previous.astype(np.int16) - frame).mean()) > threshold
 
 
@@ -108,6 +113,21 @@ def cut_sample(frame):
     """The pixels :func:`is_cut` compares: every 16th in rows and columns (a
     copy: the caller may reuse the frame's memory)."""
     return np.ascontiguousarray(frame[::16, ::16])
+
+
+def _landmarker_faces(faces):
+    """What a landmarker returned, as a list of (68, 2) faces: a list of
+    them, one face's array, or None or an empty list for none; a ValueError
+    for anything else (naming the landmarker, not the caller's input)."""
+    from blit.stylize import _face_list
+
+    if faces is None or np.size(faces) == 0:
+        return []
+    try:
+        return _face_list(faces)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"the landmarker returned {str(exc).replace('landmarks: ', '')} "
+                         "(it must return a list of (68, 2) arrays, one per face)") from None
 
 
 def _timestamp(t):
@@ -724,8 +744,9 @@ class Stylizer:
     hold : float
         Seconds to keep painting a lost face at its last landmarks before the
         frame passes through unstylized (background-only with
-        ``background="stylize"``). Not across a cut (:func:`is_cut`): a new
-        shot starts afresh, its faces tracked anew.
+        ``background="stylize"``). Not across a cut (:func:`is_cut`: a new
+        shot, or a frame of another size) or a timestamp earlier than the
+        previous one: the stream starts afresh, its faces tracked anew.
     fps : float
         Frame rate assumed when frames come without timestamps.
     device : {"cpu", "cuda", "auto"}
@@ -845,11 +866,8 @@ class Stylizer:
                  boil_hz=None, landmarker=None, smoothing=True, temporal="flow",
                  keep_threshold=None, history_weight=HISTORY_WEIGHT, hold=0.5, fps=30.0,
                  device="cpu", landmark_every=1, pipeline=True, scale=1.0):
-        if not isinstance(options, StylizeOptions):
-            raise TypeError(f"options: expected a blit.stylize.StylizeOptions, got "
-                            f"{type(options).__name__}")
-        if int(max_faces) != max_faces or max_faces < 1:
-            raise ValueError(f"max_faces: expected a whole number at least 1, got {max_faces}")
+        check_style_and_options(style, options)
+        check_max_faces(max_faces)
         if boil_hz is not None and not boil_hz > 0:
             raise ValueError(f"boil_hz: expected a positive rate, got {boil_hz}")
         if not fps > 0:
@@ -858,11 +876,16 @@ class Stylizer:
             raise ValueError(f"hold: expected >= 0 seconds, got {hold}")
         if temporal not in ("flow", "guide", None):
             raise ValueError(f"temporal: expected 'flow', 'guide' or None, got {temporal!r}")
+        if keep_threshold is not None and not keep_threshold >= 0:
+            raise ValueError(f"keep_threshold: expected a threshold >= 0, got {keep_threshold}")
+        if isinstance(jitter_seed, bool) or int(jitter_seed) != jitter_seed or jitter_seed < 0:
+            raise ValueError(f"jitter_seed: expected a whole number >= 0, got {jitter_seed}")
         if not 0.0 <= history_weight < 1.0:
             raise ValueError(f"history_weight: expected a weight in [0, 1), got {history_weight}")
         if int(landmark_every) != landmark_every or landmark_every < 1:
             raise ValueError(f"landmark_every: expected a whole number >= 1, got {landmark_every}")
-        if scale != "auto" and not (isinstance(scale, (int, float)) and 0 < scale <= 1):
+        if scale != "auto" and (isinstance(scale, (bool, str)) or not isinstance(scale, numbers.Real)
+                                or not 0 < scale <= 1):
             raise ValueError(f"scale: expected a number in (0, 1] or 'auto', got {scale!r}")
         if landmark_every > 1 and temporal != "flow":
             raise ValueError("landmark_every > 1 carries the landmarks along the optical flow: "
@@ -951,6 +974,7 @@ class Stylizer:
         self._frame_flow = None  # this frame's host flow so far: ((x0, y0), (H, W, 2) float32)
         self._last_faces = []  # the previous frame's raw landmarks (found or carried)
         self._cut_sample = None  # the previous frame's pixels that tell a cut (is_cut)
+        self._last_t = None  # the previous frame's timestamp
         self.last_times = {}
         self.last_landmarks = []
         self.last_nnf = []
@@ -1002,6 +1026,10 @@ class Stylizer:
         Frames prefetched must then be stylized in the order they were
         prefetched, with the same timestamp (``t``, default as in
         :meth:`__call__`), and must not be modified until they have been.
+        A frame is known by its identity: the same array object must be
+        passed to the call (a copy is taken for another frame, and the work
+        prefetched for the original is dropped, after it has moved the
+        stream's state on).
         Another thread may prefetch while this one stylizes (the webcam's
         capture thread does, :class:`blit.webcam.LatestFrame`) as long as
         every frame stylized was prefetched, in order.
@@ -1056,7 +1084,7 @@ class Stylizer:
         """The frame as painted, and its faces: found now for _FIND (in the
         prefetch thread), else ``faces`` as given (None: to carry)."""
         work = self._shrink(frame)
-        return work, (self._get_landmarker()(work) if faces is _FIND else faces)
+        return work, (self._find_faces(work) if faces is _FIND else faces)
 
     def _prepare_in_worker(self, frame, t, faces):
         # the guides' kernels on one thread: the painting has the others
@@ -1187,8 +1215,8 @@ class Stylizer:
         that thread."""
         in_worker = threading.current_thread().name.startswith(self._worker_name)
         if self._pool is not None and not in_worker:
-            return self._pool.submit(self._get_landmarker(), frame).result()
-        return self._get_landmarker()(frame)
+            return self._pool.submit(self._find_faces, frame).result()
+        return _landmarker_faces(self._get_landmarker()(frame))
 
     def _carry(self, frame, slot, times):
         """The previous frame's faces carried into this one along the optical
@@ -1230,7 +1258,9 @@ class Stylizer:
         ----------
         frame : (H, W, 3) uint8 ndarray, BGR
         t : float, optional
-            Timestamp in seconds (increasing); default ``frame_index / fps``.
+            Timestamp in seconds; default ``frame_index / fps``. One earlier
+            than the previous frame's (a video played in a loop, a seek)
+            starts afresh, as a cut does.
         out : (H, W, 3) uint8 ndarray, optional
             Where to write the result (not ``frame`` itself).
 
@@ -1313,8 +1343,13 @@ class Stylizer:
         start = time.perf_counter()
         found = faces
         sample = cut_sample(frame)
-        cut, self._cut_sample = is_cut(self._cut_sample, sample), sample
-        if cut:  # a new shot: nothing carries over from the last one
+        # a new shot, another frame size, or the clock gone back (a video
+        # played in a loop, a seek): nothing carries over from the last one
+        # (the landmarks' smoothing would hold them until the clock passed
+        # its last time again)
+        cut = is_cut(self._cut_sample, sample) or (self._last_t is not None and t < self._last_t)
+        self._cut_sample, self._last_t = sample, t
+        if cut:
             self._tracks, self._last_faces = [], []
         if faces is _FIND:
             found = faces = self._find_faces(frame)

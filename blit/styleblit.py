@@ -40,6 +40,7 @@ exemplar size, 2 per appearance level, threshold 50).
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numba
@@ -494,6 +495,40 @@ def _table_kernel(sapp, cell, bin_values, lam_pos, lam_app, table):
 # Public functions: validate, allocate, call a kernel.
 # ---------------------------------------------------------------------------
 
+#: The lookup tables whose entries were checked (id -> a weak reference to
+#: the table, and the exemplar size they were checked for): a style's table
+#: is checked once, not on every frame (0.6 ms for a 768x1024 exemplar's).
+_checked_tables: dict = {}
+
+
+def _check_table(style_app, table, app_bin, cell):
+    """A ValueError unless the lookup's exemplar guide, table, bins and cell
+    are of the types and ranges its kernels index by (what
+    :func:`argmin_lookup_table` gives): out of range they would read and
+    write outside their arrays."""
+    if style_app.ndim != 2 or style_app.dtype not in (np.uint8, np.float32):
+        raise ValueError(f"style_app: expected (Hs, Ws) uint8 or float32, got "
+                         f"{style_app.shape} {style_app.dtype}")
+    if not isinstance(table, np.ndarray) or table.ndim != 3 or table.dtype != np.int32 or 0 in table.shape:
+        raise ValueError(f"table: expected argmin_lookup_table's (Hc, Wc, bins) int32, got "
+                         f"{np.shape(table)} {getattr(table, 'dtype', type(table).__name__)}")
+    if (not isinstance(app_bin, np.ndarray) or app_bin.shape != (256,) or app_bin.dtype != np.int32
+            or app_bin.min() < 0 or app_bin.max() >= table.shape[2]):
+        raise ValueError(f"app_bin: expected (256,) int32 bins of the table's {table.shape[2]}")
+    if int(cell) != cell or cell < 1:
+        raise ValueError(f"cell: expected a whole number >= 1, got {cell}")
+    size = style_app.size
+    seen = _checked_tables.get(id(table))
+    if seen is not None and seen[0]() is table and seen[1] == size:
+        return
+    if table.min() < 0 or table.max() >= size:
+        raise ValueError(f"table: entries must be exemplar pixel indices in [0, {size}) "
+                         f"(y * Ws + x), got {table.min()}..{table.max()}")
+    for key in [k for k, (ref, _) in _checked_tables.items() if ref() is None]:
+        del _checked_tables[key]
+    _checked_tables[id(table)] = (weakref.ref(table), size)
+
+
 def _check_jitter(jitter, levels):
     """A ValueError unless ``jitter`` is a (>= levels, J, J, 2) table: the
     kernels index both of its table axes modulo J (NumPy or CuPy arrays)."""
@@ -604,7 +639,9 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         Exemplar appearance guide (:attr:`guides.exemplar.StyleExemplar.appearance`
         is uint8; the CUDA path takes it as float32, same values, same NNF).
     table, app_bin, cell
-        From :func:`argmin_lookup_table` for these ``params``.
+        From :func:`argmin_lookup_table` for these ``params`` (their types
+        and ranges are checked: the kernels index by them; a table's entries
+        once per table).
     params : LookupParams
     jitter : (L, J, J, 2) float32 ndarray
         From :func:`make_jitter`; ``L >= params.levels``.
@@ -675,6 +712,7 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
         raise ValueError(f"origin: expected non-negative frame coordinates, got {origin}")
     lam_pos, lam_app = np.float32(params.lam_pos), np.float32(lam_app)
     style_app = np.ascontiguousarray(style_app)
+    _check_table(style_app, table, app_bin, cell)
     grid, nseeds = _seed_grid(h, w, ox, oy, params.levels)
     # per seed: q and u, 16 bytes; u (seeds[k, 2:4]) as one int64 in memo[k, 1]
     memo = take(buffers, "lookup_memo", (max(nseeds, 1), 2), np.int64)

@@ -7,6 +7,7 @@ pure functions of their inputs (the jitter table is passed in).
 """
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
         The frame with the heads (and with ``background="stylize"``
         everything) painted from the exemplar; a new array.
     """
+    check_style_and_options(style, options)
     frame = check_bgr_frame(frame)
     faces = [np.asarray(f, np.float32) for f in _face_list(landmarks)]
     faces.sort(key=face_width)  # (stable: equal widths keep their order)
@@ -184,6 +186,33 @@ def stylize_frame(style, frame, landmarks, jitter, options=StylizeOptions(), *, 
             # the first composite over the kept frame makes the returned image
             out = composite(frame if out is None else out, head, region, out=out)
     return frame.copy() if out is None else out
+
+
+def check_style_and_options(style, options):
+    """A TypeError unless ``style`` is a :class:`guides.exemplar.StyleExemplar`
+    and ``options`` a :class:`StylizeOptions` (a path or an image for the
+    style, a dict for the options, are common slips: the error says what
+    makes one)."""
+    from guides.exemplar import StyleExemplar
+
+    if not isinstance(style, StyleExemplar):
+        hint = ("; guides.exemplar.load_style(path) makes one from an image file"
+                if isinstance(style, (str, bytes, os.PathLike)) else
+                "; StyleExemplar.prepare(image, landmarks) makes one from an image"
+                if isinstance(style, np.ndarray) else "")
+        raise TypeError(f"style: expected a guides.exemplar.StyleExemplar, got "
+                        f"{type(style).__name__}{hint}")
+    if not isinstance(options, StylizeOptions):
+        hint = "; StylizeOptions(**d) makes one from a dict" if isinstance(options, dict) else ""
+        raise TypeError(f"options: expected a blit.stylize.StylizeOptions, got "
+                        f"{type(options).__name__}{hint}")
+
+
+def check_max_faces(max_faces):
+    """``max_faces`` as an int, or a ValueError unless it is a whole number >= 1."""
+    if isinstance(max_faces, bool) or int(max_faces) != max_faces or max_faces < 1:
+        raise ValueError(f"max_faces: expected a whole number at least 1, got {max_faces}")
+    return int(max_faces)
 
 
 def _face_list(landmarks):
@@ -336,6 +365,8 @@ def stylize_image(style, image, *, landmarks=None, options=StylizeOptions(), jit
     NoFaceError
         When no face is found.
     """
+    check_style_and_options(style, options)
+    max_faces = check_max_faces(max_faces)
     image = check_bgr_frame(image, "image")
     if landmarks is None:
         from guides.landmarks import detect_faces

@@ -32,6 +32,9 @@ _LEVEL_BINS = np.clip(((np.arange(-255, 256).astype(np.float32) - np.float32(_LO
 def _gray_and_blur(image, levels, buffers):
     """The luminance of ``image`` and its blur ``up(down^levels(gray))``, both
     (H, W) uint8, in ``buffers``."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        # (the kernels index their tables by the grey levels)
+        raise ValueError(f"image: expected (H, W, 3) uint8 BGR, got {image.shape} {image.dtype}")
     h, w = image.shape[:2]
     if not image.flags.c_contiguous:  # a crop: OpenCV would copy it anyway
         crop = take(buffers, "detail_bgr", image.shape, np.uint8)

@@ -132,6 +132,13 @@ class StyleExemplar:
         landmarks = np.asarray(landmarks, np.float32)
         if landmarks.shape != (68, 2):
             raise ValueError(f"landmarks: expected (68, 2), got {landmarks.shape}")
+        h, w = image.shape[:2]
+        if not np.isfinite(landmarks).all():
+            raise ValueError("landmarks: expected finite coordinates")
+        if not (landmarks.min(0) >= (-0.5 * w, -0.5 * h)).all() or \
+                not (landmarks.max(0) <= (1.5 * w, 1.5 * h)).all():
+            raise ValueError(f"landmarks: they lie far outside the {w}x{h} image (of another "
+                             f"image, or another resolution?)")
         head = head_region(image.shape, landmarks).full(image.shape)
         detail = style_appearance(image)  # stretched as FaceBlit's: by the whole image
         appearance = np.round(detail).astype(np.uint8)  # in [0, 255] already

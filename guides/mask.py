@@ -95,6 +95,7 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
         Empty box (zero area) when the head lies outside the frame.
     """
     h, w = int(shape[0]), int(shape[1])
+    landmarks = np.asarray(landmarks, np.float32)
     poly = head_polygon(landmarks, top=top)
     sigma = max(1.0, feather * float(np.hypot(*(landmarks[16] - landmarks[0]))))
     pad = int(np.ceil(2.5 * sigma)) + int(margin)
@@ -160,7 +161,13 @@ def composite(background, foreground, region, *, out=None):
     (H, W, 3) uint8 ndarray
     """
     x0, y0, x1, y1 = region.box
+    for name, image in (("background", background), ("foreground", foreground), ("out", out)):
+        if image is not None and (image.dtype != np.uint8 or image.ndim != 3
+                                  or image.shape[2] != 3):
+            raise ValueError(f"{name}: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
     h, w = background.shape[:2]
+    if out is not None and out.shape != background.shape:
+        raise ValueError(f"out: expected the background's shape {background.shape}, got {out.shape}")
     if not (0 <= x0 <= x1 <= w and 0 <= y0 <= y1 <= h):  # (the kernel does not test its writes)
         raise ValueError(f"region: box {region.box} is not inside the ({h}, {w}) frame")
     if region.mask.shape != (y1 - y0, x1 - x0):

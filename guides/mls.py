@@ -29,6 +29,11 @@ def _check_points(src, dst):
         raise ValueError(f"landmarks: expected two (N, 2) arrays of equal shape, got {src.shape} and {dst.shape}")
     if src.shape[0] < 2:
         raise ValueError(f"landmarks: need at least 2 control points, got {src.shape[0]}")
+    for name, p in (("target", src), ("style", dst)):
+        if not np.isfinite(p).all():
+            raise ValueError(f"landmarks: the {name} points are not all finite")
+        if np.ptp(p, axis=0).max() < 1e-3:  # (the similarity is undefined: all NaN)
+            raise ValueError(f"landmarks: the {name} points all lie at one place, {p[0]}")
     return src, dst
 
 

@@ -443,3 +443,66 @@ def test_bad_arguments_name_the_parameter():
         lookup(np.zeros((3, 3, 2), np.float32), None, app, table, bins, 4, params, not_square)
     with pytest.raises(ValueError, match="jitter"):
         seed_labels((3, 3), not_square)
+
+
+def test_arguments_the_kernels_index_by_are_checked():
+    """Out of range, a table, its bins, the exemplar guide or an ``out``
+    would make the kernels read or write outside their arrays (a user's
+    table of another exemplar crashed the process): each is a ValueError."""
+    app = (np.arange(30, dtype=np.uint8) * 8).reshape(6, 5)
+    params = LookupParams(lam_pos=1.0)
+    table, bins = argmin_lookup_table(app, params, cell=2, nbins=4)
+    assert table.max() > 0
+    pos, jitter = np.ones((3, 3, 2), np.float32), make_jitter()
+    good = lookup(pos, None, app, table, bins, 2, params, jitter)
+    for bad_table, message in ((table * 100, r"entries must be .* \[0, 30\)"),
+                               (table - table.min() - 1, r"entries must be"),
+                               (table.astype(np.int64), "table: expected"),
+                               (table[..., 0], "table: expected")):
+        with pytest.raises(ValueError, match=message):
+            lookup(pos, None, app, bad_table, bins, 2, params, jitter)
+    for bad_bins in (bins[:100], bins + 4, bins.astype(np.int64)):
+        with pytest.raises(ValueError, match="app_bin"):
+            lookup(pos, None, app, table, bad_bins, 2, params, jitter)
+    with pytest.raises(ValueError, match="cell"):
+        lookup(pos, None, app, table, bins, 0, params, jitter)
+    with pytest.raises(ValueError, match="style_app"):
+        lookup(pos, None, app[..., None], table, bins, 2, params, jitter)
+    # (a table checked once is not checked again, nor another exemplar size)
+    np.testing.assert_array_equal(lookup(pos, None, app, table, bins, 2, params, jitter), good)
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        lookup(pos, None, app[:2], table, bins, 2, params, jitter)
+
+    style = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    nnf = np.zeros((2, 3, 2), np.int32)
+    for out in (np.zeros((5, 5, 3), np.uint8), np.zeros((2, 3, 3), np.float32),
+                np.zeros((2, 3), np.uint8)):
+        with pytest.raises(ValueError, match="out: expected"):
+            blend(style, nnf, 1, out=out)
+    strided = np.zeros((2, 6, 3), np.uint8)[:, ::2]
+    np.testing.assert_array_equal(blend(style, nnf, 1, out=strided), blend(style, nnf, 1))
+
+
+def test_guides_and_composite_refuse_images_that_are_not_bgr8():
+    """uint16 grey levels indexed the appearance's tables out of bounds (the
+    process aborted); floats gave a guide of two values; a grey background
+    took three bytes a pixel into one."""
+    from guides.appearance import luminance_detail, target_appearance
+    from guides.mask import HeadRegion, composite
+
+    image = np.full((8, 8, 3), 100, np.uint8)
+    quantiles = np.linspace(0, 255, 257).astype(np.float32)
+    for bad in (image.astype(np.uint16) * 257, image / 255.0, image[..., 0]):
+        with pytest.raises(ValueError, match=r"image: expected \(H, W, 3\) uint8"):
+            target_appearance(bad, quantiles)
+        with pytest.raises(ValueError, match=r"image: expected \(H, W, 3\) uint8"):
+            luminance_detail(bad)
+    region = HeadRegion((0, 0, 2, 2), np.ones((2, 2), np.float32))
+    fg = np.zeros((2, 2, 3), np.uint8)
+    with pytest.raises(ValueError, match="background: expected"):
+        composite(image[..., 0], fg, region)
+    with pytest.raises(ValueError, match="foreground: expected"):
+        composite(image, fg.astype(np.float32), region)
+    with pytest.raises(ValueError, match="out: expected"):
+        composite(image, fg, region, out=np.zeros((4, 4, 3), np.uint8))
+    assert (composite(image, fg, region)[:2, :2] == 0).all()

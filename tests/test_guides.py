@@ -113,6 +113,27 @@ def test_mls_rejects_bad_shapes():
         mls_similarity(np.zeros((3, 2)), np.zeros((4, 2)), np.zeros((5, 2)))
     with pytest.raises(ValueError, match="shape"):
         mls_similarity_grid((0, 10), np.zeros((4, 2)), np.zeros((4, 2)))
+    # points that all coincide (the warp is undefined: it was NaN everywhere)
+    spread = np.float64([[0, 0], [5, 1], [2, 7], [9, 9]])
+    for src, dst, name in ((np.ones((4, 2)), spread, "target"), (spread, np.ones((4, 2)), "style")):
+        with pytest.raises(ValueError, match=f"the {name} points all lie at one place"):
+            mls_similarity_grid((10, 10), src, dst)
+    with pytest.raises(ValueError, match="not all finite"):
+        mls_similarity_grid((10, 10), spread, spread * np.nan)
+    assert np.isfinite(mls_similarity_grid((10, 10), spread, spread)).all()
+
+
+def test_exemplar_and_head_region_check_their_landmarks():
+    from guides.exemplar import StyleExemplar
+    from guides.mask import head_region
+
+    image = np.full((40, 30, 3), 90, np.uint8)
+    lm = np.stack(np.meshgrid(np.linspace(5, 25, 17), np.linspace(8, 30, 4)), -1).reshape(-1, 2)[:68]
+    with pytest.raises(ValueError, match="far outside the 30x40 image"):
+        StyleExemplar.prepare(image, lm + 100)
+    with pytest.raises(ValueError, match="finite"):
+        StyleExemplar.prepare(image, lm * np.nan)
+    assert head_region(image.shape, lm.tolist()).box == head_region(image.shape, lm).box
 
 
 # ---------------------------------------------------------------- appearance

@@ -1,5 +1,6 @@
 """The stream object: equal to the still-image pipeline, stable, robust to lost faces."""
 import os
+import pathlib
 
 import cv2
 import matplotlib
@@ -564,6 +565,46 @@ def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
     np.testing.assert_array_equal(after, fresh)
 
 
+def test_a_clock_gone_back_or_a_new_frame_size_starts_afresh(style, hopper):
+    """A video played in a loop (the timestamps start again) and frames cut
+    to another size are painted where the face is: the smoothing held the
+    last landmarks until the clock passed its old time again, and
+    mediapipe's tracking kept the old frame's place of the face."""
+    from guides.landmarks import detect_faces
+
+    image, _ = hopper
+    frames = [np.roll(image, 6 * i, 1) for i in range(10)]
+    with Stylizer(style) as stylizer:
+        for i, frame in enumerate(frames):
+            stylizer(frame, t=(i % 5) / 30)
+            want = detect_faces(frame)[0]
+            # (the smoothing lags a face moving 6 px a frame by a few px)
+            assert np.abs(stylizer.last_landmarks[0] - want).mean() < 4.0, i
+    with Stylizer(style) as stylizer:
+        for frame in (image, image[:560, :440], image[40:, 30:], image):
+            stylizer(frame)
+            want = detect_faces(frame)[0]
+            assert np.abs(stylizer.last_landmarks[0] - want).mean() < 1.0, frame.shape
+
+
+def test_a_landmarker_may_return_one_face_or_none(style, hopper):
+    """A landmarker that returns one face's array (detect_landmarks) or None
+    is understood; one that returns something else is a ValueError that
+    names the landmarker."""
+    from guides.landmarks import detect_landmarks
+
+    image, lm = hopper
+    with Stylizer(style, landmarker=detect_landmarks) as stylizer:
+        stylizer(image)
+        np.testing.assert_array_equal(stylizer.last_landmarks[0], lm)
+    with Stylizer(style, landmarker=lambda frame: None) as stylizer:
+        np.testing.assert_array_equal(stylizer(image), image)
+    for bad in ([np.full((68, 2), np.nan)], [np.zeros((5, 2))], np.zeros((68, 3))):
+        with Stylizer(style, landmarker=lambda frame: bad) as stylizer:
+            with pytest.raises(ValueError, match="the landmarker returned"):
+                stylizer(image)
+
+
 def test_a_timestamp_that_is_not_finite_is_refused(style, hopper):
     frames, marks = moving_clip(hopper, n=1)
     stylizer = Stylizer(style, landmarker=Script([[marks[0]]]))
@@ -672,9 +713,31 @@ def test_bad_arguments_are_value_errors(style):
         Stylizer(style, landmark_every=2, temporal="guide")
     with pytest.raises(ValueError, match="frame"):
         Stylizer(style, landmarker=Script([[]]))(np.zeros((4, 4), np.uint8))
-    for scale in (0, -0.5, 1.5, "big", None):
+    for name, value in (("keep_threshold", -5), ("jitter_seed", -1), ("jitter_seed", 1.5)):
+        with pytest.raises(ValueError, match=name):
+            Stylizer(style, **{name: value})
+    for scale in (0, -0.5, 1.5, "big", None, True):
         with pytest.raises(ValueError, match="scale"):
             Stylizer(style, scale=scale)
+    assert Stylizer(style, scale=np.float32(0.5)).painting_scale == 0.5
+    # a path or an image for the style, a dict for the options: what makes one
+    from blit.stylize import stylize_image
+
+    image = style.image
+    for bad, hint in ((ASTRONAUT, "load_style"), (pathlib.Path(ASTRONAUT), "load_style"),
+                      (image, r"StyleExemplar.prepare\(image, landmarks\)")):
+        for call in (lambda: Stylizer(bad), lambda: stylize_image(bad, image),
+                     lambda: stylize_frame(bad, image, style.landmarks, make_jitter())):
+            with pytest.raises(TypeError, match=f"style: expected a guides.exemplar.StyleExemplar, "
+                                                f"got .*{hint}"):
+                call()
+    for call in (lambda: Stylizer(style, options={"voting": 0}),
+                 lambda: stylize_image(style, image, options={"voting": 0})):
+        with pytest.raises(TypeError, match=r"options: .* StylizeOptions\(\*\*d\)"):
+            call()
+    for faces in (0, 2.5, True):
+        with pytest.raises(ValueError, match="max_faces"):
+            stylize_image(style, image, max_faces=faces)
 
 
 # ------------------------------------------------- painted at a smaller scale
