@@ -144,7 +144,9 @@ def _bench(args):
     options = options_from_args(args)
     env = environment()
     result = {"environment": env, "style": style.name, "style_shape": list(style.shape),
-              "options": vars(options), "precompute_s": precompute_s, "style_load_s": load_s,
+              # (denoise None is its default: on with voting for a still)
+              "options": dict(vars(options), denoise=options.denoise is not False
+                              and options.voting > 0), "precompute_s": precompute_s, "style_load_s": load_s,
               "sizes": {}}
     print(f"styleblit bench: style {style.name} {style.shape[1]}x{style.shape[0]} "
           f"(precompute {precompute_s:.2f} s), voting {options.voting}, background "

@@ -40,7 +40,7 @@ import numpy as np
 
 from blit.cli import (_add_style_args, add_stylize_args, load_style_from_args, number,
                       options_from_args, register)
-from blit.metrics import (StageTimer, WarpingErrorMeter, landmark_error, patch_distance, psnr,
+from blit.metrics import (StageTimer, WarpingErrorMeter, landmark_error, patch_distances, psnr,
                           ssim)
 from guides.io import VIDEO_FILE_EXTENSIONS as VIDEO_EXTENSIONS
 from guides.io import InputError, read_image, write_atomic
@@ -91,6 +91,31 @@ def _open_video(path: str) -> cv2.VideoCapture:
     # default in OpenCV's FFmpeg reader, which gave eval its frames sideways)
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
+
+
+def frame_rate(path: str | os.PathLike) -> float | None:
+    """A video file's frame rate as its container states it; None for a
+    folder of frames or a rate OpenCV does not know."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return None
+    cap = _open_video(path)
+    rate = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return float(rate) if rate and math.isfinite(rate) and rate > 0 else None
+
+
+#: Frame rates within this ratio of each other are taken as the same (29.97
+#: and 30 fps, a container's rounding).
+RATE_TOLERANCE = 0.02
+
+
+def _step_of_rates(input_rate, other_rate):
+    """The whole k with ``other_rate * k`` the input's rate (within
+    :data:`RATE_TOLERANCE`), or None when there is none."""
+    ratio = input_rate / other_rate
+    k = round(ratio)
+    return k if k >= 1 and abs(ratio - k) <= RATE_TOLERANCE * k else None
 
 
 def frame_count(path: str | os.PathLike) -> int:
@@ -364,6 +389,7 @@ class _Method:
         self.no_face = 0
         self.faces_expected = 0
         self.patch: list[float] = []
+        self.patch_samples: list[np.ndarray] = []  # each frame's sampled distances
         self.patch_frames: list[int] = []
 
     def report(self) -> dict:
@@ -376,6 +402,7 @@ class _Method:
                   per_frame=[float(x) for x in self.landmark_errors])
         return {"stability": stab,
                 "patch_distance": {"mean": float(np.mean(self.patch)) if self.patch else math.nan,
+                                   "se": _standard_error(self.patch_samples),
                                    "per_frame": [float(x) for x in self.patch],
                                    "frames": list(self.patch_frames)},
                 "landmarks": lm}
@@ -605,9 +632,10 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                     take = (idx in patch_at) if patch_at is not None else idx % 30 == 0
                     if take:
                         for m, img in methods + [(base, frame)]:
-                            m.patch.append(patch_distance(
-                                img, style.image, mask=region >= 0.5, patch=patch_size,
-                                samples=patch_samples, seed=seed))
+                            d = patch_distances(img, style.image, mask=region >= 0.5,
+                                                patch=patch_size, samples=patch_samples, seed=seed)
+                            m.patch.append(float(d.mean()) if d.size else math.nan)
+                            m.patch_samples.append(d)
                             m.patch_frames.append(n)
                         if on_sample is not None:
                             sample = {"input": frame, "ours": out, "landmarks": lm_in}
@@ -642,10 +670,11 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
     methods["input"] = {"patch_distance": base.report()["patch_distance"]}
     agreement = None
     if ref is not None:
-        agreement = {"psnr": _finite_mean(psnr_head), "ssim": _finite_mean(ssim_head),
-                     "psnr_frame": _finite_mean(psnr_frame), "frames": len(psnr_frame),
-                     "mask": patch_region}
+        agreement = {**_psnr_summary(psnr_head, "psnr"), "ssim": _finite_mean(ssim_head),
+                     **_psnr_summary(psnr_frame, "psnr_frame"), "frames": len(psnr_frame),
+                     "head_frames": len(psnr_head), "mask": patch_region}
     return {
+        "units": UNITS,
         "kind": "image" if still else "video",
         "frames": n,
         "compared_frames": compared,
@@ -661,6 +690,57 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                      "painting_scale": getattr(runner, "painting_scale", None),
                      "landmarks": "mediapipe FaceMesh, static mode, on input and output frames"},
     }
+
+
+#: What each number of the report means, saved with it (``units``).
+UNITS = {
+    "frame indices": "from 0 (patch_distance.frames, per_frame): frame_000001.png of a folder "
+                     "is frame 0",
+    "stability.output_error": "mean over frame pairs of the weighted mean over head pixels of "
+                              "|out(t) - warp(out(t-1))|^2, colours in [0, 1] (so 0-3)",
+    "stability.input_error": "the same of the input frames",
+    "stability.ratio": "output_error / input_error: 1 = as steady as the input",
+    "stability.measured_pairs": "frame pairs with a pixel to measure (the others have no face)",
+    "patch_distance.mean": "mean over sampled 5x5 patches of the RMS difference to the nearest "
+                           "exemplar patch, 0-255 (0 = copied verbatim)",
+    "patch_distance.se": "standard error of that mean over the patches sampled",
+    "landmarks.mean": "fraction of the inter-ocular distance (0.0356 = 3.56 %)",
+    "landmarks.no_face_fraction": "of the frames with a face in the input",
+    "agreement.psnr": "dB, mean over frames that differ (identical ones counted in "
+                      "psnr_identical), inside the mask, over head_frames frames",
+    "agreement.psnr_frame": "dB, the same over whole frames",
+    "speed.fps": "frames a second of our run, landmarks included, after warm-up",
+}
+
+
+def _standard_error(samples):
+    """Standard error of the patch distance's mean (the mean of the frames'
+    means) from the frames' sampled distances: how much it moves with the
+    patches sampled (another ``seed``)."""
+    samples = [np.asarray(s, np.float64) for s in samples if np.size(s) > 1]
+    if not samples:
+        return math.nan
+    # var(mean of k frame means) = sum var_i / n_i / k^2
+    return float(math.sqrt(sum(s.var(ddof=1) / s.size for s in samples)) / len(samples))
+
+
+def _psnr_summary(values, key):
+    """``{key: mean PSNR over the frames that differ, key + "_identical":
+    the frames that are the same}`` (their PSNR is infinite: in the mean it
+    made the whole mean infinite, which JSON cannot hold)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return {key: float(np.mean(finite)) if finite else math.nan,
+            key + "_identical": sum(1 for v in values if v == math.inf)}
+
+
+def format_psnr(agreement, key, frames):
+    """A PSNR of :func:`_psnr_summary` as text: "28.17 dB", with "(1 of 20
+    frames identical)" where some are, "identical" where all are."""
+    same = agreement.get(key + "_identical") or 0
+    value = agreement.get(key)
+    if value is None or not math.isfinite(value):
+        return f"identical ({same} frame{'s' if same != 1 else ''})" if same else "n/a"
+    return f"{value:.2f} dB" + (f" ({same} of {frames} frames identical)" if same else "")
 
 
 def _finite_mean(values):
@@ -693,7 +773,7 @@ def _check_frame(frame, shape, name):
     return frame
 
 
-def evaluate(style, input_path, *, output_path=None, reference_path=None, reference_step=1,
+def evaluate(style, input_path, *, output_path=None, reference_path=None, reference_step=None,
              max_frames=None, **kwargs) -> dict:
     """:func:`evaluate_frames` on files: an input photo or video, optional outputs.
 
@@ -706,8 +786,11 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
         An existing stylization of the input to measure instead of running ours.
     reference_path : str, optional
         Another method's output of the same input.
-    reference_step : int
-        Reference frame i <-> input frame ``reference_step * i``.
+    reference_step : int, optional
+        Reference frame i <-> input frame ``reference_step * i``. Default:
+        the ratio of the input's frame rate to the reference's (1 where
+        either is unknown, a folder of frames), said in a line when it is
+        not 1.
     max_frames : int, optional
         Use at most this many input frames.
     **kwargs
@@ -718,6 +801,14 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
     dict
         As :func:`evaluate_frames`, plus ``input``, ``output`` and
         ``reference`` (the paths).
+
+    Raises
+    ------
+    InputError
+        An output at another frame rate than the input (its frames would
+        be paired with the wrong input frames), or a reference whose rate is
+        not the input's divided by a whole number (unless ``reference_step``
+        is given).
     """
     input_path = os.fspath(input_path)
     video = is_video(input_path)
@@ -725,6 +816,34 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
         if path is not None and is_video(path) != video:
             raise InputError(f"{path}: expected {'a video' if video else 'an image'} like the input "
                              f"{input_path}")
+    in_rate = frame_rate(input_path) if video else None
+    if in_rate and output_path is not None:
+        out_rate = frame_rate(output_path)
+        if out_rate and _step_of_rates(in_rate, out_rate) != 1:
+            raise InputError(f"{output_path}: {out_rate:g} frames a second against the input's "
+                             f"{in_rate:g}; its frames would be measured against the wrong input "
+                             "frames (another method's output at a lower rate goes in --reference, "
+                             "with --reference-step)")
+    if reference_step is None:
+        reference_step = 1
+        ref_rate = frame_rate(reference_path) if in_rate and reference_path is not None else None
+        if ref_rate:
+            reference_step = _step_of_rates(in_rate, ref_rate)
+            if reference_step is None:
+                raise InputError(f"{reference_path}: {ref_rate:g} frames a second against the "
+                                 f"input's {in_rate:g}, not a whole fraction of it: its frames "
+                                 "cannot be paired with the input's (give --reference-step K if "
+                                 "its frame i is the input's frame K*i)")
+            if reference_step > 1:
+                print(f"styleblit: {reference_path}: {ref_rate:g} frames a second against the "
+                      f"input's {in_rate:g}: its frame i is compared with input frame "
+                      f"{reference_step}*i (--reference-step {reference_step})", file=sys.stderr)
+    elif in_rate and reference_path is not None:
+        ref_rate = frame_rate(reference_path)
+        if ref_rate and _step_of_rates(in_rate, ref_rate) != reference_step:
+            print(f"styleblit: warning: {reference_path}: {ref_rate:g} frames a second against "
+                  f"the input's {in_rate:g}, which --reference-step {reference_step} does not "
+                  "match", file=sys.stderr)
     length = frame_count(input_path) if video else 1
     if video and output_path is not None:
         # measured as far as both go: the patch frames spread over those
@@ -735,11 +854,8 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
                   f"{length}; measured on the first {min(n_out, n_in)}", file=sys.stderr)
         if n_out:
             length = min(length, n_out) if length else n_out
-    if video and kwargs.get("frame_rate") is None and not os.path.isdir(input_path):
-        cap = _open_video(input_path)
-        rate = cap.get(cv2.CAP_PROP_FPS)
-        cap.release()
-        kwargs["frame_rate"] = rate if rate and math.isfinite(rate) and rate > 0 else None
+    if video and kwargs.get("frame_rate") is None:
+        kwargs["frame_rate"] = in_rate
     if max_frames is not None:
         length = min(length, max_frames) if length else max_frames
     reference = None
@@ -822,6 +938,15 @@ def _fmt(x, spec=".3f", scale=1.0, suffix=""):
     return f"{x * scale:{spec}}{suffix}"
 
 
+def patch_text(d):
+    """A patch distance of a report as text: its mean and its standard error
+    over the patches sampled ("4.47 ± 0.04")."""
+    if not d:
+        return "n/a"
+    se = d.get("se")
+    return _fmt(d.get("mean"), ".2f") + (f" ± {se:.2f}" if se is not None and math.isfinite(se) else "")
+
+
 def metric_rows(report: dict) -> list[tuple[str, str, str, str]]:
     """(metric, ours, reference, input) strings, the table ``format_report`` prints."""
     m = report["methods"]
@@ -844,16 +969,26 @@ def metric_rows(report: dict) -> list[tuple[str, str, str, str]]:
                          _fmt(get("ours", "stability_full_rate", "ratio"), ".2f"),
                          *([""] if len(names) > 1 else [])))
     rows.append((f"patch distance to exemplar ({report['settings']['patch_region']}, 0-255)",
-                 *[_fmt(get(n, "patch_distance", "mean"), ".2f") for n in names]))
+                 *[patch_text(get(n, "patch_distance")) for n in names]))
     rows.append(("landmark error (% inter-ocular distance)",
                  *[_fmt(get(n, "landmarks", "mean"), ".2f", 100.0, "%") for n in names]))
-    rows.append(("no face found in output (% frames)",
+    rows.append(("no face found in output (% of frames with one in the input)",
                  *[_fmt(get(n, "landmarks", "no_face_fraction"), ".1f", 100.0, "%") for n in names]))
     fps = get("ours", "speed", "fps")
     rows.append(("speed (frames/s, landmarks included)", _fmt(fps, ".1f"),
                  *(["n/a"] if len(names) > 1 else [])))
-    base = _fmt(get("input", "patch_distance", "mean"), ".2f")
+    base = patch_text(get("input", "patch_distance"))
     return [r + (base if r[0].startswith("patch distance") else "",) for r in rows]
+
+
+def agreement_line(title, ag):
+    """The agreement's line of :func:`format_report` (and of ``compare``)."""
+    heads, frames = ag.get("head_frames", ag["frames"]), ag["frames"]
+    where = (f"{ag['mask']} mask" + (f", {heads} of {frames} frames with a face"
+                                      if heads != frames else ""))
+    return (f"{title} ({where}): PSNR {format_psnr(ag, 'psnr', heads)}, SSIM "
+            f"{_fmt(ag['ssim'], '.3f')}; whole frame PSNR {format_psnr(ag, 'psnr_frame', frames)}"
+            f" ({frames} frame{'s' if frames != 1 else ''})")
 
 
 def format_report(report: dict) -> str:
@@ -883,8 +1018,12 @@ def format_report(report: dict) -> str:
         lines.append("ours per stage, median ms: " + ", ".join(parts))
     ag = report.get("agreement")
     if ag:
-        lines.append(f"agreement ours vs reference ({ag['mask']} mask): PSNR {_fmt(ag['psnr'], '.2f')} dB, "
-                     f"SSIM {_fmt(ag['ssim'], '.3f')}; whole frame PSNR {_fmt(ag['psnr_frame'], '.2f')} dB")
+        lines.append(agreement_line("agreement ours vs reference", ag))
+    for name in ("ours", "reference"):
+        stab = (report["methods"].get(name) or {}).get("stability")
+        if stab and stab.get("measured_pairs", stab["pairs"]) < stab["pairs"]:
+            lines.append(f"{name}: stability measured on {stab['measured_pairs']} of "
+                         f"{stab['pairs']} frame pairs (the others have no face in the head mask)")
     return "\n".join(lines)
 
 
@@ -1077,7 +1216,7 @@ def _eval(args):
     for path in (args.input, args.output, args.reference):
         if path is not None and not os.path.exists(path):
             raise InputError(f"{path}: no such file")
-    if args.reference is None and (args.full_rate or args.reference_step != 1):
+    if args.reference is None and (args.full_rate or args.reference_step is not None):
         raise InputError(f"{'--full-rate' if args.full_rate else '--reference-step'}: only with "
                          "--reference")
     style = load_style_from_args(args)
@@ -1130,9 +1269,10 @@ def _add_eval(sub):
     p.add_argument("--output", metavar="STYLIZED",
                    help="an existing stylization of INPUT to measure instead of running ours")
     p.add_argument("--reference", metavar="OTHER", help="another method's output of INPUT to compare with")
-    p.add_argument("--reference-step", type=number(int, least=1), default=1, metavar="K",
+    p.add_argument("--reference-step", type=number(int, least=1), metavar="K",
                    help="reference frame i belongs to input frame K*i (2 for FaceBlit's half-rate "
-                        "video; default 1)")
+                        "video; default: the input's frame rate over the reference's, 1 for a "
+                        "folder of frames)")
     p.add_argument("--frames", type=number(int, least=1), metavar="N",
                    help="use only the first N input frames")
     p.add_argument("--patch-frames", type=number(int, least=0), default=4, metavar="N",

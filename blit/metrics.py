@@ -266,12 +266,16 @@ class WarpingErrorMeter:
             per-pair errors, NaN pairs left out), ``ratio`` (float,
             output_error / input_error; 1.0 when both are 0, inf when only the
             input's is 0, NaN without a valid pair), ``pairs`` and ``frames``
-            (int).
+            (int), ``measured_pairs`` (int: the pairs with a pixel to
+            measure, the others NaN: no face in the mask, say).
         """
         out = _nanmean(self._output_errors)
         inp = _nanmean(self._input_errors)
+        measured = sum(1 for a, b in zip(self._output_errors, self._input_errors)
+                       if not (math.isnan(a) or math.isnan(b)))
         return {"output_error": out, "input_error": inp, "ratio": _ratio(out, inp),
-                "pairs": len(self._output_errors), "frames": self._frames}
+                "pairs": len(self._output_errors), "measured_pairs": measured,
+                "frames": self._frames}
 
 
 def _nanmean(values: list[float]) -> float:

@@ -193,7 +193,7 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
 
 def format_comparison(report):
     """A plain-text table: one row per metric, a column per method."""
-    from blit.evaluate import _fmt
+    from blit.evaluate import _fmt, agreement_line, patch_text
 
     m = report["methods"]
 
@@ -208,19 +208,17 @@ def format_comparison(report):
             ("stability ratio (1 = as steady as the input)",
              *[_fmt(get(n, "stability", "ratio"), ".2f") for n in ("patch", "gan")]),
             ("patch distance to exemplar (0-255)",
-             *[_fmt(get(n, "patch_distance", "mean"), ".2f") for n in ("patch", "gan")]),
+             *[patch_text(get(n, "patch_distance")) for n in ("patch", "gan")]),
             ("landmark error (% inter-ocular distance)",
              *[_fmt(get(n, "landmarks", "mean"), ".2f", 100.0, "%") for n in ("patch", "gan")]),
-            ("no face found in output (% frames)",
+            ("no face found in output (% of frames with one in the input)",
              *[_fmt(get(n, "landmarks", "no_face_fraction"), ".1f", 100.0, "%") for n in ("patch", "gan")])]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    ag = report.get("agreement") or {}
-    lines.append(f"GAN vs patch, head mask: PSNR {_fmt(ag.get('psnr'), '.2f')} dB, SSIM "
-                 f"{_fmt(ag.get('ssim'), '.3f')}; whole frame PSNR {_fmt(ag.get('psnr_frame'), '.2f')} dB "
-                 f"({report['frames']} frames)")
+    if report.get("agreement"):
+        lines.append(agreement_line("GAN vs patch", report["agreement"]))
     return "\n".join(lines)
 
 

@@ -504,6 +504,7 @@ def test_bench_prints_and_saves_every_stage(tmp_path, capsys):
                   "composite", "total", "remap"):
         assert stats[stage]["median"] > 0 and f"  {stage} " in printed
     assert stats["lookup_blend_over_remap"] > 0 and result["environment"]["numba_threads"] >= 1
+    assert result["options"]["denoise"] is True  # (what ran: it was recorded as null)
 
 
 # ------------------------------------------------------------------ --device

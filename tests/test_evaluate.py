@@ -279,6 +279,80 @@ def test_eval_says_when_the_output_or_reference_falls_short(clip, tmp_path, caps
     assert "--full-rate: only with --reference" in capsys.readouterr().err
 
 
+def test_eval_pairs_frames_by_the_videos_rates(clip, tmp_path, capsys):
+    """A reference at half the input's rate was compared frame i with input
+    frame i (FaceBlit's stability came out 6.5 times too high): its step is
+    now taken from the rates, and said. An output at another rate than the
+    input's, or a reference at no whole fraction of it, is refused."""
+    from blit.evaluate import read_frames
+
+    frames = list(read_frames(clip))
+    h, w = frames[0].shape[:2]
+
+    def write(name, rate, chosen):
+        path = str(tmp_path / name)
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), rate, (w, h))
+        for f in chosen:
+            writer.write(f)
+        writer.release()
+        return path
+
+    half, odd = write("half.avi", 5.0, frames[::2]), write("odd.avi", 7.0, frames[:4])
+    out_json = str(tmp_path / "r.json")
+    assert main(["eval", clip, "--reference", half, "--json", out_json, *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "half.avi: 5 frames a second against the input's 10: its frame i is compared with " \
+           "input frame 2*i (--reference-step 2)" in err
+    report = _load(out_json)
+    assert report["reference_step"] == 2 and report["compared_frames"] == 3
+    assert main(["eval", clip, "--reference", half, "--reference-step", "1", *FAST]) == 0
+    assert "which --reference-step 1 does not match" in capsys.readouterr().err
+    assert main(["eval", clip, "--output", half, *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "half.avi: 5 frames a second against the input's 10; its frames would be measured " \
+           "against the wrong input frames" in err and len(err.strip().splitlines()) == 1
+    assert main(["eval", clip, "--reference", odd, *FAST]) == 1
+    assert "odd.avi: 7 frames a second against the input's 10, not a whole fraction" in \
+        capsys.readouterr().err
+    assert main(["eval", clip, "--reference", clip, "--json", out_json, *FAST]) == 0
+    assert capsys.readouterr().err == "" and _load(out_json)["reference_step"] == 1
+
+
+def test_identical_frames_do_not_blank_the_psnr_and_counts_are_what_was_measured(
+        clip, tmp_path, capsys):
+    """PSNR of identical frames is infinite: one identical frame among
+    others made the mean "n/a" (null). The mean is now over the frames that
+    differ, with the identical ones counted; patch distances carry their
+    standard error; the report says what its numbers mean."""
+    from blit.evaluate import read_frames
+
+    frames = list(read_frames(clip))
+    brighter = tmp_path / "brighter"
+    brighter.mkdir()
+    for i, frame in enumerate(frames):
+        out = frame if i == 0 else cv2.add(frame, np.full_like(frame, 10))
+        cv2.imwrite(str(brighter / f"frame_{i + 1:06d}.png"), out)
+    out_json = str(tmp_path / "a.json")
+    assert main(["eval", clip, "--output", clip, "--reference", str(brighter), "--json", out_json,
+                 "--patch-samples", "200", "--patch-frames", "2", "--overwrite"]) == 0
+    text = capsys.readouterr().out
+    ag = _load(out_json)["agreement"]
+    assert ag["psnr_frame_identical"] == 1 and 20 < ag["psnr_frame"] < 40
+    assert ag["frames"] == ag["head_frames"] == 6
+    assert f"whole frame PSNR {ag['psnr_frame']:.2f} dB (1 of 6 frames identical) (6 frames)" in text
+    report = _load(out_json)
+    patch = report["methods"]["ours"]["patch_distance"]
+    assert 0 < patch["se"] < 0.2 * patch["mean"]
+    assert f"{patch['mean']:.2f} ± {patch['se']:.2f}" in text
+    assert "fraction of the inter-ocular distance" in report["units"]["landmarks.mean"]
+    stab = report["methods"]["ours"]["stability"]
+    assert stab["measured_pairs"] == stab["pairs"] == 5
+    assert main(["eval", clip, "--output", clip, "--reference", clip, "--json", out_json,
+                 *FAST]) == 0
+    ag = _load(out_json)["agreement"]
+    assert ag["psnr"] is None and ag["psnr_identical"] == 6 and ag["ssim"] == pytest.approx(1.0)
+
+
 def test_a_cut_short_mp4_is_one_line_of_ours(tmp_path):
     # OpenCV's FFmpeg reader printed FFmpeg's "moov atom not found" before our error
     import subprocess

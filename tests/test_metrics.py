@@ -145,6 +145,19 @@ def test_warping_validation(rng):
         meter.update(frames[0][:-1], frames[0][:-1])
 
 
+def test_stability_counts_the_pairs_it_measured():
+    """Pairs whose mask is empty (no face) are left out of the mean and out
+    of ``measured_pairs``; ``pairs`` counts them all."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
+    full, empty = np.ones((24, 32), bool), np.zeros((24, 32), bool)
+    meter = M.WarpingErrorMeter()
+    for frame, mask in zip(frames, (full, full, empty, empty)):
+        meter.update(frame, frame, mask)
+    result = meter.result()
+    assert result["pairs"] == 3 and result["measured_pairs"] == 1 and result["frames"] == 4
+
+
 # --------------------------------------------------------------- style fidelity
 
 def brute_force_distances(image, exemplar, centres, k):
