@@ -345,9 +345,26 @@ STATIC_SEARCH = 4
 #: The smallest tile side of :class:`FaceLandmarker`'s tile search (pixels).
 TILE_MIN = 256
 
+#: The face detector's confidence a face found in a tile must reach when it
+#: is looked at again in a square of :data:`CROP_FACES` times its size (the
+#: detector's best scale), as the crop of a face tracked in a video is. A
+#: zoomed-in tile of a busy background is where the detector sees faces that
+#: are not there: at mediapipe's 0.5 a rocket's nose cone, a motorcycle's
+#: wheel, blurred coffee beans and grass were faces (15 of 32 face-free
+#: backgrounds at 1080p and 4K). Their scores in such a square were 0.54-0.71
+#: (mediapipe's short-range detector), real faces of 78-150 px 0.91-0.97,
+#: among them faces scoring 0.51-0.55 in their tile.
+CROP_CONFIDENCE = 0.8
+
 #: Video mode with ``tiles``: the most frames between two tile searches
 #: while faces are missing (one second at 30 fps).
 SEARCH_EVERY = 30
+
+#: Video mode with ``tiles``: frames a lost face is looked for in its crop,
+#: where it was last seen (three seconds at 30 fps: a face behind a board
+#: for a second and a half came back unpainted for half a second when this
+#: was one second, until the next search).
+CROP_KEEP = 90
 
 #: Video mode with ``tiles``: a face found in a tile is tracked in a square
 #: crop this many times its size (its mesh's bounding box), centred on it:
@@ -381,9 +398,10 @@ def _mesh_area(mesh: np.ndarray) -> float:
 class _Graph:
     """One mediapipe FaceMesh graph (refined, 478 points) and its runs:
     ``graph(image_bgr)`` gives its faces, (478, 2) float32 pixel
-    coordinates; their start-up and first-face messages are filtered."""
+    coordinates; their start-up and first-face messages are filtered.
+    ``confidence``: the face detector's least (mediapipe's default 0.5)."""
 
-    def __init__(self, static_image_mode: bool, max_faces: int):
+    def __init__(self, static_image_mode: bool, max_faces: int, confidence: float = 0.5):
         import mediapipe as mp
 
         with _filtered_native_stderr():
@@ -391,7 +409,7 @@ class _Graph:
                 static_image_mode=static_image_mode,
                 max_num_faces=max_faces,
                 refine_landmarks=True,
-                min_detection_confidence=0.5,
+                min_detection_confidence=confidence,
                 min_tracking_confidence=0.5,
             )
             # The graph loads its models on its own threads; one run on a
@@ -425,6 +443,33 @@ class _Graph:
         self._mesh.close()
 
 
+def _face_square(mesh: np.ndarray, side: int | None = None) -> tuple[int, int, int]:
+    """(x0, y0, side) of the square of :data:`CROP_FACES` times the size of
+    ``mesh``'s face (or of ``side``) centred on it."""
+    lo, hi = mesh[:MESH_VERTICES].min(0), mesh[:MESH_VERTICES].max(0)
+    if side is None:
+        side = max(64, int(round(CROP_FACES * float((hi - lo).max()))))
+    cx, cy = (lo + hi) / 2
+    return int(round(cx - side / 2)), int(round(cy - side / 2)), side
+
+
+def _square_crop(image: np.ndarray, x0: int, y0: int, side: int) -> np.ndarray | None:
+    """``image[y0:y0 + side, x0:x0 + side]``, the image's border padded grey
+    where the square leaves it; None when it lies wholly outside."""
+    import cv2
+
+    h, w = image.shape[:2]
+    ax, ay = max(x0, 0), max(y0, 0)
+    bx, by = min(x0 + side, w), min(y0 + side, h)
+    if bx <= ax or by <= ay:
+        return None
+    crop = image[ay:by, ax:bx]
+    if (ax, ay, bx, by) != (x0, y0, x0 + side, y0 + side):
+        crop = cv2.copyMakeBorder(crop, ay - y0, y0 + side - by, ax - x0, x0 + side - bx,
+                                  cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    return crop
+
+
 class _CropTrack:
     """One face tracked in a crop of each frame (``FaceLandmarker``'s
     ``tiles`` in video mode): a tracking-mode graph of one face run on a
@@ -435,37 +480,27 @@ class _CropTrack:
     face was last seen: it may come back there)."""
 
     def __init__(self, mesh: np.ndarray):
-        self._graph = _Graph(False, 1)
+        self._graph = _Graph(False, 1, CROP_CONFIDENCE)
         self.missed = 0  # frames since the face was last found in the crop
         self.side = 0
         self._follow(mesh)
 
     def _follow(self, mesh: np.ndarray) -> None:
-        lo, hi = mesh[:MESH_VERTICES].min(0), mesh[:MESH_VERTICES].max(0)
-        side = max(64, int(round(CROP_FACES * float((hi - lo).max()))))
+        side = _face_square(mesh)[2]
         # the side changes only when the face's size has changed by a
         # quarter: the graph tracks the face in the crop's own [0, 1], which
         # a new side rescales (a face that moved a fifth of its width a
         # frame was lost on one frame in three otherwise)
         if not self.side or not 0.8 <= side / self.side <= 1.25:
             self.side = side
-        cx, cy = (lo + hi) / 2
-        self.x0, self.y0 = int(round(cx - self.side / 2)), int(round(cy - self.side / 2))
+        self.x0, self.y0, _ = _face_square(mesh, self.side)
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:
-        import cv2
-
-        h, w = image.shape[:2]
-        x0, y0, side = self.x0, self.y0, self.side
-        ax, ay = max(x0, 0), max(y0, 0)
-        bx, by = min(x0 + side, w), min(y0 + side, h)
-        if bx <= ax or by <= ay:
+        x0, y0 = self.x0, self.y0
+        crop = _square_crop(image, x0, y0, self.side)
+        if crop is None:
             self.missed += 1
             return None
-        crop = image[ay:by, ax:bx]
-        if (ax, ay, bx, by) != (x0, y0, x0 + side, y0 + side):
-            crop = cv2.copyMakeBorder(crop, ay - y0, y0 + side - by, ax - x0, x0 + side - bx,
-                                      cv2.BORDER_CONSTANT, value=(128, 128, 128))
         # a tracking graph that loses its face returns none and looks for it
         # on the next image only: that is this one again
         faces = self._graph(crop) or self._graph(crop)
@@ -499,14 +534,18 @@ class FaceLandmarker:
     tiles : bool
         Where fewer faces than wanted are found (see :meth:`__call__`),
         search the image again in overlapping square tiles of half its
-        longer side, and where still none is found, of a quarter (tiles of
-        at least :data:`TILE_MIN` px). mediapipe's detector sees the whole
+        longer side, and where still too few are found, of a quarter (tiles
+        of at least :data:`TILE_MIN` px). mediapipe's detector sees the whole
         image at 128 px and misses a face narrower than about 8 % of its
         longer side: a person a few metres away in a 24-megapixel photo or
         a 4K video, a group. A face found in a tile is kept unless it
         touches the tile's edge inside the image (it lies whole in another
-        tile) or overlaps a face found before. Costs one FaceMesh run per
-        tile (6 and 35 for 6000x4000), only when faces are missing.
+        tile) or overlaps a face found before, and only when it is found
+        again, with a confidence of :data:`CROP_CONFIDENCE`, in a square of
+        :data:`CROP_FACES` times its size (busy backgrounds zoomed in look
+        like faces to the detector); its landmarks are those found there.
+        Costs one FaceMesh run per tile (6 and 35 for 6000x4000) and one
+        per face found, only when faces are missing.
 
         In video mode the search runs on the first frame with a face
         missing, and while one is, again after 1, 2, 4, ... frames, at most
@@ -516,8 +555,9 @@ class FaceLandmarker:
         square crop :data:`CROP_FACES` times its size, centred on where it
         was in the frame before, so it is found on every frame at the cost
         of the crop, not of another search. A face lost is looked for in its
-        crop, where it was last seen, for :data:`SEARCH_EVERY` frames more
-        (a face back from behind a hand is found on the frame it is back).
+        crop, where it was last seen, for :data:`CROP_KEEP` frames more (a
+        face back from behind a hand is found on the frame it is back; one
+        back elsewhere waits for the next search).
         A face whose crop would exceed the frame is left to the whole
         frame's tracker (which finds faces that large).
 
@@ -552,6 +592,7 @@ class FaceLandmarker:
                             max(self.max_faces, STATIC_SEARCH) if self.static_image_mode
                             else self.max_faces)
         self.last_mesh: list[np.ndarray] = []
+        self._check_mesh = None  # the graph that checks a tile's face (CROP_CONFIDENCE)
         # video mode with tiles: the faces found in tiles, each tracked in
         # its crop; the static landmarker that searches the tiles; frames
         # until the next search, and between the next two; the shape of the
@@ -619,7 +660,7 @@ class FaceLandmarker:
             if mesh is None:
                 if crop.missed == 1:  # just lost: search again from now on
                     self._countdown, self._interval = 0, 1
-                if crop.missed > SEARCH_EVERY:
+                if crop.missed > CROP_KEEP:
                     gone.append(i)
                 continue
             meshes.append(mesh)
@@ -670,8 +711,8 @@ class FaceLandmarker:
         """``meshes`` and the faces found in tiles of ``image`` (see ``tiles``)."""
         h, w = image.shape[:2]
         meshes = list(meshes)
-        for level, side in enumerate((max(h, w) // 2, max(h, w) // 4)):
-            if side < TILE_MIN or (meshes and (level or len(meshes) >= wanted)):
+        for side in (max(h, w) // 2, max(h, w) // 4):
+            if side < TILE_MIN or len(meshes) >= wanted:
                 break
             margin = 0.01 * side
             for y in _tile_starts(h, side):
@@ -687,14 +728,28 @@ class FaceLandmarker:
                         mesh = mesh + np.float32([x, y])
                         if all(_box_overlap(mesh[:MESH_VERTICES], m[:MESH_VERTICES]) < 0.3
                                for m in meshes):
-                            meshes.append(mesh)
+                            mesh = self._checked(image, mesh)
+                            if mesh is not None:
+                                meshes.append(mesh)
         return meshes
+
+    def _checked(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray | None:
+        """A tile's face found again in its square (:func:`_face_square`) by a
+        detector of :data:`CROP_CONFIDENCE`: its mesh there, or None."""
+        if self._check_mesh is None:
+            self._check_mesh = _Graph(True, 1, CROP_CONFIDENCE)
+        x0, y0, side = _face_square(mesh)
+        found = self._check_mesh(_square_crop(image, x0, y0, side))
+        return found[0] + np.float32([x0, y0]) if found else None
 
     def close(self) -> None:
         """Release mediapipe's graphs. Calling the object afterwards raises."""
         if self._mesh is not None:
             self._mesh.close()
             self._mesh = None
+        if getattr(self, "_check_mesh", None) is not None:
+            self._check_mesh.close()
+            self._check_mesh = None
         self._drop_crops(range(len(getattr(self, "_crops", ()))))
         if getattr(self, "_searcher", None) is not None:
             self._searcher.close()

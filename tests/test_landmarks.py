@@ -7,11 +7,12 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+import skimage
 
 from guides.io import InputError, read_image
 from guides.landmarks import (
     MESH_TO_68,
-    SEARCH_EVERY,
+    CROP_KEEP,
     _mirrored,
     FaceLandmarker,
     detect_faces,
@@ -369,15 +370,47 @@ def test_a_video_finds_a_face_too_small_for_the_detector_and_tracks_it(grace, mo
             assert len(tiled.last_mesh) == 1
         assert searched == [0, 6, 7]
         assert len(tiled._crops) == 1
-        # gone for good: its crop is given up after SEARCH_EVERY frames more
+        # gone for good: its crop is given up after CROP_KEEP frames more
         empty = np.full_like(frames[0], 90)
-        for i in range(SEARCH_EVERY + 1):
-            assert tiled(empty) == [] and len(tiled._crops) == (i < SEARCH_EVERY)
+        for i in range(CROP_KEEP + 1):
+            assert tiled(empty) == [] and len(tiled._crops) == (i < CROP_KEEP)
         tiled(frames[0])  # (back: found by a search)
         assert len(tiled._crops) == 1
         # a frame of another size drops the crops (their places mean nothing there)
         assert tiled(np.full((700, 1800, 3), 90, np.uint8)) == [] and tiled._crops == []
     assert tiled._searcher is None and tiled._crops == []
+
+
+def test_tiles_find_a_small_face_beside_a_large_one_and_no_face_in_a_busy_background(grace):
+    """Asked for two faces, a still with a large face and one too small for
+    the half tiles is searched in quarter tiles too (they were skipped once
+    any face was found). A tile of a busy background zoomed in looks like a
+    face to mediapipe's detector (a motorcycle's wheel was painted as one):
+    a tile's face is kept only when it is found again in a square three
+    times its size, where the detector sees faces best."""
+    import cv2
+
+    image, faces, _ = grace
+    h, w = image.shape[:2]
+    canvas = np.full((1080, 1920, 3), (90, 120, 90), np.uint8)
+    canvas[:h, :w] = image
+    small = cv2.resize(image, (w * 2 // 5, h * 2 // 5), interpolation=cv2.INTER_AREA)
+    canvas[700:700 + small.shape[0], 1400:1400 + small.shape[1]] = small
+    found = detect_faces(canvas, 2)
+    assert len(found) == 2
+    iod = interocular_distance(faces[0])
+    np.testing.assert_array_less(np.abs(found[0] - faces[0]).mean(), 0.05 * iod)
+    want = (faces[0] + 0.5) * (small.shape[1] / w) - 0.5 + np.float32([1400, 700])
+    assert np.abs(found[1] - want).mean() < 0.05 * interocular_distance(want)
+
+    moto = read_image(os.path.join(os.path.dirname(skimage.__file__), "data",
+                                   "motorcycle_left.png"))
+    scale = 1920 / moto.shape[1]
+    busy = cv2.resize(moto, (1920, round(moto.shape[0] * scale)), interpolation=cv2.INTER_CUBIC)
+    busy = np.ascontiguousarray(busy[(busy.shape[0] - 1080) // 2:][:1080])
+    assert detect_faces(busy, 1) == []
+    with FaceLandmarker(static_image_mode=False, tiles=True) as tiled:
+        assert [tiled(busy) for _ in range(3)] == [[], [], []]
 
 
 def test_tiles_cover_every_half_tile():
