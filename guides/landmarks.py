@@ -735,12 +735,18 @@ class FaceLandmarker:
 
     def _checked(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray | None:
         """A tile's face found again in its square (:func:`_face_square`) by a
-        detector of :data:`CROP_CONFIDENCE`: its mesh there, or None."""
+        detector of :data:`CROP_CONFIDENCE`: its mesh there, or None (not
+        found, or the face found there is another)."""
         if self._check_mesh is None:
             self._check_mesh = _Graph(True, 1, CROP_CONFIDENCE)
         x0, y0, side = _face_square(mesh)
-        found = self._check_mesh(_square_crop(image, x0, y0, side))
-        return found[0] + np.float32([x0, y0]) if found else None
+        square = _square_crop(image, x0, y0, side)
+        for again in self._check_mesh(square) if square is not None else ():
+            again = again + np.float32([x0, y0])
+            # (the same face, not a neighbour's that the square also holds)
+            if _box_overlap(again[:MESH_VERTICES], mesh[:MESH_VERTICES]) >= 0.3:
+                return again
+        return None
 
     def close(self) -> None:
         """Release mediapipe's graphs. Calling the object afterwards raises."""

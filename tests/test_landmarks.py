@@ -402,6 +402,16 @@ def test_tiles_find_a_small_face_beside_a_large_one_and_no_face_in_a_busy_backgr
     np.testing.assert_array_less(np.abs(found[0] - faces[0]).mean(), 0.05 * iod)
     want = (faces[0] + 0.5) * (small.shape[1] / w) - 0.5 + np.float32([1400, 700])
     assert np.abs(found[1] - want).mean() < 0.05 * interocular_distance(want)
+    # two small faces side by side (each in the other's square): two faces
+    pair = np.full((1080, 1920, 3), (90, 120, 90), np.uint8)
+    sh, sw = small.shape[:2]
+    pair[500:500 + sh, 800:800 + sw] = small
+    pair[500:500 + sh, 800 + sw:800 + 2 * sw] = small
+    found = sorted(detect_faces(pair, 2), key=lambda f: f[30, 0])
+    assert len(found) == 2
+    for face, x in zip(found, (800, 800 + sw)):
+        want = (faces[0] + 0.5) * (sw / w) - 0.5 + np.float32([x, 500])
+        assert np.abs(face - want).mean() < 0.05 * interocular_distance(want)
 
     moto = read_image(os.path.join(os.path.dirname(skimage.__file__), "data",
                                    "motorcycle_left.png"))
