@@ -588,6 +588,7 @@ class FaceLandmarker:
         self.static_image_mode = bool(static_image_mode)
         self.max_faces = int(max_faces)
         self.tiles = bool(tiles)
+        self._lock = threading.RLock()
         self._mesh = _Graph(self.static_image_mode,
                             max(self.max_faces, STATIC_SEARCH) if self.static_image_mode
                             else self.max_faces)
@@ -620,7 +621,18 @@ class FaceLandmarker:
             integers, as in OpenCV), one array per face, largest face first;
             empty when no face is found. Points may fall slightly outside the
             image for faces cut by its border.
+
+        Notes
+        -----
+        Calls from several threads run one at a time (a tracking graph
+        holds the state of the frames before; the webcam hands one
+        landmarker from stylizer to stylizer while the last one's thread
+        may still be finding a frame's faces).
         """
+        with self._lock:
+            return self._call(image_bgr, wanted)
+
+    def _call(self, image_bgr, wanted):
         if self._mesh is None:
             raise RuntimeError("FaceLandmarker is closed")
         image = check_bgr_frame(image_bgr, "image")
@@ -750,6 +762,10 @@ class FaceLandmarker:
 
     def close(self) -> None:
         """Release mediapipe's graphs. Calling the object afterwards raises."""
+        with getattr(self, "_lock", threading.RLock()):
+            self._close()
+
+    def _close(self) -> None:
         if self._mesh is not None:
             self._mesh.close()
             self._mesh = None

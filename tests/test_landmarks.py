@@ -423,6 +423,46 @@ def test_tiles_find_a_small_face_beside_a_large_one_and_no_face_in_a_busy_backgr
         assert [tiled(busy) for _ in range(3)] == [[], [], []]
 
 
+def test_a_landmarker_called_from_two_threads_runs_one_call_at_a_time(grace):
+    """The webcam hands one tracking landmarker from stylizer to stylizer,
+    and the last one's thread may still be using it: calls of two sizes
+    from two threads (each size change makes a new graph) crashed with
+    mediapipe's "packet timestamp mismatch" when one thread closed the
+    graph the other was feeding. They now take turns, each answered as
+    alone."""
+    import threading
+
+    import cv2
+
+    image, faces, _ = grace
+    shapes = {"wide": (300, 380), "tall": (380, 300)}
+    frames, wants = {}, {}
+    for name, (h, w) in shapes.items():
+        frame = np.full((h, w, 3), 90, np.uint8)
+        small = cv2.resize(image, (256, 300), interpolation=cv2.INTER_AREA)
+        frame[:300, :256] = small
+        frames[name] = frame
+        wants[name] = (faces[0] + 0.5) * (256 / image.shape[1]) - 0.5
+    errors, results = [], {name: [] for name in shapes}
+    with FaceLandmarker(static_image_mode=False) as landmarker:
+        def work(name):
+            try:
+                for _ in range(12):
+                    results[name].append(landmarker(frames[name]))
+            except Exception as exc:  # (raised in the thread: reported below)
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(name,)) for name in shapes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    for name, found in results.items():
+        iod = interocular_distance(wants[name])
+        assert all(len(f) == 1 and np.abs(f[0] - wants[name]).mean() < 0.05 * iod for f in found)
+
+
 def test_tiles_cover_every_half_tile():
     from guides.landmarks import _tile_starts
 
