@@ -855,8 +855,15 @@ class Stylizer:
     hundred bytes each). The times in :attr:`last_times` are then those of
     queuing the work: the device runs behind, and ``"download"`` waits for it.
 
+    A stream is one sequence of frames: call it from one thread at a time
+    (frames stylized from two threads at once would interleave its state
+    across frames); :meth:`prefetch` may be called from another thread, as
+    it says. A :class:`guides.landmarks.FaceLandmarker` may be shared by
+    several streams: its calls take turns.
+
     Examples
     --------
+    >>> from guides.exemplar import load_style
     >>> with Stylizer(load_style("style.png")) as stylizer:   # doctest: +SKIP
     ...     for frame in frames:
     ...         show(stylizer(frame))
