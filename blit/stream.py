@@ -121,9 +121,11 @@ def _landmarker_faces(faces):
     for anything else (naming the landmarker, not the caller's input)."""
     from blit.stylize import _face_list
 
-    if faces is None or np.size(faces) == 0:
+    if faces is None:
         return []
     try:
+        if (faces.size if isinstance(faces, np.ndarray) else len(faces)) == 0:
+            return []
         return _face_list(faces)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"the landmarker returned {str(exc).replace('landmarks: ', '')} "

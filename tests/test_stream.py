@@ -599,7 +599,10 @@ def test_a_landmarker_may_return_one_face_or_none(style, hopper):
         np.testing.assert_array_equal(stylizer.last_landmarks[0], lm)
     with Stylizer(style, landmarker=lambda frame: None) as stylizer:
         np.testing.assert_array_equal(stylizer(image), image)
-    for bad in ([np.full((68, 2), np.nan)], [np.zeros((5, 2))], np.zeros((68, 3))):
+    with Stylizer(style, landmarker=lambda frame: ()) as stylizer:
+        np.testing.assert_array_equal(stylizer(image), image)
+    for bad in ([np.full((68, 2), np.nan)], [np.zeros((5, 2))], np.zeros((68, 3)),
+                [lm, np.zeros((5, 2))], 7):
         with Stylizer(style, landmarker=lambda frame: bad) as stylizer:
             with pytest.raises(ValueError, match="the landmarker returned"):
                 stylizer(image)
