@@ -824,26 +824,23 @@ def evaluate(style, input_path, *, output_path=None, reference_path=None, refere
                              f"{in_rate:g}; its frames would be measured against the wrong input "
                              "frames (another method's output at a lower rate goes in --reference, "
                              "with --reference-step)")
+    ref_rate = frame_rate(reference_path) if in_rate and reference_path is not None else None
+    paired = _step_of_rates(in_rate, ref_rate) if ref_rate else None  # the rates' step
     if reference_step is None:
-        reference_step = 1
-        ref_rate = frame_rate(reference_path) if in_rate and reference_path is not None else None
-        if ref_rate:
-            reference_step = _step_of_rates(in_rate, ref_rate)
-            if reference_step is None:
-                raise InputError(f"{reference_path}: {ref_rate:g} frames a second against the "
-                                 f"input's {in_rate:g}, not a whole fraction of it: its frames "
-                                 "cannot be paired with the input's (give --reference-step K if "
-                                 "its frame i is the input's frame K*i)")
-            if reference_step > 1:
-                print(f"styleblit: {reference_path}: {ref_rate:g} frames a second against the "
-                      f"input's {in_rate:g}: its frame i is compared with input frame "
-                      f"{reference_step}*i (--reference-step {reference_step})", file=sys.stderr)
-    elif in_rate and reference_path is not None:
-        ref_rate = frame_rate(reference_path)
-        if ref_rate and _step_of_rates(in_rate, ref_rate) != reference_step:
-            print(f"styleblit: warning: {reference_path}: {ref_rate:g} frames a second against "
-                  f"the input's {in_rate:g}, which --reference-step {reference_step} does not "
-                  "match", file=sys.stderr)
+        if ref_rate and paired is None:
+            raise InputError(f"{reference_path}: {ref_rate:g} frames a second against the "
+                             f"input's {in_rate:g}, not a whole fraction of it: its frames "
+                             "cannot be paired with the input's (give --reference-step K if "
+                             "its frame i is the input's frame K*i)")
+        reference_step = paired or 1
+        if reference_step > 1:
+            print(f"styleblit: {reference_path}: {ref_rate:g} frames a second against the "
+                  f"input's {in_rate:g}: its frame i is compared with input frame "
+                  f"{reference_step}*i (--reference-step {reference_step})", file=sys.stderr)
+    elif ref_rate and paired != reference_step:
+        print(f"styleblit: warning: {reference_path}: {ref_rate:g} frames a second against "
+              f"the input's {in_rate:g}, which --reference-step {reference_step} does not "
+              "match", file=sys.stderr)
     length = frame_count(input_path) if video else 1
     if video and output_path is not None:
         # measured as far as both go: the patch frames spread over those

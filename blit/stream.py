@@ -56,8 +56,8 @@ import numpy as np
 
 from blit.blending import PACK_PAD, blend, denoise_nnf
 from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter, seed_labels
-from blit.stylize import (StylizeOptions, check_max_faces, check_style_and_options, face_width,
-                          rescale_points, scaled_shape)
+from blit.stylize import (StylizeOptions, _face_list, check_max_faces, check_style_and_options,
+                          face_width, rescale_points, scaled_shape)
 from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
@@ -119,8 +119,6 @@ def _landmarker_faces(faces):
     """What a landmarker returned, as a list of (68, 2) faces: a list of
     them, one face's array, or None or an empty list for none; a ValueError
     for anything else (naming the landmarker, not the caller's input)."""
-    from blit.stylize import _face_list
-
     if faces is None:
         return []
     try:
