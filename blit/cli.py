@@ -356,6 +356,103 @@ def _add_prepare_style(sub):
 
 
 # --------------------------------------------------------------------------
+# landmarks
+# --------------------------------------------------------------------------
+
+def _landmarks(args):
+    from guides.io import InputError, check_image_extension, read_image, write_image
+    from guides.landmarks import (check_landmarks_fit, detect_landmarks, draw_landmarks,
+                                  interocular_distance, read_lm68, write_lm68)
+
+    beside = os.path.splitext(args.image)[0] + ".lm68.txt"
+    output = args.output
+    if output is None and args.landmarks is None:
+        output = beside
+        if os.path.exists(beside) and not args.overwrite:
+            raise InputError(f"{beside}: exists already (the landmarks styleblit uses for "
+                             f"{args.image}); pass --overwrite to replace them with detected "
+                             f"ones, or --landmarks {beside} --plot PLOT.png to draw them")
+    if output is None and args.plot is None:
+        raise _usage("--landmarks: give -o FILE or --plot PLOT.png (there is nothing to do)")
+    if args.plot is not None:
+        check_image_extension(args.plot)
+        check_output_file(args.plot, args.overwrite)
+    if output is not None:
+        check_output_file(output, args.overwrite)
+    check_outputs_apart([output, args.plot], [args.image, args.landmarks])
+    image = read_image(args.image)
+    if args.landmarks is not None:
+        points = check_landmarks_fit(read_lm68(args.landmarks), image.shape, args.landmarks,
+                                     args.image)
+        how = f"68 landmarks read from {args.landmarks}"
+    else:
+        points = detect_landmarks(image)
+        how = "68 landmarks detected"
+        if points is None and not args.template:
+            raise InputError(f"{args.image}: no face found; pass --template to write a "
+                             "face's 68 landmarks in the middle of the image, to move onto "
+                             "its face by hand")
+        if points is None:
+            points = _template_landmarks(image.shape)
+            how = "no face found; a template's 68 landmarks placed in the middle"
+    done = []
+    if output is not None:
+        write_lm68(output, points)
+        done.append(output)
+    if args.plot is not None:
+        write_image(args.plot, draw_landmarks(image, points, numbers=not args.no_numbers))
+        done.append(f"drawn in {args.plot}")
+    if not args.quiet:
+        print(f"{args.image}: {how} (eyes {interocular_distance(points):.0f} px "
+              f"apart) -> {', '.join(done)}")
+    return 0
+
+
+def _template_landmarks(shape):
+    """The embedded default style's landmarks moved to the middle of an
+    image of ``shape``, the eyes a quarter of its narrower side apart."""
+    import numpy as np
+
+    from blit.defaults import default_style_path
+    from guides.exemplar import load_style
+    from guides.landmarks import interocular_distance
+
+    face = load_style(default_style_path()).landmarks.astype(np.float64)
+    h, w = shape[:2]
+    scale = 0.25 * min(h, w) / interocular_distance(face)
+    middle = (face.max(0) + face.min(0)) / 2
+    return ((face - middle) * scale + (w / 2, h / 2)).astype(np.float32)
+
+
+def _add_landmarks(sub):
+    p = sub.add_parser(
+        "landmarks", help="find a face's 68 landmarks, to check and correct by hand",
+        description="Find the 68 landmarks of the largest face in IMAGE (mediapipe) and write "
+                    "them as IMAGE.lm68.txt beside it, where `image`, `video`, `prepare-style` "
+                    "and the others use them instead of detecting (the file wins). Correct a "
+                    "misplaced point in that file (its line N is point N) and check the result "
+                    "with --landmarks IMAGE.lm68.txt --plot PLOT.png: the outlines, points "
+                    "and line numbers drawn on the image.")
+    p.add_argument("image", metavar="IMAGE", help="a style exemplar or a photo")
+    p.add_argument("-o", "--output", metavar="NAME.lm68.txt",
+                   help="where to write them (default: IMAGE.lm68.txt beside IMAGE, unless "
+                        "--landmarks is given)")
+    p.add_argument("--plot", metavar="PLOT.png",
+                   help="also draw them on the image, with each point's line number")
+    p.add_argument("--landmarks", metavar="FILE",
+                   help="read them from FILE (68 lines 'x y', dlib order) instead of detecting "
+                        "them: to draw a corrected file with --plot")
+    p.add_argument("--template", action="store_true",
+                   help="where no face is found (a drawing the detector does not take for "
+                        "one), write a face's landmarks in the middle of the image instead, "
+                        "to move onto its face by hand")
+    p.add_argument("--no-numbers", action="store_true", help="draw no line numbers")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(run=_landmarks)
+
+
+# --------------------------------------------------------------------------
 # image
 # --------------------------------------------------------------------------
 
@@ -513,6 +610,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_prepare_style(sub)
+    _add_landmarks(sub)
     _add_image(sub)
     from blit import bench, evaluate  # noqa: F401  (register `bench`, `eval`)
     from blit import video, webcam  # noqa: F401  (register `video`, `webcam`)

@@ -245,7 +245,8 @@ def _style_landmarks(path, image, landmarks_path):
     if lm is None:
         raise InputError(f"{path}: no face found in the style image; give its 68 landmarks "
                          f"in {os.path.splitext(path)[0]}.lm68.txt beside it (68 lines 'x y', "
-                         "dlib order), or as --style-landmarks FILE to the commands that take "
+                         "dlib order; `styleblit landmarks STYLE --template` writes one to "
+                         "correct), or as --style-landmarks FILE to the commands that take "
                          "one style")
     return lm
 

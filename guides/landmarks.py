@@ -34,6 +34,7 @@ __all__ = [
     "detect_faces",
     "detect_landmarks",
     "check_landmarks_fit",
+    "draw_landmarks",
     "interocular_distance",
     "mesh_to_68",
     "read_lm68",
@@ -233,6 +234,72 @@ def interocular_distance(points68: np.ndarray) -> float:
     if pts.shape != (N_POINTS, 2):
         raise ValueError(f"expected (68, 2) landmarks, got shape {pts.shape}")
     return float(np.linalg.norm(pts[36:42].mean(axis=0) - pts[42:48].mean(axis=0)))
+
+
+#: The 68 points' outlines in dlib's order: (first, last, closed) for the
+#: jaw, the brows, the nose's bridge and base, the eyes and the lips.
+OUTLINES = ((0, 16, False), (17, 21, False), (22, 26, False), (27, 30, False),
+            (31, 35, False), (36, 41, True), (42, 47, True), (48, 59, True), (60, 67, True))
+
+
+def draw_landmarks(image: np.ndarray, points68: np.ndarray, *, numbers: bool = True) -> np.ndarray:
+    """A copy of ``image`` with 68 landmarks drawn on it, to check them by eye.
+
+    The outlines of :data:`OUTLINES` in green, each point a red dot and,
+    with ``numbers``, its 1-based line number in a ``NAME.lm68.txt`` file
+    (the number a text editor shows), so that a misplaced point can be
+    found and corrected there. Lines, dots and numbers are sized by the
+    face's inter-ocular distance.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 ndarray
+        BGR image.
+    points68 : (68, 2) float ndarray
+        (x, y) pixel coordinates in the dlib order.
+    numbers : bool
+        Whether to write each point's line number beside it.
+
+    Returns
+    -------
+    (H, W, 3) uint8 ndarray
+    """
+    import cv2
+
+    out = check_bgr_frame(image, "image").copy()
+    pts = np.asarray(points68, dtype=np.float64)
+    iod = interocular_distance(pts)  # checks the shape
+    if not np.isfinite(pts).all():
+        raise ValueError("landmarks must be finite")
+    shift = 4  # sub-pixel positions: cv2 takes fixed point with 4 fraction bits
+    fixed = np.round(pts * (1 << shift)).astype(np.int32)
+    width = max(1, round(iod / 150))
+    radius = max(2.0, iod / 60)
+    for first, last, closed in OUTLINES:
+        cv2.polylines(out, [fixed[first:last + 1].reshape(-1, 1, 2)], closed, (0, 200, 0),
+                      width, cv2.LINE_AA, shift)
+    for x, y in fixed:
+        cv2.circle(out, (int(x), int(y)), round(radius * (1 << shift)), (0, 0, 255), -1,
+                   cv2.LINE_AA, shift)
+    if numbers:
+        # each number beside its point, away from the middle of its outline
+        # (towards it for the inner lips, so as not to meet the outer lips')
+        font, scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.3, iod / 400)
+        thick = max(1, round(scale * 1.5))
+        for first, last, _ in OUTLINES:
+            part = pts[first:last + 1]
+            middle = pts[48:60].mean(0) if first == 60 else part.mean(0)
+            for k, p in enumerate(part, start=first):
+                away = (p - middle) * (-1 if first == 60 else 1)
+                norm = np.hypot(*away)
+                away = away / norm if norm > 1e-6 else np.array([0.0, -1.0])
+                (tw, th), _ = cv2.getTextSize(str(k + 1), font, scale, thick)
+                centre = p + away * (radius + 0.6 * max(tw, th))
+                org = (int(round(centre[0] - tw / 2)), int(round(centre[1] + th / 2)))
+                cv2.putText(out, str(k + 1), org, font, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+                cv2.putText(out, str(k + 1), org, font, scale, (255, 255, 255), thick,
+                            cv2.LINE_AA)
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -586,3 +586,82 @@ def test_an_image_folders_other_files_are_said(tmp_path, capsys):
     (folder / "party.gif").unlink()
     (folder / "notes.txt").unlink()
     assert len(expand_image_targets([str(folder)])) == 2 and capsys.readouterr().err == ""
+
+
+def test_landmarks_command_writes_the_file_that_image_then_uses(tmp_path, capsys):
+    """`styleblit landmarks` writes the detected landmarks beside the image,
+    where `image` picks them up (a corrected point changes the result),
+    refuses to replace them without --overwrite, and draws a file's
+    landmarks with --plot."""
+    from blit.defaults import default_target_path
+    from guides.landmarks import detect_landmarks, read_lm68, write_lm68
+
+    photo = tmp_path / "p.png"
+    write_image(photo, read_image(default_target_path()))
+    before = photo.read_bytes()
+    assert main(["landmarks", str(photo)]) == 0
+    assert "68 landmarks detected" in capsys.readouterr().out
+    written = read_lm68(tmp_path / "p.lm68.txt")
+    np.testing.assert_allclose(written, detect_landmarks(read_image(photo)), atol=0.006)
+    assert photo.read_bytes() == before
+
+    # a hand-corrected file is kept unless --overwrite
+    moved = written.copy()
+    moved[8, 1] += 25  # the chin lower
+    write_lm68(tmp_path / "p.lm68.txt", moved)
+    assert main(["landmarks", str(photo)]) == 1
+    err = capsys.readouterr().err
+    assert "p.lm68.txt: exists already" in err and "--overwrite" in err
+    np.testing.assert_allclose(read_lm68(tmp_path / "p.lm68.txt"), moved, atol=0.006)
+
+    # drawn from the file: the image changes around the points, not elsewhere
+    plot = tmp_path / "plot.png"
+    assert main(["landmarks", str(photo), "--landmarks", str(tmp_path / "p.lm68.txt"),
+                 "--plot", str(plot)]) == 0
+    assert "read from" in capsys.readouterr().out
+    drawn = np.abs(read_image(plot).astype(int) - read_image(photo)).sum(-1) > 0
+    x0, y0 = moved.min(0).astype(int) - 60
+    x1, y1 = moved.max(0).astype(int) + 60
+    assert drawn.sum() > 2000 and not drawn[y1:].any() and not drawn[:, x1:].any()
+    assert drawn[int(moved[8, 1]), int(moved[8, 0])]  # the moved point itself
+
+    # the target's file is the one `image --target-landmarks` takes
+    out_a, out_b = tmp_path / "a.png", tmp_path / "b.png"
+    assert main(["image", str(photo), "-o", str(out_a),
+                 "--target-landmarks", str(tmp_path / "p.lm68.txt")]) == 0
+    assert main(["image", str(photo), "-o", str(out_b)]) == 0
+    assert (read_image(out_a) != read_image(out_b)).any()
+
+
+def test_landmarks_command_errors_and_template(tmp_path, capsys):
+    """No face: one line suggesting --template, no file; --template places a
+    face in the middle, which the style commands then use. --landmarks
+    with nothing to write is a usage error; outputs never replace inputs."""
+    from guides.landmarks import interocular_distance, read_lm68
+
+    blank = tmp_path / "blank.png"
+    write_image(blank, np.full((300, 400, 3), 180, np.uint8))
+    assert main(["landmarks", str(blank)]) == 1
+    assert "blank.png: no face found; pass --template" in capsys.readouterr().err
+    assert not (tmp_path / "blank.lm68.txt").exists()
+
+    assert main(["landmarks", str(blank), "--template", "--plot", str(tmp_path / "t.png")]) == 0
+    assert "a template's 68 landmarks placed in the middle" in capsys.readouterr().out
+    lm = read_lm68(tmp_path / "blank.lm68.txt")
+    assert interocular_distance(lm) == pytest.approx(75, abs=0.1)  # a quarter of 300
+    assert np.allclose((lm.max(0) + lm.min(0)) / 2, (200, 150), atol=0.01)
+    assert (read_image(tmp_path / "t.png") != read_image(blank)).any()
+    # the style commands now take it as the blank image's landmarks
+    assert main(["prepare-style", str(blank), "-o", str(tmp_path / "s.npz")]) == 0
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit):
+        main(["landmarks", str(blank), "--landmarks", str(tmp_path / "blank.lm68.txt")])
+    assert "there is nothing to do" in capsys.readouterr().err
+    assert main(["landmarks", str(blank), "-o", str(blank), "--overwrite"]) == 1
+    assert "would replace the input" in capsys.readouterr().err
+    assert main(["landmarks", str(blank), "--landmarks", str(tmp_path / "blank.lm68.txt"),
+                 "--plot", str(tmp_path / "t.txt")]) == 1
+    assert "t.txt" in capsys.readouterr().err
+    assert main(["landmarks", str(tmp_path / "none.png")]) == 1
+    assert "none.png" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from guides.landmarks import (
     FaceLandmarker,
     detect_faces,
     detect_landmarks,
+    draw_landmarks,
     interocular_distance,
     mesh_to_68,
     read_lm68,
@@ -226,6 +227,27 @@ def test_interocular_distance():
     points[36:42] = (10.0, 20.0)
     points[42:48] = (13.0, 24.0)
     assert interocular_distance(points) == pytest.approx(5.0)
+
+
+def test_draw_landmarks_draws_near_the_points_only_and_checks_its_input():
+    image = np.full((400, 500, 3), 128, np.uint8)
+    points = _points(3) * 0.3 + 50  # inside the image
+    drawn = draw_landmarks(image, points)
+    assert (image == 128).all()  # a copy
+    changed = (drawn != 128).any(-1)
+    ys, xs = np.nonzero(changed)
+    assert changed[np.round(points[:, 1]).astype(int), np.round(points[:, 0]).astype(int)].all()
+    near = 60  # the numbers lie beside their points
+    assert xs.min() >= points[:, 0].min() - near and xs.max() <= points[:, 0].max() + near
+    assert ys.min() >= points[:, 1].min() - near and ys.max() <= points[:, 1].max() + near
+    plain = (draw_landmarks(image, points, numbers=False) != 128).any(-1)
+    assert plain.sum() < changed.sum()
+    with pytest.raises(ValueError, match="68, 2"):
+        draw_landmarks(image, points[:67])
+    with pytest.raises(ValueError, match="finite"):
+        draw_landmarks(image, np.where(np.arange(68)[:, None] == 5, np.nan, points))
+    with pytest.raises(ValueError):
+        draw_landmarks(image.astype(np.float32), points)
 
 
 # --- detection -------------------------------------------------------------------
