@@ -13,7 +13,12 @@ import numpy as np
 
 from guides.buffers import take
 
-__all__ = ["blend", "denoise_nnf", "pack_exemplar", "PACK_PAD"]
+__all__ = ["blend", "denoise_nnf", "pack_exemplar", "PACK_PAD", "MAX_DENOISE_RADIUS"]
+
+#: The largest radius of :func:`denoise_nnf` (the largest voting radius of
+#: the stylizers' options): the mode filter's worst case grows as the
+#: fourth power of the radius (minutes a frame at radius 100).
+MAX_DENOISE_RADIUS = 4
 
 PACK_PAD = 4  # radius that :func:`pack_exemplar`'s default padding serves (the CLI's largest)
 _COUNT = np.uint32(1 << 24)  # byte 3 of a packed exemplar pixel: one vote
@@ -476,6 +481,14 @@ def _denoise_kernel(nnf, keys, radius, hs, ws, out):
                 _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win)
 
 
+def check_denoise_radius(radius):
+    """A ValueError unless ``radius`` is a whole number 0..:data:`MAX_DENOISE_RADIUS`."""
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) \
+            or not 0 <= radius <= MAX_DENOISE_RADIUS:
+        raise ValueError(f"radius: expected a whole number 0..{MAX_DENOISE_RADIUS}, "
+                         f"got {radius!r}")
+
+
 def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
     """Make an NNF more coherent before voting: a mode filter of its offsets.
 
@@ -494,7 +507,8 @@ def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
         As :func:`blit.styleblit.lookup` returns it; negative entries are
         inactive: they stay as they are and cast no vote.
     radius : int
-        Neighbourhood radius (FaceBlit: the voting radius).
+        Neighbourhood radius (FaceBlit: the voting radius), 0 to
+        :data:`MAX_DENOISE_RADIUS`.
     style_shape : (int, int)
         (Hs, Ws) of the exemplar: a pixel whose winning offset would copy
         from off the exemplar keeps its own source.
@@ -526,8 +540,7 @@ def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
         return gpu.denoise_nnf(nnf, radius, style_shape, out=out, buffers=buffers)
     if nnf.ndim != 3 or nnf.shape[2] != 2 or nnf.dtype != np.int32:
         raise ValueError(f"nnf: expected (H, W, 2) int32, got {nnf.shape} {nnf.dtype}")
-    if radius < 0:
-        raise ValueError(f"radius: expected >= 0, got {radius}")
+    check_denoise_radius(radius)
     if out is None:
         out = np.empty(nnf.shape, np.int32)
     elif out.shape != nnf.shape or out.dtype != np.int32:

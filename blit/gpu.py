@@ -50,6 +50,7 @@ from importlib import resources
 
 import numpy as np
 
+from blit.blending import check_denoise_radius
 from blit.styleblit import _check_jitter, _seed_grid
 from blit.temporal import NO_HISTORY
 from guides.buffers import Buffers
@@ -498,8 +499,7 @@ def _prepare_denoise(xp, nnf, radius, style_shape, out):
     _check_module(xp, nnf=nnf, out=out)
     if nnf.ndim != 3 or nnf.shape[2] != 2 or nnf.dtype != np.int32:
         raise ValueError(f"nnf: expected (H, W, 2) int32, got {nnf.shape} {nnf.dtype}")
-    if radius < 0:
-        raise ValueError(f"radius: expected >= 0, got {radius}")
+    check_denoise_radius(radius)
     h, w = nnf.shape[:2]
     if out is None:
         out = xp.empty((h, w, 2), xp.int32)

@@ -631,7 +631,9 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
     ----------
     target_pos : (H, W, 2) float32 ndarray
         Positional guide: the exemplar position (x, y) each target pixel
-        corresponds to.
+        corresponds to. Must be finite: NaN is not checked (a check would
+        cost about 1 ms a 768x1024 frame), and where it is, the NNF has no
+        meaning (give such pixels ``active=False`` instead).
     target_app : (H, W) float32 ndarray or None
         Appearance guide in [0, 255]; None uses position only (``lam_app``
         is then ignored).

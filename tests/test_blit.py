@@ -402,6 +402,13 @@ def test_denoise_nnf_removes_strays_and_keeps_patches():
     np.testing.assert_array_equal(denoise_nnf(clean, 1, (100, 100)), clean)
     with pytest.raises(ValueError, match="share memory"):
         denoise_nnf(nnf, 1, (100, 100), out=nnf)
+    # a radius past the stylizers' largest voting is refused (its worst case
+    # grows as the radius to the fourth: minutes at 100), as is a fraction
+    np.testing.assert_array_equal(denoise_nnf(nnf, np.int64(4), (100, 100)),
+                                  ref.denoise_nnf(nnf, 4, (100, 100)))
+    for radius in (5, 100, -1, 1.5, True):
+        with pytest.raises(ValueError, match="whole number 0..4"):
+            denoise_nnf(nnf, radius, (100, 100))
 
 
 def test_packed_exemplar_words_and_border():
