@@ -352,7 +352,7 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
         if lm is None and static:
             from guides.landmarks import FaceLandmarker
 
-            lm = FaceLandmarker(static_image_mode=True)
+            lm = FaceLandmarker(static_image_mode=True, tiles=True)  # (small faces too)
             owned.append(lm)
         return Stylizer(style, options=stylize_options, landmarker=lm,
                         temporal=None if static else "flow", smoothing=not static, hold=0.0 if static else 0.5)

@@ -154,6 +154,22 @@ def test_eval_paints_a_large_face_as_image_and_video_do(photo, tmp_path, kind, c
     assert "painted at 0." in capsys.readouterr().out
 
 
+def test_eval_finds_a_small_face_as_image_does(tmp_path):
+    """A face 7 % of a wide photo's width, too small for mediapipe's
+    detector alone: `image` finds it in tiles, and so does `eval`, whose
+    measures (the output's landmarks too) use the same search."""
+    image = cv2.imread(HOPPER)
+    h, w = image.shape[:2]
+    wide = np.full((h + 200, 2600, 3), (90, 120, 90), np.uint8)
+    wide[100:100 + h, :w] = image
+    target, out_json = str(tmp_path / "wide.png"), str(tmp_path / "wide.json")
+    cv2.imwrite(target, wide)
+    assert main(["eval", target, "--json", out_json, *FAST]) == 0
+    ours = _load(out_json)["methods"]["ours"]
+    assert ours["landmarks"]["no_face_fraction"] == 0 and ours["landmarks"]["mean"] < 5
+    assert ours["patch_distance"]["mean"] < _load(out_json)["methods"]["input"]["patch_distance"]["mean"]
+
+
 def test_eval_reads_an_existing_output(clip, tmp_path):
     out_json = str(tmp_path / "o.json")
     # the clip as its own "stylization": as stable as the input, no stylization timed
