@@ -361,7 +361,7 @@ def _add_prepare_style(sub):
 
 def _landmarks(args):
     from guides.io import InputError, check_image_extension, read_image, write_image
-    from guides.landmarks import (check_landmarks_fit, detect_landmarks, draw_landmarks,
+    from guides.landmarks import (check_landmarks_fit, detect_upright_landmarks, draw_landmarks,
                                   interocular_distance, read_lm68, write_lm68)
 
     beside = os.path.splitext(args.image)[0] + ".lm68.txt"
@@ -386,7 +386,7 @@ def _landmarks(args):
                                      args.image)
         how = f"68 landmarks read from {args.landmarks}"
     else:
-        points = detect_landmarks(image)
+        points = detect_upright_landmarks(image)
         how = "68 landmarks detected"
         if points is None and not args.template:
             raise InputError(f"{args.image}: no face found; pass --template to write a "
@@ -427,7 +427,8 @@ def _template_landmarks(shape):
 def _add_landmarks(sub):
     p = sub.add_parser(
         "landmarks", help="find a face's 68 landmarks, to check and correct by hand",
-        description="Find the 68 landmarks of the largest face in IMAGE (mediapipe) and write "
+        description="Find the 68 landmarks of the largest face in IMAGE (mediapipe; a face "
+                    "upside down or lying on its side too) and write "
                     "them as IMAGE.lm68.txt beside it, where `image`, `video`, `prepare-style` "
                     "and the others use them instead of detecting (the file wins). Correct a "
                     "misplaced point in that file (its line N is point N) and check the result "

@@ -233,7 +233,7 @@ class StyleExemplar:
 
 
 def _style_landmarks(path, image, landmarks_path):
-    from guides.landmarks import check_landmarks_fit, detect_landmarks, read_lm68
+    from guides.landmarks import check_landmarks_fit, detect_upright_landmarks, read_lm68
 
     if landmarks_path is None:
         beside = os.path.splitext(path)[0] + ".lm68.txt"
@@ -241,7 +241,7 @@ def _style_landmarks(path, image, landmarks_path):
             landmarks_path = beside
     if landmarks_path is not None:
         return check_landmarks_fit(read_lm68(landmarks_path), image.shape, landmarks_path, path)
-    lm = detect_landmarks(image)
+    lm = detect_upright_landmarks(image)  # (a painting scanned upside down too)
     if lm is None:
         raise InputError(f"{path}: no face found in the style image; give its 68 landmarks "
                          f"in {os.path.splitext(path)[0]}.lm68.txt beside it (68 lines 'x y', "
