@@ -459,9 +459,9 @@ def _add_landmarks(sub):
 
 def _image(args):
     from blit.defaults import default_target_path
-    from blit.stylize import stylize_image
+    from blit.stylize import NoFaceError, paint_scale, stylize_image
     from guides.io import InputError, check_image_extension, read_image, write_image
-    from guides.landmarks import check_landmarks_fit, read_lm68
+    from guides.landmarks import check_landmarks_fit, detect_faces, read_lm68
 
     targets = expand_image_targets(args.target) if args.target else [default_target_path()]
     in_folders = any(os.path.isdir(t) for t in args.target)
@@ -492,7 +492,10 @@ def _image(args):
     for target, out in jobs:
         try:
             photo = image if image is not None else read_image(target)
-            result = stylize_image(style, photo, landmarks=landmarks, options=options, name=target,
+            faces = landmarks if landmarks is not None else detect_faces(photo, args.max_faces)
+            if faces is None or len(faces) == 0:
+                raise NoFaceError(f"{target}: no face found")
+            result = stylize_image(style, photo, landmarks=faces, options=options, name=target,
                                    max_faces=args.max_faces, native_scale=args.native_scale)
             write_image(out, result)
         except InputError as exc:
@@ -502,7 +505,12 @@ def _image(args):
             failed += 1
             continue
         if not args.quiet:
-            print(f"{target} in the style of {style.name} -> {out}")
+            scale = 1.0 if args.native_scale else paint_scale(style, faces)
+            note = "" if scale == 1.0 else (
+                f" (its face is {1 / scale:.1f} times as wide as the style's: painted at "
+                f"{scale:.2f} of its size and enlarged, so that the strokes keep their size "
+                "against the face; --native-scale paints at its own)")
+            print(f"{target} in the style of {style.name} -> {out}{note}")
     if made and failed == len(jobs):
         os.rmdir(folder)  # (made here, and nothing went in)
     if failed:

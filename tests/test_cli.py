@@ -665,3 +665,26 @@ def test_landmarks_command_errors_and_template(tmp_path, capsys):
     assert "t.txt" in capsys.readouterr().err
     assert main(["landmarks", str(tmp_path / "none.png")]) == 1
     assert "none.png" in capsys.readouterr().err
+
+
+def test_image_says_when_a_large_face_is_painted_smaller(tmp_path, capsys):
+    """A face 2.4 times as wide as the style's is painted at the style's
+    scale and enlarged (blit.stylize.paint_scale): the line says so and how
+    to paint at its own; the output is stylize_image's."""
+    from blit.defaults import default_style_path, default_target_path
+    from blit.stylize import stylize_image
+    from guides.exemplar import load_style
+
+    big = cv2.resize(read_image(default_target_path()), None, fx=3, fy=3,
+                     interpolation=cv2.INTER_CUBIC)
+    target = tmp_path / "big.png"
+    write_image(target, big)
+    out = tmp_path / "out.png"
+    assert main(["image", str(target), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2.4 times as wide as the style's: painted at 0.42 of its size" in said
+    assert "--native-scale" in said
+    np.testing.assert_array_equal(read_image(out),
+                                  stylize_image(load_style(default_style_path()), big))
+    assert main(["image", str(target), "-o", str(out), "--native-scale", "--overwrite"]) == 0
+    assert "painted at" not in capsys.readouterr().out
