@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 
 __all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "check_output",
            "check_output_file", "check_not_input", "check_outputs_apart", "check_frames_folder",
@@ -307,7 +308,7 @@ def _prepare_style(args):
     import time
 
     from blit.defaults import default_style_path
-    from guides.exemplar import StyleExemplar, _style_landmarks, cache_dir
+    from guides.exemplar import StyleExemplar, _style_landmarks, cache_dir, warn_style
     from guides.io import InputError, read_image
 
     if args.style_landmarks and args.style is None:
@@ -322,10 +323,12 @@ def _prepare_style(args):
         check_not_input(args.output, *style_input_paths(args))
     path = args.style or default_style_path()
     image = read_image(path)
-    landmarks = _style_landmarks(path, image, args.style_landmarks)
+    landmarks, landmarks_path = _style_landmarks(path, image, args.style_landmarks)
+    notes = warn_style(path, image.shape, landmarks, image=image, landmarks_path=landmarks_path)
     t0 = time.perf_counter()
     style = StyleExemplar.prepare(image, landmarks,
                                   name=os.path.splitext(os.path.basename(path))[0])
+    style.notes = notes
     elapsed = time.perf_counter() - t0
     out = args.output
     if out is None:
@@ -335,7 +338,8 @@ def _prepare_style(args):
         style.save(out)
     except OSError as exc:
         raise InputError(f"{out}: cannot be written ({exc.strerror or exc})") from None
-    print(f"{path}: prepared in {elapsed:.2f} s, {style.nbytes / 2**20:.1f} MiB "
+    source = f"landmarks from {landmarks_path}" if landmarks_path else "landmarks detected"
+    print(f"{path}: {source}, prepared in {elapsed:.2f} s, {style.nbytes / 2**20:.1f} MiB "
           f"(table {style.table.shape[0]}x{style.table.shape[1]}x{style.table.shape[2]}, "
           f"cell {style.cell} px) -> {out}")
     return 0
@@ -680,10 +684,19 @@ def main(argv=None):
     # found") before ours, which name the file; quiet it (read when OpenCV
     # first opens a video, so a setting of the user's own wins).
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    from guides.io import InputError
+    from guides.io import InputError, StyleWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, StyleWarning):
+            print(f"styleblit: warning: {message}", file=sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
 
     try:
-        with _stop_signals_interrupt():
+        with _stop_signals_interrupt(), warnings.catch_warnings():
+            default_show = warnings.showwarning
+            warnings.showwarning = show
+            warnings.simplefilter("always", StyleWarning)
             return int(args.run(args) or 0)
     except _UsageError as exc:
         getattr(args, "command_parser", parser).error(str(exc))

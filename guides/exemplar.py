@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 
@@ -23,10 +24,10 @@ import numpy as np
 
 from blit.styleblit import LookupParams, argmin_lookup_table
 from guides.appearance import quantile_function, style_appearance
-from guides.io import InputError, read_image, usual_permissions
+from guides.io import InputError, StyleWarning, read_image, usual_permissions
 from guides.mask import head_region
 
-__all__ = ["StyleExemplar", "load_style", "cache_dir", "CACHE_VERSION"]
+__all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "CACHE_VERSION"]
 
 # 2: the head mask's soft edge blurred at up to 1/4 resolution (the appearance
 # guide's normalisation and quantiles are taken under it)
@@ -77,6 +78,9 @@ class StyleExemplar:
     cell : int
     params : LookupParams
         The weights the table was built for (the threshold is a default).
+    notes : tuple of str
+        :class:`guides.io.StyleWarning` messages found when it was prepared
+        (:func:`file_note`), saved with it and issued whenever it is loaded.
     packed : (Hs + 8, Ws + 8) uint32 ndarray
         The image as the blending kernel reads it
         (:func:`blit.blending.pack_exemplar`), made on first use (3.2 MiB
@@ -92,6 +96,7 @@ class StyleExemplar:
     cell: int
     params: LookupParams
     name: str = field(default="style")
+    notes: tuple = field(default=(), compare=False)
     _packed: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -166,6 +171,7 @@ class StyleExemplar:
             np.savez(tmp, version=CACHE_VERSION, image=self.image, landmarks=self.landmarks,
                      appearance=self.appearance, quantiles=self.quantiles, table=self.table,
                      app_bin=self.app_bin, cell=self.cell, name=self.name,
+                     notes=np.array(list(self.notes), dtype=str),
                      params=np.array([self.params.lam_pos, self.params.lam_app,
                                       self.params.threshold, self.params.levels], np.float64))
             usual_permissions(tmp)
@@ -193,7 +199,8 @@ class StyleExemplar:
                 style = cls(f["image"], f["landmarks"], f["appearance"], f["quantiles"],
                             f["table"], f["app_bin"], int(f["cell"]),
                             LookupParams(float(p[0]), float(p[1]), float(p[2]), int(p[3])),
-                            str(f["name"]))
+                            str(f["name"]),
+                            tuple(str(n) for n in f["notes"]) if "notes" in f else ())
             problem = style._inconsistency()
             if problem:
                 raise InputError(f"{path}: not a styleblit style cache ({problem})")
@@ -232,7 +239,45 @@ class StyleExemplar:
         return None
 
 
+def edge_note(shape, landmarks):
+    """What to say of landmarks of an image of ``shape`` that lie outside
+    it, or None. The positional guide then sends part of a target's face
+    off the exemplar, where the lookup can only copy from the edge."""
+    h, w = shape[:2]
+    x, y = np.asarray(landmarks, np.float64).T
+    sides = [side for side, off in (("left", x < -0.5), ("right", x > w - 0.5),
+                                    ("top", y < -0.5), ("bottom", y > h - 0.5)) if off.any()]
+    if not sides:
+        return None
+    outside = int(((x < -0.5) | (x > w - 0.5) | (y < -0.5) | (y > h - 0.5)).sum())
+    return (f"its face runs past the image's {' and '.join(sides)} edge ({outside} of its 68 "
+            "landmarks outside): that part of a face is painted from the edge, in streaks; a "
+            "painting with the whole face in it paints the whole face")
+
+
+def file_note(image, landmarks):
+    """What to say of landmarks read from a file for ``image`` when no face
+    found in the image is where they put one (bounding boxes overlapping by
+    under a half: hand-corrected landmarks of the 12 FaceBlit styles overlap
+    mediapipe's by 0.80-0.95), or None, also when no face is found."""
+    from guides.landmarks import _box_overlap, detect_faces, detect_upright_landmarks
+
+    found = list(detect_faces(image, 4))
+    upright = detect_upright_landmarks(image)
+    if upright is not None:
+        found.append(upright)
+    if not found or max(_box_overlap(landmarks, f) for f in found) >= 0.5:
+        return None
+    lo, hi = np.asarray(landmarks).min(0), np.asarray(landmarks).max(0)
+    f_lo, f_hi = found[-1].min(0), found[-1].max(0)
+    return (f"its face ({lo[0]:.0f},{lo[1]:.0f} to {hi[0]:.0f},{hi[1]:.0f}) is not where a face "
+            f"is found in the image ({f_lo[0]:.0f},{f_lo[1]:.0f} to {f_hi[0]:.0f},{f_hi[1]:.0f}): "
+            "landmarks of another size or crop of it? They are used as they are")
+
+
 def _style_landmarks(path, image, landmarks_path):
+    """A style image's landmarks and the file they were read from (None:
+    detected)."""
     from guides.landmarks import check_landmarks_fit, detect_upright_landmarks, read_lm68
 
     if landmarks_path is None:
@@ -240,7 +285,8 @@ def _style_landmarks(path, image, landmarks_path):
         if os.path.exists(beside):
             landmarks_path = beside
     if landmarks_path is not None:
-        return check_landmarks_fit(read_lm68(landmarks_path), image.shape, landmarks_path, path)
+        points = read_lm68(landmarks_path)
+        return check_landmarks_fit(points, image.shape, landmarks_path, path), landmarks_path
     lm = detect_upright_landmarks(image)  # (a painting scanned upside down too)
     if lm is None:
         raise InputError(f"{path}: no face found in the style image; give its 68 landmarks "
@@ -248,7 +294,26 @@ def _style_landmarks(path, image, landmarks_path):
                          "dlib order; `styleblit landmarks STYLE --template` writes one to "
                          "correct), or as --style-landmarks FILE to the commands that take "
                          "one style")
-    return lm
+    return lm, None
+
+
+def warn_style(path, shape, landmarks, *, notes=(), image=None, landmarks_path=None):
+    """Issue the :class:`guides.io.StyleWarning` s of a style: its
+    :func:`edge_note`, its saved ``notes``, and with ``image`` and the
+    ``landmarks_path`` its landmarks were read from, :func:`file_note` (a
+    detection: done when a style is prepared). Returns the notes to save
+    with the style (the saved ones and the file's)."""
+    note = edge_note(shape, landmarks)
+    if note:
+        warnings.warn(f"{path}: {note}", StyleWarning, stacklevel=3)
+    notes = tuple(notes)
+    if image is not None and landmarks_path is not None:
+        note = file_note(image, landmarks)
+        if note:
+            notes += (f"{landmarks_path}: {note}",)
+    for note in notes:
+        warnings.warn(note, StyleWarning, stacklevel=3)
+    return notes
 
 
 def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
@@ -291,9 +356,11 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
         if landmarks_path is not None:
             raise InputError(f"{landmarks_path}: a prepared style ({path}) holds its landmarks "
                              "already; give the painted image with them instead")
-        return StyleExemplar.load(path)
+        style = StyleExemplar.load(path)
+        warn_style(path, style.image.shape, style.landmarks, notes=style.notes)
+        return style
     image = read_image(path)
-    landmarks = _style_landmarks(path, image, landmarks_path)
+    landmarks, landmarks_path = _style_landmarks(path, image, landmarks_path)
     name = os.path.splitext(os.path.basename(path))[0]
     key = StyleExemplar.cache_key(image, landmarks, lam_app=lam_app, nbins=nbins)
     folder = cache_dir() if cache is True else (cache or None)
@@ -303,10 +370,13 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
             try:
                 style = StyleExemplar.load(cached)
                 style.name = name
+                warn_style(path, image.shape, landmarks, notes=style.notes)
                 return style
             except InputError:
                 pass  # stale or broken cache entry: rebuild it
+    notes = warn_style(path, image.shape, landmarks, image=image, landmarks_path=landmarks_path)
     style = StyleExemplar.prepare(image, landmarks, lam_app=lam_app, nbins=nbins, name=name)
+    style.notes = notes
     if folder:
         try:
             style.save(cached)

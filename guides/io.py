@@ -17,7 +17,7 @@ import tempfile
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "check_bgr_frame", "read_image", "to_bgr8", "exif_orientation",
+__all__ = ["InputError", "StyleWarning", "check_bgr_frame", "read_image", "to_bgr8", "exif_orientation",
            "exif_upright", "write_image", "write_atomic",
            "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
            "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
@@ -53,6 +53,13 @@ class InputError(ValueError):
 
     The message is meant to be shown to the user as it is, on one line.
     """
+
+
+class StyleWarning(UserWarning):
+    """Something about a style exemplar that shows in what it paints: its
+    face past the image's edge, or a landmark file whose face is not where
+    one is found in the image (:func:`guides.exemplar.warn_style`).
+    ``styleblit`` prints these as one line each."""
 
 
 def check_bgr_frame(frame, name: str = "frame") -> np.ndarray:

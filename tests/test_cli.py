@@ -688,3 +688,23 @@ def test_image_says_when_a_large_face_is_painted_smaller(tmp_path, capsys):
                                   stylize_image(load_style(default_style_path()), big))
     assert main(["image", str(target), "-o", str(out), "--native-scale", "--overwrite"]) == 0
     assert "painted at" not in capsys.readouterr().out
+
+
+def test_style_warnings_are_one_line_each_and_the_job_is_done(tmp_path, capsys):
+    """A style whose face runs past its image's edge: `image` paints and
+    says why part of the face will streak, as one line."""
+    from blit.defaults import default_style_path
+    from guides.exemplar import load_style
+    from guides.landmarks import write_lm68
+
+    style = load_style(default_style_path())
+    shift = int(style.landmarks[:, 0].min()) + 15
+    cut = np.full_like(style.image, 200)
+    cut[:, :-shift] = style.image[:, shift:]
+    write_image(tmp_path / "cut.png", cut)
+    write_lm68(tmp_path / "cut.lm68.txt", style.landmarks - (shift, 0))
+    assert main(["image", "--style", str(tmp_path / "cut.png"), "-o", str(tmp_path / "o.png")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"styleblit: warning: {tmp_path / 'cut.png'}: "
+                                               "its face runs past the image's left edge")
+    assert (tmp_path / "o.png").exists()

@@ -334,6 +334,53 @@ def test_load_style_uses_landmark_file_beside_and_caches(tmp_path, hopper):
     np.testing.assert_array_equal(s2.table, s1.table)
 
 
+def test_style_warnings_for_a_face_past_the_edge_and_a_landmark_file_of_another_size(
+        tmp_path, hopper):
+    """A style whose face runs past its image's edge, and one whose landmark
+    file puts its face where none is found (a file of a copy ten times
+    smaller): a StyleWarning each, on the first load and on every load
+    from the cache or a prepared .npz after; none for a face inside its
+    image with landmarks where it is."""
+    import warnings
+
+    from guides.exemplar import edge_note, file_note
+    from guides.io import StyleWarning
+    from guides.landmarks import write_lm68
+
+    image, lm = hopper
+    h, w = image.shape[:2]
+    assert edge_note(image.shape, lm) is None and file_note(image, lm) is None
+    shift = int(lm[:, 0].min()) + 20  # the face's left 20 px off the image
+    cut = np.full_like(image, 200)
+    cut[:, :w - shift] = image[:, shift:]
+    note = edge_note(cut.shape, lm - (shift, 0))
+    assert "past the image's left edge" in note and "of its 68 landmarks outside" in note
+    assert "bottom" in edge_note(image.shape, lm + (0, h - lm[:, 1].min() - 10))
+    assert "not where a face is found" in file_note(image, lm * 0.1)
+
+    write_image(tmp_path / "cut.png", cut)
+    write_lm68(tmp_path / "cut.lm68.txt", lm - (shift, 0))
+    write_image(tmp_path / "small.png", image)
+    write_lm68(tmp_path / "small.lm68.txt", lm * 0.1)
+    write_image(tmp_path / "fine.png", image)
+    write_lm68(tmp_path / "fine.lm68.txt", lm)
+
+    def loaded(path):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            style = load_style(path, cache=str(tmp_path / "cache"))
+        return style, [str(c.message) for c in caught if c.category is StyleWarning]
+
+    for _ in range(2):  # prepared, then from the cache
+        assert [m.split(": ")[1][:24] for m in loaded(tmp_path / "cut.png")[1]] == [
+            "its face runs past the i"]
+        style, said = loaded(tmp_path / "small.png")
+        assert len(said) == 1 and said[0].startswith(f"{tmp_path / 'small.lm68.txt'}: its face")
+        assert loaded(tmp_path / "fine.png")[1] == []
+    style.save(tmp_path / "small.npz")
+    assert loaded(tmp_path / "small.npz")[1] == said
+
+
 def test_style_without_face_asks_for_landmarks(tmp_path):
     path = tmp_path / "abstract.png"
     write_image(path, np.full((80, 60, 3), 200, np.uint8))
