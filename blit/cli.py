@@ -365,8 +365,9 @@ def _add_prepare_style(sub):
 
 def _landmarks(args):
     from guides.io import InputError, check_image_extension, read_image, write_image
-    from guides.landmarks import (check_landmarks_fit, detect_upright_landmarks, draw_landmarks,
-                                  interocular_distance, read_lm68, write_lm68)
+    from guides.landmarks import (check_face_points, check_landmarks_fit,
+                                  detect_upright_landmarks, draw_landmarks, interocular_distance,
+                                  read_lm68, write_lm68)
 
     beside = os.path.splitext(args.image)[0] + ".lm68.txt"
     output = args.output
@@ -385,9 +386,10 @@ def _landmarks(args):
         check_output_file(output, args.overwrite)
     check_outputs_apart([output, args.plot], [args.image, args.landmarks])
     image = read_image(args.image)
+    problem = None
     if args.landmarks is not None:
-        points = check_landmarks_fit(read_lm68(args.landmarks), image.shape, args.landmarks,
-                                     args.image)
+        # read as they are, so that a file that cannot be a face's is drawn before it is refused
+        points = read_lm68(args.landmarks, check_face=False)
         how = f"68 landmarks read from {args.landmarks}"
     else:
         points = detect_upright_landmarks(image)
@@ -399,17 +401,54 @@ def _landmarks(args):
         if points is None:
             points = _template_landmarks(image.shape)
             how = "no face found; a template's 68 landmarks placed in the middle"
+    if args.eyes is not None:
+        points = _move_eyes(points, args.eyes)
+        how += ", moved to put the eyes there"
+    try:
+        check_face_points(points, args.landmarks or "the landmarks")
+        check_landmarks_fit(points, image.shape, args.landmarks or "the landmarks", args.image)
+    except InputError as exc:
+        problem = exc
     done = []
-    if output is not None:
-        write_lm68(output, points)
-        done.append(output)
     if args.plot is not None:
         write_image(args.plot, draw_landmarks(image, points, numbers=not args.no_numbers))
         done.append(f"drawn in {args.plot}")
+    if problem is not None:
+        raise InputError(f"{problem}{' (drawn in ' + args.plot + ')' if done else ''}")
+    if output is not None:
+        write_lm68(output, points)
+        done.insert(0, output)
     if not args.quiet:
         print(f"{args.image}: {how} (eyes {interocular_distance(points):.0f} px "
               f"apart) -> {', '.join(done)}")
     return 0
+
+
+def _eyes(text):
+    """``--eyes X1,Y1,X2,Y2``: two distinct points, as a (2, 2) list."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected four numbers X1,Y1,X2,Y2, got {text!r}")
+    if values[:2] == values[2:]:
+        raise argparse.ArgumentTypeError(f"the two eyes are at one place: {text!r}")
+    return [values[:2], values[2:]]
+
+
+def _move_eyes(points, eyes):
+    """``points`` moved, turned and scaled as one (a similarity) so that
+    their eye centres (points 37-42, 43-48) land on ``eyes``."""
+    import numpy as np
+
+    p = np.asarray(points, np.float64)
+    z = p[:, 0] + 1j * p[:, 1]
+    e1, e2 = z[36:42].mean(), z[42:48].mean()
+    t1, t2 = complex(*eyes[0]), complex(*eyes[1])
+    a = (t2 - t1) / (e2 - e1) if e2 != e1 else (t2 - t1)
+    moved = a * (z - e1) + t1
+    return np.stack([moved.real, moved.imag], 1).astype(np.float32)
 
 
 def _template_landmarks(shape):
@@ -435,7 +474,7 @@ def _add_landmarks(sub):
                     "upside down or lying on its side too) and write "
                     "them as IMAGE.lm68.txt beside it, where `image`, `video`, `prepare-style` "
                     "and the others use them instead of detecting (the file wins). Correct a "
-                    "misplaced point in that file (its line N is point N) and check the result "
+                    "misplaced point in that file (line N of the file it writes is point N) and check the result "
                     "with --landmarks IMAGE.lm68.txt --plot PLOT.png: the outlines, points "
                     "and line numbers drawn on the image.")
     p.add_argument("image", metavar="IMAGE", help="a style exemplar or a photo")
@@ -451,6 +490,10 @@ def _add_landmarks(sub):
                    help="where no face is found (a drawing the detector does not take for "
                         "one), write a face's landmarks in the middle of the image instead, "
                         "to move onto its face by hand")
+    p.add_argument("--eyes", metavar="X1,Y1,X2,Y2", type=_eyes,
+                   help="move, turn and scale the landmarks as one so that the centres of the "
+                        "eyes land there (the eye on the image's left first): to fit --template "
+                        "onto a face")
     p.add_argument("--no-numbers", action="store_true", help="draw no line numbers")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

@@ -35,6 +35,7 @@ __all__ = [
     "detect_landmarks",
     "detect_upright_landmarks",
     "face_turns",
+    "check_face_points",
     "check_landmarks_fit",
     "draw_landmarks",
     "interocular_distance",
@@ -56,18 +57,21 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read_lm68(path: str | os.PathLike) -> np.ndarray:
+def read_lm68(path: str | os.PathLike, *, check_face: bool = True) -> np.ndarray:
     """Read a 68-point landmark file.
 
     The file holds 68 lines ``x y`` (integers or decimals separated by
-    whitespace) in the dlib / iBUG-300W order. An optional first line ``68``,
-    blank trailing lines, CRLF line ends and a UTF-8 byte-order mark are
-    accepted.
+    whitespace or a comma) in the dlib / iBUG-300W order. An optional first
+    line ``68``, lines starting with ``#`` (comments), blank trailing lines,
+    CRLF line ends and a UTF-8 byte-order mark are accepted.
 
     Parameters
     ----------
     path : str or os.PathLike
         The ``NAME.lm68.txt`` file.
+    check_face : bool
+        Also refuse points that cannot be a face's (:func:`check_face_points`);
+        False reads them as they are (to draw a file and see what is wrong).
 
     Returns
     -------
@@ -97,22 +101,26 @@ def read_lm68(path: str | os.PathLike) -> np.ndarray:
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file (expected 68 lines 'x y')") from None
 
-    lines = text.splitlines()  # handles \n, \r\n and \r
+    # (line number, text) of the lines but comments and the blank lines at
+    # the end (one in between is a point missing); \n, \r\n and \r end a line
+    lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
-    first = 0
+    lines = [(number, line) for number, line in enumerate(lines, start=1)
+             if not line.lstrip().startswith("#")]
     if lines:
-        head = lines[0].split()
+        head = lines[0][1].split()
         if len(head) == 1 and re.fullmatch(r"[+-]?\d+", head[0]):
             if int(head[0]) != N_POINTS:
                 raise InputError(
-                    f"{path} line 1: header says {int(head[0])} points, expected {N_POINTS}"
+                    f"{path} line {lines[0][0]}: header says {int(head[0])} points, "
+                    f"expected {N_POINTS}"
                 )
-            first = 1
+            lines = lines[1:]
 
     points = []
-    for number, line in enumerate(lines[first:], start=first + 1):
-        fields = line.split()
+    for number, line in lines:
+        fields = line.replace(",", " ").split()
         values = None
         if len(fields) == 2:
             try:
@@ -129,13 +137,29 @@ def read_lm68(path: str | os.PathLike) -> np.ndarray:
     if len(points) != N_POINTS:
         raise InputError(f"{path}: expected {N_POINTS} points, found {len(points)}")
     points = np.asarray(points, dtype=np.float32)
+    if check_face:
+        check_face_points(points, path)
+    return points
+
+
+def check_face_points(points: np.ndarray, path) -> np.ndarray:
+    """Refuse 68 points read from ``path`` that cannot be a face's: its eyes
+    at one place (under :data:`MIN_INTEROCULAR` px apart), or the points
+    mirrored (:func:`_mirrored`). Returns ``points``.
+
+    Raises
+    ------
+    InputError
+        Naming the file and what is wrong.
+    """
     iod = interocular_distance(points)
     if iod < MIN_INTEROCULAR:
         raise InputError(f"{path}: the eyes (points 37-48) are {iod:.2g} px apart; not the "
                          "landmarks of a face")
     if _mirrored(points):
-        raise InputError(f"{path}: its points are mirrored, left and right swapped (in "
-                         "dlib's 68-point order points 37-42 are the eye on the image's left)")
+        raise InputError(f"{path}: its points are mirrored: left and right swapped, y counted "
+                         "up from the bottom, or x and y swapped (in dlib's 68-point order "
+                         "points 37-42 are the eye on the image's left, y counts down)")
     return points
 
 

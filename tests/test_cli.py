@@ -636,8 +636,9 @@ def test_landmarks_command_writes_the_file_that_image_then_uses(tmp_path, capsys
 def test_landmarks_command_errors_and_template(tmp_path, capsys):
     """No face: one line suggesting --template, no file; --template places a
     face in the middle, which the style commands then use. --landmarks
-    with nothing to write is a usage error; outputs never replace inputs."""
-    from guides.landmarks import interocular_distance, read_lm68
+    with nothing to write is a usage error; outputs never replace inputs.
+    --eyes moves landmarks as one; a mirrored file is drawn, then refused."""
+    from guides.landmarks import interocular_distance, read_lm68, write_lm68
 
     blank = tmp_path / "blank.png"
     write_image(blank, np.full((300, 400, 3), 180, np.uint8))
@@ -665,6 +666,30 @@ def test_landmarks_command_errors_and_template(tmp_path, capsys):
     assert "t.txt" in capsys.readouterr().err
     assert main(["landmarks", str(tmp_path / "none.png")]) == 1
     assert "none.png" in capsys.readouterr().err
+
+    # --eyes moves the template as one: its eye centres land there, its shape kept
+    assert main(["landmarks", str(blank), "--template", "--eyes", "150,120,230,100",
+                 "-o", str(tmp_path / "moved.lm68.txt")]) == 0
+    capsys.readouterr()
+    moved = read_lm68(tmp_path / "moved.lm68.txt")
+    np.testing.assert_allclose(moved[36:42].mean(0), (150, 120), atol=0.02)
+    np.testing.assert_allclose(moved[42:48].mean(0), (230, 100), atol=0.02)
+    scale = interocular_distance(moved) / interocular_distance(lm)
+    assert scale == pytest.approx(np.hypot(80, 20) / 75, rel=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(moved[0] - moved[16]),
+                               scale * np.linalg.norm(lm[0] - lm[16]), rtol=1e-3)
+    for bad in ("1,2,3", "1,2,1,2", "a,b,c,d"):
+        with pytest.raises(SystemExit):
+            main(["landmarks", str(blank), "--template", "--eyes", bad])
+        assert "argument --eyes" in capsys.readouterr().err
+
+    # a mirrored file is drawn to see, then refused; nothing else written
+    write_lm68(tmp_path / "mirror.lm68.txt", lm * (-1, 1) + (400, 0))
+    assert main(["landmarks", str(blank), "--landmarks", str(tmp_path / "mirror.lm68.txt"),
+                 "--plot", str(tmp_path / "m.png"), "-o", str(tmp_path / "m.lm68.txt")]) == 1
+    err = capsys.readouterr().err
+    assert "mirror.lm68.txt: its points are mirrored" in err and "(drawn in" in err
+    assert (tmp_path / "m.png").exists() and not (tmp_path / "m.lm68.txt").exists()
 
 
 def test_image_says_when_a_large_face_is_painted_smaller(tmp_path, capsys):

@@ -91,6 +91,30 @@ def test_lm68_malformed_line_names_file_and_line(tmp_path, bad):
         read_lm68(path)
 
 
+def test_lm68_comments_and_commas(tmp_path):
+    """Other tools write 'x,y' (CSV) or comment lines: read as the points."""
+    points = np.round(_points(5), 2)
+    lines = ["# landmarks of style.png", "68"] + [f"{x},{y}" for x, y in points[:30]]
+    lines += ["  # the brows"] + [f"{x}, {y}" for x, y in points[30:]]
+    path = tmp_path / "style.lm68.txt"
+    path.write_text("\n".join(lines) + "\n")
+    np.testing.assert_allclose(read_lm68(path), points, atol=1e-3)
+    lines[10] = "1,2,3"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"style\.lm68\.txt line 11: expected two numbers"):
+        read_lm68(path)
+
+
+def test_lm68_y_from_the_bottom_or_x_y_swapped_is_called_mirrored_with_its_causes(tmp_path):
+    face = read_lm68_of_grace()
+    for name, points in (("flipped", face * (1, -1) + (0, 600)), ("swapped", face[:, ::-1])):
+        path = tmp_path / f"{name}.lm68.txt"
+        write_lm68(path, points)
+        with pytest.raises(InputError, match="y counted up from the bottom, or x and y swapped"):
+            read_lm68(path)
+        np.testing.assert_allclose(read_lm68(path, check_face=False), points, atol=0.006)
+
+
 def test_lm68_malformed_line_counts_header(tmp_path):
     lines = ["68"] + _lines(_points(4))
     lines[5] = "12 abc"
@@ -133,7 +157,7 @@ def test_lm68_mirrored_points_are_refused(tmp_path):
             write_lm68(path, points)
             if mirror:
                 with pytest.raises(InputError, match=rf"{name}{degrees}\.lm68\.txt: its points are "
-                                   "mirrored, left and right swapped"):
+                                   "mirrored: left and right swapped"):
                     read_lm68(path)
             else:
                 np.testing.assert_allclose(read_lm68(path), points, atol=0.01)  # (2 decimals)
