@@ -10,7 +10,9 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    # mediapipe 0.10.21 has wheels for Python 3.9-3.12 only (on 3.13 pip would
+    # try to build numpy 1.x from source before failing)
+    python_requires=">=3.10,<3.13",
     packages=find_packages(include=["blit", "blit.*", "guides", "guides.*", "gan_distill",
                                     "gan_distill.*"]),
     # the CUDA kernels of blit/gpu.py (compiled by NVRTC at first use)

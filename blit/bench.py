@@ -42,11 +42,18 @@ def environment():
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    commit = ""
+    # the commit of a checkout of styleblit (not of a project whose folder holds the
+    # virtual environment it is installed in)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=5).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, cwd=root, timeout=5).stdout.strip()
+        if top and os.path.realpath(top) == os.path.realpath(root):
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True, cwd=root, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        pass
     return {
         "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
         "opencv": cv2.__version__,

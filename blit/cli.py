@@ -116,7 +116,7 @@ def add_device_arg(p):
     """``--device`` of the commands that run the patch stylizer on a stream."""
     p.add_argument("--device", choices=("auto", "cpu", "cuda"),
                    help="where the patch stylizer runs: cpu (default), cuda (a CUDA GPU through "
-                        "CuPy: pip install -e \".[gpu]\") or auto (cuda when available)")
+                        "CuPy: pip install 'styleblit[gpu]') or auto (cuda when available)")
 
 
 def device_from_args(args):
@@ -337,7 +337,10 @@ def _prepare_style(args):
     try:
         style.save(out)
     except OSError as exc:
-        raise InputError(f"{out}: cannot be written ({exc.strerror or exc})") from None
+        where = "" if args.output is not None else (
+            f"; the cache folder {cache_dir()} ($STYLEBLIT_CACHE, else $XDG_CACHE_HOME/styleblit) "
+            "must be a folder you can write in, or give -o")
+        raise InputError(f"{out}: cannot be written ({exc.strerror or exc}){where}") from None
     source = f"landmarks from {landmarks_path}" if landmarks_path else "landmarks detected"
     print(f"{path}: {source}, prepared in {elapsed:.2f} s, {style.nbytes / 2**20:.1f} MiB "
           f"(table {style.table.shape[0]}x{style.table.shape[1]}x{style.table.shape[2]}, "
@@ -658,11 +661,74 @@ def _add_image(sub):
     p.set_defaults(run=_image)
 
 
+def _version():
+    """The installed distribution's version ("unknown" when run from a bare checkout)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("styleblit")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+#: The modules whose Numba kernels are compiled on first use and cached.
+_KERNEL_MODULES = ("blit/styleblit.py", "blit/blending.py", "blit/temporal.py", "blit/stream.py",
+                   "guides/appearance.py", "guides/mask.py", "guides/mls.py")
+
+
+def _compile_marker(command):
+    """The file that says ``command`` has run to the end with these kernel
+    sources and this Numba (their compiled code is then in Numba's cache),
+    or None where there is no cache folder to keep it in."""
+    import hashlib
+
+    import numba
+
+    from guides.exemplar import cache_dir
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    key = hashlib.sha256(numba.__version__.encode())
+    for module in _KERNEL_MODULES:
+        try:
+            st = os.stat(os.path.join(root, module))
+        except OSError:
+            continue
+        key.update(f"{module} {st.st_mtime_ns} {st.st_size}".encode())
+    return os.path.join(cache_dir(), "compiled", f"{command}-{key.hexdigest()[:16]}")
+
+
+def _first_run(args):
+    """Say, before a command's first run, that it compiles its kernels
+    (Numba, once: a minute or two on 2 cores with nothing printed), on a
+    terminal; returns the marker to leave when it succeeds, or None."""
+    if args.command == "landmarks" or not sys.stderr.isatty():  # (no kernels; a log, a test)
+        return None
+    try:
+        marker = _compile_marker(args.command)
+    except Exception:  # (no marker, no notice: never in the way of the command)
+        return None
+    if not os.path.exists(marker) and not getattr(args, "quiet", False):
+        print(f"styleblit: the first `{args.command}` compiles its kernels (Numba; once, "
+              "about a minute or two on 2 cores)", file=sys.stderr, flush=True)
+    return marker
+
+
+def _leave_marker(marker):
+    if marker is None or os.path.exists(marker):
+        return
+    try:
+        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        open(marker, "w").close()
+    except OSError:
+        pass  # (a read-only cache: the notice again next time)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="styleblit",
         description="Example-based portrait stylization: paint faces in the style of one "
                     "painted portrait (StyleBlit lookup with FaceBlit guides).")
+    parser.add_argument("--version", action="version", version=f"styleblit {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_prepare_style(sub)
@@ -727,20 +793,24 @@ def main(argv=None):
     # found") before ours, which name the file; quiet it (read when OpenCV
     # first opens a video, so a setting of the user's own wins).
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    from guides.io import InputError, StyleWarning
+    from guides.io import InputError, StyleblitWarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, StyleWarning):
+        if issubclass(category, StyleblitWarning):
             print(f"styleblit: warning: {message}", file=sys.stderr)
         else:
             default_show(message, category, filename, lineno, file, line)
 
+    marker = _first_run(args)
     try:
         with _stop_signals_interrupt(), warnings.catch_warnings():
             default_show = warnings.showwarning
             warnings.showwarning = show
-            warnings.simplefilter("always", StyleWarning)
-            return int(args.run(args) or 0)
+            warnings.simplefilter("always", StyleblitWarning)
+            code = int(args.run(args) or 0)
+        if code == 0:
+            _leave_marker(marker)
+        return code
     except _UsageError as exc:
         getattr(args, "command_parser", parser).error(str(exc))
     except InputError as exc:

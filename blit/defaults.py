@@ -85,22 +85,50 @@ def default_style_path():
     """Path of the painted default exemplar, built on first use and cached.
 
     Its 68 landmarks are detected once on the original photo (more reliable
-    than on the painting) and written beside it as ``.lm68.txt``.
+    than on the painting) and written beside it as ``.lm68.txt``. Files in
+    the cache that cannot be read (cut short, say) are built again; where
+    the cache folder cannot be written (read-only, or a file), they are
+    built in :func:`guides.exemplar.fallback_cache_dir`, with a
+    :class:`guides.io.StyleblitWarning` saying so.
     """
-    from guides.landmarks import detect_landmarks, write_lm68
+    import warnings
 
-    folder = os.path.join(cache_dir(), "default")
-    path = os.path.join(folder, f"astronaut_painted_v{_VERSION}.png")
-    lm_path = os.path.splitext(path)[0] + ".lm68.txt"
-    if os.path.exists(path) and os.path.exists(lm_path):
-        return path
-    os.makedirs(folder, exist_ok=True)
+    from guides.exemplar import cache_dirs, fallback_cache_dir
+    from guides.io import InputError, StyleblitWarning, read_image
+    from guides.landmarks import detect_landmarks, read_lm68, write_lm68
+
+    name = f"astronaut_painted_v{_VERSION}"
+    for root in cache_dirs():
+        folder = os.path.join(root, "default")
+        path = os.path.join(folder, name + ".png")
+        try:
+            read_image(path), read_lm68(os.path.join(folder, name + ".lm68.txt"))
+            return path
+        except InputError:
+            pass  # not there, or not readable: built below
     x0, y0, x1, y1 = _CROP
     photo = _astronaut()[y0:y1, x0:x1]
     photo = cv2.resize(photo, None, fx=_SCALE, fy=_SCALE, interpolation=cv2.INTER_CUBIC)
     landmarks = detect_landmarks(photo)
     if landmarks is None:  # pragma: no cover - the photo is fixed
         raise RuntimeError("mediapipe found no face in astronaut.png")
-    write_lm68(lm_path, landmarks)
-    write_image(path, paint(photo))
-    return path
+    painting = paint(photo)
+    problem = None
+    folders = [os.path.join(cache_dir(), "default")]
+    for folder in folders:
+        path = os.path.join(folder, name + ".png")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            write_lm68(os.path.join(folder, name + ".lm68.txt"), landmarks)
+            write_image(path, painting)
+        except (OSError, InputError) as exc:
+            problem = problem or (str(exc) if isinstance(exc, InputError)
+                                  else f"{folder}: {exc.strerror or exc}")
+            if len(folders) == 1:
+                folders.append(os.path.join(fallback_cache_dir(), "default"))
+            continue
+        if problem:
+            warnings.warn(f"the cache folder cannot be written ({problem}); the default style "
+                          f"is kept in {folder}", StyleblitWarning, stacklevel=2)
+        return path
+    raise InputError(f"the default style cannot be written ({problem})")

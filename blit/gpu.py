@@ -63,8 +63,9 @@ __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device"
            "DeviceBuffers", "to_device", "to_host"]
 
 #: What to install for ``device="cuda"``: the ``gpu`` extra (CuPy for CUDA 12).
-INSTALL_HINT = ('pip install -e ".[gpu]" (CuPy 13 for CUDA 12, cupy-cuda12x; it compiles the '
-                'kernels with NVRTC from the CUDA 12 toolkit)')
+INSTALL_HINT = ("pip install 'styleblit[gpu]' (in a checkout: pip install -e \".[gpu]\"; CuPy 13 "
+                "for CUDA 12, cupy-cuda12x; it compiles the kernels with NVRTC from the CUDA 12 "
+                "toolkit)")
 
 #: NVRTC options. IEEE arithmetic without fused multiply-add, so that the
 #: guide error is bit-identical to the Numba one (the header also uses the

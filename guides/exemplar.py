@@ -27,7 +27,8 @@ from guides.appearance import quantile_function, style_appearance
 from guides.io import InputError, StyleWarning, read_image, usual_permissions
 from guides.mask import head_region
 
-__all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "CACHE_VERSION"]
+__all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "fallback_cache_dir",
+           "CACHE_VERSION"]
 
 # 2: the head mask's soft edge blurred at up to 1/4 resolution (the appearance
 # guide's normalisation and quantiles are taken under it)
@@ -40,12 +41,51 @@ _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 
 
 def cache_dir():
-    """Folder of styleblit's caches (created on demand)."""
+    """Folder of styleblit's caches (created on demand): ``$STYLEBLIT_CACHE``,
+    else ``$XDG_CACHE_HOME/styleblit``, else ``~/.cache/styleblit`` (a
+    leading ``~`` in either variable is the home folder)."""
     root = os.environ.get("STYLEBLIT_CACHE")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "styleblit")
-    return root
+    if root:
+        return os.path.expanduser(root)
+    base = os.environ.get("XDG_CACHE_HOME")
+    base = os.path.expanduser(base) if base else os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "styleblit")
+
+
+def cache_dirs():
+    """The folders to look in for a cached file: :func:`cache_dir`, or
+    where it cannot be made or written in, also :func:`fallback_cache_dir`
+    (where such files are written instead)."""
+    folder = cache_dir()
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if os.access(folder, os.W_OK | os.X_OK):
+            return [folder]
+    except OSError:
+        pass
+    fallback = fallback_cache_dir(create=False)
+    return [folder] + ([fallback] if fallback else [])
+
+
+def fallback_cache_dir(create=True):
+    """A folder of this user's in the temporary folder, for what cannot be
+    cached in :func:`cache_dir` (read-only, or a file): with ``create``,
+    made if need be and owned by the user (else a new one); without, its
+    path, or None where a folder of that name is another user's."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = os.path.join(tempfile.gettempdir(), f"styleblit-{uid if uid is not None else 'cache'}")
+    if not create:  # (None where another user's is)
+        try:
+            return None if uid is not None and os.stat(folder).st_uid != uid else folder
+        except OSError:
+            return folder
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if uid is not None and os.stat(folder).st_uid != uid:
+            raise PermissionError(folder)
+        return folder
+    except OSError:
+        return tempfile.mkdtemp(prefix="styleblit-")
 
 
 def _table_cell(shape, nbins):
@@ -207,7 +247,7 @@ class StyleExemplar:
             return style
         except FileNotFoundError:
             raise InputError(f"{path}: no such file") from None
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             if isinstance(exc, InputError):
                 raise
             raise InputError(f"{path}: not a styleblit style cache (as `styleblit prepare-style` "
@@ -363,9 +403,11 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
     landmarks, landmarks_path = _style_landmarks(path, image, landmarks_path)
     name = os.path.splitext(os.path.basename(path))[0]
     key = StyleExemplar.cache_key(image, landmarks, lam_app=lam_app, nbins=nbins)
-    folder = cache_dir() if cache is True else (cache or None)
-    if folder:
-        cached = os.path.join(folder, f"style-{key}.npz")
+    # the cache folder, and for the default one the fallback where it cannot be written
+    folders = cache_dirs() if cache is True else [cache] if cache else []
+    file = f"style-{key}.npz"
+    for folder in folders:
+        cached = os.path.join(folder, file)
         if os.path.exists(cached):
             try:
                 style = StyleExemplar.load(cached)
@@ -377,9 +419,10 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
     notes = warn_style(path, image.shape, landmarks, image=image, landmarks_path=landmarks_path)
     style = StyleExemplar.prepare(image, landmarks, lam_app=lam_app, nbins=nbins, name=name)
     style.notes = notes
-    if folder:
+    for k, folder in enumerate(folders):
         try:
-            style.save(cached)
+            style.save(os.path.join(folder if k == 0 else fallback_cache_dir(), file))
+            break
         except OSError:
-            pass  # a read-only cache is not the user's problem
+            pass  # a read-only cache is not the user's problem: the next, or none
     return style

@@ -17,7 +17,7 @@ import tempfile
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "StyleWarning", "check_bgr_frame", "read_image", "to_bgr8", "exif_orientation",
+__all__ = ["InputError", "StyleblitWarning", "StyleWarning", "check_bgr_frame", "read_image", "to_bgr8", "exif_orientation",
            "exif_upright", "write_image", "write_atomic",
            "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
            "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
@@ -55,11 +55,16 @@ class InputError(ValueError):
     """
 
 
-class StyleWarning(UserWarning):
+class StyleblitWarning(UserWarning):
+    """Something the user should know that does not stop the work (a cache
+    folder that cannot be written, say). ``styleblit`` prints these as one
+    ``styleblit: warning:`` line each."""
+
+
+class StyleWarning(StyleblitWarning):
     """Something about a style exemplar that shows in what it paints: its
     face past the image's edge, or a landmark file whose face is not where
-    one is found in the image (:func:`guides.exemplar.warn_style`).
-    ``styleblit`` prints these as one line each."""
+    one is found in the image (:func:`guides.exemplar.warn_style`)."""
 
 
 def check_bgr_frame(frame, name: str = "frame") -> np.ndarray:
@@ -143,15 +148,23 @@ def filtered_native_stderr(noise: re.Pattern):
 #: What libpng says of a PNG's colour profile (iCCP) as OpenCV decodes it: "known
 #: incorrect sRGB profile", "cHRM chunk does not match sRGB" (Photoshop's exports),
 #: on every read, and nothing a user can act on.
-_LIBPNG_NOISE = re.compile(rb"^libpng warning: (iCCP|cHRM|sRGB|gAMA)\b")
+# (and its errors: a file it cannot decode is then named by our own InputError)
+_LIBPNG_NOISE = re.compile(rb"^libpng (warning: (iCCP|cHRM|sRGB|gAMA)\b|error: )")
 
 
 def _decode(data: np.ndarray, flags: int):
-    """``cv2.imdecode``, libpng's profile warnings left out."""
-    if data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and b"iCCP" in data[:1 << 16].tobytes():
-        with filtered_native_stderr(_LIBPNG_NOISE):
-            return cv2.imdecode(data, flags)
-    return cv2.imdecode(data, flags)
+    """``cv2.imdecode``, libpng's profile warnings and OpenCV's decoders'
+    warnings ("PNG input buffer is incomplete": a file cut short, which is
+    named by our own error) left out."""
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(min(level, 2))  # (2: errors only)
+    try:
+        if data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and b"iCCP" in data[:1 << 16].tobytes():
+            with filtered_native_stderr(_LIBPNG_NOISE):
+                return cv2.imdecode(data, flags)
+        return cv2.imdecode(data, flags)
+    finally:
+        cv2.setLogLevel(level)
 
 
 def _tiff_orientation(tiff: bytes) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from blit.cli import main
-from guides.io import read_image, write_image
+from guides.io import InputError, read_image, write_image
 
 
 @pytest.fixture(autouse=True)
@@ -733,3 +733,70 @@ def test_style_warnings_are_one_line_each_and_the_job_is_done(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"styleblit: warning: {tmp_path / 'cut.png'}: "
                                                "its face runs past the image's left edge")
     assert (tmp_path / "o.png").exists()
+
+
+def test_a_cache_that_cannot_be_written_or_is_broken(tmp_path, monkeypatch, capsys):
+    """A cache path that is a file: the default job is done, the default
+    style kept in the user's folder in the temporary folder, said once; a
+    cache entry emptied or cut short (a full disk, a killed copy) is built
+    again; '~' in the variable is the home folder."""
+    import tempfile
+
+    from guides.exemplar import StyleExemplar, cache_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    os.makedirs(tmp_path / "tmp")
+    (tmp_path / "afile").write_bytes(b"")
+    monkeypatch.setenv("STYLEBLIT_CACHE", str(tmp_path / "afile"))
+    first, second = tmp_path / "1.png", tmp_path / "2.png"
+    assert main(["image", "-q", "-o", str(first)]) == 0
+    err = capsys.readouterr().err
+    assert "styleblit: warning: the cache folder cannot be written" in err
+    assert str(tmp_path / "tmp") in err
+    assert main(["image", "-q", "-o", str(second)]) == 0  # found there again, nothing said
+    assert capsys.readouterr().err == ""
+    assert first.read_bytes() == second.read_bytes()
+    assert any(name.startswith("style-") for name in os.listdir(tmp_path / "tmp" / os.listdir(
+        tmp_path / "tmp")[0]))
+    assert main(["prepare-style"]) == 1
+    assert "must be a folder you can write in, or give -o" in capsys.readouterr().err
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("STYLEBLIT_CACHE", str(cache))
+    assert main(["image", "-q", "-o", str(first), "--overwrite"]) == 0
+    (entry,) = cache.glob("style-*.npz")
+    entry.write_bytes(b"")
+    painting = next((cache / "default").glob("*.png"))
+    painting.write_bytes(painting.read_bytes()[:1000])
+    assert main(["image", "-q", "-o", str(second), "--overwrite"]) == 0
+    assert capsys.readouterr().err == ""
+    assert first.read_bytes() == second.read_bytes()
+    assert entry.stat().st_size > 1 << 20 and StyleExemplar.load(entry).image.size
+    with pytest.raises(InputError, match="not a styleblit style cache"):
+        (tmp_path / "empty.npz").write_bytes(b"")
+        StyleExemplar.load(tmp_path / "empty.npz")
+
+    monkeypatch.setenv("STYLEBLIT_CACHE", "~/sbcache")
+    assert cache_dir() == os.path.join(os.path.expanduser("~"), "sbcache")
+
+
+def test_version_python_m_and_the_first_run_notice(tmp_path, monkeypatch, capsys):
+    """--version; `python -m blit` is the command; on a terminal, a
+    command's first run says it compiles its kernels (a minute or two of
+    silence otherwise), the next does not."""
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"styleblit {metadata.version('styleblit')}"
+    run = subprocess.run([sys.executable, "-m", "blit", "landmarks", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "usage: styleblit landmarks" in run.stdout
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    said = []
+    for name in ("1.png", "2.png"):
+        assert main(["image", "-o", str(tmp_path / name)]) == 0
+        said.append(capsys.readouterr().err)
+    assert "the first `image` compiles its kernels" in said[0] and said[1] == ""
