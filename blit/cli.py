@@ -338,8 +338,8 @@ def _prepare_style(args):
         style.save(out)
     except OSError as exc:
         where = "" if args.output is not None else (
-            f"; the cache folder {cache_dir()} ($STYLEBLIT_CACHE, else $XDG_CACHE_HOME/styleblit) "
-            "must be a folder you can write in, or give -o")
+            f"; the cache folder {cache_dir()} ($STYLEBLIT_CACHE, else "
+            "$XDG_CACHE_HOME/styleblit) must be a folder you can write in, or give -o")
         raise InputError(f"{out}: cannot be written ({exc.strerror or exc}){where}") from None
     source = f"landmarks from {landmarks_path}" if landmarks_path else "landmarks detected"
     print(f"{path}: {source}, prepared in {elapsed:.2f} s, {style.nbytes / 2**20:.1f} MiB "
@@ -474,10 +474,10 @@ def _add_landmarks(sub):
     p = sub.add_parser(
         "landmarks", help="find a face's 68 landmarks, to check and correct by hand",
         description="Find the 68 landmarks of the largest face in IMAGE (mediapipe; a face "
-                    "upside down or lying on its side too) and write "
-                    "them as IMAGE.lm68.txt beside it, where `image`, `video`, `prepare-style` "
-                    "and the others use them instead of detecting (the file wins). Correct a "
-                    "misplaced point in that file (line N of the file it writes is point N) and check the result "
+                    "upside down or lying on its side too) and write them as IMAGE.lm68.txt "
+                    "beside it, where `image`, `video`, `prepare-style` and the others use "
+                    "them instead of detecting (the file wins). Correct a misplaced point in "
+                    "that file (line N of the file it writes is point N) and check the result "
                     "with --landmarks IMAGE.lm68.txt --plot PLOT.png: the outlines, points "
                     "and line numbers drawn on the image.")
     p.add_argument("image", metavar="IMAGE", help="a style exemplar or a photo")

@@ -73,7 +73,8 @@ def fallback_cache_dir(create=True):
     made if need be and owned by the user (else a new one); without, its
     path, or None where a folder of that name is another user's."""
     uid = os.getuid() if hasattr(os, "getuid") else None
-    folder = os.path.join(tempfile.gettempdir(), f"styleblit-{uid if uid is not None else 'cache'}")
+    name = f"styleblit-{uid if uid is not None else 'cache'}"
+    folder = os.path.join(tempfile.gettempdir(), name)
     if not create:  # (None where another user's is)
         try:
             return None if uid is not None and os.stat(folder).st_uid != uid else folder
@@ -310,9 +311,12 @@ def file_note(image, landmarks):
         return None
     lo, hi = np.asarray(landmarks).min(0), np.asarray(landmarks).max(0)
     f_lo, f_hi = found[-1].min(0), found[-1].max(0)
-    return (f"its face ({lo[0]:.0f},{lo[1]:.0f} to {hi[0]:.0f},{hi[1]:.0f}) is not where a face "
-            f"is found in the image ({f_lo[0]:.0f},{f_lo[1]:.0f} to {f_hi[0]:.0f},{f_hi[1]:.0f}): "
-            "landmarks of another size or crop of it? They are used as they are")
+    def box(a, b):
+        return f"{a[0]:.0f},{a[1]:.0f} to {b[0]:.0f},{b[1]:.0f}"
+
+    return (f"its face ({box(lo, hi)}) is not where a face is found in the image "
+            f"({box(f_lo, f_hi)}): landmarks of another size or crop of it? They are used as "
+            "they are")
 
 
 def _style_landmarks(path, image, landmarks_path):

@@ -17,8 +17,8 @@ import tempfile
 import cv2
 import numpy as np
 
-__all__ = ["InputError", "StyleblitWarning", "StyleWarning", "check_bgr_frame", "read_image", "to_bgr8", "exif_orientation",
-           "exif_upright", "write_image", "write_atomic",
+__all__ = ["InputError", "StyleblitWarning", "StyleWarning", "check_bgr_frame", "read_image",
+           "to_bgr8", "exif_orientation", "exif_upright", "write_image", "write_atomic",
            "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
            "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
 

@@ -268,7 +268,8 @@ OUTLINES = ((0, 16, False), (17, 21, False), (22, 26, False), (27, 30, False),
             (31, 35, False), (36, 41, True), (42, 47, True), (48, 59, True), (60, 67, True))
 
 
-def draw_landmarks(image: np.ndarray, points68: np.ndarray, *, numbers: bool = True) -> np.ndarray:
+def draw_landmarks(image: np.ndarray, points68: np.ndarray, *,
+                   numbers: bool = True) -> np.ndarray:
     """A copy of ``image`` with 68 landmarks drawn on it, to check them by eye.
 
     The outlines of :data:`OUTLINES` in green, each point a red dot and,
