@@ -511,7 +511,7 @@ def _image(args):
     from blit.defaults import default_target_path
     from blit.stylize import NoFaceError, paint_scale, stylize_image
     from guides.io import InputError, check_image_extension, read_image, write_image
-    from guides.landmarks import check_landmarks_fit, detect_faces, read_lm68
+    from guides.landmarks import check_landmarks_fit, detect_upright_faces, read_lm68
 
     targets = expand_image_targets(args.target) if args.target else [default_target_path()]
     in_folders = any(os.path.isdir(t) for t in args.target)
@@ -542,7 +542,8 @@ def _image(args):
     for target, out in jobs:
         try:
             photo = image if image is not None else read_image(target)
-            faces = landmarks if landmarks is not None else detect_faces(photo, args.max_faces)
+            faces = (landmarks if landmarks is not None
+                     else detect_upright_faces(photo, args.max_faces))  # (a scan upside down too)
             if faces is None or len(faces) == 0:
                 raise NoFaceError(f"{target}: no face found")
             result = stylize_image(style, photo, landmarks=faces, options=options, name=target,

@@ -33,6 +33,7 @@ __all__ = [
     "FaceLandmarker",
     "detect_faces",
     "detect_landmarks",
+    "detect_upright_faces",
     "detect_upright_landmarks",
     "face_turns",
     "check_face_points",
@@ -1000,13 +1001,20 @@ def face_turns(image_bgr: np.ndarray) -> int:
     return best if scores[best] >= scores[0] + TURN_MARGIN else 0
 
 
-def detect_upright_landmarks(image_bgr: np.ndarray) -> np.ndarray | None:
-    """:func:`detect_landmarks` of the image turned by :func:`face_turns`,
-    in the image's own pixels: a face upside down (or lying) is found as
-    itself. For style exemplars, whose landmarks are found once; about four
-    face detections more than :func:`detect_landmarks`."""
+def detect_upright_faces(image_bgr: np.ndarray, max_faces: int = 1) -> list[np.ndarray]:
+    """:func:`detect_faces` of the image turned by :func:`face_turns`, in
+    the image's own pixels: a face upside down (or lying) is found as
+    itself. For style exemplars, whose landmarks are found once, and
+    ``styleblit image``'s photos; about four face detections (30-50 ms)
+    more than :func:`detect_faces`."""
     k = face_turns(image_bgr)
     if k == 0:
-        return detect_landmarks(image_bgr)
-    found = detect_landmarks(np.ascontiguousarray(np.rot90(image_bgr, k)))
-    return None if found is None else _unturn(found, image_bgr.shape, k)
+        return detect_faces(image_bgr, max_faces)
+    found = detect_faces(np.ascontiguousarray(np.rot90(image_bgr, k)), max_faces)
+    return [_unturn(face, image_bgr.shape, k) for face in found]
+
+
+def detect_upright_landmarks(image_bgr: np.ndarray) -> np.ndarray | None:
+    """The largest face of :func:`detect_upright_faces`, or None."""
+    found = detect_upright_faces(image_bgr, 1)
+    return found[0] if found else None

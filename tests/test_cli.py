@@ -800,3 +800,21 @@ def test_version_python_m_and_the_first_run_notice(tmp_path, monkeypatch, capsys
         assert main(["image", "-o", str(tmp_path / name)]) == 0
         said.append(capsys.readouterr().err)
     assert "the first `image` compiles its kernels" in said[0] and said[1] == ""
+
+
+def test_image_paints_a_photo_upside_down_as_itself(tmp_path):
+    """A scan upside down: FaceMesh alone finds no face in this one (on
+    target1.png it lays an upright face over it, and the painting is a
+    jumble); the photo is looked at turned upright
+    (guides.landmarks.detect_upright_faces), and its painting, turned back,
+    reads as the same face as the upright photo's."""
+    from blit.defaults import default_target_path
+    from blit.metrics import landmark_error
+    from guides.landmarks import detect_landmarks
+
+    photo = read_image(default_target_path())
+    truth = detect_landmarks(photo)
+    write_image(tmp_path / "up.png", np.rot90(photo, 2))
+    assert main(["image", "-q", str(tmp_path / "up.png"), "-o", str(tmp_path / "o.png")]) == 0
+    painted = np.ascontiguousarray(np.rot90(read_image(tmp_path / "o.png"), 2))
+    assert landmark_error(truth, detect_landmarks(painted)) < 0.05
