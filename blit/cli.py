@@ -308,7 +308,8 @@ def _prepare_style(args):
     import time
 
     from blit.defaults import default_style_path
-    from guides.exemplar import StyleExemplar, _style_landmarks, cache_dir, warn_style
+    from guides.exemplar import (StyleExemplar, _style_landmarks, cache_dir, save_cached,
+                                 warn_style)
     from guides.io import InputError, read_image
 
     if args.style_landmarks and args.style is None:
@@ -331,16 +332,17 @@ def _prepare_style(args):
     style.notes = notes
     elapsed = time.perf_counter() - t0
     out = args.output
-    if out is None:
+    if out is None:  # the cache, where `image` and the others find it
         key = StyleExemplar.cache_key(image, landmarks)
-        out = os.path.join(cache_dir(), f"style-{key}.npz")
-    try:
-        style.save(out)
-    except OSError as exc:
-        where = "" if args.output is not None else (
-            f"; the cache folder {cache_dir()} ($STYLEBLIT_CACHE, else "
-            "$XDG_CACHE_HOME/styleblit) must be a folder you can write in, or give -o")
-        raise InputError(f"{out}: cannot be written ({exc.strerror or exc}){where}") from None
+        out = save_cached(style, f"style-{key}.npz")
+        if out is None:
+            raise InputError(f"{cache_dir()}: the cache folder cannot be written, nor the "
+                             "temporary folder: give -o")
+    else:
+        try:
+            style.save(out)
+        except OSError as exc:
+            raise InputError(f"{out}: cannot be written ({exc.strerror or exc})") from None
     source = f"landmarks from {landmarks_path}" if landmarks_path else "landmarks detected"
     print(f"{path}: {source}, prepared in {elapsed:.2f} s, {style.nbytes / 2**20:.1f} MiB "
           f"(table {style.table.shape[0]}x{style.table.shape[1]}x{style.table.shape[2]}, "

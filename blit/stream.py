@@ -1269,7 +1269,9 @@ class Stylizer:
             than the previous frame's (a video played in a loop, a seek)
             starts afresh, as a cut does.
         out : (H, W, 3) uint8 ndarray, optional
-            Where to write the result (not ``frame`` itself).
+            Where to write the result; not ``frame`` itself, nor any array
+            sharing its memory (a ValueError: the frame is read while the
+            result is written, also by the prefetch thread).
 
         Returns
         -------
@@ -1285,6 +1287,9 @@ class Stylizer:
             out = np.empty_like(frame)
         elif out.shape != frame.shape or out.dtype != np.uint8:
             raise ValueError(f"out: expected {frame.shape} uint8, got {out.shape} {out.dtype}")
+        elif np.may_share_memory(out, frame):
+            raise ValueError("out: must not share memory with frame (the frame is read while "
+                             "the result is written)")
         start = time.perf_counter()
         got = self._prefetched(frame, t)
         shrunk = 0.0

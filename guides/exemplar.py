@@ -28,7 +28,7 @@ from guides.io import InputError, StyleWarning, read_image, usual_permissions
 from guides.mask import head_region
 
 __all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "fallback_cache_dir",
-           "CACHE_VERSION"]
+           "save_cached", "CACHE_VERSION"]
 
 # 2: the head mask's soft edge blurred at up to 1/4 resolution (the appearance
 # guide's normalisation and quantiles are taken under it)
@@ -124,7 +124,7 @@ class StyleExemplar:
         (:func:`file_note`), saved with it and issued whenever it is loaded.
     packed : (Hs + 8, Ws + 8) uint32 ndarray
         The image as the blending kernel reads it
-        (:func:`blit.blending.pack_exemplar`), made on first use (3.2 MiB
+        (:func:`blit.blending.pack_exemplar`), made on first use (3.1 MiB
         for 768x1024) and not saved.
     """
 
@@ -423,10 +423,33 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
     notes = warn_style(path, image.shape, landmarks, image=image, landmarks_path=landmarks_path)
     style = StyleExemplar.prepare(image, landmarks, lam_app=lam_app, nbins=nbins, name=name)
     style.notes = notes
-    for k, folder in enumerate(folders):
-        try:
-            style.save(os.path.join(folder if k == 0 else fallback_cache_dir(), file))
-            break
-        except OSError:
-            pass  # a read-only cache is not the user's problem: the next, or none
+    if folders:
+        save_cached(style, file, folder=None if cache is True else cache)
     return style
+
+
+def save_cached(style, file, *, folder=None):
+    """Save ``style`` as ``file`` in the cache folder (``folder``, or
+    :func:`cache_dir`); where that cannot be written (read-only, or a
+    file), in :func:`fallback_cache_dir` instead, with a
+    :class:`guides.io.StyleblitWarning` saying so (only for the default
+    cache folder: a folder given is the caller's). Returns the path
+    written, or None."""
+    from guides.io import StyleblitWarning
+
+    first = folder if folder is not None else cache_dir()
+    try:
+        style.save(os.path.join(first, file))
+        return os.path.join(first, file)
+    except OSError as exc:
+        problem = f"{first}: {exc.strerror or exc}"
+    if folder is not None:
+        return None
+    path = os.path.join(fallback_cache_dir(), file)
+    try:
+        style.save(path)
+    except OSError:
+        return None  # (not cached: prepared again next time)
+    warnings.warn(f"the cache folder cannot be written ({problem}); {style.name} is kept in "
+                  f"{os.path.dirname(path)}", StyleblitWarning, stacklevel=3)
+    return path

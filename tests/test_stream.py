@@ -293,6 +293,11 @@ def test_out_buffer_is_filled_and_returned(style, hopper):
     assert stylizer(frames[0], out=buf) is buf
     with pytest.raises(ValueError, match="out"):
         stylizer(frames[1], out=np.zeros((2, 2, 3), np.uint8))
+    # painted in place, the frame would be read while written (by the prefetch
+    # thread too: 28 % of the pixels differed with the next frame prefetched)
+    for shared in (frames[1], frames[1][::-1]):
+        with pytest.raises(ValueError, match="must not share memory with frame"):
+            stylizer(frames[1], out=shared)
     for bad in (frames[1][..., 0], frames[1].astype(np.float32), frames[1][:0]):
         with pytest.raises(ValueError, match=r"frame: expected a non-empty \(H, W, 3\) uint8"):
             stylizer(bad)
