@@ -658,6 +658,59 @@ def test_two_faces_each_keep_their_own_track(style, hopper):
     assert len(one.last_landmarks) == 1
 
 
+def _scaled(face, k):
+    """Landmarks scaled by ``k`` about their centre."""
+    c = face.mean(0)
+    return ((face - c) * k + c).astype(np.float32)
+
+
+def test_a_face_that_walks_out_or_goes_behind_another_is_not_held(style, hopper):
+    """Of two faces, one lost: held at its last landmarks (``hold``) when
+    it was still, well inside the frame and clear of the other; dropped at
+    once when it was on the move (over MOVING face widths a second, or seen
+    once: held, it was painted where it no longer was, on the wall or over
+    the person in front), half its box was past the frame's edge (it walked
+    out), or it was a third behind the face still seen."""
+    frames, marks = moving_clip(hopper, n=1)
+    frame = np.hstack([frames[0], frames[0]])  # 352 x 144
+    a = marks[0]
+    w = face_width(a)
+    b = a + np.float32([176, 0])
+    step = np.float32([0.1 * w, 0])  # 3 face widths a second at 30 fps
+    cases = {"still, inside": ([[a, b], [a, b], [a, b], [a]], 2),
+             "slow": ([[a, b], [a, b + step / 6], [a, b + step / 3], [a]], 2),
+             "on the move": ([[a, b - 2 * step], [a, b - step], [a, b], [a]], 1),
+             "seen once": ([[a], [a], [a, b], [a]], 1),
+             "walked out": ([[a, b + (150 - 0.1 * w, 0)]] * 3 + [[a]], 1),
+             "behind": ([[a, a + (0.35 * w, 0)]] * 3 + [[a]], 1)}
+    for name, (answers, kept) in cases.items():
+        stylizer = Stylizer(style, max_faces=2, hold=0.5, fps=30.0, landmarker=Script(answers))
+        for _ in answers:
+            stylizer(frame)
+        assert len(stylizer.last_landmarks) == kept, name
+
+
+def test_the_background_stays_with_its_face_while_the_sizes_are_close(style, hopper):
+    """background="stylize" follows the widest face, but two faces of about
+    one size whose widths jitter do not hand it back and forth: it moves
+    only to a face a quarter wider (MAIN_KEEP); the face it follows is
+    painted last (``last_landmarks[-1]``)."""
+    frames, marks = moving_clip(hopper, n=1)
+    frame = np.hstack([frames[0], frames[0]])
+    left, right = marks[0], marks[0] + np.float32([176, 0])
+    answers = [[left, _scaled(right, 0.97)], [left, _scaled(right, 1.03)],
+               [_scaled(left, 0.98), right], [left, _scaled(right, 1.05)],
+               [left, _scaled(right, 1.3)], [left, _scaled(right, 1.1)]]
+    stylizer = Stylizer(style, max_faces=2, smoothing=False,
+                        options=StylizeOptions(background="stylize"),
+                        landmarker=Script(answers))
+    follows = []
+    for _ in answers:
+        stylizer(frame)
+        follows.append("left" if stylizer.last_landmarks[-1][:, 0].mean() < 176 else "right")
+    assert follows == ["left"] * 4 + ["right"] * 2
+
+
 def two_sizes(hopper):
     """One frame with the photo twice side by side, the right face larger,
     and the landmarks of both (left, right)."""
