@@ -369,64 +369,121 @@ def _add_prepare_style(sub):
 # --------------------------------------------------------------------------
 
 def _landmarks(args):
-    from guides.io import InputError, check_image_extension, read_image, write_image
-    from guides.landmarks import (check_face_points, check_landmarks_fit,
-                                  detect_upright_landmarks, draw_landmarks, interocular_distance,
-                                  read_lm68, write_lm68)
+    import warnings
 
+    from guides.exemplar import edge_note, file_note
+    from guides.io import (IMAGE_WRITE_EXTENSIONS, InputError, StyleWarning,
+                           check_image_extension, read_image, write_image)
+    from guides.landmarks import (check_face_points, check_landmarks_fit, detect_upright_faces,
+                                  interocular_distance, read_lm68, write_lm68)
+
+    if args.template and args.landmarks is not None:
+        raise _usage("--template: not with --landmarks (one set of landmarks: a file's, or "
+                     "the template)")
     beside = os.path.splitext(args.image)[0] + ".lm68.txt"
     output = args.output
     if output is None and args.landmarks is None:
         output = beside
         if os.path.exists(beside) and not args.overwrite:
             raise InputError(f"{beside}: exists already (the landmarks styleblit uses for "
-                             f"{args.image}); pass --overwrite to replace them with detected "
-                             f"ones, or --landmarks {beside} --plot PLOT.png to draw them")
+                             f"{args.image} as a style); pass --overwrite to replace them, or "
+                             f"--landmarks {beside} --plot PLOT.png to draw them")
     if output is None and args.plot is None:
         raise _usage("--landmarks: give -o FILE or --plot PLOT.png (there is nothing to do)")
+    if output is not None and os.path.splitext(output)[1].lower() in IMAGE_WRITE_EXTENSIONS:
+        raise InputError(f"{output}: -o names the landmark file (NAME.lm68.txt); the drawing "
+                         "is --plot")
     if args.plot is not None:
         check_image_extension(args.plot)
         check_output_file(args.plot, args.overwrite)
     if output is not None:
         check_output_file(output, args.overwrite)
-    check_outputs_apart([output, args.plot], [args.image, args.landmarks])
+    # (a file moved by --eyes may be written back over itself with --overwrite)
+    rewrite = (args.overwrite and args.landmarks is not None and output is not None
+               and os.path.realpath(output) == os.path.realpath(args.landmarks))
+    check_outputs_apart([output, args.plot],
+                        [args.image] + ([] if rewrite else [args.landmarks]))
     image = read_image(args.image)
     problem = None
     if args.landmarks is not None:
         # read as they are, so that a file that cannot be a face's is drawn before it is refused
         points = read_lm68(args.landmarks, check_face=False)
         how = f"68 landmarks read from {args.landmarks}"
+        name = args.landmarks
+    elif args.template:
+        points = _template_landmarks(image.shape)
+        how = "a template's 68 landmarks placed in the middle"
+        name = "the template"
     else:
-        points = detect_upright_landmarks(image)
-        how = "68 landmarks detected"
-        if points is None and not args.template:
+        found = detect_upright_faces(image, 4)
+        if not found:
             raise InputError(f"{args.image}: no face found; pass --template to write a "
                              "face's 68 landmarks in the middle of the image, to move onto "
                              "its face by hand")
-        if points is None:
-            points = _template_landmarks(image.shape)
-            how = "no face found; a template's 68 landmarks placed in the middle"
+        points = found[0]
+        how = "68 landmarks detected" + (
+            f" (of the largest of its {len(found)} faces)" if len(found) > 1 else "")
+        name = "the landmarks detected"
     if args.eyes is not None:
         points = _move_eyes(points, args.eyes)
         how += ", moved to put the eyes there"
+        name = "--eyes"
     try:
-        check_face_points(points, args.landmarks or "the landmarks")
-        check_landmarks_fit(points, image.shape, args.landmarks or "the landmarks", args.image)
+        check_face_points(points, name)
+        check_landmarks_fit(points, image.shape, name, args.image)
     except InputError as exc:
         problem = exc
+    if problem is None:  # (what `image` would warn of, said here where they are checked)
+        notes = [edge_note(image.shape, points)]
+        if args.landmarks is not None or args.eyes is not None or args.template:
+            notes.append(file_note(image, points))
+        for note in filter(None, notes):
+            warnings.warn(f"{name}: {note}", StyleWarning)
     done = []
     if args.plot is not None:
-        write_image(args.plot, draw_landmarks(image, points, numbers=not args.no_numbers))
-        done.append(f"drawn in {args.plot}")
+        zoom = _plot_zoom(image.shape, points)
+        write_image(args.plot, _drawn(image, points, zoom, numbers=not args.no_numbers))
+        done.append(f"drawn in {args.plot}" + (
+            f" (enlarged {zoom} times to read the numbers: its pixel coordinates are the "
+            f"file's times {zoom})" if zoom > 1 else ""))
     if problem is not None:
         raise InputError(f"{problem}{' (drawn in ' + args.plot + ')' if done else ''}")
     if output is not None:
         write_lm68(output, points)
         done.insert(0, output)
+    elif args.eyes is not None:
+        done.append("not written (give -o FILE to keep them)")
     if not args.quiet:
         print(f"{args.image}: {how} (eyes {interocular_distance(points):.0f} px "
               f"apart) -> {', '.join(done)}")
     return 0
+
+
+#: A plot is enlarged (by a whole factor) until the face's eyes are this far
+#: apart in it, so that its numbers are readable, up to MAX_PLOT_SIDE pixels.
+PLOT_EYES = 150
+MAX_PLOT_SIDE = 4096
+
+
+def _plot_zoom(shape, points):
+    """The whole factor a landmark plot of an image of ``shape`` is enlarged by."""
+    from guides.landmarks import interocular_distance
+
+    want = math.ceil(PLOT_EYES / max(interocular_distance(points), 1.0))
+    fits = MAX_PLOT_SIDE // max(shape[:2])
+    return max(1, min(want, fits))
+
+
+def _drawn(image, points, zoom, *, numbers):
+    """:func:`guides.landmarks.draw_landmarks` on the image enlarged ``zoom`` times."""
+    import cv2
+
+    from guides.landmarks import draw_landmarks
+
+    if zoom > 1:
+        image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+        points = (points + 0.5) * zoom - 0.5  # (pixel centres at integers)
+    return draw_landmarks(image, points, numbers=numbers)
 
 
 def _eyes(text):
@@ -476,29 +533,34 @@ def _add_landmarks(sub):
     p = sub.add_parser(
         "landmarks", help="find a face's 68 landmarks, to check and correct by hand",
         description="Find the 68 landmarks of the largest face in IMAGE (mediapipe; a face "
-                    "upside down or lying on its side too) and write them as IMAGE.lm68.txt "
-                    "beside it, where `image`, `video`, `prepare-style` and the others use "
-                    "them instead of detecting (the file wins). Correct a misplaced point in "
-                    "that file (line N of the file it writes is point N) and check the result "
-                    "with --landmarks IMAGE.lm68.txt --plot PLOT.png: the outlines, points "
-                    "and line numbers drawn on the image.")
+                    "upside down or lying on its side too) and write them as NAME.lm68.txt "
+                    "beside it (IMAGE's name, its ending replaced). For a style, that is where "
+                    "`image`, `video`, `prepare-style` and the others find them instead of "
+                    "detecting (the file wins); for a photo, give the file to `image "
+                    "--target-landmarks`. Correct a misplaced point in that file (line N of "
+                    "the file it writes is point N) and check the result with --landmarks "
+                    "NAME.lm68.txt --plot PLOT.png: the outlines, points and line numbers "
+                    "drawn on the image.")
     p.add_argument("image", metavar="IMAGE", help="a style exemplar or a photo")
     p.add_argument("-o", "--output", metavar="NAME.lm68.txt",
-                   help="where to write them (default: IMAGE.lm68.txt beside IMAGE, unless "
-                        "--landmarks is given)")
+                   help="where to write them (default: NAME.lm68.txt beside IMAGE, unless "
+                        "--landmarks is given; with --overwrite, the --landmarks file itself)")
     p.add_argument("--plot", metavar="PLOT.png",
-                   help="also draw them on the image, with each point's line number")
+                   help="also draw them on the image, with each point's line number (a small "
+                        "face's plot is enlarged by a whole factor, which the line names)")
     p.add_argument("--landmarks", metavar="FILE",
                    help="read them from FILE (68 lines 'x y', dlib order) instead of detecting "
                         "them: to draw a corrected file with --plot")
     p.add_argument("--template", action="store_true",
-                   help="where no face is found (a drawing the detector does not take for "
-                        "one), write a face's landmarks in the middle of the image instead, "
-                        "to move onto its face by hand")
+                   help="instead of detecting, write a face's landmarks (the embedded style's) "
+                        "in the middle of the image, to move onto its face: for a drawing the "
+                        "detector misses or gets wrong")
     p.add_argument("--eyes", metavar="X1,Y1,X2,Y2", type=_eyes,
                    help="move, turn and scale the landmarks as one so that the centres of the "
-                        "eyes land there (the eye on the image's left first): to fit --template "
-                        "onto a face")
+                        "eyes land there: first the eye of points 37-42, the face's own right "
+                        "eye (on the image's left when the face is upright, on its right when "
+                        "it is upside down); to fit --template onto a face (values below 0: "
+                        "--eyes=-5,...)")
     p.add_argument("--no-numbers", action="store_true", help="draw no line numbers")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

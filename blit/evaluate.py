@@ -301,6 +301,11 @@ class FrameStylizer:
             timer.record(stage, ms)
         return out
 
+    @property
+    def painted(self):
+        """The landmarks of the face painted on the last frame, in a list (or none)."""
+        return [] if self.landmarks is None else [self.landmarks]
+
     def close(self) -> None:
         if self.landmarker is not None:
             self.landmarker.close()
@@ -316,6 +321,11 @@ class _StreamStylizer:
     @property
     def painting_scale(self):
         return self.stylizer.painting_scale
+
+    @property
+    def painted(self):
+        """The landmarks of the faces painted on the last frame, the main one last."""
+        return self.stylizer.last_landmarks
 
     def __call__(self, frame, *, timer):
         out = self.stylizer(frame)
@@ -593,6 +603,12 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                 else:
                     with timer.frame():
                         out = runner(frame, timer=timer)
+                    # of several faces, the one painted is measured (eval paints one;
+                    # which is the largest may change from frame to frame)
+                    painted = runner.painted
+                    if len(faces) > 1 and painted:
+                        lm_in = min(faces, key=lambda f: landmark_error(painted[-1], f))
+                        head = face_mask(shape, lm_in, region="head")
             else:
                 out = next(out_iter, None)
                 if out is None:

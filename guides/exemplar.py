@@ -300,14 +300,24 @@ def file_note(image, landmarks):
     """What to say of landmarks read from a file for ``image`` when no face
     found in the image is where they put one (bounding boxes overlapping by
     under a half: hand-corrected landmarks of the 12 FaceBlit styles overlap
-    mediapipe's by 0.80-0.95), or None, also when no face is found."""
+    mediapipe's by 0.80-0.95), or the one there stands the other way up
+    (mouth to eyes); None otherwise, also when no face is found."""
     from guides.landmarks import _box_overlap, detect_faces, detect_upright_landmarks
 
     found = list(detect_faces(image, 4))
     upright = detect_upright_landmarks(image)
     if upright is not None:
         found.append(upright)
-    if not found or max(_box_overlap(landmarks, f) for f in found) >= 0.5:
+    if not found:
+        return None
+    overlap, face = max(((_box_overlap(landmarks, f), k) for k, f in enumerate(found)))
+    if overlap >= 0.5:
+        # where it is, but the other way up (eyes given in the wrong order to --eyes,
+        # or a file of the painting turned): the mouth painted on the forehead
+        if _up(landmarks) @ _up(found[face]) < 0:
+            return ("its face stands the other way up from the face found there (its eyes "
+                    "where that one's mouth is): landmarks of the image turned? They are used "
+                    "as they are")
         return None
     lo, hi = np.asarray(landmarks).min(0), np.asarray(landmarks).max(0)
     f_lo, f_hi = found[-1].min(0), found[-1].max(0)
@@ -317,6 +327,13 @@ def file_note(image, landmarks):
     return (f"its face ({box(lo, hi)}) is not where a face is found in the image "
             f"({box(f_lo, f_hi)}): landmarks of another size or crop of it? They are used as "
             "they are")
+
+
+def _up(points):
+    """The unit direction from a face's mouth to its eyes (68 points)."""
+    p = np.asarray(points, np.float64)
+    v = (p[36:48].mean(0) - p[48:68].mean(0))
+    return v / max(float(np.hypot(*v)), 1e-9)
 
 
 def _style_landmarks(path, image, landmarks_path):

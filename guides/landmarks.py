@@ -63,8 +63,8 @@ def read_lm68(path: str | os.PathLike, *, check_face: bool = True) -> np.ndarray
 
     The file holds 68 lines ``x y`` (integers or decimals separated by
     whitespace or a comma) in the dlib / iBUG-300W order. An optional first
-    line ``68``, lines starting with ``#`` (comments), blank trailing lines,
-    CRLF line ends and a UTF-8 byte-order mark are accepted.
+    line ``68``, comments (from a ``#`` to the end of its line), blank
+    lines, CRLF line ends and a UTF-8 byte-order mark are accepted.
 
     Parameters
     ----------
@@ -102,13 +102,11 @@ def read_lm68(path: str | os.PathLike, *, check_face: bool = True) -> np.ndarray
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text file (expected 68 lines 'x y')") from None
 
-    # (line number, text) of the lines but comments and the blank lines at
-    # the end (one in between is a point missing); \n, \r\n and \r end a line
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    lines = [(number, line) for number, line in enumerate(lines, start=1)
-             if not line.lstrip().startswith("#")]
+    # (line number, text) of the lines that hold something but a comment (from
+    # a '#' on); \n, \r\n and \r end a line
+    lines = [(number, line.split("#", 1)[0])
+             for number, line in enumerate(text.splitlines(), start=1)]
+    lines = [(number, line) for number, line in lines if line.strip()]
     if lines:
         head = lines[0][1].split()
         if len(head) == 1 and re.fullmatch(r"[+-]?\d+", head[0]):
@@ -187,9 +185,12 @@ def check_landmarks_fit(points: np.ndarray, shape, landmarks_path, image_path) -
     """
     h, w = shape[:2]
     x, y = points[:, 0], points[:, 1]
-    if x.min() < -0.5 * w or x.max() > 1.5 * w or y.min() < -0.5 * h or y.max() > 1.5 * h:
+    far = (x < -0.5 * w) | (x > 1.5 * w) | (y < -0.5 * h) | (y > 1.5 * h)
+    if far.any():
+        k = int(np.argmax(far))
         raise InputError(f"{landmarks_path}: landmarks lie far outside the {w}x{h} image "
-                         f"{image_path}")
+                         f"{image_path} ({int(far.sum())} of 68; point {k + 1} at "
+                         f"{_format_coordinate(x[k])} {_format_coordinate(y[k])})")
     return points
 
 

@@ -618,12 +618,15 @@ def test_landmarks_command_writes_the_file_that_image_then_uses(tmp_path, capsys
     plot = tmp_path / "plot.png"
     assert main(["landmarks", str(photo), "--landmarks", str(tmp_path / "p.lm68.txt"),
                  "--plot", str(plot)]) == 0
-    assert "read from" in capsys.readouterr().out
-    drawn = np.abs(read_image(plot).astype(int) - read_image(photo)).sum(-1) > 0
-    x0, y0 = moved.min(0).astype(int) - 60
-    x1, y1 = moved.max(0).astype(int) + 60
-    assert drawn.sum() > 2000 and not drawn[y1:].any() and not drawn[:, x1:].any()
-    assert drawn[int(moved[8, 1]), int(moved[8, 0])]  # the moved point itself
+    said = capsys.readouterr().out
+    assert "read from" in said
+    # (its eyes 84 px apart: the plot is enlarged twice, and says so)
+    assert "enlarged 2 times to read the numbers" in said
+    big = cv2.resize(read_image(photo), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    drawn = np.abs(read_image(plot).astype(int) - big).sum(-1) > 0
+    x1, y1 = (2 * moved.max(0) + 0.5).astype(int) + 120
+    assert drawn.sum() > 8000 and not drawn[y1:].any() and not drawn[:, x1:].any()
+    assert drawn[int(2 * moved[8, 1] + 0.5), int(2 * moved[8, 0] + 0.5)]  # the moved point
 
     # the target's file is the one `image --target-landmarks` takes
     out_a, out_b = tmp_path / "a.png", tmp_path / "b.png"
@@ -651,7 +654,7 @@ def test_landmarks_command_errors_and_template(tmp_path, capsys):
     lm = read_lm68(tmp_path / "blank.lm68.txt")
     assert interocular_distance(lm) == pytest.approx(75, abs=0.1)  # a quarter of 300
     assert np.allclose((lm.max(0) + lm.min(0)) / 2, (200, 150), atol=0.01)
-    assert (read_image(tmp_path / "t.png") != read_image(blank)).any()
+    assert read_image(tmp_path / "t.png").shape == (600, 800, 3)  # (enlarged twice)
     # the style commands now take it as the blank image's landmarks
     assert main(["prepare-style", str(blank), "-o", str(tmp_path / "s.npz")]) == 0
     capsys.readouterr()
@@ -660,18 +663,33 @@ def test_landmarks_command_errors_and_template(tmp_path, capsys):
         main(["landmarks", str(blank), "--landmarks", str(tmp_path / "blank.lm68.txt")])
     assert "there is nothing to do" in capsys.readouterr().err
     assert main(["landmarks", str(blank), "-o", str(blank), "--overwrite"]) == 1
+    assert "-o names the landmark file" in capsys.readouterr().err
+    assert main(["landmarks", str(blank), "-o", str(tmp_path / "blank.lm68.txt"),
+                 "--plot", str(blank), "--overwrite", "--template"]) == 1
     assert "would replace the input" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["landmarks", str(blank), "--template", "--landmarks", "x.txt", "-o", "y.txt"])
+    assert "--template: not with --landmarks" in capsys.readouterr().err
     assert main(["landmarks", str(blank), "--landmarks", str(tmp_path / "blank.lm68.txt"),
                  "--plot", str(tmp_path / "t.txt")]) == 1
     assert "t.txt" in capsys.readouterr().err
     assert main(["landmarks", str(tmp_path / "none.png")]) == 1
     assert "none.png" in capsys.readouterr().err
 
-    # --eyes moves the template as one: its eye centres land there, its shape kept
+    # --eyes moves the template as one: its eye centres land there, its shape kept;
+    # a file moved so is written back over itself with --overwrite, or said unwritten
     assert main(["landmarks", str(blank), "--template", "--eyes", "150,120,230,100",
                  "-o", str(tmp_path / "moved.lm68.txt")]) == 0
     capsys.readouterr()
     moved = read_lm68(tmp_path / "moved.lm68.txt")
+    assert main(["landmarks", str(blank), "--landmarks", str(tmp_path / "moved.lm68.txt"),
+                 "--eyes", "150,120,230,100", "--plot", str(tmp_path / "m0.png")]) == 0
+    assert "not written (give -o FILE to keep them)" in capsys.readouterr().out
+    assert main(["landmarks", str(blank), "--landmarks", str(tmp_path / "moved.lm68.txt"),
+                 "--eyes", "150,120,230,100", "-o", str(tmp_path / "moved.lm68.txt"),
+                 "--overwrite"]) == 0
+    capsys.readouterr()
+    np.testing.assert_allclose(read_lm68(tmp_path / "moved.lm68.txt"), moved, atol=0.01)
     np.testing.assert_allclose(moved[36:42].mean(0), (150, 120), atol=0.02)
     np.testing.assert_allclose(moved[42:48].mean(0), (230, 100), atol=0.02)
     scale = interocular_distance(moved) / interocular_distance(lm)
@@ -682,6 +700,19 @@ def test_landmarks_command_errors_and_template(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["landmarks", str(blank), "--template", "--eyes", bad])
         assert "argument --eyes" in capsys.readouterr().err
+
+    # what `image` would warn of is said here too; a point far off is named
+    face = read_lm68(tmp_path / "blank.lm68.txt")
+    write_lm68(tmp_path / "edge.lm68.txt", face - (face[:, 0].min() + 10, 0))
+    assert main(["landmarks", str(blank), "--landmarks", str(tmp_path / "edge.lm68.txt"),
+                 "--plot", str(tmp_path / "e.png")]) == 0
+    assert "warning: " in capsys.readouterr().err
+    far = face.copy()
+    far[29] = (5000, 40)
+    write_lm68(tmp_path / "far.lm68.txt", far)
+    assert main(["landmarks", str(blank), "--landmarks", str(tmp_path / "far.lm68.txt"),
+                 "--plot", str(tmp_path / "f.png")]) == 1
+    assert "(1 of 68; point 30 at 5000 40)" in capsys.readouterr().err
 
     # a mirrored file is drawn to see, then refused; nothing else written
     write_lm68(tmp_path / "mirror.lm68.txt", lm * (-1, 1) + (400, 0))

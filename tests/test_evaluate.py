@@ -188,6 +188,33 @@ def test_eval_measures_the_largest_face_against_its_own_in_the_output(photo, tmp
     assert lm["no_face_fraction"] == 0 and lm["mean"] < 0.1, lm  # (of the eyes' distance)
 
 
+def test_eval_measures_the_face_it_paints_when_the_largest_changes(photo, tmp_path):
+    """Two people whose sizes change, the larger no longer the one tracked
+    from the first frames; eval paints one face (the one it tracks): that
+    one is measured on every frame, not the unpainted one against itself
+    when it is the larger (0.02 % of the eyes' distance on those frames of
+    a user's clip)."""
+    h, w = photo.shape[:2]
+    target = str(tmp_path / "swing.avi")
+    writer = cv2.VideoWriter(target, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (2 * w, h))
+    for i in range(9):
+        k = 1.0 if i < 2 else 0.9  # the left face larger first (the one tracked), then not
+        left = np.full_like(photo, 120)
+        small = cv2.resize(photo, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+        left[:small.shape[0], :small.shape[1]] = small
+        right = np.full_like(photo, 120)
+        small = cv2.resize(photo[:, ::-1], None, fx=1.9 - k, fy=1.9 - k,
+                           interpolation=cv2.INTER_AREA)[:h, :w]
+        right[:small.shape[0], :small.shape[1]] = small
+        writer.write(np.hstack([left, right]))
+    writer.release()
+    out_json = str(tmp_path / "swing.json")
+    assert main(["eval", target, "--json", out_json, "--patch-frames", "0", "--overwrite",
+                 "-q"]) == 0
+    lm = _load(out_json)["methods"]["ours"]["landmarks"]
+    assert lm["no_face_fraction"] == 0 and lm["median"] > 0.005, lm
+
+
 def test_eval_reads_an_existing_output(clip, tmp_path):
     out_json = str(tmp_path / "o.json")
     # the clip as its own "stylization": as stable as the input, no stylization timed

@@ -357,6 +357,10 @@ def test_style_warnings_for_a_face_past_the_edge_and_a_landmark_file_of_another_
     assert "past the image's left edge" in note and "of its 68 landmarks outside" in note
     assert "bottom" in edge_note(image.shape, lm + (0, h - lm[:, 1].min() - 10))
     assert "not where a face is found" in file_note(image, lm * 0.1)
+    # where the face is, but turned half round (eyes given in the wrong order to
+    # `landmarks --eyes`): the mouth would be painted on the forehead
+    centre = (lm.max(0) + lm.min(0)) / 2
+    assert "stands the other way up" in file_note(image, 2 * centre - lm)
 
     write_image(tmp_path / "cut.png", cut)
     write_lm68(tmp_path / "cut.lm68.txt", lm - (shift, 0))

@@ -81,7 +81,7 @@ def test_lm68_tabs_and_plain_file(tmp_path):
     np.testing.assert_allclose(read_lm68(path), points, atol=1e-3)
 
 
-@pytest.mark.parametrize("bad", ["abc", "1 2 3", "7", "", "1 nan"])
+@pytest.mark.parametrize("bad", ["abc", "1 2 3", "7", "1 nan", "1 2 3 # a comment"])
 def test_lm68_malformed_line_names_file_and_line(tmp_path, bad):
     lines = _lines(_points(3))
     lines[2] = bad
@@ -91,17 +91,23 @@ def test_lm68_malformed_line_names_file_and_line(tmp_path, bad):
         read_lm68(path)
 
 
-def test_lm68_comments_and_commas(tmp_path):
-    """Other tools write 'x,y' (CSV) or comment lines: read as the points."""
+def test_lm68_comments_commas_and_blank_lines(tmp_path):
+    """Other tools write 'x,y' (CSV); people add comments and blank lines
+    between groups: read as the points. A point left out is counted."""
     points = np.round(_points(5), 2)
     lines = ["# landmarks of style.png", "68"] + [f"{x},{y}" for x, y in points[:30]]
-    lines += ["  # the brows"] + [f"{x}, {y}" for x, y in points[30:]]
+    lines += ["", "  # the brows"] + [f"{x}, {y}" for x, y in points[30:]]
+    lines[5] += "  # moved this one"
     path = tmp_path / "style.lm68.txt"
     path.write_text("\n".join(lines) + "\n")
     np.testing.assert_allclose(read_lm68(path), points, atol=1e-3)
     lines[10] = "1,2,3"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match=r"style\.lm68\.txt line 11: expected two numbers"):
+        read_lm68(path)
+    del lines[10]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="expected 68 points, found 67"):
         read_lm68(path)
 
 
