@@ -796,11 +796,12 @@ class Stylizer:
         frame passes through unstylized (background-only with
         ``background="stylize"``): a missed detection, a hand in front.
         Not for a face lost on the move (over :data:`MOVING` face widths a
-        second), that left the frame (under :data:`INSIDE_SHARE` of its box
-        inside) or that went behind a face seen now (over
-        :data:`HIDDEN_SHARE` of its box in that one's). Not across a cut (:func:`is_cut`: a new
-        shot, or a frame of another size) or a timestamp earlier than the
-        previous one: the stream starts afresh, its faces tracked anew.
+        second) or seen on one frame only, that left the frame (under
+        :data:`INSIDE_SHARE` of its box inside) or that went behind a face
+        seen now (over :data:`HIDDEN_SHARE` of its box in that one's). Not
+        across a cut (:func:`is_cut`: a new shot, or a frame of another
+        size) or a timestamp earlier than the previous one: the stream
+        starts afresh, its faces tracked anew.
     fps : float
         Frame rate assumed when frames come without timestamps.
     device : {"cpu", "cuda", "auto"}
