@@ -369,11 +369,9 @@ def _add_prepare_style(sub):
 # --------------------------------------------------------------------------
 
 def _landmarks(args):
-    import warnings
-
-    from guides.exemplar import edge_note, file_note
-    from guides.io import (IMAGE_WRITE_EXTENSIONS, InputError, StyleWarning,
-                           check_image_extension, read_image, write_image)
+    from guides.exemplar import warn_style
+    from guides.io import (IMAGE_WRITE_EXTENSIONS, InputError, check_image_extension,
+                           read_image, write_image)
     from guides.landmarks import (check_face_points, check_landmarks_fit, detect_upright_faces,
                                   interocular_distance, read_lm68, write_lm68)
 
@@ -434,11 +432,9 @@ def _landmarks(args):
     except InputError as exc:
         problem = exc
     if problem is None:  # (what `image` would warn of, said here where they are checked)
-        notes = [edge_note(image.shape, points)]
-        if args.landmarks is not None or args.eyes is not None or args.template:
-            notes.append(file_note(image, points))
-        for note in filter(None, notes):
-            warnings.warn(f"{name}: {note}", StyleWarning)
+        detected = args.landmarks is None and args.eyes is None and not args.template
+        warn_style(args.image, image.shape, points, image=None if detected else image,
+                   landmarks_path=name)
     done = []
     if args.plot is not None:
         zoom = _plot_zoom(image.shape, points)
@@ -519,10 +515,10 @@ def _template_landmarks(shape):
     import numpy as np
 
     from blit.defaults import default_style_path
-    from guides.exemplar import load_style
-    from guides.landmarks import interocular_distance
+    from guides.landmarks import interocular_distance, read_lm68
 
-    face = load_style(default_style_path()).landmarks.astype(np.float64)
+    # (its landmarks file: the style's lookup table is not needed)
+    face = read_lm68(os.path.splitext(default_style_path())[0] + ".lm68.txt").astype(np.float64)
     h, w = shape[:2]
     scale = 0.25 * min(h, w) / interocular_distance(face)
     middle = (face.max(0) + face.min(0)) / 2

@@ -91,10 +91,8 @@ def default_style_path():
     built in :func:`guides.exemplar.fallback_cache_dir`, with a
     :class:`guides.io.StyleblitWarning` saying so.
     """
-    import warnings
-
-    from guides.exemplar import cache_dirs, fallback_cache_dir
-    from guides.io import InputError, StyleblitWarning, read_image
+    from guides.exemplar import cache_dirs, write_cached
+    from guides.io import InputError, read_image
     from guides.landmarks import detect_landmarks, read_lm68, write_lm68
 
     name = f"astronaut_painted_v{_VERSION}"
@@ -113,22 +111,15 @@ def default_style_path():
     if landmarks is None:  # pragma: no cover - the photo is fixed
         raise RuntimeError("mediapipe found no face in astronaut.png")
     painting = paint(photo)
-    problem = None
-    folders = [os.path.join(cache_dir(), "default")]
-    for folder in folders:
-        path = os.path.join(folder, name + ".png")
-        try:
-            os.makedirs(folder, exist_ok=True)
-            write_lm68(os.path.join(folder, name + ".lm68.txt"), landmarks)
-            write_image(path, painting)
-        except (OSError, InputError) as exc:
-            problem = problem or (str(exc) if isinstance(exc, InputError)
-                                  else f"{folder}: {exc.strerror or exc}")
-            if len(folders) == 1:
-                folders.append(os.path.join(fallback_cache_dir(), "default"))
-            continue
-        if problem:
-            warnings.warn(f"the cache folder cannot be written ({problem}); the default style "
-                          f"is kept in {folder}", StyleblitWarning, stacklevel=2)
-        return path
-    raise InputError(f"the default style cannot be written ({problem})")
+
+    def write(root):
+        folder = os.path.join(root, "default")
+        os.makedirs(folder, exist_ok=True)
+        write_lm68(os.path.join(folder, name + ".lm68.txt"), landmarks)
+        write_image(os.path.join(folder, name + ".png"), painting)
+
+    root = write_cached(write, "the default style")
+    if root is None:
+        raise InputError(f"the default style cannot be written in the cache folder "
+                         f"{cache_dir()} nor in the temporary folder")
+    return os.path.join(root, "default", name + ".png")

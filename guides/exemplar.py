@@ -28,7 +28,7 @@ from guides.io import InputError, StyleWarning, read_image, usual_permissions
 from guides.mask import head_region
 
 __all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "fallback_cache_dir",
-           "save_cached", "CACHE_VERSION"]
+           "save_cached", "write_cached", "CACHE_VERSION"]
 
 # 2: the head mask's soft edge blurred at up to 1/4 resolution (the appearance
 # guide's normalisation and quantiles are taken under it)
@@ -302,12 +302,9 @@ def file_note(image, landmarks):
     under a half: hand-corrected landmarks of the 12 FaceBlit styles overlap
     mediapipe's by 0.80-0.95), or the one there stands the other way up
     (mouth to eyes); None otherwise, also when no face is found."""
-    from guides.landmarks import _box_overlap, detect_faces, detect_upright_landmarks
+    from guides.landmarks import _box_overlap, detect_upright_faces
 
-    found = list(detect_faces(image, 4))
-    upright = detect_upright_landmarks(image)
-    if upright is not None:
-        found.append(upright)
+    found = detect_upright_faces(image, 4)
     if not found:
         return None
     overlap, face = max(((_box_overlap(landmarks, f), k) for k, f in enumerate(found)))
@@ -320,7 +317,7 @@ def file_note(image, landmarks):
                     "as they are")
         return None
     lo, hi = np.asarray(landmarks).min(0), np.asarray(landmarks).max(0)
-    f_lo, f_hi = found[-1].min(0), found[-1].max(0)
+    f_lo, f_hi = found[0].min(0), found[0].max(0)  # (the largest)
     def box(a, b):
         return f"{a[0]:.0f},{a[1]:.0f} to {b[0]:.0f},{b[1]:.0f}"
 
@@ -445,28 +442,37 @@ def load_style(path, *, landmarks_path=None, cache=True, lam_app=2.0, nbins=32):
     return style
 
 
-def save_cached(style, file, *, folder=None):
-    """Save ``style`` as ``file`` in the cache folder (``folder``, or
-    :func:`cache_dir`); where that cannot be written (read-only, or a
-    file), in :func:`fallback_cache_dir` instead, with a
+def write_cached(write, what, *, folder=None):
+    """Call ``write(root)`` to write ``what`` into the cache folder ``root``
+    (``folder``, or :func:`cache_dir`); where that cannot be written
+    (read-only, or a file: an ``OSError`` or ``InputError``), into
+    :func:`fallback_cache_dir` instead, with a
     :class:`guides.io.StyleblitWarning` saying so (only for the default
-    cache folder: a folder given is the caller's). Returns the path
-    written, or None."""
+    cache folder: a folder given is the caller's). Returns the folder
+    written in, or None."""
     from guides.io import StyleblitWarning
 
     first = folder if folder is not None else cache_dir()
     try:
-        style.save(os.path.join(first, file))
-        return os.path.join(first, file)
-    except OSError as exc:
-        problem = f"{first}: {exc.strerror or exc}"
+        write(first)
+        return first
+    except (OSError, InputError) as exc:
+        problem = str(exc) if isinstance(exc, InputError) else f"{first}: {exc.strerror or exc}"
     if folder is not None:
         return None
-    path = os.path.join(fallback_cache_dir(), file)
+    root = fallback_cache_dir()
     try:
-        style.save(path)
-    except OSError:
-        return None  # (not cached: prepared again next time)
-    warnings.warn(f"the cache folder cannot be written ({problem}); {style.name} is kept in "
-                  f"{os.path.dirname(path)}", StyleblitWarning, stacklevel=3)
-    return path
+        write(root)
+    except (OSError, InputError):
+        return None  # (not cached: made again next time)
+    warnings.warn(f"the cache folder cannot be written ({problem}); {what} is kept in {root}",
+                  StyleblitWarning, stacklevel=3)
+    return root
+
+
+def save_cached(style, file, *, folder=None):
+    """Save ``style`` as ``file`` in the cache folder (:func:`write_cached`).
+    Returns the path written, or None."""
+    root = write_cached(lambda root: style.save(os.path.join(root, file)), style.name,
+                        folder=folder)
+    return None if root is None else os.path.join(root, file)
