@@ -43,7 +43,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from blit.cli import STOP_SIGNALS, number, register, signal_handlers, unique_stems
+from blit.cli import STOP_SIGNALS, number, register, signal_handlers
 from guides.io import InputError
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
@@ -667,17 +667,45 @@ def run_jobs_from_args(args, style, jobs):
             ray.shutdown()
 
 
-def expand_inputs(inputs, *, _list=None):
-    """Batch inputs: video files; folders (the videos in them, or, when they
-    hold images only, one frame sequence); list files (one path a line,
-    relative to the list's folder; ``#`` starts a comment; each line taken as
-    an input named on the command line, but a list). A file is a video by
-    its ending (:data:`guides.io.VIDEO_FILE_EXTENSIONS`) or, with another
-    ending, when it is not text: its job then opens it with PyAV, which reads
-    or refuses it. Paths that do not exist are kept: their jobs fail on their
-    own. An input named twice (``clips/`` and ``clips/a.mp4``) is kept once,
-    and the images beside the videos of a folder are left out; each with a
-    warning."""
+def expand_inputs(inputs, *, skip=()):
+    """Batch inputs: video files; folders, searched with their subfolders
+    (the videos in them; a folder that holds images and no videos is one
+    frame sequence, its subfolders not searched); list files (one path a
+    line, relative to the list's folder; ``#`` starts a comment; each line
+    taken as an input named on the command line, but a list). A file is a
+    video by its ending (:data:`guides.io.VIDEO_FILE_EXTENSIONS`) or, with
+    another ending, when it is not text: its job then opens it with PyAV,
+    which reads or refuses it. Paths that do not exist are kept: their jobs
+    fail on their own. An input named twice (``clips/`` and ``clips/a.mp4``)
+    is kept once, and the images beside the videos of a folder are left out;
+    each with a warning. Folders in ``skip`` (the output folder) and hidden
+    ones are not searched."""
+    return [path for path, _ in named_inputs(inputs, skip=skip)]
+
+
+def named_inputs(inputs, *, skip=()):
+    """:func:`expand_inputs` with each input's output name: its file or
+    folder name without extension, and for one found in a named folder's
+    subfolder, the subfolders' path before it (``day1/clip``), so that the
+    outputs keep the folders' tree."""
+    skip = {os.path.realpath(s) for s in skip}
+    seen, kept = set(), []
+    for path, name in _named(inputs, skip, None):
+        key = os.path.realpath(path)
+        if key in seen:
+            print(f"styleblit: warning: {path}: named more than once; stylized once",
+                  file=sys.stderr)
+        else:
+            seen.add(key)
+            kept.append((path, name))
+    return kept
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+
+
+def _named(inputs, skip, _list):
     from blit.video import IMAGE_EXTENSIONS
     from guides.io import VIDEO_FILE_EXTENSIONS
 
@@ -685,20 +713,12 @@ def expand_inputs(inputs, *, _list=None):
     out = []
     for path in inputs:
         if os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if not n.startswith("."))
-            videos = [os.path.join(path, n) for n in names if n.lower().endswith(VIDEO_FILE_EXTENSIONS)]
-            if videos:
-                images = sum(n.lower().endswith(IMAGE_EXTENSIONS) for n in names)
-                if images:
-                    print(f"styleblit: warning: {path}: its {images} image(s) are left out: "
-                          "a folder of videos (a sequence of frames is a folder of its own)",
-                          file=sys.stderr)
-                out.extend(videos)
-            elif any(n.lower().endswith(IMAGE_EXTENSIONS) for n in names):
-                out.append(path)
-            else:
-                raise InputError(f"{path}: folder holds no videos ({', '.join(VIDEO_FILE_EXTENSIONS)}) "
-                                 f"and no images")
+            found = _folder_inputs(path, "", skip, set())
+            if not found:
+                raise InputError(f"{path}: folder holds no videos "
+                                 f"({', '.join(VIDEO_FILE_EXTENSIONS)}) and no images, nor "
+                                 "do its subfolders")
+            out.extend(found)
         elif path.lower().endswith(IMAGE_EXTENSIONS):
             raise InputError(f"{path}{named}: a still image; batch takes videos, folders of "
                              "frames and lists of them (`styleblit image A.jpg B.jpg -o DIR` "
@@ -706,25 +726,47 @@ def expand_inputs(inputs, *, _list=None):
         elif os.path.isfile(path) and not path.lower().endswith(VIDEO_FILE_EXTENSIONS):
             lines = _list_file_lines(path)
             if lines is None:  # not text: a video of another name
-                out.append(path)
+                out.append((path, _stem(path)))
             elif _list:
                 raise InputError(f"{path}{named}: a text file, not a video (a list names "
                                  "videos and folders of frames)")
             else:
                 folder = os.path.dirname(os.path.abspath(path))
-                out.extend(expand_inputs([os.path.join(folder, ln) for ln in lines], _list=path))
+                out.extend(_named([os.path.join(folder, ln) for ln in lines], skip, path))
         else:
-            out.append(path)
-    seen, kept = set(), []
-    for path in out:
-        key = os.path.realpath(path)
-        if key in seen:
-            print(f"styleblit: warning: {path}: named more than once; stylized once",
-                  file=sys.stderr)
-        else:
-            seen.add(key)
-            kept.append(path)
-    return kept
+            out.append((path, _stem(path)))
+    return out
+
+
+def _folder_inputs(path, prefix, skip, visited):
+    """(path, name) of the inputs in folder ``path`` and its subfolders, in
+    name order; ``prefix`` is the subfolders' path from the named folder."""
+    from blit.video import IMAGE_EXTENSIONS
+    from guides.io import VIDEO_FILE_EXTENSIONS
+
+    real = os.path.realpath(path)
+    if real in visited or real in skip:  # (a link back up the tree; the output folder)
+        return []
+    visited.add(real)
+    try:
+        names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+    except OSError as exc:
+        raise InputError(f"{path}: folder cannot be read ({exc.strerror or exc})") from None
+    videos = [n for n in names if n.lower().endswith(VIDEO_FILE_EXTENSIONS)
+              and not os.path.isdir(os.path.join(path, n))]
+    images = sum(n.lower().endswith(IMAGE_EXTENSIONS) for n in names)
+    if images and not videos:  # a sequence of frames
+        return [(path, prefix.rstrip("/") or _stem(path))]
+    if images:
+        print(f"styleblit: warning: {path}: its {images} image(s) are left out: "
+              "a folder of videos (a sequence of frames is a folder of its own)",
+              file=sys.stderr)
+    out = [(os.path.join(path, n), prefix + _stem(n)) for n in videos]
+    for n in names:
+        sub = os.path.join(path, n)
+        if os.path.isdir(sub):
+            out.extend(_folder_inputs(sub, f"{prefix}{n}/", skip, visited))
+    return out
 
 
 def _list_file_lines(path, limit=1 << 20):
@@ -746,34 +788,48 @@ def _list_file_lines(path, limit=1 << 20):
     return [ln for ln in lines if ln]
 
 
-def output_names(inputs, outdir, fmt):
+def output_names(inputs, outdir, fmt, names=None):
     """``OUTDIR/NAME.FMT`` per input (a folder ``OUTDIR/NAME`` for png), NAME the
-    input's file or folder name without extension, made unique with -2, -3..."""
-    return [os.path.join(outdir, name if fmt == "png" else f"{name}.{fmt}")
-            for name in unique_stems(inputs, default="video")]
+    input's file or folder name without extension (or ``names``, from
+    :func:`named_inputs`: ``day1/clip`` for a video found in a subfolder),
+    made unique with -2, -3..."""
+    if names is None:
+        names = [_stem(path) for path in inputs]
+    seen, out = set(), []
+    for name in names:
+        name = name or "video"
+        unique, k = name, 1
+        while unique.lower() in seen:  # (one file on case-blind file systems)
+            k += 1
+            unique = f"{name}-{k}"
+        seen.add(unique.lower())
+        out.append(os.path.join(outdir, *(unique if fmt == "png" else f"{unique}.{fmt}").split("/")))
+    return out
 
 
 def _batch(args):
     from blit.cli import check_frames_folder, check_outputs_apart
     from blit.video import check_video_args, stylize_video, video_input_paths
 
-    inputs = expand_inputs(args.inputs)
-    if not inputs:
-        raise InputError("no inputs")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise InputError(f"{args.output}: not a folder")
-    pairs = list(zip(inputs, output_names(inputs, args.output, args.format)))
+    found = named_inputs(args.inputs, skip=[args.output])
+    if not found:
+        raise InputError("no inputs")
+    inputs, names = [p for p, _ in found], [n for _, n in found]
+    pairs = list(zip(inputs, output_names(inputs, args.output, args.format, names)))
     read = video_input_paths(args, *inputs)
     check_outputs_apart([out for _, out in pairs], read)
     if args.format == "png":
         for _, out in pairs:
             check_frames_folder(out, read, args.overwrite)
     style = check_video_args(args)
-    try:
-        os.makedirs(args.output, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"{args.output}: cannot make the output folder "
-                         f"({exc.strerror or exc})") from None
+    for folder in dict.fromkeys(os.path.dirname(out) for _, out in pairs):
+        try:  # OUTDIR, and its subfolders for inputs found in subfolders
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{folder}: cannot make the output folder "
+                             f"({exc.strerror or exc})") from None
     if args.engine == "ray":
         jobs = run_jobs_from_args(args, style, pairs)
     else:
@@ -836,11 +892,12 @@ def add_batch_parser(sub):
                                    "--overwrite.")
     _add_style_args(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="video files, folders of videos (or of images: one frame sequence), "
-                        "or list files (one path a line, relative to the list's folder; # "
-                        "starts a comment)")
+                   help="video files, folders of videos (searched with their subfolders; a "
+                        "folder of images is one frame sequence), or list files (one path a "
+                        "line, relative to the list's folder; # starts a comment)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
-                   help="folder of the outputs, one per input, named after it")
+                   help="folder of the outputs, one per input, named after it (in the "
+                        "subfolders it was found in: day1/clip.mp4)")
     p.add_argument("--format", choices=("mp4", "mov", "mkv", "png"), default="mp4",
                    help="output container (default mp4), or png for a folder of frames each")
     add_video_job_args(p, engine="ray")

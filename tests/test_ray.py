@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from blit.cli import main
-from blit.distributed import (Job, StylizerSpec, expand_inputs, output_names, plan_ranges,
-                              stylize_videos, summary_table)
+from blit.distributed import (Job, StylizerSpec, expand_inputs, named_inputs, output_names,
+                              plan_ranges, stylize_videos, summary_table)
 from blit.video import stylize_video
 from guides.io import InputError, read_image
 
@@ -169,6 +169,48 @@ def test_batch_inputs_folders_and_list_files(tmp_path, capsys):
         (tmp_path / "bad.txt").write_text(f"cams/c.avi\n{line}\n")
         with pytest.raises(InputError, match=rf"{line} \(named in .*bad.txt\): {says}"):
             expand_inputs([str(tmp_path / "bad.txt")])
+
+
+def test_batch_searches_subfolders_and_keeps_their_tree(tmp_path, capsys):
+    """A footage folder of days and shots: the videos of its subfolders are
+    found, a subfolder of frames is one sequence, and the outputs keep the
+    tree; the output folder inside it and hidden folders are not searched,
+    and a link back up the tree is followed once."""
+    root = tmp_path / "footage"
+    for rel in ("day1/a.mp4", "day1/b.mov", "day2/a.mp4", "day2/late/c.mp4", "A.mp4",
+                ".trash/x.mp4", "out/day1/a.mp4"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    write_frames(root / "shots", [])
+    frames = write_frames(root / "shots" / "s1", faceless_frames(2))
+    (root / "empty").mkdir()
+    os.symlink(root, root / "day2" / "up")
+    found = [(os.path.relpath(p, root), n) for p, n in named_inputs([str(root)],
+                                                                   skip=[str(root / "out")])]
+    assert found == [("A.mp4", "A"), ("day1/a.mp4", "day1/a"), ("day1/b.mov", "day1/b"),
+                     ("day2/a.mp4", "day2/a"), ("day2/late/c.mp4", "day2/late/c"),
+                     ("shots/s1", "shots/s1")]
+    names = [n for _, n in found]
+    outs = output_names([p for p, _ in found], "OUT", "mp4", names)
+    assert outs == [os.path.join("OUT", *n.split("/")) + ".mp4" for n in names]
+    # names unique whatever their case (one file on macOS' and Windows' file systems)
+    assert output_names(["x/a.mp4", "y/A.mp4"], "OUT", "mp4") == [os.path.join("OUT", "a.mp4"),
+                                                                   os.path.join("OUT", "A-2.mp4")]
+    # a folder with nothing to stylize in its whole tree is refused
+    with pytest.raises(InputError, match=r"empty: folder holds no videos .* nor do its subfolders"):
+        expand_inputs([str(root / "empty")])
+    # end to end: a frame sequence two folders down comes out two folders down, and a second
+    # run does not take the first run's outputs, inside the footage, for inputs
+    tree = tmp_path / "tree"
+    (tree / "day1").mkdir(parents=True)
+    write_frames(tree / "day1" / "shot", faceless_frames(2))
+    out = tree / "styled"
+    for _ in range(2):
+        assert main(["batch", "--engine", "local", "--quiet", str(tree), "-o", str(out),
+                     "--format", "png", "--overwrite"]) == 0
+        assert sorted(os.listdir(out / "day1" / "shot")) == ["frame_000001.png", "frame_000002.png"]
+        assert os.listdir(out) == ["day1"]
+    capsys.readouterr()
 
 
 def test_kill_keeps_the_joined_frames_with_their_audio(tmp_path):
