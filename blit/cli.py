@@ -676,15 +676,16 @@ def _image_jobs(targets, output, *, to_folder=False):
 
 def unique_stems(paths, default="out"):
     """Each path's file or folder name without its extension, made unique
-    with -2, -3, ... in order (``a.jpg``, ``b/a.png`` -> ``a``, ``a-2``)."""
+    with -2, -3, ... in order (``a.jpg``, ``b/a.png`` -> ``a``, ``a-2``), whatever
+    their case (``A.jpg``: one file on macOS' and Windows' file systems)."""
     seen, stems = set(), []
     for path in paths:
         stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or default
         name, k = stem, 1
-        while name in seen:
+        while name.lower() in seen:
             k += 1
             name = f"{stem}-{k}"
-        seen.add(name)
+        seen.add(name.lower())
         stems.append(name)
     return stems
 

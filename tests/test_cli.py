@@ -169,6 +169,7 @@ def test_unique_stems_numbers_repeated_names():
     from blit.cli import unique_stems
 
     assert unique_stems(["a.jpg", "x/a.png", "a-2.png", "b/", "a.tif"]) == ["a", "a-2", "a-2-2", "b", "a-3"]
+    assert unique_stems(["a.jpg", "A.png"]) == ["a", "A-2"]
 
 
 def test_no_face_is_one_line_exit_1_and_no_output(tmp_path, capsys):
