@@ -1012,9 +1012,10 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None, faces=None):
     (:meth:`blit.stream.Stylizer.prefetch`) is handed each frame and its
     timestamp one frame early, so that its landmarks and guides are made
     while the previous frame is painted; the output is the same. ``faces``
-    (a one-element list) counts the frames painted with a face (whose
-    stylizer's ``last_landmarks`` are not empty). Returns the number of
-    frames read."""
+    (a list ``[0]``, or ``[0, 0]``) counts the frames painted with a face
+    (whose stylizer's ``last_landmarks`` are not empty), and in its second
+    element keeps the most faces painted on one frame. Returns the number
+    of frames read."""
     prefetch = getattr(stylizer, "prefetch", None)
     n = 0
     pending = None  # the video item read but not stylized yet
@@ -1025,8 +1026,11 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None, faces=None):
         _, image, pts, seconds = pending
         out = stylizer(image, seconds)
         n += 1
-        if faces is not None and getattr(stylizer, "last_landmarks", None):
+        painted = getattr(stylizer, "last_landmarks", None)
+        if faces is not None and painted:
             faces[0] += 1
+            if len(faces) > 1:
+                faces[1] = max(faces[1], len(painted))
         if n > skip:
             sink.write(out, pts)
             if progress is not None:
@@ -1059,7 +1063,7 @@ def output_sink(path, source, folder):
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
                   fps=30.0, quiet=False, landmarker=None, method="patch", model=None,
-                  device="cpu", landmark_every=1, scale="auto"):
+                  device="cpu", landmark_every=1, scale="auto", stats=None):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -1087,6 +1091,11 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         the face options unused; needs torch).
     model : str
         The GAN checkpoint, for ``method="gan"``.
+    stats : dict, optional
+        Filled, when it completes, with ``with_face`` (the frames painted
+        with a face; a face held a moment after it is lost counts) and
+        ``most_faces`` (the most painted on one frame); left empty for a
+        GAN without guides, which finds no faces.
 
     Returns
     -------
@@ -1123,7 +1132,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
                                  max_faces=max_faces, boil_hz=boil_hz, landmarker=landmarker,
                                  model=model, device=device, landmark_every=landmark_every,
                                  scale=scale)
-        faces = [0]
+        faces = [0, 0]
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
                 stylize_items(stylizer, source, sink, progress=bar, faces=faces)
@@ -1134,6 +1143,8 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         if faces[0] == 0 and method == "patch" and not interrupted:
             _warn(f"{source_path}: no face found in any of its {sink.frames} frames; they are "
                   "written unchanged")
+        if stats is not None and (method == "patch" or getattr(stylizer, "guides", False)):
+            stats.update(with_face=faces[0], most_faces=faces[1])  # (a GAN without guides finds none)
     except BaseException as exc:
         if not interrupted:
             with _no_sigint():
@@ -1224,6 +1235,7 @@ def _video(args):
     device = "cpu" if args.engine == "ray" else device_from_args(args)
     style = check_video_args(args)
     t0 = time.perf_counter()
+    stats = {}
     if args.engine == "ray":
         from blit.distributed import run_jobs_from_args
 
@@ -1240,7 +1252,7 @@ def _video(args):
                               max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
                               quiet=args.quiet, method=args.method, model=args.model,
                               device=device, landmark_every=args.landmark_every,
-                              scale=scale_from_args(args))
+                              scale=scale_from_args(args), stats=stats)
         except KeyboardInterrupt as exc:
             if len(exc.args) == 2:
                 partial, frames = exc.args
@@ -1256,8 +1268,20 @@ def _video(args):
         dt = time.perf_counter() - t0
         name = style.name if style is not None else args.model
         print(f"{args.input} in the style of {name} -> {args.output} "
-              f"({n} frames, {n / max(dt, 1e-9):.1f} fps)")
+              f"({n} frames{_faces_said(stats, n, args.max_faces)}, "
+              f"{n / max(dt, 1e-9):.1f} fps)")
     return 0
+
+
+def _faces_said(stats, frames, max_faces):
+    """``, a face on 236`` (``, faces on 236, up to 2 on one``) for the summary
+    line; nothing when there is no count (the GAN, the Ray engine)."""
+    if "with_face" not in stats:
+        return ""
+    on = "all" if stats["with_face"] == frames else stats["with_face"]
+    if max_faces == 1:
+        return f", a face on {on}"
+    return f", faces on {on}, up to {stats['most_faces']} on one"
 
 
 def add_landmark_every_arg(p, *, auto=False):

@@ -1,5 +1,6 @@
 """`styleblit video` and `styleblit webcam`: files in and out, audio, Ctrl-C, bad input."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,6 +137,22 @@ def test_round_trip_keeps_frames_rate_timing_and_audio(tmp_path, style_png):
     diff = np.abs(first.astype(int) - clip_frames(1)[0]).sum(-1) > 40
     assert 0.03 < diff.mean() < 0.6
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]  # no temporary left
+
+
+def test_summary_says_on_how_many_frames_a_face_was_painted(tmp_path, style_png, capsys):
+    # three frames of a wall, then three of the face: the summary line counts them
+    wall = [np.full((160, 128, 3), 90 + 10 * i, np.uint8) for i in range(3)]
+    src = write_frames(tmp_path / "in", wall + clip_frames(3))
+    out = str(tmp_path / "out")
+    assert main(["video", "--style", style_png, src, "-o", out]) == 0
+    assert re.search(r"\(6 frames, a face on 3, [\d.]+ fps\)$", capsys.readouterr().out.strip())
+    assert main(["video", "--style", style_png, src, "-o", out, "--overwrite",
+                 "--max-faces", "2"]) == 0
+    assert re.search(r"\(6 frames, faces on 3, up to 1 on one, [\d.]+ fps\)$",
+                     capsys.readouterr().out.strip())
+    assert main(["video", "--style", style_png, write_frames(tmp_path / "face", clip_frames(2)),
+                 "-o", out, "--overwrite"]) == 0
+    assert "(2 frames, a face on all, " in capsys.readouterr().out
 
 
 def test_odd_size_and_rotation_are_kept(tmp_path, style_png):
