@@ -102,6 +102,14 @@ HIDDEN_SHARE = 0.25
 #: no longer where it was last seen. target1.mp4, a person talking and
 #: turning, moves at most 0.54.
 MOVING = 1.0
+#: A face lost on the move (not held, above) is carried along the optical
+#: flow instead, for at most this many frames in a row while mediapipe's
+#: tracker misses it (a face moving fast, or half out of the frame): it
+#: flashed unpainted for a frame. Only while the rules of the hold above
+#: are kept where it is carried to (inside the frame, clear of a face seen
+#: now); a face gone behind something static (a board) is painted over it
+#: for as many frames.
+CARRY_FRAMES = 2
 #: Seconds over which a face's speed is remembered (a fading maximum): a
 #: face half hidden is found with landmarks that barely move (0.06 face
 #: widths a second on a test clip, against its 1.8 before).
@@ -685,6 +693,8 @@ class _Track:
     # of its smoothed centre at its last frame, face widths a second (unknown
     # after one frame: a face seen once, in transit or a false detection, is not held)
     speed: float = math.inf
+    # frames in a row it was carried along the flow, lost on the move (CARRY_FRAMES)
+    carried: int = 0
     head: _Coherence = field(default_factory=_Coherence)
     # the host arrays of its guides, one set per frame slot (Stylizer._prepare)
     slots: list = field(default_factory=lambda: [Buffers() for _ in range(3)])
@@ -798,7 +808,9 @@ class Stylizer:
         Not for a face lost on the move (over :data:`MOVING` face widths a
         second) or seen on one frame only, that left the frame (under
         :data:`INSIDE_SHARE` of its box inside) or that went behind a face
-        seen now (over :data:`HIDDEN_SHARE` of its box in that one's). Not
+        seen now (over :data:`HIDDEN_SHARE` of its box in that one's); one
+        lost on the move is carried along the optical flow instead, for at
+        most :data:`CARRY_FRAMES` frames in a row (``temporal="flow"``). Not
         across a cut (:func:`is_cut`: a new shot, or a frame of another
         size) or a timestamp earlier than the previous one: the stream
         starts afresh, its faces tracked anew.
@@ -1416,6 +1428,7 @@ class Stylizer:
         # (the landmarks' smoothing would hold them until the clock passed
         # its last time again)
         cut = is_cut(self._cut_sample, sample) or (self._last_t is not None and t < self._last_t)
+        previous_t = self._last_t
         self._cut_sample, self._last_t = sample, t
         if cut:
             self._tracks, self._last_faces = [], []
@@ -1429,11 +1442,15 @@ class Stylizer:
         else:
             searched = True
         faces = [np.asarray(f, np.float32) for f in faces][: self.max_faces]
+        carried = []
+        if searched and not cut:
+            carried = self._carry_lost(frame, faces, previous_t, slot, times)
+        faces = faces + carried
         self._last_faces = faces
         times["landmarks"] = waited + _ms(start) - times.get("flow", 0.0)
 
         t0 = time.perf_counter()
-        tracks = self._update_tracks(faces, t, frame.shape)
+        tracks = self._update_tracks(faces, t, frame.shape, carried=len(carried))
         restart = self._update_jitter(frame.shape[:2], t) or cut
         times["smooth"] = _ms(t0)
 
@@ -1484,10 +1501,43 @@ class Stylizer:
             self._labels_shape = shape
         return restart
 
-    def _update_tracks(self, faces, t, shape):
+    def _carry_lost(self, frame, faces, previous_t, slot, times):
+        """The faces of the previous frame lost on the move (not held: over
+        :data:`MOVING`) that ``faces`` misses, carried into this frame along
+        the optical flow on their boxes (:func:`carry_landmarks`), each for
+        at most :data:`CARRY_FRAMES` frames in a row, and only where
+        :func:`_held` allows a hold (inside the frame, clear of ``faces``)."""
+        if self.temporal != "flow" or previous_t is None:
+            return []
+        h, w = frame.shape[:2]
+        seen = [_box(f) for f in faces]
+        out = []
+        for tr in self._tracks:
+            if (tr.last_seen != previous_t or tr.carried >= CARRY_FRAMES or tr.speed <= MOVING
+                    or math.isinf(tr.speed)):
+                continue  # (lost before the previous frame; carried enough; still: held; seen once)
+            centre, width = tr.raw.mean(axis=0), face_width(tr.raw)
+            if any(np.hypot(*(f.mean(axis=0) - centre)) < 0.75 * width for f in faces):
+                continue  # found (as _update_tracks matches)
+            x0, y0, x1, y1 = _box(tr.raw)
+            m = 0.5 * width  # where a fast face may have gone since
+            box = (max(int(x0 - m), 0), max(int(y0 - m), 0), min(int(x1 + m) + 1, w),
+                   min(int(y1 + m) + 1, h))
+            flow = self._flow_on(frame, box, slot, times) if box[2] > box[0] and box[3] > box[1] \
+                else None
+            if flow is None:
+                continue
+            moved = carry_landmarks(tr.raw, flow[1], flow_origin=flow[0])
+            if np.isfinite(moved).all() and _held(_box(moved), seen, frame.shape):
+                out.append(moved)
+        return out
+
+    def _update_tracks(self, faces, t, shape, carried=0):
         """Match faces to tracks by nearest centroid, smooth, expire; return the
         tracks to paint this frame, largest face last (painted on top), or
-        the one the background follows (:data:`MAIN_KEEP`)."""
+        the one the background follows (:data:`MAIN_KEEP`). The last
+        ``carried`` faces are lost ones carried along the flow
+        (:meth:`_carry_lost`)."""
         tracks = self._tracks
         pairs = []
         for i, track in enumerate(tracks):
@@ -1504,6 +1554,7 @@ class Stylizer:
             used_t.add(i)
             used_f.add(j)
             track, face = tracks[i], faces[j]
+            track.carried = track.carried + 1 if j >= len(faces) - carried else 0
             before, then = track.landmarks.mean(axis=0), track.last_seen
             track.raw = face
             track.last_seen = t
@@ -1518,7 +1569,7 @@ class Stylizer:
                 # (a face going behind something slows down in the detector's eye)
                 faded = track.speed * math.exp(-(t - then) / SPEED_MEMORY)
                 track.speed = speed if math.isinf(track.speed) else max(speed, faded)
-        for j, face in enumerate(faces):
+        for j, face in enumerate(faces[: len(faces) - carried]):  # (a carried one has its track)
             if j not in used_f:
                 scale = face_width(face)
                 filt = OneEuroFilter(**self.smoothing) if self.smoothing else None

@@ -670,7 +670,9 @@ def test_a_face_that_walks_out_or_goes_behind_another_is_not_held(style, hopper)
     once when it was on the move (over MOVING face widths a second, or seen
     once: held, it was painted where it no longer was, on the wall or over
     the person in front), half its box was past the frame's edge (it walked
-    out), or it was a third behind the face still seen."""
+    out), or it was a third behind the face still seen. One lost on the
+    move is carried along the flow (here, of a still frame: where it was)
+    for CARRY_FRAMES frames, then dropped."""
     frames, marks = moving_clip(hopper, n=1)
     frame = np.hstack([frames[0], frames[0]])  # 352 x 144
     a = marks[0]
@@ -679,7 +681,8 @@ def test_a_face_that_walks_out_or_goes_behind_another_is_not_held(style, hopper)
     step = np.float32([0.1 * w, 0])  # 3 face widths a second at 30 fps
     cases = {"still, inside": ([[a, b], [a, b], [a, b], [a]], 2),
              "slow": ([[a, b], [a, b + step / 6], [a, b + step / 3], [a]], 2),
-             "on the move": ([[a, b - 2 * step], [a, b - step], [a, b], [a]], 1),
+             "on the move, carried": ([[a, b - 2 * step], [a, b - step], [a, b], [a], [a]], 2),
+             "on the move": ([[a, b - 2 * step], [a, b - step], [a, b], [a], [a], [a]], 1),
              "seen once": ([[a], [a], [a, b], [a]], 1),
              "walked out": ([[a, b + (150 - 0.1 * w, 0)]] * 3 + [[a]], 1),
              "behind": ([[a, a + (0.35 * w, 0)]] * 3 + [[a]], 1)}
@@ -688,6 +691,41 @@ def test_a_face_that_walks_out_or_goes_behind_another_is_not_held(style, hopper)
         for _ in answers:
             stylizer(frame)
         assert len(stylizer.last_landmarks) == kept, name
+
+
+def test_a_face_lost_on_the_move_is_carried_along_the_flow(style, hopper, monkeypatch):
+    """A face panning fast (1.9 face widths a second) that the landmarker
+    misses on one frame is painted there where the optical flow carries it,
+    within a pixel of where it is, instead of the frame passing through
+    unpainted for that frame (CARRY_FRAMES 0: as before)."""
+    import blit.stream as S
+
+    image, lm = hopper
+    s, w, h = 0.34, 240, 144
+    frames, marks = [], []
+    for i in range(6):
+        m = np.float32([[s, 0, 20 + 4 * i - s * lm[:, 0].min()], [0, s, h / 2 - s * lm.mean(0)[1]]])
+        frames.append(cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REFLECT))
+        marks.append((lm @ m[:, :2].T + m[:, 2]).astype(np.float32))
+    assert 4 * 30 / face_width(marks[0]) > 1.5 * S.MOVING  # (10 px a frame: a cut here)
+    answers = [[marks[0]], [marks[1]], [marks[2]], [], [marks[4]], [marks[5]]]
+    for carry in (S.CARRY_FRAMES, 0):
+        monkeypatch.setattr(S, "CARRY_FRAMES", carry)
+        stylizer = Stylizer(style, smoothing=False, fps=30.0, landmarker=Script(answers))
+        outs, found = [], []
+        for f in frames:
+            outs.append(stylizer(f).copy())
+            found.append([x.copy() for x in stylizer.last_landmarks])
+        if carry:
+            assert len(found[3]) == 1
+            assert np.abs(found[3][0] - marks[3]).mean() < 1.0
+            head = np.abs(outs[3].astype(int) - frames[3]).sum(-1) > 40
+            assert head.mean() > 0.05  # painted
+        else:
+            assert found[3] == []
+            np.testing.assert_array_equal(outs[3], frames[3])  # the flash
+        assert len(found[4]) == 1
 
 
 def test_the_background_stays_with_its_face_while_the_sizes_are_close(style, hopper):
