@@ -678,8 +678,8 @@ def expand_inputs(inputs, *, skip=()):
     which reads or refuses it. Paths that do not exist are kept: their jobs
     fail on their own. An input named twice (``clips/`` and ``clips/a.mp4``)
     is kept once, and the images beside the videos of a folder are left out;
-    each with a warning. Folders in ``skip`` (the output folder) and hidden
-    ones are not searched."""
+    each with a warning. Folders in ``skip`` (the output folder) found in a
+    named folder's tree and hidden ones are not searched."""
     return [path for path, _ in named_inputs(inputs, skip=skip)]
 
 
@@ -745,8 +745,8 @@ def _folder_inputs(path, prefix, skip, visited):
     from guides.io import VIDEO_FILE_EXTENSIONS
 
     real = os.path.realpath(path)
-    if real in visited or real in skip:  # (a link back up the tree; the output folder)
-        return []
+    if real in visited or (prefix and real in skip):  # (a link back up the tree; the output
+        return []                                     # folder inside the named one)
     visited.add(real)
     try:
         names = sorted(n for n in os.listdir(path) if not n.startswith("."))

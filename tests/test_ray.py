@@ -196,6 +196,13 @@ def test_batch_searches_subfolders_and_keeps_their_tree(tmp_path, capsys):
     # names unique whatever their case (one file on macOS' and Windows' file systems)
     assert output_names(["x/a.mp4", "y/A.mp4"], "OUT", "mp4") == [os.path.join("OUT", "a.mp4"),
                                                                    os.path.join("OUT", "A-2.mp4")]
+    # the output folder named as the input folder is searched: its videos' outputs would
+    # replace them, which is refused before any work
+    assert named_inputs([str(root / "out")], skip=[str(root / "out")]) == [
+        (str(root / "out" / "day1" / "a.mp4"), "day1/a")]
+    assert main(["batch", "--engine", "local", "--quiet", str(root / "day1"), "-o",
+                 str(root / "day1")]) == 1
+    assert "the output would replace the input" in capsys.readouterr().err
     # a folder with nothing to stylize in its whole tree is refused
     with pytest.raises(InputError, match=r"empty: folder holds no videos .* nor do its subfolders"):
         expand_inputs([str(root / "empty")])
