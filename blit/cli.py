@@ -31,9 +31,10 @@ def register(add_parser):
     return add_parser
 
 
-def number(kind=float, *, least=None, positive=False):
+def number(kind=float, *, least=None, positive=False, most=None):
     """An argparse ``type`` for a numeric option: a finite ``kind`` (int or
-    float) that is positive, or at least ``least``. A bad value is a usage
+    float) that is positive, or at least ``least``, and at most ``most``
+    when given. A bad value is a usage
     error naming the option (argparse adds its name; exit code 2), before any
     work starts, never a traceback later.
 
@@ -52,6 +53,8 @@ def number(kind=float, *, least=None, positive=False):
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
         if least is not None and value < least:
             raise argparse.ArgumentTypeError(f"expected at least {least}, got {text!r}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"expected at most {most}, got {text!r}")
         return value
     return parse
 

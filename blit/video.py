@@ -372,8 +372,11 @@ class _VideoFileSource:
 def image_files(folder, *, extensions=IMAGE_EXTENSIONS, what="images"):
     """The files of ``folder`` with one of ``extensions`` (any case), sorted by
     name, hidden ones left out; an InputError when there are none."""
-    names = sorted(n for n in os.listdir(folder)
-                   if n.lower().endswith(extensions) and not n.startswith("."))
+    try:
+        names = sorted(n for n in os.listdir(folder)
+                       if n.lower().endswith(extensions) and not n.startswith("."))
+    except OSError as exc:
+        raise InputError(f"{folder}: folder cannot be read ({exc.strerror or exc})") from None
     if not names:
         raise InputError(f"{folder}: folder holds no {what} ({', '.join(extensions)})")
     return [os.path.join(folder, n) for n in names]
@@ -1375,8 +1378,9 @@ def add_video_job_args(p, *, engine="local"):
                         "(default: steady)")
     add_landmark_every_arg(p)
     add_native_scale_arg(p, "video")
-    p.add_argument("--fps", type=number(least=0.01), default=30.0,
-                   help="frame rate of a folder of images (default 30)")
+    p.add_argument("--fps", type=number(least=0.01, most=1000), default=30.0,
+                   help="frame rate of a folder of images (default 30; at most 1000: at "
+                        "5000 the H.264 file written had no frame a player could decode)")
     add_engine_args(p, default=engine)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")

@@ -142,9 +142,9 @@ def add_distill_parser(sub):
                    help="continue training MODEL.pt (and reuse the dataset shards)")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default MODEL.data beside "
                                                   "the output; existing shards are reused)")
-    p.add_argument("--long-side", type=number(int, least=32), default=512,
+    p.add_argument("--long-side", type=number(int, least=32, most=4096), default=512,
                    help="frames are resized to this long side for training and inference "
-                        "(at least 32; default 512)")
+                        "(32 to 4096; default 512)")
     p.add_argument("--augment", type=number(int, least=0), default=1,
                    help="augmented copies per frame (default 1)")
     p.add_argument("--max-frames", type=number(int, least=1),

@@ -242,7 +242,8 @@ def _check_manifest(folder, manifest):
     """Write ``dataset.json``, or refuse a folder built with other settings
     or from sources that have changed since."""
     path = os.path.join(folder, MANIFEST)
-    if os.path.exists(path):
+    shards = any(n.startswith("shard_") for n in os.listdir(folder))
+    if os.path.exists(path) and shards:  # (one with no shard yet holds nothing to keep)
         try:
             with open(path, encoding="utf-8") as f:
                 old = json.load(f)
@@ -262,7 +263,7 @@ def _check_manifest(folder, manifest):
                              f"sources or options; see {MANIFEST}); use another folder or "
                              "delete it")
         return
-    if any(n.startswith("shard_") for n in os.listdir(folder)):
+    if shards:
         raise InputError(f"{folder}: holds shards but no {MANIFEST}; use another folder")
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -334,12 +335,19 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
         if key in seen:
             raise InputError(f"{source}: given twice (as {seen[key]} too); each source once")
         seen[key] = source
+    fingerprints = []
+    for source in sources:  # (before the folder is made: an unreadable source leaves none)
+        try:
+            fingerprints.append(_source_fingerprint(source))
+        except OSError as exc:
+            raise InputError(f"{exc.filename or source}: cannot be read "
+                             f"({exc.strerror or exc})") from None
     os.makedirs(folder, exist_ok=True)
     from guides.exemplar import StyleExemplar
 
     manifest = {"style": StyleExemplar.cache_key(style.image, style.landmarks),
                 "sources": [os.path.abspath(s) for s in sources],
-                "fingerprints": [_source_fingerprint(s) for s in sources],
+                "fingerprints": fingerprints,
                 "options": {k: v for k, v in asdict(options).items() if k != "max_bytes"},
                 "stylize_options": asdict(stylize_options)}
     _check_manifest(folder, manifest)
@@ -373,9 +381,13 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
             try:
                 np.savez_compressed(tmp, **arrays)
                 os.replace(tmp, shard_path())
-            except BaseException:  # (Ctrl-C while saving: no half-written shard left)
+            except BaseException as exc:  # (Ctrl-C, a full disk: no half-written shard left)
                 if os.path.exists(tmp):
                     os.remove(tmp)
+                if isinstance(exc, OSError):
+                    raise InputError(f"{folder}: a shard could not be written "
+                                     f"({exc.strerror or exc}); the shards before it are "
+                                     "kept") from None
                 raise
         for v in buf.values():
             v.clear()

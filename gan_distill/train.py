@@ -142,9 +142,21 @@ def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, confi
         "guide_style": guide_style,
         "style_fingerprint": style_fingerprint,
     }
+    from guides.io import InputError
+
     tmp = f"{path}.tmp"
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:  # (a full disk, Ctrl-C: no temporary left, the last one kept)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(exc, (OSError, RuntimeError)):  # (torch's writer fails as RuntimeError)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "write failed"
+            kept = "the one before it is kept" if os.path.exists(path) else "nothing written"
+            raise InputError(f"{path}: the checkpoint could not be written ({reason}); "
+                             f"{kept}") from None
+        raise
 
 
 def load_checkpoint(path, map_location="cpu"):
@@ -161,6 +173,8 @@ def load_checkpoint(path, map_location="cpu"):
         raise InputError(f"{path}: no such file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except Exception as exc:  # zip, unpickling and weights_only errors differ by version
         raise InputError(f"{path}: not a styleblit GAN checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -171,6 +185,11 @@ def load_checkpoint(path, map_location="cpu"):
     missing = [k for k in ("step", "generator", "generator_config", "long_side") if k not in ckpt]
     if missing:
         raise InputError(f"{path}: not a styleblit GAN checkpoint (no {missing[0]!r})")
+    weights = ckpt["generator"].values() if isinstance(ckpt["generator"], dict) else ()
+    if any(torch.is_tensor(w) and w.is_floating_point() and not torch.isfinite(w).all()
+           for w in weights):
+        raise InputError(f"{path}: its weights are not finite numbers (a training that "
+                         "diverged); train it again with a lower --lr")
     return ckpt
 
 
@@ -386,10 +405,13 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
               f"frame ({w}x{h}); crops of {crops.crop} px are used", file=sys.stderr)
     preview = _preview_sample(inputs, targets, masks, guides)
 
+    saved = [step if resume else None]  # the step of the checkpoint on disk
+
     def save():
         save_checkpoint(output, generator=g, discriminator=d, opt_g=opt_g, opt_d=opt_d,
                         step=step, config=config, long_side=long_side, guide_style=guide_style,
                         style_fingerprint=fingerprint)
+        saved[0] = step
 
     t_start = time.perf_counter()
     deadline = None if config.minutes is None else t_start + 60.0 * config.minutes
@@ -456,6 +478,16 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
             step += 1
             losses = {"step": step, "l1": l1.item(), "adv": adv.item(), "fm": fm.item(),
                       "d": loss_d.item()}
+            if not all(torch.isfinite(p).all() for p in g.parameters()):
+                # diverged (with AMP the scaler skips a step whose gradients overflow,
+                # so only weights gone bad say it): nothing of it is saved
+                bar.close()
+                kept = (f"{output} keeps step {saved[0]}" if saved[0] is not None
+                        else f"{output} is left as it was" if os.path.exists(output)
+                        else f"nothing written to {output}")
+                raise InputError(f"training diverged at step {step} (an L1 loss of "
+                                 f"{losses['l1']:.3g}, weights no longer finite numbers); "
+                                 f"{kept}; try a lower --lr (it is {config.lr:g})")
             if vgg is not None:
                 losses["vgg"] = perc.item()
             if log is not None:

@@ -144,6 +144,28 @@ def test_a_folder_target_stands_for_its_images(tmp_path, capsys):
     assert not (tmp_path / "o2").exists()
 
 
+def test_an_unreadable_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    """A folder the user may not list (chmod 000; these tests run as root,
+    whom that does not stop, hence the stand-in): one line naming it, for
+    image, video and eval alike, not a PermissionError traceback."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.listdir
+
+    def listdir(path="."):
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    for args in (["image", str(locked), "-o", str(tmp_path / "o")],
+                 ["video", str(locked), "-o", str(tmp_path / "o.mp4")],
+                 ["eval", str(locked)]):
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"styleblit: error: {locked}: folder cannot be read (Permission denied)"]
+
+
 @pytest.mark.parametrize("case", ["output is a file", "landmarks of one", "landmarks of a folder"])
 def test_several_targets_usage_errors(tmp_path, capsys, case):
     for n in ("x/p.png", "q.png"):

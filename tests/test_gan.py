@@ -163,6 +163,54 @@ def test_ctrl_c_saves_the_model_as_it_is(tiny_shards, tmp_path):
     assert result["step"] == 9 and not result["interrupted"]
 
 
+def test_a_diverged_training_saves_nothing_and_its_model_is_refused(tiny_shards, tmp_path):
+    """A learning rate that blows the weights up to NaN stops the training
+    with a clear error, the checkpoint before it kept (a NaN model was saved
+    as a success and painted black frames); a checkpoint holding such
+    weights is refused when loaded."""
+    path = tmp_path / "m.pt"
+    run_tiny(tiny_shards, path, steps=2)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match=r"training diverged at step \d+ .*m.pt keeps step 2; "
+                                         r"try a lower --lr \(it is 1e\+10\)"):
+        train(tiny_shards, str(path), config=tiny_config(steps=30, lr=1e10), device="cpu",
+              resume=True, quiet=True)
+    assert path.read_bytes() == before and not os.path.exists(f"{path}.tmp")
+    with pytest.raises(InputError, match="nothing written to .*new.pt"):
+        run_tiny(tiny_shards, tmp_path / "new.pt", steps=30, lr=1e10)
+    ckpt = load_checkpoint(str(path))
+    ckpt["generator"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                         for k, v in ckpt["generator"].items()}
+    torch.save(ckpt, tmp_path / "nan.pt")
+    with pytest.raises(InputError, match="nan.pt: its weights are not finite numbers"):
+        GanStylizer(str(tmp_path / "nan.pt"), device="cpu")
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_no_temporary(tiny_shards, tmp_path,
+                                                                 monkeypatch):
+    """A full disk while the checkpoint is saved: one clear error, the
+    checkpoint before it kept, no temporary file (a traceback left a
+    12 MB ``.tmp`` that kept the disk full)."""
+    import errno
+
+    path = tmp_path / "m.pt"
+    run_tiny(tiny_shards, path, steps=2)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def full(obj, f, *a, **kw):
+        real_save(obj, f, *a, **kw)  # (the file is there, cut short: as a disk filling up)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(InputError, match=r"m.pt: the checkpoint could not be written \(No space "
+                                         r"left on device\); the one before it is kept"):
+        train(tiny_shards, str(path), config=tiny_config(steps=3), device="cpu", resume=True,
+              quiet=True)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m.preview.png", "m.pt"]
+
+
 def test_augment_keeps_size_and_dtype():
     frame = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
     out = augment(frame, np.random.default_rng(1))
@@ -444,6 +492,56 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
                           options=DataOptions(long_side=64, shard_size=4, max_frames=4, max_bytes=1))
     assert len(small) == 1
     assert json.loads((folder / MANIFEST).read_text())["options"]["long_side"] == 64
+
+
+def test_dataset_build_errors_leave_nothing_in_the_way(style_and_clip, tmp_path, monkeypatch):
+    """An unreadable source is one clear error before the dataset folder is
+    made; a folder whose build stopped before its first shard takes other
+    settings (it blocked the corrected command); a shard that cannot be
+    written (a full disk) is one clear error, no temporary left."""
+    import errno
+
+    import gan_distill.data as D
+    from guides.exemplar import load_style
+
+    style_path, clip = style_and_clip
+    style = load_style(style_path)
+    options = DataOptions(long_side=64, shard_size=4, augment=0, max_frames=2)
+    real = D._file_fingerprint
+
+    def unreadable(path, *a, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(D, "_file_fingerprint", unreadable)
+    with pytest.raises(InputError, match=r"f000.png: cannot be read \(Permission denied\)"):
+        build_dataset(style, [clip], str(tmp_path / "d1"), options=options, quiet=True)
+    assert not (tmp_path / "d1").exists()
+    monkeypatch.setattr(D, "_file_fingerprint", real)
+    stopped = tmp_path / "d2"
+    stopped.mkdir()
+    (stopped / MANIFEST).write_text(json.dumps({"options": {"long_side": 100000}}))
+    assert len(build_dataset(style, [clip], str(stopped), options=options, quiet=True)) == 1
+    assert json.loads((stopped / MANIFEST).read_text())["options"]["long_side"] == 64
+
+    def full(path, **arrays):
+        open(path, "wb").write(b"PK")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full)
+    with pytest.raises(InputError, match=r"d3: a shard could not be written \(No space left"):
+        build_dataset(style, [clip], str(tmp_path / "d3"), options=options, quiet=True)
+    assert sorted(os.listdir(tmp_path / "d3")) == [MANIFEST]
+
+
+def test_out_of_range_sizes_and_rates_are_usage_errors(style_and_clip, capsys):
+    style, clip = style_and_clip
+    for args, says in ((["distill", "--style", style, "--video", clip, "-o", "m.pt",
+                         "--long-side", "100000"], "--long-side: expected at most 4096"),
+                       (["video", clip, "-o", "o.mp4", "--fps", "5000"],
+                        "--fps: expected at most 1000")):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2 and says in capsys.readouterr().err
 
 
 def test_dataset_build_refuses_changed_repeated_and_faceless_sources(style_and_clip, tmp_path):
