@@ -157,6 +157,11 @@ def _start_seconds(container):
     return Fraction(int(container.start_time), 1_000_000)  # (AV_TIME_BASE units)
 
 
+#: Undecodable video packets skipped before a file with no frame decoded yet
+#: is refused as one that cannot be decoded.
+MAX_BAD_PACKETS = 30
+
+
 class _VideoFileSource:
     def __init__(self, path):
         import av
@@ -181,13 +186,25 @@ class _VideoFileSource:
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
         self._stopped = False  # decoding stopped on an error (and said so)
+        self._bad = []  # (timestamp, reason) of the video packets that could not be decoded
         self._ends = {}  # stream type -> where its last packet ends (seconds)
 
     def __iter__(self):
         self._ends = {}
-        yield from self._demux(self.stream, *self.audio)
-        if self.decoded and not self._stopped:
+        yield from self._demux(self.stream, *self.audio, skip_bad=True)
+        if self._bad:
+            self._say_bad()
+        elif self.decoded and not self._stopped:
             self._check_length(self.decoded, "decoded", "decoded")
+
+    def _say_bad(self):
+        """Warn of the video packets skipped as undecodable (damaged data in
+        the middle of a file, which ffmpeg also skips)."""
+        (first, reason), n = self._bad[0], len(self._bad)
+        at = f"the first at {float(first):.2f} s" if first is not None else "the first"
+        _warn(f"{self.path}: {n} damaged video packet(s) skipped ({at}: {reason}); "
+              f"{self.decoded} frames decoded, the frames before and after them kept")
+        self._bad = []
 
     def _check_length(self, count, verb, kept):
         """Warn when ``count`` frames (``verb``: decoded, or held by the
@@ -228,7 +245,10 @@ class _VideoFileSource:
                   f"the {float(duration):.2f} s its header gives (is the file cut short?); "
                   "kept the frames decoded")
 
-    def _demux(self, *streams):
+    def _demux(self, *streams, skip_bad=False):
+        """Audio items and decoded video items of ``streams``; a damaged
+        video packet (``skip_bad``) is skipped and noted in ``self._bad``,
+        else decoding stops there with a warning."""
         import av
 
         try:
@@ -239,8 +259,20 @@ class _VideoFileSource:
                     if packet.dts is not None:
                         yield ("audio", packet)
                     continue
-                for frame in packet.decode():
+                try:
+                    frames = packet.decode()
+                except av.error.EOFError:
+                    raise
+                except av.error.FFmpegError as exc:  # damaged data: skipped, as ffmpeg does
+                    if not skip_bad or (len(self._bad) >= MAX_BAD_PACKETS and not self.decoded):
+                        raise
+                    at = None if packet.pts is None else packet.pts * packet.time_base
+                    self._bad.append((at, _reason(exc)))
+                    continue
+                for frame in frames:
                     yield self._video_item(frame)
+            if self._bad and not self.decoded:
+                raise InputError(f"{self.path}: cannot be decoded ({self._bad[0][1]})")
         except av.error.EOFError:
             pass
         except av.error.FFmpegError as exc:
@@ -301,7 +333,9 @@ class _VideoFileSource:
         frame), checking each frame's timestamp; without, in a transport or
         program stream (a seek there lands between key frames, and the
         frames up to the next one do not decode), or when the seek finds
-        none of the range's frames, decodes from the start."""
+        none of the range's frames, decodes from the start. Unlike
+        :meth:`__iter__`, stops at a damaged packet (its frames' timestamps
+        would leave a gap that the joined segments cannot hold)."""
         first = pts[0] if start > 0 and pts and pts[0] is not None else None
         if first is not None and self.trusts_seeks:
             self.decoded = start
