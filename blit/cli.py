@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import warnings
 
 __all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "check_output",
@@ -852,8 +853,42 @@ def main(argv=None):
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    with _noted_interrupts() as lost:
+        return _main_body(argv, lost)
+
+
+@contextlib.contextmanager
+def _noted_interrupts():
+    """Ctrl-C as Python's own handler takes it, but noted: one that lands in
+    a library's C callback (mediapipe's protobuf import, Numba's cache, the
+    import lock) is printed and swallowed there, and the run went on as if
+    none came. Yields a list that holds True once one came."""
+    lost = [False]
+
+    def handler(signum, frame):
+        lost[0] = True
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    if not main_thread or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield lost
+        return
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield lost
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _main_body(argv, lost):
+    try:  # (the subcommands' imports take a second: Ctrl-C there is no traceback either)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if lost[0]:  # (swallowed by an import)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        print("styleblit: interrupted", file=sys.stderr)
+        return 130
     # OpenCV's FFmpeg reader prints FFmpeg's own errors ("moov atom not
     # found") before ours, which name the file; quiet it (read when OpenCV
     # first opens a video, so a setting of the user's own wins).
@@ -872,7 +907,11 @@ def main(argv=None):
             default_show = warnings.showwarning
             warnings.showwarning = show
             warnings.simplefilter("always", StyleblitWarning)
+            lost[0] = False
             code = int(args.run(args) or 0)
+        if lost[0] and code == 0:
+            print("styleblit: warning: a Ctrl-C was taken and dropped by a library it came "
+                  "in; the run went on to its end", file=sys.stderr)
         if code == 0:
             _leave_marker(marker)
         return code

@@ -876,3 +876,31 @@ def test_image_paints_a_photo_upside_down_as_itself(tmp_path):
     assert main(["image", "-q", str(tmp_path / "up.png"), "-o", str(tmp_path / "o.png")]) == 0
     painted = np.ascontiguousarray(np.rot90(read_image(tmp_path / "o.png"), 2))
     assert landmark_error(truth, detect_landmarks(painted)) < 0.05
+
+
+def test_a_ctrl_c_a_library_swallows_is_not_lost(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the subcommands are imported: one that lands in a C
+    callback is printed and dropped there (mediapipe's protobuf, Numba's
+    cache, the import lock), and the run went on to write its output; it is
+    noted and ends the run before any work, as one not dropped does."""
+    import signal
+    import time
+
+    import blit.cli as C
+
+    real = C.build_parser
+
+    def swallowing():
+        try:  # as a library's callback takes it
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        return real()
+
+    monkeypatch.setattr(C, "build_parser", swallowing)
+    out = tmp_path / "o.png"
+    assert C.main(["image", "-o", str(out)]) == 130
+    assert capsys.readouterr().err == "styleblit: interrupted\n"
+    assert not out.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
