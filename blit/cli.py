@@ -442,7 +442,8 @@ def _landmarks(args):
     done = []
     if args.plot is not None:
         zoom = _plot_zoom(image.shape, points)
-        write_image(args.plot, _drawn(image, points, zoom, numbers=not args.no_numbers))
+        write_image(args.plot, _drawn(image, points, zoom, numbers=not args.no_numbers),
+                    overwrite=args.overwrite)
         done.append(f"drawn in {args.plot}" + (
             f" (enlarged {zoom} times to read the numbers: its pixel coordinates are the "
             f"file's times {zoom})" if zoom > 1 else ""))
@@ -612,7 +613,7 @@ def _image(args):
                 raise NoFaceError(f"{target}: no face found")
             result = stylize_image(style, photo, landmarks=faces, options=options, name=target,
                                    max_faces=args.max_faces, native_scale=args.native_scale)
-            write_image(out, result)
+            write_image(out, result, overwrite=args.overwrite)
         except InputError as exc:
             if len(jobs) == 1:
                 raise

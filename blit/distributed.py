@@ -861,7 +861,7 @@ def _run_local(args, style, pairs, stylize_video):
                                        boil_hz=args.boil, fps=args.fps, quiet=args.quiet,
                                        method=args.method, model=args.model,
                                        landmark_every=args.landmark_every,
-                                       scale=scale_from_args(args))
+                                       scale=scale_from_args(args), overwrite=args.overwrite)
             job.status = "done"
         except InputError as exc:
             job.status, job.message = "failed", str(exc)

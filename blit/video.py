@@ -41,7 +41,7 @@ from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_f
                       check_output, check_outputs_apart, device_from_args, frames_only,
                       load_style_from_args, number, options_from_args, register,
                       style_input_paths)
-from guides.io import InputError, usual_permissions
+from guides.io import InputError, publish, temp_prefix, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "first_face_scale",
            "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "image_files", "partial_path", "free_partial_path",
@@ -905,10 +905,10 @@ def _temp_path(output, folder):
     base = os.path.basename(output.rstrip("/\\"))
     try:
         if folder:
-            path = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+            path = tempfile.mkdtemp(prefix=temp_prefix(base), suffix=".tmp", dir=parent)
         else:
             ext = os.path.splitext(base)[1]
-            fd, path = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=parent)
+            fd, path = tempfile.mkstemp(prefix=temp_prefix(base), suffix=f".tmp{ext}", dir=parent)
             os.close(fd)
     except OSError as exc:
         raise InputError(f"{output}: cannot write in the folder {parent} "
@@ -920,18 +920,27 @@ def _temp_path(output, folder):
 def _move(src, dst, overwrite=True):
     if os.path.isdir(dst) and not os.path.islink(dst):
         if not overwrite:
-            raise InputError(f"{dst}: exists already")
+            raise InputError(f"{dst}: exists already (written meanwhile by another run?); "
+                             "pass --overwrite to replace it")
         shutil.rmtree(dst)
-    os.replace(src, dst)
+    if os.path.isdir(src):
+        if not overwrite and os.path.lexists(dst):
+            raise InputError(f"{dst}: exists already (written meanwhile by another run?); "
+                             "pass --overwrite to replace it")
+        os.replace(src, dst)
+    else:
+        publish(src, dst, overwrite=overwrite)
 
 
-def _finish_output(tmp, output, inputs=()):
+def _finish_output(tmp, output, inputs=(), overwrite=True):
     """Put the complete output in place, and drop the partial outputs earlier
     interrupted runs left beside it (:func:`earlier_partials`), each with a
     line: this run's output supersedes them. A partial folder goes only if
     it holds nothing but frames; a file named as a partial output that is one
-    of ``inputs`` (``clip.partial.mp4 -o clip.mp4``) stays."""
-    _move(tmp, output)
+    of ``inputs`` (``clip.partial.mp4 -o clip.mp4``) stays. Without
+    ``overwrite``, an output that appeared meanwhile (another run's) is not
+    replaced: an InputError, ``tmp`` left for the caller to remove."""
+    _move(tmp, output, overwrite=overwrite)
     kept = {os.path.realpath(p) for p in inputs}
     for partial in earlier_partials(output):
         if os.path.islink(partial) or os.path.realpath(partial) in kept:
@@ -1100,7 +1109,7 @@ def output_sink(path, source, folder):
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
                   fps=30.0, quiet=False, landmarker=None, method="patch", model=None,
-                  device="cpu", landmark_every=1, scale="auto", stats=None):
+                  device="cpu", landmark_every=1, scale="auto", stats=None, overwrite=True):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -1128,6 +1137,11 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         the face options unused; needs torch).
     model : str
         The GAN checkpoint, for ``method="gan"``.
+    overwrite : bool
+        Replace a file at ``output``. The command line checks before any
+        work and passes its ``--overwrite``: False, an output another run
+        wrote there meanwhile is not replaced, and this one's is put
+        beside it as ``NAME-2.EXT`` (an InputError says so).
     stats : dict, optional
         Filled, when it completes, with ``with_face`` (the frames painted
         with a face; a face held a moment after it is lost counts) and
@@ -1213,8 +1227,23 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
             partial = free_partial_path(output)
             _move(tmp, partial, overwrite=False)
             raise KeyboardInterrupt(partial, sink.frames)
-        _finish_output(tmp, output, inputs=[source_path])
+        try:
+            _finish_output(tmp, output, inputs=[source_path], overwrite=overwrite)
+        except InputError:  # (another run wrote it meanwhile: this one's is kept beside)
+            other = _free_name(output)
+            _move(tmp, other, overwrite=False)
+            raise InputError(f"{output}: exists already, written meanwhile by another run; "
+                             f"this run's output is {other}") from None
     return sink.frames
+
+
+def _free_name(output):
+    """``NAME-2.EXT`` (``-3``...) beside ``output``: the first name not taken."""
+    root, ext = os.path.splitext(output.rstrip("/\\"))
+    k = 2
+    while os.path.lexists(f"{root}-{k}{ext}"):
+        k += 1
+    return f"{root}-{k}{ext}"
 
 
 def check_video_args(args):
@@ -1289,7 +1318,8 @@ def _video(args):
                               max_faces=args.max_faces, boil_hz=args.boil, fps=args.fps,
                               quiet=args.quiet, method=args.method, model=args.model,
                               device=device, landmark_every=args.landmark_every,
-                              scale=scale_from_args(args), stats=stats)
+                              scale=scale_from_args(args), stats=stats,
+                              overwrite=args.overwrite)
         except KeyboardInterrupt as exc:
             if len(exc.args) == 2:
                 partial, frames = exc.args

@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = ["InputError", "StyleblitWarning", "StyleWarning", "check_bgr_frame", "read_image",
            "to_bgr8", "exif_orientation", "exif_upright", "write_image", "write_atomic",
+           "publish", "temp_prefix",
            "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
            "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
 
@@ -279,10 +280,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(str(exc)) from None
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+def write_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = True) -> None:
     """Write an image atomically: to a temporary file beside ``path``, then rename.
 
-    A failure leaves no half-written file at ``path``.
+    A failure leaves no half-written file at ``path``; with ``overwrite``
+    False, neither does a file that appeared there meanwhile get replaced
+    (:func:`write_atomic`).
 
     Raises
     ------
@@ -294,7 +297,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, image)
     if not ok:
         raise InputError(f"{path}: cannot encode an image with extension {ext!r} (use .png or .jpg)")
-    write_atomic(path, buf.tofile, suffix=ext)
+    write_atomic(path, buf.tofile, suffix=ext, overwrite=overwrite)
 
 
 #: The endings :func:`write_image` writes (none: PNG).
@@ -312,10 +315,42 @@ def check_image_extension(path: str | os.PathLike) -> str:
     return ext
 
 
-def write_atomic(path: str | os.PathLike, write, *, suffix: str = "") -> None:
+def temp_prefix(name: str) -> str:
+    """The start of a temporary name beside an output called ``name``:
+    ``.NAME.``, or for a name near the file systems' 255-byte limit (a
+    legal name the temporary's additions would take past it) ``.styleblit.``."""
+    return f".{name}." if len(name.encode("utf-8", "surrogateescape")) <= 200 else ".styleblit."
+
+
+def publish(tmp: str, path: str, *, overwrite: bool = True) -> None:
+    """Rename the complete file ``tmp`` to ``path``. Without ``overwrite``, a
+    file that appeared at ``path`` since the command checked (another run
+    writing the same output) is not replaced: a hard link, which refuses an
+    existing name, then ``tmp`` removed; where the file system has no hard
+    links, a last check before the rename."""
+    if not overwrite:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise InputError(f"{path}: exists already (written meanwhile by another run?); "
+                             "pass --overwrite to replace it") from None
+        except OSError:  # (no hard links here)
+            if os.path.lexists(path):
+                raise InputError(f"{path}: exists already (written meanwhile by another "
+                                 "run?); pass --overwrite to replace it") from None
+        else:
+            os.remove(tmp)
+            return
+    os.replace(tmp, path)
+
+
+def write_atomic(path: str | os.PathLike, write, *, suffix: str = "",
+                 overwrite: bool = True) -> None:
     """Write a file atomically: ``write(tmp)`` makes it at a temporary path
     beside ``path`` (ending with ``suffix``, for writers that go by the
-    ending), which is then renamed to ``path``.
+    ending; a name of its own, so two runs do not write into one), which is
+    then renamed to ``path`` (:func:`publish`: without ``overwrite``, not
+    over a file that appeared there meanwhile).
 
     A failure leaves no half-written file, at ``path`` or beside it.
 
@@ -323,16 +358,25 @@ def write_atomic(path: str | os.PathLike, write, *, suffix: str = "") -> None:
     ------
     InputError
         If the folder does not exist or the file cannot be written there
-        (names ``path`` and the system's reason).
+        (names ``path`` and the system's reason), or, without ``overwrite``,
+        a file appeared at ``path``.
     """
+    import tempfile
+
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"{path}: folder {folder} does not exist")
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.partial{suffix}")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(os.path.basename(path)),
+                                   suffix=f".partial{suffix}", dir=folder)
+        os.close(fd)
+        usual_permissions(tmp)  # (as open() would have made it, not 0600)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     try:
         write(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite=overwrite)
     except OSError as exc:
         _remove_quietly(tmp)
         raise InputError(f"{path}: cannot be written ({exc.strerror or exc})") from None

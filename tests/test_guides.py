@@ -576,3 +576,39 @@ def test_read_image_keeps_libpngs_profile_warnings_quiet(tmp_path):
                           check=True)
     assert ours.stdout.strip() == "(8, 8, 3)"
     assert ours.stderr == "libpng warning: other\n"
+
+
+def test_write_image_does_not_replace_a_file_another_run_wrote_meanwhile(tmp_path):
+    """Two runs writing one output: each writes its own temporary (they
+    shared one name), and without ``overwrite`` the second does not replace
+    the file the first put there after it checked (it did, silently); a
+    name near the 255-byte limit is written (its temporary's name was
+    longer than the limit: 'File name too long')."""
+    from guides.io import write_atomic
+
+    image = np.full((8, 8, 3), 50, np.uint8)
+    out = tmp_path / "o.png"
+    temps = []
+
+    def racing(tmp):
+        temps.append(tmp)
+        write_image(out, image + 100)  # the other run, done first
+        cv2.imwrite(tmp, image)
+
+    with pytest.raises(InputError, match=r"o.png: exists already \(written meanwhile by another "
+                                         r"run\?\); pass --overwrite"):
+        write_atomic(out, racing, suffix=".png", overwrite=False)
+    assert read_image(out)[0, 0, 0] == 150 and os.listdir(tmp_path) == ["o.png"]
+    assert os.path.basename(temps[0]) != ".o.png.partial.png"
+    write_image(out, image)  # overwrite=True (the default): replaced
+    assert read_image(out)[0, 0, 0] == 50
+    long = tmp_path / ("é" * 124 + ".png")  # 252 bytes
+    write_image(long, image, overwrite=False)
+    assert read_image(long)[0, 0, 0] == 50 and len(os.listdir(tmp_path)) == 2
+    assert (os.stat(long).st_mode & 0o777) == (0o666 & ~_umask())  # not tempfile's 0600
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -15,9 +15,9 @@ import pytest
 import skimage
 
 from blit.cli import main
-from blit.video import partial_path
+from blit.video import partial_path, stylize_video
 from blit.webcam import LatestFrame
-from guides.io import read_image, write_image
+from guides.io import InputError, read_image, write_image
 
 HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
 ASTRONAUT = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
@@ -432,6 +432,28 @@ def test_a_face_too_small_for_the_detector_is_painted(tmp_path, style_png, capsy
         face = np.abs(out.astype(int) - frame)[250:500, 520 + 8 * i:760 + 8 * i]
         assert face.mean() > 10, i
         np.testing.assert_array_equal(out[:, 1400:], frame[:, 1400:])
+
+
+def test_an_output_another_run_wrote_meanwhile_is_not_replaced(tmp_path, style_png):
+    """Without --overwrite the command checks its output at the start; one
+    that another run wrote there meanwhile was replaced when this run
+    finished. Now it stays, and this run's output is put beside it; a name
+    near the 255-byte limit is written (its temporary's was too long)."""
+    from guides.exemplar import load_style
+
+    src = write_clip(tmp_path / "in.mp4", n=3, audio=False)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the other run's video")
+    style = load_style(style_png)
+    with pytest.raises(InputError, match=r"out.mp4: exists already, written meanwhile by another "
+                                         r"run; this run's output is .*out-2.mp4"):
+        stylize_video(style, src, str(out), quiet=True, overwrite=False)
+    assert out.read_bytes() == b"the other run's video"
+    assert probe(tmp_path / "out-2.mp4")["frames"] == 3
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out-2.mp4", "out.mp4"]
+    long = tmp_path / ("v" * 248 + ".mp4")
+    assert main(["video", "--style", style_png, src, "-o", str(long), "-q"]) == 0
+    assert probe(long)["frames"] == 3
 
 
 def test_a_complete_run_drops_an_earlier_partial_output(tmp_path, style_png, capsys):
