@@ -1191,10 +1191,11 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
                 interrupted = True
         if sink.frames == 0 and not interrupted:
             raise InputError(f"{source_path}: no video frame could be decoded")
-        if faces[0] == 0 and method == "patch" and not interrupted:
+        finds = method == "patch" or getattr(stylizer, "guides", False)  # (a GAN with guides)
+        if faces[0] == 0 and finds and not interrupted:
             _warn(f"{source_path}: no face found in any of its {sink.frames} frames; they are "
                   "written unchanged")
-        if stats is not None and (method == "patch" or getattr(stylizer, "guides", False)):
+        if stats is not None and finds:
             stats.update(with_face=faces[0], most_faces=faces[1])  # (a GAN without guides finds none)
     except BaseException as exc:
         if not interrupted:

@@ -50,7 +50,9 @@ class GanStylizer:
         once, is the default.
     landmarker : callable, optional
         ``landmarker(frame) -> list of (68, 2) float32`` for a model with guide
-        channels; default a mediapipe tracker created on the first frame.
+        channels; default a mediapipe tracker created on the first frame. A
+        frame where it finds no face is returned as it is, as the patch
+        stylizer returns it (the network has no guides to paint by there).
 
     On CUDA the network runs in float16 with channels-last tensors.
 
@@ -58,7 +60,8 @@ class GanStylizer:
     ----------
     last_times : dict
         Milliseconds of each stage of the last frame (keys of :data:`GAN_STAGES`;
-        ``landmarks`` and ``guides`` only for a model with guide channels).
+        ``landmarks`` and ``guides`` only for a model with guide channels,
+        and ``guides`` and ``network`` only when a face was found).
     guides : bool
         Whether the model takes guide channels.
     config : gan_distill.model.GeneratorConfig
@@ -170,6 +173,16 @@ class GanStylizer:
         small = resize_long_side(frame, self.long_side)
         times["resize"] = _ms(start)
         guides = self._guides(small, times) if self.guides else None
+        if self.guides and guides is None:
+            # no face: the frame as it is, as the patch stylizer gives it (the network
+            # given the guides of no face repainted the whole frame, 20-36 levels)
+            if out is None:
+                out = frame.copy()
+            else:
+                out[...] = frame
+            times["total"] = _ms(start)
+            self.last_times = times
+            return out
         t0 = time.perf_counter()
         torch = self._torch
         with torch.inference_mode():
@@ -196,7 +209,8 @@ class GanStylizer:
         return out
 
     def _guides(self, small, times):
-        """Landmarks (tracked) and guide channels of the network-size frame."""
+        """Landmarks (tracked) and guide channels of the network-size frame
+        (None when no face is found)."""
         from gan_distill.data import guide_channels
 
         t0 = time.perf_counter()
@@ -209,6 +223,8 @@ class GanStylizer:
         t0 = time.perf_counter()
         lm = np.asarray(faces[0], np.float32) if faces else None
         self.last_landmarks = [] if lm is None else [lm]
+        if lm is None:
+            return None
         g = guide_channels(small, lm, self._style_landmarks, self._style_quantiles,
                            self._style_shape)
         times["guides"] = _ms(t0)

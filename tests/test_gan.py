@@ -282,6 +282,15 @@ def test_guide_channels_model_trains_and_stylizes(tiny_shards, tmp_path):
         assert out.shape == frame.shape and out.dtype == np.uint8
         assert set(stylizer.last_times) == set(GAN_STAGES)
         assert seen == [frame.shape]
+        assert not np.array_equal(out, frame)
+        # no face: the frame as it is, as the patch stylizer gives it (the guides of no
+        # face had the network repaint the whole frame, 20-36 levels on a user's clips)
+        face.clear()
+        np.testing.assert_array_equal(stylizer(frame), frame)
+        buf = np.zeros_like(frame)
+        assert stylizer(frame, out=buf) is buf
+        np.testing.assert_array_equal(buf, frame)
+        assert stylizer.last_landmarks == [] and "network" not in stylizer.last_times
 
 
 def test_guide_channels_are_the_patch_stylizers_guides():
