@@ -34,7 +34,7 @@ def _distill(args):
     from gan_distill.data import DataOptions, build_dataset
     from gan_distill.data import GUIDE_CHANNELS
     from gan_distill.model import GeneratorConfig
-    from gan_distill.train import TrainConfig, load_vgg, preview_path, train
+    from gan_distill.train import TrainConfig, load_vgg, pick_device, preview_path, train
 
     if args.resume:
         if not os.path.exists(args.output):
@@ -50,6 +50,7 @@ def _distill(args):
     for v in args.video:
         if not os.path.exists(v):
             raise InputError(f"{v}: no such file")
+    pick_device(args.device)  # (before any work: a missing CUDA was said after the dataset)
     vgg = load_vgg(args.vgg_weights) if args.vgg_weights else None  # (before any work)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -386,8 +386,7 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                     os.remove(tmp)
                 if isinstance(exc, OSError):
                     raise InputError(f"{folder}: a shard could not be written "
-                                     f"({exc.strerror or exc}); the shards before it are "
-                                     "kept") from None
+                                     f"({exc.strerror or exc})") from None
                 raise
         for v in buf.values():
             v.clear()
@@ -405,11 +404,13 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                                mask.astype(np.float32) / 255.0)
             buf["guide"].append(g.astype(np.float16))
 
-    total = sum(_source_frames(s, options) for s in sources)
+    counts = [_source_frames(s, options) for s in sources]
+    total = sum(counts)
     bar = tqdm(total=total, desc="teacher", unit="frame", disable=quiet, file=sys.stderr)
+    stopped_at = None  # (source index, frames of it used) where the budget was reached
     try:
         with make(True) as still:
-            for source in sources:
+            for k, source in enumerate(sources):
                 used = with_face = 0
                 with make(False) as stream:
                     for i, frame in enumerate(_frames(source, options.max_frames)):
@@ -432,6 +433,7 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                             end_shard()
                             if options.max_bytes and _folder_bytes(folder) >= options.max_bytes:
                                 over_budget = True
+                                stopped_at = (k, used)
                                 break
                     if over_budget:
                         break
@@ -444,9 +446,16 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
         bar.close()
         for lm in owned:
             lm.close()
-    if over_budget and not quiet:
-        print(f"gan_distill: size budget of {options.max_bytes / 2**20:.0f} MiB reached; "
-              "stopped", file=sys.stderr)
+    if over_budget:  # (said with -q too: the model learns from less than was asked)
+        k, used = stopped_at
+        rest = sources[k + 1:]
+        of = f" of the {counts[k]}" if counts[k] > used else ""
+        print(f"styleblit: warning: {folder}: the size budget (--max-mb "
+              f"{options.max_bytes / 2**20:g}) was reached after {used}{of} frames used of "
+              f"{sources[k]}"
+              + (f"; {', '.join(rest)} not used" if rest else "")
+              + "; a larger --max-mb, or --every N (every N-th frame), takes in more",
+              file=sys.stderr)
     shards = sorted(os.path.join(folder, n) for n in os.listdir(folder)
                     if n.startswith("shard_") and n.endswith(".npz") and ".tmp" not in n)
     if not shards:

@@ -468,9 +468,14 @@ def test_distill_checks_the_vgg_weights_before_any_work(style_and_clip, tmp_path
                  "--vgg-weights", str(junk), "--device", "cpu", "-q"]) == 1
     assert f"{junk}: not a VGG-19 state dict that torch can load" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["vgg.pth"]  # no dataset built
+    if not torch.cuda.is_available():  # nor for a CUDA device that is not there
+        assert main(["distill", "--style", style, "--video", clip, "-o", str(model),
+                     "--steps", "1", "--device", "cuda", "-q"]) == 1
+        assert "device 'cuda': this PyTorch has no CUDA device" in capsys.readouterr().err
+        assert sorted(os.listdir(tmp_path)) == ["vgg.pth"]
 
 
-def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_path):
+def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_path, capsys):
     from guides.exemplar import load_style
 
     style_path, clip = style_and_clip
@@ -496,10 +501,20 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
     with pytest.raises(InputError, match="other settings"):
         build_dataset(style, [clip], str(folder), options=DataOptions(long_side=80, max_frames=4),
                       quiet=True)
-    # the size budget stops after the first shard
-    small = build_dataset(style, [clip], str(tmp_path / "small"), quiet=True,
+    # the size budget stops after the first shard, said even when quiet: the frames and
+    # sources left out (only 'size budget reached' was said, and not with -q)
+    import shutil
+
+    other = str(tmp_path / "other")
+    shutil.copytree(clip, other)
+    capsys.readouterr()
+    small = build_dataset(style, [clip, other], str(tmp_path / "small"), quiet=True,
                           options=DataOptions(long_side=64, shard_size=4, max_frames=4, max_bytes=1))
     assert len(small) == 1
+    assert capsys.readouterr().err == (
+        f"styleblit: warning: {tmp_path / 'small'}: the size budget (--max-mb 9.53674e-07) was "
+        f"reached after 2 of the 4 frames used of {clip}; {other} not used; a larger --max-mb, "
+        "or --every N (every N-th frame), takes in more\n")
     assert json.loads((folder / MANIFEST).read_text())["options"]["long_side"] == 64
 
 
