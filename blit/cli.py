@@ -117,22 +117,23 @@ def add_stylize_args(p):
 
 
 def add_device_arg(p):
-    """``--device`` of the commands that run the patch stylizer on a stream."""
+    """``--device`` of the commands that run a stylizer on a stream."""
     p.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                   help="where the patch stylizer runs: cpu (default), cuda (a CUDA GPU through "
-                        "CuPy: pip install 'styleblit[gpu]') or auto (cuda when available)")
+                   help="where the stylizer runs: for --method patch, cpu (default), cuda (a "
+                        "CUDA GPU through CuPy: pip install 'styleblit[gpu]') or auto (cuda "
+                        "when available); for --method gan, torch's: auto (default: CUDA when "
+                        "available), cpu or cuda")
 
 
 def device_from_args(args):
     """``--device`` resolved to ``"cpu"`` or ``"cuda"`` (:func:`blit.gpu.resolve_device`);
-    an :class:`~guides.io.InputError` (one line) when CUDA cannot run here or
-    the option does not apply (``--method gan`` picks its own device)."""
-    from guides.io import InputError
-
+    an :class:`~guides.io.InputError` (one line) when CUDA cannot run here.
+    For ``--method gan``, torch's device as given (``"auto"`` by default):
+    :class:`gan_distill.infer.GanStylizer` resolves it."""
+    if getattr(args, "method", "patch") != "patch":
+        return args.device or "auto"
     if args.device is None:
         return "cpu"
-    if getattr(args, "method", "patch") != "patch":
-        raise InputError("--device is for --method patch (the GAN picks its own device)")
     if args.device == "cpu":
         return "cpu"
     from blit.gpu import resolve_device

@@ -987,24 +987,24 @@ def open_source(source_path, fps=30.0):
 
 
 def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil_hz=None,
-                  landmarker=None, model=None, device="cpu", landmark_every=1, scale=1.0):
+                  landmarker=None, model=None, device=None, landmark_every=1, scale=1.0):
     """The per-frame stylizer of a video: a :class:`blit.stream.Stylizer`
-    (``method="patch"``, its kernels on ``device``, faces found on every
-    ``landmark_every``-th frame, painted at ``scale``) or a
-    :class:`gan_distill.infer.GanStylizer` on the best device
-    (``method="gan"``, ``model`` its checkpoint; ``style``, the face options,
-    ``device`` and ``scale`` unused)."""
+    (``method="patch"``, its kernels on ``device``, default the CPU, faces
+    found on every ``landmark_every``-th frame, painted at ``scale``) or a
+    :class:`gan_distill.infer.GanStylizer` (``method="gan"``, ``model`` its
+    checkpoint, on torch's ``device``, default CUDA when available;
+    ``style``, the face options and ``scale`` unused)."""
     if method == "gan":
         from gan_distill.infer import GanStylizer
 
-        return GanStylizer(model)
+        return GanStylizer(model, device=device or "auto")
     if method != "patch":
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     from blit.stream import Stylizer
     from blit.stylize import StylizeOptions
 
     return Stylizer(style, options=options or StylizeOptions(), max_faces=max_faces,
-                    boil_hz=boil_hz, landmarker=landmarker, fps=float(fps), device=device,
+                    boil_hz=boil_hz, landmarker=landmarker, fps=float(fps), device=device or "cpu",
                     landmark_every=landmark_every, scale=scale)
 
 
@@ -1109,7 +1109,7 @@ def output_sink(path, source, folder):
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
                   fps=30.0, quiet=False, landmarker=None, method="patch", model=None,
-                  device="cpu", landmark_every=1, scale="auto", stats=None, overwrite=True):
+                  device=None, landmark_every=1, scale="auto", stats=None, overwrite=True):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -1122,8 +1122,9 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         folder of ``frame_000001.png``...
     options : blit.stylize.StylizeOptions
     max_faces, boil_hz, landmarker, device, landmark_every, scale
-        As for :class:`blit.stream.Stylizer` (``device``: where the patch
-        stylizer's kernels run, ``"cpu"``, ``"cuda"`` or ``"auto"``;
+        As for :class:`blit.stream.Stylizer` (``device``: where the
+        stylizer runs, ``"cpu"``, ``"cuda"`` or ``"auto"``; by default the
+        CPU for the patch stylizer, CUDA when available for the GAN;
         ``scale``: by default ``"auto"``, a face much larger than the
         exemplar's painted at the exemplar's scale, as ``styleblit image``
         paints a photo; 1.0 paints at the video's own scale).
@@ -1296,7 +1297,7 @@ def _video(args):
     import time
 
     check_video_output(args.output, video_input_paths(args, args.input), args.overwrite)
-    if args.engine == "ray" and args.device == "cuda":
+    if args.engine == "ray" and args.device == "cuda" and args.method == "patch":
         raise InputError("--device cuda: the Ray engine's workers stylize on the CPU; "
                          "use --engine local")
     device = "cpu" if args.engine == "ray" else device_from_args(args)

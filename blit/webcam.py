@@ -369,7 +369,7 @@ def _has_display():
 
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
-               snapshot_dir=".", log=print, method="patch", model=None, device="cpu",
+               snapshot_dir=".", log=print, method="patch", model=None, device=None,
                landmark_every="auto", pipeline=False, mirror=False, scale="auto"):
     """The live loop. Returns a summary dict (frames, fps, latency, dropped,
     interrupted: whether Ctrl-C ended it; with the patch method, the frames
@@ -391,7 +391,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         The patch stylizer, or :class:`gan_distill.infer.GanStylizer` with the
         checkpoint ``model`` (n/p and v then change nothing).
     device : {"cpu", "cuda", "auto"}
-        Where the patch stylizer's kernels run (:class:`blit.stream.Stylizer`).
+        Where the patch stylizer's kernels run (:class:`blit.stream.Stylizer`;
+        default the CPU), or the GAN's (torch's device; default ``"auto"``).
     landmark_every : int or "auto"
         Find the faces on every this-many-th frame, carried along the flow
         between (:class:`blit.stream.Stylizer`); ``"auto"`` (the default):
@@ -485,14 +486,17 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         landmarker = FaceLandmarker(static_image_mode=False, max_faces=max_faces)
     voting, side_by_side = options.voting, False
 
+    gan_device = device or "auto"
+
     def make_stylizer():
         if method == "gan":
             from gan_distill.infer import GanStylizer
 
-            return GanStylizer(model, landmarker=landmarker)
+            return GanStylizer(model, landmarker=landmarker, device=gan_device)
         opts = dataclasses.replace(options, voting=voting)
         return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
-                        landmarker=landmarker, device=device, landmark_every=every, scale=scale)
+                        landmarker=landmarker, device=device or "cpu", landmark_every=every,
+                        scale=scale)
 
     auto = AutoLandmarkEvery() if landmark_every == "auto" and method == "patch" else None
     every = 1 if landmark_every == "auto" else landmark_every

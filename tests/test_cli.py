@@ -555,7 +555,9 @@ def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys, command):
 @pytest.mark.parametrize("command", ["video", "webcam"])
 def test_device_reaches_the_stylizer(tmp_path, capsys, monkeypatch, command):
     """--device is resolved once ("auto": CUDA when available) and handed to
-    the stream; it is for the patch method only, and not for Ray's workers."""
+    the stream, and not for Ray's workers; with --method gan it is torch's,
+    "auto" by default (it was refused: the GAN could not be kept on the CPU
+    of a GPU machine, as compare can)."""
     import types
 
     from blit import gpu, video, webcam
@@ -569,8 +571,9 @@ def test_device_reaches_the_stylizer(tmp_path, capsys, monkeypatch, command):
     assert main(argv + ["--device", "cpu"]) == 0
     assert main(argv + ["--device", "auto"]) == 0
     assert seen == ["cpu", "cpu", "cuda" if gpu.available() else "cpu"]
-    assert main(argv + ["--method", "gan", "--model", "m.pt", "--device", "cpu"]) == 1
-    assert "--device is for --method patch" in capsys.readouterr().err
+    gan = argv + ["--method", "gan", "--model", "m.pt"]
+    assert main(gan + ["--device", "cpu"]) == 0 and main(gan) == 0
+    assert seen[3:] == ["cpu", "auto"]
     if command == "video":
         assert main(argv + ["--engine", "ray", "--device", "cuda"]) == 1
         assert "use --engine local" in capsys.readouterr().err

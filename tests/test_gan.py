@@ -236,6 +236,14 @@ def test_gan_stylizer_has_the_stylizers_signature(tiny_shards, tmp_path):
             stylizer(frame.astype(np.float32))
     # at the model's size (48 long side) the network sees the training resolution
     assert GanStylizer(str(path), device="cpu").long_side == 48
+    # video and webcam hand their --device to it (default auto)
+    from blit.video import make_stylizer
+
+    assert make_stylizer(None, fps=30.0, method="gan", model=str(path), device="cpu").device.type \
+        == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="device 'cuda': this PyTorch has no CUDA device"):
+            make_stylizer(None, fps=30.0, method="gan", model=str(path), device="cuda")
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
