@@ -885,7 +885,10 @@ def _noted_interrupts():
 def _main_body(argv, lost):
     try:  # (the subcommands' imports take a second: Ctrl-C there is no traceback either)
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # (with the command's usage, not the top level's)
+            getattr(args, "command_parser", parser).error(
+                f"unrecognized arguments: {' '.join(extra)}")
         if lost[0]:  # (swallowed by an import)
             raise KeyboardInterrupt
     except KeyboardInterrupt:

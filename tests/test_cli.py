@@ -907,3 +907,13 @@ def test_a_ctrl_c_a_library_swallows_is_not_lost(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().err == "styleblit: interrupted\n"
     assert not out.exists()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_an_unknown_option_shows_its_commands_usage(capsys):
+    """An option the command does not have is said with that command's
+    usage (argparse gave the top level's, which lists no option)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["image", "x.png", "-o", "y.png", "--method", "gan"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("usage: styleblit image ")
+    assert "styleblit image: error: unrecognized arguments: --method gan" in err
