@@ -636,6 +636,14 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
         assert report["methods"][name]["speed"]["fps"] > 0
         assert report["methods"][name]["stability"]["ratio"] is not None
     assert report["agreement"]["psnr"] is not None and report["model"]["step"] == 2
+    # a 2-step model agrees with the patch output at a few dB: the table says what that means
+    # (a user's 3-minute model, an olive wash, looked better than the teacher on every row)
+    from gan_distill.compare import TRAINED_PSNR, format_comparison
+
+    assert report["agreement"]["psnr"] < TRAINED_PSNR
+    assert "it may be undertrained" in format_comparison(report)
+    report["agreement"]["psnr"] = TRAINED_PSNR + 1
+    assert "undertrained" not in format_comparison(report)
     assert report["settings"]["painting_scale"] == 1.0  # (the face is 1.2x the exemplar's)
     assert os.path.getsize(tmp_path / "cmp.png") > 0
     with av.open(out) as c:
