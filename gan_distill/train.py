@@ -144,7 +144,8 @@ def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, confi
     }
     from guides.io import InputError
 
-    tmp = f"{path}.tmp"
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = f"{path}.tmp" if len(name.encode()) <= 200 else os.path.join(folder, ".styleblit.pt.tmp")
     try:
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
@@ -526,15 +527,15 @@ def preview_path(output):
 @torch.no_grad()
 def _write_preview(output, g, sample, dev):
     """input | teacher | student, side by side, as ``MODEL.preview.png`` (atomically)."""
-    import cv2
-
     x, y, guide = sample
     g.eval()
     student = to_image(g(network_input(x[None], None if guide is None else guide[None], dev)))[0]
-    path = preview_path(output)
-    tmp = path + ".tmp.png"
-    cv2.imwrite(tmp, np.concatenate([x, y, student], axis=1))
-    os.replace(tmp, path)
+    from guides.io import InputError, write_image
+
+    try:
+        write_image(preview_path(output), np.concatenate([x, y, student], axis=1))
+    except InputError as exc:  # (a name near the length limit: the training goes on)
+        print(f"styleblit: warning: the preview is not written: {exc}", file=sys.stderr)
 
 
 def network_input(frames, guides, device):

@@ -187,7 +187,7 @@ def test_a_diverged_training_saves_nothing_and_its_model_is_refused(tiny_shards,
 
 
 def test_a_checkpoint_that_cannot_be_written_leaves_no_temporary(tiny_shards, tmp_path,
-                                                                 monkeypatch):
+                                                                 monkeypatch, capsys):
     """A full disk while the checkpoint is saved: one clear error, the
     checkpoint before it kept, no temporary file (a traceback left a
     12 MB ``.tmp`` that kept the disk full)."""
@@ -209,6 +209,13 @@ def test_a_checkpoint_that_cannot_be_written_leaves_no_temporary(tiny_shards, tm
               quiet=True)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["m.preview.png", "m.pt"]
+    monkeypatch.setattr(torch, "save", real_save)
+    # a legal name near the 255-byte limit: the checkpoint is written (its temporary's
+    # name was too long, a traceback), the preview's longer name said in a warning
+    long = tmp_path / ("m" * 245 + ".pt")
+    run_tiny(tiny_shards, long, steps=1)
+    assert load_checkpoint(str(long))["step"] == 1
+    assert "the preview is not written" in capsys.readouterr().err
 
 
 def test_augment_keeps_size_and_dtype():
