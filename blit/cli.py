@@ -604,7 +604,7 @@ def _image(args):
             os.makedirs(folder)
         except OSError as exc:
             raise InputError(f"{folder}: cannot make the output folder ({exc.strerror or exc})") from None
-    failed = 0
+    failed = written = 0
     for target, out in jobs:
         try:
             photo = image if image is not None else read_image(target)
@@ -621,6 +621,13 @@ def _image(args):
             print(f"styleblit: error: {exc}", file=sys.stderr)
             failed += 1
             continue
+        except KeyboardInterrupt:
+            if len(jobs) == 1:
+                raise
+            print(f"styleblit: interrupted at {target}; {written} of the {len(jobs)} images "
+                  f"written (in {folder})", file=sys.stderr)
+            return 130
+        written += 1
         if not args.quiet:
             scale = 1.0 if args.native_scale else paint_scale(style, faces)
             note = "" if scale == 1.0 else (

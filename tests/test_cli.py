@@ -120,6 +120,29 @@ def test_several_targets_go_into_a_folder(tmp_path, capsys):
     assert "2 of 2" in capsys.readouterr().err and not (tmp_path / "none").exists()
 
 
+def test_ctrl_c_among_several_targets_says_how_many_were_written(tmp_path, capsys, monkeypatch):
+    from blit import stylize
+    from blit.defaults import default_target_path
+
+    hopper = read_image(default_target_path())
+    for n in ("a", "b", "c"):
+        write_image(tmp_path / f"{n}.png", hopper)
+    real, calls = stylize.stylize_image, []
+
+    def interrupted_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(stylize, "stylize_image", interrupted_second)
+    out = tmp_path / "out"
+    assert main(["image", *(str(tmp_path / f"{n}.png") for n in "abc"), "-o", str(out)]) == 130
+    assert os.listdir(out) == ["a.png"]
+    assert capsys.readouterr().err.strip().endswith(
+        f"interrupted at {tmp_path / 'b.png'}; 1 of the 3 images written (in {out})")
+
+
 def test_a_folder_target_stands_for_its_images(tmp_path, capsys):
     from blit.defaults import default_target_path
 
