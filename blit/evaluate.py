@@ -1224,7 +1224,9 @@ def _eval(args):
 
     if args.plot:
         args.plot = plot_path(args.plot)
-    for path in (args.json, args.plot):
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path == "":  # (an empty name was taken for none: nothing saved, nothing said)
+            raise InputError(f"{option}: the output path is empty")
         if path:
             check_output_file(path, args.overwrite)
     check_outputs_apart([args.json, args.plot],

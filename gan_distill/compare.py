@@ -272,7 +272,9 @@ def _compare(args):
         args.plot = plot_path(args.plot)
     read = video_input_paths(args, args.input)
     check_video_output(args.output, read, args.overwrite)
-    for path in (args.json, args.plot):
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path == "":  # (an empty name was taken for none: nothing saved, nothing said)
+            raise InputError(f"{option}: the output path is empty")
         if path:
             check_output_file(path, args.overwrite)
     check_outputs_apart([args.output.rstrip("/\\") or args.output, args.json, args.plot], read)

@@ -940,3 +940,14 @@ def test_an_unknown_option_shows_its_commands_usage(capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("usage: styleblit image ")
     assert "styleblit image: error: unrecognized arguments: --method gan" in err
+
+
+def test_an_empty_json_or_plot_path_is_refused(tmp_path, capsys):
+    """eval --json '' ran and saved nothing, without a word (an empty -o is
+    refused; so are these now), before any work."""
+    from blit.defaults import default_target_path
+
+    for option in ("--json", "--plot"):
+        assert main(["eval", default_target_path(), option, ""]) == 1
+        assert capsys.readouterr().err.strip() == (
+            f"styleblit: error: {option}: the output path is empty")
