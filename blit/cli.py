@@ -431,8 +431,9 @@ def _landmarks(args):
         points = _move_eyes(points, args.eyes)
         how += ", moved to put the eyes there"
         name = "--eyes"
-    try:
-        check_face_points(points, name)
+    try:  # (a file is named by its path; the others by the image's and what they are)
+        check_face_points(points, name if args.landmarks is not None and args.eyes is None
+                          else f"{args.image}: {name}")
         check_landmarks_fit(points, image.shape, name, args.image)
     except InputError as exc:
         problem = exc

@@ -707,6 +707,11 @@ def test_landmarks_command_errors_and_template(tmp_path, capsys):
     # the style commands now take it as the blank image's landmarks
     assert main(["prepare-style", str(blank), "-o", str(tmp_path / "s.npz")]) == 0
     capsys.readouterr()
+    # an image too small for a face: the line names it (it named 'the template' alone)
+    dot = tmp_path / "dot.png"
+    write_image(dot, np.zeros((1, 1, 3), np.uint8))
+    assert main(["landmarks", str(dot), "--template"]) == 1
+    assert f"error: {dot}: the template: the eyes (points 37-48) are" in capsys.readouterr().err
 
     with pytest.raises(SystemExit):
         main(["landmarks", str(blank), "--landmarks", str(tmp_path / "blank.lm68.txt")])
