@@ -43,7 +43,7 @@ from blit.cli import (_add_style_args, add_stylize_args, load_style_from_args, n
 from blit.metrics import (StageTimer, WarpingErrorMeter, landmark_error, patch_distances, psnr,
                           ssim)
 from guides.io import VIDEO_FILE_EXTENSIONS as VIDEO_EXTENSIONS
-from guides.io import InputError, read_image, write_atomic
+from guides.io import InputError, check_readable, read_image, write_atomic
 
 __all__ = ["VIDEO_EXTENSIONS", "contact_sheet", "evaluate", "evaluate_frames", "face_mask",
            "format_report", "is_video", "plot_report", "read_frames", "frame_count",
@@ -84,6 +84,7 @@ def _open_video(path: str) -> cv2.VideoCapture:
         raise InputError(f"{path}: no such file")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a folder, expected a video or image file")
+    check_readable(path)
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise InputError(f"{path}: not a video OpenCV can decode")

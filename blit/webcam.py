@@ -29,7 +29,7 @@ import numpy as np
 
 from blit.cli import (add_device_arg, add_stylize_args, device_from_args, frame_size, number,
                       options_from_args, register)
-from guides.io import InputError
+from guides.io import InputError, check_readable
 
 __all__ = ["LatestFrame", "AutoLandmarkEvery", "open_capture", "list_cameras", "run_webcam",
            "draw_overlay"]
@@ -68,6 +68,7 @@ def open_capture(source, size=None):
         return cap
     if not os.path.exists(source):
         raise InputError(f"{source}: no such file")
+    check_readable(source)
     cap = cv2.VideoCapture(source)
     if not cap.isOpened():
         raise InputError(f"{source}: not a video file OpenCV can read")

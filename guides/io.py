@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["InputError", "StyleblitWarning", "StyleWarning", "check_bgr_frame", "read_image",
            "to_bgr8", "exif_orientation", "exif_upright", "write_image", "write_atomic",
-           "publish", "temp_prefix",
+           "publish", "temp_prefix", "check_readable",
            "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
            "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
 
@@ -278,6 +278,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return to_bgr8(image, name=path)
     except (TypeError, ValueError) as exc:
         raise InputError(str(exc)) from None
+
+
+def check_readable(path: str | os.PathLike) -> None:
+    """An :class:`InputError` naming ``path`` and the system's reason when
+    the file cannot be opened for reading (no permission): said so, before
+    a library that would take it for a file it cannot decode."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{os.fspath(path)}: cannot be read ({exc.strerror or exc})") from None
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, overwrite: bool = True) -> None:

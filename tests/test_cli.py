@@ -187,6 +187,23 @@ def test_an_unreadable_folder_is_one_line(tmp_path, capsys, monkeypatch):
         assert main(args) == 1, args
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"styleblit: error: {locked}: folder cannot be read (Permission denied)"]
+    # a video file likewise, for the commands that read it with OpenCV (it said 'not a
+    # video OpenCV can decode', after OpenCV's own warning)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    real_open = open
+
+    def unreadable(path, *a, **k):
+        if os.fspath(path) == str(clip):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr("builtins.open", unreadable)
+    for args in (["eval", str(clip)],
+                 ["webcam", "--source", str(clip), "--no-window", "--frames", "1"]):
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"styleblit: error: {clip}: cannot be read (Permission denied)"], args
 
 
 @pytest.mark.parametrize("case", ["output is a file", "landmarks of one", "landmarks of a folder"])
