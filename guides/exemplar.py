@@ -14,6 +14,7 @@ landmarks and the table's parameters, in the user's cache folder
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 import warnings
@@ -209,12 +210,18 @@ class StyleExemplar:
         fd, tmp = tempfile.mkstemp(suffix=".npz", dir=folder)
         os.close(fd)
         try:
-            np.savez(tmp, version=CACHE_VERSION, image=self.image, landmarks=self.landmarks,
+            # made in memory (12 MiB at most), then written: np.savez writing into a
+            # full disk left its zip file to fail again when collected ("Exception
+            # ignored in ZipFile.__del__", a traceback after our own error line)
+            data = io.BytesIO()
+            np.savez(data, version=CACHE_VERSION, image=self.image, landmarks=self.landmarks,
                      appearance=self.appearance, quantiles=self.quantiles, table=self.table,
                      app_bin=self.app_bin, cell=self.cell, name=self.name,
                      notes=np.array(list(self.notes), dtype=str),
                      params=np.array([self.params.lam_pos, self.params.lam_app,
                                       self.params.threshold, self.params.levels], np.float64))
+            with open(tmp, "wb") as f:
+                f.write(data.getbuffer())
             usual_permissions(tmp)
             os.replace(tmp, path)
         finally:

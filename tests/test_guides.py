@@ -612,3 +612,23 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_style_cache_that_fills_the_disk_is_one_line(tmp_path):
+    """prepare-style into a full disk (a file size limit stands in): our one
+    error line, nothing after it (numpy's zip file, collected, failed again:
+    'Exception ignored in ZipFile.__del__' and a traceback) and no file."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    out = tmp_path / "h.npz"
+    r = subprocess.run([sys.executable, "-m", "blit", "prepare-style", HOPPER, "-o", str(out)],
+                       capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == f"styleblit: error: {out}: cannot be written (File too large)"
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr
+    assert os.listdir(tmp_path) == []
