@@ -1554,7 +1554,8 @@ class Stylizer:
             used_t.add(i)
             used_f.add(j)
             track, face = tracks[i], faces[j]
-            track.carried = track.carried + 1 if j >= len(faces) - carried else 0
+            was_carried = j >= len(faces) - carried
+            track.carried = track.carried + 1 if was_carried else 0
             before, then = track.landmarks.mean(axis=0), track.last_seen
             track.raw = face
             track.last_seen = t
@@ -1562,7 +1563,10 @@ class Stylizer:
                 track.landmarks = track.filter(face / track.scale, t) * np.float32(track.scale)
             else:
                 track.landmarks = face
-            if t > then:
+            # (a carried face keeps the speed it was lost at: the flow over what hid it,
+            # a board, barely moves, and the speed faded under MOVING had the hold
+            # paint it there for half a second)
+            if t > then and not was_carried:
                 moved = float(np.hypot(*(track.landmarks.mean(axis=0) - before)))
                 speed = moved / (t - then) / max(face_width(face), 1e-6)
                 # the fastest of the last moments, fading over SPEED_MEMORY seconds

@@ -683,6 +683,10 @@ def test_a_face_that_walks_out_or_goes_behind_another_is_not_held(style, hopper)
              "slow": ([[a, b], [a, b + step / 6], [a, b + step / 3], [a]], 2),
              "on the move, carried": ([[a, b - 2 * step], [a, b - step], [a, b], [a], [a]], 2),
              "on the move": ([[a, b - 2 * step], [a, b - step], [a, b], [a], [a], [a]], 1),
+             # just over MOVING: carried where the flow says it stopped (behind a board),
+             # then dropped, not held there (its speed faded under MOVING as it was carried)
+             "barely on the move": ([[a, b - step * 0.8], [a, b - step * 0.4], [a, b]]
+                                    + [[a]] * 4, 1),
              "seen once": ([[a], [a], [a, b], [a]], 1),
              "walked out": ([[a, b + (150 - 0.1 * w, 0)]] * 3 + [[a]], 1),
              "behind": ([[a, a + (0.35 * w, 0)]] * 3 + [[a]], 1)}
