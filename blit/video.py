@@ -187,6 +187,7 @@ class _VideoFileSource:
         self.decoded = 0
         self._stopped = False  # decoding stopped on an error (and said so)
         self._bad = []  # (timestamp, reason) of the video packets that could not be decoded
+        self._late = 0  # frames dropped after them, given out of time order
         self._ends = {}  # stream type -> where its last packet ends (seconds)
 
     def __iter__(self):
@@ -200,11 +201,14 @@ class _VideoFileSource:
     def _say_bad(self):
         """Warn of the video packets skipped as undecodable (damaged data in
         the middle of a file, which ffmpeg also skips)."""
-        (first, reason), n = self._bad[0], len(self._bad)
-        at = f"the first at {float(first):.2f} s" if first is not None else "the first"
+        times = [t for t, _ in self._bad if t is not None]
+        reason, n = self._bad[0][1], len(self._bad)
+        at = f"the first at {float(min(times)):.2f} s" if times else "the first"
+        lost = (f", {self.frames - self.decoded} of the {self.frames} frames its header lists "
+                "lost" if self.frames and self.frames > self.decoded else "")
         _warn(f"{self.path}: {n} damaged video packet(s) skipped ({at}: {reason}); "
-              f"{self.decoded} frames decoded, the frames before and after them kept")
-        self._bad = []
+              f"{self.decoded} frames decoded{lost}, the frames before and after them kept")
+        self._bad, self._late = [], 0
 
     def _check_length(self, count, verb, kept):
         """Warn when ``count`` frames (``verb``: decoded, or held by the
@@ -251,6 +255,7 @@ class _VideoFileSource:
         else decoding stops there with a warning."""
         import av
 
+        last = None  # the last video frame's timestamp
         try:
             # demux ends with an empty packet per stream, which drains its decoder
             for packet in self.container.demux(*streams):
@@ -270,6 +275,13 @@ class _VideoFileSource:
                     self._bad.append((at, _reason(exc)))
                     continue
                 for frame in frames:
+                    if (self._bad and frame.pts is not None and last is not None
+                            and frame.pts <= last):
+                        # a frame the decoder gives late after damaged packets skipped
+                        # (B-frames): not in time order, so not kept
+                        self._late += 1
+                        continue
+                    last = frame.pts if frame.pts is not None else last
                     yield self._video_item(frame)
             if self._bad and not self.decoded:
                 raise InputError(f"{self.path}: cannot be decoded ({self._bad[0][1]})")
