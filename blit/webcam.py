@@ -45,6 +45,11 @@ def _quiet_opencv():
         cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
 
 
+#: Frames whose latency the webcam's summary describes: the last hour's at 30
+#: fps (a run longer than that keeps no more, so that its memory stays flat).
+LATENCY_WINDOW = 108_000
+
+
 def open_capture(source, size=None):
     """An opened ``cv2.VideoCapture`` of a camera index or a video file.
 
@@ -372,9 +377,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
                snapshot_dir=".", log=print, method="patch", model=None, device=None,
                landmark_every="auto", pipeline=False, mirror=False, scale="auto"):
-    """The live loop. Returns a summary dict (frames, fps, latency, dropped,
-    interrupted: whether Ctrl-C ended it; with the patch method, the frames
-    painted with each ``landmark_every``).
+    """The live loop. Returns a summary dict (frames, fps, latency of the last
+    :data:`LATENCY_WINDOW` frames, dropped, interrupted: whether Ctrl-C ended
+    it; with the patch method, the frames painted with each
+    ``landmark_every``). Its memory does not grow with the frames.
 
     Parameters
     ----------
@@ -526,7 +532,11 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
 
     vcam = None
     name = "styleblit"
-    latencies, frame_times = [], []
+    # the latencies of the last LATENCY_WINDOW frames and the running sum of the
+    # frame times, past the first frame (its own lists grew by 85 bytes a frame:
+    # 220 MB a day for a virtual camera left running)
+    latencies = collections.deque(maxlen=LATENCY_WINDOW)
+    frame_ms = 0.0
     count = 0
     fps = 0.0
     resize_to = size if size is not None and not isinstance(source, int) else None
@@ -553,9 +563,11 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                                             frame_ms=stylizer.last_times["total"] + display_ms,
                                             interval_ms=interval * 1e3 if interval else None)
                         stylizer.landmark_every = every
-                    latencies.append((now - t_cap) * 1e3)
-                    frame_times.append((now - last) * 1e3)
-                    fps = 0.9 * fps + 0.1 * (1e3 / max(frame_times[-1], 1e-3)) if count else 0.0
+                    latency, frame_time = (now - t_cap) * 1e3, (now - last) * 1e3
+                    if count:  # (the first frame's, with its warm-up, left out)
+                        latencies.append(latency)
+                        frame_ms += frame_time
+                    fps = 0.9 * fps + 0.1 * (1e3 / max(frame_time, 1e-3)) if count else 0.0
                     last = now
                     count += 1
                     shown = np.hstack([frame, out]) if side_by_side else out  # (what s saves)
@@ -571,7 +583,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     parts = (frame, out) if side_by_side else (out,)
                     view = np.hstack([p[:, ::-1] for p in parts]) if mirror else shown.copy()
                     draw_overlay(view, [
-                        f"{fps:5.1f} fps  latency {latencies[-1]:5.1f} ms  "
+                        f"{fps:5.1f} fps  latency {latency:5.1f} ms  "
                         + (f"style {index + 1}/{len(styles)} {style_at(index).name}  "
                            f"voting {voting}  landmarks every {every}"
                            + (" (auto)" if auto else "")
@@ -613,8 +625,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         if own_landmarker:
             landmarker.close()
     summary = {"frames": count, "dropped": dropped,
-               "fps": (count - 1) * 1e3 / sum(frame_times[1:]) if count > 1 else None,
-               "latency_ms": latency_summary(latencies[1:]) if count > 1 else None,
+               "fps": (count - 1) * 1e3 / frame_ms if count > 1 and frame_ms > 0 else None,
+               "latency_ms": latency_summary(latencies) if count > 1 else None,
                "interrupted": interrupted}
     if method == "patch":  # frames painted with each landmark_every
         summary["landmark_every"] = {int(k): v for k, v in sorted(every_counts.items())}

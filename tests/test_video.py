@@ -731,7 +731,21 @@ def test_webcam_loop_takes_a_capture_object(style_png, pipeline):
                          pace=30.0, log=lambda *a: None, pipeline=pipeline)
     assert summary["frames"] == 4 and summary["fps"] > 0 and summary["latency_ms"]["median"] > 0
     assert summary["landmark_every"] == {1: 4}  # auto, still measuring
+    assert summary["latency_ms"]["n"] == 3  # (the first frame's left out)
     assert cam.released
+
+
+def test_webcam_keeps_a_bounded_latency_window(style_png, monkeypatch):
+    """A camera left running: the loop keeps the latencies of the last
+    LATENCY_WINDOW frames only (it kept every frame's, 85 bytes each, 220 MB
+    a day), and its fps still counts every frame."""
+    from blit import webcam
+    from blit.stylize import StylizeOptions
+
+    monkeypatch.setattr(webcam, "LATENCY_WINDOW", 5)
+    summary = webcam.run_webcam([style_png], Camera(clip_frames(12)), options=StylizeOptions(),
+                                window=False, frames=12, pace=30.0, log=lambda *a: None)
+    assert summary["frames"] == 12 and summary["latency_ms"]["n"] == 5 and summary["fps"] > 0
 
 
 @pytest.mark.parametrize("pipeline", [False, True])
