@@ -751,22 +751,26 @@ def _folder_inputs(path, prefix, skip, visited):
     try:
         names = sorted(n for n in os.listdir(path) if not n.startswith("."))
     except OSError as exc:
-        raise InputError(f"{path}: folder cannot be read ({exc.strerror or exc})") from None
+        if not prefix:  # (the named folder; one found in it is left out with a warning)
+            raise InputError(f"{path}: folder cannot be read ({exc.strerror or exc})") from None
+        print(f"styleblit: warning: {path}: folder cannot be read ({exc.strerror or exc}); "
+              "left out", file=sys.stderr)
+        return []
     videos = [n for n in names if n.lower().endswith(VIDEO_FILE_EXTENSIONS)
               and not os.path.isdir(os.path.join(path, n))]
     images = sum(n.lower().endswith(IMAGE_EXTENSIONS) for n in names)
-    if images and not videos:  # a sequence of frames
-        return [(path, prefix.rstrip("/") or _stem(path))]
-    if images:
-        print(f"styleblit: warning: {path}: its {images} image(s) are left out: "
-              "a folder of videos (a sequence of frames is a folder of its own)",
-              file=sys.stderr)
-    out = [(os.path.join(path, n), prefix + _stem(n)) for n in videos]
+    found = []
     for n in names:
         sub = os.path.join(path, n)
         if os.path.isdir(sub):
-            out.extend(_folder_inputs(sub, f"{prefix}{n}/", skip, visited))
-    return out
+            found.extend(_folder_inputs(sub, f"{prefix}{n}/", skip, visited))
+    if images and not videos and not any(os.path.isfile(p) for p, _ in found):
+        return [(path, prefix.rstrip("/") or _stem(path))]  # a sequence of frames
+    if images:  # (a poster beside the videos, or beside the folders of a shoot)
+        print(f"styleblit: warning: {path}: its {images} image(s) are left out: a folder "
+              f"of {'videos' if videos else 'folders'} (a sequence of frames is a folder of "
+              "its own)", file=sys.stderr)
+    return [(os.path.join(path, n), prefix + _stem(n)) for n in videos] + found
 
 
 def _list_file_lines(path, limit=1 << 20):

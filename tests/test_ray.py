@@ -18,7 +18,7 @@ from blit.cli import main
 from blit.distributed import (Job, StylizerSpec, expand_inputs, named_inputs, output_names,
                               plan_ranges, stylize_videos, summary_table)
 from blit.video import stylize_video
-from guides.io import InputError, read_image
+from guides.io import InputError, read_image, write_image
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_video import ASTRONAUT, RATE, clip_frames, probe, write_clip, write_frames  # noqa: E402
@@ -203,6 +203,31 @@ def test_batch_searches_subfolders_and_keeps_their_tree(tmp_path, capsys):
     assert main(["batch", "--engine", "local", "--quiet", str(root / "day1"), "-o",
                  str(root / "day1")]) == 1
     assert "the output would replace the input" in capsys.readouterr().err
+    # a poster beside a shoot's folders is left out, not taken for a one-frame sequence
+    # that hid the videos below it; a sequence keeps a subfolder of its own images (proxies)
+    # as it was; a subfolder that cannot be read is left out, said, the rest stylized
+    shoot = tmp_path / "shoot"
+    (shoot / "cam").mkdir(parents=True)
+    (shoot / "cam" / "clip.mp4").write_bytes(b"")
+    write_image(shoot / "poster.png", np.zeros((8, 8, 3), np.uint8))
+    seq = write_frames(shoot / "seq", faceless_frames(2))
+    write_frames(shoot / "seq" / "proxy", faceless_frames(1))
+    (shoot / "locked").mkdir()
+    real = os.listdir
+
+    def listdir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "listdir", listdir)
+        found = named_inputs([str(shoot)])
+    assert found == [(str(shoot / "cam" / "clip.mp4"), "cam/clip"), (seq, "seq")]
+    err = capsys.readouterr().err
+    assert f"{shoot}: its 1 image(s) are left out: a folder of folders" in err
+    assert f"{shoot / 'locked'}: folder cannot be read (Permission denied); left out" in err
     # a folder with nothing to stylize in its whole tree is refused
     with pytest.raises(InputError, match=r"empty: folder holds no videos .* nor do its subfolders"):
         expand_inputs([str(root / "empty")])
