@@ -19,7 +19,19 @@ photo), :class:`blit.stream.Stylizer` (frames of a video or a camera) and
 """
 import guides  # noqa: F401  (first: it sets OMP_WAIT_POLICY before OpenMP loads)
 
-from blit.blending import blend
-from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter
-
 __all__ = ["blend", "lookup", "make_jitter", "argmin_lookup_table", "LookupParams"]
+
+
+def __getattr__(name):
+    # the kernels are imported on first use (PEP 562): `styleblit` imports this
+    # package before its main() runs, and Numba's import there took a second in
+    # which Ctrl-C was a traceback
+    if name == "blend":
+        from blit.blending import blend
+
+        return blend
+    if name in ("LookupParams", "argmin_lookup_table", "lookup", "make_jitter"):
+        from blit import styleblit
+
+        return getattr(styleblit, name)
+    raise AttributeError(f"module 'blit' has no attribute {name!r}")
