@@ -33,6 +33,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -904,12 +905,48 @@ def _deferred_interrupts():
         raise KeyboardInterrupt
 
 
+#: Seconds between the progress lines of a run whose stderr is not a terminal.
+LOG_EVERY = 30.0
+
+
+class _LogProgress:
+    """Progress as a plain line every :data:`LOG_EVERY` seconds, for a run
+    whose stderr is a file or a pipe (nohup, a job scheduler), where the
+    progress bar is off: a long run said nothing until its summary."""
+
+    def __init__(self, total):
+        self.total, self.n = total, 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, n=1):
+        self.n += n
+        now = time.perf_counter()
+        if now - self.last < LOG_EVERY:
+            return
+        self.last = now
+        fps = self.n / max(now - self.start, 1e-9)
+        of = ""
+        if self.total:
+            left = (self.total - self.n) / max(fps, 1e-9)
+            of = (f" of {self.total} ({100 * self.n / self.total:.0f} %), about "
+                  f"{left / 60:.1f} min left")
+        print(f"styleblit: {self.n} frames{of}, {fps:.1f} fps", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def _progress(total, quiet):
     from tqdm import tqdm
 
-    disable = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    return tqdm(total=total, unit="frame", disable=disable, dynamic_ncols=True, file=sys.stderr,
-                smoothing=0.1)
+    if quiet:
+        return tqdm(disable=True)
+    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return _LogProgress(total)
+    return tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr, smoothing=0.1)
 
 
 def _temp_path(output, folder):

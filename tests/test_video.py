@@ -155,6 +155,25 @@ def test_summary_says_on_how_many_frames_a_face_was_painted(tmp_path, style_png,
     assert "(2 frames, a face on all, " in capsys.readouterr().out
 
 
+def test_progress_is_a_line_now_and_then_when_stderr_is_not_a_terminal(tmp_path, style_png,
+                                                                       capsys, monkeypatch):
+    """Under nohup or a scheduler the progress bar is off; a long run said
+    nothing until its summary. Now a line every LOG_EVERY seconds (here
+    every frame); none with -q."""
+    from blit import video
+
+    monkeypatch.setattr(video, "LOG_EVERY", 0.0)
+    src = write_frames(tmp_path / "in", clip_frames(3))
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o")]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("styleblit: 1 frames of 3 (33 %), about ")
+    assert re.fullmatch(r"styleblit: 3 frames of 3 \(100 %\), about 0\.0 min left, [\d.]+ fps",
+                        lines[2])
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o"), "-q",
+                 "--overwrite"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_odd_size_and_rotation_are_kept(tmp_path, style_png):
     src = write_clip(tmp_path / "in.mp4", n=6, size=(130, 162), audio=False, rotation=90)
     out = tmp_path / "out.mkv"
