@@ -18,8 +18,8 @@ import sys
 import threading
 import warnings
 
-__all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "check_output",
-           "check_output_file", "check_not_input", "check_outputs_apart", "check_frames_folder",
+__all__ = ["main", "build_parser", "number", "frame_size", "unique_stems", "unique_names",
+           "check_output", "check_output_file", "check_optional_outputs", "check_not_input", "check_outputs_apart", "check_frames_folder",
            "style_input_paths", "signal_handlers", "STOP_SIGNALS", "FRAME_NAME", "frames_only"]
 
 _COMMANDS = []  # (module, function) pairs that add subcommands; see register()
@@ -191,6 +191,19 @@ def check_output(path, overwrite):
         read_only = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
         raise InputError(f"{path}: cannot write in the folder {folder} "
                          f"({'a read-only file system' if read_only else 'permission denied'})")
+
+
+def check_optional_outputs(options, overwrite):
+    """:func:`check_output_file` of each ``(option, path)`` given (None: not
+    asked for); an empty path is refused naming its option (``--json ''``
+    was taken for none: nothing saved, nothing said)."""
+    from guides.io import InputError
+
+    for option, path in options:
+        if path == "":
+            raise InputError(f"{option}: the output path is empty")
+        if path is not None:
+            check_output_file(path, overwrite)
 
 
 def check_output_file(path, overwrite):
@@ -692,16 +705,23 @@ def unique_stems(paths, default="out"):
     """Each path's file or folder name without its extension, made unique
     with -2, -3, ... in order (``a.jpg``, ``b/a.png`` -> ``a``, ``a-2``), whatever
     their case (``A.jpg``: one file on macOS' and Windows' file systems)."""
-    seen, stems = set(), []
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or default
+    return unique_names([os.path.splitext(os.path.basename(os.path.normpath(p)))[0]
+                         for p in paths], default)
+
+
+def unique_names(names, default="out"):
+    """``names`` (empty ones ``default``) made unique with -2, -3, ... in
+    order, whatever their case (:func:`unique_stems`)."""
+    seen, out = set(), []
+    for stem in names:
+        stem = stem or default
         name, k = stem, 1
         while name.lower() in seen:
             k += 1
             name = f"{stem}-{k}"
         seen.add(name.lower())
-        stems.append(name)
-    return stems
+        out.append(name)
+    return out
 
 
 def _add_image(sub):

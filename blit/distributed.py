@@ -43,7 +43,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from blit.cli import STOP_SIGNALS, number, register, signal_handlers
+from blit.cli import STOP_SIGNALS, number, register, signal_handlers, unique_names
 from guides.io import InputError
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
@@ -799,16 +799,8 @@ def output_names(inputs, outdir, fmt, names=None):
     made unique with -2, -3..."""
     if names is None:
         names = [_stem(path) for path in inputs]
-    seen, out = set(), []
-    for name in names:
-        name = name or "video"
-        unique, k = name, 1
-        while unique.lower() in seen:  # (one file on case-blind file systems)
-            k += 1
-            unique = f"{name}-{k}"
-        seen.add(unique.lower())
-        out.append(os.path.join(outdir, *(unique if fmt == "png" else f"{unique}.{fmt}").split("/")))
-    return out
+    return [os.path.join(outdir, *(name if fmt == "png" else f"{name}.{fmt}").split("/"))
+            for name in unique_names(names, default="video")]
 
 
 def _batch(args):

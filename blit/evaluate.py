@@ -1221,15 +1221,11 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], *, labels,
 
 def _eval(args):
     from blit.bench import environment
-    from blit.cli import check_output_file, check_outputs_apart, style_input_paths
+    from blit.cli import check_optional_outputs, check_outputs_apart, style_input_paths
 
     if args.plot:
         args.plot = plot_path(args.plot)
-    for option, path in (("--json", args.json), ("--plot", args.plot)):
-        if path == "":  # (an empty name was taken for none: nothing saved, nothing said)
-            raise InputError(f"{option}: the output path is empty")
-        if path:
-            check_output_file(path, args.overwrite)
+    check_optional_outputs((("--json", args.json), ("--plot", args.plot)), args.overwrite)
     check_outputs_apart([args.json, args.plot],
                         [args.input, args.output, args.reference] + style_input_paths(args))
     for path in (args.input, args.output, args.reference):

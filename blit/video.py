@@ -42,7 +42,7 @@ from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_f
                       check_output, check_outputs_apart, device_from_args, frames_only,
                       load_style_from_args, number, options_from_args, register,
                       style_input_paths)
-from guides.io import InputError, publish, temp_prefix, usual_permissions
+from guides.io import InputError, exists_meanwhile, publish, temp_prefix, usual_permissions
 
 __all__ = ["stylize_video", "open_source", "make_stylizer", "stylize_items", "first_face_scale",
            "VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "image_files", "partial_path", "free_partial_path",
@@ -188,7 +188,6 @@ class _VideoFileSource:
         self.decoded = 0
         self._stopped = False  # decoding stopped on an error (and said so)
         self._bad = []  # (timestamp, reason) of the video packets that could not be decoded
-        self._late = 0  # frames dropped after them, given out of time order
         self._ends = {}  # stream type -> where its last packet ends (seconds)
 
     def __iter__(self):
@@ -209,7 +208,7 @@ class _VideoFileSource:
                 "lost" if self.frames and self.frames > self.decoded else "")
         _warn(f"{self.path}: {n} damaged video packet(s) skipped ({at}: {reason}); "
               f"{self.decoded} frames decoded{lost}, the frames before and after them kept")
-        self._bad, self._late = [], 0
+        self._bad = []
 
     def _check_length(self, count, verb, kept):
         """Warn when ``count`` frames (``verb``: decoded, or held by the
@@ -280,7 +279,6 @@ class _VideoFileSource:
                             and frame.pts <= last):
                         # a frame the decoder gives late after damaged packets skipped
                         # (B-frames): not in time order, so not kept
-                        self._late += 1
                         continue
                     last = frame.pts if frame.pts is not None else last
                     yield self._video_item(frame)
@@ -967,15 +965,13 @@ def _temp_path(output, folder):
 
 
 def _move(src, dst, overwrite=True):
+    if not overwrite and os.path.isdir(src) and os.path.lexists(dst):
+        raise exists_meanwhile(dst)
     if os.path.isdir(dst) and not os.path.islink(dst):
         if not overwrite:
-            raise InputError(f"{dst}: exists already (written meanwhile by another run?); "
-                             "pass --overwrite to replace it")
+            raise exists_meanwhile(dst)
         shutil.rmtree(dst)
     if os.path.isdir(src):
-        if not overwrite and os.path.lexists(dst):
-            raise InputError(f"{dst}: exists already (written meanwhile by another run?); "
-                             "pass --overwrite to replace it")
         os.replace(src, dst)
     else:
         publish(src, dst, overwrite=overwrite)
@@ -1107,10 +1103,10 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None, faces=None):
     (:meth:`blit.stream.Stylizer.prefetch`) is handed each frame and its
     timestamp one frame early, so that its landmarks and guides are made
     while the previous frame is painted; the output is the same. ``faces``
-    (a list ``[0]``, or ``[0, 0]``) counts the frames painted with a face
-    (whose stylizer's ``last_landmarks`` are not empty), and in its second
-    element keeps the most faces painted on one frame. Returns the number
-    of frames read."""
+    (a list ``[0, 0]``) counts the frames painted with a face (whose
+    stylizer's ``last_landmarks`` are not empty), and in its second element
+    keeps the most faces painted on one frame. Returns the number of frames
+    read."""
     prefetch = getattr(stylizer, "prefetch", None)
     n = 0
     pending = None  # the video item read but not stylized yet
@@ -1124,8 +1120,7 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None, faces=None):
         painted = getattr(stylizer, "last_landmarks", None)
         if faces is not None and painted:
             faces[0] += 1
-            if len(faces) > 1:
-                faces[1] = max(faces[1], len(painted))
+            faces[1] = max(faces[1], len(painted))
         if n > skip:
             sink.write(out, pts)
             if progress is not None:
@@ -1289,8 +1284,9 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
 
 
 def _free_name(output):
-    """``NAME-2.EXT`` (``-3``...) beside ``output``: the first name not taken."""
-    root, ext = os.path.splitext(output.rstrip("/\\"))
+    """``NAME-2.EXT`` (``-3``...) beside ``output`` (a folder ``NAME-2``): the
+    first name not taken."""
+    root, ext = _partial_parts(output)
     k = 2
     while os.path.lexists(f"{root}-{k}{ext}"):
         k += 1

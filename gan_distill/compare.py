@@ -28,8 +28,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from blit.cli import (_add_style_args, add_stylize_args, check_output_file, check_outputs_apart,
-                      load_style_from_args, number, options_from_args, register)
+from blit.cli import (_add_style_args, add_stylize_args, check_optional_outputs,
+                      check_outputs_apart, load_style_from_args, number, options_from_args,
+                      register)
 from guides.io import InputError
 
 __all__ = ["compare_video", "COMPARE_LABELS"]
@@ -272,11 +273,7 @@ def _compare(args):
         args.plot = plot_path(args.plot)
     read = video_input_paths(args, args.input)
     check_video_output(args.output, read, args.overwrite)
-    for option, path in (("--json", args.json), ("--plot", args.plot)):
-        if path == "":  # (an empty name was taken for none: nothing saved, nothing said)
-            raise InputError(f"{option}: the output path is empty")
-        if path:
-            check_output_file(path, args.overwrite)
+    check_optional_outputs((("--json", args.json), ("--plot", args.plot)), args.overwrite)
     check_outputs_apart([args.output.rstrip("/\\") or args.output, args.json, args.plot], read)
     if not os.path.isfile(args.model):
         raise InputError(f"{args.model}: no such file")

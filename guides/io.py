@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["InputError", "StyleblitWarning", "StyleWarning", "check_bgr_frame", "read_image",
            "to_bgr8", "exif_orientation", "exif_upright", "write_image", "write_atomic",
-           "publish", "temp_prefix", "check_readable",
+           "publish", "exists_meanwhile", "temp_prefix", "check_readable",
            "check_image_extension", "IMAGE_WRITE_EXTENSIONS",
            "usual_permissions", "VIDEO_FILE_EXTENSIONS"]
 
@@ -333,6 +333,13 @@ def temp_prefix(name: str) -> str:
     return f".{name}." if len(name.encode("utf-8", "surrogateescape")) <= 200 else ".styleblit."
 
 
+def exists_meanwhile(path: str) -> InputError:
+    """The error of an output that another run wrote at ``path`` after this
+    one checked it (:func:`publish`)."""
+    return InputError(f"{path}: exists already (written meanwhile by another run?); pass "
+                      "--overwrite to replace it")
+
+
 def publish(tmp: str, path: str, *, overwrite: bool = True) -> None:
     """Rename the complete file ``tmp`` to ``path``. Without ``overwrite``, a
     file that appeared at ``path`` since the command checked (another run
@@ -343,12 +350,10 @@ def publish(tmp: str, path: str, *, overwrite: bool = True) -> None:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            raise InputError(f"{path}: exists already (written meanwhile by another run?); "
-                             "pass --overwrite to replace it") from None
+            raise exists_meanwhile(path) from None
         except OSError:  # (no hard links here)
             if os.path.lexists(path):
-                raise InputError(f"{path}: exists already (written meanwhile by another "
-                                 "run?); pass --overwrite to replace it") from None
+                raise exists_meanwhile(path) from None
         else:
             os.remove(tmp)
             return
