@@ -62,6 +62,7 @@ from blit.temporal import temporal_filter
 from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
 from guides.io import check_bgr_frame
+from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
 from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_region
 from guides.mls import positional_guide
 
@@ -120,33 +121,6 @@ SPEED_MEMORY = 0.25
 #: of about one size would otherwise hand the whole frame's painting back
 #: and forth as their widths jitter.
 MAIN_KEEP = 0.8
-
-#: A cut (a new shot) is a frame whose every 16th pixel, in rows and columns,
-#: differs from the previous frame's by more than this on average (levels of
-#: 0-255). Consecutive frames of target1.mp4, a person turning and talking,
-#: differ by at most 3.3 (6.5 five frames apart); a cut from it to one of the
-#: FaceBlit portraits or target3.png by 56-107, and between two of those
-#: portraits by 48 at least.
-CUT_THRESHOLD = 30.0
-
-
-def is_cut(previous, frame, threshold=CUT_THRESHOLD):
-    """Whether ``frame`` starts a new shot after ``previous`` (both (H, W, 3)
-    uint8, or their samples from :func:`cut_sample`; None: no previous
-    frame, not a cut). A frame of another size than the previous one is a
-    cut."""
-    if previous is None:
-        return False
-    if previous.shape != frame.shape:
-        return True
-    return float(np.abs(previous.astype(np.int16) - frame).mean()) > threshold
-
-
-def cut_sample(frame):
-    """The pixels :func:`is_cut` compares: every 16th in rows and columns (a
-    copy: the caller may reuse the frame's memory)."""
-    return np.ascontiguousarray(frame[::16, ::16])
-
 
 def _landmarker_faces(faces):
     """What a landmarker returned, as a list of (68, 2) faces: a list of

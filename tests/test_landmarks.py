@@ -436,6 +436,38 @@ def test_a_video_finds_a_face_too_small_for_the_detector_and_tracks_it(grace, mo
     assert tiled._searcher is None and tiled._crops == []
 
 
+@pytest.mark.parametrize("tiles", [False, True])
+def test_a_cut_starts_the_tracking_afresh(grace, tiles):
+    """A new shot (``is_cut``) with the face elsewhere: the tracking
+    landmarker finds it there on the cut's own frame, as a still's search
+    does (mediapipe's tracker, left to itself, looks where the last shot
+    had the face, and misses it or slides onto it over several frames);
+    frames within a shot go on being tracked; ``reset`` forgets by hand."""
+    image, faces, _ = grace
+    h, w = image.shape[:2]
+    iod = interocular_distance(faces[0])
+
+    def shot(x, y, grey):
+        frame = np.full((h + 400, w + 500, 3), grey, np.uint8)
+        frame[y:y + h, x:x + w] = image
+        return frame, faces[0] + np.float32([x, y])
+
+    shots = [shot(0, 0, 40), shot(500, 400, 200), shot(250, 50, 40)]
+    frames = [s for s in shots for _ in range(3)]
+    from guides.landmarks import cut_sample, is_cut
+    assert is_cut(cut_sample(shots[0][0]), cut_sample(shots[1][0]))
+    with FaceLandmarker(static_image_mode=False, tiles=tiles) as tracker:
+        for i, (frame, truth) in enumerate(frames):
+            found = tracker(frame)
+            assert len(found) == 1, i
+            assert np.abs(found[0] - truth).mean() < 0.05 * iod, i
+        tracker.reset()  # (by hand: the next frame is found afresh)
+        found = tracker(frames[-1][0])
+        assert len(found) == 1 and np.abs(found[0] - frames[-1][1]).mean() < 0.05 * iod
+    with pytest.raises(RuntimeError, match="closed"):
+        tracker.reset()
+
+
 def test_tiles_find_a_small_face_beside_a_large_one_and_no_face_in_a_busy_background(grace):
     """Asked for two faces, a still with a large face and one too small for
     the half tiles is searched in quarter tiles too (they were skipped once
