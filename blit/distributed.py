@@ -210,24 +210,29 @@ def stylize_range(style, source_path, start, first, stop, pts, *, folder, spec=S
     -------
     dict
         ``data``: the MP4's bytes, or a list of PNG bytes; ``frames``: frames
-        written; ``rotation``: the display rotation of the source.
+        written; ``rotation``: the display rotation of the source;
+        ``faces``: ``[frames written with a face painted, most faces on one]``,
+        or None for a stylizer that finds none (a GAN without guides).
     """
-    from blit.video import _VideoFileSink, open_source, stylize_items
+    from blit.video import _VideoFileSink, finds_faces, open_source, stylize_items
 
     source = open_source(source_path, fps)
     buffer = io.BytesIO()
     try:
         sink = _PngSink() if folder else _VideoFileSink(buffer, source, audio=False, format="mp4")
         try:
+            faces = [0, 0]
             with spec(style, source.rate) as stylizer:
                 stylize_items(stylizer, source.read_range(start, stop, pts), sink,
-                              skip=first - start)
+                              skip=first - start, faces=faces)
+            if not finds_faces(stylizer, spec.method):
+                faces = None
         finally:
             sink.close()
     finally:
         source.close()
     return {"data": sink.pngs if folder else buffer.getvalue(), "frames": sink.frames,
-            "rotation": source.rotation}
+            "rotation": source.rotation, "faces": faces}
 
 
 def _task(style, source_path, start, first, stop, pts, folder, spec, fps):
@@ -256,7 +261,10 @@ class Job:
 
     ``status``: ``"done"``, ``"failed"`` (``message`` says why), ``"exists"``
     (the output was there and ``overwrite`` was not given), ``"interrupted"``
-    (``message`` names the partial output) or ``"queued"``."""
+    (``message`` names the partial output) or ``"queued"``. ``with_face``:
+    of the frames written, those painted with a face (None for a stylizer
+    that finds none: a GAN without guides); ``most_faces``: the most on one
+    frame."""
 
     input: str
     output: str
@@ -264,6 +272,8 @@ class Job:
     frames: int = 0
     seconds: float = 0.0
     message: str = ""
+    with_face: int | None = None
+    most_faces: int = 0
     # driver state
     _refs: list = field(default_factory=list, repr=False)
     _results: dict = field(default_factory=dict, repr=False)
@@ -282,15 +292,22 @@ class Job:
 
 
 def summary_table(jobs):
-    """The jobs as a plain-text table: input, output (its name: they share
-    a folder), frames, seconds, fps, status (with its message)."""
+    """The jobs as a plain-text table: input, output (its path inside the
+    folder the outputs share: ``day1/clip.mp4`` for an input found in a
+    subfolder), frames, seconds, fps, status (with its message)."""
     rows = [("input", "output", "frames", "seconds", "fps", "status")]
-    for j in jobs:
+    outputs = [os.path.abspath(j.output.rstrip("/\\") or j.output) for j in jobs]
+    try:
+        shared = os.path.commonpath([os.path.dirname(o) for o in outputs]) if outputs else ""
+    except ValueError:  # (outputs on different drives)
+        shared = None
+    for j, output in zip(jobs, outputs):
         message = j.message
         if message.startswith(f"{j.input}: "):  # the input is in its own column
             message = message[len(j.input) + 2:]
         status = f"{j.status}: {message}" if message else j.status
-        rows.append((j.input, os.path.basename(j.output.rstrip("/\\")), str(j.frames),
+        name = os.path.basename(output) if shared is None else os.path.relpath(output, shared)
+        rows.append((j.input, name, str(j.frames),
                      f"{j.seconds:.1f}", f"{j.fps:.1f}" if j.frames else "-", status))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = []
@@ -487,6 +504,9 @@ def _assemble(job, bar):
             first = job._index[job._ranges[k][1]]
             job._sink.write_segment(result["data"], result["rotation"], first_pts=first)
         job.frames += result["frames"]
+        if result.get("faces") is not None:
+            job.with_face = (job.with_face or 0) + result["faces"][0]
+            job.most_faces = max(job.most_faces, result["faces"][1])
         bar.update(result["frames"])
         if result["frames"] < job._ranges[k][2] - job._ranges[k][1]:
             job._short = True
@@ -497,7 +517,7 @@ def _assemble(job, bar):
 
 
 def _finish(job):
-    from blit.video import _finish_output, _no_sigint
+    from blit.video import _finish_output, _no_sigint, _warn
 
     with _no_sigint():
         sink, job._sink = job._sink, None
@@ -511,6 +531,9 @@ def _finish(job):
             return
         _finish_output(job._tmp, job.output, inputs=[job.input])
         job.status = "done"
+    if job.with_face == 0:  # (as the local engine says it)
+        _warn(f"{job.input}: no face found in any of its {job.frames} frames; they are written "
+              "unchanged")
 
 
 def _discard(job):

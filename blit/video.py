@@ -1103,7 +1103,7 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None, faces=None):
     (:meth:`blit.stream.Stylizer.prefetch`) is handed each frame and its
     timestamp one frame early, so that its landmarks and guides are made
     while the previous frame is painted; the output is the same. ``faces``
-    (a list ``[0, 0]``) counts the frames painted with a face (whose
+    (a list ``[0, 0]``) counts the frames written painted with a face (whose
     stylizer's ``last_landmarks`` are not empty), and in its second element
     keeps the most faces painted on one frame. Returns the number of frames
     read."""
@@ -1118,7 +1118,7 @@ def stylize_items(stylizer, items, sink, *, skip=0, progress=None, faces=None):
         out = stylizer(image, seconds)
         n += 1
         painted = getattr(stylizer, "last_landmarks", None)
-        if faces is not None and painted:
+        if faces is not None and painted and n > skip:
             faces[0] += 1
             faces[1] = max(faces[1], len(painted))
         if n > skip:
@@ -1236,7 +1236,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
                 interrupted = True
         if sink.frames == 0 and not interrupted:
             raise InputError(f"{source_path}: no video frame could be decoded")
-        finds = method == "patch" or getattr(stylizer, "guides", False)  # (a GAN with guides)
+        finds = finds_faces(stylizer, method)
         if faces[0] == 0 and finds and not interrupted:
             _warn(f"{source_path}: no face found in any of its {sink.frames} frames; they are "
                   "written unchanged")
@@ -1359,6 +1359,8 @@ def _video(args):
         if job.status != "done":
             raise InputError(job.message)
         n = job.frames
+        if job.with_face is not None:
+            stats.update(with_face=job.with_face, most_faces=job.most_faces)
     else:
         try:
             n = stylize_video(style, args.input, args.output, options=options_from_args(args),
@@ -1387,9 +1389,15 @@ def _video(args):
     return 0
 
 
+def finds_faces(stylizer, method):
+    """Whether ``stylizer`` paints faces it finds (its ``last_landmarks``
+    count them): the patch method's, and a GAN's with guide channels."""
+    return method == "patch" or bool(getattr(stylizer, "guides", False))
+
+
 def _faces_said(stats, frames, max_faces):
     """``, a face on 236`` (``, faces on 236, up to 2 on one``) for the summary
-    line; nothing when there is no count (the GAN, the Ray engine)."""
+    line; nothing when there is no count (a GAN without guide channels)."""
     if "with_face" not in stats:
         return ""
     on = "all" if stats["with_face"] == frames else stats["with_face"]

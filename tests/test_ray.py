@@ -21,7 +21,8 @@ from blit.video import stylize_video
 from guides.io import InputError, read_image, write_image
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_video import ASTRONAUT, RATE, clip_frames, probe, write_clip, write_frames  # noqa: E402
+from test_video import (ASTRONAUT, RATE, clip_frames, probe, style_png, write_clip,  # noqa: E402,F401
+                        write_frames)
 
 #: Ranges of 8 frames: a clip of 24 has two boundaries.
 CHUNK = 8
@@ -359,6 +360,14 @@ def test_summary_table_has_one_row_per_job():
     assert lines[0].split() == ["input", "output", "frames", "seconds", "fps", "status"]
     assert lines[1].split() == ["a.mp4", "a.mp4", "240", "12.0", "20.0", "done"]
     assert lines[2].split()[:7] == ["b.mp4", "b.mp4", "0", "0.0", "-", "failed:", "cannot"]
+    # inputs found in subfolders: their outputs' paths inside the output folder
+    jobs = [Job("f/day1/a.mp4", "o/day1/a.mp4", "done", 1, 1.0),
+            Job("f/day2/a.mp4", "o/day2/a.mp4", "done", 1, 1.0),
+            Job("f/b.mp4", "o/b.mp4", "done", 1, 1.0)]
+    assert [line.split()[1] for line in summary_table(jobs).splitlines()[1:]] == \
+        [os.path.join("day1", "a.mp4"), os.path.join("day2", "a.mp4"), "b.mp4"]
+    # a folder of frames as the output
+    assert summary_table([Job("a.mp4", "o/a/", "done", 1, 1.0)]).splitlines()[1].split()[1] == "a"
 
 
 # ------------------------------------------------------------------ on Ray
@@ -729,3 +738,22 @@ def test_batch_cli_runs_on_the_connected_cluster(ray_local, style, tmp_path, cap
     held = re.search(r"cut\.mp4: holds (\d+) of the 24 frames its header lists \(is the file "
                      r"cut short\?\)", err)
     assert held and kept <= int(held.group(1)) < 24, err  # (the last packets held may not decode)
+
+
+def test_ray_summary_counts_the_frames_written_with_a_face(ray_local, style_png, tmp_path,
+                                                           capsys):
+    """As the local engine's: three frames of a wall, then three of the face,
+    in ranges of two whose warm-up frames (painted, not written) are not
+    counted; a clip without a face is said."""
+    wall = [np.full((160, 128, 3), 90 + 10 * i, np.uint8) for i in range(3)]
+    src = write_frames(tmp_path / "in", wall + clip_frames(3))
+    out = str(tmp_path / "out")
+    assert main(["video", "--style", style_png, src, "-o", out, "--engine", "ray",
+                 "--chunk-frames", "2", "--warmup-frames", "2"]) == 0
+    assert re.search(r"\(6 frames, a face on 3, [\d.]+ fps\)$", capsys.readouterr().out.strip())
+    walls = write_frames(tmp_path / "walls", wall)
+    assert main(["video", "--style", style_png, walls, "-o", str(tmp_path / "w"),
+                 "--engine", "ray", "--chunk-frames", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "no face found in any of its 3 frames; they are written unchanged" in captured.err
+    assert "(3 frames, a face on 0, " in captured.out
