@@ -134,9 +134,12 @@ def add_distill_parser(sub):
     p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="the checkpoint")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=number(positive=True),
-                        help="train this long (wall time)")
+                        help="train this long (wall time of the training, after the "
+                             "dataset is built; with --resume this run's, over which the "
+                             "learning rate is held, then decayed, again)")
     length.add_argument("--steps", type=number(int, least=1),
-                        help="train this many steps (default 2000)")
+                        help="train until this many steps in all (a resumed model's "
+                             "counted; default 2000)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto (default): CUDA when available")
     p.add_argument("--resume", action="store_true",
