@@ -575,8 +575,7 @@ def _add_landmarks(sub):
                    help="move, turn and scale the landmarks as one so that the centres of the "
                         "eyes land there: first the eye of points 37-42, the face's own right "
                         "eye (on the image's left when the face is upright, on its right when "
-                        "it is upside down); to fit --template onto a face (values below 0: "
-                        "--eyes=-5,...)")
+                        "it is upside down); to fit --template onto a face")
     p.add_argument("--no-numbers", action="store_true", help="draw no line numbers")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -910,9 +909,25 @@ def _noted_interrupts():
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+#: Options whose value may start with a minus sign (argparse takes "-5,3"
+#: for an option): such a value is joined to its option ("--eyes=-5,3").
+NEGATIVE_VALUES = ("--eyes",)
+
+
+def _join_negative_values(argv):
+    out = []
+    for arg in argv:
+        if (out and out[-1] in NEGATIVE_VALUES and re.match(r"-[\d.]", arg)):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def _main_body(argv, lost):
     try:  # (the subcommands' imports take a second: Ctrl-C there is no traceback either)
         parser = build_parser()
+        argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
         args, extra = parser.parse_known_args(argv)
         if extra:  # (with the command's usage, not the top level's)
             getattr(args, "command_parser", parser).error(

@@ -771,6 +771,13 @@ def test_landmarks_command_errors_and_template(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["landmarks", str(blank), "--template", "--eyes", bad])
         assert "argument --eyes" in capsys.readouterr().err
+    # an eye left of the image: its value starts with a minus sign, with or without '='
+    for eyes in (["--eyes", "-20,120,60,100"], ["--eyes=-20,120,60,100"]):
+        assert main(["landmarks", str(blank), "--template", *eyes, "-o",
+                     str(tmp_path / "left.lm68.txt"), "--overwrite"]) == 0
+        capsys.readouterr()
+        np.testing.assert_allclose(read_lm68(tmp_path / "left.lm68.txt", check_face=False)[36:42]
+                                   .mean(0), (-20, 120), atol=0.02)
 
     # what `image` would warn of is said here too; a point far off is named
     face = read_lm68(tmp_path / "blank.lm68.txt")
