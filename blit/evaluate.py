@@ -537,6 +537,8 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
         name = (names or {}).get(kind)
         return f"{name}: {kind} frame" if name else f"{kind} frame"
 
+    scaled = set()  # the outputs whose frames were scaled to the input's size (said once)
+
     # Which compared frames get the (slow) patch-fidelity measure.
     if patch_frames <= 0:
         patch_at = set()  # (none, whether the length is known or not: a still's is not)
@@ -614,7 +616,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                 out = next(out_iter, None)
                 if out is None:
                     break  # our output is shorter than the input: stop there
-                out = _check_frame(out, shape, f"{where('output')} {n}")
+                out = _check_frame(out, shape, f"{where('output')} {n}", scaled, "output")
 
             # --- the reference frame of this input frame, if any
             ref_frame = None
@@ -624,7 +626,8 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                 if ref_frame is None:
                     ref_ended = True
                 else:
-                    ref_frame = _check_frame(ref_frame, shape, f"{where('reference')} {n // step}")
+                    ref_frame = _check_frame(ref_frame, shape, f"{where('reference')} {n // step}",
+                                             scaled, "reference")
             if has_ref and ref_ended:
                 if runner is None:
                     break
@@ -781,13 +784,33 @@ def _options_dict(options, runner_name=None):
     return out
 
 
-def _check_frame(frame, shape, name):
+#: An output or reference frame of another size than the input's is scaled
+#: to it when their aspect ratios differ by at most this share (a method that
+#: paints at its own resolution); otherwise it is refused.
+SAME_ASPECT = 0.01
+
+
+def _check_frame(frame, shape, name, said=None, kind=None):
+    """``frame`` (an output or reference frame) as the input's ``shape``: an
+    odd size's padding dropped; another size of the same aspect ratio
+    (:data:`SAME_ASPECT`) scaled, said once per ``kind`` (in the set
+    ``said``); anything else an InputError naming it."""
     frame = np.asarray(frame)
     h, w = shape[:2]
     if frame.shape == (h + h % 2, w + w % 2, 3) and frame.shape != shape:
         # H.264's 4:2:0 needs even sizes: `styleblit video` pads an odd width or
         # height by one repeated row or column, which is not the input's
         frame = np.ascontiguousarray(frame[:h, :w])
+    if (frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+            and frame.shape != shape and min(frame.shape[:2]) > 0
+            and abs(frame.shape[1] * h / (frame.shape[0] * w) - 1.0) <= SAME_ASPECT):
+        fh, fw = frame.shape[:2]
+        if said is not None and kind not in said:
+            said.add(kind)
+            print(f"styleblit: warning: {name}: {fw}x{fh}, scaled to the input's {w}x{h} "
+                  "(the same aspect ratio) to be measured", file=sys.stderr)
+        interp = cv2.INTER_AREA if fw > w else cv2.INTER_CUBIC
+        frame = cv2.resize(frame, (w, h), interpolation=interp)
     if frame.dtype != np.uint8 or frame.shape != shape:
         raise InputError(f"{name}: expected shape {shape} uint8 like the input, got {frame.shape} {frame.dtype}")
     return frame

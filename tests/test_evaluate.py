@@ -260,7 +260,7 @@ def test_eval_errors_name_the_file(photo, tmp_path, capsys):
     image = str(tmp_path / "hopper.png")
     cv2.imwrite(image, photo)
     small = str(tmp_path / "small.png")
-    cv2.imwrite(small, photo[::2, ::2])
+    cv2.imwrite(small, photo[::2, ::3])  # (another aspect ratio: not scaled)
     blank = str(tmp_path / "blank.png")
     cv2.imwrite(blank, np.full((80, 60, 3), 128, np.uint8))
     for argv, message in (([image, "--output", small], f"{small}: output frame 0: expected shape"),
@@ -269,6 +269,21 @@ def test_eval_errors_name_the_file(photo, tmp_path, capsys):
         assert main(["eval", *argv, "-q", *FAST]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0]
+
+
+def test_eval_scales_an_output_of_the_same_aspect_ratio(photo, tmp_path, capsys):
+    """Another method's output at half the input's size is scaled to it (said
+    once) and measured: the photo itself, as a reference, has its landmarks."""
+    image, half = str(tmp_path / "hopper.png"), str(tmp_path / "half.png")
+    h, w = (s - s % 2 for s in photo.shape[:2])
+    cv2.imwrite(image, photo[:h, :w])
+    cv2.imwrite(half, cv2.resize(photo[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+    out_json = str(tmp_path / "e.json")
+    assert main(["eval", image, "--reference", half, "--json", out_json, "-q", *FAST]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"styleblit: warning: {half}: reference frame 0: {w // 2}x{h // 2}, scaled to "
+                   f"the input's {w}x{h} (the same aspect ratio) to be measured"]
+    assert _load(out_json)["methods"]["reference"]["landmarks"]["mean"] < 0.03
 
 
 def test_eval_refuses_to_overwrite(photo, tmp_path, capsys):
