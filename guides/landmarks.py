@@ -31,6 +31,7 @@ from guides.io import InputError, check_bgr_frame, filtered_native_stderr, usual
 __all__ = [
     "CUT_THRESHOLD",
     "MESH_TO_68",
+    "PAN_RESPONSE",
     "FaceLandmarker",
     "detect_faces",
     "detect_landmarks",
@@ -439,23 +440,63 @@ def _filtered_native_stderr():
 
 #: A cut (a new shot) is a frame whose every 16th pixel, in rows and columns,
 #: differs from the previous frame's by more than this on average (levels of
-#: 0-255). Consecutive frames of target1.mp4, a person turning and talking,
-#: differ by at most 3.3 (6.5 five frames apart); a cut from it to one of the
-#: FaceBlit portraits or target3.png by 56-107, and between two of those
-#: portraits by 48 at least.
+#: 0-255), also after the previous frame is moved by the shift that explains
+#: it best (:data:`PAN_RESPONSE`). Consecutive frames of target1.mp4, a person
+#: turning and talking, differ by at most 3.3 (6.5 five frames apart); a cut
+#: from it to one of the FaceBlit portraits or target3.png by 56-107, and
+#: between two of those portraits by 48 at least.
 CUT_THRESHOLD = 30.0
+
+#: A frame that differs by more than :data:`CUT_THRESHOLD` is compared again
+#: after the global shift that phase correlation finds, where its peak
+#: response is at least this: a fast pan over a textured scene (12-15 px a
+#: frame at 480x360) differs by 28-35 as it comes, by 3-21 once moved, with
+#: a response of 0.9-1.1; cuts in a user's edited clips answered 0.0-0.48,
+#: or, at a response near 1 (the lights switched on), differed by 58-61
+#: moved. Without it a fast pan restarted the painting on every frame.
+PAN_RESPONSE = 0.6
 
 
 def is_cut(previous, frame, threshold=CUT_THRESHOLD):
     """Whether ``frame`` starts a new shot after ``previous`` (both (H, W, 3)
     uint8, or their samples from :func:`cut_sample`; None: no previous
-    frame, not a cut). A frame of another size than the previous one is a
-    cut."""
+    frame, not a cut): they differ by more than ``threshold`` on average,
+    both as they are and after the shift of a pan (:data:`PAN_RESPONSE`).
+    A frame of another size than the previous one is a cut."""
     if previous is None:
         return False
     if previous.shape != frame.shape:
         return True
-    return float(np.abs(previous.astype(np.int16) - frame).mean()) > threshold
+    if float(np.abs(previous.astype(np.int16) - frame).mean()) <= threshold:
+        return False
+    return _moved_difference(previous, frame) > threshold
+
+
+def _moved_difference(previous, frame):
+    """The mean difference of ``frame`` and ``previous`` moved by the global
+    shift phase correlation finds between them (inside the part both
+    show); infinite where it finds none (a response under
+    :data:`PAN_RESPONSE`, a shift past a quarter of the picture, a picture
+    too small to tell)."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if h < 8 or w < 8:
+        return math.inf
+
+    def grey(image):
+        image = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        return image.astype(np.float32)
+
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    (dx, dy), response = cv2.phaseCorrelate(grey(previous), grey(frame), window)
+    if not (response >= PAN_RESPONSE and abs(dx) <= w / 4 and abs(dy) <= h / 4):
+        return math.inf
+    moved = cv2.warpAffine(previous, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h),
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mx, my = int(math.ceil(abs(dx))) + 1, int(math.ceil(abs(dy))) + 1
+    inside = (slice(my, h - my), slice(mx, w - mx))
+    return float(np.abs(moved[inside].astype(np.int16) - frame[inside]).mean())
 
 
 def cut_sample(frame):

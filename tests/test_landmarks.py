@@ -436,6 +436,27 @@ def test_a_video_finds_a_face_too_small_for_the_detector_and_tracks_it(grace, mo
     assert tiled._searcher is None and tiled._crops == []
 
 
+def test_a_fast_pan_is_not_a_cut_and_a_new_shot_or_the_lights_are():
+    """A picture panned 12-16 px a frame differs from the frame before by
+    more than CUT_THRESHOLD, but not once moved back (PAN_RESPONSE): not a
+    cut. Another picture, a black frame and the lights switched on are."""
+    from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
+
+    scene = read_image(os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png"))
+    view = lambda x, y=0: scene[60 + y:60 + y + 360, x:x + 480]  # noqa: E731
+    raw = lambda a, b: np.abs(cut_sample(a).astype(int) - cut_sample(b)).mean()  # noqa: E731
+    fast = [(view(16 * i), view(16 * (i + 1), 2)) for i in range(1)] + \
+        [(view(12 * i + 2), view(12 * i + 14)) for i in range(2)]
+    assert max(raw(a, b) for a, b in fast) > CUT_THRESHOLD  # (a cut as the frames come)
+    for a, b in fast:
+        assert not is_cut(cut_sample(a), cut_sample(b))
+    grace = read_image(GRACE_HOPPER)[:360, :480]
+    lit = np.clip(view(0).astype(int) * 2 + 20, 0, 255).astype(np.uint8)
+    for a, b in ((view(0), grace), (view(0), np.zeros_like(grace)), (np.zeros_like(grace), grace),
+                 (view(0) // 2, lit)):
+        assert is_cut(cut_sample(a), cut_sample(b))
+
+
 @pytest.mark.parametrize("tiles", [False, True])
 def test_a_cut_starts_the_tracking_afresh(grace, tiles):
     """A new shot (``is_cut``) with the face elsewhere: the tracking
