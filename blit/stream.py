@@ -103,6 +103,15 @@ HIDDEN_SHARE = 0.25
 #: no longer where it was last seen. target1.mp4, a person talking and
 #: turning, moves at most 0.54.
 MOVING = 1.0
+#: Nor a face whose box no longer looks as it did when the face was last
+#: seen: the box's pixels, shrunk to 16x16 grey levels (:func:`_look`),
+#: differ from those of that frame by more than ``HOLD_CHANGE`` on average
+#: (levels of 0-255; a face still there, missed by the detector, differs by
+#: a few), or hold nothing to paint (their standard deviation under
+#: ``HOLD_FLAT``: black, a wall). A face faded to black, or gone behind a
+#: board, was held there for the whole ``hold``, painted on the black.
+HOLD_CHANGE = 20.0
+HOLD_FLAT = 3.0
 #: A face lost on the move (not held, above) is carried along the optical
 #: flow instead, for at most this many frames in a row while mediapipe's
 #: tracker misses it (a face moving fast, or half out of the frame): it
@@ -639,6 +648,32 @@ def _box(points):
     return float(x0), float(y0), float(x1), float(y1)
 
 
+def _look(frame, box):
+    """The pixels of ``box`` (x0, y0, x1, y1) in ``frame``, as 16x16 grey
+    levels (float32), to tell whether a lost face is still there
+    (:data:`HOLD_CHANGE`); None for a box outside the frame."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x1, y1 = min(int(math.ceil(box[2])) + 1, w), min(int(math.ceil(box[3])) + 1, h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _still_there(track, frame):
+    """Whether the box of the lost face ``track`` in ``frame`` still looks
+    as it did when the face was last seen (:data:`HOLD_CHANGE`,
+    :data:`HOLD_FLAT`)."""
+    if track.look is None:
+        return True
+    now = _look(frame, _box(track.raw))
+    return (now is not None and float(now.std()) >= HOLD_FLAT
+            and float(np.abs(now - track.look).mean()) <= HOLD_CHANGE)
+
+
 def _held(box, seen, shape):
     """Whether a lost face of ``box`` is held: enough of it inside the frame
     of ``shape``, and not behind one of the faces ``seen`` now (boxes)."""
@@ -669,6 +704,8 @@ class _Track:
     speed: float = math.inf
     # frames in a row it was carried along the flow, lost on the move (CARRY_FRAMES)
     carried: int = 0
+    # its box as it looked when last seen (_look: HOLD_CHANGE)
+    look: np.ndarray | None = None
     head: _Coherence = field(default_factory=_Coherence)
     # the host arrays of its guides, one set per frame slot (Stylizer._prepare)
     slots: list = field(default_factory=lambda: [Buffers() for _ in range(3)])
@@ -1405,7 +1442,9 @@ class Stylizer:
         previous_t = self._last_t
         self._cut_sample, self._last_t = sample, t
         if cut:
-            self._tracks, self._last_faces = [], []
+            # (nor does the background: a new shot without a face is not painted
+            # as the whole exemplar where the last shot's face was)
+            self._tracks, self._last_faces, self._last_any = [], [], None
         if faces is _FIND:
             found = faces = self._find_faces(frame)
             searched = True
@@ -1424,7 +1463,7 @@ class Stylizer:
         times["landmarks"] = waited + _ms(start) - times.get("flow", 0.0)
 
         t0 = time.perf_counter()
-        tracks = self._update_tracks(faces, t, frame.shape, carried=len(carried))
+        tracks = self._update_tracks(faces, t, frame, carried=len(carried))
         restart = self._update_jitter(frame.shape[:2], t) or cut
         times["smooth"] = _ms(t0)
 
@@ -1506,13 +1545,13 @@ class Stylizer:
                 out.append(moved)
         return out
 
-    def _update_tracks(self, faces, t, shape, carried=0):
+    def _update_tracks(self, faces, t, frame, carried=0):
         """Match faces to tracks by nearest centroid, smooth, expire; return the
         tracks to paint this frame, largest face last (painted on top), or
         the one the background follows (:data:`MAIN_KEEP`). The last
         ``carried`` faces are lost ones carried along the flow
         (:meth:`_carry_lost`)."""
-        tracks = self._tracks
+        tracks, shape = self._tracks, frame.shape
         pairs = []
         for i, track in enumerate(tracks):
             centre = track.raw.mean(axis=0)
@@ -1556,9 +1595,12 @@ class Stylizer:
                 tracks.append(_Track(landmarks=face, raw=face, scale=scale, last_seen=t,
                                      filter=filt, head=self._coherence()))
         seen = [_box(tr.raw) for tr in tracks if tr.last_seen == t]
+        for tr in tracks:
+            if tr.last_seen == t:
+                tr.look = _look(frame, _box(tr.raw))
         alive = [tr for tr in tracks if tr.last_seen == t or (
             t - tr.last_seen <= self.hold and tr.speed <= MOVING
-            and _held(_box(tr.raw), seen, shape))]
+            and _held(_box(tr.raw), seen, shape) and _still_there(tr, frame))]
         alive.sort(key=lambda tr: tr.last_seen, reverse=True)  # faces seen now first
         self._tracks = alive[: self.max_faces]
         order = sorted(self._tracks, key=lambda tr: face_width(tr.landmarks))

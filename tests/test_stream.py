@@ -546,6 +546,33 @@ def test_no_face_passes_through_then_holds_and_recovers(style, hopper):
     assert not np.array_equal(outs[23], frame)  # recovered
 
 
+def test_a_lost_face_is_not_held_where_its_box_no_longer_looks_like_it(style, hopper):
+    """The hold is for a face the detector missed: one faded to black within
+    the shot, or covered by a board, is not painted there (HOLD_CHANGE,
+    HOLD_FLAT); a missed face on the same picture still is."""
+    from blit.stream import _box, is_cut, cut_sample
+
+    frames, marks = moving_clip(hopper, n=1)
+    frame, lm = frames[0], marks[0]
+    fade = [np.round(frame * f).astype(np.uint8) for f in (0.8, 0.6, 0.4, 0.2, 0.0)]
+    for a, b in zip([frame] + fade, fade):
+        assert not is_cut(cut_sample(a), cut_sample(b))  # (a fade: one shot)
+    stylizer = Stylizer(style, landmarker=Script([[lm]] * 4 + [[]] * 4), hold=0.5, fps=30.0)
+    outs = [stylizer(f).copy() for f in [frame] * 3 + fade]
+    assert not np.array_equal(outs[3], fade[0])  # (seen)
+    for k in (6, 7):  # dark and black: nothing held there
+        np.testing.assert_array_equal(outs[k], fade[k - 3])
+    x0, y0, x1, y1 = (int(v) for v in _box(lm))
+    board = frame.copy()
+    board[max(y0 - 4, 0):y1 + 5, max(x0 - 4, 0):x1 + 5] = (60, 90, 120)
+    board[::7, ::7] = 200  # (a board with a pattern: not flat)
+    assert not is_cut(cut_sample(frame), cut_sample(board))
+    stylizer = Stylizer(style, landmarker=Script([[lm]] * 3 + [[]] * 3), hold=0.5, fps=30.0)
+    outs = [stylizer(f).copy() for f in [frame] * 4 + [board]]
+    np.testing.assert_array_equal(outs[3], outs[2])  # missed on the same picture: held
+    np.testing.assert_array_equal(outs[4], board)
+
+
 def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
     """A lost face is held only within a shot: at a cut the new shot passes
     through at once, and a face after a cut is painted afresh (as the first
@@ -560,6 +587,13 @@ def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
     outs = [stylizer(f).copy() for f in [frame] * 3 + [frame, dark]]
     np.testing.assert_array_equal(outs[3], outs[2])  # lost in the same shot: held
     np.testing.assert_array_equal(outs[4], dark)  # a cut: not held
+    # nor, with background="stylize", the whole frame painted after the last shot's face
+    stylizer = Stylizer(style, options=StylizeOptions(background="stylize"),
+                        landmarker=Script([[lm]] * 3 + [[]] * 3), hold=0.0, fps=30.0)
+    outs = [stylizer(f).copy() for f in [frame] * 4 + [dark] * 2]
+    assert np.abs(outs[3].astype(int) - frame).mean() > 5  # (lost in the shot: the background)
+    np.testing.assert_array_equal(outs[4], dark)
+    np.testing.assert_array_equal(outs[5], dark)
     # a face after a cut: as a new stream paints its first frame
     shifted = lm + np.float32([3, 2])
     stylizer = Stylizer(style, landmarker=Script([[lm]] * 4 + [[shifted]]))
