@@ -573,6 +573,23 @@ def test_a_lost_face_is_not_held_where_its_box_no_longer_looks_like_it(style, ho
     np.testing.assert_array_equal(outs[4], board)
 
 
+def test_a_face_that_jumps_is_not_smoothed_from_where_it_was(style, hopper):
+    """A punch-in that changes the frame less than a cut: the face found 1.25
+    times as large (JUMP_SCALE) or moved by half its width (JUMP_MOVE) is
+    painted where it is found; a face 3 % larger is smoothed as before."""
+    frames, marks = moving_clip(hopper, n=1)
+    frame, lm = frames[0], marks[0]
+    centre = lm.mean(axis=0)
+    for moved, smoothed in ((centre + (lm - centre) * 1.25, False),
+                            (lm + np.float32([0.5 * face_width(lm), 0]), False),
+                            (centre + (lm - centre) * 1.03, True)):
+        stylizer = Stylizer(style, landmarker=Script([[lm]] * 5 + [[moved]]))
+        for _ in range(6):
+            stylizer(frame)
+        error = np.abs(stylizer.last_landmarks[0] - moved).max()
+        assert (error > 0.1) if smoothed else (error < 1e-3), error
+
+
 def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
     """A lost face is held only within a shot: at a cut the new shot passes
     through at once, and a face after a cut is painted afresh (as the first
