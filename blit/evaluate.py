@@ -230,7 +230,8 @@ class FrameStylizer:
 
     The simplest faithful video loop: mediapipe in tracking mode, the last
     good landmarks reused when a frame has no face (the frame is returned
-    unchanged until a first face is seen), one fixed jitter table.
+    unchanged until a first face is seen, and after a cut until the next:
+    :func:`guides.landmarks.is_cut`), one fixed jitter table.
 
     Parameters
     ----------
@@ -263,6 +264,7 @@ class FrameStylizer:
         self.landmarks = None
         self.painting_scale = None
         self._buffers = Buffers()  # work arrays reused from frame to frame
+        self._sample = None  # the last frame's cut_sample: a cut forgets the landmarks
 
     def __call__(self, frame: np.ndarray, *, timer: StageTimer | None = None,
                  landmarks: np.ndarray | None = None) -> np.ndarray:
@@ -275,8 +277,14 @@ class FrameStylizer:
         """
         from blit.stylize import paint_scale, stylize_frame, stylize_image
 
+        from guides.landmarks import cut_sample, is_cut
+
         timer = timer if timer is not None else StageTimer()
         if landmarks is None:
+            sample = cut_sample(frame)
+            if is_cut(self._sample, sample):
+                self.landmarks = None
+            self._sample = sample
             if self.landmarker is None:
                 self.landmarker = self._make_landmarker()
             with timer("landmarks"):
@@ -397,6 +405,8 @@ class _Method:
         self.name = name
         self.meter = WarpingErrorMeter() if stability else None
         self.landmark_errors: list[float] = []
+        self.landmark_at: list[int] = []  # the input frame of each landmark error
+        self.no_face_at: list[int] = []  # the input frames whose output showed no face
         self.no_face = 0
         self.faces_expected = 0
         self.patch: list[float] = []
@@ -410,7 +420,8 @@ class _Method:
         lm = _summary(self.landmark_errors)
         lm.update(frames=self.faces_expected, no_face=self.no_face,
                   no_face_fraction=(self.no_face / self.faces_expected) if self.faces_expected else math.nan,
-                  per_frame=[float(x) for x in self.landmark_errors])
+                  per_frame=[float(x) for x in self.landmark_errors],
+                  per_frame_at=list(self.landmark_at), no_face_at=list(self.no_face_at))
         return {"stability": stab,
                 "patch_distance": {"mean": float(np.mean(self.patch)) if self.patch else math.nan,
                                    "se": _standard_error(self.patch_samples),
@@ -650,8 +661,10 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                         found = static(img, wanted=1)
                         if found:
                             m.landmark_errors.append(min(landmark_error(lm_in, f) for f in found))
+                            m.landmark_at.append(n)
                         else:
                             m.no_face += 1
+                            m.no_face_at.append(n)
                     take = (idx in patch_at) if patch_at is not None else idx % 30 == 0
                     if take:
                         for m, img in methods + [(base, frame)]:
@@ -729,6 +742,9 @@ UNITS = {
     "patch_distance.se": "standard error of that mean over the patches sampled",
     "landmarks.mean": "fraction of the inter-ocular distance (0.0356 = 3.56 %)",
     "landmarks.no_face_fraction": "of the frames with a face in the input",
+    "landmarks.per_frame_at": "the input frame of each per_frame error (frames with a face "
+                              "in the input and in the output)",
+    "landmarks.no_face_at": "the input frames with a face whose output showed none",
     "agreement.psnr": "dB, mean over frames that differ (identical ones counted in "
                       "psnr_identical), inside the mask, over head_frames frames",
     "agreement.psnr_frame": "dB, the same over whole frames",

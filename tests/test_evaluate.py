@@ -109,6 +109,8 @@ def test_eval_video_with_reference_step(clip, tmp_path, stylizer):
     assert ours["stability"]["frames"] == 3 and math.isfinite(ours["stability"]["ratio"])
     assert ref["stability"]["frames"] == 3
     assert ref["landmarks"]["frames"] == 3 and ref["landmarks"]["no_face_fraction"] == 0
+    # each landmark error's input frame (the frames without a face are left out)
+    assert ref["landmarks"]["per_frame_at"] == [0, 2, 4] and ref["landmarks"]["no_face_at"] == []
     assert ours["speed"]["fps"] > 0
     assert report["settings"]["options"]["voting"] == 0
     assert report["settings"]["stylizer"].startswith("frame" if stylizer == "frame" else ("stream", "frame"))
@@ -483,3 +485,20 @@ def test_eval_reads_videos_as_styleblit_video_does(tmp_path, photo):
     assert is_video(other) and is_video(tmp_path / "x.dv") and is_video(tmp_path / "x.Y4M")
     assert not is_video(odd) and not is_video(tmp_path / "photo.png")
     assert len(list(read_frames(other))) == 3
+
+
+def test_the_frame_path_forgets_the_last_shot_s_face_at_a_cut(photo):
+    """`--stylizer frame` reuses the last landmarks on a frame without a face
+    (as FaceBlit does), but not across a cut: a new shot without a face
+    comes out as it went in (the last shot's face was painted on it)."""
+    from blit.defaults import default_style_path
+    from blit.evaluate import FrameStylizer
+    from guides.exemplar import load_style
+
+    wall = np.full_like(photo, 90)
+    wall[::5] = 140  # (a wall with lines: nothing there is a face)
+    stylizer = FrameStylizer(load_style(default_style_path()))
+    outs = [stylizer(f) for f in (photo, photo, wall, wall)]
+    assert np.abs(outs[1].astype(int) - photo).mean() > 2  # (painted)
+    np.testing.assert_array_equal(outs[2], wall)
+    np.testing.assert_array_equal(outs[3], wall)
