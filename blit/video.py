@@ -243,7 +243,9 @@ class _VideoFileSource:
         duration = Fraction(int(self.container.duration), 1_000_000)
         start = Fraction(int(self.container.start_time or 0), 1_000_000)
         end = max(self._ends.values()) - start
-        if end < duration - 1:
+        # (Matroska's duration counts from 0, not from the first timestamp: a
+        # complete file from 3.0 to 5.54 s states 5.54; so short of it both ways)
+        if end + start < duration - 1:
             what = f"its {frames} frames" + (" and its audio end" if self.audio else " end")
             _warn(f"{self.path}: {what} at {float(end):.2f} s of "
                   f"the {float(duration):.2f} s its header gives (is the file cut short?); "
@@ -478,6 +480,22 @@ def _reason(exc):
 # Sinks
 # --------------------------------------------------------------------------
 
+#: Tags of a file or stream that describe its old encoding, not its content:
+#: not copied to the output (compared in lower case, before any "-LANG").
+_STALE_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration",
+               "vendor_id", "rotate", "bps", "number_of_frames", "number_of_bytes",
+               "_statistics_writing_app", "_statistics_writing_date_utc", "_statistics_tags"}
+
+
+def _tags(metadata, stream=False):
+    """``metadata`` without :data:`_STALE_TAGS`; a ``stream``'s MP4/MOV track
+    name (read as "name") as the "title" that muxers write as one."""
+    tags = {k: v for k, v in metadata.items() if k.lower().split("-")[0] not in _STALE_TAGS}
+    if stream and "name" in tags and "title" not in tags:
+        tags["title"] = tags.pop("name")
+    return tags
+
+
 def _refuses_audio(fmt, path, index):
     """Why a container of format ``fmt`` would refuse a copy of the audio
     stream ``index`` of the file ``path``, or None when it takes it. Some
@@ -630,6 +648,54 @@ class _VideoFileSink:
                 _warn(f"{self.source.path}: its audio ({codec}) is copied unchanged into the "
                       "MP4, where few players play uncompressed audio; a .mov or .mkv output "
                       "plays it everywhere")
+            elif codec == "vorbis" and str(self.path).lower().endswith((".mp4", ".m4v", ".mov")):
+                _warn(f"{self.source.path}: its audio (vorbis) is copied unchanged into the "
+                      f"{fmt.split(',')[0].upper()}, where few players play it; an .mkv "
+                      "output plays it everywhere")
+        if container is not None and self._copy_audio:  # (not a segment of the Ray engine's)
+            self._copy_tags(container)
+
+    def _copy_tags(self, container):
+        """The source's tags (title, creation time, comment...), its video's and
+        audio streams' (language, name, a QuickTime timecode), its chapters
+        (moved as its timestamps are) and its pixels' aspect ratio, onto the
+        output; those that describe the old encoding (encoder, brands,
+        durations, statistics) are left out. Data streams are said dropped."""
+        import av
+
+        self.container.metadata.update(_tags(container.metadata))
+        source_video = getattr(self.source, "stream", None)
+        if source_video is not None:
+            self.stream.metadata.update(_tags(source_video.metadata, stream=True))
+            sar = source_video.sample_aspect_ratio
+            if sar and sar != 1:  # (anamorphic: played squeezed without it)
+                self.stream.sample_aspect_ratio = sar
+        for index, out in self.audio.items():
+            out.metadata.update(_tags(container.streams[index].metadata, stream=True))
+        for index, aac in self._aac.items():
+            aac.stream.metadata.update({k: v for k, v in _tags(
+                container.streams[index].metadata, stream=True).items()
+                if k.lower() != "handler_name"})
+        shift = getattr(self.source, "start", 0)
+        chapters = []
+        for ch in container.chapters():
+            tb = ch["time_base"]
+            start, end = ch["start"] - round(shift / tb), ch["end"] - round(shift / tb)
+            if end > 0:
+                chapters.append(dict(ch, start=max(start, 0), end=end))
+        if chapters:
+            try:
+                self.container.set_chapters(chapters)
+            except (av.error.FFmpegError, ValueError, TypeError) as exc:
+                _warn(f"{self.source.path}: its chapters are not kept ({_reason(exc)})")
+        # (a QuickTime timecode track is made again from the video's tag; an MP4's
+        # chapters come as a text track too)
+        kept = {"TimeCodeHandler"} | ({"SubtitleHandler"} if chapters else set())
+        data = [st for st in container.streams if st.type in ("data", "attachment")
+                and st.metadata.get("handler_name") not in kept]
+        if data:
+            _warn(f"{self.source.path}: its {len(data)} data stream(s) are not copied (only "
+                  "the video, painted, and the audio are)")
 
     def _open_video(self, height, width):
         stream = self.container.add_stream("libx264", rate=self.source.rate)

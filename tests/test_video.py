@@ -61,23 +61,34 @@ def write_frames(folder, frames):
 
 
 def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3, faststart=False,
-               movflags=None):
+               movflags=None, tags=None, sar=None, chapters=None, start=0):
     """H.264 clip of ``n`` frames at 24 fps, with a 440 Hz AAC sine of the
     same length (``faststart``: the index at the start, as for streaming;
-    ``movflags``: the .mp4 muxer's, e.g. fragmented)."""
+    ``movflags``: the .mp4 muxer's, e.g. fragmented; ``tags``: a dict of the
+    file's, the video's and the audio's tags, keys ``""``, ``"video"``,
+    ``"audio"``; ``sar``: the pixels' aspect ratio; ``chapters``: PyAV's;
+    ``start``: the first frame's timestamp, in frames)."""
     movflags = movflags or ("faststart" if faststart else None)
+    tags = tags or {}
     with av.open(str(path), "w", options={"movflags": movflags} if movflags else {}) as c:
+        c.metadata.update(tags.get("", {}))
         v = c.add_stream("libx264", rate=RATE)
         v.width, v.height, v.pix_fmt = size[0], size[1], "yuv420p"
+        v.metadata.update(tags.get("video", {}))
+        if sar:
+            v.sample_aspect_ratio = sar
         if rotation:
             v.set_display_rotation(rotation)
+        if chapters:
+            c.set_chapters(chapters)
         a = None
         if audio:
             a = c.add_stream("aac", rate=SAMPLE_RATE)
             a.layout = "mono"
+            a.metadata.update(tags.get("audio", {}))
         for i, f in enumerate(clip_frames(n, size, zoom)):
             frame = av.VideoFrame.from_ndarray(f, format="bgr24")
-            frame.pts = i
+            frame.pts = i + start
             c.mux(v.encode(frame))
         if a is not None:
             total = SAMPLE_RATE * n // RATE
@@ -86,7 +97,7 @@ def write_clip(path, n=20, size=(128, 160), audio=True, rotation=0, zoom=0.3, fa
             for k in range(0, total, 1024):
                 af = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, k:k + 1024]),
                                                 format="fltp", layout="mono")
-                af.sample_rate, af.pts = SAMPLE_RATE, k
+                af.sample_rate, af.pts = SAMPLE_RATE, k + SAMPLE_RATE * start // RATE
                 c.mux(a.encode(af))
             c.mux(a.encode(None))
         c.mux(v.encode(None))
@@ -1285,3 +1296,95 @@ def test_subtitles_and_a_change_of_size_are_said(tmp_path, capsys):
     assert err == ["styleblit: warning: cam.ts: frame 3 is 128x96, not 64x48 as the first: it and "
                    "the frames of its size are stretched to the first's (a video keeps one size)"]
     assert probe(tmp_path / "o.mp4")["size"] == (64, 48)
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov", ".mkv"])
+def test_tags_chapters_and_the_pixels_aspect_are_kept(tmp_path, style_png, ext, capsys):
+    """The file's title and creation time, the tracks' languages and names, a
+    QuickTime timecode, the chapters and non-square pixels (anamorphic
+    video) come through; the encoder's own tags are not copied."""
+    from fractions import Fraction
+
+    chapters = [{"id": 1, "start": 0, "end": 10, "time_base": Fraction(1, RATE),
+                 "metadata": {"title": "Intro"}},
+                {"id": 2, "start": 10, "end": 20, "time_base": Fraction(1, RATE),
+                 "metadata": {"title": "Talk"}}]
+    tags = {"": {"title": "My Clip", "creation_time": "2024-05-01T12:34:56.000000Z",
+                 "comment": "shot on a phone"},
+            "video": {"language": "eng"}, "audio": {"language": "spa", "title": "Spanish"}}
+    if ext == ".mov":
+        tags["video"]["timecode"] = "01:00:00:00"
+    src = write_clip(tmp_path / f"in{ext}", n=20, tags=tags, sar=Fraction(4, 3),
+                     chapters=chapters if ext != ".mov" else None)
+    out = tmp_path / f"out{ext}"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    with av.open(str(out)) as c:
+        for key in ("title", "creation_time", "comment"):
+            assert c.metadata.get(key, c.metadata.get(key.upper())) == tags[""][key], key
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert v.sample_aspect_ratio == Fraction(4, 3)
+        assert a.metadata.get("language") == "spa"
+        assert (a.metadata.get("title") or a.metadata.get("name")) == "Spanish"
+        if ext == ".mov":
+            assert v.metadata.get("timecode") == "01:00:00:00"
+            assert [s.type for s in c.streams].count("data") == 1  # (its tmcd track)
+        else:
+            assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Intro", "Talk"]
+            starts = [float(ch["start"] * ch["time_base"]) for ch in c.chapters()]
+            assert starts == pytest.approx([0.0, 10 / RATE], abs=1e-3)
+
+
+def test_a_matroska_file_that_starts_late_is_not_called_cut_short(tmp_path, style_png, capsys):
+    """Matroska states its duration from 0, not from the first timestamp: a
+    complete file from 3 s on was said to end at 0.8 s 'of the 3.8 s its
+    header gives (is the file cut short?)'."""
+    src = write_clip(tmp_path / "late.mkv", n=20, start=3 * RATE)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mkv"), "-q"]) == 0
+    assert "cut short" not in capsys.readouterr().err
+
+
+def test_vorbis_copied_into_an_mp4_is_said_and_so_is_a_data_stream_dropped(tmp_path, style_png,
+                                                                        capsys):
+    """Few players play Vorbis in an MP4 (said, as for PCM); a data stream
+    (not a timecode, not chapters) is not copied, and said so."""
+    src = str(tmp_path / "v.mkv")
+    with av.open(src, "w") as c:
+        v = c.add_stream("libx264", rate=RATE)
+        v.width, v.height, v.pix_fmt = 128, 160, "yuv420p"
+        a = c.add_stream("vorbis", rate=SAMPLE_RATE)
+        a.layout = "stereo"  # (FFmpeg's own encoder: stereo only, experimental)
+        a.options = {"strict": "-2"}
+        for i, f in enumerate(clip_frames(6)):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        pcm = np.zeros((2, SAMPLE_RATE // 4), np.float32)
+        af = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="stereo")
+        af.sample_rate, af.pts = SAMPLE_RATE, 0
+        c.mux(a.encode(af))
+        c.mux(a.encode(None))
+        c.mux(v.encode(None))
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4"), "-q"]) == 0
+    assert "its audio (vorbis) is copied unchanged into the MP4, where few players play it" in \
+        capsys.readouterr().err
+    # a transport stream with a KLV data stream
+    from fractions import Fraction
+
+    src = str(tmp_path / "klv.ts")
+    with av.open(src, "w", format="mpegts") as c:
+        v = c.add_stream("libx264", rate=RATE)
+        v.width, v.height, v.pix_fmt = 128, 160, "yuv420p"
+        data = c.add_data_stream("klv")
+        for i, f in enumerate(clip_frames(6)):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+        for j in range(3):
+            packet = av.Packet(b"DATA%d" % j)
+            packet.stream, packet.time_base = data, Fraction(1, 1000)
+            packet.pts = packet.dts = j * 50
+            c.mux(packet)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "k.mp4"), "-q"]) == 0
+    assert "klv.ts: its 1 data stream(s) are not copied" in capsys.readouterr().err
