@@ -654,6 +654,15 @@ class _VideoFileSink:
                       "output plays it everywhere")
         if container is not None and self._copy_audio:  # (not a segment of the Ray engine's)
             self._copy_tags(container)
+            pix_fmt = getattr(getattr(self.source, "stream", None), "codec_context", None)
+            pix_fmt = getattr(pix_fmt, "pix_fmt", None)
+            try:
+                bits = max(c.bits for c in av.VideoFormat(pix_fmt).components) if pix_fmt else 8
+            except (ValueError, TypeError):
+                bits = 8
+            if bits > 8:  # (HDR, a camera's log profile: said, not tone-mapped)
+                _warn(f"{self.source.path}: its {bits}-bit video ({pix_fmt}) is written as "
+                      "8-bit H.264 (4:2:0)")
 
     def _copy_tags(self, container):
         """The source's tags (title, creation time, comment...), its video's and

@@ -1388,3 +1388,18 @@ def test_vorbis_copied_into_an_mp4_is_said_and_so_is_a_data_stream_dropped(tmp_p
             c.mux(packet)
     assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "k.mp4"), "-q"]) == 0
     assert "klv.ts: its 1 data stream(s) are not copied" in capsys.readouterr().err
+
+
+def test_a_10_bit_video_is_said_to_become_8_bit(tmp_path, style_png, capsys):
+    src = str(tmp_path / "deep.mkv")
+    with av.open(src, "w") as c:
+        v = c.add_stream("ffv1", rate=RATE)
+        v.width, v.height, v.pix_fmt = 128, 160, "yuv420p10le"
+        for i, f in enumerate(clip_frames(3)):
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24").reformat(format="yuv420p10le")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4"), "-q"]) == 0
+    assert "deep.mkv: its 10-bit video (yuv420p10le) is written as 8-bit H.264 (4:2:0)" in \
+        capsys.readouterr().err
