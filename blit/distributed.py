@@ -68,6 +68,27 @@ def require_ray():
     return ray
 
 
+def _quiet_local_auth(address):
+    """For a local instance (``address`` None): Ray's notice that it turned on
+    token authentication, as it does by default there, is not shown; it
+    came on every run ("Token authentication is enabled ... to opt out").
+    (Setting ``RAY_AUTH_MODE`` here instead is too late: Ray read its
+    configuration when imported, and its local cluster then failed to start.)"""
+    import logging
+
+    if address is None:
+        logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        if not any(isinstance(f, _AuthNotice) for f in logger.filters):
+            logger.addFilter(_AuthNotice())
+
+
+class _AuthNotice:
+    """A logging filter: drops Ray's notice that token authentication is on."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
 def connect(address=None, *, num_cpus=None):
     """Start or join a Ray cluster unless this process is already connected.
 
@@ -82,6 +103,7 @@ def connect(address=None, *, num_cpus=None):
     """
     ray = require_ray()
     if not ray.is_initialized():
+        _quiet_local_auth(address)
         kwargs = {"include_dashboard": False, "log_to_driver": True}
         if address is None and num_cpus is not None:
             kwargs["num_cpus"] = int(num_cpus)
@@ -662,6 +684,7 @@ def run_jobs_from_args(args, style, jobs):
         # a hidden temporary file and no partial output; ours come back
         ours = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *STOP_SIGNALS)}
         try:
+            _quiet_local_auth(args.address)
             with signal_handlers({sig: h for sig, h in ours.items() if h is not None}):
                 ray.init(address=args.address, include_dashboard=False,
                          log_to_driver=not args.quiet, logging_level=logging.WARNING)

@@ -757,3 +757,25 @@ def test_ray_summary_counts_the_frames_written_with_a_face(ray_local, style_png,
     captured = capsys.readouterr()
     assert "no face found in any of its 3 frames; they are written unchanged" in captured.err
     assert "(3 frames, a face on 0, " in captured.out
+
+
+def test_ray_s_token_authentication_notice_is_not_shown_for_a_local_instance():
+    """Ray's notice that it turned token authentication on (as it does by
+    default for a local instance) came on every run; its other warnings
+    still come through."""
+    import logging
+
+    from blit.distributed import _quiet_local_auth
+
+    _quiet_local_auth(None)
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage()[:30])
+    logger.addHandler(handler)
+    try:
+        logger.warning("Token authentication is enabled for this Ray cluster. Set ...")
+        logger.warning("Token authentication is disabled for this Ray cluster. Anyone ...")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["Token authentication is disabl"]
