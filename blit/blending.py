@@ -60,13 +60,9 @@ def _blend_kernel(packed, pad, nnf, radius, out):
     neighbours inside the target whose shifted source lies in the exemplar
     (``packed`` by :func:`pack_exemplar` with ``pad >= radius``: a source
     off the exemplar reads a zero word, no vote). Pixels whose own NNF
-    entry is inactive (negative) are left untouched."""
-    if radius == 1:
-        _blend_3x3(packed, pad, nnf, out)
-        return
-    if radius == 2:
-        _blend_5x5(packed, pad, nnf, out)
-        return
+    entry is inactive (negative) are left untouched. Radii 1 and 2 go to
+    their own kernels (:func:`_sending_blend`), called by :func:`blend`: a
+    call from here compiled both on a first run (22 s) whatever the radius."""
     if radius == 0:  # a gather: a pixel's one vote is its source's word
         for yy in numba.prange(nnf.shape[0]):
             y = np.int64(yy)  # prange indices may be unsigned
@@ -325,7 +321,7 @@ def _mode_3x3(k0, k1, k2, k3, k4, k5, k6, k7, k8):
 
 @numba.njit(inline="always")
 def _denoise_row_3x3(nnf, keys, y, hs, ws, out):
-    """:func:`_denoise_kernel` for radius 1 on row y, but for its first and
+    """The kernel of :func:`_denoiser` (1) on row y, but for its first and
     last pixels (0 < y < h - 1): flat arrays with unsigned indices and
     selects instead of branches, which LLVM vectorises: the filter took
     0.53x its time with these pixels counted one by one with early exits
@@ -353,7 +349,7 @@ def _denoise_row_3x3(nnf, keys, y, hs, ws, out):
 
 @numba.njit(inline="always")
 def _denoise_row_5x5(nnf, keys, y, hs, ws, out, win, count):
-    """:func:`_denoise_kernel` for radius 2 on row y, but for its first and
+    """The kernel of :func:`_denoiser` (2) on row y, but for its first and
     last two pixels (1 < y < h - 2), in two passes. First, for every pixel,
     its own offset's count among the 25 (flat arrays, unsigned indices, no
     branch: vectorised) and NNF(p) copied out; 57% of the still's head
@@ -447,10 +443,12 @@ def _take_mode(out, y, x, mode, own, hs, ws):
             out[y, x, 1] = sy
 
 
-@numba.njit(inline="always")
+@numba.njit(nogil=True)
 def _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win):
     """out(p) for one pixel p = (x, y): :func:`_mode` of the offsets around
-    it, from ``keys``."""
+    it, from ``keys``. (A call, not inlined: the border pixels it serves
+    are few, and its seven inlined copies took most of the 20-35 s that
+    the mode filter took to compile on a first run.)"""
     out[y, x, 0] = nnf[y, x, 0]
     out[y, x, 1] = nnf[y, x, 1]
     own = keys[y, x]
@@ -458,27 +456,41 @@ def _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win):
         _take_mode(out, y, x, _mode(keys, y, x, own, radius, win), own, hs, ws)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _denoise_kernel(nnf, keys, radius, hs, ws, out):
-    """out(p) = p + the mode of the offsets around p (:func:`_mode`, with
-    ``keys`` from :func:`_offset_kernel`), or NNF(p) where that lies off the
-    exemplar. Radius 1 away from the border by :func:`_denoise_row_3x3`,
-    radius 2 by :func:`_denoise_row_5x5`."""
-    h, w = nnf.shape[0], nnf.shape[1]
-    for yy in numba.prange(h):
-        y = np.int64(yy)  # prange indices may be unsigned
-        win = np.empty((2 * radius + 1) * (2 * radius + 1), np.int64)
-        if radius == 1 and 0 < y < h - 1 and w > 2:
-            _denoise_row_3x3(nnf, keys, y, hs, ws, out)
-            _denoise_pixel(nnf, keys, y, 0, radius, hs, ws, out, win)
-            _denoise_pixel(nnf, keys, y, w - 1, radius, hs, ws, out, win)
-        elif radius == 2 and 1 < y < h - 2 and w > 4:
-            _denoise_row_5x5(nnf, keys, y, hs, ws, out, win, np.empty(w, np.uint8))
-            for x in (0, 1, w - 2, w - 1):
-                _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win)
-        else:
-            for x in range(w):
-                _denoise_pixel(nnf, keys, y, x, radius, hs, ws, out, win)
+def _denoiser(radius):
+    """The mode filter's kernel for one radius: ``kernel(nnf, keys, hs, ws,
+    out)``, out(p) = p + the mode of the offsets around p (:func:`_mode`,
+    with ``keys`` from :func:`_offset_kernel`), or NNF(p) where that lies off
+    the exemplar. Radius 1 away from the border by :func:`_denoise_row_3x3`,
+    radius 2 by :func:`_denoise_row_5x5`, the rest pixel by pixel.
+
+    The radius is a constant of the kernel made here (a closure variable),
+    so that a run compiles the path of its radius only: with the radius an
+    argument, both rows' code was compiled on a first run (with the border
+    pixels' seven inlined copies, 20-35 s; 14 s with those a call)."""
+    r = int(radius)
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def kernel(nnf, keys, hs, ws, out):
+        h, w = nnf.shape[0], nnf.shape[1]
+        for yy in numba.prange(h):
+            y = np.int64(yy)  # prange indices may be unsigned
+            win = np.empty((2 * r + 1) * (2 * r + 1), np.int64)
+            if r == 1 and 0 < y < h - 1 and w > 2:
+                _denoise_row_3x3(nnf, keys, y, hs, ws, out)
+                _denoise_pixel(nnf, keys, y, 0, r, hs, ws, out, win)
+                _denoise_pixel(nnf, keys, y, w - 1, r, hs, ws, out, win)
+            elif r == 2 and 1 < y < h - 2 and w > 4:
+                _denoise_row_5x5(nnf, keys, y, hs, ws, out, win, np.empty(w, np.uint8))
+                for x in (0, 1, w - 2, w - 1):
+                    _denoise_pixel(nnf, keys, y, x, r, hs, ws, out, win)
+            else:
+                for x in range(w):
+                    _denoise_pixel(nnf, keys, y, x, r, hs, ws, out, win)
+
+    return kernel
+
+
+_DENOISERS = {r: _denoiser(r) for r in range(1, MAX_DENOISE_RADIUS + 1)}
 
 
 def check_denoise_radius(radius):
@@ -553,7 +565,10 @@ def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
     nnf = np.ascontiguousarray(nnf)
     keys = take(buffers, "denoise_keys", nnf.shape[:2], np.int64)
     _offset_kernel(nnf, keys)
-    _denoise_kernel(nnf, keys, int(radius), int(style_shape[0]), int(style_shape[1]), out)
+    if radius == 0:  # (no neighbours: every offset is its own mode)
+        out[...] = nnf
+        return out
+    _DENOISERS[int(radius)](nnf, keys, int(style_shape[0]), int(style_shape[1]), out)
     return out
 
 
@@ -630,5 +645,9 @@ def blend(style, nnf, radius=1, *, out=None, packed=None):
             or packed.shape != (style.shape[0] + 2 * pad, style.shape[1] + 2 * pad)):
         raise ValueError(f"packed: expected pack_exemplar(style, pad >= {radius}) of shape "
                          f"{style.shape[:2]} plus the padding, got {packed.shape} {packed.dtype}")
-    _blend_kernel(packed, pad, nnf, radius, out)
+    kernel = {1: _blend_3x3, 2: _blend_5x5}.get(radius)
+    if kernel is not None:
+        kernel(packed, pad, nnf, out)
+    else:
+        _blend_kernel(packed, pad, nnf, radius, out)
     return out
