@@ -795,14 +795,17 @@ def _compile_marker(command):
 def _first_run(args):
     """Say, before a command's first run, that it compiles its kernels
     (Numba, once: a minute or two on 2 cores with nothing printed), on a
-    terminal; returns the marker to leave when it succeeds, or None."""
-    if args.command == "landmarks" or not sys.stderr.isatty():  # (no kernels; a log, a test)
+    terminal; returns the marker to leave when it succeeds (also where
+    nothing is said: a run from a script or a log compiles them as well),
+    or None."""
+    if args.command == "landmarks":  # (no kernels)
         return None
     try:
         marker = _compile_marker(args.command)
     except Exception:  # (no marker, no notice: never in the way of the command)
         return None
-    if not os.path.exists(marker) and not getattr(args, "quiet", False):
+    if (not os.path.exists(marker) and not getattr(args, "quiet", False)
+            and sys.stderr.isatty()):
         print(f"styleblit: the first `{args.command}` compiles its kernels (Numba; once, "
               "about a minute or two on 2 cores)", file=sys.stderr, flush=True)
     return marker

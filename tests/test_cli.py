@@ -907,12 +907,15 @@ def test_version_python_m_and_the_first_run_notice(tmp_path, monkeypatch, capsys
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "usage: styleblit landmarks" in run.stdout
 
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     said = []
-    for name in ("1.png", "2.png"):
-        assert main(["image", "-o", str(tmp_path / name)]) == 0
+    for cache, tty in (("a", True), ("a", True), ("b", False), ("b", True)):
+        monkeypatch.setenv("STYLEBLIT_CACHE", str(tmp_path / cache))
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+        assert main(["image", "-o", str(tmp_path / f"{cache}.png"), "--overwrite"]) == 0
         said.append(capsys.readouterr().err)
     assert "the first `image` compiles its kernels" in said[0] and said[1] == ""
+    # a first run from a script says nothing, and the next on a terminal knows it ran
+    assert said[2] == said[3] == ""
 
 
 def test_image_paints_a_photo_upside_down_as_itself(tmp_path):
