@@ -79,7 +79,9 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a checkpoint of `styleblit distill` (default: untrained)")
-    parser.add_argument("--clip", default=os.path.join(DEFAULT_DATA, "targets", "target1.mp4"))
+    parser.add_argument("--clip", default=os.path.join(DEFAULT_DATA, "targets", "target1.mp4"),
+                        help="a video (or folder of frames) whose first frame is timed "
+                             "(default: FaceBlit's target1.mp4 in ../shared)")
     parser.add_argument("--sizes", nargs="+", type=frame_size, default=[(320, 240), (640, 480)],
                         metavar="WxH", help="frame sizes (default 320x240 640x480)")
     parser.add_argument("--backends", nargs="+", default=["eager", "compile"],
@@ -100,7 +102,14 @@ def main(argv=None):
     from blit.bench import environment, fit_frame
     from blit.evaluate import read_frames
 
-    frame0 = next(read_frames(args.clip))
+    from guides.io import InputError
+
+    try:
+        frame0 = next(read_frames(args.clip))
+    except (InputError, StopIteration) as exc:
+        print(f"bench_gan: {exc or args.clip + ': no frame'}; nothing measured (--clip VIDEO)",
+              file=sys.stderr)
+        return 1
     load_start = list(os.getloadavg())
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -94,8 +94,9 @@ def _add_style_args(p, *, required=False):
                    help="painted portrait (or a .npz from prepare-style)"
                         + ("" if required else "; default: the embedded painted astronaut"))
     p.add_argument("--style-landmarks", metavar="FILE",
-                   help="68 landmarks of the style (lines 'x y', dlib order); default "
-                        "STYLE.lm68.txt beside the image if present, else detected")
+                   help="68 landmarks of the style given with --style (lines 'x y', dlib "
+                        "order); default STYLE.lm68.txt beside the image if present, else "
+                        "detected")
 
 
 def add_stylize_args(p):

@@ -619,7 +619,8 @@ def add_engine_args(p, *, default="local"):
                         f"parallel on a Ray cluster (needs {_INSTALL}) (default {default})")
     p.add_argument("--address", metavar="ADDR",
                    help="Ray cluster: auto (the one started on this machine with `ray start "
-                        "--head`) or ray://HOST:PORT; default: a local instance for this run")
+                        "--head`), HOST:PORT (its head node) or ray://HOST:PORT (Ray Client); "
+                        "default: a local instance for this run")
     p.add_argument("--chunk-frames", type=number(int, least=1), metavar="N",
                    help=f"frames per Ray task (default {DEFAULT_CHUNK_FRAMES})")
     p.add_argument("--warmup-frames", type=number(int, least=0), metavar="W",
@@ -865,7 +866,7 @@ def _batch(args):
     if args.format == "png":
         for _, out in pairs:
             check_frames_folder(out, read, args.overwrite)
-    style = check_video_args(args)
+    style = check_video_args(args, inputs)
     for folder in dict.fromkeys(os.path.dirname(out) for _, out in pairs):
         try:  # OUTDIR, and its subfolders for inputs found in subfolders
             os.makedirs(folder, exist_ok=True)

@@ -1368,10 +1368,17 @@ def _free_name(output):
     return f"{root}-{k}{ext}"
 
 
-def check_video_args(args):
+def check_video_args(args, inputs=()):
     """Check the options shared by ``video`` and ``batch``; load what they name.
+    ``--fps`` (``args.fps``, None: not given) becomes 30 when not given; given
+    with a video file among ``inputs``, it is said to apply to folders only.
 
     Returns the style (None for the GAN)."""
+    if args.fps is None:
+        args.fps = 30.0
+    elif any(os.path.isfile(p) for p in inputs):
+        _warn(f"--fps {args.fps:g} is the frame rate of a folder of images; a video file "
+              "keeps its own")
     check_method_args(args)
     from blit.distributed import check_engine_args
 
@@ -1421,7 +1428,7 @@ def _video(args):
         raise InputError("--device cuda: the Ray engine's workers stylize on the CPU; "
                          "use --engine local")
     device = "cpu" if args.engine == "ray" else device_from_args(args)
-    style = check_video_args(args)
+    style = check_video_args(args, [args.input])
     t0 = time.perf_counter()
     stats = {}
     if args.engine == "ray":
@@ -1476,7 +1483,7 @@ def _faces_said(stats, frames, max_faces):
     if "with_face" not in stats:
         return ""
     on = "all" if stats["with_face"] == frames else stats["with_face"]
-    if max_faces == 1:
+    if max_faces == 1 or stats["most_faces"] <= 1:  # (", faces on all, up to 1 on one")
         return f", a face on {on}"
     return f", faces on {on}, up to {stats['most_faces']} on one"
 
@@ -1572,7 +1579,7 @@ def add_video_job_args(p, *, engine="local"):
                         "(default: steady)")
     add_landmark_every_arg(p)
     add_native_scale_arg(p, "video")
-    p.add_argument("--fps", type=number(least=0.01, most=1000), default=30.0,
+    p.add_argument("--fps", type=number(least=0.01, most=1000),
                    help="frame rate of a folder of images (default 30; at most 1000: at "
                         "5000 the H.264 file written had no frame a player could decode)")
     add_engine_args(p, default=engine)
@@ -1583,7 +1590,8 @@ def add_video_job_args(p, *, engine="local"):
 @register
 def add_video_parser(sub):
     p = sub.add_parser("video", help="stylize a video (or a folder of frames)",
-                       description="Paint every face of INPUT in the style of STYLE, stably from "
+                       description="Paint the face of INPUT (up to --max-faces faces) in the "
+                                   "style of STYLE, stably from "
                                    "frame to frame. Video out is H.264 with the input's frame "
                                    "rate, timing, rotation and audio (copied unchanged, or as "
                                    "AAC where the container refuses it). Ctrl-C keeps what was "

@@ -175,7 +175,9 @@ def add_distill_parser(sub):
                         "training frames' shorter side, with a warning)")
     p.add_argument("--threads", type=number(int, least=1),
                    help="CPU threads of torch (default: torch's, one per core)")
-    p.add_argument("--seed", type=number(int, least=0), default=0)
+    p.add_argument("--seed", type=number(int, least=0), default=0,
+                   help="seed of the networks' first weights and of the crops trained on "
+                        "(default 0: two CPU runs with the same settings give the same model)")
     add_stylize_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")

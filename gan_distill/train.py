@@ -160,6 +160,25 @@ def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, confi
         raise
 
 
+def _unreadable_because(path):
+    """Why torch could not read ``path``, in words (its exceptions name a
+    class: KeyError, EOFError, RuntimeError), from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK"):  # a zip archive: what torch.save writes
+        import zipfile
+
+        if zipfile.is_zipfile(path):  # (whole: objects that are not only weights)
+            return "a file torch wrote, but not one `styleblit distill` wrote"
+        return "a torch file cut short or damaged"
+    return "not a file torch writes"
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
@@ -176,10 +195,12 @@ def load_checkpoint(path, map_location="cpu"):
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    except Exception as exc:  # zip, unpickling and weights_only errors differ by version
-        raise InputError(f"{path}: not a styleblit GAN checkpoint ({type(exc).__name__})") from None
+    except Exception:  # zip, unpickling and weights_only errors differ by version
+        raise InputError(f"{path}: not a styleblit GAN checkpoint "
+                         f"({_unreadable_because(path)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a styleblit GAN checkpoint")
+        raise InputError(f"{path}: not a styleblit GAN checkpoint (a file torch reads, but not "
+                         "one `styleblit distill` wrote)")
     if ckpt.get("version") != 1:
         raise InputError(f"{path}: styleblit GAN checkpoint version {ckpt.get('version')!r}, "
                          "expected 1")

@@ -603,7 +603,8 @@ def test_device_reaches_the_stylizer(tmp_path, capsys, monkeypatch, command):
     from blit import gpu, video, webcam
 
     seen = []
-    monkeypatch.setattr(video, "check_video_args", lambda args: types.SimpleNamespace(name="s"))
+    monkeypatch.setattr(video, "check_video_args",
+                        lambda args, inputs=(): types.SimpleNamespace(name="s"))
     monkeypatch.setattr(video, "stylize_video", lambda *a, **k: seen.append(k["device"]) or 1)
     monkeypatch.setattr(webcam, "run_webcam", lambda *a, **k: seen.append(k["device"]) or {"frames": 1})
     argv = _device_argv(command, tmp_path)

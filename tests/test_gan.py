@@ -266,9 +266,18 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
                 "generator": {"w": torch.zeros(1)}, "generator_config": {"width": 4},
                 "long_side": 8}, half)  # the right header, weights of another network
     truncated.write_bytes(half.read_bytes()[:100])
-    for path in (garbage, foreign, pickled, truncated, half):
-        with pytest.raises(InputError, match=f"{path.name}: not a styleblit GAN checkpoint"):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    # each with its reason in words (torch's exceptions name a class: KeyError, EOFError)
+    for path, why in ((garbage, "not a file torch writes"),
+                      (foreign, "a file torch reads, but not one `styleblit distill` wrote"),
+                      (pickled, "a file torch wrote, but not one `styleblit distill` wrote"),
+                      (truncated, "a torch file cut short or damaged"),
+                      (empty, "an empty file"), (half, "weights do not fit")):
+        with pytest.raises(InputError, match=f"{path.name}: not a styleblit GAN checkpoint") \
+                as info:
             GanStylizer(str(path), device="cpu")
+        assert why in str(info.value), (path.name, str(info.value))
     with pytest.raises(InputError, match="no such file"):
         GanStylizer(str(tmp_path / "missing.pt"))
     # resuming from a foreign checkpoint is the same clear error, not a traceback

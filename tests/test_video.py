@@ -159,8 +159,12 @@ def test_summary_says_on_how_many_frames_a_face_was_painted(tmp_path, style_png,
     assert re.search(r"\(6 frames, a face on 3, [\d.]+ fps\)$", capsys.readouterr().out.strip())
     assert main(["video", "--style", style_png, src, "-o", out, "--overwrite",
                  "--max-faces", "2"]) == 0
-    assert re.search(r"\(6 frames, faces on 3, up to 1 on one, [\d.]+ fps\)$",
+    assert re.search(r"\(6 frames, a face on 3, [\d.]+ fps\)$",  # (one face at most)
                      capsys.readouterr().out.strip())
+    pairs = [np.hstack([f, f]) for f in clip_frames(2)]  # (two faces a frame)
+    assert main(["video", "--style", style_png, write_frames(tmp_path / "two", pairs),
+                 "-o", out, "--overwrite", "--max-faces", "2"]) == 0
+    assert "(2 frames, faces on all, up to 2 on one, " in capsys.readouterr().out
     assert main(["video", "--style", style_png, write_frames(tmp_path / "face", clip_frames(2)),
                  "-o", out, "--overwrite"]) == 0
     assert "(2 frames, a face on all, " in capsys.readouterr().out
@@ -1403,3 +1407,17 @@ def test_a_10_bit_video_is_said_to_become_8_bit(tmp_path, style_png, capsys):
     assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4"), "-q"]) == 0
     assert "deep.mkv: its 10-bit video (yuv420p10le) is written as 8-bit H.264 (4:2:0)" in \
         capsys.readouterr().err
+
+
+def test_fps_given_for_a_video_file_is_said_to_apply_to_folders_only(tmp_path, style_png,
+                                                                      capsys):
+    src = write_clip(tmp_path / "a.mp4", n=4)
+    assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mp4"), "-q",
+                 "--fps", "10"]) == 0
+    assert "--fps 10 is the frame rate of a folder of images; a video file keeps its own" in \
+        capsys.readouterr().err
+    assert probe(tmp_path / "o.mp4")["rate"] == RATE
+    folder = write_frames(tmp_path / "in", clip_frames(3))
+    assert main(["video", "--style", style_png, folder, "-o", str(tmp_path / "f.mp4"), "-q",
+                 "--fps", "10"]) == 0
+    assert capsys.readouterr().err == "" and probe(tmp_path / "f.mp4")["rate"] == 10
