@@ -107,9 +107,11 @@ MOVING = 1.0
 #: seen: the box's pixels, shrunk to 16x16 grey levels (:func:`_look`),
 #: differ from those of that frame by more than ``HOLD_CHANGE`` on average
 #: (levels of 0-255; a face still there, missed by the detector, differs by
-#: a few), or hold nothing to paint (their standard deviation under
-#: ``HOLD_FLAT``: black, a wall). A face faded to black, or gone behind a
-#: board, was held there for the whole ``hold``, painted on the black.
+#: a few), or hold nothing to paint any more (their standard deviation under
+#: ``HOLD_FLAT`` and under half of what it was: black, a wall; a face at 9 %
+#: of full light, found by the detector, has 2.4-2.8, and stays held). A
+#: face faded to black, or gone behind a board, was held there for the
+#: whole ``hold``, painted on the black.
 HOLD_CHANGE = 20.0
 HOLD_FLAT = 3.0
 #: A face lost on the move (not held, above) is carried along the optical
@@ -679,8 +681,10 @@ def _still_there(track, frame):
     if track.look is None:
         return True
     now = _look(frame, _box(track.raw))
-    return (now is not None and float(now.std()) >= HOLD_FLAT
-            and float(np.abs(now - track.look).mean()) <= HOLD_CHANGE)
+    if now is None:
+        return False
+    flat = float(now.std()) < min(HOLD_FLAT, 0.5 * float(track.look.std()))
+    return not flat and float(np.abs(now - track.look).mean()) <= HOLD_CHANGE
 
 
 def _held(box, seen, shape):

@@ -701,7 +701,8 @@ class _VideoFileSink:
         # chapters come as a text track too)
         kept = {"TimeCodeHandler"} | ({"SubtitleHandler"} if chapters else set())
         data = [st for st in container.streams if st.type in ("data", "attachment")
-                and st.metadata.get("handler_name") not in kept]
+                and st.metadata.get("handler_name") not in kept
+                and "timecode" not in st.metadata]  # (a tmcd track named after the video)
         if data:
             _warn(f"{self.source.path}: its {len(data)} data stream(s) are not copied (only "
                   "the video, painted, and the audio are)")

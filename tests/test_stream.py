@@ -571,6 +571,14 @@ def test_a_lost_face_is_not_held_where_its_box_no_longer_looks_like_it(style, ho
     outs = [stylizer(f).copy() for f in [frame] * 4 + [board]]
     np.testing.assert_array_equal(outs[3], outs[2])  # missed on the same picture: held
     np.testing.assert_array_equal(outs[4], board)
+    # a face in the dark (its box nearly as flat as black, but as it was): held
+    from blit.stream import HOLD_FLAT, _look
+
+    dim = np.round(frame * 0.06).astype(np.uint8)
+    assert _look(dim, _box(lm)).std() < HOLD_FLAT
+    stylizer = Stylizer(style, landmarker=Script([[lm]] * 3 + [[]] * 2), hold=0.5, fps=30.0)
+    outs = [stylizer(dim).copy() for _ in range(5)]
+    np.testing.assert_array_equal(outs[4], outs[2])
 
 
 def test_a_face_that_jumps_is_not_smoothed_from_where_it_was(style, hopper):

@@ -1316,8 +1316,8 @@ def test_tags_chapters_and_the_pixels_aspect_are_kept(tmp_path, style_png, ext, 
     tags = {"": {"title": "My Clip", "creation_time": "2024-05-01T12:34:56.000000Z",
                  "comment": "shot on a phone"},
             "video": {"language": "eng"}, "audio": {"language": "spa", "title": "Spanish"}}
-    if ext == ".mov":
-        tags["video"]["timecode"] = "01:00:00:00"
+    if ext == ".mov":  # (its tmcd track takes the video's handler name: no data stream said)
+        tags["video"].update(timecode="01:00:00:00", handler_name="Main video")
     src = write_clip(tmp_path / f"in{ext}", n=20, tags=tags, sar=Fraction(4, 3),
                      chapters=chapters if ext != ".mov" else None)
     out = tmp_path / f"out{ext}"
