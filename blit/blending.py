@@ -562,12 +562,12 @@ def denoise_nnf(nnf, radius, style_shape, *, out=None, buffers=None):
     elif not out.flags.c_contiguous:  # the kernel writes C-contiguous rows
         out[...] = denoise_nnf(nnf, radius, style_shape, buffers=buffers)
         return out
-    nnf = np.ascontiguousarray(nnf)
-    keys = take(buffers, "denoise_keys", nnf.shape[:2], np.int64)
-    _offset_kernel(nnf, keys)
     if radius == 0:  # (no neighbours: every offset is its own mode)
         out[...] = nnf
         return out
+    nnf = np.ascontiguousarray(nnf)
+    keys = take(buffers, "denoise_keys", nnf.shape[:2], np.int64)
+    _offset_kernel(nnf, keys)
     _DENOISERS[int(radius)](nnf, keys, int(style_shape[0]), int(style_shape[1]), out)
     return out
 

@@ -831,7 +831,8 @@ class FaceLandmarker:
             raise RuntimeError("FaceLandmarker is closed")
         image = check_bgr_frame(image_bgr, "image")
         wanted = self.max_faces if wanted is None else int(wanted)
-        if not self.static_image_mode and image.shape != self._shape:
+        resized = not self.static_image_mode and image.shape != self._shape
+        if resized:
             if self._shape is not None:
                 # mediapipe tracks a face in the image's own [0, 1]: in a
                 # frame of another size its tracking holds a wrong place
@@ -840,10 +841,11 @@ class FaceLandmarker:
                 self._mesh = _Graph(False, self.max_faces)
             self._drop_crops(range(len(self._crops)))
             self._shape, self._countdown, self._interval = image.shape, 0, 1
-        elif not self.static_image_mode and is_cut(self._sample, cut_sample(image)):
-            self._reset()
         if not self.static_image_mode:
-            self._sample = cut_sample(image)
+            sample = cut_sample(image)
+            if not resized and is_cut(self._sample, sample):  # (a new size started afresh)
+                self._reset()
+            self._sample = sample
         if self.tiles and not self.static_image_mode:
             meshes = self._track(image, wanted)
         else:
