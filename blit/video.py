@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -519,8 +520,15 @@ def _refuses_audio(fmt, path, index):
                     packet.stream = copy
                     probe.mux(packet)
     except (av.error.FFmpegError, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.EINVAL:  # (FFmpeg's "Invalid argument": no reason)
+            return ""
         return _reason(exc)
     return None
+
+
+#: Output containers that may take an audio stream another one refuses, by
+#: the ending that makes them.
+_AUDIO_CONTAINERS = {"mov": ".mov", "matroska": ".mkv"}
 
 
 #: Channel layouts of an AAC stream by channel count (others: stereo).
@@ -634,14 +642,17 @@ class _VideoFileSink:
                     self._aac[s.index] = _AacAudio(self.container, s)
                 except (av.error.FFmpegError, ValueError) as exc:
                     _warn(f"{self.source.path}: audio stream {s.index} ({s.codec_context.name}) "
-                          f"not kept: the {fmt} container refuses it ({refused}), and it cannot "
+                          f"not kept: the {fmt} container refuses it"
+                          + (f" ({refused})" if refused else "") + ", and it cannot "
                           f"be made AAC ({_reason(exc)})")
                     continue
-                kept = fmt != "matroska" and _refuses_audio("matroska", self.source.path,
-                                                            s.index) is None
+                kept = [ending for other, ending in _AUDIO_CONTAINERS.items()
+                        if other != fmt and _refuses_audio(other, self.source.path,
+                                                           s.index) is None]
                 _warn(f"{self.source.path}: audio stream {s.index} ({s.codec_context.name}) "
-                      f"re-encoded as AAC: the {fmt} container refuses it as it is ({refused})"
-                      + ("; an .mkv output copies it unchanged" if kept else ""))
+                      f"re-encoded as AAC: the {fmt} container refuses it as it is"
+                      + (f" ({refused})" if refused else "")
+                      + (f"; an {' or '.join(kept)} output copies it unchanged" if kept else ""))
                 continue
             codec = s.codec_context.name or ""
             if codec.startswith("pcm_") and str(self.path).lower().endswith((".mp4", ".m4v")):

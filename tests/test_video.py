@@ -1180,11 +1180,12 @@ def _clip_with_audio(path, codec, n=8, sample_rate=48000):
     return str(path)
 
 
-@pytest.mark.parametrize("codec, name, container, output", [
-    ("libopus", "opus", "mkv", "o.mov"), ("flac", "flac", "mkv", "o.mov"),
-    ("pcm_s16le", "pcm_s16le", "avi", "o.mp4")])
+@pytest.mark.parametrize("codec, name, container, output, elsewhere", [
+    ("libopus", "opus", "mkv", "o.mov", ".mkv"), ("flac", "flac", "mkv", "o.mov", ".mkv"),
+    ("pcm_s16le", "pcm_s16le", "avi", "o.mp4", ".mov or .mkv")])
 def test_audio_an_output_container_refuses_is_made_aac_with_a_line(codec, name, container,
-                                                                   output, tmp_path, capsys):
+                                                                   output, elsewhere, tmp_path,
+                                                                   capsys):
     # The .mov muxer refused Opus and FLAC only when its header was written, and the .mp4
     # one an AVI's PCM (no channel layout) only at its trailer: tracebacks, the second
     # with a hidden temporary file left behind. Found first now, such a stream is
@@ -1194,7 +1195,10 @@ def test_audio_an_output_container_refuses_is_made_aac_with_a_line(codec, name, 
     assert main(["video", src, "-o", str(out), "-q"]) == 0
     err = capsys.readouterr().err
     assert f"audio stream 1 ({name}) re-encoded as AAC: the " in err
-    assert "an .mkv output copies it unchanged" in err and "Traceback" not in err
+    # every container that would copy it is named; FFmpeg's bare "Invalid argument"
+    # (the .mov muxer's answer to Opus and FLAC) is no reason to print
+    assert f"; an {elsewhere} output copies it unchanged" in err and "Traceback" not in err
+    assert "Invalid argument" not in err
     info = probe(out)
     assert info["frames"] == 8 and info["streams"] == ["video", "audio"]
     with av.open(src) as c, av.open(str(out)) as o:
