@@ -441,6 +441,7 @@ class _FolderSource:
         self.rotation = 0
         self.audio = []
         self.decoded = 0
+        self._resized = False
 
     def __iter__(self):
         return self.read_range(0, len(self.files))
@@ -451,17 +452,26 @@ class _FolderSource:
 
     def read_range(self, start, stop, pts=None):
         """Video items of the images ``start`` to ``stop - 1``."""
+        import cv2
+
         from guides.io import read_image
 
-        # every frame is checked against the first, in whichever range it is read
+        # every frame takes the first's size, in whichever range it is read (a
+        # Ray worker's too), as a video file's frames do (see _VideoFileSink.write)
         shape = None if start == 0 else read_image(self.files[0]).shape
         for i in range(start, min(stop, len(self.files))):
             name = self.files[i]
             image = read_image(name)
-            if shape is not None and image.shape != shape:
-                raise InputError(f"{name}: {image.shape[1]}x{image.shape[0]}, expected "
-                                 f"{shape[1]}x{shape[0]} like the first frame")
-            shape = image.shape
+            if shape is None:
+                shape = image.shape
+            elif image.shape != shape:
+                if not self._resized:  # (one line, at the first such frame)
+                    self._resized = True
+                    _warn(f"{name}: {image.shape[1]}x{image.shape[0]}, not {shape[1]}x"
+                          f"{shape[0]} as the first frame: it and the frames of other sizes "
+                          "are stretched to the first's (a video keeps one size)")
+                image = cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA
+                                   if image.shape[0] > shape[0] else cv2.INTER_LINEAR)
             self.decoded += 1
             yield ("video", image, i, i / float(self.rate))
 

@@ -220,6 +220,29 @@ def test_folder_of_frames_in_and_out(tmp_path, style_png):
     assert len(os.listdir(again)) == 5
 
 
+def test_a_frame_of_another_size_in_a_folder_is_stretched_to_the_first(tmp_path, style_png,
+                                                                         capsys):
+    # A folder whose fourth frame was exported at another size stopped there with an
+    # error, the frames before it stylized for nothing. It takes the first's size, said
+    # once, in a video output as in a folder of frames, as a video file's frames do
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, f in enumerate(clip_frames(6, (120, 96))):
+        if i in (3, 4):
+            f = cv2.resize(f, (150, 100))
+        write_image(frames / f"f{i:02d}.png", f)
+    out = tmp_path / "out.mp4"
+    assert main(["video", "--style", style_png, str(frames), "-o", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("stretched to the first's") == 1 and "f03.png: 150x100, not 120x96" in err
+    info = probe(out)
+    assert info["frames"] == 6 and info["size"] == (120, 96)
+    folder = tmp_path / "out_frames"
+    assert main(["video", "--style", style_png, str(frames), "-o", str(folder), "--quiet"]) == 0
+    assert "f03.png: 150x100" in capsys.readouterr().err
+    assert [read_image(folder / n).shape for n in sorted(os.listdir(folder))] == [(96, 120, 3)] * 6
+
+
 def test_existing_output_is_not_replaced_without_overwrite(tmp_path, style_png, capsys):
     src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
     out = tmp_path / "out.mp4"
