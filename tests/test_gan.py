@@ -657,6 +657,13 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
     from gan_distill.compare import TRAINED_PSNR, format_comparison
 
     assert report["agreement"]["psnr"] < TRAINED_PSNR
+    # (the tiny shards' model was trained on another style, as warned: the note says that
+    # is why the two differ, not that the model may be undertrained, which it said before)
+    assert report["model"]["trained_on_another_style"] is True
+    assert "was trained on another style than astro's" in capsys.readouterr().err
+    text = format_comparison(report)
+    assert "undertrained" not in text and "the GAN was trained on another style" in text
+    report["model"]["trained_on_another_style"] = False
     assert "it may be undertrained" in format_comparison(report)
     report["agreement"]["psnr"] = TRAINED_PSNR + 1
     assert "undertrained" not in format_comparison(report)
