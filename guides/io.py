@@ -13,6 +13,7 @@ import re
 import struct
 import sys
 import tempfile
+import threading
 
 import cv2
 import numpy as np
@@ -111,6 +112,18 @@ def to_bgr8(image: np.ndarray, *, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+class _Redirect:
+    """File descriptor 2 captured for :func:`filtered_native_stderr`: the
+    descriptor it replaced, the capture, the patterns of everyone inside."""
+
+    def __init__(self, saved: int, capture):
+        self.saved, self.capture, self.noise, self.depth = saved, capture, [], 0
+
+
+_redirect_lock = threading.Lock()
+_redirect: _Redirect | None = None
+
+
 @contextlib.contextmanager
 def filtered_native_stderr(noise: re.Pattern):
     """Capture file descriptor 2 and re-emit every line but those ``noise``
@@ -121,29 +134,59 @@ def filtered_native_stderr(noise: re.Pattern):
     its chatter is to redirect the descriptor for the duration. Errors and
     any other output are written back unchanged afterwards. The redirection
     is process-wide: output of other threads during it is delayed, not lost.
+    Threads inside at once share one capture (the first in redirects, the
+    last out puts the descriptor back and drops the lines any of their
+    patterns match), so that none restores another's capture in place of
+    the real stderr.
     """
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
+    global _redirect
+    with _redirect_lock:
+        state = _redirect
+        if state is None:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError, AttributeError):
+                saved = None
+            if saved is not None:
+                capture = tempfile.TemporaryFile()
+                try:
+                    os.dup2(capture.fileno(), 2)
+                except OSError:
+                    os.close(saved)
+                    capture.close()
+                else:
+                    _redirect = state = _Redirect(saved, capture)
+        if state is not None:
+            state.depth += 1
+            state.noise.append(noise)
+    if state is None:
         yield
         return
-    capture = tempfile.TemporaryFile()
     try:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
+        yield
     finally:
-        os.close(saved)
-        try:
-            capture.seek(0)
-            kept = [ln for ln in capture.read().splitlines(keepends=True) if not noise.match(ln)]
-            if kept:
-                os.write(2, b"".join(kept))
-        finally:
-            capture.close()
+        with _redirect_lock:
+            state.depth -= 1
+            last = state.depth == 0
+            if last:
+                _redirect = None
+                try:
+                    sys.stderr.flush()
+                except (OSError, ValueError, AttributeError):
+                    pass
+                os.dup2(state.saved, 2)
+                os.close(state.saved)
+        if last:
+            capture = state.capture
+            try:
+                capture.seek(0)
+                kept = [ln for ln in capture.read().splitlines(keepends=True)
+                        if not any(p.match(ln) for p in state.noise)]
+                if kept:
+                    os.write(2, b"".join(kept))
+            finally:
+                capture.close()
 
 
 #: What libpng says of a PNG's colour profile (iCCP) as OpenCV decodes it: "known

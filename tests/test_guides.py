@@ -578,6 +578,44 @@ def test_read_image_keeps_libpngs_profile_warnings_quiet(tmp_path):
     assert ours.stderr == "libpng warning: other\n"
 
 
+def test_two_threads_filtering_native_stderr_at_once_leave_it_where_it_was(tmp_path):
+    """The stream's landmarker restarts its graph on a cut (on the prefetch
+    thread) while the main thread decodes a PNG with a colour profile; both
+    filter file descriptor 2. The first in, out first, left the second to
+    put back the first's capture: every later message of the run went to a
+    deleted temporary file. Each one's noise is still dropped, the rest kept."""
+    import re
+    import subprocess
+    import sys
+
+    code = """if 1:
+    import os, re, threading
+    from guides.io import filtered_native_stderr
+    before = os.fstat(2)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with filtered_native_stderr(re.compile(rb"^noise a")):
+            os.write(2, b"noise a\\nkept a\\n")
+            a_in.set(); b_in.wait()
+        a_out.set()
+
+    t = threading.Thread(target=first); t.start()
+    a_in.wait()
+    with filtered_native_stderr(re.compile(rb"^noise b")):
+        os.write(2, b"noise b\\nkept b\\n")
+        b_in.set(); a_out.wait()
+        os.write(2, b"noise a\\n")
+    t.join()
+    after = os.fstat(2)
+    os.write(2, b"after\\n")
+    print((before.st_dev, before.st_ino) == (after.st_dev, after.st_ino))
+    """
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "True"
+    assert run.stderr.splitlines() == ["kept a", "kept b", "after"]
+
+
 def test_write_image_does_not_replace_a_file_another_run_wrote_meanwhile(tmp_path):
     """Two runs writing one output: each writes its own temporary (they
     shared one name), and without ``overwrite`` the second does not replace
