@@ -795,7 +795,7 @@ def _compile_marker(command):
 
 def _first_run(args):
     """Say, before a command's first run, that it compiles its kernels
-    (Numba, once: a minute or two on 2 cores with nothing printed), on a
+    (Numba, once: up to a minute on 2 cores with nothing printed), on a
     terminal; returns the marker to leave when it succeeds (also where
     nothing is said: a run from a script or a log compiles them as well),
     or None."""
@@ -808,8 +808,38 @@ def _first_run(args):
     if (not os.path.exists(marker) and not getattr(args, "quiet", False)
             and sys.stderr.isatty()):
         print(f"styleblit: the first `{args.command}` compiles its kernels (Numba; once, "
-              "about a minute or two on 2 cores)", file=sys.stderr, flush=True)
+              "up to a minute on 2 cores)", file=sys.stderr, flush=True)
     return marker
+
+
+#: Commands that run the CPU lookup in their own process (``batch`` on Ray
+#: runs it in its workers).
+_LOOKUP_COMMANDS = ("image", "video", "webcam", "eval", "bench", "compare", "distill", "batch")
+
+
+def _compile_ahead(args, marker):
+    """On the first run of any command with these kernel sources (no marker
+    of this key at all), compile the lookup's kernels in a child process
+    while this one starts (:mod:`blit.precompile`)."""
+    if (marker is None or args.command not in _LOOKUP_COMMANDS
+            or getattr(args, "engine", "local") == "ray"
+            or (args.command not in ("compare", "distill")  # (there --device is the GAN's)
+                and (getattr(args, "device", None) == "cuda"
+                     or getattr(args, "method", None) == "gan"))):
+        return
+    kernels = sys.modules.get("blit.styleblit")
+    if kernels is not None and kernels._lookup_kernel.signatures:  # (compiled in this process)
+        return
+    folder, key = os.path.split(marker)
+    key = key.rsplit("-", 1)[-1]
+    try:
+        if any(name.endswith(f"-{key}") for name in os.listdir(folder)):
+            return
+    except OSError:
+        pass  # (no marker folder yet: a first run)
+    from blit import precompile
+
+    precompile.start()
 
 
 def _leave_marker(marker):
@@ -954,6 +984,7 @@ def _main_body(argv, lost):
             default_show(message, category, filename, lineno, file, line)
 
     marker = _first_run(args)
+    _compile_ahead(args, marker)
     try:
         with _stop_signals_interrupt(), warnings.catch_warnings():
             default_show = warnings.showwarning

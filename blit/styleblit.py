@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from blit import precompile
 from guides.buffers import take
 
 __all__ = ["LookupParams", "make_jitter", "lookup", "argmin_lookup_table", "seed_labels",
@@ -679,6 +680,8 @@ def lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitt
 
         return gpu.lookup(target_pos, target_app, style_app, table, app_bin, cell, params, jitter,
                           origin=origin, active=active, labels=labels, out=out)
+    if precompile._child is not None:  # (a first run: its kernels are being compiled)
+        precompile.wait()
     target_pos = np.ascontiguousarray(target_pos, dtype=np.float32)
     if target_pos.ndim != 3 or target_pos.shape[2] != 2:
         raise ValueError(f"target_pos: expected (H, W, 2), got shape {target_pos.shape}")

@@ -896,7 +896,7 @@ def test_a_cache_that_cannot_be_written_or_is_broken(tmp_path, monkeypatch, caps
 
 def test_version_python_m_and_the_first_run_notice(tmp_path, monkeypatch, capsys):
     """--version; `python -m blit` is the command; on a terminal, a
-    command's first run says it compiles its kernels (a minute or two of
+    command's first run says it compiles its kernels (up to a minute of
     silence otherwise), the next does not."""
     from importlib import metadata
 
@@ -984,3 +984,68 @@ def test_an_empty_json_or_plot_path_is_refused(tmp_path, capsys):
         assert main(["eval", default_target_path(), option, ""]) == 1
         assert capsys.readouterr().err.strip() == (
             f"styleblit: error: {option}: the output path is empty")
+
+
+def test_a_first_run_compiles_the_lookup_in_a_second_process(tmp_path):
+    """A first run compiles the lookup's three kernels in a child process
+    (blit.precompile) while it starts; its lookup then loads them from
+    Numba's cache: not one of them compiled by the command itself, and its
+    painting the same as with everything compiled in one process."""
+    import json
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               STYLEBLIT_CACHE=str(tmp_path / "cache"))
+    script = (
+        "import json, sys\n"
+        "from blit.cli import main\n"
+        "from blit import precompile, styleblit as S\n"
+        "started = []\n"
+        "real = precompile.start\n"
+        "precompile.start = lambda: started.append(real()) or started[-1]\n"
+        f"code = main(['image', '-q', '-o', {str(tmp_path / 'a.png')!r}])\n"
+        "stats = {k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]\n"
+        "         for k in (S._lookup_kernel, S._run_seed_kernel, S._seed_position_kernel)}\n"
+        "print(json.dumps(dict(code=code, started=started, stats=stats)))\n")
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert run.returncode == 0, run.stderr
+    first = json.loads(run.stdout.strip().splitlines()[-1])
+    assert first["code"] == 0 and first["started"] == [True]
+    assert all(hits == 1 and misses == 0 for hits, misses in first["stats"].values()), first
+    # the next run of any command starts no child (its marker is there)
+    run = subprocess.run([sys.executable, "-c", script.replace("a.png'", "b.png'")], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert json.loads(run.stdout.strip().splitlines()[-1])["started"] == []
+    assert read_image(tmp_path / "a.png").tobytes() == read_image(tmp_path / "b.png").tobytes()
+
+
+def test_the_compile_ahead_child_is_started_once_and_stopped_at_exit(tmp_path, monkeypatch):
+    """Only a run of a command that looks up on this CPU, with no marker of
+    these kernels yet and none compiled in this process, starts the child;
+    one still running when the command ends (no face, an error) is
+    stopped."""
+    import blit.cli as C
+    from blit import precompile
+
+    started = []
+    monkeypatch.setattr(precompile, "start", lambda: started.append(True))
+    marker = str(tmp_path / "compiled" / "image-0123456789abcdef")
+    ns = argparse.Namespace
+    monkeypatch.setitem(sys.modules, "blit.styleblit", None)  # (nothing compiled in this process)
+    for args in (ns(command="landmarks"), ns(command="prepare-style"),
+                 ns(command="batch", engine="ray"), ns(command="image", device="cuda"),
+                 ns(command="webcam", method="gan", device="auto")):
+        C._compile_ahead(args, marker)
+    assert started == []
+    C._compile_ahead(ns(command="compare", method="gan", device="cuda"), marker)
+    C._compile_ahead(ns(command="image", device="cpu"), marker)
+    assert started == [True, True]
+    os.makedirs(os.path.dirname(marker))
+    open(marker.replace("image-", "video-"), "w").close()  # (another command's run)
+    C._compile_ahead(ns(command="image", device="cpu"), marker)
+    assert started == [True, True]
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(precompile, "_child", child)
+    precompile._stop()
+    assert child.poll() is not None and precompile._child is None
