@@ -975,6 +975,7 @@ def _main_body(argv, lost):
     # found") before ours, which name the file; quiet it (read when OpenCV
     # first opens a video, so a setting of the user's own wins).
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import guides
     from guides.io import InputError, StyleblitWarning
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -990,6 +991,8 @@ def _main_body(argv, lost):
             default_show = warnings.showwarning
             warnings.showwarning = show
             warnings.simplefilter("always", StyleblitWarning)
+            if guides.NUMBA_CACHE_NOTE:
+                warnings.warn(guides.NUMBA_CACHE_NOTE, StyleblitWarning)
             lost[0] = False
             code = int(args.run(args) or 0)
         if lost[0] and code == 0:

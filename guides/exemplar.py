@@ -25,6 +25,7 @@ import numpy as np
 
 from blit.styleblit import LookupParams, argmin_lookup_table
 from guides.appearance import quantile_function, style_appearance
+from guides.cachedir import cache_dir, cache_dirs, fallback_cache_dir
 from guides.io import InputError, StyleWarning, read_image, usual_permissions
 from guides.mask import head_region
 
@@ -39,55 +40,6 @@ __all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "fallback
 # (the quantiles are taken under it)
 CACHE_VERSION = 5
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
-
-
-def cache_dir():
-    """Folder of styleblit's caches (created on demand): ``$STYLEBLIT_CACHE``,
-    else ``$XDG_CACHE_HOME/styleblit``, else ``~/.cache/styleblit`` (a
-    leading ``~`` in either variable is the home folder)."""
-    root = os.environ.get("STYLEBLIT_CACHE")
-    if root:
-        return os.path.expanduser(root)
-    base = os.environ.get("XDG_CACHE_HOME")
-    base = os.path.expanduser(base) if base else os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "styleblit")
-
-
-def cache_dirs():
-    """The folders to look in for a cached file: :func:`cache_dir`, or
-    where it cannot be made or written in, also :func:`fallback_cache_dir`
-    (where such files are written instead)."""
-    folder = cache_dir()
-    try:
-        os.makedirs(folder, exist_ok=True)
-        if os.access(folder, os.W_OK | os.X_OK):
-            return [folder]
-    except OSError:
-        pass
-    fallback = fallback_cache_dir(create=False)
-    return [folder] + ([fallback] if fallback else [])
-
-
-def fallback_cache_dir(create=True):
-    """A folder of this user's in the temporary folder, for what cannot be
-    cached in :func:`cache_dir` (read-only, or a file): with ``create``,
-    made if need be and owned by the user (else a new one); without, its
-    path, or None where a folder of that name is another user's."""
-    uid = os.getuid() if hasattr(os, "getuid") else None
-    name = f"styleblit-{uid if uid is not None else 'cache'}"
-    folder = os.path.join(tempfile.gettempdir(), name)
-    if not create:  # (None where another user's is)
-        try:
-            return None if uid is not None and os.stat(folder).st_uid != uid else folder
-        except OSError:
-            return folder
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        if uid is not None and os.stat(folder).st_uid != uid:
-            raise PermissionError(folder)
-        return folder
-    except OSError:
-        return tempfile.mkdtemp(prefix="styleblit-")
 
 
 def _table_cell(shape, nbins):

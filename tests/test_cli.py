@@ -845,6 +845,65 @@ def test_style_warnings_are_one_line_each_and_the_job_is_done(tmp_path, capsys):
     assert (tmp_path / "o.png").exists()
 
 
+def test_kernels_are_cached_in_the_temporary_folder_where_numba_has_nowhere(tmp_path):
+    """Installed read-only (no __pycache__ can be made beside the modules)
+    with no home folder to write in, importing any kernel failed ("cannot
+    cache function ...: no locator available"), so every command did,
+    --version included. Numba's cache then goes in styleblit's folder in the
+    temporary folder, said once, when that is made, and matplotlib's font
+    cache beside it; a NUMBA_CACHE_DIR of the user's own wins."""
+    import shutil
+    from pathlib import Path
+
+    root = tmp_path / "site"
+    for package in ("blit", "guides"):
+        shutil.copytree(Path(__file__).resolve().parents[1] / package, root / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        (root / package / "__pycache__").write_bytes(b"")  # (a file: no folder can be made)
+    (tmp_path / "home").write_bytes(b"")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "MPLCONFIGDIR", "XDG_CONFIG_HOME")}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "home" / "cache"), HOME=str(tmp_path / "home"),
+               TMPDIR=str(tmp_path / "tmp"), PYTHONDONTWRITEBYTECODE="1")
+    os.makedirs(tmp_path / "tmp")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import blit.styleblit, blit.blending, "
+            "blit.stream, guides.mls, guides; print(guides.NUMBA_CACHE_NOTE); "
+            "import numba; print(numba.config.CACHE_DIR); import matplotlib.font_manager")
+    runs = [subprocess.run([sys.executable, "-c", code, str(root)], env=env, cwd=tmp_path,
+                           capture_output=True, text=True) for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[0].stderr == ""  # (matplotlib's font cache: in that folder too, nothing said)
+    note, folder = runs[0].stdout.strip().splitlines()
+    (made,) = (tmp_path / "tmp").iterdir()
+    assert folder == str(made / "numba") and os.path.isdir(folder)
+    assert note == ("Numba cannot cache the compiled kernels beside the installed package nor in "
+                    f"the home folder (neither can be written); they are cached in {folder}")
+    assert runs[1].stdout.strip().splitlines() == ["None", folder]  # (said once)
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
+    run = subprocess.run([sys.executable, "-c", code, str(root)], env=env, cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.stdout.strip().splitlines() == ["None", str(tmp_path / "mine")]
+
+
+def test_a_fallback_folder_of_another_users_is_passed_over_for_one_found_again(
+        tmp_path, monkeypatch):
+    """Where the temporary folder's styleblit-UID is another user's (or a
+    file), the next free name is used, the same on every run (each run made
+    a new folder of a random name, never used again nor deleted)."""
+    import tempfile
+
+    from guides.cachedir import fallback_cache_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    taken = tmp_path / f"styleblit-{os.getuid()}"
+    taken.write_bytes(b"")
+    assert fallback_cache_dir(create=False) == f"{taken}-1"
+    first = fallback_cache_dir()
+    assert first == f"{taken}-1" and os.path.isdir(first)
+    assert fallback_cache_dir() == first == fallback_cache_dir(create=False)
+    assert sorted(os.listdir(tmp_path)) == [taken.name, f"{taken.name}-1"]
+
+
 def test_a_cache_that_cannot_be_written_or_is_broken(tmp_path, monkeypatch, capsys):
     """A cache path that is a file: the default job is done, the default
     style kept in the user's folder in the temporary folder, said once; a
