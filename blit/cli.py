@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import re
@@ -916,8 +917,59 @@ def main(argv=None):
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    with _noted_interrupts() as lost:
-        return _main_body(argv, lost)
+    stdout = sys.stdout = _LossyStdout(sys.stdout) if sys.stdout is not None else None
+    try:
+        with _noted_interrupts() as lost:
+            return _main_body(argv, lost)
+    finally:
+        if stdout is not None:
+            stdout.flush()  # (here, not at exit, where an error is Python's traceback)
+            sys.stdout = stdout.stream
+            lost = stdout.lost
+            if lost is not None and lost.errno != errno.EPIPE:  # (a pipe closed: the reader's choice)
+                print(f"styleblit: warning: the standard output could not be written "
+                      f"({lost.strerror or lost}); the lines after that were dropped",
+                      file=sys.stderr)
+
+
+class _LossyStdout:
+    """``sys.stdout`` while a command runs: where it cannot be written (a
+    pipe its reader closed, ``styleblit image DIR | head -1``; a full disk)
+    the line and every later one are dropped and the run goes on (a
+    BrokenPipeError traceback stopped it, the rest of the targets left
+    unpainted). ``lost``: the first error, else None."""
+
+    def __init__(self, stream):
+        self.stream, self.lost = stream, None
+
+    def write(self, text):
+        if self.lost is None:
+            try:
+                return self.stream.write(text)
+            except OSError as exc:
+                self._drop(exc)
+        return len(text)
+
+    def flush(self):
+        if self.lost is None:
+            try:
+                self.stream.flush()
+            except OSError as exc:
+                self._drop(exc)
+
+    def _drop(self, exc):
+        self.lost = exc
+        try:  # (what the stream still holds then goes nowhere, at exit too, without an error)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
 
 
 @contextlib.contextmanager

@@ -1108,3 +1108,34 @@ def test_the_compile_ahead_child_is_started_once_and_stopped_at_exit(tmp_path, m
     monkeypatch.setattr(precompile, "_child", child)
     precompile._stop()
     assert child.poll() is not None and precompile._child is None
+
+
+def test_a_report_that_cannot_be_written_does_not_stop_the_run(tmp_path):
+    """`styleblit image DIR -o OUT | head -1`: the reader gone, the next
+    line printed was a BrokenPipeError traceback and the rest of the
+    targets were left unpainted. Now they are painted, nothing said (the
+    reader's choice), exit 0; a standard output on a full disk is said."""
+    import shutil
+
+    from blit.defaults import default_target_path
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in "abc":
+        shutil.copy(default_target_path(), folder / f"{name}.jpg")
+    command = [sys.executable, "-m", "blit", "image", str(folder)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")  # (each line written at once: the first fails)
+    child = subprocess.Popen(command + ["-o", str(tmp_path / "piped")], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()  # (the reader gone before the first line)
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=600) == 0, err
+    assert err == ""
+    assert sorted(os.listdir(tmp_path / "piped")) == ["a.png", "b.png", "c.png"]
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(command + ["-o", str(tmp_path / "full")], stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ("styleblit: warning: the standard output could not be written (No "
+                          "space left on device); the lines after that were dropped\n")
+    assert sorted(os.listdir(tmp_path / "full")) == ["a.png", "b.png", "c.png"]
