@@ -248,7 +248,7 @@ class _VideoFileSource:
         # complete file from 3.0 to 5.54 s states 5.54; so short of it both ways)
         if end + start < duration - 1:
             what = f"its {frames} frames" + (" and its audio end" if self.audio else " end")
-            _warn(f"{self.path}: {what} at {float(end):.2f} s of "
+            _warn(f"{self.path}: {what} at {float(end + start):.2f} s of "
                   f"the {float(duration):.2f} s its header gives (is the file cut short?); "
                   "kept the frames decoded")
 

@@ -1373,6 +1373,18 @@ def test_a_matroska_file_that_starts_late_is_not_called_cut_short(tmp_path, styl
     src = write_clip(tmp_path / "late.mkv", n=20, start=3 * RATE)
     assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "o.mkv"), "-q"]) == 0
     assert "cut short" not in capsys.readouterr().err
+    # one that is cut short is said to end where it ends, counted from 0 as
+    # the duration beside it (it was counted from its first frame)
+    import re
+
+    src = write_clip(tmp_path / "late2.mkv", n=120, start=3 * RATE)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(open(src, "rb").read()[: os.path.getsize(src) // 2])
+    assert main(["video", "--style", style_png, str(cut), "-o", str(tmp_path / "c.mkv"),
+                 "-q"]) == 0
+    said = re.search(r"end at ([\d.]+) s of the ([\d.]+) s its header gives",
+                     capsys.readouterr().err)
+    assert said and 3.0 < float(said[1]) < float(said[2]) - 1 and abs(float(said[2]) - 8.0) < 0.1
 
 
 def test_vorbis_copied_into_an_mp4_is_said_and_so_is_a_data_stream_dropped(tmp_path, style_png,
