@@ -173,9 +173,14 @@ def _unreadable_because(path):
     if head.startswith(b"PK"):  # a zip archive: what torch.save writes
         import zipfile
 
-        if zipfile.is_zipfile(path):  # (whole: objects that are not only weights)
-            return "a file torch wrote, but not one `styleblit distill` wrote"
-        return "a torch file cut short or damaged"
+        try:
+            with zipfile.ZipFile(path) as archive:  # (torch's: NAME/data.pkl and the tensors)
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "a torch file cut short or damaged"
+        if not any(name.endswith("/data.pkl") for name in names):
+            return "a zip archive, not a file torch writes"
+        return "a file torch wrote, but not one `styleblit distill` wrote"  # (whole objects)
     return "not a file torch writes"
 
 

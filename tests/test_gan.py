@@ -268,12 +268,18 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
     truncated.write_bytes(half.read_bytes()[:100])
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
+    import zipfile
+
+    zipped = tmp_path / "zipped.pt"  # (any zip was called a file torch wrote)
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("notes.txt", "not a model")
     # each with its reason in words (torch's exceptions name a class: KeyError, EOFError)
     for path, why in ((garbage, "not a file torch writes"),
                       (foreign, "a file torch reads, but not one `styleblit distill` wrote"),
                       (pickled, "a file torch wrote, but not one `styleblit distill` wrote"),
                       (truncated, "a torch file cut short or damaged"),
-                      (empty, "an empty file"), (half, "weights do not fit")):
+                      (empty, "an empty file"), (half, "weights do not fit"),
+                      (zipped, "a zip archive, not a file torch writes")):
         with pytest.raises(InputError, match=f"{path.name}: not a styleblit GAN checkpoint") \
                 as info:
             GanStylizer(str(path), device="cpu")
