@@ -59,7 +59,7 @@ def _masked_kernel(current, active, low, high):
         s = np.int64(ss)
         for ii in range(s * n // spans, (s + 1) * n // spans):
             i = np.uint64(ii)
-            m = np.uint8(0) - np.uint8(act[i])  # 255 where active, else 0
+            m = np.uint8(255 * act[i])  # 255 where active, else 0 (no wrap-around: numpy warns)
             k0 = np.uint64(3) * i
             k1 = k0 + np.uint64(1)
             k2 = k0 + np.uint64(2)

@@ -122,3 +122,20 @@ def test_bad_arguments_are_value_errors():
         temporal_filter(frame[..., 0], None, None, 0.5)
     with pytest.raises(ValueError, match="flow"):
         temporal_filter(frame, np.zeros((4, 4, 3), np.float32), np.zeros((2, 2, 2), np.float32), 0.5)
+
+
+def test_the_masked_copy_wraps_no_integer_without_numba():
+    """With Numba's JIT off (NUMBA_DISABLE_JIT=1, for debugging) the kernels
+    run as NumPy code: the masked copy's 0 - 1 in uint8 printed NumPy's
+    'overflow encountered' warning on every frame of `styleblit video`."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from blit.temporal import _masked_kernel; "
+            "cur = np.full((4, 4, 3), 7, np.uint8); lo = np.empty_like(cur); "
+            "hi = np.empty_like(cur); _masked_kernel(cur, np.eye(4, dtype=bool), lo, hi); "
+            "print(int(lo.sum()), int(hi.sum()))")
+    run = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True,
+                         text=True, env=dict(__import__("os").environ, NUMBA_DISABLE_JIT="1"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [str(3 * (4 * 7 + 12 * 255)), str(3 * 4 * 7)]
