@@ -796,7 +796,7 @@ def _compile_marker(command):
 
 def _first_run(args):
     """Say, before a command's first run, that it compiles its kernels
-    (Numba, once: up to a minute on 2 cores with nothing printed), on a
+    (Numba, once: about half a minute on 2 cores with nothing printed), on a
     terminal; returns the marker to leave when it succeeds (also where
     nothing is said: a run from a script or a log compiles them as well),
     or None."""
@@ -809,7 +809,7 @@ def _first_run(args):
     if (not os.path.exists(marker) and not getattr(args, "quiet", False)
             and sys.stderr.isatty()):
         print(f"styleblit: the first `{args.command}` compiles its kernels (Numba; once, "
-              "up to a minute on 2 cores)", file=sys.stderr, flush=True)
+              "about half a minute on 2 cores)", file=sys.stderr, flush=True)
     return marker
 
 

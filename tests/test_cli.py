@@ -955,7 +955,7 @@ def test_a_cache_that_cannot_be_written_or_is_broken(tmp_path, monkeypatch, caps
 
 def test_version_python_m_and_the_first_run_notice(tmp_path, monkeypatch, capsys):
     """--version; `python -m blit` is the command; on a terminal, a
-    command's first run says it compiles its kernels (up to a minute of
+    command's first run says it compiles its kernels (half a minute of
     silence otherwise), the next does not."""
     from importlib import metadata
 
