@@ -13,7 +13,10 @@ same frames:
   (:func:`blit.metrics.patch_distance`; a few frames of a video);
 * structure: mediapipe landmarks on the output against those on the input,
   normalised by the inter-ocular distance, and the fraction of frames where
-  no face is found in the output (:func:`blit.metrics.landmark_error`);
+  no face is found in the output (:func:`blit.metrics.landmark_error`); a
+  face upside down or lying on its side is found as ``styleblit image``
+  finds it (:func:`guides.landmarks.face_turns`, on each input frame; its
+  outputs are looked at turned as it is);
 * speed of our run, per stage (:class:`blit.metrics.StageTimer`);
 * agreement of ours with the other output, PSNR and SSIM inside the head mask.
 
@@ -230,8 +233,9 @@ class FrameStylizer:
 
     The simplest faithful video loop: mediapipe in tracking mode, the last
     good landmarks reused when a frame has no face (the frame is returned
-    unchanged until a first face is seen, and after a cut until the next:
-    :func:`guides.landmarks.is_cut`), one fixed jitter table.
+    unchanged until a first face is seen, and after a cut or a frame of
+    another size until the next: :func:`guides.landmarks.is_cut`), one
+    fixed jitter table.
 
     Parameters
     ----------
@@ -265,6 +269,7 @@ class FrameStylizer:
         self.painting_scale = None
         self._buffers = Buffers()  # work arrays reused from frame to frame
         self._sample = None  # the last frame's cut_sample: a cut forgets the landmarks
+        self._shape = None  # the last frame's shape: so does another size
 
     def __call__(self, frame: np.ndarray, *, timer: StageTimer | None = None,
                  landmarks: np.ndarray | None = None) -> np.ndarray:
@@ -282,9 +287,11 @@ class FrameStylizer:
         timer = timer if timer is not None else StageTimer()
         if landmarks is None:
             sample = cut_sample(frame)
-            if is_cut(self._sample, sample):
+            # (another size is a cut too: the samples of frames under 16 px
+            # apart in size are of one size)
+            if is_cut(self._sample, sample) or frame.shape != self._shape:
                 self.landmarks = None
-            self._sample = sample
+            self._sample, self._shape = sample, frame.shape
             if self.landmarker is None:
                 self.landmarker = self._make_landmarker()
             with timer("landmarks"):
@@ -527,7 +534,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
         ``settings``.
     """
     from blit.stylize import StylizeOptions
-    from guides.landmarks import FaceLandmarker
+    from guides.landmarks import FaceLandmarker, _turned, _unturn, face_turns
 
     options = options if options is not None else StylizeOptions()
     if int(reference_step) != reference_step or reference_step < 1:
@@ -584,6 +591,14 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
     # up to 4 faces, largest first: the input's largest face is measured, against the
     # output's face nearest it, not whichever the detector ranks first)
     static = FaceLandmarker(static_image_mode=True, tiles=True, max_faces=4)
+
+    def faces_of(image, turn):
+        # (the faces of `image` turned by `turn` quarter turns, in its own pixels:
+        # a face upside down or lying found as itself, as `image` finds it)
+        if not turn:
+            return static(image, wanted=1)
+        return [_unturn(f, image.shape, turn) for f in static(_turned(image, turn), wanted=1)]
+
     shape = None
     n = 0
     compared = 0
@@ -600,7 +615,10 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                 shape = frame.shape
             elif frame.shape != shape:
                 raise InputError(f"{where('input')} {n}: expected shape {shape}, got {frame.shape}")
-            faces = static(frame, wanted=1)
+            # the input's turn serves its outputs too: their faces are painted where
+            # and as its face is (four detections a frame, not four per image)
+            turn = face_turns(frame)
+            faces = faces_of(frame, turn)
             lm_in = faces[0] if faces else None
             head = face_mask(shape, lm_in, region="head") if lm_in is not None else np.zeros(shape[:2], np.float32)
 
@@ -611,8 +629,8 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                         raise InputError(f"{where('input')} {n}: no face found")
                     for _ in range(1 + max(1, int(timing_repeats))):
                         with timer.frame():
-                            with timer("landmarks"):
-                                static(frame, wanted=1)
+                            with timer("landmarks"):  # (as `image` finds them)
+                                faces_of(frame, face_turns(frame))
                             out = runner(frame, timer=timer, landmarks=lm_in)
                 else:
                     with timer.frame():
@@ -658,7 +676,7 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                     methods = [(ours, out)] + ([(ref, ref_frame)] if ref is not None else [])
                     for m, img in methods:
                         m.faces_expected += 1
-                        found = static(img, wanted=1)
+                        found = faces_of(img, turn)
                         if found:
                             m.landmark_errors.append(min(landmark_error(lm_in, f) for f in found))
                             m.landmark_at.append(n)
@@ -724,7 +742,8 @@ def evaluate_frames(style, inputs: Iterable[np.ndarray], *,
                      "stability_region": "head", "seed": int(seed),
                      "stylizer": runner_name or "outputs given",
                      "painting_scale": getattr(runner, "painting_scale", None),
-                     "landmarks": "mediapipe FaceMesh, static mode, on input and output frames"},
+                     "landmarks": "mediapipe FaceMesh, static mode, on input and output frames "
+                                  "turned as the input's face stands upright"},
     }
 
 

@@ -806,7 +806,9 @@ class Stylizer:
         Default: :class:`guides.landmarks.FaceLandmarker` in tracking mode
         with ``tiles`` (faces too small for mediapipe's detector, such as a
         person a few metres away in a 4K video, are searched for in tiles
-        and tracked in crops), created on the first frame.
+        and tracked in crops; a face upside down or lying on its side is
+        tracked in the frames turned to stand it upright), created on the
+        first frame.
     smoothing : bool or dict
         One-Euro smoothing of the landmarks: True for :data:`ONE_EURO`, a dict
         of :class:`OneEuroFilter` arguments (in face widths), or False.
@@ -1073,6 +1075,7 @@ class Stylizer:
         self._frame_flow = None  # this frame's host flow so far: ((x0, y0), (H, W, 2) float32)
         self._last_faces = []  # the previous frame's raw landmarks (found or carried)
         self._cut_sample = None  # the previous frame's pixels that tell a cut (is_cut)
+        self._cut_shape = None  # and its shape (another size is a cut too)
         self._last_t = None  # the previous frame's timestamp
         self.last_times = {}
         self.last_landmarks = []
@@ -1450,10 +1453,13 @@ class Stylizer:
         # a new shot, another frame size, or the clock gone back (a video
         # played in a loop, a seek): nothing carries over from the last one
         # (the landmarks' smoothing would hold them until the clock passed
-        # its last time again)
-        cut = is_cut(self._cut_sample, sample) or (self._last_t is not None and t < self._last_t)
+        # its last time again). The size is the frame's own: the samples of
+        # frames under 16 px apart in size are of one size.
+        cut = (is_cut(self._cut_sample, sample)
+               or (self._cut_shape is not None and frame.shape != self._cut_shape)
+               or (self._last_t is not None and t < self._last_t))
         previous_t = self._last_t
-        self._cut_sample, self._last_t = sample, t
+        self._cut_sample, self._cut_shape, self._last_t = sample, frame.shape, t
         if cut:
             # (nor does the background: a new shot without a face is not painted
             # as the whole exemplar where the last shot's face was)

@@ -463,7 +463,10 @@ def is_cut(previous, frame, threshold=CUT_THRESHOLD):
     uint8, or their samples from :func:`cut_sample`; None: no previous
     frame, not a cut): they differ by more than ``threshold`` on average,
     both as they are and after the shift of a pan (:data:`PAN_RESPONSE`).
-    A frame of another size than the previous one is a cut."""
+    A frame of another size than the previous one is a cut; but the
+    samples of frames under 16 px apart in width and height are of one
+    size (one pixel a 16x16 cell): a caller that keeps samples compares
+    the frames' shapes too."""
     if previous is None:
         return False
     if previous.shape != frame.shape:
@@ -758,6 +761,29 @@ class FaceLandmarker:
         target3.png, landmarks 47 px below the face, then 35, 8, 0; 82 px
         above it on the next cut; none found on a third).
 
+        In video mode a face upside down or lying on its side is tracked as
+        itself: FaceMesh lays an upright face over one upside down (the
+        mouth on its forehead) or finds none. When the tracking (re)starts
+        (the first frame, a new size, a cut, :meth:`reset`, or a frame on
+        which every face is lost), on the first frame it finds faces on, the
+        largest is looked at upright as its mesh has it and half a turn
+        from that (:data:`TURN_SQUARE`: two face detections, once); where
+        it stands upright nearer another quarter turn ``k`` of the frame,
+        the tracking starts afresh on the frame turned by ``k``
+        (``cv2.rotate``), and goes on on the frames turned so, the points
+        turned back into the frames' pixels, until it restarts (a turn at
+        which no face is found is not taken). Within a shot the turn is
+        kept: a face that rolls over slowly is followed as it rolls
+        (FaceMesh tracks it to 174 degrees and more), not turned half-way.
+        While no face is found, :func:`face_turns` looks at the frames in
+        the series of the tile search (the first such frame, then 1, 2, 4,
+        ... frames later, at most :data:`SEARCH_EVERY` apart), so that a
+        face upside down that FaceMesh does not see at all is found too,
+        where the detector sees it in the whole frame (at 128 px: Grace
+        Hopper's face 93 px wide upside down in a frame of 860x760 was
+        found on the fourth frame, 60 px wide on none). The frame has one
+        turn, its largest face's: every face is tracked at it.
+
     Attributes
     ----------
     last_mesh : list of (478, 2) float32 ndarray
@@ -796,6 +822,12 @@ class FaceLandmarker:
         self._countdown, self._interval = 0, 1
         self._shape = None
         self._sample = None  # the last frame's cut_sample (video mode: a cut resets)
+        # video mode: the quarter turns (np.rot90's k) the frames are tracked
+        # at; whether they were found on a face since the tracking
+        # (re)started; frames until face_turns looks at a faceless frame
+        # again, and between the next two looks
+        self._turn, self._turn_settled = 0, False
+        self._turn_countdown, self._turn_interval = 0, 1
 
     def __call__(self, image_bgr: np.ndarray, *, wanted: int | None = None) -> list[np.ndarray]:
         """Find faces and their 68 landmarks.
@@ -841,26 +873,27 @@ class FaceLandmarker:
                 self._mesh = _Graph(False, self.max_faces)
             self._drop_crops(range(len(self._crops)))
             self._shape, self._countdown, self._interval = image.shape, 0, 1
-        if not self.static_image_mode:
+            self._unsettle(0)
+        if self.static_image_mode:
+            meshes = self._meshes(image)
+            if self.tiles and len(meshes) < wanted:
+                meshes = self._search_tiles(image, meshes, wanted)
+        else:
             sample = cut_sample(image)
             if not resized and is_cut(self._sample, sample):  # (a new size started afresh)
                 self._reset()
             self._sample = sample
-        if self.tiles and not self.static_image_mode:
-            meshes = self._track(image, wanted)
-        else:
-            meshes = self._meshes(image)
-            if self.tiles and len(meshes) < wanted:
-                meshes = self._search_tiles(image, meshes, wanted)
+            meshes = self._turned_faces(image, wanted)
         meshes.sort(key=_mesh_area, reverse=True)
         meshes = meshes[:self.max_faces]
         self.last_mesh = meshes
         return [mesh_to_68(m) for m in meshes]
 
     def reset(self) -> None:
-        """Forget the faces tracked (video mode; nothing to forget in static
-        mode): the next call finds them afresh, as on a first frame. Done by
-        the call itself on a cut (:func:`is_cut`) or a change of size."""
+        """Forget the faces tracked and the turn they were tracked at (video
+        mode; nothing to forget in static mode): the next call finds them
+        afresh, as on a first frame. Done by the call itself on a cut
+        (:func:`is_cut`) or a change of size."""
         with self._lock:
             if self._mesh is None:
                 raise RuntimeError("FaceLandmarker is closed")
@@ -868,9 +901,70 @@ class FaceLandmarker:
                 self._reset()
 
     def _reset(self) -> None:
+        self._restart()
+        self._unsettle(0)
+
+    def _restart(self) -> None:
+        """Forget the faces tracked (video mode)."""
         self._mesh.reset()
         self._drop_crops(range(len(self._crops)))
         self._countdown, self._interval = 0, 1
+
+    def _unsettle(self, turn: int) -> None:
+        """Video mode: track at ``turn`` until the turn is found again, on
+        the next frame with a face (or by a look at one without)."""
+        self._turn, self._turn_settled = turn, False
+        self._turn_countdown, self._turn_interval = 0, 1
+
+    def _tracked(self, image: np.ndarray, wanted: int) -> list[np.ndarray]:
+        """Video mode: the faces tracked in ``image`` (frame pixels)."""
+        if self.tiles:
+            return self._track(image, wanted)
+        return self._meshes(image)
+
+    def _turned_faces(self, image: np.ndarray, wanted: int) -> list[np.ndarray]:
+        """Video mode: the faces tracked in ``image`` turned by the turn of
+        the tracking (see "upside down" in the class's notes), in the
+        pixels of ``image``."""
+        turn = self._turn
+        seen = _turned(image, turn)
+        meshes = self._tracked(seen, wanted)
+        if self._turn_settled:
+            if meshes:  # (the way of every frame with faces, once settled)
+                return [_unturn(m, image.shape, turn) for m in meshes] if turn else meshes
+            self._unsettle(turn)  # all lost: the turn is found again with them
+        if not meshes:  # a face FaceMesh does not see as the frame is turned?
+            if self._turn_countdown > 0:  # (looked at in the series of the tile search)
+                self._turn_countdown -= 1
+                return meshes
+            self._turn_countdown = self._turn_interval - 1  # (frames skipped)
+            self._turn_interval = min(2 * self._turn_interval, SEARCH_EVERY)
+            more = face_turns(seen)
+            if not more:
+                return meshes
+            self._restart()
+            again = _turned(image, (turn + more) % 4)
+            meshes = self._tracked(again, wanted)
+            if not meshes:  # (a turn no face is found at is not taken)
+                return meshes
+            self._turn, turn, seen = (turn + more) % 4, (turn + more) % 4, again
+        # the faces found: the turn that stands the largest nearest upright
+        # (FaceMesh lays an upright face over one upside down), else the
+        # next nearest (the roll of a face laid over one lying is skewed:
+        # 43 degrees over frank.png lying, half a turn from 223, upright at 270)
+        roll = 90 * turn + _upright_roll(seen, max(meshes, key=_mesh_area))
+        nearest = sorted(range(4), key=lambda k: abs((roll - 90 * k + 180) % 360 - 180))
+        if nearest[0] != turn:
+            self._restart()
+            for k in nearest[:2]:
+                if k == turn:  # (the faces found as they were)
+                    break
+                again = self._tracked(_turned(image, k), wanted)
+                if again:  # (a turn no face is found at is not taken)
+                    turn, meshes = k, again
+                    break
+        self._turn, self._turn_settled = turn, True
+        return [_unturn(m, image.shape, turn) for m in meshes] if turn else meshes
 
     def _meshes(self, image: np.ndarray) -> list[np.ndarray]:
         """FaceMesh's faces in ``image``, (478, 2) float32 pixel coordinates."""
@@ -1083,6 +1177,37 @@ def _unturn(points: np.ndarray, shape, k: int) -> np.ndarray:
     return np.stack([x, y], 1).astype(np.float32)
 
 
+def _turned(image: np.ndarray, k: int) -> np.ndarray:
+    """``np.rot90(image, k)``, contiguous: a copy turned by ``cv2.rotate``
+    (0.04-0.11 ms at 640x480, where np.rot90 and a contiguous copy take
+    1.8-2.2 ms), or ``image`` itself for ``k % 4 == 0``."""
+    import cv2
+
+    k %= 4
+    if k == 0:
+        return image
+    return cv2.rotate(image, (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180,
+                              cv2.ROTATE_90_CLOCKWISE)[k - 1])
+
+
+def _detector_scores(rgbs) -> list[float]:
+    """The face detector's best score (0 for none) of each RGB image."""
+    global _turn_detector
+    scores = []
+    with _turn_lock:
+        if _turn_detector is None:
+            import mediapipe as mp
+
+            with _filtered_native_stderr():
+                _turn_detector = mp.solutions.face_detection.FaceDetection(
+                    model_selection=0, min_detection_confidence=0.05)
+        for rgb in rgbs:
+            with _filtered_native_stderr():
+                found = _turn_detector.process(np.ascontiguousarray(rgb)).detections
+            scores.append(max((d.score[0] for d in found or ()), default=0.0))
+    return scores
+
+
 def face_turns(image_bgr: np.ndarray) -> int:
     """The quarter turns (``k`` of ``np.rot90``, anticlockwise) that stand
     a still's face upright: 0 unless mediapipe's face detector scores the
@@ -1103,22 +1228,51 @@ def face_turns(image_bgr: np.ndarray) -> int:
     """
     import cv2
 
-    global _turn_detector
     rgb = cv2.cvtColor(check_bgr_frame(image_bgr, "image"), cv2.COLOR_BGR2RGB)
-    scores = []
-    with _turn_lock:
-        if _turn_detector is None:
-            import mediapipe as mp
-
-            with _filtered_native_stderr():
-                _turn_detector = mp.solutions.face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=0.05)
-        for k in range(4):
-            with _filtered_native_stderr():
-                found = _turn_detector.process(np.ascontiguousarray(np.rot90(rgb, k))).detections
-            scores.append(max((d.score[0] for d in found or ()), default=0.0))
+    scores = _detector_scores(np.rot90(rgb, k) for k in range(4))
     best = int(np.argmax(scores))
     return best if scores[best] >= scores[0] + TURN_MARGIN else 0
+
+
+#: :class:`FaceLandmarker` (video mode) tells a face found upside down by
+#: the face detector's scores of it in a square this many times its size,
+#: turned upright as its mesh has it and half a turn from that: the higher
+#: wins. On the first frame of the 12 FaceBlit styles, target1.png,
+#: target3.png, grace_hopper.jpg and astronaut.png, each turned by 0-3
+#: quarter turns, where the mesh had the face's turn right (54 cases) it
+#: scored 0.10-0.93 above the face half a turn from it; where the mesh was
+#: an upright face laid over one upside down (10), half a turn from it
+#: scored 0.05-0.72 higher. In a square of 3 (:data:`CROP_FACES`) frank.png
+#: upright scored 0.12 below itself upside down.
+TURN_SQUARE = 2.0
+
+
+def _upright_roll(image_bgr: np.ndarray, mesh: np.ndarray) -> float:
+    """The angle (degrees, anticlockwise as ``np.rot90`` turns) that stands
+    the face of ``mesh`` (FaceMesh's, in the pixels of ``image_bgr``)
+    upright: as the mesh has it (the roll of its eyes' line), or half a
+    turn from that where the face detector scores the face turned so
+    higher (FaceMesh lays an upright face over one upside down). The
+    detector looks at the face in a square of :data:`TURN_SQUARE` times its
+    size turned upright each way: two detections, where it judges better
+    than :func:`face_turns` on the whole frame (which, astronaut.png's face,
+    92 px wide, upright in a frame of 860x760, scored the frame turned by
+    a quarter turn highest)."""
+    import cv2
+
+    points = mesh_to_68(mesh)
+    across = points[42:48].mean(0) - points[36:42].mean(0)
+    roll = math.degrees(math.atan2(float(across[1]), float(across[0])))
+    lo, hi = mesh[:MESH_VERTICES].min(0), mesh[:MESH_VERTICES].max(0)
+    side = max(64, int(round(TURN_SQUARE * float((hi - lo).max()))))
+    cx, cy = (lo + hi) / 2
+    m = cv2.getRotationMatrix2D((float(cx), float(cy)), roll, 1.0)
+    m[:, 2] += (side / 2 - cx, side / 2 - cy)
+    square = cv2.cvtColor(cv2.warpAffine(check_bgr_frame(image_bgr, "image"), m, (side, side),
+                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                         borderValue=(128, 128, 128)), cv2.COLOR_BGR2RGB)
+    as_is, flipped = _detector_scores((square, cv2.rotate(square, cv2.ROTATE_180)))
+    return roll + 180.0 if flipped > as_is else roll
 
 
 def detect_upright_faces(image_bgr: np.ndarray, max_faces: int = 1) -> list[np.ndarray]:

@@ -502,3 +502,70 @@ def test_the_frame_path_forgets_the_last_shot_s_face_at_a_cut(photo):
     assert np.abs(outs[1].astype(int) - photo).mean() > 2  # (painted)
     np.testing.assert_array_equal(outs[2], wall)
     np.testing.assert_array_equal(outs[3], wall)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_eval_finds_a_face_upside_down_or_lying_as_image_does(photo, tmp_path, k):
+    """A photo turned by one or two quarter turns: `image` paints its face
+    (face_turns), and `eval` finds it as well, on the input and on the
+    output (a still said "no face found", a clip had no face on any
+    frame): its landmarks are those of the photo upright, turned."""
+    from blit.defaults import default_style_path
+    from blit.evaluate import evaluate_frames
+    from guides.exemplar import load_style
+    from guides.landmarks import _unturn, detect_landmarks, interocular_distance
+
+    turned = np.ascontiguousarray(np.rot90(photo, k))
+    upright = detect_landmarks(photo)
+    iod = interocular_distance(upright)
+    seen = []
+    # the input given as its own output: found on both, the same landmarks
+    report = evaluate_frames(load_style(default_style_path()), [turned], outputs=[turned],
+                             patch_samples=50, on_sample=lambda n, s: seen.append(s["landmarks"]))
+    lm = report["methods"]["ours"]["landmarks"]
+    assert lm["no_face_fraction"] == 0 and lm["mean"] < 1e-6, lm
+    assert np.linalg.norm(_unturn(seen[0], photo.shape, k) - upright, axis=1).mean() \
+        < 0.02 * iod
+    # stylized by eval: a still, and a clip of it drifting
+    still, out_json = str(tmp_path / "turned.png"), str(tmp_path / "still.json")
+    cv2.imwrite(still, turned)
+    assert main(["eval", still, "--json", out_json, *FAST]) == 0
+    lm = _load(out_json)["methods"]["ours"]["landmarks"]
+    assert lm["no_face_fraction"] == 0 and lm["mean"] < 0.1, lm
+    clip, out_json = str(tmp_path / "turned.avi"), str(tmp_path / "clip.json")
+    h, w = turned.shape[:2]
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
+    for t in range(4):
+        m = np.float32([[1, 0, t], [0, 1, t]])
+        writer.write(cv2.warpAffine(turned, m, (w, h), borderMode=cv2.BORDER_REFLECT))
+    writer.release()
+    assert main(["eval", clip, "--json", out_json, *FAST]) == 0
+    methods = _load(out_json)["methods"]
+    lm = methods["ours"]["landmarks"]
+    assert lm["no_face_fraction"] == 0 and lm["mean"] < 0.1, lm
+    # (painted: a frame passed through unpainted is its input, whose face is found)
+    assert methods["ours"]["patch_distance"]["mean"] < methods["input"]["patch_distance"]["mean"]
+
+
+def test_the_frame_path_forgets_the_last_face_on_a_frame_of_another_size(photo):
+    """A frame of another size is a cut for `--stylizer frame`, however
+    little larger: one without a face comes out as it went in, not painted
+    with the landmarks of the frame before (the thumbnails that tell a cut
+    are of one size for frames under 16 px apart, and these look alike)."""
+    from blit.defaults import default_style_path
+    from blit.evaluate import FrameStylizer
+    from guides.exemplar import load_style
+    from guides.landmarks import detect_landmarks
+
+    lm = detect_landmarks(photo)
+    answers = iter([[lm], [lm], []])  # (the landmarker finds no face on the third)
+    larger = cv2.copyMakeBorder(photo, 0, 3, 0, 3, cv2.BORDER_REPLICATE)
+    stylizer = FrameStylizer(load_style(default_style_path()))
+    stylizer.landmarker = lambda frame: next(answers)
+    stylizer.landmarker.close = lambda: None
+    outs = [stylizer(f) for f in (photo, photo, photo)]
+    assert np.abs(outs[1].astype(int) - photo).mean() > 2  # (painted)
+    np.testing.assert_array_equal(outs[2], outs[1])  # (no face: the last landmarks, as FaceBlit)
+    answers = iter([[lm], [lm], []])
+    outs = [stylizer(f) for f in (photo, photo, larger)]
+    np.testing.assert_array_equal(outs[2], larger)

@@ -683,3 +683,116 @@ def test_styles_close_to_hand_landmarks(faceblit_dir):
     for name, error in errors.items():
         assert error < MEASURED_ERROR[name] + 0.02, (name, errors)
     assert np.mean(list(errors.values())) < 0.10, errors
+
+
+ASTRONAUT = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+
+
+def _counted_looks(monkeypatch):
+    """A list that counts the looks for a face's turn (face_turns' four
+    detections, or the two that tell a face found upside down)."""
+    import guides.landmarks as landmarks
+
+    calls, real = [], landmarks._detector_scores
+    monkeypatch.setattr(landmarks, "_detector_scores",
+                        lambda images: calls.append(1) or real(images))
+    return calls
+
+
+def _on_canvas(image, shape, x, y, grey, k=0):
+    """``image`` turned by ``k`` quarter turns, at (x, y) on a grey canvas of ``shape``."""
+    turned = np.rot90(image, k)
+    frame = np.full(shape, grey, np.uint8)
+    frame[y:y + turned.shape[0], x:x + turned.shape[1]] = turned
+    return frame
+
+
+def test_a_video_tracks_a_face_upside_down_or_lying_as_itself(grace, monkeypatch):
+    """FaceMesh tracking a face upside down lays an upright face over it
+    (the astronaut: 1.3 inter-ocular distances off) or finds none (Grace
+    Hopper). The turn that stands the face upright is looked for on the
+    first frame it is found on, where it is then found as itself, and on
+    every frame after, moving, without another look; a cut to another shot
+    looks again on its first frame (upright, upside down, lying), a frame
+    of another size (3 px) too."""
+    image, faces, _ = grace
+    astronaut = read_image(ASTRONAUT)
+    upright = {"grace": (image, faces[0]), "astronaut": (astronaut, detect_landmarks(astronaut))}
+    calls = _counted_looks(monkeypatch)
+    shape = (700, 700, 3)
+    with FaceLandmarker(static_image_mode=False, tiles=True) as tracker:
+        for shot, (name, k) in enumerate([("astronaut", 2), ("grace", 2), ("grace", 1),
+                                          ("astronaut", 0), ("grace", 3), ("astronaut", 2)]):
+            picture, points = upright[name]
+            iod = interocular_distance(points)
+            looks = []
+            for i in range(5):
+                x, y = 10 + 10 * shot + 3 * i, 10 + 2 * i
+                frame = _on_canvas(picture, shape, x, y, (40, 200)[shot % 2], k)
+                # (the picture's points in np.rot90(picture, k)'s pixels, on the frame)
+                truth = _unturn(points, np.rot90(picture, k).shape, -k) + np.float32([x, y])
+                before = len(calls)
+                found = tracker(frame)
+                looks.append(len(calls) - before)
+                assert len(found) == 1, (shot, i)
+                error = np.linalg.norm(found[0] - truth, axis=1).mean() / iod
+                assert error < 0.05, (shot, name, k, i, error)  # (a face laid over: over 1.2)
+                np.testing.assert_allclose(mesh_to_68(tracker.last_mesh[0]), found[0], atol=1e-3)
+            assert looks[0] >= 1 and looks[1:] == [0] * 4, (shot, looks)
+        # a frame of another size (3 px more) looks again too
+        frame = _on_canvas(astronaut, (shape[0] + 3, shape[1], 3), 50, 40, 200, 2)
+        truth = _unturn(upright["astronaut"][1], astronaut.shape, 2) + np.float32([50, 40])
+        before = len(calls)
+        found = tracker(frame)
+        assert len(calls) > before and len(found) == 1
+        assert np.linalg.norm(found[0] - truth, axis=1).mean() < 0.05 * interocular_distance(truth)
+
+
+def test_a_face_rolling_over_in_a_shot_is_followed_not_turned_half_way(grace, monkeypatch):
+    """A face that rolls over slowly (6 degrees a frame, to 174) is followed
+    by FaceMesh's tracking as it rolls: its turn is looked for on its first
+    frame only, not again on the way, and the landmarks are where it is on
+    every frame."""
+    image, faces, _ = grace
+    side = 800
+    x0, y0 = (side - image.shape[1]) // 2, (side - image.shape[0]) // 2
+    canvas = _on_canvas(image, (side, side, 3), x0, y0, 90)
+    points = faces[0] + np.float32([x0, y0])
+    iod = interocular_distance(points)
+    calls = _counted_looks(monkeypatch)
+    with FaceLandmarker(static_image_mode=False, tiles=True) as tracker:
+        for angle in range(0, 180, 6):
+            m = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
+            frame = cv2.warpAffine(canvas, m, (side, side), borderValue=(90, 90, 90))
+            found = tracker(frame)
+            assert len(found) == 1, angle
+            error = np.linalg.norm(found[0] - (points @ m[:, :2].T + m[:, 2]), axis=1).mean()
+            assert error < 0.05 * iod, (angle, error / iod)
+            assert len(calls) == 1, angle
+
+
+def test_a_video_without_a_face_looks_for_its_turn_ever_less_often(grace, monkeypatch):
+    """While no face is found, face_turns looks at the frames in the series
+    of the tile search (the first, then 1, 2, 4, ... frames later, at most
+    SEARCH_EVERY apart); a face found ends it (its turn looked for on the
+    frame it is found), a face lost starts it again."""
+    from guides.landmarks import SEARCH_EVERY
+
+    image, faces, _ = grace
+    calls = _counted_looks(monkeypatch)
+    shape = (700, 600, 3)
+    empty = np.full(shape, 90, np.uint8)
+
+    def looked(frames, faces_found):
+        at = []
+        for i, frame in enumerate(frames):
+            before = len(calls)
+            assert len(tracker(frame)) == faces_found
+            if len(calls) > before:
+                at.append(i)
+        return at
+
+    with FaceLandmarker(static_image_mode=False, tiles=True) as tracker:
+        assert looked([empty] * 100, 0) == [0, 1, 3, 7, 15, 31, 61, 91] and SEARCH_EVERY == 30
+        assert looked([_on_canvas(image, shape, 40, 50, 90)] * 4, 1) == [0]
+        assert looked([empty] * 8, 0) == [0, 1, 3, 7]  # (lost: from the first frame again)

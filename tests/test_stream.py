@@ -1104,3 +1104,50 @@ def test_openmp_threads_sleep_between_kernels_unless_told_otherwise():
             out = subprocess.run([sys.executable, "-c", code.format(package)], env=run_env,
                                  capture_output=True, text=True, check=True).stdout
             assert out.strip() == expected, (package, setting, out)
+
+
+def test_a_frame_a_few_pixels_larger_is_a_new_size_too(style, hopper):
+    """A frame 3 px larger each way (its cut sample, one pixel a 16x16
+    cell, of the same size, and alike) starts afresh as a frame 16 px
+    larger does: a face lost there is not held at the last frame's
+    landmarks, which belong to another picture."""
+    frames, marks = moving_clip(hopper, n=1)
+    frame, lm = frames[0], marks[0]
+    larger = cv2.copyMakeBorder(frame, 0, 3, 0, 3, cv2.BORDER_REPLICATE)
+    for other in (frame, larger):
+        stylizer = Stylizer(style, landmarker=Script([[lm]] * 3 + [[]]), hold=0.5, fps=30.0)
+        outs = [stylizer(f).copy() for f in [frame] * 3 + [other]]
+        if other is frame:  # (lost in the same shot: held)
+            np.testing.assert_array_equal(outs[3], outs[2])
+        else:
+            np.testing.assert_array_equal(outs[3], larger)
+
+
+def test_a_face_upside_down_is_painted_where_it_is(style, hopper):
+    """A clip upside down from its first frame, and one cut to after an
+    upright shot: the stream's landmarker finds the face as itself
+    (FaceMesh alone lays an upright face over it, or finds none), and the
+    painting follows it there."""
+    from guides.landmarks import _unturn, interocular_distance, is_cut
+
+    image, lm = hopper
+    h, w = image.shape[:2]
+    shots = []
+    for k in (2, 0, 2):
+        frames, marks = [], []
+        for i in range(4):
+            shifted = np.roll(image, (2 * i, 3 * i), (0, 1))
+            frames.append(np.ascontiguousarray(np.rot90(shifted, k)))
+            marks.append(_unturn(lm + np.float32([3 * i, 2 * i]), (h, w), -k) if k else
+                         lm + np.float32([3 * i, 2 * i]))
+        shots.append((frames, marks))
+    assert is_cut(shots[1][0][-1], shots[2][0][0])
+    iod = interocular_distance(lm)
+    with Stylizer(style) as stylizer:
+        for shot, (frames, marks) in enumerate(shots):
+            for i, (frame, mark) in enumerate(zip(frames, marks)):
+                out = stylizer(frame)
+                assert len(stylizer.last_landmarks) == 1, (shot, i)
+                error = np.linalg.norm(stylizer.last_landmarks[0] - mark, axis=1).mean() / iod
+                assert error < 0.1, (shot, i, error)
+                assert np.abs(out.astype(int) - frame).mean() > 2, (shot, i)  # (painted)
