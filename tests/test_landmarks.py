@@ -619,7 +619,6 @@ def test_landmarker_rejects_bad_input_and_use_after_close():
 MEASURED_ERROR = {"het": 0.043, "lincolnbust": 0.047, "ken": 0.082}
 
 
-@pytest.mark.data
 def test_unturn_maps_a_turned_image_pixels_back():
     image = np.zeros((5, 7), np.uint8)
     points = np.array([[0, 0], [6, 4], [2, 3], [5, 1]], np.float32)
@@ -631,7 +630,7 @@ def test_unturn_maps_a_turned_image_pixels_back():
             ty, tx = np.argwhere(np.rot90(marked, k))[0]
             turned_point = np.float32([[tx, ty]])
             np.testing.assert_array_equal(_unturn(turned_point, image.shape, k), points[i:i + 1])
-        assert turned.shape == (5, 7) if k % 2 == 0 else (7, 5)
+        assert turned.shape == ((5, 7) if k % 2 == 0 else (7, 5))
 
 
 def test_a_face_upside_down_or_lying_is_found_as_itself(grace):
