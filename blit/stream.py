@@ -1037,14 +1037,23 @@ class Stylizer:
         # the per-frame kernels and where their arrays live, chosen once
         self._kernels = _DeviceKernels(style) if device == "cuda" else _HostKernels(style)
         self._work = self._kernels.device_buffers() or self._buffers  # the stream's kernel arrays
-        self.reset()
+        self._forget()
 
     # -- life cycle ------------------------------------------------------------
 
     def reset(self):
-        """Forget all state across frames (tracks, smoothing, coherence, clock);
-        landmarks already prefetched stay valid for their frames (whose
-        guides are then made afresh)."""
+        """Forget all state across frames (tracks, smoothing, coherence, clock,
+        and the landmarker's tracked faces where it has a ``reset``, as
+        :class:`guides.landmarks.FaceLandmarker` has); landmarks already
+        prefetched stay valid for their frames (whose guides are then made
+        afresh)."""
+        landmarker = self._landmarker
+        if landmarker is not None and callable(getattr(landmarker, "reset", None)):
+            landmarker.reset()  # (else it tracked the last clip's face into the next)
+        self._forget()
+
+    def _forget(self):
+        """:meth:`reset` but the landmarker's (the stream's own state)."""
         pending = collections.deque()
         for frame, kind, t, future in self._pending:
             if kind == "frame":  # keep its landmarks (and the frame as painted) only

@@ -435,6 +435,36 @@ def test_reset_keeps_the_landmarks_of_prefetched_frames(style, hopper):
     np.testing.assert_array_equal(got, fresh(frames[3]))
 
 
+def test_reset_resets_the_landmarkers_tracking_too(style, hopper):
+    """reset() between two clips: the landmarker's tracked faces are
+    forgotten too (the default FaceLandmarker's, and any landmarker's with a
+    reset), as on a cut; one without a reset is left as it is."""
+    frames, marks = moving_clip(hopper, n=2)
+
+    class Resettable(Script):
+        resets = 0
+
+        def reset(self):
+            self.resets += 1
+
+    script = Resettable([[m] for m in marks])
+    with Stylizer(style, landmarker=script) as stylizer:
+        stylizer(frames[0])
+        assert script.resets == 0
+        stylizer.reset()
+        assert script.resets == 1
+    with Stylizer(style) as stylizer:
+        stylizer(frames[0])
+        tracked = stylizer._landmarker
+        calls = []
+        tracked.reset = lambda: calls.append(True)
+        stylizer.reset()
+        assert calls == [True]
+    with Stylizer(style, landmarker=Script([[marks[0]]])) as stylizer:
+        stylizer(frames[0])
+        stylizer.reset()  # (nothing to call)
+
+
 @pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203)])
 def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape):
     """The stream's DIS flow (on half-size images, brought back): this frame
