@@ -624,7 +624,8 @@ def _image(args):
         try:
             photo = image if image is not None else read_image(target)
             faces = (landmarks if landmarks is not None
-                     else detect_upright_faces(photo, args.max_faces))  # (a scan upside down too)
+                     else detect_upright_faces(photo, args.max_faces,  # (a scan upside down too,
+                                               other_turns=True))  # and a group with one so)
             if faces is None or len(faces) == 0:
                 raise NoFaceError(f"{target}: no face found")
             result = stylize_image(style, photo, landmarks=faces, options=options, name=target,

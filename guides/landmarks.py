@@ -1226,10 +1226,18 @@ def face_turns(image_bgr: np.ndarray) -> int:
     int
         0, 1, 2 or 3.
     """
+    return _best_turn(_turn_scores(image_bgr))
+
+
+def _turn_scores(image_bgr: np.ndarray) -> list[float]:
+    """The face detector's best score of the image turned by 0-3 quarter turns."""
     import cv2
 
     rgb = cv2.cvtColor(check_bgr_frame(image_bgr, "image"), cv2.COLOR_BGR2RGB)
-    scores = _detector_scores(np.rot90(rgb, k) for k in range(4))
+    return _detector_scores(np.rot90(rgb, k) for k in range(4))
+
+
+def _best_turn(scores) -> int:
     best = int(np.argmax(scores))
     return best if scores[best] >= scores[0] + TURN_MARGIN else 0
 
@@ -1275,13 +1283,43 @@ def _upright_roll(image_bgr: np.ndarray, mesh: np.ndarray) -> float:
     return roll + 180.0 if flipped > as_is else roll
 
 
-def detect_upright_faces(image_bgr: np.ndarray, max_faces: int = 1) -> list[np.ndarray]:
+#: With ``other_turns``, :func:`detect_upright_faces` looks for more faces
+#: at each other quarter turn the face detector scores the image turned so
+#: at least this (mediapipe's own least confidence).
+OTHER_TURN_SCORE = 0.5
+
+
+def detect_upright_faces(image_bgr: np.ndarray, max_faces: int = 1, *,
+                         other_turns: bool = False) -> list[np.ndarray]:
     """:func:`detect_faces` of the image turned by :func:`face_turns`, in
     the image's own pixels: a face upside down (or lying) is found as
     itself. For style exemplars, whose landmarks are found once, and
     ``styleblit image``'s photos; about four face detections (30-50 ms)
-    more than :func:`detect_faces`."""
-    k = face_turns(image_bgr)
+    more than :func:`detect_faces`.
+
+    With ``other_turns`` (``styleblit image --max-faces`` above 1), where
+    fewer than ``max_faces`` are found, the faces found at each other turn
+    the detector scores :data:`OTHER_TURN_SCORE` or more are added, but
+    those where a face was found already (FaceMesh lays an upright face over
+    one upside down): a group with one of them upside down; largest first.
+    """
+    scores = _turn_scores(image_bgr)
+    k = _best_turn(scores)
+    found = _faces_turned(image_bgr, max_faces, k)
+    if not other_turns or len(found) >= max_faces:
+        return found
+    for t in sorted(range(4), key=lambda t: -scores[t]):
+        if t == k or scores[t] < OTHER_TURN_SCORE or len(found) >= max_faces:
+            continue
+        for face in _faces_turned(image_bgr, max_faces, t):
+            if all(_box_overlap(face, f) < 0.3 for f in found):
+                found.append(face)
+    found.sort(key=lambda f: float(np.prod(f.max(0) - f.min(0))), reverse=True)
+    return found[:max_faces]
+
+
+def _faces_turned(image_bgr: np.ndarray, max_faces: int, k: int) -> list[np.ndarray]:
+    """:func:`detect_faces` of the image turned by ``k``, in its own pixels."""
     if k == 0:
         return detect_faces(image_bgr, max_faces)
     found = detect_faces(np.ascontiguousarray(np.rot90(image_bgr, k)), max_faces)

@@ -795,3 +795,28 @@ def test_a_video_without_a_face_looks_for_its_turn_ever_less_often(grace, monkey
         assert looked([empty] * 100, 0) == [0, 1, 3, 7, 15, 31, 61, 91] and SEARCH_EVERY == 30
         assert looked([_on_canvas(image, shape, 40, 50, 90)] * 4, 1) == [0]
         assert looked([empty] * 8, 0) == [0, 1, 3, 7]  # (lost: from the first frame again)
+
+
+def test_a_group_with_one_face_upside_down_finds_both_with_other_turns(grace):
+    """`styleblit image --max-faces 2` on two people, one upside down: the
+    turn that stands the first upright was the only one looked at, and the
+    second face was left out, unsaid. With other_turns the faces at each
+    other turn the detector sees a face at are added (not one laid over a
+    face found already), largest first."""
+    from guides.landmarks import detect_upright_faces, interocular_distance
+
+    image, (upright,), _ = grace
+    h, w = image.shape[:2]
+    canvas = np.hstack([image, np.ascontiguousarray(image[::-1, ::-1])])
+    flipped = np.stack([2 * w - 1 - upright[:, 0], h - 1 - upright[:, 1]], 1)
+    iod = interocular_distance(upright)
+
+    def error(face, want):
+        return float(np.linalg.norm(face - want, axis=1).mean()) / iod
+
+    assert len(detect_upright_faces(canvas, 2)) == 1  # (one turn: as a style's is found)
+    found = detect_upright_faces(canvas, 2, other_turns=True)
+    assert len(found) == 2
+    assert min(error(f, upright) for f in found) < 0.05
+    assert min(error(f, flipped) for f in found) < 0.05
+    assert len(detect_upright_faces(image, 2, other_turns=True)) == 1  # (no face made up)
