@@ -782,7 +782,7 @@ def _compile_marker(command):
 
     import numba
 
-    from guides.exemplar import cache_dir
+    from guides.cachedir import usable_cache_dir
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     key = hashlib.sha256(numba.__version__.encode())
@@ -792,7 +792,9 @@ def _compile_marker(command):
         except OSError:
             continue
         key.update(f"{module} {st.st_mtime_ns} {st.st_size}".encode())
-    return os.path.join(cache_dir(), "compiled", f"{command}-{key.hexdigest()[:16]}")
+    # (where the cache folder cannot be written, in the temporary folder's, as the styles:
+    # there every run was a first run, with the notice and the child of _compile_ahead)
+    return os.path.join(usable_cache_dir(), "compiled", f"{command}-{key.hexdigest()[:16]}")
 
 
 def _first_run(args):
@@ -819,12 +821,22 @@ def _first_run(args):
 _LOOKUP_COMMANDS = ("image", "video", "webcam", "eval", "bench", "compare", "distill", "batch")
 
 
+def _lookup_marker(marker):
+    """The marker, beside ``marker``, that the lookup's kernels of these
+    sources are in Numba's cache: left by :mod:`blit.precompile`'s child
+    when it is done, and by any command that ran the lookup to the end."""
+    folder, name = os.path.split(marker)
+    return os.path.join(folder, "lookup-" + name.rsplit("-", 1)[-1])
+
+
 def _compile_ahead(args, marker):
-    """On the first run of any command with these kernel sources (no marker
-    of this key at all), compile the lookup's kernels in a child process
-    while this one starts (:mod:`blit.precompile`)."""
+    """Where the lookup's kernels of these sources are not known to be in
+    Numba's cache (no :func:`_lookup_marker`), and this command is to look
+    up on this CPU, compile them in a child process while this one starts
+    (:mod:`blit.precompile`)."""
     if (marker is None or args.command not in _LOOKUP_COMMANDS
             or getattr(args, "engine", "local") == "ray"
+            or (args.command == "eval" and getattr(args, "output", None))  # (ours read, not made)
             or (args.command not in ("compare", "distill")  # (there --device is the GAN's)
                 and (getattr(args, "device", None) == "cuda"
                      or getattr(args, "method", None) == "gan"))):
@@ -832,26 +844,32 @@ def _compile_ahead(args, marker):
     kernels = sys.modules.get("blit.styleblit")
     if kernels is not None and kernels._lookup_kernel.signatures:  # (compiled in this process)
         return
-    folder, key = os.path.split(marker)
-    key = key.rsplit("-", 1)[-1]
-    try:
-        if any(name.endswith(f"-{key}") for name in os.listdir(folder)):
-            return
-    except OSError:
-        pass  # (no marker folder yet: a first run)
+    lookup = _lookup_marker(marker)
+    if os.path.exists(lookup):
+        return
     from blit import precompile
 
-    precompile.start()
+    precompile.start(lookup)
 
 
 def _leave_marker(marker):
-    if marker is None or os.path.exists(marker):
+    if marker is None:
+        return
+    kernels = sys.modules.get("blit.styleblit")
+    ran = kernels is not None and kernels._lookup_kernel.signatures  # (the lookup ran here)
+    for path in (marker, _lookup_marker(marker)) if ran else (marker,):
+        _touch(path)
+
+
+def _touch(path):
+    """Make the empty file ``path`` (and its folder) unless it is there."""
+    if os.path.exists(path):
         return
     try:
-        os.makedirs(os.path.dirname(marker), exist_ok=True)
-        open(marker, "w").close()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").close()
     except OSError:
-        pass  # (a read-only cache: the notice again next time)
+        pass  # (a cache that cannot be written: the notice again next time)
 
 
 def build_parser():
@@ -918,7 +936,8 @@ def main(argv=None):
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    stdout = sys.stdout = _LossyStdout(sys.stdout) if sys.stdout is not None else None
+    stdout = sys.stdout = _LossyStream(sys.stdout) if sys.stdout is not None else None
+    stderr = sys.stderr = _LossyStream(sys.stderr) if sys.stderr is not None else None
     try:
         with _noted_interrupts() as lost:
             return _main_body(argv, lost)
@@ -931,14 +950,19 @@ def main(argv=None):
                 print(f"styleblit: warning: the standard output could not be written "
                       f"({lost.strerror or lost}); the lines after that were dropped",
                       file=sys.stderr)
+        if stderr is not None:
+            stderr.flush()
+            sys.stderr = stderr.stream
 
 
-class _LossyStdout:
-    """``sys.stdout`` while a command runs: where it cannot be written (a
-    pipe its reader closed, ``styleblit image DIR | head -1``; a full disk)
-    the line and every later one are dropped and the run goes on (a
-    BrokenPipeError traceback stopped it, the rest of the targets left
-    unpainted). ``lost``: the first error, else None."""
+class _LossyStream:
+    """``sys.stdout`` and ``sys.stderr`` while a command runs: where one
+    cannot be written (a pipe its reader closed, ``styleblit image DIR |
+    head -1``; a full disk) the line and every later one are dropped and
+    the run goes on (a BrokenPipeError traceback stopped it, the rest of the
+    targets left unpainted; a photo with no face, said on a standard error
+    that could not be written, stopped a whole folder's). ``lost``: the
+    first error, else None."""
 
     def __init__(self, stream):
         self.stream, self.lost = stream, None
@@ -1044,8 +1068,12 @@ def _main_body(argv, lost):
             default_show = warnings.showwarning
             warnings.showwarning = show
             warnings.simplefilter("always", StyleblitWarning)
-            if guides.NUMBA_CACHE_NOTE:
-                warnings.warn(guides.NUMBA_CACHE_NOTE, StyleblitWarning)
+            if guides.NUMBA_CACHE_FALLBACK:  # (said at the first command: not at --version)
+                from guides.cachedir import numba_cache_note
+
+                note = numba_cache_note(guides.NUMBA_CACHE_FALLBACK)
+                if note:
+                    warnings.warn(note, StyleblitWarning)
             lost[0] = False
             code = int(args.run(args) or 0)
         if lost[0] and code == 0:

@@ -1,16 +1,19 @@
 """Compile the lookup's kernels in a second process on a first run.
 
 Numba compiles each kernel at its first call and caches it (``cache=True``),
-one after the other and on one core: a first ``styleblit image`` spends
-about 45 s of its 47 s compiling on 2 cores, 12-18 s of it on the lookup's
-three kernels. On a first run the command line starts this module as a
-child process (:func:`start`); it compiles those three on a tiny input of
-the same types (so the same signatures) while the command loads mediapipe
-and compiles the guides' kernels on the other core. :func:`blit.styleblit.lookup`
-waits for the child (:func:`wait`) before its first call and then loads
-the kernels from Numba's cache. Where anything goes wrong in the child (no
-cache folder that can be written, the child killed), the command compiles
-them itself, as without it.
+one after the other and on one core: a first ``styleblit image`` spent
+29-34 s on 2 cores, most of it compiling, 12-18 s of that on the lookup's
+three kernels. Where these are not known to be in the cache (no marker
+``lookup-KEY`` beside the commands' first-run markers, left by this child
+when it is done and by any command that ran the lookup to the end), a
+command that is to look up on this CPU starts this module as a child
+process (:func:`start`); it compiles those three on a tiny input of the
+same types (so the same signatures) while the command loads mediapipe and
+compiles the guides' kernels on the other core (22-24 s then).
+:func:`blit.styleblit.lookup` waits for the child (:func:`wait`) before its
+first call and then loads the kernels from Numba's cache. Where anything
+goes wrong in the child (no cache folder that can be written, the child
+killed), the command compiles them itself, as without it.
 """
 from __future__ import annotations
 
@@ -22,15 +25,16 @@ import sys
 _child = None
 
 
-def start() -> bool:
+def start(marker: str | None = None) -> bool:
     """Start compiling the lookup's kernels in a child process; returns at
     once (False where none was started: one is running, or Numba's JIT is
-    off)."""
+    off). The child makes the empty file ``marker`` when it is done."""
     global _child
     if _child is not None or os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
         return False
     try:
-        _child = subprocess.Popen([sys.executable, "-m", "blit.precompile"],
+        _child = subprocess.Popen([sys.executable, "-m", "blit.precompile"]
+                                  + ([marker] if marker else []),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
     except OSError:
@@ -85,3 +89,9 @@ def compile_lookup() -> None:
 
 if __name__ == "__main__":
     compile_lookup()
+    if len(sys.argv) > 1:  # (the kernels are in the cache: no child on the next first run)
+        try:
+            os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+            open(sys.argv[1], "w").close()
+        except OSError:
+            pass

@@ -48,11 +48,11 @@ if "numpy" not in __import__("sys").modules and "OPENBLAS_CORETYPE" not in _os.e
 
 # Numba caches each kernel where it is first compiled; where it would find no
 # folder for it (a read-only install, no home folder), name one before any
-# kernel module is imported (else each failed to import). What to say of it
-# (once, when the folder is made): printed by `styleblit` as a warning.
+# kernel module is imported (else each failed to import); `styleblit` says so
+# once (guides.cachedir.numba_cache_note), at the first command that runs.
 # matplotlib's font cache too (mediapipe imports pyplot), silently.
 from guides.cachedir import matplotlib_config_fallback as _mpl_fallback  # noqa: E402
 from guides.cachedir import numba_cache_fallback as _numba_cache_fallback  # noqa: E402
 
-NUMBA_CACHE_NOTE = _numba_cache_fallback()
+NUMBA_CACHE_FALLBACK = _numba_cache_fallback()
 _mpl_fallback()

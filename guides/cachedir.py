@@ -11,8 +11,8 @@ import stat
 import sys
 import tempfile
 
-__all__ = ["cache_dir", "cache_dirs", "fallback_cache_dir", "numba_cache_fallback",
-           "matplotlib_config_fallback"]
+__all__ = ["cache_dir", "cache_dirs", "usable_cache_dir", "fallback_cache_dir",
+           "numba_cache_fallback", "numba_cache_note", "matplotlib_config_fallback"]
 
 
 def cache_dir():
@@ -42,6 +42,18 @@ def cache_dirs():
     return [folder] + ([fallback] if fallback else [])
 
 
+def usable_cache_dir():
+    """:func:`cache_dir` where it is (or could be made) a folder that can
+    be written in, else :func:`fallback_cache_dir` (its path, or
+    :func:`cache_dir` where that is taken too); makes nothing."""
+    folder = probe = cache_dir()
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK):
+        return folder
+    return fallback_cache_dir(create=False) or folder
+
+
 #: How many names :func:`fallback_cache_dir` tries (``styleblit-UID``, then
 #: ``styleblit-UID-1`` ...) before it makes a new folder of a random name.
 _FALLBACK_NAMES = 8
@@ -56,22 +68,30 @@ def _fallback_names():
 def fallback_cache_dir(create=True):
     """A folder of this user's in the temporary folder, for what cannot be
     cached in :func:`cache_dir` (read-only, or a file): ``styleblit-UID``,
-    or where a folder of that name is another user's (made there before,
-    on purpose or not), ``styleblit-UID-1`` and so on, so that every run
-    finds the same one again. With ``create``, made if need be (a new
-    folder of a random name where all of them are taken); without, its
-    path, or None where all are another user's."""
+    or where that name is taken (another user's folder, a link, a file, a
+    folder others can write in: made there before, on purpose or not; it
+    holds Numba's cache, whose index files are pickles),
+    ``styleblit-UID-1`` and so on, so that every run finds the same one
+    again. With ``create``, made if need be (a new folder of a random name
+    where all of them are taken); without, its path, or None where all are
+    taken."""
     uid, names = _fallback_names()
     for folder in names:
         try:
             if create:
-                os.makedirs(folder, mode=0o700, exist_ok=True)
-            st = os.stat(folder)
+                try:
+                    os.mkdir(folder, 0o700)
+                except FileExistsError:
+                    pass
+            st = os.lstat(folder)  # (a link is not followed: taken)
         except FileNotFoundError:
+            if create:
+                continue  # (its parent is gone: mkdtemp below says why)
             return folder  # (not create: free, and where it would be made)
         except OSError:
             continue
-        if stat.S_ISDIR(st.st_mode) and (uid is None or st.st_uid == uid):
+        if (stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o022
+                and (uid is None or st.st_uid == uid)):
             return folder
     return tempfile.mkdtemp(prefix="styleblit-") if create else None
 
@@ -89,9 +109,9 @@ def _writable(folder):
 
 def numba_cache_fallback(packages=("blit", "guides")):
     """Where Numba would find no folder to cache the kernels of
-    ``packages`` in, name one (``NUMBA_CACHE_DIR``) before it is imported;
-    returns a sentence saying so where that folder is new (None where it
-    was there already, or is not needed).
+    ``packages`` in, name one (``NUMBA_CACHE_DIR``) before it is imported,
+    and return it (None where none is needed; :func:`numba_cache_note`
+    says what to tell the user).
 
     Numba caches a module's kernels in the ``__pycache__`` beside it, else
     in ``$XDG_CACHE_HOME/numba`` (``~/.cache/numba``). With the package
@@ -114,13 +134,24 @@ def numba_cache_fallback(packages=("blit", "guides")):
     elif sys.platform != "darwin" or _writable(os.path.expanduser("~/Library/Caches/numba")):
         return None  # (Windows: left to Numba)
     folder = os.path.join(fallback_cache_dir(), "numba")
-    new = not os.path.isdir(folder)
     os.environ["NUMBA_CACHE_DIR"] = folder
     config = sys.modules.get("numba.core.config")
     if config is not None:  # (Numba imported already: its setting is read when a kernel is made)
         config.CACHE_DIR = folder
-    if not new:
+    return folder
+
+
+def numba_cache_note(folder):
+    """What to say, once, of :func:`numba_cache_fallback`'s ``folder``: a
+    sentence the first time it is asked for (a file beside the folder then
+    remembers it), else None."""
+    told = folder.rstrip(os.sep) + "-told"
+    if os.path.exists(told):
         return None
+    try:
+        open(told, "w").close()
+    except OSError:
+        pass
     return (f"Numba cannot cache the compiled kernels beside the installed package nor in the "
             f"home folder (neither can be written); they are cached in {folder}")
 

@@ -185,6 +185,8 @@ def filtered_native_stderr(noise: re.Pattern):
                         if not any(p.match(ln) for p in state.noise)]
                 if kept:
                     os.write(2, b"".join(kept))
+            except OSError:
+                pass  # (a standard error that cannot be written: a full disk, a closed pipe)
             finally:
                 capture.close()
 

@@ -2,6 +2,7 @@
 import argparse
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -850,10 +851,13 @@ def test_kernels_are_cached_in_the_temporary_folder_where_numba_has_nowhere(tmp_
     with no home folder to write in, importing any kernel failed ("cannot
     cache function ...: no locator available"), so every command did,
     --version included. Numba's cache then goes in styleblit's folder in the
-    temporary folder, said once, when that is made, and matplotlib's font
-    cache beside it; a NUMBA_CACHE_DIR of the user's own wins."""
+    temporary folder, said once, at the first command that runs, and
+    matplotlib's font cache beside it; a NUMBA_CACHE_DIR of the user's own
+    wins."""
     import shutil
     from pathlib import Path
+
+    from blit.defaults import default_target_path
 
     root = tmp_path / "site"
     for package in ("blit", "guides"):
@@ -866,30 +870,49 @@ def test_kernels_are_cached_in_the_temporary_folder_where_numba_has_nowhere(tmp_
     env.update(XDG_CACHE_HOME=str(tmp_path / "home" / "cache"), HOME=str(tmp_path / "home"),
                TMPDIR=str(tmp_path / "tmp"), PYTHONDONTWRITEBYTECODE="1")
     os.makedirs(tmp_path / "tmp")
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import blit.styleblit, blit.blending, "
-            "blit.stream, guides.mls, guides; print(guides.NUMBA_CACHE_NOTE); "
-            "import numba; print(numba.config.CACHE_DIR); import matplotlib.font_manager")
-    runs = [subprocess.run([sys.executable, "-c", code, str(root)], env=env, cwd=tmp_path,
-                           capture_output=True, text=True) for _ in range(2)]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from blit.cli import main; import guides\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "import blit.styleblit, blit.blending, blit.stream, guides.mls, numba\n"
+            "print(guides.NUMBA_CACHE_FALLBACK); print(numba.config.CACHE_DIR)\n"
+            "sys.exit(main(['landmarks', sys.argv[2], '-q', '--overwrite', '-o', 'x.lm68.txt']))")
+    command = [sys.executable, "-c", code, str(root), default_target_path()]
+    runs = [subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+            for _ in range(2)]
     assert runs[0].returncode == 0, runs[0].stderr
-    assert runs[0].stderr == ""  # (matplotlib's font cache: in that folder too, nothing said)
-    note, folder = runs[0].stdout.strip().splitlines()
+    version, fallback, folder = runs[0].stdout.strip().splitlines()
     (made,) = (tmp_path / "tmp").iterdir()
-    assert folder == str(made / "numba") and os.path.isdir(folder)
-    assert note == ("Numba cannot cache the compiled kernels beside the installed package nor in "
-                    f"the home folder (neither can be written); they are cached in {folder}")
-    assert runs[1].stdout.strip().splitlines() == ["None", folder]  # (said once)
+    assert fallback == folder == str(made / "numba") and os.path.isdir(folder)
+    # said once, at the first command (not used up by --version), and nothing of
+    # matplotlib's font cache, kept in that folder too ((mediapipe's start-up line
+    # "INFO: Created TensorFlow Lite XNNPACK delegate" slips through its filter in
+    # about one run of 12 here: left out of the comparison)
+    def said(run):
+        return [ln for ln in run.stderr.splitlines() if not _MEDIAPIPE_LEAK.match(ln)]
+
+    assert said(runs[0]) == [
+        "styleblit: warning: Numba cannot cache the compiled kernels beside the installed "
+        f"package nor in the home folder (neither can be written); they are cached in {folder}"]
+    assert runs[1].returncode == 0 and said(runs[1]) == []
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")
-    run = subprocess.run([sys.executable, "-c", code, str(root)], env=env, cwd=tmp_path,
-                         capture_output=True, text=True)
-    assert run.stdout.strip().splitlines() == ["None", str(tmp_path / "mine")]
+    run = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert run.stdout.strip().splitlines()[1:] == ["None", str(tmp_path / "mine")]
+    assert said(run) == []
+
+
+#: mediapipe's start-up lines that slip through its stderr filter now and then
+#: (a graph's model loaded on its own thread after the run that waits for it).
+_MEDIAPIPE_LEAK = re.compile(
+    r"^(INFO: Created TensorFlow Lite XNNPACK delegate|WARNING: All log messages before "
+    r"absl::InitializeLog|W0000 .*inference_feedback_manager)")
 
 
 def test_a_fallback_folder_of_another_users_is_passed_over_for_one_found_again(
         tmp_path, monkeypatch):
-    """Where the temporary folder's styleblit-UID is another user's (or a
-    file), the next free name is used, the same on every run (each run made
-    a new folder of a random name, never used again nor deleted)."""
+    """Where the temporary folder's styleblit-UID is taken (a file, a link
+    planted there, which was followed, a folder others can write in; as
+    another user's), the next free name is used, the same on every run
+    (each run made a new folder of a random name, never used again nor
+    deleted)."""
     import tempfile
 
     from guides.cachedir import fallback_cache_dir
@@ -898,10 +921,16 @@ def test_a_fallback_folder_of_another_users_is_passed_over_for_one_found_again(
     taken = tmp_path / f"styleblit-{os.getuid()}"
     taken.write_bytes(b"")
     assert fallback_cache_dir(create=False) == f"{taken}-1"
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    os.symlink(tmp_path / "elsewhere", f"{taken}-1")
+    os.mkdir(f"{taken}-2")
+    os.chmod(f"{taken}-2", 0o777)
     first = fallback_cache_dir()
-    assert first == f"{taken}-1" and os.path.isdir(first)
+    assert first == f"{taken}-3" and os.path.isdir(first)
     assert fallback_cache_dir() == first == fallback_cache_dir(create=False)
-    assert sorted(os.listdir(tmp_path)) == [taken.name, f"{taken.name}-1"]
+    assert os.stat(first).st_mode & 0o777 == 0o700
+    assert sorted(os.listdir(tmp_path)) == ["elsewhere"] + [
+        f"{taken.name}{suffix}" for suffix in ("", "-1", "-2", "-3")]
 
 
 def test_a_cache_that_cannot_be_written_or_is_broken(tmp_path, monkeypatch, capsys):
@@ -1060,7 +1089,7 @@ def test_a_first_run_compiles_the_lookup_in_a_second_process(tmp_path):
         "from blit import precompile, styleblit as S\n"
         "started = []\n"
         "real = precompile.start\n"
-        "precompile.start = lambda: started.append(real()) or started[-1]\n"
+        "precompile.start = lambda *a: started.append(real(*a)) or started[-1]\n"
         f"code = main(['image', '-q', '-o', {str(tmp_path / 'a.png')!r}])\n"
         "stats = {k.__name__: [sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values())]\n"
         "         for k in (S._lookup_kernel, S._run_seed_kernel, S._seed_position_kernel)}\n"
@@ -1071,6 +1100,7 @@ def test_a_first_run_compiles_the_lookup_in_a_second_process(tmp_path):
     first = json.loads(run.stdout.strip().splitlines()[-1])
     assert first["code"] == 0 and first["started"] == [True]
     assert all(hits == 1 and misses == 0 for hits, misses in first["stats"].values()), first
+    assert [p.name[:7] for p in (tmp_path / "cache" / "compiled").glob("lookup-*")] == ["lookup-"]
     # the next run of any command starts no child (its marker is there)
     run = subprocess.run([sys.executable, "-c", script.replace("a.png'", "b.png'")], env=env,
                          capture_output=True, text=True, timeout=900)
@@ -1079,30 +1109,49 @@ def test_a_first_run_compiles_the_lookup_in_a_second_process(tmp_path):
 
 
 def test_the_compile_ahead_child_is_started_once_and_stopped_at_exit(tmp_path, monkeypatch):
-    """Only a run of a command that looks up on this CPU, with no marker of
-    these kernels yet and none compiled in this process, starts the child;
-    one still running when the command ends (no face, an error) is
-    stopped."""
+    """Only a run of a command that looks up on this CPU, with the lookup's
+    kernels not known to be cached (no lookup marker: another command's
+    marker, prepare-style's say, stopped it) and none compiled in this
+    process, starts the child; one still running when the command ends
+    (no face, an error) is stopped."""
     import blit.cli as C
     from blit import precompile
 
     started = []
-    monkeypatch.setattr(precompile, "start", lambda: started.append(True))
+    monkeypatch.setattr(precompile, "start", lambda marker=None: started.append(marker))
     marker = str(tmp_path / "compiled" / "image-0123456789abcdef")
+    lookup = str(tmp_path / "compiled" / "lookup-0123456789abcdef")
     ns = argparse.Namespace
     monkeypatch.setitem(sys.modules, "blit.styleblit", None)  # (nothing compiled in this process)
     for args in (ns(command="landmarks"), ns(command="prepare-style"),
                  ns(command="batch", engine="ray"), ns(command="image", device="cuda"),
-                 ns(command="webcam", method="gan", device="auto")):
+                 ns(command="webcam", method="gan", device="auto"),
+                 ns(command="eval", output="ours.png")):
         C._compile_ahead(args, marker)
     assert started == []
     C._compile_ahead(ns(command="compare", method="gan", device="cuda"), marker)
-    C._compile_ahead(ns(command="image", device="cpu"), marker)
-    assert started == [True, True]
+    C._compile_ahead(ns(command="eval", output=None), marker)
     os.makedirs(os.path.dirname(marker))
-    open(marker.replace("image-", "video-"), "w").close()  # (another command's run)
+    open(marker.replace("image-", "prepare-style-"), "w").close()  # (no lookup there)
     C._compile_ahead(ns(command="image", device="cpu"), marker)
-    assert started == [True, True]
+    assert started == [lookup] * 3
+    open(lookup, "w").close()  # (left by the child, or by a run that looked up)
+    C._compile_ahead(ns(command="image", device="cpu"), marker)
+    assert started == [lookup] * 3
+
+    # where the cache folder cannot be written, the markers are kept in the temporary
+    # folder's, as the styles (every run was a first run: the notice, the child)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    os.makedirs(tmp_path / "tmp")
+    (tmp_path / "afile").write_bytes(b"")
+    monkeypatch.setenv("STYLEBLIT_CACHE", str(tmp_path / "afile"))
+    assert C._compile_marker("image").startswith(
+        str(tmp_path / "tmp" / f"styleblit-{os.getuid()}" / "compiled" / "image-"))
+    monkeypatch.setenv("STYLEBLIT_CACHE", str(tmp_path / "new" / "cache"))
+    assert C._compile_marker("image").startswith(str(tmp_path / "new" / "cache" / "compiled"))
+    assert not (tmp_path / "new").exists()  # (nothing made before the command's checks)
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(precompile, "_child", child)
@@ -1114,7 +1163,8 @@ def test_a_report_that_cannot_be_written_does_not_stop_the_run(tmp_path):
     """`styleblit image DIR -o OUT | head -1`: the reader gone, the next
     line printed was a BrokenPipeError traceback and the rest of the
     targets were left unpainted. Now they are painted, nothing said (the
-    reader's choice), exit 0; a standard output on a full disk is said."""
+    reader's choice), exit 0; a standard output on a full disk is said; a
+    standard error that cannot be written is no reason to stop either."""
     import shutil
 
     from blit.defaults import default_target_path
@@ -1139,3 +1189,17 @@ def test_a_report_that_cannot_be_written_does_not_stop_the_run(tmp_path):
     assert run.stderr == ("styleblit: warning: the standard output could not be written (No "
                           "space left on device); the lines after that were dropped\n")
     assert sorted(os.listdir(tmp_path / "full")) == ["a.png", "b.png", "c.png"]
+    # a standard error that cannot be written: a photo with no face, said there first,
+    # stopped the whole folder's (nothing painted); both on a full disk: exit 0
+    write_image(folder / "0_flat.png", np.full((64, 64, 3), 128, np.uint8))
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(command + ["-o", str(tmp_path / "noerr")], stdout=full, stderr=full,
+                             timeout=600)
+    assert run.returncode == 1  # (one photo not stylized)
+    assert sorted(os.listdir(tmp_path / "noerr")) == ["a.png", "b.png", "c.png"]
+    (folder / "0_flat.png").unlink()
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(command + ["-o", str(tmp_path / "both")], stdout=full, stderr=full,
+                             timeout=600)
+    assert run.returncode == 0
+    assert sorted(os.listdir(tmp_path / "both")) == ["a.png", "b.png", "c.png"]
