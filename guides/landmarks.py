@@ -1194,16 +1194,18 @@ def _detector_scores(rgbs) -> list[float]:
     """The face detector's best score (0 for none) of each RGB image."""
     global _turn_detector
     scores = []
-    with _turn_lock:
+    # (one filter over the detector's start and its first run: its model loads on
+    # the graph's own thread, whose "Created TensorFlow Lite XNNPACK delegate" came
+    # after a filter over the start alone, in about one run of 12, and the first
+    # run waits for the model)
+    with _turn_lock, _filtered_native_stderr():
         if _turn_detector is None:
             import mediapipe as mp
 
-            with _filtered_native_stderr():
-                _turn_detector = mp.solutions.face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=0.05)
+            _turn_detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=0.05)
         for rgb in rgbs:
-            with _filtered_native_stderr():
-                found = _turn_detector.process(np.ascontiguousarray(rgb)).detections
+            found = _turn_detector.process(np.ascontiguousarray(rgb)).detections
             scores.append(max((d.score[0] for d in found or ()), default=0.0))
     return scores
 

@@ -883,9 +883,10 @@ def test_kernels_are_cached_in_the_temporary_folder_where_numba_has_nowhere(tmp_
     (made,) = (tmp_path / "tmp").iterdir()
     assert fallback == folder == str(made / "numba") and os.path.isdir(folder)
     # said once, at the first command (not used up by --version), and nothing of
-    # matplotlib's font cache, kept in that folder too ((mediapipe's start-up line
-    # "INFO: Created TensorFlow Lite XNNPACK delegate" slips through its filter in
-    # about one run of 12 here: left out of the comparison)
+    # matplotlib's font cache, kept in that folder too (mediapipe's start-up lines
+    # are left out of the comparison: "INFO: Created TensorFlow Lite XNNPACK
+    # delegate" slipped through its filter in about one run of 12 here, from the
+    # face detector's start, since filtered with its first run: none in 80 runs)
     def said(run):
         return [ln for ln in run.stderr.splitlines() if not _MEDIAPIPE_LEAK.match(ln)]
 
@@ -899,8 +900,8 @@ def test_kernels_are_cached_in_the_temporary_folder_where_numba_has_nowhere(tmp_
     assert said(run) == []
 
 
-#: mediapipe's start-up lines that slip through its stderr filter now and then
-#: (a graph's model loaded on its own thread after the run that waits for it).
+#: mediapipe's start-up lines, which slipped through its stderr filter now and
+#: then (a graph's model loaded on its own thread after the filter ended).
 _MEDIAPIPE_LEAK = re.compile(
     r"^(INFO: Created TensorFlow Lite XNNPACK delegate|WARNING: All log messages before "
     r"absl::InitializeLog|W0000 .*inference_feedback_manager)")
