@@ -820,3 +820,20 @@ def test_a_group_with_one_face_upside_down_finds_both_with_other_turns(grace):
     assert min(error(f, upright) for f in found) < 0.05
     assert min(error(f, flipped) for f in found) < 0.05
     assert len(detect_upright_faces(image, 2, other_turns=True)) == 1  # (no face made up)
+
+
+@pytest.mark.data
+def test_other_turns_make_up_no_second_face_over_a_single_one(faceblit_dir):
+    """target1.png with --max-faces 2: the detector scores it 0.77-0.92 at
+    every quarter turn, and FaceMesh at half a turn lays an upright face
+    over it, half a face up (box IoU 0.18 with the real one): that face was
+    added and painted over the real one. The targets and the 12 styles at
+    0-3 quarter turns: one face each."""
+    from guides.landmarks import detect_upright_faces
+
+    paths = [faceblit_dir / "targets" / f"{n}.png" for n in ("target1", "target3")]
+    for path in paths + sorted((faceblit_dir / "styles").glob("*.png")):
+        image = read_image(path)
+        for k in range(4):
+            turned = np.ascontiguousarray(np.rot90(image, k))
+            assert len(detect_upright_faces(turned, 2, other_turns=True)) == 1, (path.name, k)
