@@ -939,13 +939,18 @@ class FaceLandmarker:
                 return meshes
             self._turn_countdown = self._turn_interval - 1  # (frames skipped)
             self._turn_interval = min(2 * self._turn_interval, SEARCH_EVERY)
-            more = face_turns(seen)
-            if not more:
+            scores = _turn_scores(seen)
+            more = _best_turn(scores)
+            if not more or scores[more] < OTHER_TURN_SCORE:  # (textures score 0.05 and up)
                 return meshes
+            cadence = self._countdown, self._interval
             self._restart()
             again = _turned(image, (turn + more) % 4)
-            meshes = self._tracked(again, wanted)
+            meshes = self._meshes(again)  # (FaceMesh alone: a tile search here cost 0.1-0.3 s)
             if not meshes:  # (a turn no face is found at is not taken)
+                # (nor the tile search's pace started again: each such restart set
+                # it back to every frame, 2.6x the time a frame without a face took)
+                self._countdown, self._interval = cadence
                 return meshes
             self._turn, turn, seen = (turn + more) % 4, (turn + more) % 4, again
         # the faces found: the turn that stands the largest nearest upright
