@@ -149,12 +149,14 @@ def filtered_native_stderr(noise: re.Pattern):
             except (OSError, ValueError, AttributeError):
                 saved = None
             if saved is not None:
-                capture = tempfile.TemporaryFile()
-                try:
+                capture = None
+                try:  # (no temporary folder that can be written: nothing filtered)
+                    capture = tempfile.TemporaryFile()
                     os.dup2(capture.fileno(), 2)
                 except OSError:
                     os.close(saved)
-                    capture.close()
+                    if capture is not None:
+                        capture.close()
                 else:
                     _redirect = state = _Redirect(saved, capture)
         if state is not None:
