@@ -839,6 +839,7 @@ def _compile_ahead(args, marker):
             or (args.command == "eval" and getattr(args, "output", None))  # (ours read, not made)
             or (args.command not in ("compare", "distill")  # (there --device is the GAN's)
                 and (getattr(args, "device", None) == "cuda"
+                     or (getattr(args, "device", None) == "auto" and _cupy_installed())
                      or getattr(args, "method", None) == "gan"))):
         return
     kernels = sys.modules.get("blit.styleblit")
@@ -850,6 +851,19 @@ def _compile_ahead(args, marker):
     from blit import precompile
 
     precompile.start(lookup)
+
+
+def _cupy_installed():
+    """Whether CuPy is installed (not imported: a second): ``--device auto``
+    then most likely paints on a GPU, where the child's compiling would
+    take a core for nothing; with CuPy and no GPU, the first run compiles
+    the lookup itself, as before the child."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("cupy") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _leave_marker(marker):

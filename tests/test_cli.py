@@ -1136,9 +1136,16 @@ def test_the_compile_ahead_child_is_started_once_and_stopped_at_exit(tmp_path, m
     open(marker.replace("image-", "prepare-style-"), "w").close()  # (no lookup there)
     C._compile_ahead(ns(command="image", device="cpu"), marker)
     assert started == [lookup] * 3
+    # --device auto: the child only where CuPy is not installed (else a GPU most likely paints)
+    monkeypatch.setattr(C, "_cupy_installed", lambda: True)
+    C._compile_ahead(ns(command="video", device="auto"), marker)
+    assert started == [lookup] * 3
+    monkeypatch.setattr(C, "_cupy_installed", lambda: False)
+    C._compile_ahead(ns(command="video", device="auto"), marker)
+    assert started == [lookup] * 4
     open(lookup, "w").close()  # (left by the child, or by a run that looked up)
     C._compile_ahead(ns(command="image", device="cpu"), marker)
-    assert started == [lookup] * 3
+    assert started == [lookup] * 4
 
     # where the cache folder cannot be written, the markers are kept in the temporary
     # folder's, as the styles (every run was a first run: the notice, the child)
