@@ -775,14 +775,20 @@ class FaceLandmarker:
         which no face is found is not taken). Within a shot the turn is
         kept: a face that rolls over slowly is followed as it rolls
         (FaceMesh tracks it to 174 degrees and more), not turned half-way.
-        While no face is found, :func:`face_turns` looks at the frames in
-        the series of the tile search (the first such frame, then 1, 2, 4,
-        ... frames later, at most :data:`SEARCH_EVERY` apart), so that a
-        face upside down that FaceMesh does not see at all is found too,
-        where the detector sees it in the whole frame (at 128 px: Grace
-        Hopper's face 93 px wide upside down in a frame of 860x760 was
-        found on the fourth frame, 60 px wide on none). The frame has one
-        turn, its largest face's: every face is tracked at it.
+        While no face is found, the face detector scores the frame at each
+        quarter turn (:func:`face_turns`' look) on the frames in the series
+        of the tile search (the first such frame, then 1, 2, 4, ... frames
+        later, at most :data:`SEARCH_EVERY` apart); where it scores another
+        turn best, by :data:`TURN_MARGIN` and at least
+        :data:`OTHER_TURN_SCORE`, FaceMesh alone (no tile search) looks at
+        the frame turned so, and the tracking goes on at that turn if it
+        finds a face there (else at the turn it had, its crops and the tile
+        search's pace kept). So a face upside down that FaceMesh does not
+        see at all is found too, where the detector sees it in the whole
+        frame (at 128 px: Grace Hopper's face 93 px wide upside down in a
+        frame of 860x760 was found on the fourth frame, 60 px wide on
+        none). The frame has one turn, its largest face's: every face is
+        tracked at it.
 
     Attributes
     ----------
@@ -943,15 +949,19 @@ class FaceLandmarker:
             more = _best_turn(scores)
             if not more or scores[more] < OTHER_TURN_SCORE:  # (textures score 0.05 and up)
                 return meshes
-            cadence = self._countdown, self._interval
-            self._restart()
+            self._mesh.reset()  # (the whole frame's tracker: it tracks no face now)
             again = _turned(image, (turn + more) % 4)
             meshes = self._meshes(again)  # (FaceMesh alone: a tile search here cost 0.1-0.3 s)
             if not meshes:  # (a turn no face is found at is not taken)
-                # (nor the tile search's pace started again: each such restart set
-                # it back to every frame, 2.6x the time a frame without a face took)
-                self._countdown, self._interval = cadence
+                # nor are the crops dropped (a face lost a moment ago is looked
+                # for in its crop for CROP_KEEP frames) or the tile search's pace
+                # started again (each restart here set it back to every frame,
+                # 2.6x the time a frame without a face took)
                 return meshes
+            # the faces found there: the rest of the restart (the crops are
+            # at the old turn's pixels)
+            self._drop_crops(range(len(self._crops)))
+            self._countdown, self._interval = 0, 1
             self._turn, turn, seen = (turn + more) % 4, (turn + more) % 4, again
         # the faces found: the turn that stands the largest nearest upright
         # (FaceMesh lays an upright face over one upside down), else the
@@ -1292,15 +1302,18 @@ def _upright_roll(image_bgr: np.ndarray, mesh: np.ndarray) -> float:
 
 #: With ``other_turns``, :func:`detect_upright_faces` looks for more faces
 #: at each other quarter turn the face detector scores the image turned so
-#: at least this (mediapipe's own least confidence).
+#: at least this (mediapipe's own least confidence); a tracking
+#: :class:`FaceLandmarker` that finds no face looks at another turn only
+#: where the detector scores it so (textures score 0.05 and up).
 OTHER_TURN_SCORE = 0.5
 
-#: ... and keeps one found there only where its box covers less than this of
-#: the box of every face found already: FaceMesh lays an upright face over
-#: one upside down, shifted up by half a face (target1.png turned half a
-#: turn: a face from its eyes down past its chin, its box overlapping the
-#: real one's by an IoU of 0.18, which an IoU test let through as a second
-#: face; the detector scored target1 0.77-0.92 at every turn).
+#: ... and keeps one found there only where, with every face found already,
+#: the two boxes' overlap is less than this of the smaller box: FaceMesh
+#: lays an upright face over one upside down, shifted up by half a face
+#: (target1.png turned half a turn: a face from its eyes down past its
+#: chin, its box overlapping the real one's by an IoU of 0.18, which an IoU
+#: test let through as a second face; the detector scored target1 0.77-0.92
+#: at every turn).
 OTHER_TURN_COVER = 0.05
 
 

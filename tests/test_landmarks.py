@@ -822,6 +822,57 @@ def test_a_turn_looked_at_in_vain_keeps_the_tile_search_at_its_pace(monkeypatch)
     assert [i - 1 for i in searched] == [0, 1, 3, 7, 15, 31]
 
 
+def test_a_turn_looked_at_in_vain_keeps_the_crop_of_a_face_just_lost(grace, monkeypatch):
+    """A face too small for the detector, tracked in its crop, hidden for
+    six frames in which the detector scores another turn 0.9: the looks at
+    that turn find nothing and keep its crop (each look dropped it, so the
+    face back was missed until the next tile search); it is found in its
+    crop on the frame it is back, without a search."""
+    import guides.landmarks as landmarks
+
+    image, faces, _ = grace
+    h, w = image.shape[:2]
+    monkeypatch.setattr(landmarks, "_turn_scores", lambda image: [0.1, 0.1, 0.9, 0.1])
+    searched = []
+    real = landmarks.FaceLandmarker._search_tiles
+    monkeypatch.setattr(landmarks.FaceLandmarker, "_search_tiles",
+                        lambda self, *a: searched.append(i) or real(self, *a))
+    hidden = range(6, 12)
+    iod = interocular_distance(faces[0])
+    with FaceLandmarker(static_image_mode=False, tiles=True) as tracker:
+        for i in range(16):
+            frame = np.full((h + 200, 2600, 3), (90, 120, 90), np.uint8)
+            if i not in hidden:
+                frame[100:100 + h, 300 + 6 * i:300 + 6 * i + w] = image
+            found = tracker(frame)
+            if i in hidden:
+                assert found == [] and len(tracker._crops) == 1, i
+                continue
+            assert len(found) == 1, i
+            assert np.abs(found[0] - (faces[0] + (300 + 6 * i, 100))).mean() < 0.05 * iod, i
+    assert 12 not in searched and tracker._turn == 0
+
+
+def test_a_turn_the_detector_scores_under_one_half_is_not_looked_at(monkeypatch):
+    """While no face is found, another turn is looked at (FaceMesh on the
+    frame turned) only where the detector scores it OTHER_TURN_SCORE (0.5)
+    or more: a texture it scores 0.45 costs no look."""
+    import guides.landmarks as landmarks
+
+    assert landmarks.OTHER_TURN_SCORE == 0.5
+    empty = np.full((700, 600, 3), 90, np.uint8)
+    real = landmarks.FaceLandmarker._meshes
+    for score, looks in ((0.45, 0), (0.55, 4)):
+        monkeypatch.setattr(landmarks, "_turn_scores", lambda image: [0.1, score, 0.1, 0.1])
+        turned = []  # (FaceMesh on the frame turned a quarter: 600 high, 700 wide)
+        monkeypatch.setattr(landmarks.FaceLandmarker, "_meshes", lambda self, image: turned.append(
+            image.shape[:2] == (600, 700)) or real(self, image))
+        with FaceLandmarker(static_image_mode=False, tiles=True) as tracker:
+            for _ in range(10):
+                assert tracker(empty) == []
+        assert sum(turned) == looks, score  # (the looks at frames 0, 1, 3, 7)
+
+
 def test_a_group_with_one_face_upside_down_finds_both_with_other_turns(grace):
     """`styleblit image --max-faces 2` on two people, one upside down: the
     turn that stands the first upright was the only one looked at, and the
