@@ -35,7 +35,9 @@ store, so only the driver writes outputs. GAN inference runs on Ray with
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import signal
 import sys
@@ -43,7 +45,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 
-from blit.cli import STOP_SIGNALS, number, register, signal_handlers, unique_names
+from blit.cli import STOP_SIGNALS, number, register, signal_handlers
 from guides.io import InputError
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
@@ -839,15 +841,113 @@ def _list_file_lines(path, limit=1 << 20):
     return [ln for ln in lines if ln]
 
 
+#: In a batch's output folder: which input each output was made from, so
+#: that a later batch into the same folder gives each input the output it
+#: had (its name made unique with -2, -3 ... in the order found, a new input
+#: in a name's way took its output: ``clip.mkv`` added beside ``clip.mp4``
+#: was "done" and ``clip.mp4`` stylized again as ``clip-2.mp4``).
+OUTPUTS_FILE = ".styleblit-batch.json"
+
+
 def output_names(inputs, outdir, fmt, names=None):
     """``OUTDIR/NAME.FMT`` per input (a folder ``OUTDIR/NAME`` for png), NAME the
     input's file or folder name without extension (or ``names``, from
     :func:`named_inputs`: ``day1/clip`` for a video found in a subfolder),
-    made unique with -2, -3..."""
-    if names is None:
-        names = [_stem(path) for path in inputs]
-    return [os.path.join(outdir, *(name if fmt == "png" else f"{name}.{fmt}").split("/"))
-            for name in unique_names(names, default="video")]
+    made unique with -2, -3..., whatever the case. An input that a batch
+    made an output of in ``outdir`` before (:data:`OUTPUTS_FILE`, where the
+    output is still there) keeps that output, and a new input is given no
+    output that another input's is. An input is known by its real path or,
+    moved (its recorded path gone), by its name and size."""
+    names = [_stem(path) for path in inputs] if names is None else list(names)
+    ending = "" if fmt == "png" else f".{fmt}"
+
+    def fits(out):  # (an output of this format: a folder of frames for png)
+        if ending:
+            return out.lower().endswith(ending)
+        return os.path.isdir(os.path.join(outdir, *out.split("/")))
+
+    made = {out: src for out, src in _read_outputs_file(outdir).items()
+            if os.path.lexists(os.path.join(outdir, *out.split("/")))}
+    taken = {out.lower() for out in made}
+    kept = {}
+    for i, path in enumerate(inputs):
+        key = _source_key(path)
+        for out, src in made.items():
+            if fits(out) and out not in kept.values() and _same_source(src, key):
+                kept[i] = out
+                break
+    found = []
+    for i, name in enumerate(names):
+        if i in kept:
+            found.append(kept[i])
+            continue
+        stem = name = name or "video"
+        k = 1
+        while f"{name}{ending}".lower() in taken:
+            k += 1
+            name = f"{stem}-{k}"
+        taken.add(f"{name}{ending}".lower())
+        found.append(f"{name}{ending}")
+    return [os.path.join(outdir, *out.split("/")) for out in found]
+
+
+def _source_key(path):
+    """What the outputs file records of an input: its real path, name and
+    size (a folder of frames: its number of entries)."""
+    real = os.path.realpath(path)
+    try:
+        size = len(os.listdir(real)) if os.path.isdir(real) else os.path.getsize(real)
+    except OSError:
+        size = None
+    return {"path": real, "name": os.path.basename(real), "size": size}
+
+
+def _same_source(recorded, key):
+    if not isinstance(recorded, dict):
+        return False
+    if recorded.get("path") == key["path"]:
+        return True
+    return (not os.path.lexists(str(recorded.get("path")))  # (moved)
+            and recorded.get("name") == key["name"] and key["size"] is not None
+            and recorded.get("size") == key["size"])
+
+
+def _read_outputs_file(outdir):
+    path = os.path.join(outdir, OUTPUTS_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        outputs = data["outputs"]
+        if data.get("version") != 1 or not isinstance(outputs, dict):
+            raise ValueError("not a version 1 file")
+        return outputs
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"styleblit: warning: {path}: cannot be read ({exc}); outputs are named as "
+              "if none were made before", file=sys.stderr)
+        return {}
+
+
+def record_outputs(outdir, pairs):
+    """Add ``pairs`` (input, output in ``outdir``) to :data:`OUTPUTS_FILE`,
+    dropping the records of outputs no longer there; written whole or not
+    at all (a warning, the batch goes on)."""
+    path = os.path.join(outdir, OUTPUTS_FILE)
+    outputs = {out: src for out, src in _read_outputs_file(outdir).items()
+               if os.path.lexists(os.path.join(outdir, *out.split("/")))}
+    for src, out in pairs:
+        outputs[os.path.relpath(out, outdir).replace(os.sep, "/")] = _source_key(src)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "outputs": outputs}, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        print(f"styleblit: warning: {path}: cannot be written ({exc.strerror or exc}); a "
+              "later batch into this folder may name its outputs otherwise", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
 
 
 def _batch(args):
@@ -873,6 +973,7 @@ def _batch(args):
         except OSError as exc:
             raise InputError(f"{folder}: cannot make the output folder "
                              f"({exc.strerror or exc})") from None
+    record_outputs(args.output, pairs)
     if args.engine == "ray":
         jobs = run_jobs_from_args(args, style, pairs)
     else:
@@ -940,7 +1041,9 @@ def add_batch_parser(sub):
                         "line, relative to the list's folder; # starts a comment)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR",
                    help="folder of the outputs, one per input, named after it (in the "
-                        "subfolders it was found in: day1/clip.mp4)")
+                        "subfolders it was found in: day1/clip.mp4; a second clip: "
+                        "clip-2.mp4); an input batched into OUTDIR before keeps its output "
+                        "there (OUTDIR/.styleblit-batch.json records them)")
     p.add_argument("--format", choices=("mp4", "mov", "mkv", "png"), default="mp4",
                    help="output container (default mp4), or png for a folder of frames each")
     add_video_job_args(p, engine="ray")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from blit.cli import main
-from blit.distributed import (Job, StylizerSpec, expand_inputs, named_inputs, output_names,
-                              plan_ranges, stylize_videos, summary_table)
+from blit.distributed import (OUTPUTS_FILE, Job, StylizerSpec, expand_inputs, named_inputs,
+                              output_names, plan_ranges, stylize_videos, summary_table)
 from blit.video import stylize_video
 from guides.io import InputError, read_image, write_image
 
@@ -242,8 +242,45 @@ def test_batch_searches_subfolders_and_keeps_their_tree(tmp_path, capsys):
         assert main(["batch", "--engine", "local", "--quiet", str(tree), "-o", str(out),
                      "--format", "png", "--overwrite"]) == 0
         assert sorted(os.listdir(out / "day1" / "shot")) == ["frame_000001.png", "frame_000002.png"]
-        assert os.listdir(out) == ["day1"]
+        assert sorted(os.listdir(out)) == [OUTPUTS_FILE, "day1"]
     capsys.readouterr()
+
+
+def test_a_batch_again_gives_each_input_the_output_it_had(tmp_path, capsys):
+    """A batch into a folder it wrote before: ``clip.mkv`` added beside
+    ``clip.mp4`` took ``clip.mp4``'s output (``clip.mp4``, in name order,
+    said "exists", exit 0) and ``clip.mp4`` was stylized again as
+    ``clip-2.mp4``. Each input keeps its output, moved with its folder too;
+    a new one gets a name no other output has."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    write_clip(src / "clip.mp4", n=3, audio=False)
+    assert main(["batch", "--engine", "local", "-q", str(src), "-o", str(out)]) == 0
+    assert probe(out / "clip.mp4")["frames"] == 3
+    write_clip(src / "clip.mkv", n=4, audio=False)
+    assert main(["batch", "--engine", "local", str(src), "-o", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"clip\.mkv .*clip-2\.mp4 .*done", table), table
+    assert re.search(r"clip\.mp4 .*clip\.mp4 .*exists", table), table
+    assert probe(out / "clip.mp4")["frames"] == 3 and probe(out / "clip-2.mp4")["frames"] == 4
+    # the footage moved: still its outputs, nothing made again
+    os.rename(src, tmp_path / "moved")
+    assert main(["batch", "--engine", "local", str(tmp_path / "moved"), "-o", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert table.count("exists") == 2 and "done" not in table, table
+    # an output removed is made again under its name; another clip.mp4 gets a new one
+    os.remove(out / "clip-2.mp4")
+    (tmp_path / "b").mkdir()
+    write_clip(tmp_path / "b" / "clip.mp4", n=2, audio=False)
+    assert main(["batch", "--engine", "local", "-q", str(tmp_path / "moved"),
+                 str(tmp_path / "b" / "clip.mp4"), "-o", str(out)]) == 0
+    assert probe(out / "clip-2.mp4")["frames"] == 4 and probe(out / "clip-3.mp4")["frames"] == 2
+    assert sorted(os.listdir(out)) == [OUTPUTS_FILE, "clip-2.mp4", "clip-3.mp4", "clip.mp4"]
+    # a file that cannot be read: said, the names as with none
+    (out / OUTPUTS_FILE).write_text("{")
+    capsys.readouterr()
+    assert output_names([str(src / "x.mp4")], str(out), "mp4") == [str(out / "x.mp4")]
+    assert f"{out / OUTPUTS_FILE}: cannot be read" in capsys.readouterr().err
 
 
 def test_kill_keeps_the_joined_frames_with_their_audio(tmp_path):
@@ -297,7 +334,8 @@ def test_ctrl_c_pressed_again_still_ends_with_the_table(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while time.time() < deadline:
-        temps = [n for n in os.listdir(tmp_path / "out")] if (tmp_path / "out").is_dir() else []
+        temps = ([n for n in os.listdir(tmp_path / "out") if n != OUTPUTS_FILE]
+                 if (tmp_path / "out").is_dir() else [])
         if temps and os.path.getsize(tmp_path / "out" / temps[0]) > 20000:  # frames joined
             break
         assert proc.poll() is None, proc.stderr.read()
@@ -309,7 +347,7 @@ def test_ctrl_c_pressed_again_still_ends_with_the_table(tmp_path):
     # (Ray may abort the process as it cancels the tasks left, a bug of its own that the
     # SIGTERM test above describes; the partial output is saved before that)
     assert proc.returncode == 130 or "bug in Ray" in err, (proc.returncode, err)
-    assert os.listdir(tmp_path / "out") == ["long.partial.mp4"]
+    assert sorted(os.listdir(tmp_path / "out")) == [OUTPUTS_FILE, "long.partial.mp4"]
     if proc.returncode == 130:
         assert f"interrupted: partial output in {tmp_path / 'out' / 'long.partial.mp4'}" in out
 
@@ -716,7 +754,7 @@ def test_batch_cli_runs_on_the_connected_cluster(ray_local, style, tmp_path, cap
     assert len(rows) == 3 and "done" in rows[1] and "failed" in rows[2]
     info = probe(out / "a.mp4")
     assert info["frames"] == 6 and info["pts"] == probe(good)["pts"]
-    assert sorted(os.listdir(out)) == ["a.mp4"]
+    assert sorted(os.listdir(out)) == [OUTPUTS_FILE, "a.mp4"]
     # again: the output exists and is kept; with --overwrite it is replaced
     assert main(["batch", str(good), "-o", str(out), "-q"]) == 0
     assert "exists" in capsys.readouterr().out
