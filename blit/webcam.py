@@ -336,13 +336,23 @@ def _style_paths(specs):
 
 
 class _VirtualCam:
-    """pyvirtualcam, or one line saying why not (the preview keeps running)."""
+    """pyvirtualcam, or one line saying why not (the preview keeps running).
 
-    def __init__(self, width, height, fps):
+    ``required`` (no window to show the preview in): an :class:`InputError`
+    instead, since the run would show nothing. The camera is opened once,
+    never tried and reopened: with v4l2loopback's ``exclusive_caps=1`` a
+    device closed by its writer cannot be opened again until the module
+    is reloaded."""
+
+    def __init__(self, width, height, fps, required=False):
         self.cam = None
         try:
             import pyvirtualcam
-        except ImportError:
+        except ImportError as exc:
+            if required:
+                raise InputError("--virtual-cam needs pyvirtualcam (pip install "
+                                 "'styleblit[virtualcam]'); without it and without a window "
+                                 f"nothing would be shown ({_one_line(exc)})") from None
             print("styleblit: --virtual-cam needs pyvirtualcam (pip install 'styleblit[virtualcam]'); "
                   "preview only", file=sys.stderr)
             return
@@ -351,7 +361,16 @@ class _VirtualCam:
                                            fmt=pyvirtualcam.PixelFormat.BGR)
             print(f"styleblit: virtual camera {self.cam.device}", file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - missing driver: many exception types
-            print(f"styleblit: virtual camera unavailable ({' '.join(str(exc).split())[:120]}); "
+            # (the whole reason: its end names the device or the driver to load)
+            if required:
+                fix = ("load v4l2loopback (sudo modprobe v4l2loopback)"
+                       if sys.platform.startswith("linux")
+                       else "install OBS Studio's virtual camera")
+                raise InputError(f"--virtual-cam: no virtual camera could be opened "
+                                 f"({_one_line(exc)}); without a window nothing would be shown: "
+                                 f"{fix}, or drop --no-window to see the preview, or drop "
+                                 "--virtual-cam") from None
+            print(f"styleblit: virtual camera unavailable ({_one_line(exc)}); "
                   "preview only", file=sys.stderr)
 
     def send(self, image):
@@ -365,6 +384,11 @@ class _VirtualCam:
     def close(self):
         if self.cam is not None:
             self.cam.close()
+
+
+def _one_line(exc):
+    """An exception's message on one line (whitespace and newlines collapsed), whole."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _has_display():
@@ -412,6 +436,11 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         wide as the exemplar's is painted at the exemplar's scale, chosen on
         the first face seen, and again when the style or the voting changes
         (a new stylizer); 1.0 paints every frame at the camera's size.
+    virtual_cam : bool
+        Also send each frame to a virtual camera (pyvirtualcam), opened at
+        the first frame's size. One that cannot be opened is a line, the
+        preview running on; without a ``window`` it is an
+        :class:`~guides.io.InputError` (the run would show nothing).
     mirror : bool
         Start with the preview mirrored, as a video call shows you to
         yourself (key m toggles it). Only the window is mirrored: the
@@ -572,7 +601,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                     count += 1
                     shown = np.hstack([frame, out]) if side_by_side else out  # (what s saves)
                     if vcam is None and virtual_cam:
-                        vcam = _VirtualCam(out.shape[1], out.shape[0], int(round(pace or 30)))
+                        vcam = _VirtualCam(out.shape[1], out.shape[0], int(round(pace or 30)),
+                                           required=not window)
                     if vcam is not None:
                         vcam.send(out)
                     if not window:

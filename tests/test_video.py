@@ -459,6 +459,59 @@ def test_virtual_cam_without_pyvirtualcam_or_window_is_refused(tmp_path, style_p
     assert "--virtual-cam needs pyvirtualcam" in capsys.readouterr().err
 
 
+def fake_pyvirtualcam(monkeypatch, error):
+    """pyvirtualcam installed, its Camera failing to open with ``error`` (as
+    on Linux with no v4l2loopback device); the sizes it was asked for."""
+    import importlib.machinery
+    import types
+
+    module = types.ModuleType("pyvirtualcam")
+    module.__spec__ = importlib.machinery.ModuleSpec("pyvirtualcam", None)
+    module.PixelFormat = types.SimpleNamespace(BGR="BGR")
+    asked = []
+
+    def camera(width, height, fps, fmt):
+        asked.append((width, height))
+        raise RuntimeError(error)
+
+    module.Camera = camera
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", module)
+    return asked
+
+
+NO_LOOPBACK = ("'v4l2loopback' backend: No v4l2 loopback device found at\n/dev/video[0-99]. "
+               "Did you run 'modprobe v4l2loopback'? See also pyvirtualcam's documentation.")
+
+
+def test_virtual_cam_without_a_device_or_window_is_refused(tmp_path, style_png, capsys,
+                                                           monkeypatch):
+    """pyvirtualcam installed but no virtual camera to open: without a window
+    nothing would be shown, so it is one error line (exit 1, as without
+    pyvirtualcam), with pyvirtualcam's whole reason on it; with a window the
+    preview runs on, with a warning giving the whole reason."""
+    from blit.stylize import StylizeOptions
+    from blit.webcam import run_webcam
+
+    asked = fake_pyvirtualcam(monkeypatch, NO_LOOPBACK)
+    reason = " ".join(NO_LOOPBACK.split())
+    src = write_clip(tmp_path / "in.mp4", n=30, audio=False)
+    assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                 "--virtual-cam", "-q"]) == 1
+    captured = capsys.readouterr()
+    assert asked == [(128, 160)] and captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("styleblit: error: --virtual-cam: ")
+    assert f"({reason})" in lines[0] and "sudo modprobe v4l2loopback" in lines[0]
+    assert "preview only" not in captured.err
+    # with a window: the preview runs, the warning says the whole reason
+    script_window(monkeypatch, iter("  q"), lambda image: None)
+    summary = run_webcam([style_png], Camera(clip_frames(10)), options=StylizeOptions(),
+                         window=True, virtual_cam=True, pace=30.0, log=lambda *a: None)
+    assert summary["frames"] == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"styleblit: virtual camera unavailable ({reason}); preview only"]
+
+
 def test_a_video_without_a_face_says_so(tmp_path, style_png, capsys):
     src = write_frames(tmp_path / "in", [np.full((64, 48, 3), 90 + i, np.uint8) for i in range(3)])
     assert main(["video", "--style", style_png, src, "-o", str(tmp_path / "out"), "-q"]) == 0
