@@ -102,12 +102,17 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     ------
     InputError
         Unreadable input or model (nothing written).
+    KeyboardInterrupt
+        Ctrl-C: the side-by-side frames written so far are saved as
+        :func:`blit.video.partial_path` ``(output)``, and the ``args`` hold
+        that path and their number (None and 0 when none was written:
+        nothing is kept); no report.
     """
     from blit.evaluate import WARMUP_FRAMES, contact_sheet, evaluate_frames
     from blit.stream import Stylizer
     from blit.stylize import StylizeOptions
-    from blit.video import (_is_video_path, _move, _progress, _remove, _temp_path, open_source,
-                            output_sink)
+    from blit.video import (_is_video_path, _move, _no_sigint, _progress, _reason, _remove,
+                            _temp_path, free_partial_path, open_source, output_sink)
     from gan_distill.infer import GanStylizer
     from gan_distill.train import trained_on_another_style
 
@@ -116,6 +121,7 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     folder_out = not _is_video_path(output)
     gan = patch = sink = None
     tmp = None
+    interrupted = False
     try:
         gan = GanStylizer(model, device=device)
         other_style = trained_on_another_style(*gan.style_record, style)
@@ -159,17 +165,34 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
             while True:
                 yield outs[name].popleft()
 
-        with bar:
-            report = evaluate_frames(style, frames(), outputs=drain("patch"),
-                                     reference=drain("gan"), still=False, length=source.frames,
-                                     max_frames=max_frames, patch_frames=patch_frames, seed=seed,
-                                     options=options)
-        if sink.frames == 0:
+        try:
+            with bar:
+                report = evaluate_frames(style, frames(), outputs=drain("patch"),
+                                         reference=drain("gan"), still=False,
+                                         length=source.frames, max_frames=max_frames,
+                                         patch_frames=patch_frames, seed=seed, options=options)
+        except KeyboardInterrupt:
+            interrupted = True
+        if sink.frames == 0 and not interrupted:
             raise InputError(f"{input_path}: no video frame could be decoded")
-        sink.close()
-        sink = None
-        _move(tmp, output)
-        tmp = None
+        with _no_sigint():
+            frames_written, closing, sink = sink.frames, sink, None
+            try:
+                closing.close()
+            except Exception as exc:  # (the muxer's trailer: nothing playable to keep)
+                if interrupted:
+                    raise KeyboardInterrupt(None, 0) from None
+                raise InputError(f"{output}: could not be finished ({_reason(exc)}); nothing "
+                                 "written") from None
+            if interrupted:  # the frames so far, kept as a video interrupted keeps its own
+                if frames_written == 0:
+                    raise KeyboardInterrupt(None, 0)
+                partial = free_partial_path(output)
+                _move(tmp, partial, overwrite=False)
+                tmp = None
+                raise KeyboardInterrupt(partial, frames_written)
+            _move(tmp, output)
+            tmp = None
     finally:
         for obj in (sink, source, gan, patch):
             if obj is not None:
@@ -288,10 +311,21 @@ def _compare(args):
         torch.set_num_threads(args.threads)
     style = load_style_from_args(args)
     t0 = time.perf_counter()
-    report = compare_video(style, args.model, args.input, args.output,
-                           options=options_from_args(args), device=args.device,
-                           max_frames=args.frames, patch_frames=args.patch_frames, seed=args.seed,
-                           quiet=args.quiet)
+    try:
+        report = compare_video(style, args.model, args.input, args.output,
+                               options=options_from_args(args), device=args.device,
+                               max_frames=args.frames, patch_frames=args.patch_frames,
+                               seed=args.seed, quiet=args.quiet)
+    except KeyboardInterrupt as exc:
+        if len(exc.args) != 2:
+            raise
+        partial, frames = exc.args
+        unsaid = ", ".join(p for p in (args.json, args.plot) if p)
+        print("styleblit: interrupted " + (
+            "before the first frame was written; nothing written" if partial is None else
+            f"after {frames} frames; the partial side-by-side video is in {partial}"
+            + (f"; no report ({unsaid} not written)" if unsaid else "")), file=sys.stderr)
+        return 130
     report.update(style=style.name, input=args.input, output=args.output,
                   elapsed_s=time.perf_counter() - t0, environment=environment(),
                   torch_threads=torch.get_num_threads())

@@ -17,9 +17,14 @@ student is trained and run at that size. A build is resumable: shards that
 exist are kept, and their frames only run through the teacher's stream
 (its output dropped), so that its temporal state goes on as in one build
 and the rest comes out as an uninterrupted build makes it; ``dataset.json``
-records the settings and a fingerprint of each source, and a folder built
-with other settings or from a source that has changed since is refused
-rather than mixed. No torch here.
+records the settings, the size budget, each source's path (relative to the
+folder that holds the dataset folder where the source lies inside it, so
+that a run's folder can be moved as a whole; absolute elsewhere) and its
+fingerprint. A folder built with other settings, from other sources or from
+a source that has changed since is refused rather than mixed, the message
+naming the field, both values and the file; a source is known by its
+fingerprint, so one given at another path than recorded (moved) is the same
+source, and its new path is recorded. No torch here.
 """
 from __future__ import annotations
 
@@ -35,7 +40,8 @@ import numpy as np
 from guides.io import InputError
 
 __all__ = ["DataOptions", "build_dataset", "load_shards", "augment", "resize_long_side",
-           "guide_channels", "GUIDE_CHANNELS", "SHARD_PATTERN", "MANIFEST"]
+           "guide_channels", "read_manifest", "recorded_sources", "manifest_path",
+           "relative_inside", "GUIDE_CHANNELS", "SHARD_PATTERN", "MANIFEST"]
 
 SHARD_PATTERN = "shard_{:06d}.npz"
 MANIFEST = "dataset.json"
@@ -238,37 +244,161 @@ def _source_fingerprint(path):
     return f"folder:{h.hexdigest()}"
 
 
-def _check_manifest(folder, manifest):
-    """Write ``dataset.json``, or refuse a folder built with other settings
-    or from sources that have changed since."""
-    path = os.path.join(folder, MANIFEST)
-    shards = any(n.startswith("shard_") for n in os.listdir(folder))
-    if os.path.exists(path) and shards:  # (one with no shard yet holds nothing to keep)
-        try:
-            with open(path, encoding="utf-8") as f:
-                old = json.load(f)
-        except (OSError, ValueError):
-            old = None
-        if (isinstance(old, dict)
-                and len(old.get("fingerprints") or ()) == len(old.get("sources") or ())
-                and {k: v for k, v in old.items() if k != "fingerprints"}
-                == {k: v for k, v in manifest.items() if k != "fingerprints"}):
-            changed = [s for s, a, b in zip(manifest["sources"], old["fingerprints"],
-                                            manifest["fingerprints"]) if a != b]
-            if changed:
-                raise InputError(f"{folder}: holds a dataset built from {', '.join(changed)} "
-                                 "as it was before it changed; use another folder or delete it")
-        if old != manifest:
-            raise InputError(f"{folder}: holds a dataset built with other settings (style, "
-                             f"sources or options; see {MANIFEST}); use another folder or "
-                             "delete it")
-        return
-    if shards:
+def manifest_path(folder):
+    """The ``dataset.json`` of a dataset folder."""
+    return os.path.join(folder, MANIFEST)
+
+
+def _has_shards(folder):
+    return os.path.isdir(folder) and any(n.startswith("shard_") for n in os.listdir(folder))
+
+
+def read_manifest(folder):
+    """What ``folder``'s ``dataset.json`` records, or None where the folder
+    holds no dataset yet (no folder, or no shard: nothing to keep).
+
+    Raises
+    ------
+    InputError
+        Shards with no ``dataset.json``, or one that cannot be read.
+    """
+    if not _has_shards(folder):
+        return None
+    path = manifest_path(folder)
+    if not os.path.exists(path):
         raise InputError(f"{folder}: holds shards but no {MANIFEST}; use another folder")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
-    os.replace(tmp, path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+                         f"use another folder or delete {folder}") from None
+    if (not isinstance(record, dict) or not isinstance(record.get("sources"), list)
+            or not all(isinstance(x, str) for x in record["sources"])):
+        raise InputError(f"{path}: not a {MANIFEST} that styleblit wrote (no list of "
+                         f"'sources'); use another folder or delete {folder}")
+    return record
+
+
+def relative_inside(path, base):
+    """``path`` relative to the folder ``base`` where it lies inside it (so
+    that the two can be moved together), else absolute."""
+    base, path = os.path.abspath(base), os.path.abspath(path)
+    try:
+        inside = os.path.commonpath([base, path]) == base
+    except ValueError:  # (another drive)
+        inside = False
+    return os.path.relpath(path, base) if inside else path
+
+
+def _record_path(source, folder):
+    """How ``dataset.json`` records ``source``: :func:`relative_inside` the
+    folder that holds the dataset folder (the run's folder)."""
+    return relative_inside(source, os.path.dirname(os.path.abspath(folder)))
+
+
+def _resolve_path(recorded, folder):
+    """A path as ``dataset.json`` records it (relative to the folder that
+    holds ``folder``, or absolute, as it was before) -> a path to open."""
+    if os.path.isabs(recorded):
+        return recorded
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(folder)), recorded))
+
+
+def _said(recorded, resolved):
+    return recorded if recorded == resolved else f"{recorded} ({resolved})"
+
+
+def recorded_sources(folder, record=None):
+    """The sources ``folder``'s dataset was built from, as paths to open
+    (``record``: its :func:`read_manifest`, read when not given).
+
+    Raises
+    ------
+    InputError
+        No dataset there, or a source that is not where it was recorded
+        (named with its field, its value and the file).
+    """
+    record = read_manifest(folder) if record is None else record
+    if record is None:
+        raise InputError(f"{folder}: holds no dataset to take the sources from")
+    sources = [_resolve_path(r, folder) for r in record["sources"]]
+    for i, (recorded, path) in enumerate(zip(record["sources"], sources)):
+        if not os.path.exists(path):
+            raise InputError(f"{manifest_path(folder)}: sources[{i}] is "
+                             f"{_said(recorded, path)}, which is not there (moved or deleted?); "
+                             + ("give it with --video at its new path" if len(sources) == 1 else
+                                f"give the videos with --video, all {len(sources)} in the order "
+                                "they were built from"))
+    return sources
+
+
+def _differences(old, new, field):
+    """``field.key`` of each setting that differs, with both values."""
+    old = old if isinstance(old, dict) else {}
+    return [f"{field}.{k} {json.dumps(old.get(k))} ({json.dumps(new.get(k))} asked)"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def _check_manifest(folder, manifest, sources):
+    """Write ``dataset.json``, or refuse a folder built with other settings
+    or from other sources, or from sources that have changed since, naming
+    the field, both values and the file. A source is known by its
+    fingerprint wherever it is now (a moved run folder, moved videos): the
+    new paths are recorded then."""
+    path = manifest_path(folder)
+    old = read_manifest(folder)
+    if old is None:  # (a folder with no shard yet holds nothing to keep)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=1)
+        os.replace(tmp, path)
+        return
+    what = "use another folder or delete it"
+    problems = []
+    if old.get("style") != manifest["style"]:
+        problems.append("style: another exemplar (other pixels or landmarks)")
+    problems += _differences(old.get("options"), manifest["options"], "options")
+    problems += _differences(old.get("stylize_options"), manifest["stylize_options"],
+                             "stylize_options")
+    known = {"style", "sources", "fingerprints", "options", "stylize_options", "max_bytes"}
+    problems += [f"{k} {json.dumps(old.get(k))} ({json.dumps(manifest.get(k))} asked)"
+                 for k in sorted((set(old) | set(manifest)) - known)
+                 if old.get(k) != manifest.get(k)]
+    if problems:
+        raise InputError(f"{folder}: holds a dataset built with other settings: {path} records "
+                         f"{'; '.join(problems)}; {what}")
+    was = [_resolve_path(r, folder) for r in old["sources"]]
+    prints = old.get("fingerprints")
+    if not isinstance(prints, list) or len(prints) != len(was):
+        raise InputError(f"{folder}: {path} records no fingerprint of each source (one "
+                         "written before they were), so its sources cannot be checked; "
+                         f"{what}")
+    if len(was) != len(sources):
+        raise InputError(f"{folder}: holds a dataset built from other sources ({path} records "
+                         f"{len(was)}: {', '.join(was)}; {len(sources)} given); give the videos "
+                         f"it was built from, or use another --data folder or delete it")
+    for i, (then, source) in enumerate(zip(was, sources)):
+        if prints[i] == manifest["fingerprints"][i]:
+            continue
+        if os.path.realpath(then) == os.path.realpath(source):
+            raise InputError(f"{folder}: holds a dataset built from {source} as it was before it "
+                             f"changed (its fingerprint differs from sources[{i}]'s in {path}); "
+                             f"{what}")
+        raise InputError(f"{folder}: holds a dataset built from other sources: sources[{i}] is "
+                         f"{then} in {path}, not {source} (other frames); give the videos it was "
+                         "built from, or use another --data folder or delete it")
+    kept = ("sources", "fingerprints", "max_bytes")
+    if {k: old.get(k) for k in kept} != {k: manifest[k] for k in kept}:
+        update = dict(old, **{k: manifest[k] for k in kept})
+        tmp = path + ".tmp"
+        try:  # (the sources where they are now; a record it cannot update is still right)
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(update, f, indent=1)
+            os.replace(tmp, path)
+        except OSError:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 def build_dataset(style, sources, folder, *, options=None, stylize_options=None, quiet=False,
@@ -300,8 +430,10 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     ------
     InputError
         A missing or unreadable source, one given twice, one with no face
-        in any frame used, a folder built with other settings or from
-        sources that have changed since, or no sample at all.
+        in any frame used, a folder built with other settings, from other
+        sources or from sources that have changed since (a source given at
+        another path with the recorded fingerprint is the same one), or no
+        sample at all.
 
     Notes
     -----
@@ -346,11 +478,12 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     from guides.exemplar import StyleExemplar
 
     manifest = {"style": StyleExemplar.cache_key(style.image, style.landmarks),
-                "sources": [os.path.abspath(s) for s in sources],
+                "sources": [_record_path(s, folder) for s in sources],
                 "fingerprints": fingerprints,
                 "options": {k: v for k, v in asdict(options).items() if k != "max_bytes"},
-                "stylize_options": asdict(stylize_options)}
-    _check_manifest(folder, manifest)
+                "stylize_options": asdict(stylize_options),
+                "max_bytes": options.max_bytes}  # (not compared: a larger one takes in more)
+    _check_manifest(folder, manifest, sources)
     rng = np.random.default_rng(options.seed)
     style_shape = style.image.shape[:2]
     owned = []  # landmarkers created here, closed at the end

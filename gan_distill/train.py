@@ -13,7 +13,8 @@ weights_only=True)`` reads::
      "optimizer_g": state_dict, "optimizer_d": state_dict,
      "guide_style": None or {"landmarks": (68, 2) tensor, "quantiles": (257,) tensor,
                              "shape": [H, W]},
-     "style_fingerprint": None or str}  # (of the exemplar's pixels; see style_fingerprint)
+     "style_fingerprint": None or str,  # (of the exemplar's pixels; see style_fingerprint)
+     "data": None or str}  # the dataset folder (see data_folder_of)
 
 ``guide_style`` holds what the guide channels need from the exemplar when
 the generator takes them (``in_channels == 6``), so that inference needs the
@@ -34,12 +35,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gan_distill.data import relative_inside
 from gan_distill.model import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig,
                                VGGFeatures)
 
 __all__ = ["TrainConfig", "train", "pick_device", "save_checkpoint", "load_checkpoint",
-           "build_generator", "network_input", "style_guide_info", "preview_path", "to_tensor",
-           "to_image", "CHECKPOINT_FORMAT"]
+           "data_folder_of", "build_generator", "network_input", "style_guide_info",
+           "preview_path", "to_tensor", "to_image", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "styleblit-gan"
 
@@ -125,8 +127,13 @@ def to_image(x):
 # ---------------------------------------------------------------------------
 
 def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, config, long_side,
-                    guide_style=None, style_fingerprint=None):
-    """Write the checkpoint dict atomically (temporary file, then rename)."""
+                    guide_style=None, style_fingerprint=None, data=None):
+    """Write the checkpoint dict atomically (temporary file, then rename).
+
+    ``data``, the dataset folder trained on, is recorded relative to the
+    checkpoint's folder where it lies inside it (so that the two can be
+    moved together), else absolute; :func:`data_folder_of` reads it.
+    """
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "version": 1,
@@ -141,6 +148,8 @@ def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, confi
         "optimizer_d": opt_d.state_dict(),
         "guide_style": guide_style,
         "style_fingerprint": style_fingerprint,
+        "data": None if data is None else relative_inside(data, os.path.dirname(
+            os.path.abspath(path))),
     }
     from guides.io import InputError
 
@@ -158,6 +167,18 @@ def save_checkpoint(path, *, generator, discriminator, opt_g, opt_d, step, confi
             raise InputError(f"{path}: the checkpoint could not be written ({reason}); "
                              f"{kept}") from None
         raise
+
+
+def data_folder_of(ckpt, path):
+    """The dataset folder a checkpoint dict (read from ``path``) records, as a
+    path to open; None where it records none (saved before 2026-12-04) or
+    something that is not a path."""
+    data = ckpt.get("data")
+    if not isinstance(data, str) or not data:
+        return None
+    if os.path.isabs(data):
+        return data
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), data))
 
 
 def _unreadable_because(path):
@@ -321,7 +342,7 @@ def _lsgan(scores, real):
 
 def train(shards, output, *, config=None, generator_config=None, discriminator_config=None,
           device="auto", resume=False, long_side=None, style=None, quiet=False, log=None,
-          vgg=None):
+          vgg=None, data=None):
     """Train (or go on training) a generator on dataset shards.
 
     Parameters
@@ -351,6 +372,9 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
         Receives one dict of losses per step.
     vgg : gan_distill.model.VGGFeatures, optional
         Already loaded from ``config.vgg_weights`` (:func:`load_vgg`).
+    data : str, optional
+        The dataset folder of the shards, recorded in the checkpoint (for
+        ``styleblit distill --resume`` without ``--data``).
 
     Returns
     -------
@@ -437,7 +461,7 @@ def train(shards, output, *, config=None, generator_config=None, discriminator_c
     def save():
         save_checkpoint(output, generator=g, discriminator=d, opt_g=opt_g, opt_d=opt_d,
                         step=step, config=config, long_side=long_side, guide_style=guide_style,
-                        style_fingerprint=fingerprint)
+                        style_fingerprint=fingerprint, data=data)
         saved[0] = step
 
     t_start = time.perf_counter()

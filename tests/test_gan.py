@@ -411,9 +411,10 @@ def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
     resume = args[:8] + ["4"] + args[9:] + ["--resume"]
     assert main(resume) == 0  # at step 4 already
     assert "at step 4 already (--steps 4); nothing to train" in capsys.readouterr().err
-    for extra, message in ((["--width", "8"], "--width 8 (it has 16)"),
-                           (["--no-guides"], "--no-guides (it was trained with guide channels)"),
-                           (["--long-side", "128"], "--long-side 128 (it has 96)")):
+    for extra, message in ((["--width", "8"], f"--width 8 ({model} records 16)"),
+                           (["--no-guides"], f"--no-guides ({model} was trained with guide "
+                                             "channels)"),
+                           (["--long-side", "128"], f"--long-side 128 ({model} records 96)")):
         assert main(resume[:8] + ["6"] + resume[9:] + extra) == 1
         assert message in capsys.readouterr().err
     from guides.exemplar import load_style
@@ -423,7 +424,7 @@ def test_cli_distills_and_stylizes_end_to_end(style_and_clip, tmp_path, capsys):
     other.write_bytes(open(style, "rb").read())
     write_lm68(tmp_path / "other.lm68.txt", load_style(style).landmarks + 3)
     assert main(resume[:2] + [str(other)] + resume[3:8] + ["6"] + resume[9:]) == 1
-    assert "(it was trained on another style)" in capsys.readouterr().err
+    assert f"({model} was trained on another style)" in capsys.readouterr().err
     assert load_checkpoint(model)["step"] == 4
     # compare says so when its two sides would not paint the same style
     _compare_warns_of_another_style(model, clip, other, style, tmp_path, capsys, "1")
@@ -471,8 +472,7 @@ def test_a_model_without_guides_knows_its_style(style_and_clip, tmp_path, capsys
     write_lm68(tmp_path / "other.lm68.txt", load_style(style).landmarks)
     resume = args[:2] + [str(other)] + args[3:8] + ["2"] + args[9:] + ["--resume"]
     assert main(resume) == 1
-    assert "--style " + str(other) + " (it was trained on another style)" in \
-        capsys.readouterr().err
+    assert f"--style {other} ({model} was trained on another style)" in capsys.readouterr().err
     _compare_warns_of_another_style(model, clip, other, style, tmp_path, capsys, "0")
     assert main(args[:8] + ["2"] + args[9:] + ["--resume"]) == 0
 
@@ -487,6 +487,154 @@ def test_resume_without_a_checkpoint_says_what_to_do(style_and_clip, tmp_path, c
     assert main(args) == 1
     assert ("none was saved yet (interrupted while the dataset was built?): run without "
             "--resume") in capsys.readouterr().err
+
+
+def _distill_args(style, output, *extra):
+    return ["distill", "--style", style, "-o", str(output), "--device", "cpu", "-q", *extra]
+
+
+def test_resume_takes_the_recorded_settings(style_and_clip, tmp_path, capsys):
+    """--resume of a run started with --long-side 256 failed without the option
+    repeated ("--long-side 512 (it has 256)"), and so did every dataset option
+    (--augment, --every, --max-frames, the patch options: "other settings").
+    Left out, they are the recorded ones; given and different, refused by name
+    with both values and the file that recorded them."""
+    style, clip = style_and_clip
+    model = tmp_path / "m.pt"
+    first = ["--video", clip, "--steps", "1", "--long-side", "64", "--augment", "0",
+             "--max-frames", "2", "--width", "8", "--voting", "0", "--threshold", "40",
+             "--batch", "1", "--crop", "32", "--lr", "1e-3", "--seed", "3", "--max-mb", "100"]
+    assert main(_distill_args(style, model, *first)) == 0
+    shard = tmp_path / "m.data" / SHARD_PATTERN.format(0)
+    stamp = os.path.getmtime(shard)
+    # the options not repeated are the run's ("--long-side 512 (it has 64)" before)
+    assert main(_distill_args(style, model, "--resume", "--video", clip, "--steps", "2")) == 0, \
+        capsys.readouterr().err
+    # nor the videos: the dataset's; nor the length: the checkpoint's (--steps 2 now)
+    assert main(_distill_args(style, model, "--resume")) == 0
+    assert "at step 2 already (--steps 2); nothing to train" in capsys.readouterr().err
+    ckpt = load_checkpoint(str(model))
+    assert ckpt["step"] == 2 and ckpt["long_side"] == 64
+    assert ckpt["generator_config"]["width"] == 8
+    assert {k: ckpt["train_config"][k] for k in ("batch", "crop", "lr", "seed")} == \
+        {"batch": 1, "crop": 32, "lr": 1e-3, "seed": 3}
+    assert os.path.getmtime(shard) == stamp  # the dataset reused, not rebuilt
+    # the same values given again are fine; a training option may change
+    assert main(_distill_args(style, model, "--resume", *first[2:8], "--steps", "3",
+                              "--lr", "5e-4")) == 0, capsys.readouterr().err
+    assert load_checkpoint(str(model))["train_config"]["lr"] == 5e-4
+    manifest = os.path.join(str(tmp_path / "m.data"), MANIFEST)
+    for extra, message in (
+            (["--long-side", "256"], f"--long-side 256 ({model} records 64)"),
+            (["--width", "16"], f"--width 16 ({model} records 8)"),
+            (["--guides"], None),  # (as recorded)
+            (["--no-guides"], f"--no-guides ({model} was trained with guide channels)"),
+            (["--augment", "1"], f"--augment 1 ({manifest} records 0)"),
+            (["--every", "2"], f"--every 2 ({manifest} records 1)"),
+            (["--max-frames", "3"], f"--max-frames 3 ({manifest} records 2)"),
+            (["--voting", "1"], f"--voting 1 ({manifest} records 0)"),
+            (["--threshold", "50"], f"--threshold 50 ({manifest} records 40)"),
+            (["--denoise"], f"--denoise ({manifest} records neither --denoise nor "
+                            "--no-denoise)")):
+        code = main(_distill_args(style, model, "--resume", "--steps", "3", *extra))
+        err = capsys.readouterr().err
+        if message is None:
+            assert code == 0, err
+            continue
+        assert code == 1 and message in err, err
+        assert f"{model}: --resume goes on with the settings its run recorded" in err
+    assert load_checkpoint(str(model))["step"] == 3
+
+
+def test_resume_after_the_run_folder_moved(style_and_clip, tmp_path, capsys):
+    """dataset.json recorded absolute source paths: a run folder moved (its
+    videos inside) refused its own dataset, saying only "other settings".
+    Sources inside the folder are now recorded relative to it; a source is
+    known by its fingerprint wherever it is given; one that cannot be found
+    is named, with the field, the value, the file and what to do."""
+    import shutil
+
+    style, clip = style_and_clip
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copytree(clip, run / "clip")
+    outside = tmp_path / "outside"
+    shutil.copytree(clip, outside)
+    first = ["--video", str(run / "clip"), "--video", str(outside), "--steps", "1",
+             "--long-side", "64", "--augment", "0", "--max-frames", "2", "--batch", "1",
+             "--crop", "32"]
+    assert main(_distill_args(style, run / "m.pt", *first)) == 0
+    recorded = json.loads((run / "m.data" / MANIFEST).read_text())["sources"]
+    assert recorded == ["clip", str(outside)]
+    shard = run / "m.data" / SHARD_PATTERN.format(0)
+    stamp = os.path.getmtime(shard)
+    moved = tmp_path / "moved"
+    os.rename(run, moved)
+    model = moved / "m.pt"
+    assert main(_distill_args(style, model, "--resume", "--steps", "2")) == 0, \
+        capsys.readouterr().err
+    # the videos outside moved as well: said, with what to do
+    os.rename(outside, tmp_path / "elsewhere")
+    manifest = moved / "m.data" / MANIFEST
+    assert main(_distill_args(style, model, "--resume", "--steps", "3")) == 1
+    err = capsys.readouterr().err
+    assert (f"{manifest}: sources[1] is {outside}, which is not there (moved or deleted?); "
+            "give the videos with --video, all 2 in the order they were built from") in err, err
+    # given at their new place, they are known by their fingerprints (and recorded there)
+    again = ["--video", str(moved / "clip"), "--video", str(tmp_path / "elsewhere")]
+    assert main(_distill_args(style, model, "--resume", "--steps", "3", *again)) == 0, \
+        capsys.readouterr().err
+    assert json.loads(manifest.read_text())["sources"] == ["clip", str(tmp_path / "elsewhere")]
+    assert main(_distill_args(style, model, "--resume", "--steps", "4")) == 0
+    assert os.path.getmtime(moved / "m.data" / SHARD_PATTERN.format(0)) == stamp
+    # a dataset.json of before (absolute paths) in a moved folder: read, and rewritten
+    data = json.loads(manifest.read_text())
+    data["sources"] = [str(run / "clip"), str(tmp_path / "elsewhere")]
+    manifest.write_text(json.dumps(data))
+    assert main(_distill_args(style, model, "--resume", "--steps", "5")) == 1
+    assert f"{manifest}: sources[0] is {run / 'clip'}, which is not there" in \
+        capsys.readouterr().err
+    assert main(_distill_args(style, model, "--resume", "--steps", "5", *again)) == 0
+    assert json.loads(manifest.read_text())["sources"][0] == "clip"
+    # another video given than the one it was built from: which, and what to do
+    other = tmp_path / "other"
+    shutil.copytree(clip, other)
+    write_image(other / "f000.png", read_image(str(other / "f000.png"))[:, ::-1])
+    assert main(_distill_args(style, model, "--resume", "--steps", "6", "--video",
+                              str(moved / "clip"), "--video", str(other))) == 1
+    assert (f"{moved / 'm.data'}: holds a dataset built from other sources: sources[1] is "
+            f"{tmp_path / 'elsewhere'} in {manifest}, not {other} (other frames); give the "
+            "videos it was built from, or use another --data folder or delete it") in \
+        capsys.readouterr().err
+
+
+def test_resume_finds_its_data_folder_and_budget(style_and_clip, tmp_path, capsys):
+    """A run with --data DIR resumed without it looked for MODEL.data (and,
+    given the videos, built a second dataset there), and --max-mb went back
+    to 2048; a dataset folder of another model is said as such."""
+    style, clip = style_and_clip
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "m.pt"
+    assert main(_distill_args(style, model, "--video", clip, "--data", str(run / "d"),
+                              "--steps", "1", "--long-side", "64", "--augment", "0",
+                              "--max-frames", "2", "--batch", "1", "--crop", "32",
+                              "--max-mb", "100")) == 0
+    assert load_checkpoint(str(model))["data"] == "d"
+    os.rename(run, tmp_path / "moved")
+    model = tmp_path / "moved" / "m.pt"
+    assert main(_distill_args(style, model, "--resume", "--steps", "2")) == 0, \
+        capsys.readouterr().err
+    assert not (tmp_path / "moved" / "m.data").exists()
+    manifest = tmp_path / "moved" / "d" / MANIFEST
+    assert json.loads(manifest.read_text())["max_bytes"] == 100 * 2**20
+    data = json.loads(manifest.read_text())
+    data["options"]["long_side"] = 96
+    manifest.write_text(json.dumps(data))
+    assert main(_distill_args(style, model, "--resume", "--steps", "3")) == 1
+    assert (f"{tmp_path / 'moved' / 'd'}: not the dataset {model} was trained on: {manifest} "
+            f"records options.long_side 96, {model} long_side 64; give --data the folder it "
+            f"was trained on, or delete {tmp_path / 'moved' / 'd'}") in capsys.readouterr().err
 
 
 def test_distill_checks_the_vgg_weights_before_any_work(style_and_clip, tmp_path, capsys):
@@ -528,9 +676,12 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
     redone = load_shards(again)[1]
     for k in range(4, 8):
         assert np.abs(redone[k].astype(int) - targets[k]).max() <= 1, k
-    with pytest.raises(InputError, match="other settings"):
+    with pytest.raises(InputError) as exc:  # (which setting, both values, the file)
         build_dataset(style, [clip], str(folder), options=DataOptions(long_side=80, max_frames=4),
                       quiet=True)
+    assert str(exc.value) == (f"{folder}: holds a dataset built with other settings: "
+                              f"{folder / MANIFEST} records options.long_side 64 (80 asked); "
+                              "options.shard_size 4 (16 asked); use another folder or delete it")
     # the size budget stops after the first shard, said even when quiet: the frames and
     # sources left out (only 'size budget reached' was said, and not with -q)
     import shutil
@@ -737,3 +888,47 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
     summary = run_webcam([str(blank)], video, options=StylizeOptions(), window=True,
                          method="gan", model=str(model), pace=30.0, log=lambda *a: None)
     assert summary["frames"] == 3 and len(shown) == 3
+
+
+def test_compare_interrupted_keeps_its_frames_as_a_partial_video(style_and_clip, tiny_shards,
+                                                                 tmp_path, capsys, monkeypatch):
+    """Ctrl-C during compare: the side-by-side frames written so far are kept
+    as OUT.partial.mp4, as `styleblit video` keeps its own (compare kept
+    nothing), and it says so, naming the report it did not write; exit 130.
+    Interrupted before a frame was written: nothing is kept."""
+    import av
+
+    import gan_distill.infer as infer
+
+    style, clip = style_and_clip
+    model = tmp_path / "m.pt"
+    run_tiny(tiny_shards, model, steps=2)
+    calls = []
+
+    class Interrupted(GanStylizer):
+        def __call__(self, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == stop_at:
+                raise KeyboardInterrupt
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "GanStylizer", Interrupted)
+    out, js = tmp_path / "cmp.mp4", tmp_path / "cmp.json"
+    args = ["compare", "--style", style, "--model", str(model), str(clip), "-o", str(out),
+            "--json", str(js), "-q"]
+    stop_at = 4
+    assert main(args) == 130
+    partial = tmp_path / "cmp.partial.mp4"
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        f"styleblit: interrupted after 3 frames; the partial side-by-side video is in {partial}; "
+        f"no report ({js}, {tmp_path / 'cmp.png'} not written)")
+    with av.open(str(partial)) as c:
+        assert len([f for f in c.decode(video=0)]) == 3
+    assert sorted(os.listdir(tmp_path)) == ["cmp.partial.mp4", "m.preview.png", "m.pt"]
+    calls.clear()
+    stop_at = 1
+    assert main(args) == 130
+    assert ("styleblit: interrupted before the first frame was written; nothing written"
+            in capsys.readouterr().err)
+    assert sorted(os.listdir(tmp_path)) == ["cmp.partial.mp4", "m.preview.png", "m.pt"]
