@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from blit.cli import (add_device_arg, add_stylize_args, device_from_args, frame_size, number,
-                      options_from_args, register)
+from blit.cli import (_usage, add_device_arg, add_stylize_args, device_from_args, frame_size,
+                      number, options_from_args, register)
 from guides.io import InputError, check_readable
 
 __all__ = ["LatestFrame", "AutoLandmarkEvery", "open_capture", "list_cameras", "run_webcam",
@@ -314,7 +314,7 @@ def _snapshot(image, folder, log):
     try:
         write_image(path, image)
     except InputError as exc:
-        log(f"snapshot not saved: {exc}")
+        log(f"styleblit: snapshot not saved: {exc}")
         return
     log(f"saved {path}")
 
@@ -490,7 +490,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                 style_at(i)
             except InputError as exc:
                 unusable.add(i)
-                log(f"style skipped: {exc}")
+                log(f"styleblit: style skipped: {exc}")
                 continue
             return i
         return index
@@ -503,7 +503,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             if len(styles) == 1:
                 raise
             unusable.add(0)
-            log(f"style skipped: {exc}")
+            log(f"styleblit: style skipped: {exc}")
             index = next_style(1)
             if index == 0:  # (none of them loads)
                 raise
@@ -676,7 +676,9 @@ def _webcam(args):
     device = device_from_args(args)  # before opening anything: one line if CUDA cannot run
     styles = _style_paths(args.style or [default_style_path()])
     size = args.size
-    source = args.source if args.source is not None else args.camera
+    if args.source is not None and args.camera is not None:  # (the camera was not used)
+        raise _usage("--camera and --source: give one, the camera or the video file to read")
+    source = args.source if args.source is not None else (args.camera or 0)
     window = not args.no_window
     if window and not _has_display():
         print("styleblit: no display; running without a window", file=sys.stderr)
@@ -734,7 +736,8 @@ def add_webcam_parser(sub):
     p.add_argument("--style", action="append", metavar="STYLE.png",
                    help="style image, .npz cache or folder of them; repeat for several "
                         "(n/p switch); default: the embedded painted astronaut")
-    p.add_argument("--camera", type=number(int, least=0), default=0, help="camera index (default 0)")
+    p.add_argument("--camera", type=number(int, least=0),
+                   help="camera index (default 0; not with --source)")
     p.add_argument("--source", metavar="FILE",
                    help="read this video file instead of a camera (paced at its frame rate)")
     p.add_argument("--size", type=frame_size, metavar="WxH",

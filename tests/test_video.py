@@ -913,8 +913,8 @@ def test_webcam_preview_keys(style_png, tmp_path, monkeypatch, pipeline):
             handed = iter(stylizer.handed)
             assert all(frame in handed for frame in stylizer.painted)
         assert sum(len(s.painted) for s in stylizers) == 6
-    assert [line for line in lines if line.startswith("style skipped")] == \
-        [f"style skipped: {broken}: not an image file OpenCV can decode"]
+    assert [line for line in lines if "style skipped" in line] == \
+        [f"styleblit: style skipped: {broken}: not an image file OpenCV can decode"]
     h, w = frames[0].shape[:2]
     assert shown == [(h, w, 3)] * 3 + [(h, 2 * w, 3)] * 3  # o after the third frame
     snapshots = [n for n in os.listdir(tmp_path) if n.startswith("styleblit_")]
@@ -932,7 +932,7 @@ def test_webcam_starts_on_the_first_style_that_loads(style_png, tmp_path):
     summary = run_webcam([str(broken), style_png], Camera(clip_frames(2)),
                          options=StylizeOptions(), window=False, pace=30.0, log=lines.append)
     assert summary["frames"] == 2
-    assert lines[0] == f"style skipped: {broken}: not an image file OpenCV can decode"
+    assert lines[0] == f"styleblit: style skipped: {broken}: not an image file OpenCV can decode"
     cam = Camera(clip_frames(2))
     with pytest.raises(InputError, match="broken.png: not an image file"):
         run_webcam([str(broken), str(broken)], cam, options=StylizeOptions(), window=False,
@@ -1081,6 +1081,18 @@ def test_webcam_reports_a_missing_camera(capsys):
     assert "camera 57" in err and len(err.strip().splitlines()) == 1
 
 
+def test_webcam_camera_and_source_together_are_refused(tmp_path, style_png, capsys):
+    """--camera 1 --source FILE read the file and left the camera unsaid."""
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["webcam", "--style", style_png, "--source", src, "--camera", "1", "--no-window",
+              "--frames", "2", "-q"])
+    assert exit_.value.code == 2
+    assert "--camera and --source: give one" in capsys.readouterr().err
+    assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                 "--frames", "2", "-q"]) == 0
+
+
 def test_webcam_skips_a_style_file_that_is_missing(tmp_path, style_png, capsys):
     # (refused before the run, while one that does not load was skipped)
     src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
@@ -1088,7 +1100,7 @@ def test_webcam_skips_a_style_file_that_is_missing(tmp_path, style_png, capsys):
     assert main(["webcam", "--style", missing, "--style", style_png, "--source", src,
                  "--no-window", "--frames", "2"]) == 0
     out = capsys.readouterr()
-    assert f"style skipped: {missing}: no such file" in out.out + out.err
+    assert f"styleblit: style skipped: {missing}: no such file" in out.out + out.err
     assert main(["webcam", "--style", missing, "--source", src, "--no-window"]) == 1
     assert f"{missing}: no such file" in capsys.readouterr().err
 
