@@ -1061,9 +1061,11 @@ def agreement_line(title, ag):
     heads, frames = ag.get("head_frames", ag["frames"]), ag["frames"]
     where = (f"{ag['mask']} mask" + (f", {heads} of {frames} frames with a face"
                                       if heads != frames else ""))
+    whole = format_psnr(ag, "psnr_frame", frames)
+    if not whole.startswith("identical"):  # (that one says the frames' number)
+        whole += f" ({frames} frame{'s' if frames != 1 else ''})"
     return (f"{title} ({where}): PSNR {format_psnr(ag, 'psnr', heads)}, SSIM "
-            f"{_fmt(ag['ssim'], '.3f')}; whole frame PSNR {format_psnr(ag, 'psnr_frame', frames)}"
-            f" ({frames} frame{'s' if frames != 1 else ''})")
+            f"{_fmt(ag['ssim'], '.3f')}; whole frame PSNR {whole}")
 
 
 def format_report(report: dict) -> str:

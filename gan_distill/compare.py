@@ -326,6 +326,11 @@ def _compare(args):
             f"after {frames} frames; the partial side-by-side video is in {partial}"
             + (f"; no report ({unsaid} not written)" if unsaid else "")), file=sys.stderr)
         return 130
+    frames = report.get("frames", 0)
+    if frames and not report["methods"]["patch"]["landmarks"]["frames"]:
+        print(f"styleblit: warning: {args.input}: no face found in any of its {frames} frames "
+              "compared; the face measures (landmark error, the head's patch distance and "
+              "agreement) have nothing to measure", file=sys.stderr)
     report.update(style=style.name, input=args.input, output=args.output,
                   elapsed_s=time.perf_counter() - t0, environment=environment(),
                   torch_threads=torch.get_num_threads())

@@ -932,3 +932,28 @@ def test_compare_interrupted_keeps_its_frames_as_a_partial_video(style_and_clip,
     assert ("styleblit: interrupted before the first frame was written; nothing written"
             in capsys.readouterr().err)
     assert sorted(os.listdir(tmp_path)) == ["cmp.partial.mp4", "m.preview.png", "m.pt"]
+
+
+def test_compare_on_a_video_without_a_face_says_so(style_and_clip, tiny_shards, tmp_path,
+                                                   capsys):
+    """A clip with no face: compare said nothing of it; where both sides left
+    it as it was, its agreement line ended "identical (4 frames) (4 frames)"."""
+    from blit.evaluate import agreement_line
+
+    style, _ = style_and_clip
+    model = tmp_path / "m.pt"
+    run_tiny(tiny_shards, model, steps=2)
+    clip = tmp_path / "wall"
+    clip.mkdir()
+    for i in range(4):
+        write_image(clip / f"f{i}.png", np.full((64, 48, 3), 90 + i, np.uint8))
+    js = tmp_path / "c.json"
+    assert main(["compare", "--style", style, "--model", str(model), str(clip), "-o",
+                 str(tmp_path / "c.mp4"), "--json", str(js), "-q"]) == 0
+    assert (f"styleblit: warning: {clip}: no face found in any of its 4 frames compared"
+            in capsys.readouterr().err)
+    assert json.loads(js.read_text())["methods"]["patch"]["landmarks"]["frames"] == 0
+    same = {"frames": 4, "head_frames": 0, "mask": "head", "psnr": float("nan"),
+            "psnr_identical": 0, "ssim": float("nan"), "psnr_frame": float("nan"),
+            "psnr_frame_identical": 4}
+    assert agreement_line("GAN vs patch", same).endswith("whole frame PSNR identical (4 frames)")
