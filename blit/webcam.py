@@ -96,6 +96,13 @@ def list_cameras(max_index=10):
     return found
 
 
+def fit_inside(width, height, box_width, box_height):
+    """(w, h) of a ``width`` x ``height`` picture scaled to fit inside the box,
+    its aspect kept (at least 1 px a side)."""
+    scale = min(box_width / width, box_height / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 class LatestFrame:
     """Capture frames in a thread and keep only the newest.
 
@@ -107,7 +114,8 @@ class LatestFrame:
         Frames per second to pace reading at (a file standing in for a
         camera); None reads as fast as the source delivers (a camera).
     size : (int, int), optional
-        Resize every frame to (width, height).
+        Resize every frame to fit inside (width, height), its aspect kept
+        (a portrait file asked for 640x480 is 360x480, not squashed).
     start : callable, optional
         ``start(frame, t)``, called for every frame :meth:`read` returns,
         before it returns it and in the order the frames came: in the
@@ -159,8 +167,10 @@ class LatestFrame:
                 ok, frame = self._capture.read()
                 if not ok or frame is None:
                     break
-                if self._size is not None and (frame.shape[1], frame.shape[0]) != tuple(self._size):
-                    frame = cv2.resize(frame, tuple(self._size), interpolation=cv2.INTER_AREA)
+                if self._size is not None:
+                    fitted = fit_inside(frame.shape[1], frame.shape[0], *self._size)
+                    if fitted != (frame.shape[1], frame.shape[0]):
+                        frame = cv2.resize(frame, fitted, interpolation=cv2.INTER_AREA)
                 t = time.perf_counter()
                 with self._cond:
                     if self._latest is not None and self._latest[2] > self._taken:
@@ -742,7 +752,7 @@ def add_webcam_parser(sub):
                    help="read this video file instead of a camera (paced at its frame rate)")
     p.add_argument("--size", type=frame_size, metavar="WxH",
                    help="capture size to ask the camera for (default 640x480); a --source is "
-                        "resized to it only when given")
+                        "resized to fit inside it, its aspect kept, only when given")
     p.add_argument("--list-cameras", action="store_true", help="list the cameras that open, and exit")
     p.add_argument("--virtual-cam", action="store_true",
                    help="also send the output to a virtual camera (needs pyvirtualcam)")

@@ -1131,6 +1131,20 @@ class FakeCamera:
         self.released.set()
 
 
+def test_a_source_is_fitted_inside_the_size_asked_its_aspect_kept():
+    """`webcam --source portrait.mp4 --size 640x480` squashed the portrait
+    frames to 640x480; they are fitted inside it."""
+    from blit.webcam import fit_inside
+
+    assert fit_inside(480, 640, 640, 480) == (360, 480)
+    assert fit_inside(1920, 1080, 640, 480) == (640, 360)
+    assert fit_inside(640, 480, 640, 480) == (640, 480)
+    portrait = [np.full((160, 128, 3), i, np.uint8) for i in range(3)]
+    with LatestFrame(Camera(portrait), size=(640, 480)) as capture:
+        frame, _ = capture.read()
+    assert frame.shape == (480, 384, 3)
+
+
 def test_latest_frame_never_waits_and_never_goes_back():
     cam = FakeCamera(60, fps=400)
     seen = []
