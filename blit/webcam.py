@@ -412,8 +412,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                snapshot_dir=".", log=print, method="patch", model=None, device=None,
                landmark_every="auto", pipeline=False, mirror=False, scale="auto"):
     """The live loop. Returns a summary dict (frames, fps, latency of the last
-    :data:`LATENCY_WINDOW` frames, dropped, interrupted: whether Ctrl-C ended
-    it; with the patch method, the frames painted with each
+    :data:`LATENCY_WINDOW` frames, dropped, warmup_dropped: those of them
+    that came while the first frame was painted, ended: whether the source
+    ran out, interrupted: whether Ctrl-C ended it; with the patch method,
+    the frames painted with each
     ``landmark_every``). Its memory does not grow with the frames.
 
     Parameters
@@ -581,7 +583,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
     resize_to = size if size is not None and not isinstance(source, int) else None
     display_ms = 0.0  # the last frame's overlay and window, which the loop pays too
     ahead = pipeline and method == "patch"
-    interrupted = False
+    interrupted = ended = False
+    warmup_dropped = 0  # (the frames that came while the first one was painted)
     try:
         t_start = time.perf_counter()
         with LatestFrame(cap, pace=pace if not isinstance(source, int) else None,
@@ -591,10 +594,13 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
                 while frames is None or count < frames:
                     item = capture.read()
                     if item is None:
+                        ended = True
                         break
                     frame, t_cap = item
                     out = stylizer(frame, t_cap - t_start)
                     now = time.perf_counter()
+                    if not count:
+                        warmup_dropped = capture.dropped
                     every_counts[every] += 1
                     if auto is not None:
                         interval = capture.interval()
@@ -664,7 +670,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
             cv2.destroyAllWindows()
         if own_landmarker:
             landmarker.close()
-    summary = {"frames": count, "dropped": dropped,
+    summary = {"frames": count, "dropped": dropped, "warmup_dropped": warmup_dropped,
+               "ended": ended,
                "fps": (count - 1) * 1e3 / frame_ms if count > 1 and frame_ms > 0 else None,
                "latency_ms": latency_summary(latencies) if count > 1 else None,
                "interrupted": interrupted}
@@ -720,7 +727,12 @@ def _webcam(args):
         print(f"{summary['frames']} frames"
               + (f", {fps:.1f} fps" if fps else "")
               + (f", latency median {lat['median']:.1f} ms (p90 {lat['p90']:.1f})" if lat else "")
-              + f", {summary['dropped']} camera frames dropped"
+              + f", {summary['dropped']} {'camera' if args.source is None else 'source'} "
+              f"frames dropped"
+              + (f" ({summary['warmup_dropped']} while the first was painted)"
+                 if summary["warmup_dropped"] else "")
+              + (f"; {args.source} ended" if summary["ended"] and args.source is not None
+                 else "")
               + _every_note(summary.get("landmark_every"), args.landmark_every))
     return 130 if summary.get("interrupted") else 0
 

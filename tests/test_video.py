@@ -1082,15 +1082,20 @@ def test_webcam_reports_a_missing_camera(capsys):
 
 
 def test_webcam_camera_and_source_together_are_refused(tmp_path, style_png, capsys):
-    """--camera 1 --source FILE read the file and left the camera unsaid."""
+    """--camera 1 --source FILE read the file and left the camera unsaid; the
+    file alone is read to its end, said."""
     src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
     with pytest.raises(SystemExit) as exit_:
         main(["webcam", "--style", style_png, "--source", src, "--camera", "1", "--no-window",
               "--frames", "2", "-q"])
     assert exit_.value.code == 2
     assert "--camera and --source: give one" in capsys.readouterr().err
-    assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
-                 "--frames", "2", "-q"]) == 0
+    # the summary says the file ended, and of its frames dropped (while a slow frame was
+    # painted), those that came while the first was (it said "camera frames dropped")
+    assert main(["webcam", "--style", style_png, "--source", src, "--no-window"]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert re.search(rf"^2 frames, .* \d+ source frames dropped.*; {re.escape(src)} ended(;|$)",
+                     summary), summary
 
 
 def test_webcam_skips_a_style_file_that_is_missing(tmp_path, style_png, capsys):
