@@ -16,7 +16,8 @@ Frames are first resized so that their long side is ``long_side`` pixels; the
 student is trained and run at that size. A build is resumable: shards that
 exist are kept, and their frames only run through the teacher's stream
 (its output dropped), so that its temporal state goes on as in one build
-and the rest comes out as an uninterrupted build makes it; ``dataset.json``
+and the rest comes out as an uninterrupted build makes it (a build that ran
+to its end is not run through the teacher again); ``dataset.json``
 records the settings, the size budget, each source's path (relative to the
 folder that holds the dataset folder where the source lies inside it, so
 that a run's folder can be moved as a whole; absolute elsewhere) and its
@@ -349,11 +350,8 @@ def _check_manifest(folder, manifest, sources):
     path = manifest_path(folder)
     old = read_manifest(folder)
     if old is None:  # (a folder with no shard yet holds nothing to keep)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=1)
-        os.replace(tmp, path)
-        return
+        _write_json(path, manifest)
+        return None
     what = "use another folder or delete it"
     problems = []
     if old.get("style") != manifest["style"]:
@@ -361,7 +359,8 @@ def _check_manifest(folder, manifest, sources):
     problems += _differences(old.get("options"), manifest["options"], "options")
     problems += _differences(old.get("stylize_options"), manifest["stylize_options"],
                              "stylize_options")
-    known = {"style", "sources", "fingerprints", "options", "stylize_options", "max_bytes"}
+    known = {"style", "sources", "fingerprints", "options", "stylize_options", "max_bytes",
+             "complete"}
     problems += [f"{k} {json.dumps(old.get(k))} ({json.dumps(manifest.get(k))} asked)"
                  for k in sorted((set(old) | set(manifest)) - known)
                  if old.get(k) != manifest.get(k)]
@@ -390,15 +389,46 @@ def _check_manifest(folder, manifest, sources):
                          "built from, or use another --data folder or delete it")
     kept = ("sources", "fingerprints", "max_bytes")
     if {k: old.get(k) for k in kept} != {k: manifest[k] for k in kept}:
-        update = dict(old, **{k: manifest[k] for k in kept})
-        tmp = path + ".tmp"
+        old = dict(old, **{k: manifest[k] for k in kept})
         try:  # (the sources where they are now; a record it cannot update is still right)
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(update, f, indent=1)
-            os.replace(tmp, path)
+            _write_json(path, old)
         except OSError:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+            pass
+    return old
+
+
+def _write_json(path, record):
+    """Write ``record`` to ``path`` whole or not at all."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _shard_files(folder):
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder)
+                  if n.startswith("shard_") and n.endswith(".npz") and ".tmp" not in n)
+
+
+def _complete_shards(folder, record, options):
+    """The shards of a build of ``folder`` that ran to its end (``record``'s
+    ``complete``), where each is still there and the size budget it stopped
+    at, if it did, is not raised; else None (the teacher runs)."""
+    done = (record or {}).get("complete")
+    if not isinstance(done, dict) or not isinstance(done.get("shards"), int):
+        return None
+    if not done["shards"] or not all(os.path.isfile(os.path.join(folder, SHARD_PATTERN.format(i)))
+                                     for i in range(done["shards"])):
+        return None
+    if done.get("over_budget") and (not options.max_bytes
+                                    or options.max_bytes > (done.get("max_bytes") or 0)):
+        return None  # (a larger budget takes in more)
+    return _shard_files(folder)
 
 
 def build_dataset(style, sources, folder, *, options=None, stylize_options=None, quiet=False,
@@ -443,7 +473,11 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
     previous copy). A shard is written once it has ``shard_size`` samples
     (temporary file, then rename), so an interrupted build resumes at the
     first missing shard (the frames before it run through the stream again,
-    their output dropped). The size budget is checked after every shard.
+    their output dropped). The size budget is checked after every shard. A
+    build that ran to its end is recorded so in ``dataset.json``
+    (``complete``): building it again (``styleblit distill --resume``)
+    returns its shards without running the teacher, unless one is missing
+    or the size budget it stopped at is raised.
 
     Examples
     --------
@@ -483,7 +517,9 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                 "options": {k: v for k, v in asdict(options).items() if k != "max_bytes"},
                 "stylize_options": asdict(stylize_options),
                 "max_bytes": options.max_bytes}  # (not compared: a larger one takes in more)
-    _check_manifest(folder, manifest, sources)
+    done = _complete_shards(folder, _check_manifest(folder, manifest, sources), options)
+    if done is not None:  # (a resume of a whole dataset: no teacher pass again)
+        return done
     rng = np.random.default_rng(options.seed)
     style_shape = style.image.shape[:2]
     owned = []  # landmarkers created here, closed at the end
@@ -589,10 +625,16 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
               + (f"; {', '.join(rest)} not used" if rest else "")
               + "; a larger --max-mb, or --every N (every N-th frame), takes in more",
               file=sys.stderr)
-    shards = sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                    if n.startswith("shard_") and n.endswith(".npz") and ".tmp" not in n)
+    shards = _shard_files(folder)
     if not shards:
         raise InputError(f"{folder}: no training data was produced")
+    record = read_manifest(folder)
+    record["complete"] = {"shards": len(shards), "over_budget": over_budget,
+                          "max_bytes": options.max_bytes}
+    try:  # (without it the next build runs the teacher over the frames again)
+        _write_json(manifest_path(folder), record)
+    except OSError:
+        pass
     return shards
 
 

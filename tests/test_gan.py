@@ -699,6 +699,44 @@ def test_dataset_build_resumes_and_keeps_to_its_settings(style_and_clip, tmp_pat
     assert json.loads((folder / MANIFEST).read_text())["options"]["long_side"] == 64
 
 
+def test_a_whole_dataset_is_not_run_through_the_teacher_again(style_and_clip, tmp_path,
+                                                              monkeypatch):
+    """Each resume ran the teacher over every source frame again, its shards
+    all there (to carry its state through them): a whole dataset's cost.
+    A build that ran to its end is recorded so; built again it returns its
+    shards at once, unless one is missing or its size budget is raised."""
+    import blit.stream
+    from guides.exemplar import load_style
+
+    style_path, clip = style_and_clip
+    style = load_style(style_path)
+    made = []
+    real = blit.stream.Stylizer
+    monkeypatch.setattr(blit.stream, "Stylizer", lambda *a, **k: made.append(1) or real(*a, **k))
+    folder = tmp_path / "data"
+    options = DataOptions(long_side=64, shard_size=4, augment=1, max_frames=4)
+    shards = build_dataset(style, [clip], str(folder), options=options, quiet=True)
+    assert len(shards) == 2 and made
+    assert json.loads((folder / MANIFEST).read_text())["complete"] == {
+        "shards": 2, "over_budget": False, "max_bytes": options.max_bytes}
+    made.clear()
+    stamps = [os.path.getmtime(p) for p in shards]
+    assert build_dataset(style, [clip], str(folder), options=options, quiet=True) == shards
+    assert made == [] and [os.path.getmtime(p) for p in shards] == stamps
+    os.remove(shards[1])  # (one missing: the teacher runs, the other shard kept)
+    assert build_dataset(style, [clip], str(folder), options=options, quiet=True) == shards
+    assert made and os.path.getmtime(shards[0]) == stamps[0]
+    # stopped by the size budget: a larger one takes in more, the same one does not
+    small = DataOptions(long_side=64, shard_size=4, augment=1, max_frames=4, max_bytes=1)
+    first = build_dataset(style, [clip], str(tmp_path / "small"), options=small, quiet=True)
+    assert len(first) == 1
+    made.clear()
+    assert build_dataset(style, [clip], str(tmp_path / "small"), options=small, quiet=True) == first
+    assert made == []
+    assert len(build_dataset(style, [clip], str(tmp_path / "small"), options=options,
+                             quiet=True)) == 2 and made
+
+
 def test_dataset_build_errors_leave_nothing_in_the_way(style_and_clip, tmp_path, monkeypatch):
     """An unreadable source is one clear error before the dataset folder is
     made; a folder whose build stopped before its first shard takes other
