@@ -35,7 +35,6 @@ store, so only the driver writes outputs. GAN inference runs on Ray with
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -46,7 +45,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from blit.cli import STOP_SIGNALS, number, register, signal_handlers
-from guides.io import InputError
+from guides.io import InputError, write_atomic
 
 __all__ = ["stylize_videos", "stylize_range", "plan_ranges", "StylizerSpec", "Job",
            "require_ray", "connect", "summary_table", "DEFAULT_CHUNK_FRAMES", "DEFAULT_WARMUP"]
@@ -849,7 +848,7 @@ def _list_file_lines(path, limit=1 << 20):
 OUTPUTS_FILE = ".styleblit-batch.json"
 
 
-def output_names(inputs, outdir, fmt, names=None):
+def output_names(inputs, outdir, fmt, names=None, made=None):
     """``OUTDIR/NAME.FMT`` per input (a folder ``OUTDIR/NAME`` for png), NAME the
     input's file or folder name without extension (or ``names``, from
     :func:`named_inputs`: ``day1/clip`` for a video found in a subfolder),
@@ -857,7 +856,8 @@ def output_names(inputs, outdir, fmt, names=None):
     made an output of in ``outdir`` before (:data:`OUTPUTS_FILE`, where the
     output is still there) keeps that output, and a new input is given no
     output that another input's is. An input is known by its real path or,
-    moved (its recorded path gone), by its name and size."""
+    moved (its recorded path gone), by its name and size. ``made``:
+    :func:`made_outputs` of ``outdir``, read when not given."""
     names = [_stem(path) for path in inputs] if names is None else list(names)
     ending = "" if fmt == "png" else f".{fmt}"
 
@@ -866,8 +866,7 @@ def output_names(inputs, outdir, fmt, names=None):
             return out.lower().endswith(ending)
         return os.path.isdir(os.path.join(outdir, *out.split("/")))
 
-    made = {out: src for out, src in _read_outputs_file(outdir).items()
-            if os.path.lexists(os.path.join(outdir, *out.split("/")))}
+    made = made_outputs(outdir) if made is None else made
     taken = {out.lower() for out in made}
     kept = {}
     for i, path in enumerate(inputs):
@@ -912,6 +911,13 @@ def _same_source(recorded, key):
             and recorded.get("size") == key["size"])
 
 
+def made_outputs(outdir):
+    """:data:`OUTPUTS_FILE`'s records (output path in ``outdir`` -> its
+    input) of the outputs still there."""
+    return {out: src for out, src in _read_outputs_file(outdir).items()
+            if os.path.lexists(os.path.join(outdir, *out.split("/")))}
+
+
 def _read_outputs_file(outdir):
     path = os.path.join(outdir, OUTPUTS_FILE)
     try:
@@ -929,25 +935,25 @@ def _read_outputs_file(outdir):
         return {}
 
 
-def record_outputs(outdir, pairs):
-    """Add ``pairs`` (input, output in ``outdir``) to :data:`OUTPUTS_FILE`,
-    dropping the records of outputs no longer there; written whole or not
-    at all (a warning, the batch goes on)."""
+def record_outputs(outdir, pairs, made=None):
+    """Add ``pairs`` (input, output in ``outdir``) to :data:`OUTPUTS_FILE`
+    (``made``: its :func:`made_outputs`, read when not given; the records of
+    outputs no longer there are dropped); written whole or not at all (a
+    warning, the batch goes on)."""
     path = os.path.join(outdir, OUTPUTS_FILE)
-    outputs = {out: src for out, src in _read_outputs_file(outdir).items()
-               if os.path.lexists(os.path.join(outdir, *out.split("/")))}
+    outputs = dict(made_outputs(outdir) if made is None else made)
     for src, out in pairs:
         outputs[os.path.relpath(out, outdir).replace(os.sep, "/")] = _source_key(src)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
+
+    def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump({"version": 1, "outputs": outputs}, f, indent=1)
-        os.replace(tmp, path)
-    except OSError as exc:
-        print(f"styleblit: warning: {path}: cannot be written ({exc.strerror or exc}); a "
-              "later batch into this folder may name its outputs otherwise", file=sys.stderr)
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+
+    try:
+        write_atomic(path, write)
+    except InputError as exc:
+        print(f"styleblit: warning: {exc}; a later batch into this folder may name its "
+              "outputs otherwise", file=sys.stderr)
 
 
 def _batch(args):
@@ -960,7 +966,8 @@ def _batch(args):
     if not found:
         raise InputError("no inputs")
     inputs, names = [p for p, _ in found], [n for _, n in found]
-    pairs = list(zip(inputs, output_names(inputs, args.output, args.format, names)))
+    made = made_outputs(args.output)
+    pairs = list(zip(inputs, output_names(inputs, args.output, args.format, names, made)))
     read = video_input_paths(args, *inputs)
     check_outputs_apart([out for _, out in pairs], read)
     if args.format == "png":
@@ -973,7 +980,7 @@ def _batch(args):
         except OSError as exc:
             raise InputError(f"{folder}: cannot make the output folder "
                              f"({exc.strerror or exc})") from None
-    record_outputs(args.output, pairs)
+    record_outputs(args.output, pairs, made)
     if args.engine == "ray":
         jobs = run_jobs_from_args(args, style, pairs)
     else:

@@ -286,7 +286,7 @@ def add_distill_parser(sub):
     p.add_argument("--width", type=number(int, least=1),
                    help=f"channels of the generator's first level (default {d['width']})")
     p.add_argument("--lr", type=number(positive=True),
-                   help="Adam learning rate (default 3e-4)")
+                   help=f"Adam learning rate (default {d['lr']:g})")
     p.add_argument("--vgg-weights", metavar="FILE",
                    help="local VGG-19 weights (a torch state dict) for a perceptual loss term; "
                         "nothing is downloaded (default: no perceptual term; --resume does "

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from guides.io import InputError
+from guides.io import InputError, write_atomic
 
 __all__ = ["DataOptions", "build_dataset", "load_shards", "augment", "resize_long_side",
            "guide_channels", "read_manifest", "recorded_sources", "manifest_path",
@@ -392,22 +392,19 @@ def _check_manifest(folder, manifest, sources):
         old = dict(old, **{k: manifest[k] for k in kept})
         try:  # (the sources where they are now; a record it cannot update is still right)
             _write_json(path, old)
-        except OSError:
+        except InputError:
             pass
     return old
 
 
 def _write_json(path, record):
-    """Write ``record`` to ``path`` whole or not at all."""
-    tmp = path + ".tmp"
-    try:
+    """Write ``record`` to ``path`` whole or not at all (an InputError naming
+    it where it cannot be written)."""
+    def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    write_atomic(path, write)
 
 
 def _shard_files(folder):
@@ -633,7 +630,7 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
                           "max_bytes": options.max_bytes}
     try:  # (without it the next build runs the teacher over the frames again)
         _write_json(manifest_path(folder), record)
-    except OSError:
+    except InputError:
         pass
     return shards
 
