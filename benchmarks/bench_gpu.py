@@ -270,14 +270,17 @@ def main(argv=None):
         if not gpu.available():
             print(f"bench_gpu: no CUDA device: {gpu._unavailable_reason()}", file=sys.stderr)
             return 2
-    from guides.exemplar import load_style
+    from guides.exemplar import StyleExemplar
     from guides.landmarks import read_lm68
 
-    style = load_style(os.path.join(args.inputs, "style.png"))
+    # (prepared from its landmark file, not through load_style, whose check of
+    # the file against the faces it finds needs mediapipe)
+    style = StyleExemplar.prepare(read_image(os.path.join(args.inputs, "style.png")),
+                                  read_lm68(os.path.join(args.inputs, "style.lm68.txt")))
     image = read_image(os.path.join(args.inputs, "target.png"))
     marks = read_lm68(os.path.join(args.inputs, "target.lm68.txt"))
     report = {"environment": environment(args.device), "voting": args.voting, "sizes": []}
-    print(f"bench_gpu: {report['environment'].get('gpu', 'CPU')}, voting {args.voting}")
+    print(f"bench_gpu: {report['environment'].get('gpu') or 'CPU'}, voting {args.voting}")
 
     def size(text):
         w, h = (int(v) for v in text.lower().split("x"))

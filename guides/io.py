@@ -204,15 +204,29 @@ def _decode(data: np.ndarray, flags: int):
     """``cv2.imdecode``, libpng's profile warnings and OpenCV's decoders'
     warnings ("PNG input buffer is incomplete": a file cut short, which is
     named by our own error) left out."""
-    level = cv2.getLogLevel()
-    cv2.setLogLevel(min(level, 2))  # (2: errors only)
+    levels = _opencv_log_level()
+    if levels is not None:
+        level = levels[0]()
+        levels[1](min(level, 2))  # (2: errors only)
     try:
         if data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and b"iCCP" in data[:1 << 16].tobytes():
             with filtered_native_stderr(_LIBPNG_NOISE):
                 return cv2.imdecode(data, flags)
         return cv2.imdecode(data, flags)
     finally:
-        cv2.setLogLevel(level)
+        if levels is not None:
+            levels[1](level)
+
+
+def _opencv_log_level():
+    """OpenCV's functions that get and set its log level, or None where the
+    build has neither ``cv2.getLogLevel`` nor ``cv2.utils.logging``'s
+    (OpenCV 5.0's opencv-python-headless has no ``cv2.getLogLevel``)."""
+    for module in (cv2, getattr(getattr(cv2, "utils", None), "logging", None)):
+        get, set_ = getattr(module, "getLogLevel", None), getattr(module, "setLogLevel", None)
+        if get is not None and set_ is not None:
+            return get, set_
+    return None
 
 
 def _tiff_orientation(tiff: bytes) -> int:

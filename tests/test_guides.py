@@ -422,6 +422,20 @@ def test_read_image_converts_to_bgr8(tmp_path, kind):
         np.testing.assert_allclose(img, data / 257.0, atol=1)
 
 
+
+def test_read_image_where_opencv_has_no_log_level_functions(tmp_path, monkeypatch):
+    """OpenCV 5.0's opencv-python-headless (a GPU machine's image had it) has
+    no ``cv2.getLogLevel``: every read failed with an AttributeError."""
+    import guides.io as gio
+
+    data = np.random.default_rng(2).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), data)
+    for name in ("getLogLevel", "setLogLevel"):
+        monkeypatch.delattr(cv2, name, raising=False)
+    monkeypatch.delattr(cv2.utils, "logging", raising=False)
+    assert gio._opencv_log_level() is None
+    np.testing.assert_array_equal(read_image(str(tmp_path / "a.png")), data)
+
 def _exif_orientation(orientation: int) -> bytes:
     """EXIF (TIFF) data whose one tag is Orientation (0x0112)."""
     import struct
