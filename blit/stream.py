@@ -639,8 +639,10 @@ class _DeviceKernels:
         return self._gpu.denoise_nnf(nnf, radius, self.image.shape[:2], out=out)
 
     def put(self, host, work, name):
-        """A copy of ``host`` in the device array ``name`` of ``work``."""
-        return self._gpu.to_device(host, out=work.get(name, host.shape, host.dtype))
+        """A copy of ``host`` in the device array ``name`` of ``work`` (in a
+        new device array where ``work`` is None)."""
+        return self._gpu.to_device(host, out=None if work is None else
+                                   work.get(name, host.shape, host.dtype))
 
     @staticmethod
     def canvas(out, work):
@@ -926,7 +928,12 @@ class Stylizer:
     table and bins are copied to the device once, in the constructor; the
     jitter table ((levels, 64, 64, 2) float32) and the seed labels
     ((max(levels, 2), H, W) uint8) when they change (the first frame, a new
-    frame size, each ``boil_hz`` re-seed). The copies of a frame are, in order:
+    frame size, each ``boil_hz`` re-seed), each into a new device array. The
+    copies of a frame are, in order (the flow's among the guides' in any
+    place: the flow is made and copied in a thread of its own beside the
+    other guides, which on the device set the stream's pace; with
+    :meth:`prefetch`, all of the guides' copies are made in its worker while
+    the frame before is painted):
 
     * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
       frame on with ``temporal="flow"``: the head boxes' bounding box, or
@@ -947,6 +954,10 @@ class Stylizer:
     Nothing else crosses but the kernels' by-value argument structs (a few
     hundred bytes each). The times in :attr:`last_times` are then those of
     queuing the work: the device runs behind, and ``"download"`` waits for it.
+    ``"flow"`` is its own thread's time, spent beside ``"mls"`` and
+    ``"appearance"``; with :meth:`prefetch`, the stages up to
+    ``"appearance"`` are spent in its worker, beside the painting of the
+    frame before, and ``"total"`` is this call's.
 
     A stream is one sequence of frames: call it from one thread at a time
     (frames stylized from two threads at once would interleave its state
@@ -994,7 +1005,7 @@ class Stylizer:
             from blit.gpu import resolve_device
 
             device = resolve_device(device)
-        elif pipeline:  # so that _pipelines() says the same from the first frame on
+        if pipeline:  # so that _pipelines() says the same from the first frame on
             _know_threading_layer()
         self.device = device
         self.style = style
@@ -1019,6 +1030,7 @@ class Stylizer:
         self._own_landmarker = landmarker is None
         self._closed = False
         self._pool = None  # the prefetch() thread, started on first use
+        self._flow_pool = None  # device="cuda": the optical flow's thread (Stylizer._prepare)
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
         # (frame, kind, t, future) in submission order; kind "frame" (the
         # future gives a _Prepared, which holds the frame as painted),
@@ -1100,6 +1112,9 @@ class Stylizer:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._flow_pool is not None:
+            self._flow_pool.shutdown()
+            self._flow_pool = None
         if self._own_landmarker and self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -1121,15 +1136,17 @@ class Stylizer:
         """Start on a frame that comes next, in a worker thread.
 
         While this call stylizes frame ``t``, frame ``t + 1`` is started in
-        parallel. On the CPU (``device="cpu"``, ``pipeline=True``) the worker
-        makes all of the frame that does not depend on the painting of the
-        frames before it: its shrinking (at a ``scale`` below 1), its
-        landmarks, their smoothing, the head masks, the optical flow and the
-        positional and appearance guides; the call that stylizes the frame
-        then does the rest (the lookup, blend, temporal filter, composite
-        and enlarging). With ``device="cuda"``, ``pipeline=False``,
-        or a Numba threading layer that cannot run kernels from two threads
-        at once (its ``workqueue``), the worker finds the landmarks only.
+        parallel. With ``pipeline=True`` (the default) the worker makes all
+        of the frame that does not depend on the painting of the frames
+        before it: its shrinking (at a ``scale`` below 1), its landmarks,
+        their smoothing, the head masks, the optical flow and the positional
+        and appearance guides (with ``device="cuda"`` they are copied to the
+        device there, into buffers of their own for each of three frames in
+        a row); the call that stylizes the frame then does the rest (the
+        lookup, blend, temporal filter, composite and enlarging). With
+        ``pipeline=False``, or a Numba threading layer that cannot run
+        kernels from two threads at once (its ``workqueue``), the worker
+        finds the landmarks only.
         Either way a stream runs at the pace of the slower of the two halves,
         not of their sum, and the output is the same as without prefetching:
         every frame is made once, in order.
@@ -1174,15 +1191,23 @@ class Stylizer:
 
     def _pipelines(self):
         """Whether :meth:`prefetch` makes whole frames' guides in its thread:
-        their Numba kernels then run beside the painting's, which Numba's
+        their Numba kernels then run beside the painting's (on the CPU; with
+        ``device="cuda"`` beside any the caller's thread runs), which Numba's
         OpenMP and TBB layers allow (its workqueue layer stops the process
         on it). The layer is known once a parallel kernel has run."""
-        if self.device != "cpu" or not self.pipeline:
+        if not self.pipeline:
             return False
         try:
             return numba.threading_layer() in ("omp", "tbb")
         except ValueError:  # no parallel kernel has run yet
             return False
+
+    def _flow_thread(self):
+        if self._flow_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._flow_pool = ThreadPoolExecutor(1, thread_name_prefix=f"styleblit-flow-{id(self):x}")
+        return self._flow_pool
 
     def _worker(self):
         if self._pool is None:
@@ -1421,7 +1446,8 @@ class Stylizer:
             # both beside it; the idle threads of each spin for the other)
             prepared = result
             threads = numba.get_num_threads()
-            numba.set_num_threads(max(threads - 1, 1))
+            if self.device == "cpu":
+                numba.set_num_threads(max(threads - 1, 1))
             try:
                 self._paint(prepared, canvas)
             finally:
@@ -1503,21 +1529,36 @@ class Stylizer:
         times["mask"] = _ms(t0)
         self._guide_boxes = [r.box for r in regions]
         whole = options.background == "stylize" and self._last_any is not None
-        flow = self._flow(frame, regions, whole, slot, times)
-        main = pos_whole = None
-        if whole:
-            # the background follows the largest face (or the last one seen)
-            main = tracks[-1].landmarks if tracks else self._last_any
-            t0 = time.perf_counter()
-            pos_whole = kernels.positional_guide(
-                (h, w), main, style.landmarks,
-                out=self._pos_buffer(self._slots[slot], self._work, index, (h, w)))
-            _add(times, "mls", t0)
-        # the largest face's head takes its box of the frame's guide (no seam
-        # with the background); every other face its own guide
-        guides = [self._face_guides(frame, tr, region, pos_whole if tr is tracks[-1] else None,
-                                    index, times)
-                  for tr, region in zip(tracks, regions)]
+        flowing = None
+        if self.device == "cpu" or self.temporal != "flow":
+            flow = self._flow(frame, regions, whole, slot, times)
+        else:
+            # With the painting on the device, this half is the stream's pace:
+            # the flow, its longest stage, is made in a thread of its own beside
+            # the guides (it reads and writes only its own state: the grey
+            # frames, DIS, the frame's flow; OpenCV lets go of the GIL)
+            flow_times = {}
+            flowing = self._flow_thread().submit(self._flow, frame, regions, whole, slot,
+                                                 flow_times)
+        try:
+            main = pos_whole = None
+            if whole:
+                # the background follows the largest face (or the last one seen)
+                main = tracks[-1].landmarks if tracks else self._last_any
+                t0 = time.perf_counter()
+                pos_whole = kernels.positional_guide(
+                    (h, w), main, style.landmarks,
+                    out=self._pos_buffer(self._slots[slot], self._work, index, (h, w)))
+                _add(times, "mls", t0)
+            # the largest face's head takes its box of the frame's guide (no seam
+            # with the background); every other face its own guide
+            guides = [self._face_guides(frame, tr, region,
+                                        pos_whole if tr is tracks[-1] else None, index, times)
+                      for tr, region in zip(tracks, regions)]
+        finally:
+            if flowing is not None:  # (waited for even when the guides failed)
+                flow = flowing.result()
+                times["flow"] = times.get("flow", 0.0) + flow_times.get("flow", 0.0)
         return _Prepared(frame=frame, t=t, found=found, searched=searched, tracks=tracks,
                          landmarks=[tr.landmarks for tr in tracks], regions=regions,
                          guides=guides, whole=whole, main=main, pos_whole=pos_whole, flow=flow,
@@ -1532,13 +1573,15 @@ class Stylizer:
         restart = False
         if key != self._jitter_key:
             self._jitter_host = make_jitter(self.jitter_seed + key, levels=self.options.levels)
-            self._jitter = self._kernels.put(self._jitter_host, self._work, "jitter")
+            # (a new array, not a reused one: with prefetch() the frame before,
+            # painted meanwhile, may still read the one it has)
+            self._jitter = self._kernels.put(self._jitter_host, None, None)
             self._labels = None
             restart = self._jitter_key is not None
             self._jitter_key = key
         if self._labels is None or self._labels_shape != shape:
             labels = seed_labels(shape, self._jitter_host, self.options.levels)
-            self._labels = self._kernels.put(labels, self._work, "labels")
+            self._labels = self._kernels.put(labels, None, None)
             self._labels_shape = shape
         return restart
 
@@ -1695,12 +1738,13 @@ class Stylizer:
         return out
 
     def _pos_buffer(self, slots, work, index, shape):
-        """A frame's positional guide buffer: the frame's slot of three on the
-        host; on the device, two alternate (a lookup keeps the previous
-        frame's guide, ``_Coherence.pos``; the device never runs ahead)."""
+        """A frame's positional guide buffer: the frame's slot of three (a
+        lookup keeps the previous frame's guide, ``_Coherence.pos``, while
+        the worker of :meth:`prefetch` makes the next frame's); on the
+        device, the frame's of three buffers in ``work``."""
         if self.device == "cpu":
             return slots.get("pos", tuple(shape) + (2,), np.float32)
-        return work.get(f"pos{index & 1}", tuple(shape) + (2,), np.float32)
+        return work.get(f"pos{index % 3}", tuple(shape) + (2,), np.float32)
 
     def _flow(self, frame, regions, whole, slot, times):
         """Backward optical flow (this frame to the previous) on the boxes that
@@ -1722,7 +1766,8 @@ class Stylizer:
             host = self._flow_on(frame, box, slot, times)
             if host is not None:
                 t0 = time.perf_counter()
-                flow = (host[0], self._kernels.put(host[1], self._work, "flow"))
+                name = "flow" if self.device == "cpu" else f"flow{slot}"
+                flow = (host[0], self._kernels.put(host[1], self._work, name))
                 _add(times, "flow", t0)
         else:
             self._gray_of(frame, times)  # the next frame's flow needs this one
@@ -1822,7 +1867,9 @@ class Stylizer:
         if x1 <= x0 or y1 <= y0:
             return None
         slots = track.slots[index % 3]
-        work = slots if self.device == "cpu" else track.head.work
+        # (on the device, the head's buffers, named for the frame's slot of three:
+        # the frame before may be painted meanwhile, the one before it kept)
+        work, slot = (slots, "") if self.device == "cpu" else (track.head.work, index % 3)
         shape = (y1 - y0, x1 - x0)
         t0 = time.perf_counter()
         pos = self._pos_buffer(slots, work, index, shape)
@@ -1835,12 +1882,12 @@ class Stylizer:
         t0 = time.perf_counter()
         app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=slots,
                                 out=slots.get("app", region.mask.shape, np.float32))
-        app = kernels.put(app, work, "app")
-        mask = kernels.put(region.mask, work, "mask")
+        app = kernels.put(app, work, f"app{slot}")
+        mask = kernels.put(region.mask, work, f"mask{slot}")
         _add(times, "appearance", t0)
         # pixels whose mask would not change the composite by half a level are skipped
         active = kernels.xp.greater_equal(mask, MIN_WEIGHT,
-                                          out=work.get("active", mask.shape, np.bool_))
+                                          out=work.get(f"active{slot}", mask.shape, np.bool_))
         return _FaceGuides(region.box, pos, app, mask, active)
 
     def _paint_face(self, track, landmarks, guides, flow, canvas, prepared, times):
@@ -1922,8 +1969,8 @@ class Stylizer:
                        out=fresh, buffers=buffers)
         kernels.merge(fresh, need, nnf, src)
         _add(times, "lookup", t0)
-        # pos is in the frame's slot of three (or, on the device, one of two
-        # alternate buffers): holding it for the next frame is safe
+        # pos is in the frame's slot of three (on the device, its buffer of
+        # three): holding it for the next frame is safe
         state.src, state.pos, state.origin = src, pos, (int(origin[0]), int(origin[1]))
         return nnf
 

@@ -31,6 +31,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
@@ -1033,6 +1034,16 @@ def frame_copies(stylizer, frame, index, background):
     return copies + [("to host", (h, w, 3), "uint8")]
 
 
+def assert_frame_copies(copies, stylizer, frame, index, background):
+    """``copies`` are :func:`frame_copies`: those of the guides in any order
+    (the flow is made and copied in a thread of its own beside the other
+    guides), then those of the painting in order."""
+    want = frame_copies(stylizer, frame, index, background)
+    painting = 2 if background == "keep" else 1
+    assert sorted(copies[:-painting]) == sorted(want[:-painting])
+    assert copies[-painting:] == want[-painting:]
+
+
 @pytest.mark.parametrize("background", ["keep", "stylize"])
 @pytest.mark.parametrize("denoise", [None, True])
 def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, background, denoise):
@@ -1054,8 +1065,71 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         (nnf,), (want,) = dev.last_nnf, cpu.last_nnf
         assert isinstance(nnf, DeviceArray)
         assert_bits_equal(nnf.get(), want)
-        assert copies == frame_copies(dev, frame, i, background)
+        assert_frame_copies(copies, dev, frame, i, background)
         assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
+
+
+def prefetched_case(hopper, case):
+    """A clip, its landmarker's answers, timestamps and the stream's options
+    for the prefetched-stream tests (as the CPU's, test_stream)."""
+    frames, marks = moving_clip(hopper, n=8)
+    answers, kwargs, t = [[m] for m in marks], {}, None
+    if case == "stylize":
+        kwargs["options"] = StylizeOptions(background="stylize")
+        answers[4] = []
+    elif case == "two faces, lost and back":
+        frames = [np.hstack([f, f]) for f in frames]
+        shift = np.float32([176, 0])
+        answers = [[m, m + shift] for m in marks]
+        answers[3] = [marks[3]]
+        answers[5] = []
+        kwargs.update(max_faces=2, hold=0.0)
+    elif case == "boil":
+        kwargs["boil_hz"] = 8.0
+        t = [i / 30.0 for i in range(len(frames))]
+    elif case == "guide":  # (the sources kept along the guides: the previous frame's is read)
+        kwargs["temporal"] = "guide"
+    return frames, answers, t or [None] * len(frames), kwargs
+
+
+def prefetched_and_cpu(style, hopper, case, *, wait):
+    """The outputs of a device="cuda" stream with every frame prefetched one
+    ahead, of a CPU stream frame by frame, and the kinds of work prefetched.
+    ``wait``: the worker is let finish the next frame (its guides made and
+    copied to the device) before this one is painted, the case where buffers
+    shared by two frames in a row would show."""
+    frames, answers, t, kwargs = prefetched_case(hopper, case)
+    cpu = Stylizer(style, landmarker=Script(answers), **kwargs)
+    want = [cpu(f, ti).copy() for f, ti in zip(frames, t)]
+    got, kinds = [], set()
+    with Stylizer(style, landmarker=Script(answers), device="cuda", **kwargs) as dev:
+        got.append(dev(frames[0], t[0]).copy())  # (a parallel kernel has run)
+        dev.prefetch(frames[1], t[1])
+        for i in range(1, len(frames)):
+            if i + 1 < len(frames):
+                dev.prefetch(frames[i + 1], t[i + 1])
+                if wait:
+                    dev._pending[-1][3].result()
+            kinds |= {kind for _, kind, _, _ in dev._pending}
+            got.append(dev(frames[i], t[i]).copy())
+    return got, want, kinds
+
+
+PREFETCH_CASES = ["keep", "stylize", "two faces, lost and back", "boil", "guide"]
+
+
+@pytest.mark.parametrize("case", PREFETCH_CASES)
+def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, hopper, case):
+    """Stylizer(device="cuda") with prefetch(): the worker makes the next
+    frame's guides and copies them to the device, into buffers of their own
+    for each of three frames in a row, while this frame is painted (here it
+    finishes first); the flow is made in a thread of its own beside the
+    guides. The CPU stream's output, bit for bit, frame after frame."""
+    got, want, kinds = prefetched_and_cpu(style, hopper, case, wait=True)
+    if numba.threading_layer() in ("omp", "tbb"):
+        assert "frame" in kinds  # (else the worker finds the landmarks only)
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
 
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
@@ -1078,7 +1152,7 @@ def test_host_kernels_stream_painted_shrunk_equals_the_cpu_stream(host_cupy, sty
         assert_bits_equal(out, cpu(frame))
         assert dev.painting_scale == cpu.painting_scale < 0.5
         small = np.empty(cpu._painted_shape(frame.shape) + (3,), np.uint8)
-        assert copies == frame_copies(dev, small, i, background)
+        assert_frame_copies(copies, dev, small, i, background)
 
 
 @pytest.mark.parametrize("temporal", ["guide", None])
@@ -1308,6 +1382,19 @@ def test_gpu_stream_equals_the_cpu_stream(style, hopper, background):
         (nnf,), (want,) = dev.last_nnf, cpu.last_nnf
         assert isinstance(nnf, cp.ndarray)
         assert_bits_equal(nnf.get(), want)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("wait", [True, False])
+@pytest.mark.parametrize("case", PREFETCH_CASES)
+def test_gpu_prefetched_stream_equals_the_cpu_stream(style, hopper, case, wait):
+    """Stylizer(device="cuda") with prefetch() on a CUDA device, the worker
+    let finish first or running beside the painting: the CPU stream's output."""
+    got, want, kinds = prefetched_and_cpu(style, hopper, case, wait=wait)
+    if numba.threading_layer() in ("omp", "tbb"):
+        assert "frame" in kinds
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
 
 
 def test_gpu_benchmark_takes_the_device_path(host_cupy, style, hopper, monkeypatch):
