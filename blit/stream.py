@@ -606,6 +606,11 @@ class _HostKernels:
         return out
 
     @staticmethod
+    def in_thread(fn, *args):
+        """``fn(*args)``, for another thread than the stream's own."""
+        return fn(*args)
+
+    @staticmethod
     def load(frame, canvas):
         canvas[...] = frame
 
@@ -630,6 +635,7 @@ class _DeviceKernels:
         self.appearance = gpu.to_device(np.ascontiguousarray(style.appearance, np.float32))
         self.table = gpu.to_device(np.ascontiguousarray(style.table, np.int32))
         self.app_bin = gpu.to_device(np.ascontiguousarray(style.app_bin, np.int32))
+        self.device_id = self.xp.cuda.runtime.getDevice()
 
     def device_buffers(self):
         return self._gpu.DeviceBuffers()
@@ -647,6 +653,18 @@ class _DeviceKernels:
     @staticmethod
     def canvas(out, work):
         return work.get("canvas", out.shape, np.uint8)
+
+    def in_thread(self, fn, *args):
+        """``fn(*args)`` for another thread than the stream's own: with the
+        stream's device current (CuPy's current device belongs to the
+        thread), and the work it queued on the device done before it returns
+        (the stream's thread reads what it wrote, maybe from another CUDA
+        stream than this thread's)."""
+        cuda = self.xp.cuda
+        with cuda.Device(self.device_id):
+            result = fn(*args)
+            cuda.get_current_stream().synchronize()
+        return result
 
     def load(self, frame, canvas):
         self._gpu.to_device(frame, out=canvas)
@@ -1223,9 +1241,11 @@ class Stylizer:
         return work, (self._find_faces(work) if faces is _FIND else faces)
 
     def _prepare_in_worker(self, frame, t, faces):
-        # the guides' kernels on one thread: the painting has the others
-        numba.set_num_threads(1)
-        return self._prepare(self._shrink(frame), t, faces)
+        if self.device == "cpu":
+            # the guides' kernels on one thread: the painting has the others
+            numba.set_num_threads(1)
+        # (on the device the painting takes no CPU thread: the guides have them all)
+        return self._kernels.in_thread(self._prepare, self._shrink(frame), t, faces)
 
     def _detects_next(self):
         """Whether the next frame to come to the landmarks is one whose faces
@@ -1538,8 +1558,8 @@ class Stylizer:
             # the guides (it reads and writes only its own state: the grey
             # frames, DIS, the frame's flow; OpenCV lets go of the GIL)
             flow_times = {}
-            flowing = self._flow_thread().submit(self._flow, frame, regions, whole, slot,
-                                                 flow_times)
+            flowing = self._flow_thread().submit(self._kernels.in_thread, self._flow, frame,
+                                                 regions, whole, slot, flow_times)
         try:
             main = pos_whole = None
             if whole:

@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -381,12 +382,40 @@ def _device(obj):
     return obj
 
 
+class _HostCuda:
+    """The part of ``cupy.cuda`` the stream uses: one device, one stream,
+    whose work is done when it is queued; what the stream's threads ask of
+    them is logged in :attr:`log` (thread name, what)."""
+
+    log = []
+    runtime = type("runtime", (), {"getDevice": staticmethod(lambda: 0)})
+
+    class Device:
+        def __init__(self, device=0):
+            assert device == 0
+
+        def __enter__(self):
+            _HostCuda.log.append((threading.current_thread().name, "device 0"))
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    class _Stream:
+        def synchronize(self):
+            _HostCuda.log.append((threading.current_thread().name, "synchronize"))
+
+    @staticmethod
+    def get_current_stream():
+        return _HostCuda._Stream()
+
+
 class HostCupy:
     """The part of the cupy module that blit.gpu and the stream use, on
     :class:`DeviceArray`: NumPy's functions, refusing host arrays."""
 
     ndarray = DeviceArray
-    cuda = type("cuda", (), {"runtime": type("runtime", (), {"getDevice": staticmethod(lambda: 0)})})
+    cuda = _HostCuda
 
     def __getattr__(self, name):
         attr = getattr(np, name)
@@ -409,6 +438,7 @@ def host_cupy(host_gpu, monkeypatch):
     monkeypatch.setattr(gpu, "_unavailable_reason", lambda: None)
     log = []
     monkeypatch.setattr(DeviceArray, "log", log)
+    monkeypatch.setattr(_HostCuda, "log", [])
     return log
 
 
@@ -1112,6 +1142,8 @@ def prefetched_and_cpu(style, hopper, case, *, wait):
                     dev._pending[-1][3].result()
             kinds |= {kind for _, kind, _, _ in dev._pending}
             got.append(dev(frames[i], t[i]).copy())
+        # the painting takes no CPU thread: the worker's guides have them all
+        kinds.add(("worker's Numba threads", dev._worker().submit(numba.get_num_threads).result()))
     return got, want, kinds
 
 
@@ -1128,8 +1160,17 @@ def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, 
     got, want, kinds = prefetched_and_cpu(style, hopper, case, wait=True)
     if numba.threading_layer() in ("omp", "tbb"):
         assert "frame" in kinds  # (else the worker finds the landmarks only)
+    assert ("worker's Numba threads", numba.get_num_threads()) in kinds
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+    # the worker and the flow's thread (none with the guide motion) work on the
+    # stream's device, and what they queued there is done before the stream's
+    # thread reads it
+    threads = ["styleblit-prefetch-"] + (["styleblit-flow-"] if case != "guide" else [])
+    assert all(name.startswith(tuple(threads)) for name, _ in _HostCuda.log)
+    for prefix in threads:
+        asked = [what for name, what in _HostCuda.log if name.startswith(prefix)]
+        assert asked[:2] == ["device 0", "synchronize"] and len(asked) % 2 == 0, prefix
 
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
@@ -1393,6 +1434,7 @@ def test_gpu_prefetched_stream_equals_the_cpu_stream(style, hopper, case, wait):
     got, want, kinds = prefetched_and_cpu(style, hopper, case, wait=wait)
     if numba.threading_layer() in ("omp", "tbb"):
         assert "frame" in kinds
+    assert ("worker's Numba threads", numba.get_num_threads()) in kinds
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
 
