@@ -63,7 +63,7 @@ from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
 from guides.io import check_bgr_frame
 from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
-from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_region
+from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_box, head_region
 from guides.mls import positional_guide
 
 __all__ = ["Stylizer", "OneEuroFilter", "propagate", "carry_landmarks", "guide_inverse_jacobian",
@@ -1543,24 +1543,26 @@ class Stylizer:
 
         style, options, kernels = self.style, self.options, self._kernels
         h, w = frame.shape[:2]
-        t0 = time.perf_counter()
-        regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
-                               buffers=tr.slots[slot]) for tr in tracks]
-        times["mask"] = _ms(t0)
-        self._guide_boxes = [r.box for r in regions]
         whole = options.background == "stylize" and self._last_any is not None
         flowing = None
-        if self.device == "cpu" or self.temporal != "flow":
-            flow = self._flow(frame, regions, whole, slot, times)
-        else:
+        if self.device != "cpu" and self.temporal == "flow":
             # With the painting on the device, this half is the stream's pace:
             # the flow, its longest stage, is made in a thread of its own beside
-            # the guides (it reads and writes only its own state: the grey
-            # frames, DIS, the frame's flow; OpenCV lets go of the GIL)
+            # the masks and guides, on the heads' boxes (those of head_region;
+            # it reads and writes only its own state: the grey frames, DIS, the
+            # frame's flow; OpenCV lets go of the GIL)
+            boxes = [head_box(frame.shape, tr.landmarks, margin=options.voting) for tr in tracks]
             flow_times = {}
             flowing = self._flow_thread().submit(self._kernels.in_thread, self._flow, frame,
-                                                 regions, whole, slot, flow_times)
+                                                 boxes, whole, slot, flow_times)
         try:
+            t0 = time.perf_counter()
+            regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
+                                   buffers=tr.slots[slot]) for tr in tracks]
+            times["mask"] = _ms(t0)
+            self._guide_boxes = [r.box for r in regions]
+            if flowing is None:
+                flow = self._flow(frame, self._guide_boxes, whole, slot, times)
             main = pos_whole = None
             if whole:
                 # the background follows the largest face (or the last one seen)
@@ -1766,15 +1768,15 @@ class Stylizer:
             return slots.get("pos", tuple(shape) + (2,), np.float32)
         return work.get(f"pos{index % 3}", tuple(shape) + (2,), np.float32)
 
-    def _flow(self, frame, regions, whole, slot, times):
-        """Backward optical flow (this frame to the previous) on the boxes that
-        need it, as ((x0, y0), (H, W, 2) float32) where the kernels read it,
-        or None."""
+    def _flow(self, frame, boxes, whole, slot, times):
+        """Backward optical flow (this frame to the previous) on the head
+        ``boxes`` (x0, y0, x1, y1) (the whole frame where ``whole``), as
+        ((x0, y0), (H, W, 2) float32) where the kernels read it, or None."""
         if self.temporal != "flow":
             return None
         times.setdefault("flow", 0.0)
         flow = None
-        if regions or whole:
+        if boxes or whole:
             h, w = frame.shape[:2]
             if whole:
                 box = (0, 0, w, h)
@@ -1782,7 +1784,7 @@ class Stylizer:
                 # the boxes' bounding box: their outer band (the soft edge of the
                 # head mask, 2.5 sigma wide) is where content may come in from
                 # outside since the previous frame, and barely shows
-                box = _bounding_box([r.box for r in regions])
+                box = _bounding_box(boxes)
             host = self._flow_on(frame, box, slot, times)
             if host is not None:
                 t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from guides.buffers import take
 #: the composite by half a level, so the stylizers do not paint it at all.
 MIN_WEIGHT = np.float32(1.0 / 510.0)
 
-__all__ = ["HeadRegion", "head_region", "head_polygon", "composite", "MIN_WEIGHT"]
+__all__ = ["HeadRegion", "head_region", "head_box", "head_polygon", "composite", "MIN_WEIGHT"]
 
 
 @dataclass
@@ -94,15 +94,7 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
     HeadRegion
         Empty box (zero area) when the head lies outside the frame.
     """
-    h, w = int(shape[0]), int(shape[1])
-    landmarks = np.asarray(landmarks, np.float32)
-    poly = head_polygon(landmarks, top=top)
-    sigma = max(1.0, feather * float(np.hypot(*(landmarks[16] - landmarks[0]))))
-    pad = int(np.ceil(2.5 * sigma)) + int(margin)
-    x0 = int(np.clip(np.floor(poly[:, 0].min()) - pad, 0, w))
-    y0 = int(np.clip(np.floor(poly[:, 1].min()) - pad, 0, h))
-    x1 = int(np.clip(np.ceil(poly[:, 0].max()) + pad + 1, x0, w))
-    y1 = int(np.clip(np.ceil(poly[:, 1].max()) + pad + 1, y0, h))
+    poly, sigma, (x0, y0, x1, y1) = _outline(shape, landmarks, top, feather, margin)
     mask = take(buffers, "mask", (y1 - y0, x1 - x0), np.float32)
     if mask.size:
         # The soft edge is smooth over sigma pixels, so it is blurred at 1/f of
@@ -140,6 +132,27 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
         # truncation, 8x faster than np.clip's [0, 1] at 640x480)
         cv2.threshold(mask, 1.0, 1.0, cv2.THRESH_TRUNC, dst=mask)
     return HeadRegion((x0, y0, x1, y1), mask)
+
+
+def head_box(shape, landmarks, *, top=0.75, feather=0.08, margin=0):
+    """The box of :func:`head_region` with the same arguments, without its
+    mask: ``(x0, y0, x1, y1)``, frame pixels, end-exclusive."""
+    return _outline(shape, landmarks, top, feather, margin)[2]
+
+
+def _outline(shape, landmarks, top, feather, margin):
+    """The head's polygon, the sigma of its soft edge and its box in the
+    frame of ``shape`` (soft edge and ``margin`` included)."""
+    h, w = int(shape[0]), int(shape[1])
+    landmarks = np.asarray(landmarks, np.float32)
+    poly = head_polygon(landmarks, top=top)
+    sigma = max(1.0, feather * float(np.hypot(*(landmarks[16] - landmarks[0]))))
+    pad = int(np.ceil(2.5 * sigma)) + int(margin)
+    x0 = int(np.clip(np.floor(poly[:, 0].min()) - pad, 0, w))
+    y0 = int(np.clip(np.floor(poly[:, 1].min()) - pad, 0, h))
+    x1 = int(np.clip(np.ceil(poly[:, 0].max()) + pad + 1, x0, w))
+    y1 = int(np.clip(np.ceil(poly[:, 1].max()) + pad + 1, y0, h))
+    return poly, sigma, (x0, y0, x1, y1)
 
 
 def composite(background, foreground, region, *, out=None):

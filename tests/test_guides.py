@@ -10,7 +10,7 @@ import pytest
 from guides.appearance import luminance_detail, match_histogram, quantile_function, style_appearance
 from guides.exemplar import CACHE_VERSION, StyleExemplar, load_style
 from guides.io import InputError, read_image, to_bgr8, write_image
-from guides.mask import composite, head_region
+from guides.mask import composite, head_box, head_region
 from guides.mls import mls_grid_nodes, mls_similarity, mls_similarity_grid, positional_guide
 
 HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
@@ -243,6 +243,20 @@ def test_head_region_soft_edge_matches_a_full_resolution_blur(hopper, scale):
     ref = full_resolution_edge(lm, region.box)
     assert np.abs(region.mask - ref).max() < 0.02
     assert abs(region.mask.sum() / ref.sum() - 1) < 0.002
+
+
+@pytest.mark.parametrize("scale, shift, margin", [(0.15, (0, 0), 0), (1.0, (0.3, 0.0), 1),
+                                                  (2.5, (-0.3, -0.3), 2), (1.0, (2.0, 0), 0)])
+def test_head_box_is_head_regions_box(hopper, scale, shift, margin):
+    """head_box (what the CUDA stream's flow starts on before the masks are
+    made) is head_region's box: small and large heads, heads cut by the
+    frame's edge, a head outside it (an empty box)."""
+    image, lm = hopper
+    h, w = image.shape[:2]
+    lm = (lm * scale + np.array(shift, np.float32) * [w, h]).astype(np.float32)
+    box = head_region((h, w), lm, margin=margin).box
+    assert head_box((h, w), lm, margin=margin) == box
+    assert all(type(v) is int for v in box)
 
 
 @pytest.mark.parametrize("shift", [(0.3, 0.0), (-0.3, -0.3)])
