@@ -27,6 +27,11 @@ nor PyAV (nor OpenCV's contrib modules, which paint the default exemplar):
    landmarker, so mediapipe's time is not in these figures (on the CPU it runs
    in parallel with the painting; ``styleblit bench`` measures it).
 
+``--pipeline-ab N`` then runs the stream N more times each way, alternately:
+with ``pipeline=False`` (the worker finds the landmarks only, the frame's
+CPU half runs in the caller's thread) and with ``pipeline=True`` (the
+worker makes the whole CPU half while the frame before is painted).
+
 ``--device cpu`` runs the same on the CPU, to check the script where there is
 no GPU (with small ``--sizes``). Not a test: speeds are medians after warm-up,
 saved as JSON.
@@ -87,14 +92,19 @@ def fill_frame(image, marks, width, height, zoom=1.0, shift=(0.0, 0.0)):
 
 
 class ClipLandmarks:
-    """The stream's landmarker for a made clip: each frame's exact landmarks."""
+    """The stream's landmarker for a made clip: each frame's exact landmarks
+    (the frame known by its identity at once, else by its memory)."""
 
     def __init__(self, frames, marks):
         self.frames, self.marks = frames, marks
+        self._index = {id(f): i for i, f in enumerate(frames)}
 
     def __call__(self, frame):
+        i = self._index.get(id(frame))
+        if i is not None and self.frames[i] is frame:
+            return [self.marks[i].copy()]
         for f, m in zip(self.frames, self.marks):
-            if f is frame or np.shares_memory(f, frame):
+            if np.shares_memory(f, frame):
                 return [m.copy()]
         raise ValueError("a frame that is not in the clip")
 
@@ -186,9 +196,10 @@ def kernels_at(style, image, marks, size, device, repeats, warmup, voting):
     return result
 
 
-def stream_at(style, image, marks, size, device, frames, warmup, check):
+def stream_at(style, image, marks, size, device, frames, warmup, check, pipeline=True):
     """Frames per second of a ``Stylizer`` on ``device`` over a made clip,
-    each frame prefetched while the one before it is painted; with
+    each frame prefetched while the one before it is painted (``pipeline``:
+    the Stylizer's, False for the landmarks only in its worker); with
     ``check``, the first frames compared with a CPU stream's."""
     from blit.stream import Stylizer
 
@@ -200,7 +211,8 @@ def stream_at(style, image, marks, size, device, frames, warmup, check):
         f, m = fill_frame(image, marks, width, height, zoom, shift)
         clip.append(f)
         clip_marks.append(m)
-    stylizer = Stylizer(style, device=device, landmarker=ClipLandmarks(clip, clip_marks))
+    stylizer = Stylizer(style, device=device, landmarker=ClipLandmarks(clip, clip_marks),
+                        pipeline=pipeline)
     totals, stages, outputs = [], {}, []
     with stylizer:
         stylizer.prefetch(clip[0])
@@ -219,7 +231,7 @@ def stream_at(style, image, marks, size, device, frames, warmup, check):
                     stages.setdefault(k, []).append(v)
         elapsed = time.perf_counter() - start
     result = {"size": f"{width}x{height}", "frames": frames, "warmup": warmup,
-              "fps": (frames - warmup) / elapsed,
+              "pipeline": pipeline, "fps": (frames - warmup) / elapsed,
               "stages": {k: latency_summary(v) for k, v in stages.items()}}
     if check and device == "cuda":
         with Stylizer(style, device="cpu", landmarker=ClipLandmarks(clip, clip_marks)) as cpu:
@@ -257,6 +269,10 @@ def main(argv=None):
     p.add_argument("--frames", type=int, default=150, help="frames of the stream's clip")
     p.add_argument("--check-frames", type=int, default=3,
                    help="first stream frames compared with a CPU stream's (GPU only)")
+    p.add_argument("--pipeline-ab", type=int, default=0, metavar="ROUNDS",
+                   help="then the stream with pipeline=False and True alternately, ROUNDS "
+                        "times each (the worker finding the landmarks only, or making the "
+                        "frame's CPU half)")
     p.add_argument("--json", metavar="OUT.json")
     args = p.parse_args(argv)
     if args.prepare:
@@ -303,6 +319,12 @@ def main(argv=None):
         parts = "  ".join(f"{k} {v['median']:.2f}" for k, v in r["stages"].items())
         same = f"  same frames as the CPU: {r['same_frames_as_cpu']}" if "same_frames_as_cpu" in r else ""
         print(f"stream {r['size']}: {r['fps']:.1f} fps (landmarks given){same}\n  ms: {parts}", flush=True)
+        for i in range(args.pipeline_ab):
+            for pipeline in (False, True):
+                r = stream_at(style, image, marks, size(args.stream_size), args.device,
+                              args.frames, min(10, args.frames // 2), 0, pipeline=pipeline)
+                report.setdefault("pipeline_ab", []).append(r)
+                print(f"  round {i + 1}, pipeline={pipeline}: {r['fps']:.1f} fps", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

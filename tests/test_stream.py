@@ -1,4 +1,5 @@
 """The stream object: equal to the still-image pipeline, stable, robust to lost faces."""
+import importlib.util
 import os
 import pathlib
 
@@ -20,6 +21,7 @@ from guides.mask import head_region
 
 HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
 ASTRONAUT = os.path.join(os.path.dirname(skimage.__file__), "data", "astronaut.png")
+TESTS = pathlib.Path(__file__).resolve().parent
 
 
 # ------------------------------------------------------------------ fixtures
@@ -38,23 +40,60 @@ def hatched(image, seed=0):
     return np.clip(image.astype(np.float32) * texture[..., None], 0, 255).astype(np.uint8)
 
 
+#: mediapipe's landmarks of the two images below, found with mediapipe 0.10.21:
+#: the fixtures' where mediapipe is not installed (a GPU machine's image has
+#: none; test_recorded_landmarks_are_mediapipes keeps them true)
+RECORDED = {"astronaut": TESTS / "data" / "astronaut_head.lm68.txt",
+            "hopper": TESTS / "data" / "grace_hopper.lm68.txt"}
+
+
+def astronaut_head():
+    """scikit-image's astronaut, head and shoulders, 150x160."""
+    return cv2.resize(read_image(ASTRONAUT)[0:320, 110:410], (150, 160), interpolation=cv2.INTER_AREA)
+
+
+def have_mediapipe():
+    try:
+        return importlib.util.find_spec("mediapipe") is not None
+    except (ImportError, ValueError):  # (a broken install)
+        return False
+
+
+def fixture_landmarks(image, name):
+    """mediapipe's landmarks of ``image``, or those recorded for it (``name``)
+    where mediapipe is not installed."""
+    from guides.landmarks import detect_landmarks, read_lm68
+
+    if not have_mediapipe():
+        return read_lm68(RECORDED[name])
+    return detect_landmarks(image)
+
+
 @pytest.fixture(scope="module")
 def style():
     """A small exemplar: scikit-image's astronaut, head and shoulders, hatched."""
     from guides.exemplar import StyleExemplar
-    from guides.landmarks import detect_landmarks
 
-    image = cv2.resize(read_image(ASTRONAUT)[0:320, 110:410], (150, 160), interpolation=cv2.INTER_AREA)
-    return StyleExemplar.prepare(hatched(image), detect_landmarks(image), name="astronaut")
+    image = astronaut_head()
+    return StyleExemplar.prepare(hatched(image), fixture_landmarks(image, "astronaut"),
+                                 name="astronaut")
 
 
 @pytest.fixture(scope="module")
 def hopper():
     """matplotlib's Grace Hopper photo and its landmarks."""
-    from guides.landmarks import detect_landmarks
-
     image = read_image(HOPPER)
-    return image, detect_landmarks(image)
+    return image, fixture_landmarks(image, "hopper")
+
+
+@pytest.mark.skipif(not have_mediapipe(), reason="needs mediapipe")
+def test_recorded_landmarks_are_mediapipes():
+    """The landmarks recorded for the fixtures are those mediapipe finds
+    (written with two decimals)."""
+    from guides.landmarks import detect_landmarks, read_lm68
+
+    for name, image in (("astronaut", astronaut_head()), ("hopper", read_image(HOPPER))):
+        np.testing.assert_allclose(read_lm68(RECORDED[name]), detect_landmarks(image), atol=0.006)
 
 
 def moving_clip(hopper, n=16, size=(176, 144), zoom=0.34):
