@@ -949,7 +949,7 @@ class Stylizer:
     frame size, each ``boil_hz`` re-seed), each into a new device array. The
     copies of a frame are, in order (the flow's among the guides' in any
     place: the flow is made and copied in a thread of its own beside the
-    other guides, which on the device set the stream's pace; with
+    masks and the other guides, which on the device set the stream's pace; with
     :meth:`prefetch`, all of the guides' copies are made in its worker while
     the frame before is painted):
 
@@ -972,8 +972,8 @@ class Stylizer:
     Nothing else crosses but the kernels' by-value argument structs (a few
     hundred bytes each). The times in :attr:`last_times` are then those of
     queuing the work: the device runs behind, and ``"download"`` waits for it.
-    ``"flow"`` is its own thread's time, spent beside ``"mls"`` and
-    ``"appearance"``; with :meth:`prefetch`, the stages up to
+    ``"flow"`` is its own thread's time, spent beside ``"mask"``, ``"mls"``
+    and ``"appearance"``; with :meth:`prefetch`, the stages up to
     ``"appearance"`` are spent in its worker, beside the painting of the
     frame before, and ``"total"`` is this call's.
 
