@@ -226,6 +226,25 @@ def test_augment_keeps_size_and_dtype():
 
 # ------------------------------------------------------------------ inference
 
+def test_gan_stylizer_float16_channels_last_path(tiny_shards, tmp_path):
+    """The arithmetic GanStylizer runs on CUDA (float16 weights and input,
+    channels-last), forced on the CPU, whose torch has float16 kernels: the
+    same image as float32 within a level or two. (Its CUDA run itself is not
+    tested: no GPU here.)"""
+    import torch
+
+    path = tmp_path / "m.pt"
+    run_tiny(tiny_shards, path, steps=2)
+    frame = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    with GanStylizer(str(path), device="cpu") as full, GanStylizer(str(path), device="cpu") as half:
+        assert not full.half
+        half.half = True  # (what the constructor sets for a CUDA device)
+        half.generator = half._net = half.generator.half().to(memory_format=torch.channels_last)
+        want, got = full(frame), half(frame)
+    assert got.dtype == np.uint8 and got.shape == frame.shape
+    assert np.abs(got.astype(int) - want).max() <= 2
+
+
 def test_gan_stylizer_has_the_stylizers_signature(tiny_shards, tmp_path):
     path = tmp_path / "m.pt"
     run_tiny(tiny_shards, path, steps=2)
