@@ -1084,14 +1084,14 @@ class Stylizer:
 
     def _forget(self):
         """:meth:`reset` but the landmarker's (the stream's own state)."""
-        pending = collections.deque()
+        pending, again = collections.deque(), []
         for frame, kind, t, future in self._pending:
-            if kind == "frame":  # keep its landmarks (and the frame as painted) only
+            if kind == "frame":  # keep its landmarks only: made again from the new state
                 try:
                     prepared = future.result()
                 except Exception:
                     continue  # (found again when the frame comes)
-                future, kind = _done((prepared.frame, prepared.found)), "faces"
+                again.append((len(pending), frame, t, prepared.found))
             pending.append((frame, kind, t, future))
         self._pending = pending
         self._tracks: list[_Track] = []
@@ -1121,6 +1121,13 @@ class Stylizer:
         self.last_nnf = []
         self.last_boxes = []
         self.last_searched = False
+        # in the worker again, in their order, after the state is new: made in
+        # the caller's thread when they came, they could be made after a frame
+        # prefetched since (the worker starts at once), the clock gone back
+        for i, frame, t, found in again:
+            future = self._worker().submit(self._prepare_in_worker, check_bgr_frame(frame), t,
+                                           found)
+            self._pending[i] = (frame, "frame", t, future)
 
     def close(self):
         """Release the landmarker if this object created it (and the

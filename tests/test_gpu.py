@@ -45,7 +45,7 @@ from blit.temporal import NO_HISTORY, temporal_filter
 from guides.mask import MIN_WEIGHT, HeadRegion, composite
 from guides.mls import positional_guide
 from test_stream import (Script, ScriptAtSize, big_clip, hopper, moving_clip,  # noqa: F401
-                         style)  # (the last two: fixtures)
+                         reset_while_prefetched, style)  # (hopper, style: fixtures)
 
 TESTS = Path(__file__).resolve().parent
 CUDA_DIR = Path(resources.files("blit") / "cuda")
@@ -313,6 +313,7 @@ class DeviceArray(np.ndarray):
             raise TypeError(f"set: a host array of {self.shape} {self.dtype} into a contiguous "
                             f"device array, got {type(arr).__name__} {arr.shape} {arr.dtype}")
         DeviceArray.log.append(("to device", arr.shape, arr.dtype.name))
+        _HostCuda.log.append((threading.current_thread().name, "copy"))
         self.view(np.ndarray)[...] = arr
 
     def get(self, out=None):
@@ -385,7 +386,8 @@ def _device(obj):
 class _HostCuda:
     """The part of ``cupy.cuda`` the stream uses: one device, one stream,
     whose work is done when it is queued; what the stream's threads ask of
-    them is logged in :attr:`log` (thread name, what)."""
+    them, and each copy to the device, is logged in :attr:`log` (thread
+    name, what)."""
 
     log = []
     runtime = type("runtime", (), {"getDevice": staticmethod(lambda: 0)})
@@ -399,6 +401,7 @@ class _HostCuda:
             return self
 
         def __exit__(self, *exc):
+            _HostCuda.log.append((threading.current_thread().name, "exit"))
             return False
 
     class _Stream:
@@ -1150,6 +1153,14 @@ def prefetched_and_cpu(style, hopper, case, *, wait):
 PREFETCH_CASES = ["keep", "stylize", "two faces, lost and back", "boil", "guide"]
 
 
+def test_host_kernels_reset_with_frames_prefetched_keeps_their_order(host_cupy, style, hopper):
+    """test_stream's reset with frames prefetched, on the device: the CPU
+    stream's output."""
+    got, want = reset_while_prefetched(style, hopper, device="cuda")
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+
+
 @pytest.mark.parametrize("case", PREFETCH_CASES)
 def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, hopper, case):
     """Stylizer(device="cuda") with prefetch(): the worker makes the next
@@ -1167,10 +1178,16 @@ def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, 
     # stream's device, and what they queued there is done before the stream's
     # thread reads it
     threads = ["styleblit-prefetch-"] + (["styleblit-flow-"] if case != "guide" else [])
-    assert all(name.startswith(tuple(threads)) for name, _ in _HostCuda.log)
+    log = [(name, what) for name, what in _HostCuda.log if what != "copy" or
+           name.startswith(tuple(threads))]  # (the caller's thread copies too)
+    assert all(name.startswith(tuple(threads)) for name, _ in log)
     for prefix in threads:
-        asked = [what for name, what in _HostCuda.log if name.startswith(prefix)]
-        assert asked[:2] == ["device 0", "synchronize"] and len(asked) % 2 == 0, prefix
+        asked = " ".join(what for name, what in log if name.startswith(prefix))
+        # each task: the device entered, its copies, then its stream synchronised
+        tasks = [task.split() for task in asked.split("device 0")[1:]]
+        assert tasks and all(task[-2:] == ["synchronize", "exit"] and
+                             set(task[:-2]) <= {"copy"} for task in tasks), (prefix, asked)
+        assert any("copy" in task for task in tasks), prefix
 
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])

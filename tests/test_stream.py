@@ -474,6 +474,42 @@ def test_reset_keeps_the_landmarks_of_prefetched_frames(style, hopper):
     np.testing.assert_array_equal(got, fresh(frames[3]))
 
 
+def reset_while_prefetched(style, hopper, device="cpu"):
+    """A stream reset with the next frame prefetched, its following frame
+    prefetched at once and made before the reset one is stylized (a display
+    loop busy elsewhere); and the same stream frame by frame. Both outputs."""
+    frames, marks = moving_clip(hopper, n=8)
+    answers, t = [[m] for m in marks], [i / 30 for i in range(8)]
+    plain = Stylizer(style, landmarker=Script(answers))
+    want = []
+    for i, f in enumerate(frames):
+        if i == 4:
+            plain.reset()
+        want.append(plain(f, t[i]).copy())
+    got = []
+    with Stylizer(style, landmarker=Script(answers), device=device) as ahead:
+        got.append(ahead(frames[0], t[0]).copy())  # (a parallel kernel has run)
+        ahead.prefetch(frames[1], t[1])
+        for i in range(1, 8):
+            if i == 4:
+                ahead.reset()
+            if i + 1 < 8:
+                ahead.prefetch(frames[i + 1], t[i + 1])
+                ahead._pending[-1][3].result()
+            got.append(ahead(frames[i], t[i]).copy())
+    return got, want
+
+
+def test_reset_with_frames_prefetched_keeps_their_order(style, hopper):
+    """The prefetched frame whose guides a reset dropped is made again before
+    the frame prefetched after it: before, it was made in the caller's thread
+    when it came, after the worker had made the next one; the clock went back
+    (a cut) and every frame after the reset differed from the stream's."""
+    got, want = reset_while_prefetched(style, hopper)
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+
+
 def test_reset_resets_the_landmarkers_tracking_too(style, hopper):
     """reset() between two clips: the landmarker's tracked faces are
     forgotten too (the default FaceLandmarker's, and any landmarker's with a
