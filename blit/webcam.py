@@ -39,10 +39,11 @@ _KEY_QUIT = (ord("q"), 27)
 
 def _quiet_opencv():
     """Silence OpenCV's own log (a missing camera is reported by us, in one line)."""
-    import cv2
+    from guides.io import _opencv_log_level
 
-    if hasattr(cv2, "setLogLevel"):
-        cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
+    levels = _opencv_log_level()
+    if levels is not None:
+        levels[1](0)  # LOG_LEVEL_SILENT
 
 
 #: Frames whose latency the webcam's summary describes: the last hour's at 30

@@ -45,7 +45,7 @@ from blit.temporal import NO_HISTORY, temporal_filter
 from guides.mask import MIN_WEIGHT, HeadRegion, composite
 from guides.mls import positional_guide
 from test_stream import (Script, ScriptAtSize, big_clip, hopper, moving_clip,  # noqa: F401
-                         reset_while_prefetched, style)  # (hopper, style: fixtures)
+                         prefetch_case, reset_while_prefetched, style)  # (hopper, style: fixtures)
 
 TESTS = Path(__file__).resolve().parent
 CUDA_DIR = Path(resources.files("blit") / "cuda")
@@ -1102,36 +1102,14 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
 
 
-def prefetched_case(hopper, case):
-    """A clip, its landmarker's answers, timestamps and the stream's options
-    for the prefetched-stream tests (as the CPU's, test_stream)."""
-    frames, marks = moving_clip(hopper, n=8)
-    answers, kwargs, t = [[m] for m in marks], {}, None
-    if case == "stylize":
-        kwargs["options"] = StylizeOptions(background="stylize")
-        answers[4] = []
-    elif case == "two faces, lost and back":
-        frames = [np.hstack([f, f]) for f in frames]
-        shift = np.float32([176, 0])
-        answers = [[m, m + shift] for m in marks]
-        answers[3] = [marks[3]]
-        answers[5] = []
-        kwargs.update(max_faces=2, hold=0.0)
-    elif case == "boil":
-        kwargs["boil_hz"] = 8.0
-        t = [i / 30.0 for i in range(len(frames))]
-    elif case == "guide":  # (the sources kept along the guides: the previous frame's is read)
-        kwargs["temporal"] = "guide"
-    return frames, answers, t or [None] * len(frames), kwargs
-
-
 def prefetched_and_cpu(style, hopper, case, *, wait):
     """The outputs of a device="cuda" stream with every frame prefetched one
     ahead, of a CPU stream frame by frame, and the kinds of work prefetched.
     ``wait``: the worker is let finish the next frame (its guides made and
     copied to the device) before this one is painted, the case where buffers
     shared by two frames in a row would show."""
-    frames, answers, t, kwargs = prefetched_case(hopper, case)
+    frames, answers, t, kwargs = prefetch_case(hopper, case)
+    t = t or [None] * len(frames)
     cpu = Stylizer(style, landmarker=Script(answers), **kwargs)
     want = [cpu(f, ti).copy() for f, ti in zip(frames, t)]
     got, kinds = [], set()

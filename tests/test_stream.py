@@ -417,14 +417,10 @@ def _pipelined_and_plain(style, frames, answers, t=None, script=Script, **kwargs
     return got, want, any(whole)
 
 
-@pytest.mark.parametrize("case", ["keep", "stylize", "two faces, lost and back", "every 2",
-                                  "boil"])
-def test_frames_prepared_in_the_prefetch_thread_give_the_same_stream(style, hopper, case):
-    """With prefetch() the next frame's landmarks, masks, flow and guides are
-    made in the worker while this frame is painted: the same output bit for
-    bit as frame by frame, through faces lost and found again, two faces,
-    the stylized background, carried landmarks and a boiling jitter."""
-    frames, marks = moving_clip(hopper, n=10)
+def prefetch_case(hopper, case, n=10):
+    """A clip, its landmarker's answers, timestamps (or None) and the
+    stream's options for the prefetch tests (here and test_gpu)."""
+    frames, marks = moving_clip(hopper, n=n)
     answers = [[m] for m in marks]
     kwargs, t = {}, None
     if case == "stylize":
@@ -443,6 +439,21 @@ def test_frames_prepared_in_the_prefetch_thread_give_the_same_stream(style, hopp
     elif case == "boil":
         kwargs["boil_hz"] = 8.0
         t = [i / 30.0 for i in range(len(frames))]
+    elif case == "guide":  # (the sources kept along the guides: the previous frame's is read)
+        kwargs["temporal"] = "guide"
+    else:
+        assert case == "keep", case
+    return frames, answers, t, kwargs
+
+
+@pytest.mark.parametrize("case", ["keep", "stylize", "two faces, lost and back", "every 2",
+                                  "boil"])
+def test_frames_prepared_in_the_prefetch_thread_give_the_same_stream(style, hopper, case):
+    """With prefetch() the next frame's landmarks, masks, flow and guides are
+    made in the worker while this frame is painted: the same output bit for
+    bit as frame by frame, through faces lost and found again, two faces,
+    the stylized background, carried landmarks and a boiling jitter."""
+    frames, answers, t, kwargs = prefetch_case(hopper, case)
     got, want, whole = _pipelined_and_plain(style, frames, answers, t, **kwargs)
     if numba.threading_layer() in ("omp", "tbb"):
         assert whole  # (else the worker finds the landmarks only)
