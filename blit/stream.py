@@ -690,7 +690,17 @@ def _look(frame, box):
     x1, y1 = min(int(math.ceil(box[2])) + 1, w), min(int(math.ceil(box[3])) + 1, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY)
+    # the box's middle, cut to a multiple of 16 a side (at most 15 px less;
+    # boxes under 16 px are taken whole): each grey level is then the mean of
+    # its block by OpenCV's exact-factor area path. The whole box's inexact
+    # factor took 1.6 ms a frame at 1920x1080 here (0.3 now), in the stream's
+    # prefetch thread
+    bw, bh = x1 - x0, y1 - y0
+    if bw >= 16:
+        x0, bw = x0 + bw % 16 // 2, bw - bw % 16
+    if bh >= 16:
+        y0, bh = y0 + bh % 16 // 2, bh - bh % 16
+    grey = cv2.cvtColor(frame[y0:y0 + bh, x0:x0 + bw], cv2.COLOR_BGR2GRAY)
     return cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 

@@ -714,6 +714,37 @@ def test_a_face_that_jumps_is_not_smoothed_from_where_it_was(style, hopper):
         assert (error > 0.1) if smoothed else (error < 1e-3), error
 
 
+@pytest.mark.parametrize("box", [(10.2, 20.7, 300.0, 280.4), (-5.0, -9.0, 40.0, 33.0),
+                                 (100.0, 50.0, 110.0, 58.0), (600.0, 400.0, 700.0, 500.0)])
+def test_look_is_the_mean_grey_of_16x16_blocks_of_the_box(box):
+    """_look (what a lost face's box is compared with): the grey levels of
+    the box cut to a multiple of 16 a side about its middle, averaged over
+    16x16 blocks (a box under 16 px a side: taken whole, blocks of OpenCV's
+    area weights). Boxes inside, across the frame's corner, small, outside."""
+    import cv2
+    from blit.stream import _look
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (480, 640, 3), np.uint8)
+    got = _look(frame, box)
+    if box[0] >= 640:
+        assert got is None
+        return
+    x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x1, y1 = min(int(np.ceil(box[2])) + 1, 640), min(int(np.ceil(box[3])) + 1, 480)
+    w, h = x1 - x0, y1 - y0
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float64)
+    if w >= 16 and h >= 16:
+        cx, cy = x0 + w % 16 // 2, y0 + h % 16 // 2
+        cut = grey[cy:cy + h - h % 16, cx:cx + w - w % 16]
+        want = cut.reshape(16, cut.shape[0] // 16, 16, cut.shape[1] // 16).mean(axis=(1, 3))
+        assert np.abs(got - want).max() <= 0.5  # (OpenCV's 8-bit result rounds)
+    else:
+        want = cv2.resize(grey[y0:y1, x0:x1].astype(np.float32), (16, 16),
+                          interpolation=cv2.INTER_AREA)
+        assert np.abs(got - want).max() <= 1.0  # (the grey and the result round)
+
+
 def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
     """A lost face is held only within a shot: at a cut the new shot passes
     through at once, and a face after a cut is painted afresh (as the first
