@@ -167,6 +167,16 @@ def _take(xp, buffers, name, shape, dtype):
     return xp.empty(shape, dtype) if buffers is None else buffers.get(name, shape, dtype)
 
 
+def empty_pinned(n, dtype):
+    """A flat host array of ``n`` ``dtype`` values in page-locked (pinned)
+    memory, from CuPy's pinned memory pool: a copy to or from the device
+    reads or writes it directly, without the driver's staging copy. A NumPy
+    array like any other on the host."""
+    dtype = np.dtype(dtype)
+    memory = _cupy().cuda.alloc_pinned_memory(max(n, 1) * dtype.itemsize)
+    return np.ndarray((n,), dtype, buffer=memory)
+
+
 def to_device(host, out=None):
     """One copy of a host array to the device: into ``out`` (a C-contiguous
     CuPy array of its shape and dtype), or into a new array. The stream moves

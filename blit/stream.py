@@ -596,6 +596,11 @@ class _HostKernels:
         return None
 
     @staticmethod
+    def host_buffers():
+        """Buffers for the host arrays :meth:`put` hands to the kernels."""
+        return Buffers()
+
+    @staticmethod
     def put(host, work, name):
         """``host`` where the kernels read it: here, itself."""
         return host
@@ -639,6 +644,12 @@ class _DeviceKernels:
 
     def device_buffers(self):
         return self._gpu.DeviceBuffers()
+
+    def host_buffers(self):
+        """Buffers for the host arrays :meth:`put` copies to the device: in
+        page-locked memory, which the copy reads directly (from pageable
+        memory the driver copies through a staging buffer)."""
+        return Buffers(self._gpu.empty_pinned)
 
     def denoise(self, nnf, radius, *, out, work):
         """:func:`blit.gpu.denoise_nnf` for this exemplar."""
@@ -750,7 +761,8 @@ class _Track:
     # its box as it looked when last seen (_look: HOLD_CHANGE)
     look: np.ndarray | None = None
     head: _Coherence = field(default_factory=_Coherence)
-    # the host arrays of its guides, one set per frame slot (Stylizer._prepare)
+    # the host arrays of its guides, one set per frame slot (Stylizer._prepare;
+    # its kernels' host_buffers)
     slots: list = field(default_factory=lambda: [Buffers() for _ in range(3)])
 
 
@@ -979,9 +991,11 @@ class Stylizer:
       seen);
     * device to host, the output, (H, W, 3) uint8.
 
-    Nothing else crosses but the kernels' by-value argument structs (a few
-    hundred bytes each). The times in :attr:`last_times` are then those of
-    queuing the work: the device runs behind, and ``"download"`` waits for it.
+    The flow, the appearance guides and the masks are made in page-locked
+    host memory, which their copies read directly. Nothing else crosses but
+    the kernels' by-value argument structs (a few hundred bytes each). The
+    times in :attr:`last_times` are then those of queuing the work: the
+    device runs behind, and ``"download"`` waits for it.
     ``"flow"`` is its own thread's time, spent beside ``"mask"``, ``"mls"``
     and ``"appearance"``; with :meth:`prefetch`, the stages up to
     ``"appearance"`` are spent in its worker, beside the painting of the
@@ -1110,7 +1124,8 @@ class Stylizer:
         self._main = None  # the track the background follows (MAIN_KEEP)
         self._prep_index = 0  # frames prepared (Stylizer._prepare): the clock
         self._slot_index = -1  # the frame being prepared
-        self._slots = [Buffers() for _ in range(3)]  # per-frame host arrays, a slot per frame
+        # per-frame host arrays (the flow's), a slot per frame
+        self._slots = [self._kernels.host_buffers() for _ in range(3)]
         self._guide_boxes = []  # the head boxes of the frame last prepared
         self._jitter_key = None
         self._jitter = None
@@ -1709,7 +1724,8 @@ class Stylizer:
                 if filt is not None:
                     filt(face / scale, t)
                 tracks.append(_Track(landmarks=face, raw=face, scale=scale, last_seen=t,
-                                     filter=filt, head=self._coherence()))
+                                     filter=filt, head=self._coherence(),
+                                     slots=[self._kernels.host_buffers() for _ in range(3)]))
         seen = [_box(tr.raw) for tr in tracks if tr.last_seen == t]
         for tr in tracks:
             if tr.last_seen == t:

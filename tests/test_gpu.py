@@ -298,10 +298,13 @@ class DeviceArray(np.ndarray):
     silently for others: both are refused here); reading a device value as
     a Python number is refused (CuPy would copy it back). The only copies
     are ``set`` (host to device) and ``get`` (device to host), as CuPy's,
-    and each is logged in :attr:`log` as (direction, shape, dtype name).
+    and each is logged in :attr:`log` as (direction, shape, dtype name);
+    ``set`` also in :attr:`sources` as (shape, dtype name, whether the host
+    array is page-locked memory: :meth:`_HostCuda.alloc_pinned_memory`'s).
     """
 
     log = []
+    sources = []
 
     @property
     def device(self):
@@ -313,6 +316,10 @@ class DeviceArray(np.ndarray):
             raise TypeError(f"set: a host array of {self.shape} {self.dtype} into a contiguous "
                             f"device array, got {type(arr).__name__} {arr.shape} {arr.dtype}")
         DeviceArray.log.append(("to device", arr.shape, arr.dtype.name))
+        base = arr
+        while isinstance(base, np.ndarray):
+            base = base.base
+        DeviceArray.sources.append((arr.shape, arr.dtype.name, isinstance(base, _HostPinned)))
         _HostCuda.log.append((threading.current_thread().name, "copy"))
         self.view(np.ndarray)[...] = arr
 
@@ -383,6 +390,10 @@ def _device(obj):
     return obj
 
 
+class _HostPinned(bytearray):
+    """Host memory standing in for page-locked memory."""
+
+
 class _HostCuda:
     """The part of ``cupy.cuda`` the stream uses: one device, one stream,
     whose work is done when it is queued; what the stream's threads ask of
@@ -411,6 +422,10 @@ class _HostCuda:
     @staticmethod
     def get_current_stream():
         return _HostCuda._Stream()
+
+    @staticmethod
+    def alloc_pinned_memory(nbytes):
+        return _HostPinned(nbytes)
 
 
 class HostCupy:
@@ -441,6 +456,7 @@ def host_cupy(host_gpu, monkeypatch):
     monkeypatch.setattr(gpu, "_unavailable_reason", lambda: None)
     log = []
     monkeypatch.setattr(DeviceArray, "log", log)
+    monkeypatch.setattr(DeviceArray, "sources", [])
     monkeypatch.setattr(_HostCuda, "log", [])
     return log
 
@@ -1091,6 +1107,7 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
     out = np.zeros_like(frames[0])
     for i, frame in enumerate(frames):
         host_cupy.clear()
+        DeviceArray.sources.clear()
         assert dev(frame, out=out) is out
         copies = list(host_cupy)
         assert_bits_equal(out, cpu(frame))
@@ -1100,6 +1117,13 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         assert_bits_equal(nnf.get(), want)
         assert_frame_copies(copies, dev, frame, i, background)
         assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
+        # the large guides go from page-locked memory: the flow, appearance and mask
+        (x0, y0, x1, y1), = dev.last_boxes
+        head = (y1 - y0, x1 - x0)
+        flow = [] if i == 0 else [(head + (2,) if background == "keep" else
+                                   frame.shape[:2] + (2,), "float32")]
+        pinned = [(shape, dtype) for shape, dtype, locked in DeviceArray.sources if locked]
+        assert sorted(pinned) == sorted(flow + [(head, "float32")] * 2)
 
 
 def prefetched_and_cpu(style, hopper, case, *, wait):
