@@ -45,6 +45,7 @@ float32 (x, y) pixels, guides float32, NNFs (H, W, 2) int32 exemplar (x, y).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import math
 import numbers
 import threading
@@ -817,6 +818,16 @@ def _know_threading_layer():
         _count_kernel(np.empty(2, np.int64))
 
 
+def _numba_threadsafe():
+    """Whether Numba's parallel kernels may run in two threads at once: its
+    OpenMP and TBB layers allow it (its workqueue layer stops the process
+    on it). The layer is known once a parallel kernel has run."""
+    try:
+        return numba.threading_layer() in ("omp", "tbb")
+    except ValueError:  # no parallel kernel has run yet
+        return False
+
+
 def _done(value):
     """A future that holds ``value``."""
     from concurrent.futures import Future
@@ -969,11 +980,11 @@ class Stylizer:
     jitter table ((levels, 64, 64, 2) float32) and the seed labels
     ((max(levels, 2), H, W) uint8) when they change (the first frame, a new
     frame size, each ``boil_hz`` re-seed), each into a new device array. The
-    copies of a frame are, in order (the flow's among the guides' in any
-    place: the flow is made and copied in a thread of its own beside the
-    masks and the other guides, which on the device set the stream's pace; with
-    :meth:`prefetch`, all of the guides' copies are made in its worker while
-    the frame before is painted):
+    copies of a frame are, in order (the flow's and the MLS nodes' among the
+    guides' in any place: the flow and the positional guides are made and
+    copied in threads of their own beside the masks and appearance guides,
+    which on the device set the stream's pace; with :meth:`prefetch`, all of
+    the guides' copies are made while the frame before is painted):
 
     * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
       frame on with ``temporal="flow"``: the head boxes' bounding box, or
@@ -995,11 +1006,11 @@ class Stylizer:
     host memory, which their copies read directly. Nothing else crosses but
     the kernels' by-value argument structs (a few hundred bytes each). The
     times in :attr:`last_times` are then those of queuing the work: the
-    device runs behind, and ``"download"`` waits for it.
-    ``"flow"`` is its own thread's time, spent beside ``"mask"``, ``"mls"``
-    and ``"appearance"``; with :meth:`prefetch`, the stages up to
-    ``"appearance"`` are spent in its worker, beside the painting of the
-    frame before, and ``"total"`` is this call's.
+    device runs behind, and ``"download"`` waits for it. ``"flow"`` and
+    ``"mls"`` are their own threads' times, spent beside ``"mask"`` and
+    ``"appearance"``; with :meth:`prefetch`, the stages up to
+    ``"appearance"`` are spent beside the painting of the frame before, and
+    ``"total"`` is this call's.
 
     A stream is one sequence of frames: call it from one thread at a time
     (frames stylized from two threads at once would interleave its state
@@ -1072,7 +1083,8 @@ class Stylizer:
         self._own_landmarker = landmarker is None
         self._closed = False
         self._pool = None  # the prefetch() thread, started on first use
-        self._flow_pool = None  # device="cuda": the optical flow's thread (Stylizer._prepare)
+        # device="cuda": the threads of the flow and of the positional guides (_prepare)
+        self._side_pools = {}
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
         # (frame, kind, t, future) in submission order; kind "frame" (the
         # future gives a _Prepared, which holds the frame as painted),
@@ -1162,9 +1174,9 @@ class Stylizer:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        if self._flow_pool is not None:
-            self._flow_pool.shutdown()
-            self._flow_pool = None
+        for pool in self._side_pools.values():
+            pool.shutdown()
+        self._side_pools = {}
         if self._own_landmarker and self._landmarker is not None:
             self._landmarker.close()
             self._landmarker = None
@@ -1242,22 +1254,21 @@ class Stylizer:
     def _pipelines(self):
         """Whether :meth:`prefetch` makes whole frames' guides in its thread:
         their Numba kernels then run beside the painting's (on the CPU; with
-        ``device="cuda"`` beside any the caller's thread runs), which Numba's
-        OpenMP and TBB layers allow (its workqueue layer stops the process
-        on it). The layer is known once a parallel kernel has run."""
-        if not self.pipeline:
-            return False
-        try:
-            return numba.threading_layer() in ("omp", "tbb")
-        except ValueError:  # no parallel kernel has run yet
-            return False
+        ``device="cuda"`` beside any the caller's thread runs), which needs
+        :func:`_numba_threadsafe`."""
+        return self.pipeline and _numba_threadsafe()
 
-    def _flow_thread(self):
-        if self._flow_pool is None:
+    def _side_thread(self, name):
+        """The thread of ``name`` ("flow", "mls") that makes that part of a
+        frame's guides beside the rest with ``device="cuda"``
+        (:meth:`_prepare`)."""
+        pool = self._side_pools.get(name)
+        if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._flow_pool = ThreadPoolExecutor(1, thread_name_prefix=f"styleblit-flow-{id(self):x}")
-        return self._flow_pool
+            pool = ThreadPoolExecutor(1, thread_name_prefix=f"styleblit-{name}-{id(self):x}")
+            self._side_pools[name] = pool
+        return pool
 
     def _worker(self):
         if self._pool is None:
@@ -1573,20 +1584,30 @@ class Stylizer:
         restart = self._update_jitter(frame.shape[:2], t) or cut
         times["smooth"] = _ms(t0)
 
-        style, options, kernels = self.style, self.options, self._kernels
+        options = self.options
         h, w = frame.shape[:2]
         whole = options.background == "stylize" and self._last_any is not None
-        flowing = None
-        if self.device != "cpu" and self.temporal == "flow":
+        # the background follows the largest face (or the last one seen)
+        main = (tracks[-1].landmarks if tracks else self._last_any) if whole else None
+        flowing = placing = None
+        if self.device != "cpu":
             # With the painting on the device, this half is the stream's pace:
             # the flow, its longest stage, is made in a thread of its own beside
-            # the masks and guides, on the heads' boxes (those of head_region;
-            # it reads and writes only its own state: the grey frames, DIS, the
-            # frame's flow; OpenCV lets go of the GIL)
+            # the masks and appearance guides, on the heads' boxes (those of
+            # head_region; it reads and writes only its own state: the grey
+            # frames, DIS, the frame's flow; OpenCV lets go of the GIL), and so
+            # are the positional guides (their Numba kernel beside the
+            # appearance guides' where Numba's threading layer allows it)
             boxes = [head_box(frame.shape, tr.landmarks, margin=options.voting) for tr in tracks]
-            flow_times = {}
-            flowing = self._flow_thread().submit(self._kernels.in_thread, self._flow, frame,
-                                                 boxes, whole, slot, flow_times)
+            if self.temporal == "flow":
+                flow_times = {}
+                flowing = self._side_thread("flow").submit(
+                    self._kernels.in_thread, self._flow, frame, boxes, whole, slot, flow_times)
+            if _numba_threadsafe():
+                mls_times = {}
+                placing = self._side_thread("mls").submit(
+                    self._kernels.in_thread, self._positions, (h, w), tracks, boxes, main, index,
+                    mls_times)
         try:
             t0 = time.perf_counter()
             regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
@@ -1595,22 +1616,18 @@ class Stylizer:
             self._guide_boxes = [r.box for r in regions]
             if flowing is None:
                 flow = self._flow(frame, self._guide_boxes, whole, slot, times)
-            main = pos_whole = None
-            if whole:
-                # the background follows the largest face (or the last one seen)
-                main = tracks[-1].landmarks if tracks else self._last_any
-                t0 = time.perf_counter()
-                pos_whole = kernels.positional_guide(
-                    (h, w), main, style.landmarks,
-                    out=self._pos_buffer(self._slots[slot], self._work, index, (h, w)))
-                _add(times, "mls", t0)
-            # the largest face's head takes its box of the frame's guide (no seam
-            # with the background); every other face its own guide
-            guides = [self._face_guides(frame, tr, region,
-                                        pos_whole if tr is tracks[-1] else None, index, times)
-                      for tr, region in zip(tracks, regions)]
+            if placing is None:
+                pos_whole, positions = self._positions((h, w), tracks, self._guide_boxes, main,
+                                                       index, times)
+            else:
+                pos_whole, positions = placing.result()
+                times["mls"] = mls_times.get("mls", 0.0)
+            guides = [self._face_guides(frame, tr, region, pos, index, times)
+                      for tr, region, pos in zip(tracks, regions, positions)]
         finally:
-            if flowing is not None:  # (waited for even when the guides failed)
+            if placing is not None:  # (waited for even when the masks failed)
+                concurrent.futures.wait([placing])
+            if flowing is not None:
                 flow = flowing.result()
                 times["flow"] = times.get("flow", 0.0) + flow_times.get("flow", 0.0)
         return _Prepared(frame=frame, t=t, found=found, searched=searched, tracks=tracks,
@@ -1906,34 +1923,60 @@ class Stylizer:
         prev_half = cv2.pyrDown(prev, dst=buffers.get("flow_prev", half, np.uint8))
         # DIS allocates its output: handed a reused buffer, it crashed
         # (segfault) in a test whose box changes size between frames
-        flow = cv2.resize(self._dis.calc(cur_half, prev_half, None), (w, h),
+        half_flow = self._dis.calc(cur_half, prev_half, None)
+        # pyrDown's pixel i is the full size's 2i: a displacement doubles. Doubled
+        # before the resize, on a quarter of the values: the same bits (a float's
+        # doubling is exact, and the interpolation's weights are the same)
+        np.multiply(half_flow, np.float32(2.0), out=half_flow)
+        return cv2.resize(half_flow, (w, h),
                           dst=(out_buffers or buffers).get("flow", (h, w, 2), np.float32),
                           interpolation=cv2.INTER_LINEAR)
-        # pyrDown's pixel i is the full size's 2i: a displacement doubles
-        return np.multiply(flow, np.float32(2.0), out=flow)
 
-    def _face_guides(self, frame, track, region, pos_whole, index, times):
+    def _positions(self, shape, tracks, boxes, main, index, times):
+        """The frame's positional guides in its slot, as (the whole frame's,
+        [each head's]): the whole frame's (``shape``) where the background
+        follows the landmarks ``main`` (else None), and each head's on its
+        box of ``boxes`` (None for an empty box). The largest face's head
+        (the last) takes its box of the frame's guide (no seam with the
+        background); every other face has its own guide, of its box only,
+        in frame coordinates."""
+        style, kernels = self.style, self._kernels
+        t0 = time.perf_counter()
+        pos_whole = None
+        if main is not None:
+            pos_whole = kernels.positional_guide(
+                shape, main, style.landmarks,
+                out=self._pos_buffer(self._slots[index % 3], self._work, index, shape))
+        heads = []
+        for track, (x0, y0, x1, y1) in zip(tracks, boxes):
+            if x1 <= x0 or y1 <= y0:
+                heads.append(None)
+                continue
+            slots = track.slots[index % 3]
+            # (on the device, the head's buffers, named for the frame's slot of
+            # three: the frame before may be painted meanwhile, the one before it kept)
+            work = slots if self.device == "cpu" else track.head.work
+            pos = self._pos_buffer(slots, work, index, (y1 - y0, x1 - x0))
+            if pos_whole is not None and track is tracks[-1]:
+                pos[...] = pos_whole[y0:y1, x0:x1]  # (a contiguous copy, for the kernels)
+            else:
+                shifted = track.landmarks - np.array([x0, y0], np.float32)
+                pos = kernels.positional_guide((y1 - y0, x1 - x0), shifted, style.landmarks,
+                                               out=pos)
+            heads.append(pos)
+        _add(times, "mls", t0)
+        return pos_whole, heads
+
+    def _face_guides(self, frame, track, region, pos, index, times):
         """One head's guides in the frame's slot (:class:`_FaceGuides`), or
-        None for an empty box. ``pos_whole``: the frame's positional guide
-        where the background follows this face (its head then takes its box
-        of it), else None (the head's own guide)."""
+        None for an empty box; ``pos``: its positional guide
+        (:meth:`_positions`)."""
         style, kernels = self.style, self._kernels
         x0, y0, x1, y1 = region.box
         if x1 <= x0 or y1 <= y0:
             return None
         slots = track.slots[index % 3]
-        # (on the device, the head's buffers, named for the frame's slot of three:
-        # the frame before may be painted meanwhile, the one before it kept)
         work, slot = (slots, "") if self.device == "cpu" else (track.head.work, index % 3)
-        shape = (y1 - y0, x1 - x0)
-        t0 = time.perf_counter()
-        pos = self._pos_buffer(slots, work, index, shape)
-        if pos_whole is not None:  # a contiguous copy of the head box, for the kernels
-            pos[...] = pos_whole[y0:y1, x0:x1]
-        else:  # the guide of the head box only, in frame coordinates
-            shifted = track.landmarks - np.array([x0, y0], np.float32)
-            pos = kernels.positional_guide(shape, shifted, style.landmarks, out=pos)
-        _add(times, "mls", t0)
         t0 = time.perf_counter()
         app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=slots,
                                 out=slots.get("app", region.mask.shape, np.float32))

@@ -1168,18 +1168,22 @@ def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, 
     """Stylizer(device="cuda") with prefetch(): the worker makes the next
     frame's guides and copies them to the device, into buffers of their own
     for each of three frames in a row, while this frame is painted (here it
-    finishes first); the flow is made in a thread of its own beside the
-    guides. The CPU stream's output, bit for bit, frame after frame."""
+    finishes first); the flow and the positional guides are made in threads
+    of their own beside the masks and appearance guides. The CPU stream's
+    output, bit for bit, frame after frame."""
     got, want, kinds = prefetched_and_cpu(style, hopper, case, wait=True)
     if numba.threading_layer() in ("omp", "tbb"):
         assert "frame" in kinds  # (else the worker finds the landmarks only)
     assert ("worker's Numba threads", numba.get_num_threads()) in kinds
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
-    # the worker and the flow's thread (none with the guide motion) work on the
-    # stream's device, and what they queued there is done before the stream's
-    # thread reads it
+    # the worker, the flow's thread (none with the guide motion) and the
+    # positional guides' (where Numba's layer lets two threads run kernels)
+    # work on the stream's device, and what they queued there is done before
+    # the stream's thread reads it
     threads = ["styleblit-prefetch-"] + (["styleblit-flow-"] if case != "guide" else [])
+    if numba.threading_layer() in ("omp", "tbb"):
+        threads.append("styleblit-mls-")
     log = [(name, what) for name, what in _HostCuda.log if what != "copy" or
            name.startswith(tuple(threads))]  # (the caller's thread copies too)
     assert all(name.startswith(tuple(threads)) for name, _ in log)

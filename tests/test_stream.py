@@ -565,6 +565,13 @@ def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape):
     found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
     # a tiny box has little texture to go on (24x24: about (-2.5, 0.9)), a large one is exact
     np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
+    # its displacement doubled on the half-size flow, before the resize: the
+    # same bits as the full-size flow doubled (a float's doubling is exact)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    dis.setFinestScale(dis.getFinestScale() - 1)
+    half = dis.calc(cv2.pyrDown(cur), cv2.pyrDown(prev), None)
+    full = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(2.0)
+    assert full.tobytes() == flow.tobytes()
 
 
 # ---------------------------------------------- landmarks carried between detections
