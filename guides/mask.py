@@ -98,18 +98,22 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
     mask = take(buffers, "mask", (y1 - y0, x1 - x0), np.float32)
     if mask.size:
         # The soft edge is smooth over sigma pixels, so it is blurred at 1/f of
-        # the resolution and interpolated back. f <= sigma / 2 (the blur is at
-        # least 2 small pixels wide) up to 4, and beyond sigma / 4 (up to 16;
-        # sigma >= 20, heads over 250 px wide): within 0.008 of a
-        # full-resolution blur for sigma 2 to 66 px (grace_hopper's head at
-        # 0.15x to 4.5x). With f at most 4, as before, a head of sigma 44 (a
-        # close-up at 1920x1080) took 2.3 ms here and not 1.3 (a blur 11 small
-        # pixels wide on a quarter-size image). The fill stays at full
-        # resolution and is area-averaged down: filled at low resolution, the
-        # polygon would grow by half a small pixel. The fill's canvas is the
-        # box padded to a multiple of f, so that the area average is OpenCV's
-        # exact-factor path (6x faster than an inexact factor at 640x480).
-        f = int(min(16.0, max(1.0, min(4.0, sigma // 2), sigma // 4)))
+        # the resolution with f <= sigma / 2 (up to 4; the blur is then at least
+        # 2 small pixels wide) and interpolated back: within 0.016 of a
+        # full-resolution blur on target1 from 160x120 to 1920x1080, and in one
+        # process 2x faster than at half resolution at 640x480 and 768x1024,
+        # 4.6x at 1920x1080. The fill stays at full resolution and is
+        # area-averaged down: filled at low resolution, the polygon would grow
+        # by half a small pixel. The fill's canvas is the box padded to a
+        # multiple of f, so that the area average is OpenCV's exact-factor
+        # path (6x faster than an inexact factor at 640x480). Tried, not
+        # kept: f up to 16 for large heads (f <= sigma / 4), 2.3 -> 1.3 ms for
+        # sigma 44, within 0.0043 of the full-resolution blur (0.0013 at f
+        # 4); on target1 at 768x1024 (sigma 38) with lincolnbust, f 8 and 9
+        # moved mediapipe's landmark error on the still from 0.046 to
+        # 0.052-0.053 of the inter-ocular distance, over #2's bar of 0.05
+        # (f 5 to 7: 0.046), for masks at most 0.0035 apart.
+        f = int(min(4.0, max(1.0, sigma // 2)))
         hh, ww = mask.shape
         sh, sw = -(-hh // f), -(-ww // f)
         exact = (sh * f, sw * f) == (hh, ww)

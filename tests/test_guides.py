@@ -234,8 +234,8 @@ def full_resolution_edge(lm, box):
 def test_head_region_soft_edge_matches_a_full_resolution_blur(hopper, scale):
     """The soft edge, blurred at reduced resolution, stays within 0.02 of the
     polygon blurred at full resolution with the same sigma, with no bias in
-    area, for small and large faces (sigma 2.2 to 66 px: reduction factors 1
-    to 16)."""
+    area, for small and large faces (sigma 2.2 to 66 px: every reduction
+    factor, 1 to 4)."""
     image, lm = hopper
     lm = (lm * scale).astype(np.float32)
     shape = (int(image.shape[0] * scale), int(image.shape[1] * scale))
