@@ -20,6 +20,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
   date -u
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   "$PY" -c "import sys, numpy, numba, cupy, cv2; print('python', sys.version.split()[0], 'numpy', numpy.__version__, 'numba', numba.__version__, 'cupy', cupy.__version__, 'cv2', cv2.__version__)"
+  "$PY" -c "from blit.bench import source_digest; print('styleblit source', source_digest())"
 } 2>&1 | tee "$OUT/info.txt"
 start=$(date +%s)
 timeout "${TEST_S:-300}" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py -rfEs \

@@ -8,6 +8,7 @@ patch-based method) and reports lookup+blend as a multiple of it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import subprocess
@@ -20,15 +21,43 @@ from blit.cli import (add_stylize_args, frame_size, load_style_from_args, number
                        options_from_args, register)
 from blit.metrics import latency_summary
 
-__all__ = ["run_bench", "environment"]
+__all__ = ["run_bench", "environment", "source_digest"]
 
 DEFAULT_SIZES = ("640x480", "768x1024", "1280x720")
 
 
+#: styleblit's own packages, whose source :func:`source_digest` reads
+PACKAGES = ("blit", "guides", "gan_distill")
+
+
+def source_digest(root=None):
+    """The first 12 hex digits of a SHA-256 of styleblit's source: the
+    ``.py``, ``.cu`` and ``.cuh`` files of :data:`PACKAGES` under ``root``
+    (default: where this package is), names and contents, in name order.
+    It names the code a benchmark ran where the commit cannot: a copy of a
+    working tree whose ``.git`` is another commit's (a GPU machine's copy
+    reported the session's first commit for three later trees), or an
+    installed package."""
+    if root is None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for folder, subfolders, files in os.walk(os.path.join(root, package)):
+            subfolders.sort()
+            for name in sorted(files):
+                if name.endswith((".py", ".cu", ".cuh")):
+                    path = os.path.join(folder, name)
+                    digest.update(os.path.relpath(path, root).replace(os.sep, "/").encode())
+                    with open(path, "rb") as f:
+                        digest.update(f.read())
+    return digest.hexdigest()[:12]
+
+
 def environment():
-    """Versions, CPU, threads and commit, saved beside every benchmark
-    (mediapipe's version None where it is not installed: a GPU machine's
-    image may lack it, benchmarks/bench_gpu.py)."""
+    """Versions, CPU, threads, commit and :func:`source_digest`, saved
+    beside every benchmark (mediapipe's version None where it is not
+    installed: a GPU machine's image may lack it, benchmarks/bench_gpu.py).
+    The commit gets ``-dirty`` where the packages' files differ from it."""
     import numba
 
     try:
@@ -52,6 +81,11 @@ def environment():
         if top and os.path.realpath(top) == os.path.realpath(root):
             commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True, cwd=root, timeout=5).stdout.strip()
+            changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                      "--", *PACKAGES], capture_output=True, text=True,
+                                     cwd=root, timeout=5).stdout.strip()
+            if commit and changed:
+                commit += "-dirty"
     except (OSError, subprocess.SubprocessError):
         pass
     return {
@@ -59,7 +93,8 @@ def environment():
         "opencv": cv2.__version__,
         "mediapipe": mediapipe.__version__ if mediapipe is not None else None, "cpu": cpu,
         "cpu_count": os.cpu_count(), "numba_threads": numba.get_num_threads(),
-        "commit": commit or None, "gpu": None, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "commit": commit or None, "source": source_digest(), "gpu": None,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
 

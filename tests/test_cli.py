@@ -571,6 +571,61 @@ def test_bench_prints_and_saves_every_stage(tmp_path, capsys):
     assert result["options"]["denoise"] is True  # (what ran: it was recorded as null)
 
 
+def test_bench_environment_names_the_source_it_ran(tmp_path):
+    """The benchmarks' JSON names the code by a digest of the packages'
+    source (a copied tree may carry another commit's .git): a copy of the
+    packages has the same digest, a changed byte or a new kernel file
+    another, a file that is not source none; the commit of a checkout whose
+    package files differ from it is marked dirty."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from blit.bench import PACKAGES, environment, source_digest
+
+    root = Path(__file__).resolve().parents[1]
+
+    def copy_packages(to):
+        for package in PACKAGES:
+            shutil.copytree(root / package, to / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+
+    copy = tmp_path / "copy"
+    copy_packages(copy)
+    digest = source_digest(copy)
+    assert len(digest) == 12 and digest == source_digest(root)
+    assert environment()["source"] == digest
+    (copy / "blit" / "notes.txt").write_text("not source")
+    assert source_digest(copy) == digest
+    (copy / "blit" / "cuda" / "extra.cuh").write_text("// a kernel header\n")
+    assert source_digest(copy) != digest
+    (copy / "blit" / "cuda" / "extra.cuh").unlink()
+    stream = copy / "blit" / "stream.py"
+    stream.write_bytes(stream.read_bytes() + b"\n")
+    assert source_digest(copy) != digest
+
+    # a checkout of its own: clean, then with a package file changed
+    if shutil.which("git") is None:
+        return  # (the digest is checked; the commit needs git)
+    repo = tmp_path / "repo"
+    copy_packages(repo)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(git + args, check=True)
+    code = "import json, blit.bench; print(json.dumps(blit.bench.environment()['commit']))"
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+
+    def commit():
+        return json.loads(subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                                         capture_output=True, text=True, check=True).stdout)
+
+    clean = commit()
+    assert clean and not clean.endswith("-dirty")
+    stream = repo / "blit" / "stream.py"
+    stream.write_bytes(stream.read_bytes() + b"\n")
+    assert commit() == clean + "-dirty"
+
+
 # ------------------------------------------------------------------ --device
 
 def _device_argv(command, tmp_path):
