@@ -625,6 +625,34 @@ class _HostKernels:
         """Nothing to do: the kernels painted ``out``."""
 
 
+#: The names of the host arrays a frame copies to the device (Stylizer._prepare):
+#: the flow (continued at its edges: "flow_reach"), the appearance guide, the mask
+_COPIED = ("flow", "flow_reach", "app", "mask")
+
+
+class _PinnedBuffers(Buffers):
+    """:class:`guides.buffers.Buffers` whose arrays of the given names are
+    made by ``empty`` (page-locked memory), the others by NumPy."""
+
+    def __init__(self, names, empty):
+        super().__init__()
+        self.pinned = Buffers(empty)
+        self._names = frozenset(names)
+
+    def get(self, name, shape, dtype):
+        if name in self._names:
+            return self.pinned.get(name, shape, dtype)
+        return super().get(name, shape, dtype)
+
+    @property
+    def nbytes(self):
+        return super().nbytes + self.pinned.nbytes
+
+    def clear(self):
+        super().clear()
+        self.pinned.clear()
+
+
 class _DeviceKernels:
     """The per-frame functions of ``device="cuda"`` (:mod:`blit.gpu`) and
     the exemplar arrays they read, copied to the device once."""
@@ -647,10 +675,12 @@ class _DeviceKernels:
         return self._gpu.DeviceBuffers()
 
     def host_buffers(self):
-        """Buffers for the host arrays :meth:`put` copies to the device: in
-        page-locked memory, which the copy reads directly (from pageable
-        memory the driver copies through a staging buffer)."""
-        return Buffers(self._gpu.empty_pinned)
+        """Buffers for the host arrays :meth:`put` copies to the device:
+        those of :data:`_COPIED` in page-locked memory, which the copy reads
+        directly (from pageable memory the driver copies through a staging
+        buffer), the work arrays beside them in plain memory (CuPy's pinned
+        pool rounds sizes up to powers of two and keeps what it freed)."""
+        return _PinnedBuffers(_COPIED, self._gpu.empty_pinned)
 
     def denoise(self, nnf, radius, *, out, work):
         """:func:`blit.gpu.denoise_nnf` for this exemplar."""
@@ -694,7 +724,11 @@ def _box(points):
 def _look(frame, box):
     """The pixels of ``box`` (x0, y0, x1, y1) in ``frame``, as 16x16 grey
     levels (float32), to tell whether a lost face is still there
-    (:data:`HOLD_CHANGE`); None for a box outside the frame."""
+    (:data:`HOLD_CHANGE`); None for a box outside the frame. The box is
+    grown about its middle to a multiple of 16 a side (by at most 15 px,
+    kept inside the frame), so that each level is the mean of its block by
+    OpenCV's exact-factor area path; where the frame is too small for that,
+    the box as it is."""
     import cv2
 
     h, w = frame.shape[:2]
@@ -702,18 +736,23 @@ def _look(frame, box):
     x1, y1 = min(int(math.ceil(box[2])) + 1, w), min(int(math.ceil(box[3])) + 1, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    # the box's middle, cut to a multiple of 16 a side (at most 15 px less;
-    # boxes under 16 px are taken whole): each grey level is then the mean of
-    # its block by OpenCV's exact-factor area path. The whole box's inexact
-    # factor took 1.6 ms a frame at 1920x1080 here (0.3 now), in the stream's
-    # prefetch thread
-    bw, bh = x1 - x0, y1 - y0
-    if bw >= 16:
-        x0, bw = x0 + bw % 16 // 2, bw - bw % 16
-    if bh >= 16:
-        y0, bh = y0 + bh % 16 // 2, bh - bh % 16
-    grey = cv2.cvtColor(frame[y0:y0 + bh, x0:x0 + bw], cv2.COLOR_BGR2GRAY)
+    # (the inexact factor of the box as it is took 1.6 ms a frame for a head
+    # of 934x1006 at 1920x1080 here, in the stream's prefetch thread)
+    grown = _grow16(x0, x1, w), _grow16(y0, y1, h)
+    if None not in grown:
+        (x0, x1), (y0, y1) = grown
+    grey = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
     return cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _grow16(a0, a1, size):
+    """The span a0..a1 grown about its middle to a multiple of 16, moved to
+    lie inside 0..size; None where size is too small."""
+    n = -(-(a1 - a0) // 16) * 16
+    if n > size:
+        return None
+    start = min(max(a0 - (n - (a1 - a0)) // 2, 0), size - n)
+    return start, start + n
 
 
 def _still_there(track, frame):
@@ -772,7 +811,7 @@ class _FaceGuides:
     """One head's guides for a frame, where the kernels read them."""
 
     box: tuple  # (x0, y0, x1, y1) in the frame
-    pos: np.ndarray  # (h, w, 2) float32 positional guide
+    pos: np.ndarray | None  # (h, w, 2) float32 positional guide (None until set)
     app: np.ndarray  # (h, w) float32 appearance guide
     mask: np.ndarray  # (h, w) float32 head mask
     active: np.ndarray  # (h, w) bool: the pixels painted
@@ -1590,25 +1629,26 @@ class Stylizer:
         # the background follows the largest face (or the last one seen)
         main = (tracks[-1].landmarks if tracks else self._last_any) if whole else None
         flowing = placing = None
-        if self.device != "cpu":
-            # With the painting on the device, this half is the stream's pace:
-            # the flow, its longest stage, is made in a thread of its own beside
-            # the masks and appearance guides, on the heads' boxes (those of
-            # head_region; it reads and writes only its own state: the grey
-            # frames, DIS, the frame's flow; OpenCV lets go of the GIL), and so
-            # are the positional guides (their Numba kernel beside the
-            # appearance guides' where Numba's threading layer allows it)
-            boxes = [head_box(frame.shape, tr.landmarks, margin=options.voting) for tr in tracks]
-            if self.temporal == "flow":
-                flow_times = {}
-                flowing = self._side_thread("flow").submit(
-                    self._kernels.in_thread, self._flow, frame, boxes, whole, slot, flow_times)
-            if _numba_threadsafe():
-                mls_times = {}
-                placing = self._side_thread("mls").submit(
-                    self._kernels.in_thread, self._positions, (h, w), tracks, boxes, main, index,
-                    mls_times)
+        flow_times, mls_times = {}, {}
         try:
+            if self.device != "cpu":
+                # With the painting on the device, this half is the stream's
+                # pace: the flow, its longest stage, is made in a thread of its
+                # own beside the masks and appearance guides, on the heads' boxes
+                # (those of head_region; it reads and writes only its own state:
+                # the grey frames, DIS, the frame's flow; OpenCV lets go of the
+                # GIL), and so are the positional guides (their Numba kernel
+                # beside the appearance guides' where Numba's threading layer
+                # allows it)
+                boxes = [head_box(frame.shape, tr.landmarks, margin=options.voting)
+                         for tr in tracks]
+                if self.temporal == "flow":
+                    flowing = self._side_thread("flow").submit(
+                        self._kernels.in_thread, self._flow, frame, boxes, whole, slot, flow_times)
+                if _numba_threadsafe():
+                    placing = self._side_thread("mls").submit(
+                        self._kernels.in_thread, self._positions, (h, w), tracks, boxes, main,
+                        index, mls_times)
             t0 = time.perf_counter()
             regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
                                    buffers=tr.slots[slot]) for tr in tracks]
@@ -1619,11 +1659,14 @@ class Stylizer:
             if placing is None:
                 pos_whole, positions = self._positions((h, w), tracks, self._guide_boxes, main,
                                                        index, times)
-            else:
+            guides = [self._face_guides(frame, tr, region, index, times)
+                      for tr, region in zip(tracks, regions)]
+            if placing is not None:  # (their thread was making them meanwhile)
                 pos_whole, positions = placing.result()
                 times["mls"] = mls_times.get("mls", 0.0)
-            guides = [self._face_guides(frame, tr, region, pos, index, times)
-                      for tr, region, pos in zip(tracks, regions, positions)]
+            for guide, pos in zip(guides, positions):
+                if guide is not None:
+                    guide.pos = pos
         finally:
             if placing is not None:  # (waited for even when the masks failed)
                 concurrent.futures.wait([placing])
@@ -1967,10 +2010,10 @@ class Stylizer:
         _add(times, "mls", t0)
         return pos_whole, heads
 
-    def _face_guides(self, frame, track, region, pos, index, times):
+    def _face_guides(self, frame, track, region, index, times):
         """One head's guides in the frame's slot (:class:`_FaceGuides`), or
-        None for an empty box; ``pos``: its positional guide
-        (:meth:`_positions`)."""
+        None for an empty box; its positional guide (``pos``) is None, for
+        the caller to set (:meth:`_positions`)."""
         style, kernels = self.style, self._kernels
         x0, y0, x1, y1 = region.box
         if x1 <= x0 or y1 <= y0:
@@ -1986,7 +2029,7 @@ class Stylizer:
         # pixels whose mask would not change the composite by half a level are skipped
         active = kernels.xp.greater_equal(mask, MIN_WEIGHT,
                                           out=work.get(f"active{slot}", mask.shape, np.bool_))
-        return _FaceGuides(region.box, pos, app, mask, active)
+        return _FaceGuides(region.box, None, app, mask, active)
 
     def _paint_face(self, track, landmarks, guides, flow, canvas, prepared, times):
         """One head: its NNF (:meth:`_coherent_lookup`), blended, filtered

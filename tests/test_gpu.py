@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -1124,6 +1125,14 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
                                    frame.shape[:2] + (2,), "float32")]
         pinned = [(shape, dtype) for shape, dtype, locked in DeviceArray.sources if locked]
         assert sorted(pinned) == sorted(flow + [(head, "float32")] * 2)
+    # and only those: the guides' work arrays are in plain memory
+    from blit.stream import _COPIED
+
+    heads = [b for tr in dev._tracks for b in tr.slots]
+    for buffers in dev._slots + heads:
+        assert set(buffers.pinned._flat) <= set(_COPIED)
+        assert not set(buffers._flat) & set(_COPIED)
+    assert any(buffers._flat for buffers in heads)  # (the masks' and guides' work arrays)
 
 
 def prefetched_and_cpu(style, hopper, case, *, wait):
@@ -1150,6 +1159,83 @@ def prefetched_and_cpu(style, hopper, case, *, wait):
         # the painting takes no CPU thread: the worker's guides have them all
         kinds.add(("worker's Numba threads", dev._worker().submit(numba.get_num_threads).result()))
     return got, want, kinds
+
+
+def _side_threads_stream(style, hopper):
+    """A device="cuda" stream on the host build, two frames in (its side
+    threads started), and the clip's frames."""
+    if numba.threading_layer() not in ("omp", "tbb"):
+        pytest.skip("the positional guides' thread needs Numba's omp or tbb layer")
+    frames, marks = moving_clip(hopper, n=4)
+    dev = Stylizer(style, landmarker=Script([[m] for m in marks]), device="cuda")
+    dev(frames[0])
+    dev(frames[1])
+    return dev, frames
+
+
+def _slow(fn, seconds, state):
+    """``fn`` that sleeps first, and records in ``state`` when it runs and ends."""
+    state["done"] = threading.Event()
+
+    def slow(*args, **kwargs):
+        state.setdefault("spans", []).append([time.perf_counter(), None])
+        time.sleep(seconds)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            state["spans"][-1][1] = time.perf_counter()
+            state["done"].set()
+
+    return slow
+
+
+def test_host_kernels_positional_guides_run_beside_the_appearance_guides(host_cupy, style,
+                                                                        hopper, monkeypatch):
+    """The positional guides' thread runs beside the masks and the appearance
+    guides (helper-50: the appearance guides waited for it)."""
+    import blit.stream as stream
+
+    dev, frames = _side_threads_stream(style, hopper)
+    mls, appearance = {}, {}
+    dev._positions = _slow(dev._positions, 0.3, mls)
+    monkeypatch.setattr(stream, "target_appearance",
+                        _slow(stream.target_appearance, 0.0, appearance))
+    dev(frames[2])
+    (_, m1), = mls["spans"]
+    (a0, _), = appearance["spans"]
+    assert a0 < m1, "the appearance guide waited for the positional guides"
+
+
+@pytest.mark.parametrize("fails", ["positional guides", "masks", "starting a thread"])
+def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cupy, style,
+                                                                        hopper, monkeypatch,
+                                                                        fails):
+    """Whatever fails in a frame's guides (the positional guides in their
+    thread, the masks in the caller's, the positional guides' thread not
+    starting), the flow's thread (and the other) has ended when the error
+    reaches the caller: nothing writes the stream's buffers after it."""
+    import blit.stream as stream
+
+    dev, frames = _side_threads_stream(style, hopper)
+    flow, mls = {}, {}
+    dev._flow = _slow(dev._flow, 0.5, flow)
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError(fails)
+
+    if fails == "positional guides":
+        dev._positions = boom
+    elif fails == "masks":
+        dev._positions = _slow(dev._positions, 0.5, mls)
+        monkeypatch.setattr(stream, "head_region", boom)
+    else:
+        side = dev._side_thread
+        dev._side_thread = lambda name: boom() if name == "mls" else side(name)
+    with pytest.raises(ZeroDivisionError):
+        dev(frames[2])
+    assert flow["done"].is_set()
+    if mls:
+        assert mls["done"].is_set()
 
 
 PREFETCH_CASES = ["keep", "stylize", "two faces, lost and back", "boil", "guide"]

@@ -722,12 +722,13 @@ def test_a_face_that_jumps_is_not_smoothed_from_where_it_was(style, hopper):
 
 
 @pytest.mark.parametrize("box", [(10.2, 20.7, 300.0, 280.4), (-5.0, -9.0, 40.0, 33.0),
-                                 (100.0, 50.0, 110.0, 58.0), (600.0, 400.0, 700.0, 500.0)])
+                                 (100.0, 50.0, 110.0, 58.0), (600.0, 400.0, 700.0, 500.0),
+                                 (630.0, 470.0, 639.5, 479.5), (20.0, 30.0, 82.0, 89.0)])
 def test_look_is_the_mean_grey_of_16x16_blocks_of_the_box(box):
     """_look (what a lost face's box is compared with): the grey levels of
-    the box cut to a multiple of 16 a side about its middle, averaged over
-    16x16 blocks (a box under 16 px a side: taken whole, blocks of OpenCV's
-    area weights). Boxes inside, across the frame's corner, small, outside."""
+    the box grown about its middle to a multiple of 16 a side (kept inside
+    the frame), averaged over 16x16 blocks; every pixel of the box counts.
+    Boxes inside, across the frame's corners, small, outside."""
     import cv2
     from blit.stream import _look
 
@@ -739,17 +740,30 @@ def test_look_is_the_mean_grey_of_16x16_blocks_of_the_box(box):
         return
     x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
     x1, y1 = min(int(np.ceil(box[2])) + 1, 640), min(int(np.ceil(box[3])) + 1, 480)
-    w, h = x1 - x0, y1 - y0
     grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float64)
-    if w >= 16 and h >= 16:
-        cx, cy = x0 + w % 16 // 2, y0 + h % 16 // 2
-        cut = grey[cy:cy + h - h % 16, cx:cx + w - w % 16]
-        want = cut.reshape(16, cut.shape[0] // 16, 16, cut.shape[1] // 16).mean(axis=(1, 3))
-        assert np.abs(got - want).max() <= 0.5  # (OpenCV's 8-bit result rounds)
-    else:
-        want = cv2.resize(grey[y0:y1, x0:x1].astype(np.float32), (16, 16),
-                          interpolation=cv2.INTER_AREA)
-        assert np.abs(got - want).max() <= 1.0  # (the grey and the result round)
+    gw, gh = -(-(x1 - x0) // 16) * 16, -(-(y1 - y0) // 16) * 16
+    gx = min(max(x0 - (gw - (x1 - x0)) // 2, 0), 640 - gw)
+    gy = min(max(y0 - (gh - (y1 - y0)) // 2, 0), 480 - gh)
+    assert gx <= x0 and x1 <= gx + gw and gy <= y0 and y1 <= gy + gh  # (the whole box in it)
+    cut = grey[gy:gy + gh, gx:gx + gw]
+    want = cut.reshape(16, gh // 16, 16, gw // 16).mean(axis=(1, 3))
+    assert np.abs(got - want).max() <= 0.5  # (OpenCV's 8-bit result rounds)
+
+
+def test_look_sees_a_change_at_the_edge_of_the_box():
+    """A change in a band at the box's edge only (a board coming in from
+    the side) changes the look as much as it changes the box: no pixel of
+    the box is left out (helper-50's case: a 63x60 box, whose middle 48x48
+    alone was looked at)."""
+    from blit.stream import HOLD_CHANGE, _look
+
+    frame = np.full((240, 320, 3), 128, np.uint8)
+    frame[::3, ::3] = 200
+    box = (100.0, 80.0, 162.0, 139.0)  # 63 x 60 px
+    board = frame.copy()
+    board[80:140, 100:108] = board[80:140, 155:163] = board[80:86, 100:163] = 0
+    board[80:140:4, 100:108] = 90  # (not flat)
+    assert np.abs(_look(board, box) - _look(frame, box)).max() > HOLD_CHANGE
 
 
 def test_a_cut_ends_the_hold_and_starts_afresh(style, hopper):
