@@ -60,7 +60,7 @@ from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter,
 from blit.stylize import (StylizeOptions, _face_list, check_max_faces, check_style_and_options,
                           face_width, rescale_points, scaled_shape)
 from blit.temporal import temporal_filter
-from guides.appearance import detail_planes, target_appearance
+from guides.appearance import target_appearance
 from guides.buffers import Buffers, take
 from guides.io import check_bgr_frame
 from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
@@ -755,12 +755,6 @@ def _grow16(a0, a1, size):
     return start, start + n
 
 
-def _set_looks(frame, looks):
-    """``track.look = _look(frame, box)`` for each (track, box) of ``looks``."""
-    for track, box in looks:
-        track.look = _look(frame, box)
-
-
 def _still_there(track, frame):
     """Whether the box of the lost face ``track`` in ``frame`` still looks
     as it did when the face was last seen (:data:`HOLD_CHANGE`,
@@ -1304,8 +1298,8 @@ class Stylizer:
         return self.pipeline and _numba_threadsafe()
 
     def _side_thread(self, name):
-        """The thread of ``name`` ("flow", "mls", "mask", "look") that makes
-        that part of a frame's guides beside the rest with ``device="cuda"``
+        """The thread of ``name`` ("flow", "mls") that makes that part of a
+        frame's guides beside the rest with ``device="cuda"``
         (:meth:`_prepare`)."""
         pool = self._side_pools.get(name)
         if pool is None:
@@ -1625,10 +1619,7 @@ class Stylizer:
         times["landmarks"] = waited + _ms(start) - times.get("flow", 0.0)
 
         t0 = time.perf_counter()
-        # (on the device the looks of the faces seen now, which only later
-        # frames read, are made in a side thread beside the guides)
-        looks = None if self.device == "cpu" else []
-        tracks = self._update_tracks(faces, t, frame, carried=len(carried), looks=looks)
+        tracks = self._update_tracks(faces, t, frame, carried=len(carried))
         restart = self._update_jitter(frame.shape[:2], t) or cut
         times["smooth"] = _ms(t0)
 
@@ -1637,12 +1628,9 @@ class Stylizer:
         whole = options.background == "stylize" and self._last_any is not None
         # the background follows the largest face (or the last one seen)
         main = (tracks[-1].landmarks if tracks else self._last_any) if whole else None
-        flowing = placing = masking = looking = None
-        planes = [None] * len(tracks)
-        flow_times, mls_times, mask_times = {}, {}, {}
+        flowing = placing = None
+        flow_times, mls_times = {}, {}
         try:
-            if looks:
-                looking = self._side_thread("look").submit(_set_looks, frame, looks)
             if self.device != "cpu":
                 # With the painting on the device, this half is the stream's
                 # pace: the flow, its longest stage, is made in a thread of its
@@ -1651,8 +1639,7 @@ class Stylizer:
                 # the grey frames, DIS, the frame's flow; OpenCV lets go of the
                 # GIL), and so are the positional guides (their Numba kernel
                 # beside the appearance guides' where Numba's threading layer
-                # allows it) and the masks (OpenCV only, beside the appearance
-                # guides' grey images, which do not depend on them)
+                # allows it)
                 boxes = [head_box(frame.shape, tr.landmarks, margin=options.voting)
                          for tr in tracks]
                 if self.temporal == "flow":
@@ -1662,25 +1649,18 @@ class Stylizer:
                     placing = self._side_thread("mls").submit(
                         self._kernels.in_thread, self._positions, (h, w), tracks, boxes, main,
                         index, mls_times)
-                masking = self._side_thread("mask").submit(self._masks, frame.shape, tracks, slot,
-                                                           mask_times)
-                t0 = time.perf_counter()
-                planes = [detail_planes(frame[y0:y1, x0:x1], buffers=tr.slots[slot])
-                          if x1 > x0 and y1 > y0 else None
-                          for tr, (x0, y0, x1, y1) in zip(tracks, boxes)]
-                times["appearance"] = _ms(t0)
-                regions = masking.result()
-                times["mask"] = mask_times["mask"]
-            else:
-                regions = self._masks(frame.shape, tracks, slot, times)
+            t0 = time.perf_counter()
+            regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
+                                   buffers=tr.slots[slot]) for tr in tracks]
+            times["mask"] = _ms(t0)
             self._guide_boxes = [r.box for r in regions]
             if flowing is None:
                 flow = self._flow(frame, self._guide_boxes, whole, slot, times)
             if placing is None:
                 pos_whole, positions = self._positions((h, w), tracks, self._guide_boxes, main,
                                                        index, times)
-            guides = [self._face_guides(frame, tr, region, index, times, planes=p)
-                      for tr, region, p in zip(tracks, regions, planes)]
+            guides = [self._face_guides(frame, tr, region, index, times)
+                      for tr, region in zip(tracks, regions)]
             if placing is not None:  # (their thread was making them meanwhile)
                 pos_whole, positions = placing.result()
                 times["mls"] = mls_times.get("mls", 0.0)
@@ -1688,10 +1668,8 @@ class Stylizer:
                 if guide is not None:
                     guide.pos = pos
         finally:
-            # (each waited for even when another part failed)
-            concurrent.futures.wait([f for f in (placing, masking, looking) if f is not None])
-            if looking is not None:
-                looking.result()
+            if placing is not None:  # (waited for even when the masks failed)
+                concurrent.futures.wait([placing])
             if flowing is not None:
                 flow = flowing.result()
                 times["flow"] = times.get("flow", 0.0) + flow_times.get("flow", 0.0)
@@ -1752,14 +1730,12 @@ class Stylizer:
                 out.append(moved)
         return out
 
-    def _update_tracks(self, faces, t, frame, carried=0, looks=None):
+    def _update_tracks(self, faces, t, frame, carried=0):
         """Match faces to tracks by nearest centroid, smooth, expire; return the
         tracks to paint this frame, largest face last (painted on top), or
         the one the background follows (:data:`MAIN_KEEP`). The last
         ``carried`` faces are lost ones carried along the flow
-        (:meth:`_carry_lost`). The look of each face seen now (:func:`_look`,
-        read by later frames only) is set here, or where ``looks`` is a list,
-        appended to it as (track, box) for :func:`_set_looks`."""
+        (:meth:`_carry_lost`)."""
         tracks, shape = self._tracks, frame.shape
         pairs = []
         for i, track in enumerate(tracks):
@@ -1811,11 +1787,9 @@ class Stylizer:
                                      filter=filt, head=self._coherence(),
                                      slots=[self._kernels.host_buffers() for _ in range(3)]))
         seen = [_box(tr.raw) for tr in tracks if tr.last_seen == t]
-        seen_now = [(tr, _box(tr.raw)) for tr in tracks if tr.last_seen == t]
-        if looks is None:
-            _set_looks(frame, seen_now)
-        else:
-            looks += seen_now
+        for tr in tracks:
+            if tr.last_seen == t:
+                tr.look = _look(frame, _box(tr.raw))
         alive = [tr for tr in tracks if tr.last_seen == t or (
             t - tr.last_seen <= self.hold and tr.speed <= MOVING
             and _held(_box(tr.raw), seen, shape) and _still_there(tr, frame))]
@@ -2036,21 +2010,10 @@ class Stylizer:
         _add(times, "mls", t0)
         return pos_whole, heads
 
-    def _masks(self, shape, tracks, slot, times):
-        """Each track's head region (:func:`guides.mask.head_region`), its
-        mask in the track's buffers of the frame's slot."""
-        t0 = time.perf_counter()
-        regions = [head_region(shape, tr.landmarks, margin=self.options.voting,
-                               buffers=tr.slots[slot]) for tr in tracks]
-        times["mask"] = _ms(t0)
-        return regions
-
-    def _face_guides(self, frame, track, region, index, times, *, planes=None):
+    def _face_guides(self, frame, track, region, index, times):
         """One head's guides in the frame's slot (:class:`_FaceGuides`), or
         None for an empty box; its positional guide (``pos``) is None, for
-        the caller to set (:meth:`_positions`). ``planes``: the appearance
-        guide's grey images (:func:`guides.appearance.detail_planes`) of the
-        box, made already."""
+        the caller to set (:meth:`_positions`)."""
         style, kernels = self.style, self._kernels
         x0, y0, x1, y1 = region.box
         if x1 <= x0 or y1 <= y0:
@@ -2059,8 +2022,7 @@ class Stylizer:
         work, slot = (slots, "") if self.device == "cpu" else (track.head.work, index % 3)
         t0 = time.perf_counter()
         app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=slots,
-                                out=slots.get("app", region.mask.shape, np.float32),
-                                planes=planes)
+                                out=slots.get("app", region.mask.shape, np.float32))
         app = kernels.put(app, work, f"app{slot}")
         mask = kernels.put(region.mask, work, f"mask{slot}")
         _add(times, "appearance", t0)

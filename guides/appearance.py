@@ -18,7 +18,7 @@ import numpy as np
 from guides.buffers import take
 
 __all__ = ["luminance_detail", "style_appearance", "match_histogram", "quantile_function",
-           "target_appearance", "detail_planes"]
+           "target_appearance"]
 
 _NQ = 257  # points of a stored quantile function
 _LO, _HI, _BINS = -128.0, 128.0, 512  # match_histogram's default bins, the target guide's
@@ -214,17 +214,7 @@ def _level_map_kernel(gray, blur, lut, out):
             out[y, x] = lut[np.int64(gray[y, x]) - np.int64(blur[y, x]) + 255]
 
 
-def detail_planes(image, *, buffers=None):
-    """The two grey images :func:`target_appearance` makes its guide of: the
-    luminance of ``image`` and its blur, both (H, W) uint8 (in ``buffers``,
-    names ``"detail*"``). They do not depend on the mask: a caller may make
-    them while the mask is being made, and give them to
-    :func:`target_appearance` (``planes``)."""
-    return _gray_and_blur(image, 3, buffers)
-
-
-def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=None,
-                      planes=None):
+def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=None):
     """Target appearance guide: luminance detail histogram-matched to the exemplar's.
 
     Parameters
@@ -237,8 +227,6 @@ def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=No
     buffers : guides.buffers.Buffers, optional
         Where to take the work arrays from; default: new arrays.
     out : (H, W) float32 ndarray, optional
-    planes : ((H, W) uint8 ndarray, (H, W) uint8 ndarray), optional
-        ``detail_planes(image)``, made already; default: made here.
 
     Returns
     -------
@@ -249,10 +237,7 @@ def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=No
     # match_histogram bins them, and the matched value of each, looked up
     # per pixel: the float detail, its bin indices and their gather are
     # never written (styleblit bench at 768x1024: 1.5 instead of 2.9-3.1 ms).
-    gray, blur = _gray_and_blur(image, 3, buffers) if planes is None else planes
-    if gray.shape != image.shape[:2] or blur.shape != gray.shape:
-        raise ValueError(f"planes: expected two arrays of shape {image.shape[:2]}, "
-                         f"got {gray.shape} and {blur.shape}")
+    gray, blur = _gray_and_blur(image, 3, buffers)
     mask = np.zeros((0, 0), np.float32) if mask is None else np.ascontiguousarray(mask)
     if mask.size and mask.shape != gray.shape:
         raise ValueError(f"mask: expected shape {gray.shape}, got {mask.shape}")

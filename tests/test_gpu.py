@@ -1206,70 +1206,18 @@ def test_host_kernels_positional_guides_run_beside_the_appearance_guides(host_cu
     assert a0 < m1, "the appearance guide waited for the positional guides"
 
 
-def test_host_kernels_masks_run_beside_the_appearance_guides_grey_images(host_cupy, style,
-                                                                         hopper, monkeypatch):
-    """The masks are made in a thread of their own while the appearance
-    guides' grey images (which do not need them) are made; the guide's
-    matching waits for them."""
-    import blit.stream as stream
-
-    dev, frames = _side_threads_stream(style, hopper)
-    masks, planes, appearance = {}, {}, {}
-    monkeypatch.setattr(stream, "head_region", _slow(stream.head_region, 0.3, masks))
-    monkeypatch.setattr(stream, "detail_planes", _slow(stream.detail_planes, 0.0, planes))
-    monkeypatch.setattr(stream, "target_appearance",
-                        _slow(stream.target_appearance, 0.0, appearance))
-    dev(frames[2])
-    (_, m1), = masks["spans"]
-    (p0, _), = planes["spans"]
-    (a0, _), = appearance["spans"]
-    assert p0 < m1, "the grey images waited for the masks"
-    assert a0 > m1, "the appearance guide did not wait for its mask"
-    assert "mask" in dev.last_times
-
-
-def test_host_kernels_looks_of_the_faces_seen_are_made_beside_the_guides(host_cupy, style,
-                                                                         hopper, monkeypatch):
-    """The looks of the faces seen in a frame (what a lost face's box looked
-    like, read by later frames' holds) are made in a side thread on the
-    device, and equal the CPU stream's, frame after frame."""
-    import blit.stream as stream
-
-    frames, marks = moving_clip(hopper, n=4)
-    cpu, dev = stream_pair(style, marks)
-    threads, real = [], stream._look
-
-    def look(frame, box):
-        threads.append(threading.current_thread().name)
-        return real(frame, box)
-
-    monkeypatch.setattr(stream, "_look", look)
-    for frame in frames:
-        threads.clear()
-        cpu(frame)
-        assert threads == [threading.current_thread().name]
-        threads.clear()
-        dev(frame)
-        assert len(threads) == 1 and threads[0].startswith("styleblit-look")
-        (a,), (b,) = [tr.look for tr in cpu._tracks], [tr.look for tr in dev._tracks]
-        assert_bits_equal(b, a)
-
-
-@pytest.mark.parametrize("fails", ["positional guides", "masks", "grey images",
-                                   "starting a thread"])
+@pytest.mark.parametrize("fails", ["positional guides", "masks", "starting a thread"])
 def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cupy, style,
                                                                         hopper, monkeypatch,
                                                                         fails):
-    """Whatever fails in a frame's guides (the positional guides or the
-    masks in their threads, the appearance guides' grey images in the
-    caller's, the positional guides' thread not starting), the flow's thread
-    (and the others) has ended when the error reaches the caller: nothing
-    writes the stream's buffers after it."""
+    """Whatever fails in a frame's guides (the positional guides in their
+    thread, the masks in the caller's, the positional guides' thread not
+    starting), the flow's thread (and the other) has ended when the error
+    reaches the caller: nothing writes the stream's buffers after it."""
     import blit.stream as stream
 
     dev, frames = _side_threads_stream(style, hopper)
     flow, mls = {}, {}
-    masks = {}
     dev._flow = _slow(dev._flow, 0.5, flow)
 
     def boom(*args, **kwargs):
@@ -1277,22 +1225,17 @@ def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cup
 
     if fails == "positional guides":
         dev._positions = boom
-    elif fails == "masks":  # (in their thread)
+    elif fails == "masks":
         dev._positions = _slow(dev._positions, 0.5, mls)
         monkeypatch.setattr(stream, "head_region", boom)
-    elif fails == "grey images":  # (in the caller's thread, the masks' still running)
-        dev._positions = _slow(dev._positions, 0.5, mls)
-        monkeypatch.setattr(stream, "head_region", _slow(stream.head_region, 0.5, masks))
-        monkeypatch.setattr(stream, "detail_planes", boom)
     else:
         side = dev._side_thread
         dev._side_thread = lambda name: boom() if name == "mls" else side(name)
     with pytest.raises(ZeroDivisionError):
         dev(frames[2])
     assert flow["done"].is_set()
-    for state in (mls, masks):
-        if state:
-            assert state["done"].is_set()
+    if mls:
+        assert mls["done"].is_set()
 
 
 PREFETCH_CASES = ["keep", "stylize", "two faces, lost and back", "boil", "guide"]

@@ -200,13 +200,6 @@ def test_target_appearance_is_the_matched_detail_bit_for_bit(mask_kind):
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="mask"):
         target_appearance(crop, q, np.zeros((5, 5), np.float32))
-    # its grey images made beforehand (the CUDA stream makes them beside the mask)
-    from guides.appearance import detail_planes
-
-    planes = detail_planes(crop, buffers=Buffers())
-    np.testing.assert_array_equal(target_appearance(crop, q, mask, planes=planes), want)
-    with pytest.raises(ValueError, match="planes"):
-        target_appearance(crop[1:], q, None if mask is None else mask[1:], planes=planes)
 
 
 # ---------------------------------------------------------------------- mask
