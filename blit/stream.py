@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import math
 import numbers
 import threading
@@ -1023,7 +1024,9 @@ class Stylizer:
     guides' in any place: the flow and the positional guides are made and
     copied in threads of their own beside the masks and appearance guides,
     which on the device set the stream's pace; with :meth:`prefetch`, all of
-    the guides' copies are made while the frame before is painted):
+    the guides' copies are made while the frame before is painted, and with
+    ``landmark_every=1`` the landmarks are found in a thread of their own
+    while the worker makes the guides of the frame before):
 
     * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
       frame on with ``temporal="flow"``: the head boxes' bounding box, or
@@ -1122,7 +1125,8 @@ class Stylizer:
         self._own_landmarker = landmarker is None
         self._closed = False
         self._pool = None  # the prefetch() thread, started on first use
-        # device="cuda": the threads of the flow and of the positional guides (_prepare)
+        # device="cuda": the threads of the flow and of the positional guides
+        # (_prepare), and of the landmarks (prefetch)
         self._side_pools = {}
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
         # (frame, kind, t, future) in submission order; kind "frame" (the
@@ -1245,9 +1249,11 @@ class Stylizer:
         device there, into buffers of their own for each of three frames in
         a row); the call that stylizes the frame then does the rest (the
         lookup, blend, temporal filter, composite and enlarging). With
-        ``pipeline=False``, or a Numba threading layer that cannot run
-        kernels from two threads at once (its ``workqueue``), the worker
-        finds the landmarks only.
+        ``device="cuda"`` and ``landmark_every=1`` the landmarks are found in
+        a thread of their own, in order, while the worker makes the guides of
+        the frame before. With ``pipeline=False``, or a Numba threading layer
+        that cannot run kernels from two threads at once (its ``workqueue``),
+        the worker finds the landmarks only.
         Either way a stream runs at the pace of the slower of the two halves,
         not of their sum, and the output is the same as without prefetching:
         every frame is made once, in order.
@@ -1283,8 +1289,15 @@ class Stylizer:
                 return
         # (shrunk in the worker too)
         if self._pipelines():
-            future = self._worker().submit(self._prepare_in_worker, check_bgr_frame(frame), t,
-                                           faces)
+            frame = check_bgr_frame(frame)
+            if faces is _FIND and self.device != "cpu" and self.landmark_every == 1:
+                # with the painting on the device the worker's CPU half sets the
+                # pace: the landmarks of this frame are found in a thread of
+                # their own while the worker makes the frames' before it
+                found = self._side_thread("landmarks").submit(self._shrink_and_find, frame, faces)
+                future = self._worker().submit(self._prepare_found, found, t)
+            else:
+                future = self._worker().submit(self._prepare_in_worker, frame, t, faces)
             self._pending.append((frame, "frame", t, future))
         else:  # the landmarks only (or none: carried, landmark_every)
             future = self._worker().submit(self._shrink_and_find, check_bgr_frame(frame), faces)
@@ -1298,16 +1311,19 @@ class Stylizer:
         return self.pipeline and _numba_threadsafe()
 
     def _side_thread(self, name):
-        """The thread of ``name`` ("flow", "mls") that makes that part of a
-        frame's guides beside the rest with ``device="cuda"``
-        (:meth:`_prepare`)."""
+        """The thread of ``name`` that makes that part of a frame beside the
+        rest with ``device="cuda"``: "flow" and "mls" (:meth:`_prepare`),
+        "landmarks" (:meth:`prefetch`)."""
         pool = self._side_pools.get(name)
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = ThreadPoolExecutor(1, thread_name_prefix=f"styleblit-{name}-{id(self):x}")
+            pool = ThreadPoolExecutor(1, thread_name_prefix=self._side_name(name))
             self._side_pools[name] = pool
         return pool
+
+    def _side_name(self, name):
+        return f"styleblit-{name}-{id(self):x}"
 
     def _worker(self):
         if self._pool is None:
@@ -1321,6 +1337,15 @@ class Stylizer:
         prefetch thread), else ``faces`` as given (None: to carry)."""
         work = self._shrink(frame)
         return work, (self._find_faces(work) if faces is _FIND else faces)
+
+    def _prepare_found(self, found, t):
+        """:meth:`_prepare_in_worker` of a frame whose landmarks ``found`` (a
+        future of :meth:`_shrink_and_find`) are found in the landmarks'
+        thread; the wait for them counts with the landmarks."""
+        t0 = time.perf_counter()
+        work, faces = found.result()
+        return self._kernels.in_thread(functools.partial(self._prepare, waited=_ms(t0)), work,
+                                       t, faces)
 
     def _prepare_in_worker(self, frame, t, faces):
         if self.device == "cpu":
@@ -1448,12 +1473,15 @@ class Stylizer:
             composite(out, enlarged[y0:y1, x0:x1], HeadRegion((x0, y0, x1, y1), mask), out=out)
 
     def _find_faces(self, frame):
-        """The landmarker on ``frame`` now; in the prefetch thread when there
-        is one (the landmarker runs in one thread at a time), unless this is
-        that thread."""
-        in_worker = threading.current_thread().name.startswith(self._worker_name)
-        if self._pool is not None and not in_worker:
-            return self._pool.submit(self._find_faces, frame).result()
+        """The landmarker on ``frame`` now, in its one thread (it runs in one
+        thread at a time, frames in order): the landmarks' thread when there
+        is one (:meth:`prefetch` with ``device="cuda"``), else the prefetch
+        thread when there is one; here when this is that thread."""
+        home, name = self._side_pools.get("landmarks"), self._side_name("landmarks")
+        if home is None:
+            home, name = self._pool, self._worker_name
+        if home is not None and not threading.current_thread().name.startswith(name):
+            return home.submit(self._find_faces, frame).result()
         return _landmarker_faces(self._get_landmarker()(frame))
 
     def _carry(self, frame, slot, times):

@@ -1238,6 +1238,103 @@ def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cup
         assert mls["done"].is_set()
 
 
+class TimedScript(Script):
+    """A :class:`Script` that takes ``seconds`` a call (the GIL let go, as
+    mediapipe does) and notes each call's (start, end, thread name); it
+    refuses to run in two threads at once."""
+
+    def __init__(self, answers, seconds=0.0):
+        super().__init__(answers)
+        self.seconds, self.spans, self._busy = seconds, [], threading.Lock()
+
+    def __call__(self, frame):
+        assert self._busy.acquire(blocking=False), "the landmarker ran in two threads at once"
+        try:
+            t0 = time.perf_counter()
+            time.sleep(self.seconds)
+            answer = super().__call__(frame)
+            self.spans.append((t0, time.perf_counter(), threading.current_thread().name))
+            return answer
+        finally:
+            self._busy.release()
+
+
+def test_host_kernels_landmarks_are_found_beside_the_guides(host_cupy, style, hopper):
+    """Prefetched on the device (landmark_every=1), a frame's landmarks are
+    found in a thread of their own while the worker makes the guides of the
+    frame before: both take 0.15 s here, and they overlap. The output is the
+    CPU stream's."""
+    if numba.threading_layer() not in ("omp", "tbb"):
+        pytest.skip("the prefetch worker makes the guides with Numba's omp or tbb layer only")
+    frames, marks = moving_clip(hopper, n=5)
+    answers = [[m] for m in marks]
+    cpu = Stylizer(style, landmarker=Script(answers))
+    want = [cpu(f).copy() for f in frames]
+    landmarker = TimedScript(answers, 0.15)
+    with Stylizer(style, landmarker=landmarker, device="cuda") as dev:
+        prepare, guides = dev._prepare, []
+
+        def slow_prepare(*args, **kwargs):
+            t0 = time.perf_counter()
+            time.sleep(0.15)
+            try:
+                return prepare(*args, **kwargs)
+            finally:
+                guides.append((t0, time.perf_counter()))
+
+        dev._prepare = slow_prepare
+        got = [dev(frames[0]).copy()]
+        dev.prefetch(frames[1])
+        for i in range(1, len(frames)):
+            if i + 1 < len(frames):
+                dev.prefetch(frames[i + 1])
+            got.append(dev(frames[i]).copy())
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+    found = landmarker.spans
+    assert len(found) == len(guides) == len(frames)
+    assert all(name.startswith("styleblit-landmarks") for _, _, name in found[1:])
+    # the landmarks of frame i + 1 began before the guides of frame i ended
+    overlaps = [found[i + 1][0] < guides[i][1] for i in range(1, len(frames) - 1)]
+    assert all(overlaps), overlaps
+
+
+def test_host_kernels_landmark_every_changed_midway_keeps_the_landmarkers_order(host_cupy,
+                                                                               style, hopper):
+    """landmark_every changed between prefetched frames (1, then 2, then 1
+    again) on the device: the landmarker still sees the frames in order, in
+    one thread at a time, and the output is the CPU stream's with the same
+    changes."""
+    if numba.threading_layer() not in ("omp", "tbb"):
+        pytest.skip("the prefetch worker makes the guides with Numba's omp or tbb layer only")
+    frames, marks = moving_clip(hopper, n=10)
+    every = [1, 1, 1, 2, 2, 2, 2, 1, 1, 1]
+    seq, detected = 0, []
+    for i, e in enumerate(every):
+        if seq % e == 0:
+            detected.append(i)
+        seq += 1
+    answers = [[marks[i]] for i in detected]
+    cpu = Stylizer(style, landmarker=Script(answers))
+    want = []
+    for f, e in zip(frames, every):
+        cpu.landmark_every = e
+        want.append(cpu(f).copy())
+    landmarker = TimedScript(answers, 0.02)
+    with Stylizer(style, landmarker=landmarker, device="cuda") as dev:
+        got = [dev(frames[0]).copy()]
+        dev.landmark_every = every[1]
+        dev.prefetch(frames[1])
+        for i in range(1, len(frames)):
+            if i + 1 < len(frames):
+                dev.landmark_every = every[i + 1]
+                dev.prefetch(frames[i + 1])
+            got.append(dev(frames[i]).copy())
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+    assert landmarker.calls == len(detected)
+
+
 PREFETCH_CASES = ["keep", "stylize", "two faces, lost and back", "boil", "guide"]
 
 
@@ -1564,3 +1661,7 @@ def test_gpu_benchmark_takes_the_device_path(host_cupy, style, hopper, monkeypat
     s = bench.stream_at(style, image, marks, (96, 80), "cuda", frames=4, warmup=1, check=2)
     assert s["same_frames_as_cpu"] == [True, True] and s["fps"] > 0
     assert "lookup" in s["stages"] and "landmarks" in s["stages"]
+    # a landmarker that takes its time (mediapipe's stand-in): the same frames
+    s = bench.stream_at(style, image, marks, (96, 80), "cuda", frames=4, warmup=1, check=2,
+                        landmark_ms=20.0)
+    assert s["same_frames_as_cpu"] == [True, True] and s["landmark_ms"] == 20.0
