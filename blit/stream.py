@@ -868,6 +868,14 @@ def _numba_threadsafe():
         return False
 
 
+class _Failed:
+    """The landmarker's error on a frame whose faces were found in the
+    landmarks' thread, raised where the frame is prepared."""
+
+    def __init__(self, error):
+        self.error = error
+
+
 def _done(value):
     """A future that holds ``value``."""
     from concurrent.futures import Future
@@ -1134,6 +1142,10 @@ class Stylizer:
         # "faces" (the frame as painted and its landmarks, None: carry
         # them) or "pass" (no future: no face yet at a scale below 1)
         self._pending = collections.deque()
+        # the last worker task that may call the landmarker (faces found or
+        # carried in _prepare): no frame goes to the landmarks' thread before
+        # it has ended (the landmarker sees the frames in order)
+        self._worker_finds = None
         self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
                                          options.threshold, options.levels)
@@ -1207,6 +1219,8 @@ class Stylizer:
         for i, frame, t, found in again:
             future = self._worker().submit(self._prepare_in_worker, check_bgr_frame(frame), t,
                                            found)
+            if found is None:  # (carried again: maybe found afresh)
+                self._worker_finds = future
             self._pending[i] = (frame, "frame", t, future)
 
     def close(self):
@@ -1290,17 +1304,22 @@ class Stylizer:
         # (shrunk in the worker too)
         if self._pipelines():
             frame = check_bgr_frame(frame)
-            if faces is _FIND and self.device != "cpu" and self.landmark_every == 1:
+            if (faces is _FIND and self.device != "cpu" and self.landmark_every == 1
+                    and (self._worker_finds is None or self._worker_finds.done())):
                 # with the painting on the device the worker's CPU half sets the
                 # pace: the landmarks of this frame are found in a thread of
                 # their own while the worker makes the frames' before it
-                found = self._side_thread("landmarks").submit(self._shrink_and_find, frame, faces)
+                found = self._side_thread("landmarks").submit(self._found_apart, frame)
                 future = self._worker().submit(self._prepare_found, found, t)
             else:
                 future = self._worker().submit(self._prepare_in_worker, frame, t, faces)
+                if faces is _FIND or faces is None:
+                    self._worker_finds = future
             self._pending.append((frame, "frame", t, future))
         else:  # the landmarks only (or none: carried, landmark_every)
             future = self._worker().submit(self._shrink_and_find, check_bgr_frame(frame), faces)
+            if faces is _FIND:
+                self._worker_finds = future
             self._pending.append((frame, "faces", t, future))
 
     def _pipelines(self):
@@ -1337,6 +1356,17 @@ class Stylizer:
         prefetch thread), else ``faces`` as given (None: to carry)."""
         work = self._shrink(frame)
         return work, (self._find_faces(work) if faces is _FIND else faces)
+
+    def _found_apart(self, frame):
+        """:meth:`_shrink_and_find` in the landmarks' thread: the landmarker's
+        error is returned (:class:`_Failed`), for :meth:`_prepare` to raise
+        where the stream without prefetch raises it (after the frame's clock
+        has moved on)."""
+        work = self._shrink(frame)
+        try:
+            return work, self._find_faces(work)
+        except Exception as exc:
+            return work, _Failed(exc)
 
     def _prepare_found(self, found, t):
         """:meth:`_prepare_in_worker` of a frame whose landmarks ``found`` (a
@@ -1632,6 +1662,8 @@ class Stylizer:
         if faces is _FIND:
             found = faces = self._find_faces(frame)
             searched = True
+        elif isinstance(faces, _Failed):  # (found in the landmarks' thread)
+            raise faces.error
         elif faces is None:  # between detections (landmark_every)
             faces, searched = self._carry(frame, slot, times)
             if searched:

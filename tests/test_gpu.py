@@ -1335,6 +1335,102 @@ def test_host_kernels_landmark_every_changed_midway_keeps_the_landmarkers_order(
     assert landmarker.calls == len(detected)
 
 
+def test_host_kernels_landmarks_stay_in_order_when_landmark_every_goes_back_to_1(host_cupy,
+                                                                                 style, hopper):
+    """landmark_every back from 2 to 1 while the worker, slowed down, still
+    has a frame to find the faces of: the frames after it do not go to the
+    landmarks' thread before it (the landmarker saw frame 7 before frame 6,
+    and the output differed from frame 6 on: helper-51's review)."""
+    if numba.threading_layer() not in ("omp", "tbb"):
+        pytest.skip("the prefetch worker makes the guides with Numba's omp or tbb layer only")
+    frames, marks = moving_clip(hopper, n=10)
+    every = [1, 1, 1, 2, 2, 2, 2, 1, 1, 1]
+    detected = [i for i, e in enumerate(every) if i % e == 0]  # (the stream's count is i)
+    answers = [[marks[i]] for i in detected]
+    cpu = Stylizer(style, landmarker=Script(answers))
+    want = []
+    for f, e in zip(frames, every):
+        cpu.landmark_every = e
+        want.append(cpu(f).copy())
+    landmarker, seen = TimedScript(answers, 0.02), []
+
+    def spy(frame):
+        seen.append(next(i for i, f in enumerate(frames) if np.array_equal(f, frame)))
+        return landmarker(frame)
+
+    with Stylizer(style, landmarker=spy, device="cuda") as dev:
+        prepare = dev._prepare
+
+        def slow_prepare(*args, **kwargs):
+            time.sleep(0.2)
+            return prepare(*args, **kwargs)
+
+        dev._prepare = slow_prepare
+        got = [dev(frames[0]).copy()]
+        dev.landmark_every = every[1]
+        dev.prefetch(frames[1])
+        for i in range(1, len(frames)):
+            if i + 1 < len(frames):
+                dev.landmark_every = every[i + 1]
+                dev.prefetch(frames[i + 1])
+            got.append(dev(frames[i]).copy())
+    assert seen == detected
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+
+
+class FailingScript(Script):
+    """A :class:`Script` whose call number ``fail_at`` raises."""
+
+    def __init__(self, answers, fail_at):
+        super().__init__(answers)
+        self.fail_at = fail_at
+
+    def __call__(self, frame):
+        if self.calls == self.fail_at:
+            self.calls += 1
+            raise ZeroDivisionError("the landmarker failed")
+        return super().__call__(frame)
+
+
+@pytest.mark.parametrize("boil", [None, 8.0])
+def test_host_kernels_a_landmarker_error_in_its_thread_moves_the_clock_on(host_cupy, style,
+                                                                         hopper, boil):
+    """The landmarker raising on a frame whose faces are found in the
+    landmarks' thread: the error reaches the caller for that frame, the
+    stream's clock moves on as the CPU stream's does (it stayed a frame
+    behind, and with a boiling jitter every later frame differed:
+    helper-51's review), and no thread is left after close()."""
+    frames, marks = moving_clip(hopper, n=8)
+    answers = [[m] for m in marks]
+    cpu = Stylizer(style, landmarker=FailingScript(answers, 3), boil_hz=boil)
+    want = []
+    for f in frames:
+        try:
+            want.append(cpu(f).copy())
+        except ZeroDivisionError:
+            want.append(None)
+    got = []
+    with Stylizer(style, landmarker=FailingScript(answers, 3), device="cuda",
+                  boil_hz=boil) as dev:
+        got.append(dev(frames[0]).copy())
+        dev.prefetch(frames[1])
+        for i in range(1, len(frames)):
+            if i + 1 < len(frames):
+                dev.prefetch(frames[i + 1])
+            try:
+                got.append(dev(frames[i]).copy())
+            except ZeroDivisionError:
+                got.append(None)
+        assert dev._prep_index == cpu._prep_index
+    assert [g is None for g in got] == [w is None for w in want] == [i == 3 for i in range(8)]
+    for i, (a, b) in enumerate(zip(got, want)):
+        if a is not None:
+            np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
+    assert not [t.name for t in threading.enumerate()
+                if t.name.endswith(f"-{id(dev):x}") or f"-{id(dev):x}_" in t.name]
+
+
 PREFETCH_CASES = ["keep", "stylize", "two faces, lost and back", "boil", "guide"]
 
 
