@@ -1299,48 +1299,16 @@ def test_host_kernels_landmarks_are_found_beside_the_guides(host_cupy, style, ho
     assert all(overlaps), overlaps
 
 
-def test_host_kernels_landmark_every_changed_midway_keeps_the_landmarkers_order(host_cupy,
-                                                                               style, hopper):
-    """landmark_every changed between prefetched frames (1, then 2, then 1
-    again) on the device: the landmarker still sees the frames in order, in
-    one thread at a time, and the output is the CPU stream's with the same
-    changes."""
-    if numba.threading_layer() not in ("omp", "tbb"):
-        pytest.skip("the prefetch worker makes the guides with Numba's omp or tbb layer only")
-    frames, marks = moving_clip(hopper, n=10)
-    every = [1, 1, 1, 2, 2, 2, 2, 1, 1, 1]
-    seq, detected = 0, []
-    for i, e in enumerate(every):
-        if seq % e == 0:
-            detected.append(i)
-        seq += 1
-    answers = [[marks[i]] for i in detected]
-    cpu = Stylizer(style, landmarker=Script(answers))
-    want = []
-    for f, e in zip(frames, every):
-        cpu.landmark_every = e
-        want.append(cpu(f).copy())
-    landmarker = TimedScript(answers, 0.02)
-    with Stylizer(style, landmarker=landmarker, device="cuda") as dev:
-        got = [dev(frames[0]).copy()]
-        dev.landmark_every = every[1]
-        dev.prefetch(frames[1])
-        for i in range(1, len(frames)):
-            if i + 1 < len(frames):
-                dev.landmark_every = every[i + 1]
-                dev.prefetch(frames[i + 1])
-            got.append(dev(frames[i]).copy())
-    for i, (a, b) in enumerate(zip(got, want)):
-        np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
-    assert landmarker.calls == len(detected)
-
-
-def test_host_kernels_landmarks_stay_in_order_when_landmark_every_goes_back_to_1(host_cupy,
-                                                                                 style, hopper):
-    """landmark_every back from 2 to 1 while the worker, slowed down, still
-    has a frame to find the faces of: the frames after it do not go to the
-    landmarks' thread before it (the landmarker saw frame 7 before frame 6,
-    and the output differed from frame 6 on: helper-51's review)."""
+@pytest.mark.parametrize("slow_worker", [0.0, 0.2])
+def test_host_kernels_landmark_every_changed_midway_keeps_the_landmarkers_order(
+        host_cupy, style, hopper, slow_worker):
+    """landmark_every changed between prefetched frames (1, then 2, then back
+    to 1) on the device: the landmarker sees the frames in order, in one
+    thread at a time, and the output is the CPU stream's with the same
+    changes. With the worker slowed down, it still has a frame to find the
+    faces of when landmark_every goes back to 1 (the frames after it went to
+    the landmarks' thread first: the landmarker saw frame 7 before frame 6
+    and the output differed from frame 6 on; helper-51's review)."""
     if numba.threading_layer() not in ("omp", "tbb"):
         pytest.skip("the prefetch worker makes the guides with Numba's omp or tbb layer only")
     frames, marks = moving_clip(hopper, n=10)
@@ -1362,7 +1330,7 @@ def test_host_kernels_landmarks_stay_in_order_when_landmark_every_goes_back_to_1
         prepare = dev._prepare
 
         def slow_prepare(*args, **kwargs):
-            time.sleep(0.2)
+            time.sleep(slow_worker)
             return prepare(*args, **kwargs)
 
         dev._prepare = slow_prepare
