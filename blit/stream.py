@@ -1308,7 +1308,8 @@ class Stylizer:
                     and (self._worker_finds is None or self._worker_finds.done())):
                 # with the painting on the device the worker's CPU half sets the
                 # pace: the landmarks of this frame are found in a thread of
-                # their own while the worker makes the frames' before it
+                # their own while the worker makes the guides of the frames
+                # before it
                 found = self._side_thread("landmarks").submit(self._found_apart, frame)
                 future = self._worker().submit(self._prepare_found, found, t)
             else:
@@ -1342,6 +1343,7 @@ class Stylizer:
         return pool
 
     def _side_name(self, name):
+        """The name that the threads of :meth:`_side_thread` ``name`` begin with."""
         return f"styleblit-{name}-{id(self):x}"
 
     def _worker(self):
@@ -1370,8 +1372,8 @@ class Stylizer:
 
     def _prepare_found(self, found, t):
         """:meth:`_prepare_in_worker` of a frame whose landmarks ``found`` (a
-        future of :meth:`_shrink_and_find`) are found in the landmarks'
-        thread; the wait for them counts with the landmarks."""
+        future of :meth:`_found_apart`) are found in the landmarks' thread;
+        the wait for them counts with the landmarks."""
         t0 = time.perf_counter()
         work, faces = found.result()
         return self._kernels.in_thread(functools.partial(self._prepare, waited=_ms(t0)), work,
