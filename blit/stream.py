@@ -1146,7 +1146,6 @@ class Stylizer:
         # carried in _prepare): no frame goes to the landmarks' thread before
         # it has ended (the landmarker sees the frames in order)
         self._worker_finds = None
-        self._worker_name = f"styleblit-prefetch-{id(self):x}"
         self._head_params = LookupParams(style.params.lam_pos, style.params.lam_app,
                                          options.threshold, options.levels)
         self._bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
@@ -1343,14 +1342,15 @@ class Stylizer:
         return pool
 
     def _side_name(self, name):
-        """The name that the threads of :meth:`_side_thread` ``name`` begin with."""
+        """The name that the threads of :meth:`_side_thread` ``name`` (and of
+        the prefetch worker, "prefetch") begin with."""
         return f"styleblit-{name}-{id(self):x}"
 
     def _worker(self):
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._worker_name)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=self._side_name("prefetch"))
         return self._pool
 
     def _shrink_and_find(self, frame, faces):
@@ -1511,7 +1511,7 @@ class Stylizer:
         thread when there is one; here when this is that thread."""
         home, name = self._side_pools.get("landmarks"), self._side_name("landmarks")
         if home is None:
-            home, name = self._pool, self._worker_name
+            home, name = self._pool, self._side_name("prefetch")
         if home is not None and not threading.current_thread().name.startswith(name):
             return home.submit(self._find_faces, frame).result()
         return _landmarker_faces(self._get_landmarker()(frame))
