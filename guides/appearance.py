@@ -36,10 +36,7 @@ def _gray_and_blur(image, levels, buffers):
         # (the kernels index their tables by the grey levels)
         raise ValueError(f"image: expected (H, W, 3) uint8 BGR, got {image.shape} {image.dtype}")
     h, w = image.shape[:2]
-    if not image.flags.c_contiguous:  # a crop: OpenCV would copy it anyway
-        crop = take(buffers, "detail_bgr", image.shape, np.uint8)
-        crop[...] = image
-        image = crop
+    # (a crop of a frame is read where it lies: OpenCV takes its rows' stride)
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY,
                         dst=take(buffers, "detail_gray", (h, w), np.uint8))
     blur = gray

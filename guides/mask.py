@@ -98,22 +98,24 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
     mask = take(buffers, "mask", (y1 - y0, x1 - x0), np.float32)
     if mask.size:
         # The soft edge is smooth over sigma pixels, so it is blurred at 1/f of
-        # the resolution with f <= sigma / 2 (up to 4; the blur is then at least
-        # 2 small pixels wide) and interpolated back: within 0.016 of a
-        # full-resolution blur on target1 from 160x120 to 1920x1080, and in one
-        # process 2x faster than at half resolution at 640x480 and 768x1024,
-        # 4.6x at 1920x1080. The fill stays at full resolution and is
-        # area-averaged down: filled at low resolution, the polygon would grow
-        # by half a small pixel. The fill's canvas is the box padded to a
-        # multiple of f, so that the area average is OpenCV's exact-factor
-        # path (6x faster than an inexact factor at 640x480). Tried, not
-        # kept: f up to 16 for large heads (f <= sigma / 4), 2.3 -> 1.3 ms for
-        # sigma 44, within 0.0043 of the full-resolution blur (0.0013 at f
-        # 4); on target1 at 768x1024 (sigma 38) with lincolnbust, f 8 and 9
+        # the resolution and interpolated back: f = sigma // 2 up to 4 (the
+        # blur is then at least 2 small pixels wide), and from sigma 48 f =
+        # sigma // 6 (8 or more; the blur at least 6 small pixels wide).
+        # Within 0.0036 of a full-resolution blur at sigma 15 (f 4), 0.0023 at
+        # sigma 59 (f 9; 0.0008 at f 4), on target1's head scaled; a head of
+        # the 1920x1080 stream (sigma 54) takes 2.2 instead of 4.2 ms on one
+        # thread. Measured when f was at most 4: in one process 2x faster than
+        # at half resolution at 640x480 and 768x1024, 4.6x at 1920x1080; on
+        # target1 at 768x1024 with lincolnbust (sigma 38: f 4), f 8 and 9
         # moved mediapipe's landmark error on the still from 0.046 to
-        # 0.052-0.053 of the inter-ocular distance, over #2's bar of 0.05
-        # (f 5 to 7: 0.046), for masks at most 0.0035 apart.
-        f = int(min(4.0, max(1.0, sigma // 2)))
+        # 0.052-0.053 of the inter-ocular distance, over #2's bar of 0.05 (f 5
+        # to 7: 0.046), for masks at most 0.0035 apart: heads up to sigma 48,
+        # 1.3x target1's at 768x1024, keep f 4. The fill stays at full
+        # resolution and is area-averaged down: filled at low resolution, the
+        # polygon would grow by half a small pixel. The fill's canvas is the
+        # box padded to a multiple of f, so that the area average is OpenCV's
+        # exact-factor path (6x faster than an inexact factor at 640x480).
+        f = int(sigma // 6 if sigma >= 48 else min(4.0, max(1.0, sigma // 2)))
         hh, ww = mask.shape
         sh, sw = -(-hh // f), -(-ww // f)
         exact = (sh * f, sw * f) == (hh, ww)
