@@ -1712,6 +1712,9 @@ class Stylizer:
                         self._kernels.in_thread, self._positions, (h, w), tracks, boxes, main,
                         index, mls_times)
             t0 = time.perf_counter()
+            self._record_looks(frame, t)  # (once the flow has started)
+            _add(times, "smooth", t0)
+            t0 = time.perf_counter()
             regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
                                    buffers=tr.slots[slot]) for tr in tracks]
             times["mask"] = _ms(t0)
@@ -1723,9 +1726,6 @@ class Stylizer:
                                                        index, times)
             guides = [self._face_guides(frame, tr, region, index, times)
                       for tr, region in zip(tracks, regions)]
-            t0 = time.perf_counter()
-            self._record_looks(frame, t)
-            _add(times, "smooth", t0)
             if placing is not None:  # (their thread was making them meanwhile)
                 pos_whole, positions = placing.result()
                 times["mls"] = mls_times.get("mls", 0.0)
@@ -1871,10 +1871,10 @@ class Stylizer:
     def _record_looks(self, frame, t):
         """Record how the box of each face seen at ``t`` looks in ``frame``
         (:func:`_look`), for :func:`_still_there` to compare with once it
-        is lost. Only frames after this one read the looks: with
-        ``device="cuda"`` :meth:`_prepare` records them after the masks and
-        appearance guides, while the flow is made in its thread, not before
-        the flow starts (0.7 ms a frame at 1920x1080 on an H200 machine)."""
+        is lost. Only frames after this one read the looks: :meth:`_prepare`
+        records them once it has started the flow (with ``device="cuda"``
+        in its thread), not before (0.7 ms a frame at 1920x1080 on an H200
+        machine, which the flow, the longest path, waited for)."""
         for tr in self._tracks:
             if tr.last_seen == t:
                 tr.look = _look(frame, _box(tr.raw))
