@@ -101,7 +101,7 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
         # the resolution and interpolated back: f = sigma // 2 up to 4 (the
         # blur is then at least 2 small pixels wide), and from sigma 48 f =
         # sigma // 6 (8 or more; the blur at least 6 small pixels wide).
-        # Within 0.0036 of a full-resolution blur at sigma 15 (f 4), 0.0023 at
+        # Within 0.0036 of a full-resolution blur at sigma 15 (f 4), 0.0024 at
         # sigma 59 (f 9; 0.0008 at f 4), on target1's head scaled; a head of
         # the 1920x1080 stream (sigma 54) takes 2.2 instead of 4.2 ms on one
         # thread. Measured when f was at most 4: in one process 2x faster than
@@ -115,13 +115,28 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
         # polygon would grow by half a small pixel. The fill's canvas is the
         # box padded to a multiple of f, so that the area average is OpenCV's
         # exact-factor path (6x faster than an inexact factor at 640x480).
-        f = int(sigma // 6 if sigma >= 48 else min(4.0, max(1.0, sigma // 2)))
+        coarse = sigma >= 48
+        f = int(sigma // 6 if coarse else min(4.0, max(1.0, sigma // 2)))
         hh, ww = mask.shape
         sh, sw = -(-hh // f), -(-ww // f)
+        # Where the frame cuts the box (the head goes on beyond it), the blur
+        # reflects the fill at the frame's edge. From f 8 the small blur
+        # reflects at the small image's edge itself (BORDER_REFLECT: half a
+        # pixel from the full-resolution blur's axis, where the default
+        # BORDER_REFLECT_101's is (f - 1) / 2 px off), and the padding goes
+        # before a side the frame cuts (when the other side is not cut), so
+        # that the small grid ends at the frame's edge: Grace Hopper's head
+        # at sigma 48-120, cut at the right or the top left, within 0.0077 of
+        # the full-resolution blur of the polygon on the box (0.061 with the
+        # default border and the padding after; f 4: 0.023), inside the
+        # frame within 0.0031.
+        h, w = int(shape[0]), int(shape[1])
+        ox = sw * f - ww if (coarse and x1 == w and x0 > 0) else 0
+        oy = sh * f - hh if (coarse and y1 == h and y0 > 0) else 0
         exact = (sh * f, sw * f) == (hh, ww)
         fill = mask if exact else take(buffers, "mask_fill", (sh * f, sw * f), np.float32)
         fill[...] = 0.0
-        pts = np.round((poly - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
+        pts = np.round((poly - [x0 - ox, y0 - oy]) * 16).astype(np.int32)  # 4 fractional bits
         # (where the frame's edge cuts the box, the polygon goes on into the
         # padding: the head goes on beyond the frame)
         cv2.fillPoly(fill, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
@@ -131,10 +146,12 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
             small = cv2.resize(fill, (sw, sh), dst=take(buffers, "mask_small", (sh, sw), np.float32),
                                interpolation=cv2.INTER_AREA)
             small = cv2.GaussianBlur(small, (0, 0), sigma / f,
-                                     dst=take(buffers, "mask_blur", (sh, sw), np.float32))
+                                     dst=take(buffers, "mask_blur", (sh, sw), np.float32),
+                                     borderType=cv2.BORDER_REFLECT if coarse
+                                     else cv2.BORDER_REFLECT_101)
             cv2.resize(small, (sw * f, sh * f), dst=fill, interpolation=cv2.INTER_LINEAR)
             if fill is not mask:
-                mask[...] = fill[:hh, :ww]
+                mask[...] = fill[oy:oy + hh, ox:ox + ww]
         # Every step above mixes with non-negative weights, so only float
         # rounding can leave a value a hair above 1: cut those (OpenCV's
         # truncation, 8x faster than np.clip's [0, 1] at 640x480)

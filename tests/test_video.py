@@ -1,4 +1,5 @@
 """`styleblit video` and `styleblit webcam`: files in and out, audio, Ctrl-C, bad input."""
+import itertools
 import os
 import re
 import signal
@@ -804,10 +805,12 @@ def test_webcam_stopped_by_ctrl_c_prints_its_summary(tmp_path, style_png, capsys
 
 
 class Camera:
-    """A capture object that gives ``frames``, then nothing."""
+    """A capture object that gives ``frames``, then nothing; with ``loop``,
+    copies of them over and over (a camera left running: a loop paced by
+    it never runs out of frames, however long its first frame takes)."""
 
-    def __init__(self, frames):
-        self._frames = iter(frames)
+    def __init__(self, frames, *, loop=False):
+        self._frames = (f.copy() for f in itertools.cycle(frames)) if loop else iter(frames)
         self.released = False
 
     def read(self):
@@ -836,7 +839,7 @@ def test_webcam_loop_takes_a_capture_object(style_png, pipeline):
     from blit.stylize import StylizeOptions
     from blit.webcam import run_webcam
 
-    cam = Camera(clip_frames(40))
+    cam = Camera(clip_frames(12), loop=True)
     summary = run_webcam([style_png], cam, options=StylizeOptions(), window=False, frames=4,
                          pace=30.0, log=lambda *a: None, pipeline=pipeline)
     assert summary["frames"] == 4 and summary["fps"] > 0 and summary["latency_ms"]["median"] > 0
@@ -848,15 +851,16 @@ def test_webcam_loop_takes_a_capture_object(style_png, pipeline):
 def test_webcam_keeps_a_bounded_latency_window(style_png, monkeypatch):
     """A camera left running: the loop keeps the latencies of the last
     LATENCY_WINDOW frames only (it kept every frame's, 85 bytes each, 220 MB
-    a day), and its fps still counts every frame. The camera has frames to
-    spare: paced at 30 fps, it goes on while the first frame is painted,
-    and the loop drops those (2-3 of them in a process's first run, whose
-    kernels load meanwhile)."""
+    a day), and its fps still counts every frame. The camera does not run
+    out: paced at 30 fps, it goes on while the first frame is painted, and
+    the loop drops those (2-3 in a process's first run, whose kernels load
+    meanwhile; all of a 40-frame clip with Numba's cache cold)."""
     from blit import webcam
     from blit.stylize import StylizeOptions
 
     monkeypatch.setattr(webcam, "LATENCY_WINDOW", 5)
-    summary = webcam.run_webcam([style_png], Camera(clip_frames(40)), options=StylizeOptions(),
+    summary = webcam.run_webcam([style_png], Camera(clip_frames(12), loop=True),
+                                options=StylizeOptions(),
                                 window=False, frames=12, pace=30.0, log=lambda *a: None)
     assert summary["frames"] == 12 and not summary["ended"]
     assert summary["latency_ms"]["n"] == 5 and summary["fps"] > 0
