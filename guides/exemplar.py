@@ -39,7 +39,8 @@ __all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "fallback
 # 5: the head mask's fill area-averaged on a canvas padded to the reduction factor
 # (the quantiles are taken under it)
 # 6: the head masks of heads whose soft edge has sigma >= 48 px blurred at
-# 1/(sigma // 6) of their size, reflected at the frame's edge (the same below)
+# 1/(sigma // 6) of their size, reflected at the frame's edge (smaller heads'
+# masks unchanged)
 CACHE_VERSION = 6
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 

@@ -102,9 +102,9 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
         # blur is then at least 2 small pixels wide), and from sigma 48 f =
         # sigma // 6 (8 or more; the blur at least 6 small pixels wide).
         # Within 0.0036 of a full-resolution blur at sigma 15 (f 4), 0.0024 at
-        # sigma 59 (f 9; 0.0008 at f 4), on target1's head scaled; a head of
-        # the 1920x1080 stream (sigma 54) takes 2.2 instead of 4.2 ms on one
-        # thread. Measured when f was at most 4: in one process 2x faster than
+        # sigma 59 (f 9; 0.0008 at f 4), on Grace Hopper's head scaled; a
+        # head of the 1920x1080 stream (sigma 54) takes 2.2-2.3 instead of
+        # 4.2-4.3 ms on one thread. Measured when f was at most 4: in one process 2x faster than
         # at half resolution at 640x480 and 768x1024, 4.6x at 1920x1080; on
         # target1 at 768x1024 with lincolnbust (sigma 38: f 4), f 8 and 9
         # moved mediapipe's landmark error on the still from 0.046 to
