@@ -178,7 +178,7 @@ def check_output(path, overwrite):
     path, a folder that does not exist or cannot be written in, an existing
     file that is not a regular file or folder (a device, a pipe), or an
     existing output without ``overwrite``."""
-    from guides.io import InputError
+    from guides.io import InputError, no_folder_error
 
     if not path:
         raise InputError("the output path is empty")
@@ -188,7 +188,7 @@ def check_output(path, overwrite):
         raise InputError(f"{path}: exists already; pass --overwrite to replace it")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InputError(f"{path}: folder {folder} does not exist")
+        raise no_folder_error(path, folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         read_only = hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY
         raise InputError(f"{path}: cannot write in the folder {folder} "

@@ -23,6 +23,32 @@ GAN_STAGES = ("resize", "landmarks", "guides", "network", "total")
 BACKENDS = ("eager", "compile")
 
 
+#: The long sides (px) a frame may be resized to before the network:
+#: ``styleblit distill --long-side``'s range.
+MIN_LONG_SIDE, MAX_LONG_SIDE = 32, 4096
+
+
+def _whole_in_range(value):
+    return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            and MIN_LONG_SIDE <= value <= MAX_LONG_SIDE)
+
+
+def _long_side(asked, recorded, model_path):
+    """The long side a GanStylizer resizes frames to (0: the frame's own
+    size): ``asked``, or with ``"model"`` the checkpoint's ``recorded`` one
+    (0 or missing: its own size), which must be in the training's range."""
+    from guides.io import InputError
+
+    if asked != "model":
+        return asked or 0
+    if recorded in (0, None):
+        return 0
+    if not _whole_in_range(recorded):
+        raise InputError(f"{model_path}: not a styleblit GAN checkpoint (long_side {recorded!r}; "
+                         f"expected {MIN_LONG_SIDE} to {MAX_LONG_SIDE} px)")
+    return int(recorded)
+
+
 class GanStylizer:
     """Stylize frames with a generator trained by :func:`gan_distill.train.train`.
 
@@ -36,9 +62,9 @@ class GanStylizer:
         Frames are resized so that their long side is this many pixels before
         the network, and the result back to the frame size: ``"model"`` (the
         default) uses the size the model was trained at, None runs at the
-        frame's own size. When resized, the network's change of the small
-        frame is upsampled and added to the frame, so unchanged parts keep
-        their full detail.
+        frame's own size; a number is 32 to 4096 (``distill``'s range).
+        When resized, the network's change of the small frame is upsampled
+        and added to the frame, so unchanged parts keep their full detail.
     threads : int, optional
         CPU threads for torch (default: torch's).
     backend : {"eager", "compile"}
@@ -88,6 +114,9 @@ class GanStylizer:
         from gan_distill.train import build_generator, load_checkpoint, pick_device
         from guides.io import InputError
 
+        if long_side != "model" and long_side is not None and not _whole_in_range(long_side):
+            raise ValueError(f"long_side: expected a whole number of pixels {MIN_LONG_SIDE} to "
+                             f"{MAX_LONG_SIDE}, 'model' or None, got {long_side!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
         self._torch = torch
@@ -120,7 +149,7 @@ class GanStylizer:
         self._net = torch.compile(generator, dynamic=False) if backend == "compile" else generator
         self.config = generator.config
         self.step = int(ckpt["step"])
-        self.long_side = int(ckpt.get("long_side", 0)) if long_side == "model" else long_side
+        self.long_side = _long_side(long_side, ckpt.get("long_side", 0), model_path)
         self.model_path = model_path
         self._landmarker = landmarker
         self._own_landmarker = landmarker is None

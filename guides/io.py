@@ -57,6 +57,21 @@ class InputError(ValueError):
     """
 
 
+def no_folder_error(path, folder) -> InputError:
+    """The error for an output ``path`` whose ``folder`` is not a folder:
+    missing, or a file on its way (``-o clip.mp4/x.mp4`` with clip.mp4 a
+    file), which the message then names."""
+    up = folder
+    while up and not os.path.lexists(up):
+        parent = os.path.dirname(up)
+        if parent == up:
+            break
+        up = parent
+    if up and os.path.lexists(up) and not os.path.isdir(up):
+        return InputError(f"{path}: {up} is a file, not a folder")
+    return InputError(f"{path}: folder {folder} does not exist")
+
+
 class StyleblitWarning(UserWarning):
     """Something the user should know that does not stop the work (a cache
     folder that cannot be written, say). ``styleblit`` prints these as one
@@ -200,6 +215,16 @@ def filtered_native_stderr(noise: re.Pattern):
 _LIBPNG_NOISE = re.compile(rb"^libpng (warning: (iCCP|cHRM|sRGB|gAMA)\b|error: )")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The chunk that ends every PNG (length 0, type, CRC).
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _png_complete(data: np.ndarray) -> bool:
+    """Whether a PNG's bytes end with its IEND chunk (not cut short)."""
+    return data[-len(_PNG_END):].tobytes() == _PNG_END
+
+
 def _decode(data: np.ndarray, flags: int):
     """``cv2.imdecode``, libpng's profile warnings and OpenCV's decoders'
     warnings ("PNG input buffer is incomplete": a file cut short, which is
@@ -209,7 +234,8 @@ def _decode(data: np.ndarray, flags: int):
         level = levels[0]()
         levels[1](min(level, 2))  # (2: errors only)
     try:
-        if data[:8].tobytes() == b"\x89PNG\r\n\x1a\n" and b"iCCP" in data[:1 << 16].tobytes():
+        if data[:8].tobytes() == _PNG_SIGNATURE and (b"iCCP" in data[:1 << 16].tobytes()
+                                                      or not _png_complete(data)):
             with filtered_native_stderr(_LIBPNG_NOISE):
                 return cv2.imdecode(data, flags)
         return cv2.imdecode(data, flags)
@@ -289,10 +315,13 @@ def exif_upright(image: np.ndarray, orientation: int) -> np.ndarray:
 _STILL_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 
 
-def _not_decoded(head: bytes) -> str:
-    """Why a file whose first bytes are ``head`` gave no image."""
+def _not_decoded(head: bytes, complete_png: bool = True) -> str:
+    """Why a file whose first bytes are ``head`` gave no image
+    (``complete_png``: a PNG's bytes end with its IEND chunk)."""
     if not head:
         return "empty file"
+    if head[:8] == _PNG_SIGNATURE and not complete_png:
+        return "a PNG cut short or damaged (it does not end with PNG's IEND chunk)"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return ("a GIF, which OpenCV does not decode (save it as PNG; `styleblit video` reads "
                 "an animated GIF as a video)")
@@ -332,7 +361,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     jpeg = data[:3].tobytes() == b"\xff\xd8\xff"
     image = _decode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise InputError(f"{path}: {_not_decoded(data[:16].tobytes())}")
+        raise InputError(f"{path}: {_not_decoded(data[:16].tobytes(), _png_complete(data))}")
     if not jpeg:
         image = exif_upright(image, exif_orientation(data))
     try:
@@ -443,7 +472,7 @@ def write_atomic(path: str | os.PathLike, write, *, suffix: str = "",
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InputError(f"{path}: folder {folder} does not exist")
+        raise no_folder_error(path, folder)
     try:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(os.path.basename(path)),
                                    suffix=f".partial{suffix}", dir=folder)

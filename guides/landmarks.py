@@ -52,6 +52,12 @@ __all__ = [
 N_POINTS = 68
 #: Least distance (px) between the eye centres of a landmark file's face.
 MIN_INTEROCULAR = 2.0
+#: Least width of a landmark file's jaw (points 1 to 17) in eye distances.
+#: Over the 12 FaceBlit styles' hand-corrected files it is 1.84-2.28 (and
+#: 2.1-2.2 in mediapipe's on target1.mp4); a jaw point copied over another
+#: or left at 0 0 gives about 0, and the painting scale, which goes by the
+#: jaw's width (:func:`blit.stylize.paint_scale`), would collapse with it.
+MIN_JAW_WIDTH = 0.5
 
 # ---------------------------------------------------------------------------
 # NAME.lm68.txt
@@ -88,8 +94,8 @@ def read_lm68(path: str | os.PathLike, *, check_face: bool = True) -> np.ndarray
     InputError
         If the file is missing or unreadable, a line is not two finite
         numbers (the message names the 1-based line number), the file does
-        not hold exactly 68 points, or its eyes lie less than
-        :data:`MIN_INTEROCULAR` pixels apart (all points at one place, say).
+        not hold exactly 68 points, or the points cannot be a face's
+        (:func:`check_face_points`: all at one place, say).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -147,8 +153,9 @@ def read_lm68(path: str | os.PathLike, *, check_face: bool = True) -> np.ndarray
 
 def check_face_points(points: np.ndarray, path) -> np.ndarray:
     """Refuse 68 points read from ``path`` that cannot be a face's: its eyes
-    at one place (under :data:`MIN_INTEROCULAR` px apart), or the points
-    mirrored (:func:`_mirrored`). Returns ``points``.
+    at one place (under :data:`MIN_INTEROCULAR` px apart), its jaw's ends
+    (points 1 and 17) under :data:`MIN_JAW_WIDTH` eye distances apart, or
+    the points mirrored (:func:`_mirrored`). Returns ``points``.
 
     Raises
     ------
@@ -159,6 +166,12 @@ def check_face_points(points: np.ndarray, path) -> np.ndarray:
     if iod < MIN_INTEROCULAR:
         raise InputError(f"{path}: the eyes (points 37-48) are {iod:.2g} px apart; not the "
                          "landmarks of a face")
+    jaw = float(np.hypot(*(np.asarray(points[16], np.float64) - points[0])))
+    if jaw < MIN_JAW_WIDTH * iod:
+        raise InputError(f"{path}: the jaw's ends (points 1 and 17) are {jaw:.3g} px apart, "
+                         f"{jaw / iod:.2g} of the eyes' distance ({iod:.3g} px; a face's is about "
+                         "2); not the landmarks of a face (a point copied over another, or left "
+                         "at 0 0?)")
     if _mirrored(points):
         raise InputError(f"{path}: its points are mirrored: left and right swapped, y counted "
                          "up from the bottom, or x and y swapped (in dlib's 68-point order "

@@ -361,7 +361,8 @@ def test_prepare_style_output_checks(tmp_path, capsys):
     """prepare-style refuses, before preparing, an output not named .npz (a
     style is read back as prepared by that ending; so the style and its
     landmark file are never replaced), a folder, a missing folder; and a
-    style that is prepared already."""
+    style that is prepared already. A path through a file is named so (it
+    was called a folder that does not exist)."""
     from blit.defaults import default_style_path
     from guides.exemplar import load_style
     from guides.landmarks import write_lm68
@@ -374,7 +375,8 @@ def test_prepare_style_output_checks(tmp_path, capsys):
     cases = {str(style): "name it .npz",
              str(tmp_path / "s.lm68.txt"): "name it .npz",
              str(tmp_path / "d.npz"): "is a folder",
-             str(style / "x.npz"): "does not exist",
+             str(style / "x.npz"): "s.png is a file, not a folder",
+             str(tmp_path / "none" / "x.npz"): "does not exist",
              "": "the output path is empty"}
     for out, message in cases.items():
         assert main(["prepare-style", str(style), "-o", out, "--overwrite"]) == 1

@@ -272,6 +272,29 @@ def test_gan_stylizer_has_the_stylizers_signature(tiny_shards, tmp_path):
             make_stylizer(None, fps=30.0, method="gan", model=str(path), device="cuda")
 
 
+def test_gan_stylizer_long_side_is_checked(tiny_shards, tmp_path):
+    """A long side of -5 shrank every frame to 1x1, where no face is found,
+    and the frames passed through unpainted with no word; 'x' was a raw
+    TypeError. Asked for: None or distill's 32-4096; recorded in a
+    checkpoint: 0 (the frame's own size) or 32-4096."""
+    path = tmp_path / "m.pt"
+    run_tiny(tiny_shards, path, steps=2)
+    for bad in (-5, 0, 31, 4097, "x", 1.5, True):
+        with pytest.raises(ValueError, match=r"long_side: expected a whole number of pixels "
+                           r"32 to 4096, 'model' or None"):
+            GanStylizer(str(path), device="cpu", long_side=bad)
+    assert GanStylizer(str(path), device="cpu", long_side=None).long_side == 0
+    assert GanStylizer(str(path), device="cpu", long_side=np.int64(64)).long_side == 64
+    ckpt = torch.load(path, weights_only=True)
+    for recorded, name in ((-5, "minus.pt"), (8, "eight.pt")):
+        torch.save(dict(ckpt, long_side=recorded), tmp_path / name)
+        with pytest.raises(InputError, match=rf"{name}: not a styleblit GAN checkpoint "
+                           rf"\(long_side {recorded}; expected 32 to 4096 px\)"):
+            GanStylizer(str(tmp_path / name), device="cpu")
+    torch.save(dict(ckpt, long_side=0), tmp_path / "own.pt")  # (trained at the frames' size)
+    assert GanStylizer(str(tmp_path / "own.pt"), device="cpu").long_side == 0
+
+
 def test_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")

@@ -611,6 +611,33 @@ def test_read_image_keeps_libpngs_profile_warnings_quiet(tmp_path):
     assert ours.stderr == "libpng warning: other\n"
 
 
+def test_read_image_names_a_png_cut_short_in_one_line(tmp_path):
+    """A truncated PNG without a colour profile printed libpng's "PNG input
+    buffer is incomplete" before our error, which called it "not an image
+    file OpenCV can decode"; now only our line, which says what is wrong."""
+    import subprocess
+    import sys
+
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    png = cv2.imencode(".png", image)[1].tobytes()
+    assert b"iCCP" not in png
+    path = tmp_path / "cut.png"
+    path.write_bytes(png[: len(png) // 2])
+    code = ("from guides.io import read_image, InputError\n"
+            f"try:\n    read_image(r'{path}')\nexcept InputError as e:\n    print(e)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == (f"{path}: a PNG cut short or damaged (it does not end with "
+                                   "PNG's IEND chunk)")
+    assert done.stderr == ""
+    # a whole PNG reads as before
+    np.testing.assert_array_equal(read_image(_write(tmp_path / "whole.png", png)), image)
+
+
+def _write(path, data):
+    path.write_bytes(data)
+    return path
+
+
 def test_two_threads_filtering_native_stderr_at_once_leave_it_where_it_was(tmp_path):
     """The stream's landmarker restarts its graph on a cut (on the prefetch
     thread) while the main thread decodes a PNG with a colour profile; both

@@ -32,11 +32,13 @@ GRACE_HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "s
 
 
 def _points(seed: int) -> np.ndarray:
-    """68 random points, turned the way a face is (not mirrored)."""
+    """68 random points, turned the way a face is (not mirrored), the jaw's
+    ends an eye distance apart."""
     rng = np.random.default_rng(seed)
     points = rng.uniform(-5.0, 1000.0, size=(68, 2)).astype(np.float32)
     if _mirrored(points):
         points[:, 0] = 995.0 - points[:, 0]
+    points[16] = points[0] + [interocular_distance(points), 0.0]
     return points
 
 
@@ -147,6 +149,33 @@ def test_lm68_without_a_face_shape(tmp_path):
     path.write_text("\n".join(["0 0"] * 68))
     with pytest.raises(InputError, match=r"zero\.lm68\.txt: the eyes .* apart; not the landmarks of a face"):
         read_lm68(path)
+
+
+@pytest.mark.parametrize("slip", ["copied", "zeros", "chin"])
+def test_lm68_without_a_jaw_is_refused(tmp_path, slip):
+    """A jaw point copied over the other end, the jaw left at 0 0, or all of
+    it on the chin: the painting scale goes by the jaw's width and fell to
+    1/471 (an orange blur, exit code 0); such files are refused by name."""
+    face = read_lm68_of_grace()
+    if slip == "copied":
+        face[16] = face[0]
+    elif slip == "zeros":
+        face[:17] = 0.0
+    else:
+        face[:17] = face[8]
+    path = tmp_path / f"{slip}.lm68.txt"
+    write_lm68(path, face)
+    with pytest.raises(InputError, match=rf"{slip}\.lm68\.txt: the jaw's ends \(points 1 and 17\) "
+                       r"are .* px apart, .* of the eyes' distance"):
+        read_lm68(path)
+    np.testing.assert_allclose(read_lm68(path, check_face=False), face, atol=0.01)
+    # a real face's jaw passes, narrowed to its least allowed width too
+    face = read_lm68_of_grace()
+    mid, half = (face[0] + face[16]) / 2, (face[16] - face[0]) / 2
+    scale = 0.51 * interocular_distance(face) / float(np.hypot(*(2 * half)))
+    face[0], face[16] = mid - half * scale, mid + half * scale
+    write_lm68(path, face)
+    read_lm68(path)
 
 
 def test_lm68_mirrored_points_are_refused(tmp_path):
