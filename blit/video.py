@@ -163,6 +163,18 @@ def _start_seconds(container):
 #: is refused as one that cannot be decoded.
 MAX_BAD_PACKETS = 30
 
+#: Frames in a row that go back in time held as frames the decoder gives late
+#: (:meth:`_VideoFileSource._demux`; H.264 reorders at most 16).
+MAX_LATE_FRAMES = 16
+
+#: Seconds past the file's end (past the stream's previous audio packet,
+#: where the file states no duration) beyond which an audio packet's
+#: timestamp is taken as damaged, not as a gap in the sound.
+AUDIO_JUMP_SECONDS = 60
+
+#: Why the demuxer broke off on an IndexError (:meth:`_VideoFileSource._demux`).
+_NEW_STREAM = "damaged data: a stream appeared in the middle of the file"
+
 
 class _VideoFileSource:
     def __init__(self, path):
@@ -189,10 +201,17 @@ class _VideoFileSource:
         self.decoded = 0
         self._stopped = False  # decoding stopped on an error (and said so)
         self._bad = []  # (timestamp, reason) of the video packets that could not be decoded
+        # (seconds, reason) of the audio packets dropped as damaged: said by the sink,
+        # which drops those the muxer refuses too (one line, once all are written)
+        self._bad_audio = []
         self._ends = {}  # stream type -> where its last packet ends (seconds)
+        # (where the file ends, seconds: an audio packet far past it is damaged)
+        self._end = (Fraction(int(self.container.start_time or 0) + int(self.container.duration),
+                              1_000_000) if self.container.duration else None)
 
     def __iter__(self):
         self._ends = {}
+        self._bad_audio = []
         yield from self._demux(self.stream, *self.audio, skip_bad=True)
         if self._bad:
             self._say_bad()
@@ -222,6 +241,32 @@ class _VideoFileSource:
                   f"(is the file cut short?); kept the frames {kept}")
         else:
             self._check_duration(count)
+
+    def _damaged_audio(self, packet, last):
+        """Why the timestamps of the audio ``packet`` are damaged (damaged
+        data in a transport stream: a timestamp read from random bytes), or
+        None: it does not come after the stream's previous packet kept
+        (``last``: stream index -> its decoding time, updated with a packet
+        kept), it lies more than :data:`AUDIO_JUMP_SECONDS` past the end of
+        the file, or it is presented before it is decoded. A muxer refuses
+        such a packet (the MP4 one, a timestamp that far, and then every
+        packet after it): the output could not be written, for a damage of
+        the input."""
+        index, dts = packet.stream.index, packet.dts
+        before = last.get(index)
+        at = dts * packet.time_base
+        if before is not None and dts <= before:
+            return f"its timestamp goes back to {float(at):.2f} s"
+        # (past the previous packet where that is past the end: a header's duration short)
+        ends = [t for t in (self._end, None if before is None else before * packet.time_base)
+                if t is not None]
+        if ends and at - max(ends) > AUDIO_JUMP_SECONDS:
+            return f"its timestamp jumps to {float(at):.2f} s"
+        if packet.pts is not None and packet.pts < dts:
+            return (f"presented at {float(packet.pts * packet.time_base):.2f} s, before it is "
+                    f"decoded at {float(at):.2f} s")
+        last[index] = dts
+        return None
 
     def _packet_end(self, packet):
         """Note where ``packet`` ends on its stream's type's timeline."""
@@ -259,14 +304,25 @@ class _VideoFileSource:
         import av
 
         last = None  # the last video frame's timestamp
+        late = []  # the frames since that go back in time (skip_bad)
+        last_audio = {}  # each audio stream's last packet's decoding time (_damaged_audio)
+        drained = False  # the video's empty packet at the end came
         try:
             # demux ends with an empty packet per stream, which drains its decoder
             for packet in self.container.demux(*streams):
-                self._packet_end(packet)
                 if packet.stream.type == "audio":
-                    if packet.dts is not None:
-                        yield ("audio", packet)
+                    if packet.dts is None:
+                        continue
+                    reason = self._damaged_audio(packet, last_audio)
+                    if reason is not None:  # (skipped, as ffmpeg skips a damaged video packet)
+                        self._bad_audio.append((last_audio.get(packet.stream.index, packet.dts)
+                                                * packet.time_base, reason))
+                        continue
+                    self._packet_end(packet)
+                    yield ("audio", packet)
                     continue
+                self._packet_end(packet)
+                drained |= not packet.size
                 try:
                     frames = packet.decode()
                 except av.error.EOFError:
@@ -278,23 +334,55 @@ class _VideoFileSource:
                     self._bad.append((at, _reason(exc)))
                     continue
                 for frame in frames:
-                    if (self._bad and frame.pts is not None and last is not None
-                            and frame.pts <= last):
+                    back = frame.pts is not None and last is not None and frame.pts <= last
+                    if back and self._bad:
                         # a frame the decoder gives late after damaged packets skipped
                         # (B-frames): not in time order, so not kept
                         continue
+                    if back and skip_bad:
+                        # held: a frame given late where the demuxer lost packets of damaged
+                        # data (no decoding error: nothing skipped) is one or a few, and
+                        # the next frame is in order again; clips joined end to end go
+                        # back for good, which the sink says
+                        late.append(frame)
+                        if len(late) <= MAX_LATE_FRAMES:
+                            continue
+                        last = late[-1].pts
+                        yield from map(self._video_item, late)
+                        late = []
+                        continue
+                    if late:
+                        self._bad.extend((f.pts * self.time_base, "a frame out of time order")
+                                         for f in late)
+                        late = []
                     last = frame.pts if frame.pts is not None else last
                     yield self._video_item(frame)
+            yield from map(self._video_item, late)
             if self._bad and not self.decoded:
                 raise InputError(f"{self.path}: cannot be decoded ({self._bad[0][1]})")
         except av.error.EOFError:
             pass
         except av.error.FFmpegError as exc:
-            if not self.decoded:
-                raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
-            self._stopped = True
-            _warn(f"{self.path}: decoding stopped after {self.decoded} frames ({_reason(exc)}); "
-                  "kept the frames decoded")
+            self._stop(_reason(exc))
+        except IndexError:
+            # PyAV's demuxer, at a stream that damaged data made appear in the middle of
+            # a transport stream (one PyAV's list of streams lacks): after the empty
+            # packets that end the streams read, the file was read through
+            if not drained:
+                self._stop(_NEW_STREAM)
+                return
+            yield from map(self._video_item, late)
+            if self._bad and not self.decoded:
+                raise InputError(f"{self.path}: cannot be decoded ({self._bad[0][1]})") from None
+
+    def _stop(self, reason):
+        """Decoding broke off (``reason``): the frames decoded are kept, with a
+        warning, as a file cut short keeps them; none decoded, an InputError."""
+        if not self.decoded:
+            raise InputError(f"{self.path}: cannot be decoded ({reason})") from None
+        self._stopped = True
+        _warn(f"{self.path}: decoding stopped after {self.decoded} frames ({reason}); "
+              "kept the frames decoded")
 
     def index(self):
         """Presentation timestamps of the video frames, in order, from the
@@ -306,16 +394,26 @@ class _VideoFileSource:
 
         pts, complete, broke = [], True, False
         self._ends = {}
+        last_audio, drained = {}, False
         try:
             for packet in self.container.demux(self.stream, *self.audio):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None and not self._damaged_audio(packet, last_audio):
+                        self._packet_end(packet)  # (the damaged ones: audio_packets() says them)
+                    continue
                 self._packet_end(packet)
-                if packet.size and packet.stream.type == "video":
+                drained |= not packet.size
+                if packet.size:
                     complete &= packet.pts is not None
                     pts.append(packet.pts)
         except av.error.FFmpegError as exc:
             if not pts:
                 raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
             broke = not isinstance(exc, av.error.EOFError)
+        except IndexError:  # (see _demux)
+            if not pts:
+                raise InputError(f"{self.path}: cannot be decoded ({_NEW_STREAM})") from None
+            broke = not drained
         self._rewind()
         if not pts:
             raise InputError(f"{self.path}: no video frame could be decoded")
@@ -393,15 +491,29 @@ class _VideoFileSource:
             return
         with av.open(self.path, "r") as container:
             streams = [container.streams[s.index] for s in self.audio]
+            last, ended = {}, set()
+            self._bad_audio = []
             try:
                 for packet in container.demux(*streams):
-                    if packet.dts is not None:
-                        yield packet
+                    if not packet.size:
+                        ended.add(packet.stream.index)  # (the empty packet that ends it)
+                    if packet.dts is None:
+                        continue
+                    reason = self._damaged_audio(packet, last)
+                    if reason is not None:
+                        self._bad_audio.append((last.get(packet.stream.index, packet.dts)
+                                                * packet.time_base, reason))
+                        continue
+                    yield packet
             except av.error.EOFError:
                 pass
             except av.error.FFmpegError as exc:
                 _warn(f"{self.path}: reading the audio stopped ({_reason(exc)}); kept the "
                       "audio read")
+            except IndexError:  # (see _demux)
+                if len(ended) < len(streams):
+                    _warn(f"{self.path}: reading the audio stopped ({_NEW_STREAM}); kept the "
+                          "audio read")
 
     def _video_item(self, frame):
         self.decoded += 1
@@ -625,6 +737,8 @@ class _VideoFileSink:
         self._pending = []  # audio packets that arrive before the first video frame
         self._last_pts = None
         self._last_dts = {}  # each audio stream's last packet's
+        self._bad_audio = []  # (seconds, reason) of the audio packets the muxer refused
+        self._audio_muxed = 0
         self._size, self._resized = None, False  # the first frame's (height, width)
         self.frames = 0
 
@@ -787,6 +901,8 @@ class _VideoFileSink:
         return round(start / time_base) if start else 0
 
     def _mux_audio(self, packet):
+        import av
+
         index = packet.stream.index
         if index in self.audio or index in self._aac:
             last = self._last_dts.get(index)
@@ -798,11 +914,23 @@ class _VideoFileSink:
                 packet.dts -= shift
                 if packet.pts is not None:
                     packet.pts -= shift
-            if index in self._aac:
-                self.container.mux(self._aac[index].encode(packet))
+            at = packet.dts * packet.time_base + getattr(self.source, "start", 0)
+            try:
+                if index in self._aac:
+                    self.container.mux(self._aac[index].encode(packet))
+                else:
+                    packet.stream = self.audio[index]
+                    self.container.mux(packet)
+            except av.error.InvalidDataError as exc:
+                # damaged data with sane timestamps (an ADTS header cut off, which the
+                # MP4 muxer's filter refuses; a frame the AAC re-encoding cannot
+                # decode): dropped, as a damaged video packet is skipped; every
+                # packet refused is not damage
+                if len(self._bad_audio) >= MAX_BAD_PACKETS and not self._audio_muxed:
+                    raise
+                self._bad_audio.append((at, _reason(exc)))
                 return
-            packet.stream = self.audio[index]
-            self.container.mux(packet)
+            self._audio_muxed += 1
 
     def _flush_audio(self):
         for aac in self._aac.values():
@@ -816,6 +944,18 @@ class _VideoFileSink:
                 self._flush_audio()
         finally:
             self.container.close()
+        self._say_bad_audio()
+
+    def _say_bad_audio(self):
+        """Warn, in one line, of the audio packets dropped as damaged: by the
+        source for their timestamps, here for what the muxer refused."""
+        bad = sorted([*getattr(self.source, "_bad_audio", ()), *self._bad_audio],
+                     key=lambda b: b[0])
+        if not bad or not (self.audio or self._aac):
+            return
+        at, reason = bad[0]
+        _warn(f"{self.source.path}: {len(bad)} damaged audio packet(s) dropped (the first "
+              f"after {float(at):.2f} s: {reason}); the audio before and after them kept")
 
 
 class _SegmentConcatSink(_VideoFileSink):
@@ -934,6 +1074,7 @@ class _SegmentConcatSink(_VideoFileSink):
                 self._flush_audio()
         finally:
             self.container.close()
+        self._say_bad_audio()
 
 
 def _png(image):
@@ -1061,17 +1202,99 @@ def _temp_path(output, folder):
     return path
 
 
+class _NotMoved(InputError):
+    """The complete output could not be renamed to its name (:func:`_move`):
+    nothing of it is in place; the temporary output is the caller's to
+    remove."""
+
+
+def _cannot_write(dst, exc):
+    folder = os.path.dirname(os.path.abspath(dst.rstrip("/\\")))
+    if isinstance(exc, FileNotFoundError) and not os.path.isdir(folder):
+        reason = f"its folder {folder} is gone"  # (removed while the run wrote)
+    else:
+        reason = _reason(exc)
+    # (as `styleblit image` says a file that cannot be written)
+    return _NotMoved(f"{dst}: cannot be written ({reason})")
+
+
 def _move(src, dst, overwrite=True):
+    """Rename the complete output ``src`` (a file or a folder) to ``dst``.
+
+    A folder at ``dst`` is replaced (``overwrite``) without ever being lost:
+    renamed aside first, removed only once ``src`` is in place, and put
+    back if ``src`` cannot be (a removal that failed first would have left
+    it half deleted). A rename the system refuses is a :class:`_NotMoved`
+    naming ``dst`` (``src`` left for the caller to remove); without
+    ``overwrite``, an output that appeared at ``dst`` meanwhile is
+    :func:`~guides.io.exists_meanwhile`'s error."""
     if not overwrite and os.path.isdir(src) and os.path.lexists(dst):
         raise exists_meanwhile(dst)
+    aside = None
     if os.path.isdir(dst) and not os.path.islink(dst):
         if not overwrite:
             raise exists_meanwhile(dst)
-        shutil.rmtree(dst)
-    if os.path.isdir(src):
-        os.replace(src, dst)
-    else:
-        publish(src, dst, overwrite=overwrite)
+        aside = _put_aside(dst)
+    try:
+        if os.path.isdir(src):
+            os.replace(src, dst)
+        else:
+            publish(src, dst, overwrite=overwrite)
+    except OSError as exc:
+        if aside is not None:
+            _put_back(aside, dst)
+        raise _cannot_write(dst, exc) from None
+    except BaseException:
+        if aside is not None:
+            _put_back(aside, dst)
+        raise
+    if aside is not None:
+        _remove_aside(aside, dst)
+
+
+def _put_aside(folder):
+    """Rename ``folder`` into a new hidden folder beside it (a name of its
+    own, which no other run takes); that folder's path."""
+    parent, base = os.path.split(folder.rstrip("/\\"))
+    try:  # (named as the output is, relative or not: said if it cannot all be removed)
+        aside = os.path.join(parent, os.path.basename(tempfile.mkdtemp(
+            prefix=temp_prefix(base), suffix=".old", dir=parent or ".")))
+    except OSError as exc:
+        raise _cannot_write(folder, exc) from None
+    try:
+        os.rename(folder, os.path.join(aside, base))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.rmdir(aside)
+        raise _cannot_write(folder, exc) from None
+    return aside
+
+
+def _put_back(aside, folder):
+    """Undo :func:`_put_aside`; said where that fails too (the old folder
+    is kept, under the other name)."""
+    old = os.path.join(aside, os.path.basename(folder.rstrip("/\\")))
+    try:
+        os.rename(old, folder)
+        os.rmdir(aside)
+    except OSError as exc:
+        _warn(f"{folder}: the folder it was could not be put back ({_reason(exc)}); it is "
+              f"in {old}")
+
+
+def _remove_aside(aside, folder):
+    """Remove the old folder :func:`_put_aside` kept, now replaced; what of
+    it cannot be removed is said and left (the new output is complete)."""
+    failed = []
+
+    def note(function, path, exc):  # (onexc's exception, or onerror's exc_info)
+        failed.append((path, exc if isinstance(exc, BaseException) else exc[1]))
+
+    shutil.rmtree(aside, **({"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}))
+    if failed and os.path.lexists(aside):
+        path, exc = failed[0]
+        _warn(f"{folder}: written, but the folder it replaced could not all be removed "
+              f"({path}: {_reason(exc)}); what is left of it is in {aside}")
 
 
 def _finish_output(tmp, output, inputs=(), overwrite=True):
@@ -1081,7 +1304,10 @@ def _finish_output(tmp, output, inputs=(), overwrite=True):
     it holds nothing but frames; a file named as a partial output that is one
     of ``inputs`` (``clip.partial.mp4 -o clip.mp4``) stays. Without
     ``overwrite``, an output that appeared meanwhile (another run's) is not
-    replaced: an InputError, ``tmp`` left for the caller to remove."""
+    replaced: an InputError, ``tmp`` left for the caller to remove; so too
+    where the system refuses the rename (:class:`_NotMoved`, one line that
+    names ``output``: nothing of ``tmp`` is in place, any old ``output``
+    is kept)."""
     _move(tmp, output, overwrite=overwrite)
     kept = {os.path.realpath(p) for p in inputs}
     for partial in earlier_partials(output):
@@ -1092,7 +1318,12 @@ def _finish_output(tmp, output, inputs=(), overwrite=True):
                 continue
             shutil.rmtree(partial, ignore_errors=True)
         elif os.path.isfile(partial):
-            os.remove(partial)
+            try:
+                os.remove(partial)
+            except OSError as exc:  # (the output is in place: this run succeeded)
+                _warn(f"{partial}: left by an interrupted run, cannot be removed "
+                      f"({_reason(exc)}); {output} supersedes it")
+                continue
         else:
             continue
         print(f"styleblit: removed {partial}, left by an interrupted run; {output} "
@@ -1100,10 +1331,15 @@ def _finish_output(tmp, output, inputs=(), overwrite=True):
 
 
 def _remove(path):
+    """Remove the temporary output ``path``, quietly: it is removed after a
+    failure, which is the line said."""
     if os.path.isdir(path):
         shutil.rmtree(path, ignore_errors=True)
-    elif os.path.exists(path):
-        os.remove(path)
+    elif os.path.lexists(path):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 def open_source(source_path, fps=30.0):
@@ -1368,13 +1604,24 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
                 _remove(tmp)
                 raise KeyboardInterrupt(None, 0)
             partial = free_partial_path(output)
-            _move(tmp, partial, overwrite=False)
+            try:
+                _move(tmp, partial, overwrite=False)
+            except InputError:
+                _remove(tmp)
+                raise
             raise KeyboardInterrupt(partial, sink.frames)
         try:
             _finish_output(tmp, output, inputs=[source_path], overwrite=overwrite)
+        except _NotMoved:  # (the system refused the rename: a complete-looking file, hidden)
+            _remove(tmp)
+            raise
         except InputError:  # (another run wrote it meanwhile: this one's is kept beside)
             other = _free_name(output)
-            _move(tmp, other, overwrite=False)
+            try:
+                _move(tmp, other, overwrite=False)
+            except InputError:
+                _remove(tmp)
+                raise
             raise InputError(f"{output}: exists already, written meanwhile by another run; "
                              f"this run's output is {other}") from None
     return sink.frames
@@ -1421,6 +1668,10 @@ def check_video_output(output, inputs, overwrite):
     (:func:`blit.cli.check_frames_folder`)."""
     name = output.rstrip("/\\") or output
     ext = os.path.splitext(name)[1].lower()
+    if os.path.basename(name).lower() in VIDEO_EXTENSIONS:
+        # (a name that is all extension: splitext calls it a hidden folder of frames)
+        raise InputError(f"{output}: name the video before its extension (out"
+                         f"{os.path.basename(name).lower()}, say)")
     if _is_video_path(output):
         if os.path.isdir(output):
             raise InputError(f"{output}: is a folder; name a video file, or a folder without "

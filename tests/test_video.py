@@ -1,7 +1,9 @@
 """`styleblit video` and `styleblit webcam`: files in and out, audio, Ctrl-C, bad input."""
+import errno
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,6 +265,18 @@ def test_existing_output_is_not_replaced_without_overwrite(tmp_path, style_png, 
     assert open(src, "rb").read() == before
 
 
+def test_an_output_named_only_by_its_extension_is_refused(tmp_path, style_png, capsys):
+    """`-o .mp4` wrote a hidden folder of PNG frames named .mp4 (splitext
+    calls the name all stem); it is refused before any work."""
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    for name in (".mp4", ".MOV"):
+        out = tmp_path / name
+        assert main(["video", "--style", style_png, src, "-o", str(out), "--quiet"]) == 1
+        assert f"{out}: name the video before its extension (out{name.lower()}, say)" \
+            in capsys.readouterr().err
+        assert not os.path.lexists(out)
+
+
 # --------------------------------------------------------------- bad input
 
 def test_truncated_file_is_one_clear_line(tmp_path, style_png):
@@ -322,6 +336,157 @@ def test_damaged_packets_are_skipped_and_the_rest_kept(tmp_path, style_png, caps
     assert main(["video", "--style", style_png, str(damaged), "-o", str(out), "-q",
                  "--overwrite"]) == 1
     assert "damaged.mp4: cannot be decoded (Invalid data found" in capsys.readouterr().err
+
+
+def as_transport_stream(src, path):
+    """``src`` copied packet for packet into an MPEG transport stream at
+    ``path`` (its AAC as ADTS frames, a camcorder's or a broadcast's)."""
+    with av.open(src) as i, av.open(str(path), "w", format="mpegts") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    return str(path)
+
+
+class DemuxedAs:
+    """A source's container whose ``demux()`` is ``demux(container,
+    *streams)``, the rest its own."""
+
+    def __init__(self, container, demux):
+        self._container, self._demux = container, demux
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def demux(self, *streams):
+        return self._demux(self._container, *streams)
+
+
+def demux_as(monkeypatch, demux):
+    """The files the video command opens read through ``demux`` (see
+    :class:`DemuxedAs`): damaged data, packet by packet, as PyAV gives it."""
+    import blit.video
+
+    open_source = blit.video.open_source
+
+    def opened(path, fps=30.0):
+        source = open_source(path, fps)
+        source.container = DemuxedAs(source.container, demux)
+        return source
+
+    monkeypatch.setattr(blit.video, "open_source", opened)
+
+
+def test_damaged_audio_packets_are_dropped_with_a_line(tmp_path, style_png, capsys,
+                                                       monkeypatch):
+    """Random bytes in the middle of a transport stream: an audio packet's
+    ADTS header gone, a timestamp read from them 13 hours on (the 33-bit
+    clock's high bit flipped), the next one back before the packets kept.
+    The MP4 muxer refused them (and, after that timestamp, every packet),
+    and the run failed after painting every frame, the output blamed:
+    `o.mp4: could not be written from in.ts (Invalid data found when
+    processing input); nothing written`. Now they are dropped, as damaged
+    video packets are skipped, and counted in one line."""
+    src = as_transport_stream(write_clip(tmp_path / "in.mp4", n=24), tmp_path / "in.ts")
+    with av.open(src) as c:
+        total = sum(1 for p in c.demux(audio=0) if p.size)
+
+    def damaged(container, *streams):
+        k = 0
+        for packet in container.demux(*streams):
+            if packet.stream.type == "audio" and packet.size:
+                k += 1
+                if k == 5:  # its header overwritten
+                    bad = av.Packet(bytes(7) + bytes(packet)[7:])
+                    bad.pts, bad.dts, bad.duration = packet.pts, packet.dts, packet.duration
+                    bad.time_base, bad.stream = packet.time_base, packet.stream
+                    packet = bad
+                elif k == 8:
+                    packet.pts, packet.dts = packet.pts + 2 ** 32, packet.dts + 2 ** 32
+                elif k == 9:
+                    packet.pts = packet.dts = packet.dts - 3 * packet.duration
+            yield packet
+
+    demux_as(monkeypatch, damaged)
+    out = tmp_path / "o.mp4"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "-q"]) == 0
+    assert re.fullmatch(rf"styleblit: warning: {re.escape(src)}: 3 damaged audio packet\(s\) "
+                        r"dropped \(the first after \d+\.\d\d s: Invalid data found when "
+                        r"processing input\); the audio before and after them kept\n",
+                        capsys.readouterr().err)
+    assert probe(out)["frames"] == 24
+    with av.open(str(out)) as c:
+        assert sum(1 for p in c.demux(audio=0) if p.size) == total - 3
+
+
+@pytest.mark.parametrize("where", ["end", "middle", "start"])
+def test_a_stream_pyav_does_not_know_is_damage_of_the_input(tmp_path, style_png, capsys,
+                                                            monkeypatch, where):
+    """Damaged data in a transport stream can make a new stream appear,
+    which PyAV's demuxer does not list: an IndexError of its own (after the
+    streams' end packets, where PyAV 18 raises it), a traceback. Now, after
+    the end packets, nothing is lost and nothing said; before them, the
+    frames decoded are kept with a line, as for a file cut short; before
+    any frame, one line names the input as damaged."""
+    src = as_transport_stream(write_clip(tmp_path / "in.mp4", n=12, audio=False),
+                              tmp_path / "in.ts")
+    stop = {"end": None, "middle": 8, "start": 1}[where]
+
+    def breaking(container, *streams):
+        n = 0
+        for packet in container.demux(*streams):
+            n += packet.stream.type == "video" and packet.size > 0
+            if n == stop:
+                break
+            yield packet
+        raise IndexError("list index out of range")  # (av/container/streams.py's)
+
+    demux_as(monkeypatch, breaking)
+    out = tmp_path / "o.mp4"
+    rc = main(["video", "--style", style_png, src, "-o", str(out), "-q"])
+    err = capsys.readouterr().err
+    reason = "damaged data: a stream appeared in the middle of the file"
+    if where == "start":
+        assert rc == 1 and err == f"styleblit: error: {src}: cannot be decoded ({reason})\n"
+        assert sorted(os.listdir(tmp_path)) == ["in.mp4", "in.ts"]
+        return
+    assert rc == 0
+    frames = probe(out)["frames"]
+    if where == "end":
+        assert frames == 12 and err == ""
+    else:
+        assert 0 < frames < 12
+        assert err == (f"styleblit: warning: {src}: decoding stopped after {frames} frames "
+                       f"({reason}); kept the frames decoded\n")
+
+
+def test_a_frame_out_of_time_order_is_dropped_as_damaged(tmp_path, style_png, capsys,
+                                                         monkeypatch):
+    """Packets of damaged data the demuxer drops silently (no decoding
+    error) can leave the decoder a frame to give late, its timestamp before
+    the frame written last: the run failed as for clips joined end to end.
+    Now a frame out of order followed by frames in order again is dropped,
+    with a line; clips joined are still refused
+    (test_clips_joined_end_to_end_are_one_line)."""
+    src = write_clip(tmp_path / "in.mp4", n=12, audio=False)
+
+    def late(container, *streams):
+        for packet in container.demux(*streams):
+            if packet.size and packet.pts == 6 * packet.duration:  # the 7th frame's
+                packet.pts = 2 * packet.duration
+            yield packet
+
+    demux_as(monkeypatch, late)
+    out = tmp_path / "o.mp4"
+    assert main(["video", "--style", style_png, src, "-o", str(out), "-q"]) == 0
+    pts = probe(out)["pts"]
+    assert [t // pts[1] for t in pts] == [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11]
+    assert re.fullmatch(rf"styleblit: warning: {re.escape(src)}: 1 damaged video packet\(s\) "
+                        r"skipped \(the first at 0\.08 s: a frame out of time order\); 11 frames "
+                        r"decoded, 1 of the 12 frames its header lists lost, the frames before "
+                        r"and after them kept\n", capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("name", ["in.mkv", "in.mp4"])
@@ -565,6 +730,108 @@ def test_an_output_another_run_wrote_meanwhile_is_not_replaced(tmp_path, style_p
     long = tmp_path / ("v" * 248 + ".mp4")
     assert main(["video", "--style", style_png, src, "-o", str(long), "-q"]) == 0
     assert probe(long)["frames"] == 3
+
+
+def refuse_rename(monkeypatch, path, exc):
+    """``os.replace`` and ``os.link`` (``publish``'s) raise ``exc`` for a rename
+    or a link to ``path``, as the system refuses one (an immutable file or
+    folder, ``chattr +i``); any other goes through."""
+    replace, link = os.replace, os.link
+
+    def refusing(real):
+        def call(src, dst, *args, **kwargs):
+            if os.path.abspath(dst) == os.path.abspath(path):
+                raise exc
+            return real(src, dst, *args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "replace", refusing(replace))
+    monkeypatch.setattr(os, "link", refusing(link))
+
+
+def test_an_output_the_system_refuses_to_rename_is_one_line(tmp_path, style_png, capsys,
+                                                             monkeypatch):
+    """The last step, the rename of the complete output to its name, refused
+    (an immutable file, the output's folder removed meanwhile): a traceback,
+    and a complete-looking hidden file left beside the output. Now one line
+    as `styleblit image` says it, nothing left, the old output kept; `batch`
+    fails the job alone."""
+    import blit.video
+
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the user's video")
+    refuse_rename(monkeypatch, out, PermissionError(errno.EPERM, "Operation not permitted"))
+    video = ["video", "--style", style_png, src, "-q", "--overwrite"]
+    assert main(video + ["-o", str(out)]) == 1
+    assert capsys.readouterr().err == \
+        f"styleblit: error: {out}: cannot be written (Operation not permitted)\n"
+    assert out.read_bytes() == b"the user's video"
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4"]
+    job = tmp_path / "batch" / "in.mp4"
+    job.parent.mkdir()
+    job.write_bytes(b"the user's video")
+    refuse_rename(monkeypatch, job, PermissionError(errno.EPERM, "Operation not permitted"))
+    assert main(["batch", "--engine", "local", "--style", style_png, src, "-o", str(job.parent),
+                 "-q", "--overwrite"]) == 1
+    assert f"styleblit: error: {job}: cannot be written (Operation not permitted)\n" in \
+        capsys.readouterr().err
+    assert job.read_bytes() == b"the user's video"
+    assert sorted(os.listdir(job.parent)) == [".styleblit-batch.json", "in.mp4"]
+    # the output's folder removed while the run wrote
+    (tmp_path / "gone").mkdir()
+    publish = blit.video.publish
+
+    def folder_removed(tmp, path, **kwargs):
+        shutil.rmtree(tmp_path / "gone")
+        return publish(tmp, path, **kwargs)
+
+    monkeypatch.setattr(blit.video, "publish", folder_removed)
+    assert main(video + ["-o", str(tmp_path / "gone" / "o.mp4")]) == 1
+    assert capsys.readouterr().err == (f"styleblit: error: {tmp_path / 'gone' / 'o.mp4'}: cannot "
+                                       f"be written (its folder {tmp_path / 'gone'} is gone)\n")
+    assert sorted(os.listdir(tmp_path)) == ["batch", "in.mp4", "out.mp4"]
+
+
+def test_a_frames_folder_is_replaced_only_once_the_new_one_is_in_place(tmp_path, style_png,
+                                                                       capsys, monkeypatch):
+    """--overwrite of a folder of frames removed the old one first: where the
+    new one could then not be put in place, or a frame of the old one could
+    not be removed, the old one was half deleted, with a traceback, and the
+    new frames were left in a hidden folder. Now the old folder is kept
+    whole until the new one is in place, and put back where it cannot be."""
+    src = write_clip(tmp_path / "in.mp4", n=3, audio=False)
+    out = tmp_path / "frames"
+    video = ["video", "--style", style_png, src, "-o", str(out), "-q", "--overwrite"]
+    assert main(video) == 0
+    old = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert sorted(old) == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
+    (out / "frame_000002.png").write_bytes(b"the old run's")  # (told apart from the new one's)
+    old["frame_000002.png"] = b"the old run's"
+    with monkeypatch.context() as m:
+        refuse_rename(m, out, PermissionError(errno.EPERM, "Operation not permitted"))
+        assert main(video) == 1
+    assert capsys.readouterr().err == \
+        f"styleblit: error: {out}: cannot be written (Operation not permitted)\n"
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == old
+    assert sorted(os.listdir(tmp_path)) == ["frames", "in.mp4"]
+    # a frame of the old folder that cannot be removed: the new one in place, the rest said
+    unlink = os.unlink
+
+    def refusing(path, *args, **kwargs):
+        if os.path.basename(path) == "frame_000002.png":
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "unlink", refusing)
+        assert main(video) == 0
+    assert (out / "frame_000002.png").read_bytes() != b"the old run's"
+    left = [name for name in os.listdir(tmp_path) if name not in ("frames", "in.mp4")]
+    assert len(left) == 1 and os.listdir(tmp_path / left[0] / "frames") == ["frame_000002.png"]
+    assert (f"styleblit: warning: {out}: written, but the folder it replaced could not all be "
+            f"removed ({tmp_path / left[0] / 'frames' / 'frame_000002.png'}: Operation not "
+            f"permitted); what is left of it is in {tmp_path / left[0]}") in capsys.readouterr().err
 
 
 def test_a_complete_run_drops_an_earlier_partial_output(tmp_path, style_png, capsys):
