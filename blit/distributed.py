@@ -737,8 +737,8 @@ def named_inputs(inputs, *, skip=()):
     subfolder, the subfolders' path before it (``day1/clip``), so that the
     outputs keep the folders' tree."""
     skip = {os.path.realpath(s) for s in skip}
-    seen, kept = set(), []
-    for path, name in _named(inputs, skip, None):
+    seen, kept, left = set(), [], {}
+    for path, name in _named(inputs, skip, None, left):
         key = os.path.realpath(path)
         if key in seen:
             print(f"styleblit: warning: {path}: named more than once; stylized once",
@@ -746,6 +746,15 @@ def named_inputs(inputs, *, skip=()):
         else:
             seen.add(key)
             kept.append((path, name))
+    for folder, paths in left.values():  # (the output folder found in a named folder's tree)
+        paths = list({os.path.realpath(p): p for p in paths
+                      if os.path.realpath(p) not in seen}.values())
+        if paths:
+            shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3
+                                            else "")
+            print(f"styleblit: warning: {folder}: the output folder is not searched: "
+                  f"{len(paths)} input(s) in it are left out ({shown}); name them to "
+                  "stylize them", file=sys.stderr)
     return kept
 
 
@@ -753,7 +762,7 @@ def _stem(path):
     return os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
 
 
-def _named(inputs, skip, _list):
+def _named(inputs, skip, _list, left=None):
     from blit.video import IMAGE_EXTENSIONS
     from guides.io import VIDEO_FILE_EXTENSIONS
 
@@ -761,7 +770,7 @@ def _named(inputs, skip, _list):
     out = []
     for path in inputs:
         if os.path.isdir(path):
-            found = _folder_inputs(path, "", skip, set())
+            found = _folder_inputs(path, "", skip, set(), left)
             if not found:
                 raise InputError(f"{path}: folder holds no videos "
                                  f"({', '.join(VIDEO_FILE_EXTENSIONS)}) and no images, nor "
@@ -780,29 +789,38 @@ def _named(inputs, skip, _list):
                                  "videos and folders of frames)")
             else:
                 folder = os.path.dirname(os.path.abspath(path))
-                out.extend(_named([os.path.join(folder, ln) for ln in lines], skip, path))
+                out.extend(_named([os.path.join(folder, ln) for ln in lines], skip, path, left))
         else:
             out.append((path, _stem(path)))
     return out
 
 
-def _folder_inputs(path, prefix, skip, visited):
+def _folder_inputs(path, prefix, skip, visited, left=None, quiet=False):
     """(path, name) of the inputs in folder ``path`` and its subfolders, in
-    name order; ``prefix`` is the subfolders' path from the named folder."""
+    name order; ``prefix`` is the subfolders' path from the named folder.
+    The inputs a folder in ``skip`` (the output folder) holds, but the
+    outputs recorded there (:data:`OUTPUTS_FILE`) and their partial ones, go
+    to ``left`` (its real path -> (path, [inputs])) for a warning. ``quiet``:
+    no warnings."""
     from blit.video import IMAGE_EXTENSIONS
     from guides.io import VIDEO_FILE_EXTENSIONS
 
     real = os.path.realpath(path)
-    if real in visited or (prefix and real in skip):  # (a link back up the tree; the output
-        return []                                     # folder inside the named one)
+    if real in visited:  # (a link back up the tree)
+        return []
+    if prefix and real in skip:  # (the output folder inside the named one)
+        if left is not None and real not in left:
+            left[real] = (path, _left_in_output_folder(path, prefix, skip - {real}, visited))
+        return []
     visited.add(real)
     try:
         names = sorted(n for n in os.listdir(path) if not n.startswith("."))
     except OSError as exc:
         if not prefix:  # (the named folder; one found in it is left out with a warning)
             raise InputError(f"{path}: folder cannot be read ({exc.strerror or exc})") from None
-        print(f"styleblit: warning: {path}: folder cannot be read ({exc.strerror or exc}); "
-              "left out", file=sys.stderr)
+        if not quiet:
+            print(f"styleblit: warning: {path}: folder cannot be read ({exc.strerror or exc}); "
+                  "left out", file=sys.stderr)
         return []
     videos = [n for n in names if n.lower().endswith(VIDEO_FILE_EXTENSIONS)
               and not os.path.isdir(os.path.join(path, n))]
@@ -811,14 +829,29 @@ def _folder_inputs(path, prefix, skip, visited):
     for n in names:
         sub = os.path.join(path, n)
         if os.path.isdir(sub):
-            found.extend(_folder_inputs(sub, f"{prefix}{n}/", skip, visited))
+            found.extend(_folder_inputs(sub, f"{prefix}{n}/", skip, visited, left, quiet))
     if images and not videos and not any(os.path.isfile(p) for p, _ in found):
         return [(path, prefix.rstrip("/") or _stem(path))]  # a sequence of frames
-    if images:  # (a poster beside the videos, or beside the folders of a shoot)
+    if images and not quiet:  # (a poster beside the videos, or beside the folders of a shoot)
         print(f"styleblit: warning: {path}: its {images} image(s) are left out: a folder "
               f"of {'videos' if videos else 'folders'} (a sequence of frames is a folder of "
               "its own)", file=sys.stderr)
     return [(os.path.join(path, n), prefix + _stem(n)) for n in videos] + found
+
+
+def _left_in_output_folder(path, prefix, skip, visited):
+    """The inputs that the search would have found in the output folder
+    ``path`` (videos, sequences of frames) but for the outputs an earlier
+    batch recorded there and the partial outputs of its interrupted runs."""
+    from blit.video import earlier_partials
+
+    ours = set()
+    for out in _read_outputs_file(path, quiet=True):
+        made = os.path.join(path, *out.split("/"))
+        ours.add(os.path.realpath(made))
+        ours.update(os.path.realpath(p) for p in earlier_partials(made))
+    return [p for p, _ in _folder_inputs(path, prefix, skip, set(visited), quiet=True)
+            if os.path.realpath(p) not in ours]
 
 
 def _list_file_lines(path, limit=1 << 20):
@@ -918,7 +951,7 @@ def made_outputs(outdir):
             if os.path.lexists(os.path.join(outdir, *out.split("/")))}
 
 
-def _read_outputs_file(outdir):
+def _read_outputs_file(outdir, quiet=False):
     path = os.path.join(outdir, OUTPUTS_FILE)
     try:
         with open(path, encoding="utf-8") as f:
@@ -930,8 +963,9 @@ def _read_outputs_file(outdir):
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"styleblit: warning: {path}: cannot be read ({exc}); outputs are named as "
-              "if none were made before", file=sys.stderr)
+        if not quiet:
+            print(f"styleblit: warning: {path}: cannot be read ({exc}); outputs are named as "
+                  "if none were made before", file=sys.stderr)
         return {}
 
 
@@ -973,6 +1007,19 @@ def _batch(args):
     if args.format == "png":
         for _, out in pairs:
             check_frames_folder(out, read, args.overwrite)
+    # A file (or folder) in OUTDIR at an output's name that no batch recorded making is
+    # the user's own: never replaced, even with --overwrite (nor recorded, which would let
+    # a later --overwrite replace it); without --overwrite its job says "exists" as kept.
+    mine = {os.path.realpath(os.path.join(args.output, *out.split("/"))) for out in made}
+    foreign = {out for _, out in pairs
+               if os.path.lexists(out) and os.path.realpath(out) not in mine}
+    if foreign and args.overwrite:
+        first = next(out for _, out in pairs if out in foreign)
+        more = f" (and {len(foreign) - 1} more output(s))" if len(foreign) > 1 else ""
+        raise InputError(f"{first}: not an output styleblit wrote ("
+                         f"{os.path.join(args.output, OUTPUTS_FILE)} does not record it){more}; "
+                         "the user's own files are never replaced, even with --overwrite, so "
+                         "move it or name another OUTDIR")
     style = check_video_args(args, inputs)
     for folder in dict.fromkeys(os.path.dirname(out) for _, out in pairs):
         try:  # OUTDIR, and its subfolders for inputs found in subfolders
@@ -980,12 +1027,14 @@ def _batch(args):
         except OSError as exc:
             raise InputError(f"{folder}: cannot make the output folder "
                              f"({exc.strerror or exc})") from None
-    record_outputs(args.output, pairs, made)
+    record_outputs(args.output, [(src, out) for src, out in pairs if out not in foreign], made)
     if args.engine == "ray":
         jobs = run_jobs_from_args(args, style, pairs)
     else:
         jobs = _run_local(args, style, pairs, stylize_video)
     for job in jobs:
+        if job.status == "exists" and job.output in foreign:
+            job.message = "not an output styleblit wrote; kept, even with --overwrite"
         if job.status == "failed":
             print(f"styleblit: error: {job.message}", file=sys.stderr)
     if not args.quiet or any(j.status != "done" for j in jobs):
@@ -1040,7 +1089,9 @@ def add_batch_parser(sub):
                                    "read fails alone; a table of all jobs ends the run (with "
                                    "-q, only when a job did not complete; exit code 1 if any "
                                    "failed). Existing outputs are kept unless "
-                                   "--overwrite.")
+                                   "--overwrite; a file in OUTDIR that no batch recorded "
+                                   "making is never replaced. Videos inside OUTDIR are not "
+                                   "searched; a warning names them.")
     _add_style_args(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="video files, folders of videos (searched with their subfolders; a "

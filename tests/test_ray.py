@@ -283,6 +283,73 @@ def test_a_batch_again_gives_each_input_the_output_it_had(tmp_path, capsys):
     assert f"{out / OUTPUTS_FILE}: cannot be read" in capsys.readouterr().err
 
 
+def test_a_batch_never_replaces_the_user_s_own_videos_in_the_output_folder(tmp_path, capsys):
+    """``batch b10 -o b10/a --overwrite``: the videos of b10/a, the output
+    folder inside the named one, were left out unsaid, and b10/clip.mp4's
+    output replaced the user's own b10/a/clip.mp4. Now the videos left out
+    are said, and a file no batch recorded making is refused before any
+    work, kept as "exists" without --overwrite (and not recorded then, which
+    let a later --overwrite replace it); a batch's own outputs are still
+    replaced with --overwrite."""
+    import hashlib
+    import importlib.util
+
+    def md5(path):
+        return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+    root, out = tmp_path / "b10", tmp_path / "b10" / "a"
+    out.mkdir(parents=True)
+    write_clip(root / "clip.mp4", n=2, audio=False)
+    write_clip(out / "clip.mp4", n=3, audio=False)
+    write_clip(out / "other.mp4", n=3, audio=False)
+    mine = {n: md5(out / n) for n in ("clip.mp4", "other.mp4")}
+    left = (f"styleblit: warning: {out}: the output folder is not searched: 2 input(s) in it are "
+            f"left out ({out / 'clip.mp4'}, {out / 'other.mp4'}); name them to stylize them")
+    batch = ["batch", "--engine", "local", str(root), "-o", str(out)]
+    assert main(batch + ["-q"]) == 0
+    captured = capsys.readouterr()
+    assert left in captured.err.splitlines(), captured.err
+    assert re.search(r"clip\.mp4 .*clip\.mp4 .*exists: not an output styleblit wrote",
+                     captured.out), captured.out
+    engines = ["local"] + (["ray"] if importlib.util.find_spec("ray") else [])
+    for engine in engines:  # (refused before Ray starts; not recorded by the run before)
+        assert main(batch[:2] + [engine] + batch[3:] + ["-q", "--overwrite"]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.splitlines()[-1] == (
+            f"styleblit: error: {out / 'clip.mp4'}: not an output styleblit wrote "
+            f"({out / OUTPUTS_FILE} does not record it); the user's own files are never "
+            "replaced, even with --overwrite, so move it or name another OUTDIR"), captured.err
+        assert "Traceback" not in captured.err and captured.out == ""
+    assert {n: md5(out / n) for n in mine} == mine
+    # a batch's own outputs in a folder of the user's videos: said of those alone, and
+    # replaced with --overwrite (its partial outputs are its own too)
+    own = tmp_path / "own"
+    own.mkdir()
+    write_clip(own / "x.mp4", n=2, audio=False)
+    assert main(["batch", "--engine", "local", "-q", str(own / "x.mp4"), "-o", str(out)]) == 0
+    made = md5(out / "x.mp4")
+    os.remove(own / "x.mp4")
+    write_clip(own / "x.mp4", n=4, audio=False)
+    capsys.readouterr()
+    assert main(["batch", "--engine", "local", "-q", "--overwrite", str(own / "x.mp4"), "-o",
+                 str(out)]) == 0
+    assert md5(out / "x.mp4") != made and probe(out / "x.mp4")["frames"] == 4
+    assert {n: md5(out / n) for n in mine} == mine
+    (out / "x.partial.mp4").write_bytes(b"")  # (as an interrupted run leaves it)
+    assert named_inputs([str(tmp_path)], skip=[str(out)]) == [(str(root / "clip.mp4"), "b10/clip"),
+                                                              (str(own / "x.mp4"), "own/x")]
+    assert left in capsys.readouterr().err.splitlines()
+    # b10's own input, its output moved aside: made, and made again with --overwrite
+    os.rename(out / "clip.mp4", tmp_path / "clip.mine.mp4")
+    for _ in range(2):
+        assert main(batch + ["-q", "--overwrite"]) == 0
+        assert probe(out / "clip.mp4")["frames"] == 2
+    err = capsys.readouterr().err
+    assert f"1 input(s) in it are left out ({out / 'other.mp4'})" in err, err
+    assert md5(tmp_path / "clip.mine.mp4") == mine["clip.mp4"]
+    assert md5(out / "other.mp4") == mine["other.mp4"]
+
+
 def test_kill_keeps_the_joined_frames_with_their_audio(tmp_path):
     """SIGTERM, taken as Ctrl-C: ray.init's own handler had replaced ours (no
     partial output, a hidden temporary file left), and the partial output of

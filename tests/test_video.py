@@ -771,6 +771,10 @@ def test_an_output_the_system_refuses_to_rename_is_one_line(tmp_path, style_png,
     job = tmp_path / "batch" / "in.mp4"
     job.parent.mkdir()
     job.write_bytes(b"the user's video")
+    from blit.distributed import record_outputs
+
+    # (a batch's own output, as recorded: --overwrite replaces it; the user's own is refused)
+    record_outputs(str(job.parent), [(src, str(job))])
     refuse_rename(monkeypatch, job, PermissionError(errno.EPERM, "Operation not permitted"))
     assert main(["batch", "--engine", "local", "--style", style_png, src, "-o", str(job.parent),
                  "-q", "--overwrite"]) == 1
