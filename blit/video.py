@@ -242,7 +242,7 @@ class _VideoFileSource:
         else:
             self._check_duration(count)
 
-    def _damaged_audio(self, packet, last):
+    def _damaged_audio(self, packet, last, record=False):
         """Why the timestamps of the audio ``packet`` are damaged (damaged
         data in a transport stream: a timestamp read from random bytes), or
         None: it does not come after the stream's previous packet kept
@@ -251,7 +251,15 @@ class _VideoFileSource:
         the file, or it is presented before it is decoded. A muxer refuses
         such a packet (the MP4 one, a timestamp that far, and then every
         packet after it): the output could not be written, for a damage of
-        the input."""
+        the input. With ``record``, a damaged packet is noted in
+        ``_bad_audio`` (where the stream was, and why) for the sink's line."""
+        reason = self._audio_damage(packet, last)
+        if reason is not None and record:
+            self._bad_audio.append((last.get(packet.stream.index, packet.dts)
+                                    * packet.time_base, reason))
+        return reason
+
+    def _audio_damage(self, packet, last):
         index, dts = packet.stream.index, packet.dts
         before = last.get(index)
         at = dts * packet.time_base
@@ -313,11 +321,8 @@ class _VideoFileSource:
                 if packet.stream.type == "audio":
                     if packet.dts is None:
                         continue
-                    reason = self._damaged_audio(packet, last_audio)
-                    if reason is not None:  # (skipped, as ffmpeg skips a damaged video packet)
-                        self._bad_audio.append((last_audio.get(packet.stream.index, packet.dts)
-                                                * packet.time_base, reason))
-                        continue
+                    if self._damaged_audio(packet, last_audio, record=True):
+                        continue  # (skipped, as ffmpeg skips a damaged video packet)
                     self._packet_end(packet)
                     yield ("audio", packet)
                     continue
@@ -499,10 +504,7 @@ class _VideoFileSource:
                         ended.add(packet.stream.index)  # (the empty packet that ends it)
                     if packet.dts is None:
                         continue
-                    reason = self._damaged_audio(packet, last)
-                    if reason is not None:
-                        self._bad_audio.append((last.get(packet.stream.index, packet.dts)
-                                                * packet.time_base, reason))
+                    if self._damaged_audio(packet, last, record=True):
                         continue
                     yield packet
             except av.error.EOFError:
