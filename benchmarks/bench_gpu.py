@@ -32,6 +32,13 @@ with ``pipeline=False`` (the worker finds the landmarks only, the frame's
 CPU half runs in the caller's thread) and with ``pipeline=True`` (the
 worker makes the whole CPU half while the frame before is painted).
 
+``--flow-ab N`` runs the stream N more times each way, alternately: the
+flow's DIS on the whole head box (the default) and on row strips in threads
+of the stream's own (``blit.stream.FLOW_STRIPS_FROM``, a candidate: OpenCV
+runs a ``parallel_for_`` called while another thread's runs on the calling
+thread alone, and the stream's DIS runs beside the masks' and guides'
+OpenCV calls).
+
 ``--device cpu`` runs the same on the CPU, to check the script where there is
 no GPU (with small ``--sizes``). Not a test: speeds are medians after warm-up,
 saved as JSON.
@@ -202,14 +209,32 @@ def kernels_at(style, image, marks, size, device, repeats, warmup, voting):
 
 
 def stream_at(style, image, marks, size, device, frames, warmup, check, pipeline=True,
-              landmark_ms=0.0):
+              landmark_ms=0.0, strips_from=None):
     """Frames per second of a ``Stylizer`` on ``device`` over a made clip,
     each frame prefetched while the one before it is painted (``pipeline``:
     the Stylizer's, False for the landmarks only in its worker); with
     ``check``, the first frames compared with a CPU stream's. The
-    landmarker takes ``landmark_ms`` a frame (:class:`ClipLandmarks`)."""
+    landmarker takes ``landmark_ms`` a frame (:class:`ClipLandmarks`).
+    ``strips_from``: :data:`blit.stream.FLOW_STRIPS_FROM` for this run (the
+    flow's DIS on row strips in threads of its own for heads of that many
+    half-size rows or more; None: on the whole head box)."""
+    import blit.stream
     from blit.stream import Stylizer
 
+    before = blit.stream.FLOW_STRIPS_FROM
+    blit.stream.FLOW_STRIPS_FROM = strips_from
+    try:
+        result = _stream_at(Stylizer, style, image, marks, size, device, frames, warmup, check,
+                            pipeline, landmark_ms)
+    finally:
+        blit.stream.FLOW_STRIPS_FROM = before
+    result["strips_from"] = strips_from
+    return result
+
+
+def _stream_at(Stylizer, style, image, marks, size, device, frames, warmup, check, pipeline,
+               landmark_ms):
+    """:func:`stream_at` with the flow's setting as it is."""
     width, height = size
     clip, clip_marks = [], []
     for i in range(frames):
@@ -282,6 +307,12 @@ def main(argv=None):
                    help="then the stream with pipeline=False and True alternately, ROUNDS "
                         "times each (the worker finding the landmarks only, or making the "
                         "frame's CPU half)")
+    p.add_argument("--flow-ab", type=int, default=0, metavar="ROUNDS",
+                   help="then the stream with the flow's DIS on the whole head box and on row "
+                        "strips in threads (blit.stream.FLOW_STRIPS_FROM = --strips-from) "
+                        "alternately, ROUNDS times each")
+    p.add_argument("--strips-from", type=int, default=192, metavar="ROWS",
+                   help="FLOW_STRIPS_FROM in --flow-ab's strips runs (default 192)")
     p.add_argument("--landmark-ms", type=float, default=0.0, metavar="MS",
                    help="the stream's landmarker sleeps MS ms a frame before it answers (a "
                         "stand-in for mediapipe, which the GPU machines lack; default 0: the "
@@ -341,6 +372,16 @@ def main(argv=None):
                               landmark_ms=args.landmark_ms)
                 report.setdefault("pipeline_ab", []).append(r)
                 print(f"  round {i + 1}, pipeline={pipeline}: {r['fps']:.1f} fps", flush=True)
+        for i in range(args.flow_ab):
+            for strips_from in (None, args.strips_from):
+                r = stream_at(style, image, marks, size(args.stream_size), args.device,
+                              args.frames, min(10, args.frames // 2), 0,
+                              landmark_ms=args.landmark_ms, strips_from=strips_from)
+                report.setdefault("flow_ab", []).append(r)
+                st = r["stages"]
+                print(f"  round {i + 1}, flow {'strips' if strips_from else 'whole '}: "
+                      f"{r['fps']:.1f} fps, flow {st['flow']['median']:.2f} ms, total "
+                      f"{st['total']['median']:.2f} ms", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

@@ -1,15 +1,17 @@
 #!/bin/sh
 # Issue #6's checks on a machine with a CUDA GPU, in one run: the GPU tests,
-# then the GPU benchmark. For a GPU machine's own Python (CuPy, NumPy, Numba,
+# the GPU benchmark (with the flow's A/B: DIS on the whole head box, or on
+# row strips in threads), then the flow's benchmark on the machine's CPU. For a GPU machine's own Python (CuPy, NumPy, Numba,
 # OpenCV, pytest; mediapipe and PyAV not needed: the tests then take the
 # landmarks recorded in tests/data, and the benchmark those of INPUTS).
 #
 #   python benchmarks/bench_gpu.py --prepare INPUTS     # where styleblit is installed
 #   sh benchmarks/gpu_check.sh INPUTS OUT               # on the GPU machine, repo root
 #
-# Writes OUT/info.txt, OUT/tests.log, OUT/junit.xml, OUT/bench_gpu.json and
-# OUT/bench.log. Each step has a time limit (TEST_S, BENCH_S seconds) so that
-# a hang cannot take the machine's whole lease.
+# Writes OUT/info.txt, OUT/tests.log, OUT/junit.xml, OUT/bench_gpu.json,
+# OUT/bench.log, OUT/bench_flow.json and OUT/flow.log. Each step has a time
+# limit (TEST_S, BENCH_S, FLOW_S seconds) so that a hang cannot take the
+# machine's whole lease.
 set -u
 INPUTS=${1:?usage: gpu_check.sh INPUTS OUT}
 OUT=${2:?usage: gpu_check.sh INPUTS OUT}
@@ -27,6 +29,11 @@ timeout "${TEST_S:-300}" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/tes
   --junitxml="$OUT/junit.xml" > "$OUT/tests.log" 2>&1
 echo "tests: exit $? in $(( $(date +%s) - start )) s"; tail -5 "$OUT/tests.log"
 start=$(date +%s)
-timeout "${BENCH_S:-240}" "$PY" benchmarks/bench_gpu.py --inputs "$INPUTS" --pipeline-ab 2 \
-  --check-frames 150 --json "$OUT/bench_gpu.json" > "$OUT/bench.log" 2>&1
+timeout "${BENCH_S:-300}" "$PY" benchmarks/bench_gpu.py --inputs "$INPUTS" --pipeline-ab 2 \
+  --flow-ab 2 --check-frames 150 --json "$OUT/bench_gpu.json" > "$OUT/bench.log" 2>&1
 echo "bench: exit $? in $(( $(date +%s) - start )) s"; cat "$OUT/bench.log"
+start=$(date +%s)
+timeout "${FLOW_S:-60}" "$PY" benchmarks/bench_flow.py --image "$INPUTS/target.png" \
+  --json "$OUT/bench_flow.json" \
+  > "$OUT/flow.log" 2>&1
+echo "flow: exit $? in $(( $(date +%s) - start )) s"; cat "$OUT/flow.log"

@@ -1150,7 +1150,7 @@ class Stylizer:
                                          options.threshold, options.levels)
         self._bg_params = LookupParams(style.params.lam_pos, 0.0, options.background_threshold,
                                        options.levels)
-        self._dis = None
+        self._dis = []  # a DIS a strip (Stylizer._dis_flow)
         self._buffers = Buffers()  # the painting's host arrays
         self._guide_buffers = Buffers()  # the guides' own work arrays (Stylizer._prepare)
         self._scale_buffers = Buffers()  # the enlarging's (painting_scale < 1)
@@ -2027,20 +2027,32 @@ class Stylizer:
         full-size level of its pyramid. The flow stage of a stream on
         target1.mp4, the two ways interleaved frame by frame in one process:
         2.77 -> 2.42 ms at 640x480, 4.15 -> 3.51 ms at 768x1024; stability
-        ratio 2.106 -> 2.086, patch distance 4.579 -> 4.586."""
+        ratio 2.106 -> 2.086, patch distance 4.579 -> 4.586.
+
+        Where :data:`FLOW_STRIPS_FROM` is set (not by default) and the
+        half-size images have at least that many rows, DIS runs on their row
+        strips (:func:`flow_strips`), each strip's in a thread of
+        :meth:`_strip_threads` (:func:`dis_strips_flow`)."""
         import cv2
 
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-            self._dis.setFinestScale(self._dis.getFinestScale() - 1)
         buffers = self._guide_buffers
         h, w = cur.shape
         half = ((h + 1) // 2, (w + 1) // 2)  # cv2.pyrDown's size
         cur_half = cv2.pyrDown(cur, dst=buffers.get("flow_cur", half, np.uint8))
         prev_half = cv2.pyrDown(prev, dst=buffers.get("flow_prev", half, np.uint8))
-        # DIS allocates its output: handed a reused buffer, it crashed
-        # (segfault) in a test whose box changes size between frames
-        half_flow = self._dis.calc(cur_half, prev_half, None)
+        rows = half[0]
+        least = FLOW_STRIPS_FROM
+        spans = flow_strips(rows) if least is not None and rows >= least else [(0, rows, 0, rows)]
+        while len(self._dis) < len(spans):  # (one DIS a strip: they run at once)
+            self._dis.append(_make_dis())
+        if len(spans) == 1:
+            # DIS allocates its output: handed a reused buffer, it crashed
+            # (segfault) in a test whose box changes size between frames
+            half_flow = self._dis[0].calc(cur_half, prev_half, None)
+        else:
+            half_flow = dis_strips_flow(cur_half, prev_half, spans, self._dis,
+                                        out=buffers.get("flow_half", half + (2,), np.float32),
+                                        map=self._strip_threads().map)
         # pyrDown's pixel i is the full size's 2i: a displacement doubles. Doubled
         # before the resize, on a quarter of the values: the same bits (a float's
         # doubling is exact, and the interpolation's weights are the same)
@@ -2048,6 +2060,20 @@ class Stylizer:
         return cv2.resize(half_flow, (w, h),
                           dst=(out_buffers or buffers).get("flow", (h, w, 2), np.float32),
                           interpolation=cv2.INTER_LINEAR)
+
+    def _strip_threads(self):
+        """The threads that run the DIS of :func:`flow_strips`' strips at once
+        (:meth:`_dis_flow`): :data:`FLOW_STRIP_THREADS`, at most the CPU's
+        cores (more strips wait for a thread)."""
+        pool = self._side_pools.get("strips")
+        if pool is None:
+            import os
+            from concurrent.futures import ThreadPoolExecutor
+
+            workers = max(1, min(FLOW_STRIP_THREADS, os.cpu_count() or 1))
+            pool = ThreadPoolExecutor(workers, thread_name_prefix=self._side_name("strips"))
+            self._side_pools["strips"] = pool
+        return pool
 
     def _positions(self, shape, tracks, boxes, main, index, times):
         """The frame's positional guides in its slot, as (the whole frame's,
@@ -2193,6 +2219,86 @@ class Stylizer:
 #: How far (px) a head box may reach beyond the flow computed earlier in the
 #: frame and still use it, continued by its edge values (Stylizer._flow_on).
 _FLOW_REACH = 16
+
+#: The least rows of the stream's half-size images (a head box of twice as
+#: many) whose DIS runs on row strips in threads of its own
+#: (:func:`dis_strips_flow`); None (the default): DIS on the whole image.
+#: Not on by default: a candidate for ``device="cuda"``, measured on the CPU
+#: only (``benchmarks/bench_flow.py``, ``bench_gpu.py --flow-ab``). OpenCV
+#: runs a ``parallel_for_`` called while another thread's runs on the
+#: calling thread alone (one flag for the whole process), and on a GPU
+#: machine the stream's DIS, beside the masks' and guides' OpenCV calls, took
+#: 5.5-6.0 ms a frame against 3.5 alone and 9.5 on one thread; the strips'
+#: DIS run in the stream's own threads. Set to 192 (target1's heads at
+#: 768x1024, 440 half-size rows, in 3 strips): on target1.mp4 the stability
+#: ratio 2.08 against 2.09, the patch distance 4.58 against 4.59. On this
+#: project's 2-core CPU the strips in threads took 1.03x DIS on the whole
+#: half-size image of a 966x1030 head box (a 1920x1080 close-up), 1.21x of a
+#: 665x880 one (target1's at 768x1024), and the CPU stream's flow at
+#: 1920x1080 went 12.7-13.5 -> 15.3-15.5 ms a frame (docs/performance.md).
+FLOW_STRIPS_FROM = None
+#: Rows of a strip (:func:`flow_strips`): the image is cut into
+#: ``round(rows / FLOW_STRIP_ROWS)`` parts.
+FLOW_STRIP_ROWS = 128
+#: Rows each strip's DIS sees beyond its own on either side (fewer at the
+#: image's edges), so that content moving across a cut is seen on both sides.
+FLOW_STRIP_OVERLAP = 16
+#: A strip's first row (its overlap included) is a multiple of this: DIS's
+#: patches, 4 px apart on its finest scale (a quarter of the half size),
+#: then lie where the whole image's would.
+FLOW_STRIP_ALIGN = 8
+#: At most this many threads run the strips at once (:meth:`Stylizer._strip_threads`).
+FLOW_STRIP_THREADS = 8
+
+
+def _make_dis():
+    """The stream's DIS: the ultrafast preset, its finest scale one level
+    finer (it runs on half-size images: :meth:`Stylizer._dis_flow`)."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    dis.setFinestScale(dis.getFinestScale() - 1)
+    return dis
+
+
+def flow_strips(rows, *, strip=FLOW_STRIP_ROWS, overlap=FLOW_STRIP_OVERLAP,
+                align=FLOW_STRIP_ALIGN):
+    """The row strips of an image of ``rows`` rows on which DIS runs apart,
+    as [(a, b, c0, c1)]: DIS sees rows a..b, and its rows c0..c1 (those of
+    the strip, which cut the image into ``round(rows / strip)`` near-equal
+    parts) are kept. a is c0 - ``overlap`` rounded down to a multiple of
+    ``align``, b is c1 + ``overlap``, both within the image. An image of
+    fewer than 1.5 * ``strip`` rows is one strip, (0, rows, 0, rows)."""
+    n = max(1, int(rows / strip + 0.5))
+    cuts = [k * rows // n for k in range(n + 1)]
+    return [(max(c0 - overlap, 0) // align * align, min(c1 + overlap, rows), c0, c1)
+            for c0, c1 in zip(cuts[:-1], cuts[1:])]
+
+
+def dis_strips_flow(cur, prev, spans, dis, *, out=None, map=map):
+    """DIS flow from ``cur`` to ``prev`` (uint8 images of one shape) on the
+    row strips ``spans`` (:func:`flow_strips`): strip k by ``dis[k]`` (one
+    object a strip: they may run at once) on rows a..b of both images, its
+    rows c0..c1 written into ``out`` (H, W, 2) float32. ``map`` runs the
+    strips (the builtin: one after the other; an executor's: in its
+    threads); the result is the same either way.
+
+    Why strips (:data:`FLOW_STRIPS_FROM`): OpenCV runs a ``parallel_for_``
+    called while another thread's runs on its calling thread alone (a
+    process-wide flag), so a DIS beside the stream's other OpenCV calls lost
+    its threads; the strips' DIS in threads of their own do not need
+    OpenCV's."""
+    if out is None:
+        out = np.empty(cur.shape + (2,), np.float32)
+
+    def one(k):
+        a, b, c0, c1 = spans[k]
+        # (DIS allocates its output: handed a reused buffer, it crashed)
+        out[c0:c1] = dis[k].calc(cur[a:b], prev[a:b], None)[c0 - a:c1 - a]
+
+    for _ in map(one, range(len(spans))):
+        pass
+    return out
 
 
 def _bounding_box(boxes):

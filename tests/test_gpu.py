@@ -1729,3 +1729,15 @@ def test_gpu_benchmark_takes_the_device_path(host_cupy, style, hopper, monkeypat
     s = bench.stream_at(style, image, marks, (96, 80), "cuda", frames=4, warmup=1, check=2,
                         landmark_ms=20.0)
     assert s["same_frames_as_cpu"] == [True, True] and s["landmark_ms"] == 20.0
+    # --flow-ab's strips (a head tall enough for them): the same frames as a
+    # CPU stream's with strips too, and the setting as it was afterwards
+    import blit.stream
+
+    calls = []
+    strips = blit.stream.dis_strips_flow
+    monkeypatch.setattr(blit.stream, "dis_strips_flow",
+                        lambda *a, **k: calls.append(len(a[2])) or strips(*a, **k))
+    s = bench.stream_at(style, image, marks, (200, 760), "cuda", frames=3, warmup=1, check=2,
+                        strips_from=192)
+    assert s["same_frames_as_cpu"] == [True, True] and s["strips_from"] == 192
+    assert calls and min(calls) >= 2 and blit.stream.FLOW_STRIPS_FROM is None

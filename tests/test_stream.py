@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import skimage
 
+import blit.stream as stream_module
 from blit.metrics import WarpingErrorMeter, detail, patch_distance
-from blit.stream import (NO_SOURCE, OneEuroFilter, Stylizer, carry_landmarks,
+from blit.stream import (FLOW_STRIP_ALIGN, FLOW_STRIP_OVERLAP, FLOW_STRIP_ROWS, NO_SOURCE,
+                         OneEuroFilter, Stylizer, carry_landmarks, dis_strips_flow, flow_strips,
                          guide_inverse_jacobian, propagate)
 from blit.styleblit import _INACTIVE, LookupParams, make_jitter
 from blit.stylize import StylizeOptions, face_width, stylize_frame
@@ -551,27 +553,94 @@ def test_reset_resets_the_landmarkers_tracking_too(style, hopper):
         stylizer.reset()  # (nothing to call)
 
 
-@pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203)])
-def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape):
+def _strips_reference(cur, prev):
+    """The stream's half-size DIS flow as :func:`blit.stream.flow_strips` cuts
+    it, one strip after another, each by a DIS of its own on its rows."""
+    out = np.empty(cur.shape + (2,), np.float32)
+    for a, b, c0, c1 in flow_strips(cur.shape[0]):
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        dis.setFinestScale(dis.getFinestScale() - 1)
+        out[c0:c1] = dis.calc(cur[a:b], prev[a:b], None)[c0 - a:c1 - a]
+    return out
+
+
+@pytest.mark.parametrize("strips", [False, True])
+@pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203), (420, 203), (431, 190)])
+def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, strips,
+                                                         monkeypatch):
     """The stream's DIS flow (on half-size images, brought back): this frame
     to the previous one, in full-size pixels; a box of 24 px, the least the
-    stream asks for, works too."""
+    stream asks for, works too. With ``FLOW_STRIPS_FROM`` set, a box of that
+    many half-size rows or more has its DIS on row strips in threads."""
+    least = 2 * FLOW_STRIP_ROWS if strips else None
+    monkeypatch.setattr(stream_module, "FLOW_STRIPS_FROM", least)
     gray = cv2.cvtColor(hopper[0], cv2.COLOR_BGR2GRAY)
     h, w = shape
-    prev = np.ascontiguousarray(gray[100:100 + h, 100:100 + w])
-    cur = np.ascontiguousarray(gray[102:102 + h, 97:97 + w])  # content moved by (+3, -2)
-    flow = Stylizer(style)._dis_flow(cur, prev)
+    prev = np.ascontiguousarray(gray[50:50 + h, 100:100 + w])
+    cur = np.ascontiguousarray(gray[52:52 + h, 97:97 + w])  # content moved by (+3, -2)
+    with Stylizer(style) as stylizer:
+        flow = stylizer._dis_flow(cur, prev)
     assert flow.shape == (h, w, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
     found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
     # a tiny box has little texture to go on (24x24: about (-2.5, 0.9)), a large one is exact
     np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
     # its displacement doubled on the half-size flow, before the resize: the
     # same bits as the full-size flow doubled (a float's doubling is exact)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
-    dis.setFinestScale(dis.getFinestScale() - 1)
-    half = dis.calc(cv2.pyrDown(cur), cv2.pyrDown(prev), None)
+    cur_half, prev_half = cv2.pyrDown(cur), cv2.pyrDown(prev)
+    if least is None or cur_half.shape[0] < least:  # DIS on the whole image
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        dis.setFinestScale(dis.getFinestScale() - 1)
+        half = dis.calc(cur_half, prev_half, None)
+    else:
+        half = _strips_reference(cur_half, prev_half)
     full = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(2.0)
     assert full.tobytes() == flow.tobytes()
+
+
+@pytest.mark.parametrize("rows", [1, 12, 191, 192, 193, 257, 440, 515, 1080, 2161])
+def test_flow_strips_cut_the_rows_once_with_aligned_overlaps(rows):
+    spans = flow_strips(rows)
+    assert len(spans) == max(1, round(rows / FLOW_STRIP_ROWS + 1e-9))
+    if rows < 1.5 * FLOW_STRIP_ROWS:
+        assert spans == [(0, rows, 0, rows)]  # DIS on the whole image, as before strips
+    kept = [c for _, _, c0, c1 in spans for c in range(c0, c1)]
+    assert kept == list(range(rows))  # each row kept once, in order
+    for a, b, c0, c1 in spans:
+        assert a % FLOW_STRIP_ALIGN == 0 and 0 <= a <= c0 and c1 <= b <= rows
+        assert c0 - a >= min(FLOW_STRIP_OVERLAP, c0) and c0 - a < FLOW_STRIP_OVERLAP + FLOW_STRIP_ALIGN
+        assert b == min(c1 + FLOW_STRIP_OVERLAP, rows)
+        assert len(spans) == 1 or c1 - c0 >= FLOW_STRIP_ROWS / 1.5
+
+
+def test_dis_strips_flow_in_threads_equals_the_strips_one_after_another(hopper):
+    """The strips' DIS run at once in threads: the same flow as each strip's
+    DIS on its own rows, one after another (the reference), bit for bit, and
+    near DIS on the whole image (mean end-point difference under 0.5 px
+    where the content moved by (3, -2) px, 1.5 px on the half-size images)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gray = cv2.cvtColor(hopper[0], cv2.COLOR_BGR2GRAY)
+    prev = cv2.pyrDown(np.ascontiguousarray(gray[20:560, 60:460]))
+    cur = cv2.pyrDown(np.ascontiguousarray(gray[23:563, 58:458]))
+    spans = flow_strips(cur.shape[0])
+    assert len(spans) == 2
+    want = _strips_reference(cur, prev)
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(3):  # (one DIS a strip, reused)
+            dis = [cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+                   for _ in spans]
+            for d in dis:
+                d.setFinestScale(d.getFinestScale() - 1)
+            got = dis_strips_flow(cur, prev, spans, dis, map=pool.map)
+            assert got.tobytes() == want.tobytes()
+    assert dis_strips_flow(cur, prev, spans, dis).tobytes() == want.tobytes()
+    whole = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+    whole.setFinestScale(whole.getFinestScale() - 1)
+    one = whole.calc(cur, prev, None)
+    m = 16
+    assert np.hypot(*(got - one)[m:-m, m:-m].transpose(2, 0, 1)).mean() < 0.5
+    np.testing.assert_allclose(np.median(got[m:-m, m:-m].reshape(-1, 2), axis=0), (-1.0, 1.5),
+                               atol=0.3)
 
 
 # ---------------------------------------------- landmarks carried between detections
