@@ -1047,7 +1047,7 @@ def _batch(args):
 def _run_local(args, style, pairs, stylize_video):
     """The batch one job after the other in this process."""
     from blit.cli import options_from_args
-    from blit.video import scale_from_args
+    from blit.video import interrupted_said, scale_from_args
 
     jobs = [Job(i, o) for i, o in pairs]
     for job in jobs:
@@ -1067,10 +1067,13 @@ def _run_local(args, style, pairs, stylize_video):
             job.status, job.message = "failed", str(exc)
         except KeyboardInterrupt as exc:
             job.status = "interrupted"
-            job.message = ("" if len(exc.args) != 2 else "nothing written" if exc.args[0] is None
-                           else f"partial output in {exc.args[0]}")
-            if len(exc.args) == 2:
-                job.frames = exc.args[1]
+            if interrupted_said(exc) is not None:  # (stylize_video's: what became of it)
+                partial, job.frames = exc.args[:2]
+                job.message = (f"partial output in {partial}" if partial is not None else
+                               "nothing written" + (f": {exc.args[2]}" if len(exc.args) == 3
+                                                    else ""))
+            else:
+                job.message = ""
             job.seconds = time.perf_counter() - t0
             break
         job.seconds = time.perf_counter() - t0

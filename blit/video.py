@@ -1541,7 +1541,9 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         After the partial output has been finalised and saved as
         :func:`partial_path` ``(output)``; its ``args`` hold that path and the
         number of frames (None and 0 when no frame was written: nothing is
-        kept).
+        kept; None, the frames and why, a third item, when the partial output
+        could not be saved: nothing is kept either). See
+        :func:`interrupted_said`.
 
     See Also
     --------
@@ -1608,9 +1610,9 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
             partial = free_partial_path(output)
             try:
                 _move(tmp, partial, overwrite=False)
-            except InputError:
+            except InputError as exc:  # (still an interrupt: a batch stops, exit code 130)
                 _remove(tmp)
-                raise
+                raise KeyboardInterrupt(None, sink.frames, str(exc)) from None
             raise KeyboardInterrupt(partial, sink.frames)
         try:
             _finish_output(tmp, output, inputs=[source_path], overwrite=overwrite)
@@ -1727,16 +1729,11 @@ def _video(args):
                               scale=scale_from_args(args), stats=stats,
                               overwrite=args.overwrite)
         except KeyboardInterrupt as exc:
-            if len(exc.args) == 2:
-                partial, frames = exc.args
-                if partial is None:
-                    print("styleblit: interrupted before the first frame was written; nothing "
-                          "written", file=sys.stderr)
-                else:
-                    print(f"styleblit: interrupted after {frames} frames; the partial video is "
-                          f"in {partial}", file=sys.stderr)
-                return 130
-            raise
+            said = interrupted_said(exc)
+            if said is None:
+                raise
+            print(f"styleblit: interrupted {said}", file=sys.stderr)
+            return 130
     if not args.quiet:
         dt = time.perf_counter() - t0
         name = style.name if style is not None else args.model
@@ -1744,6 +1741,21 @@ def _video(args):
               f"({n} frames{_faces_said(stats, n, args.max_faces)}, "
               f"{n / max(dt, 1e-9):.1f} fps)")
     return 0
+
+
+def interrupted_said(exc):
+    """What became of the output of the :func:`stylize_video` that
+    ``exc`` (a KeyboardInterrupt) ended, as the end of a sentence after
+    "interrupted": "after 12 frames; the partial video is in P"; None for a
+    KeyboardInterrupt that does not come from there."""
+    if len(exc.args) not in (2, 3):
+        return None
+    partial, frames = exc.args[:2]
+    if partial is not None:
+        return f"after {frames} frames; the partial video is in {partial}"
+    if len(exc.args) == 3:  # (frames written, but their partial output not saved)
+        return f"after {frames} frames; nothing written: {exc.args[2]}"
+    return "before the first frame was written; nothing written"
 
 
 def finds_faces(stylizer, method):

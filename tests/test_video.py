@@ -916,6 +916,47 @@ def test_a_second_interrupted_run_keeps_the_first_partial_output(tmp_path, style
     assert capsys.readouterr().err.count("left by an interrupted run") == 3
 
 
+def test_ctrl_c_whose_partial_output_cannot_be_kept_still_stops(tmp_path, style_png, capsys,
+                                                                 monkeypatch):
+    """Ctrl-C, and the system refuses the rename of the partial output: an
+    error (exit code 1) as if the input were bad, and a local batch went on
+    to its next video. Now it is an interrupt still (exit code 130), saying
+    that nothing was kept and why; a batch stops there."""
+    import blit.video
+
+    stylize_items = blit.video.stylize_items
+
+    def interrupted(stylizer, items, sink, **kwargs):
+        def some():
+            for item in items:
+                if item[0] == "video" and sink.frames >= 2:
+                    raise KeyboardInterrupt
+                yield item
+        return stylize_items(stylizer, some(), sink, **kwargs)
+
+    monkeypatch.setattr(blit.video, "stylize_items", interrupted)
+    src = write_clip(tmp_path / "in.mp4", n=4, audio=False)
+    out = tmp_path / "out.mp4"
+    partial = partial_path(str(out))
+    refuse_rename(monkeypatch, partial, PermissionError(errno.EPERM, "Operation not permitted"))
+    assert main(["video", "--style", style_png, src, "-o", str(out), "-q"]) == 130
+    assert capsys.readouterr().err == (
+        f"styleblit: interrupted after 2 frames; nothing written: {partial}: cannot be written "
+        "(Operation not permitted)\n")
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+    # a local batch of two: the first interrupted, the second not started
+    second = write_clip(tmp_path / "second.mp4", n=2, audio=False)
+    folder = tmp_path / "b"
+    refuse_rename(monkeypatch, partial_path(str(folder / "in.mp4")),
+                  PermissionError(errno.EPERM, "Operation not permitted"))
+    assert main(["batch", "--engine", "local", "--style", style_png, src, second, "-o",
+                 str(folder), "-q"]) == 130
+    captured = capsys.readouterr()
+    assert "interrupted" in captured.out and "nothing written: " in captured.out
+    assert not (folder / "second.mp4").exists()
+    assert [name for name in os.listdir(folder) if not name.startswith(".styleblit")] == []
+
+
 def test_missing_input_and_bad_extension(tmp_path, style_png, capsys):
     assert main(["video", "--style", style_png, str(tmp_path / "nope.mp4"), "-o",
                  str(tmp_path / "o.mp4")]) == 1
