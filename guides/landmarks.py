@@ -566,6 +566,56 @@ CROP_KEEP = 90
 CROP_FACES = 3.0
 
 
+#: Video mode: a frame of more than :data:`LANDMARK_SHRINK_FROM` pixels is
+#: seen by FaceMesh shrunk (halved by area averages, once or twice) by the
+#: largest of 2 and 4 that leaves the smallest face it found on the frame
+#: before at least this many pixels across (its mesh's bounding box, the
+#: longer side); a frame after none found is seen whole. Its
+#: landmark model sees a face at 192x192 px, and its time grows with the
+#: frame's pixels (copies, colour conversion) above about a megapixel: on
+#: this project's 2-core machine, FaceMesh on target1.mp4's face (360 px)
+#: in 1920x1080 frames took 5.4 ms in the stream, 4.8 halved; in 3840x2160
+#: (720 px) 10.5 ms, 7.0 halved twice (the stream's landmark stage 13.5 ->
+#: 9.9 ms). The points were 0.47 % of the inter-ocular distance from those
+#: of the frames seen whole, their frame-to-frame jitter 0.55 % against
+#: 0.57 %. On the 12 FaceBlit exemplars enlarged 2x (faces of 950-1250 px),
+#: the points' mean distance from the hand-placed ones was 5.40 % of the
+#: inter-ocular distance seen whole, 5.04, 5.16, 5.14, 4.96 and 5.11 % with
+#: the faces shrunk to 300, 224, 180, 150 and 120 px.
+LANDMARK_FACE_PX = 160
+
+#: Frames of at most this many pixels are seen whole (:data:`LANDMARK_FACE_PX`).
+LANDMARK_SHRINK_FROM = 1 << 20
+
+#: The most a frame is shrunk for FaceMesh (:data:`LANDMARK_FACE_PX`).
+MAX_LANDMARK_SHRINK = 4
+
+
+def landmark_shrink(shape, face_px: float) -> int:
+    """The factor (1, 2 or 4) a video frame of ``shape`` is shrunk by for
+    FaceMesh when the smallest face found on the frame before was
+    ``face_px`` pixels across (0: none found): :data:`LANDMARK_FACE_PX`,
+    :data:`LANDMARK_SHRINK_FROM`, :data:`MAX_LANDMARK_SHRINK`."""
+    if int(shape[0]) * int(shape[1]) <= LANDMARK_SHRINK_FROM:
+        return 1
+    f = 1
+    while 2 * f <= MAX_LANDMARK_SHRINK and face_px >= 2 * f * LANDMARK_FACE_PX:
+        f *= 2
+    return f
+
+
+def _halved(image: np.ndarray, times: int) -> np.ndarray:
+    """``image`` halved ``times`` times, each an area average (OpenCV's fast
+    path for a factor of 2: 1.1 ms for 3840x2160 here, where one area
+    average by 4 took 3.8)."""
+    import cv2
+
+    for _ in range(times):
+        h, w = image.shape[:2]
+        image = cv2.resize(image, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
+    return image
+
+
 def _tile_starts(n: int, side: int) -> list[int]:
     """Starts of windows of ``side`` along ``n`` pixels, overlapping by at
     least half: every stretch of ``side // 2`` lies whole in one of them."""
@@ -592,10 +642,17 @@ class _Graph:
     """One mediapipe FaceMesh graph (refined, 478 points) and its runs:
     ``graph(image_bgr)`` gives its faces, (478, 2) float32 pixel
     coordinates; their start-up and first-face messages are filtered.
-    ``confidence``: the face detector's least (mediapipe's default 0.5)."""
+    ``confidence``: the face detector's least (mediapipe's default 0.5).
+    A tracking graph (not ``static_image_mode``) sees each image shrunk by
+    :func:`landmark_shrink` of the smallest face it found in the one before:
+    mediapipe's points are in the image's own [0, 1], the same place
+    whatever its size."""
 
     def __init__(self, static_image_mode: bool, max_faces: int, confidence: float = 0.5):
         import mediapipe as mp
+
+        self._static = bool(static_image_mode)
+        self._face_px = 0.0  # the smallest face found by the last run (tracking only)
 
         with _filtered_native_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(
@@ -616,6 +673,9 @@ class _Graph:
         import cv2
 
         h, w = image.shape[:2]
+        f = 1 if self._static else landmark_shrink(image.shape, self._face_px)
+        if f > 1:
+            image = _halved(image, f.bit_length() - 1)
         # mediapipe wants RGB; cvtColor is 30x faster than a reversed-slice copy
         rgb = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2RGB)
         if self._quiet:
@@ -628,8 +688,11 @@ class _Graph:
         for face in result.multi_face_landmarks or ():
             # mediapipe's [0, 1] spans the image's outer edges; shift so that
             # pixel centres sit at integers, as in OpenCV and the .lm68 files.
+            # (of the image as given: shrunk, it spans the same [0, 1])
             xy = _normalized_xy(face) * (w, h) - 0.5
             meshes.append(xy.astype(np.float32))
+        self._face_px = min((float((m[:MESH_VERTICES].max(0) - m[:MESH_VERTICES].min(0)).max())
+                             for m in meshes), default=0.0)
         return meshes
 
     def reset(self) -> None:
@@ -642,6 +705,7 @@ class _Graph:
             self._mesh.reset()
             self._mesh.process(np.full((64, 64, 3), 128, dtype=np.uint8))
         self._quiet = True
+        self._face_px = 0.0
 
     def close(self) -> None:
         self._mesh.close()
@@ -764,6 +828,11 @@ class FaceLandmarker:
         back elsewhere waits for the next search).
         A face whose crop would exceed the frame is left to the whole
         frame's tracker (which finds faces that large).
+
+        In video mode a frame of more than a megapixel is seen by FaceMesh
+        halved once or twice where the faces found on the frame before stay
+        at least :data:`LANDMARK_FACE_PX` across (its cost grows with the
+        frame's pixels; its landmark model sees a face at 192 px).
 
         In video mode a frame of another size than the last starts the
         tracking afresh (a new graph, 25-40 ms; the crops dropped):
