@@ -107,9 +107,8 @@ def main(argv=None):
     from concurrent.futures import ThreadPoolExecutor
 
     from blit.bench import environment
-    from blit.stream import FLOW_STRIP_THREADS, _make_dis, dis_strips_flow, flow_strips
-
     from blit.defaults import default_target_path
+    from blit.stream import FLOW_STRIP_THREADS, _make_dis, dis_strips_flow, flow_strips
 
     cur, prev = head_pair(args.image or default_target_path(), *args.box)
     spans = flow_strips(cur.shape[0])
