@@ -64,6 +64,14 @@ def number(kind=float, *, least=None, positive=False, most=None):
 #: The largest side :func:`frame_size` takes (16K; an 8K frame is 7680x4320).
 MAX_FRAME_SIDE = 16384
 
+#: The most faces ``--max-faces`` takes (mediapipe's count is a C int: 2**31
+#: and up was a traceback).
+MOST_FACES = 100
+
+#: The largest ``--threshold`` (the kernels take it as a float32: 1e39 was an
+#: overflow warning; 1e9 already accepts every level's first candidate).
+MOST_THRESHOLD = 1e30
+
 
 def frame_size(text):
     """An argparse ``type`` for a frame size ``WxH`` (each 16 to
@@ -106,7 +114,7 @@ def add_stylize_args(p):
                    help="blending: 0 none, 1 3x3 (default), 2 5x5")
     p.add_argument("--background", choices=("keep", "stylize"), default="keep",
                    help="keep the frame around the head (default) or stylize it too")
-    p.add_argument("--threshold", type=number(least=0), default=50.0,
+    p.add_argument("--threshold", type=number(least=0, most=MOST_THRESHOLD), default=50.0,
                    help="guide-error threshold of the patch lookup (default 50, FaceBlit's); "
                         "higher = larger patches, lower = closer to the guides")
     g = p.add_mutually_exclusive_group()
@@ -561,8 +569,9 @@ def _add_landmarks(sub):
                     "drawn on the image.")
     p.add_argument("image", metavar="IMAGE", help="a style exemplar or a photo")
     p.add_argument("-o", "--output", metavar="NAME.lm68.txt",
-                   help="where to write them (default: NAME.lm68.txt beside IMAGE, unless "
-                        "--landmarks is given; with --overwrite, the --landmarks file itself)")
+                   help="where to write them (default: NAME.lm68.txt beside IMAGE; with "
+                        "--landmarks, nowhere unless given: with --overwrite it may be the "
+                        "--landmarks file itself)")
     p.add_argument("--plot", metavar="PLOT.png",
                    help="also draw them on the image, with each point's line number (a small "
                         "face's plot is enlarged by a whole factor, which the line names)")
@@ -747,8 +756,10 @@ def _add_image(sub):
     p.add_argument("--target-landmarks", metavar="FILE",
                    help="68 landmarks of the target (skips detection; one TARGET only)")
     add_stylize_args(p)
-    p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
-                   help="stylize up to N faces, the largest on top (default 1: the largest face)")
+    p.add_argument("--max-faces", type=number(int, least=1, most=MOST_FACES), default=1,
+                   metavar="N",
+                   help="stylize up to N faces, the largest on top (default 1: the largest "
+                        f"face; at most {MOST_FACES})")
     p.add_argument("--native-scale", action="store_true",
                    help="paint at the photo's own scale even when its face is over %g times as "
                         "wide as the style's (by default such a photo is painted at the style's "

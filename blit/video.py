@@ -39,9 +39,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from blit.cli import (_add_style_args, add_device_arg, add_stylize_args, check_frames_folder,
-                      check_output, check_outputs_apart, device_from_args, frames_only,
-                      load_style_from_args, number, options_from_args, register,
+from blit.cli import (MOST_FACES, _add_style_args, add_device_arg, add_stylize_args,
+                      check_frames_folder, check_output, check_outputs_apart, device_from_args,
+                      frames_only, load_style_from_args, number, options_from_args, register,
                       style_input_paths)
 from guides.io import InputError, exists_meanwhile, publish, temp_prefix, usual_permissions
 
@@ -1859,8 +1859,9 @@ def add_video_job_args(p, *, engine="local"):
     p.add_argument("--model", metavar="MODEL.pt",
                    help="the GAN checkpoint for --method gan (from `styleblit distill`)")
     add_stylize_args(p)
-    p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
-                   help="stylize up to N faces per frame (default 1)")
+    p.add_argument("--max-faces", type=number(int, least=1, most=MOST_FACES), default=1,
+                   metavar="N", help=f"stylize up to N faces per frame (default 1; at most "
+                                     f"{MOST_FACES})")
     p.add_argument("--boil", type=number(positive=True), metavar="HZ",
                    help="re-draw the strokes HZ times a second for a hand-made 'boiling' look "
                         "(default: steady)")

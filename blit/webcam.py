@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from blit.cli import (_usage, add_device_arg, add_stylize_args, device_from_args, frame_size,
-                      number, options_from_args, register)
+from blit.cli import (MOST_FACES, _usage, add_device_arg, add_stylize_args, device_from_args,
+                      frame_size, number, options_from_args, register)
 from guides.io import InputError, check_readable
 
 __all__ = ["LatestFrame", "AutoLandmarkEvery", "open_capture", "list_cameras", "run_webcam",
@@ -78,6 +78,9 @@ def open_capture(source, size=None):
     cap = cv2.VideoCapture(source)
     if not cap.isOpened():
         raise InputError(f"{source}: not a video file OpenCV can read")
+    # upright by its display matrix (a phone's video is stored on its side), as
+    # `video` reads it; OpenCV's FFmpeg reader left it as stored
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
     return cap
 
 
@@ -312,6 +315,13 @@ def draw_overlay(image, lines):
     return image
 
 
+def say(line):
+    """A line of the webcam loop: a diagnostic ("styleblit: ...") on standard
+    error, as every command's, anything else (a snapshot's path) on
+    standard output."""
+    print(line, file=sys.stderr if line.startswith("styleblit:") else sys.stdout, flush=True)
+
+
 def _snapshot(image, folder, log):
     """Save ``image`` as ``folder/styleblit_DATE_TIME.png`` (``-2``, ``-3``...
     for more in the same second), saying where, or why not, through ``log``."""
@@ -410,7 +420,7 @@ def _has_display():
 
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
-               snapshot_dir=".", log=print, method="patch", model=None, device=None,
+               snapshot_dir=".", log=None, method="patch", model=None, device=None,
                landmark_every="auto", pipeline=False, mirror=False, scale="auto"):
     """The live loop. Returns a summary dict (frames, fps, latency of the last
     :data:`LATENCY_WINDOW` frames, dropped, warmup_dropped: those of them
@@ -425,6 +435,10 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         Style images (or .npz caches); loaded when first shown. One that
         cannot be loaded is skipped (at the start too, and with n/p), with
         a line through ``log``; an error if none loads.
+    log : callable, optional
+        Takes each line the loop says (a style skipped, a snapshot saved or
+        not); default :func:`say`: those that begin "styleblit:" on
+        standard error, the others on standard output.
     source : int, str or capture object
         Camera index, video file, or an opened capture (``read() -> (ok,
         frame)`` and ``release()``, as :class:`LatestFrame` takes).
@@ -480,6 +494,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         raise ValueError(f"method: expected 'patch' or 'gan', got {method!r}")
     if method == "gan" and model is None:
         raise ValueError("method 'gan' needs model (a checkpoint from `styleblit distill`)")
+    log = say if log is None else log
     styles = [styles] if isinstance(styles, (str, os.PathLike)) else list(styles)
     if not styles and method == "patch":
         raise ValueError("styles: expected at least one style")
@@ -778,8 +793,8 @@ def add_webcam_parser(sub):
                    help="make each frame's landmarks and guides in a thread while the frame "
                         "before it is painted: more frames per second from a camera faster "
                         "than the stylizer, at some latency")
-    p.add_argument("--max-faces", type=number(int, least=1), default=1, metavar="N",
-                   help="stylize up to N faces (default 1)")
+    p.add_argument("--max-faces", type=number(int, least=1, most=MOST_FACES), default=1,
+                   metavar="N", help=f"stylize up to N faces (default 1; at most {MOST_FACES})")
     p.add_argument("--boil", type=number(positive=True), metavar="HZ",
                    help="re-draw the strokes HZ times a second")
     add_landmark_every_arg(p, auto=True)

@@ -244,6 +244,21 @@ def _decode(data: np.ndarray, flags: int):
             levels[1](level)
 
 
+def _decode_refused(data: np.ndarray, exc) -> str:
+    """Why OpenCV's decoder raised ``exc`` on the file's bytes ``data``: an
+    image over OpenCV's limit of 2**30 pixels (its size where the file is a
+    PNG), or its one-line message."""
+    text = " ".join(str(exc).split())
+    if "CV_IO_MAX_IMAGE_PIXELS" in text:
+        size = ""
+        if data[:8].tobytes() == _PNG_SIGNATURE and data.size >= 24:
+            w, h = struct.unpack(">II", data[16:24].tobytes())
+            size = f" ({w}x{h})"
+        return (f"too large to read: an image of more than 2**30 pixels{size}, OpenCV's limit; "
+                "shrink it first")
+    return f"cannot be decoded (OpenCV: {text[-200:]})"
+
+
 def _opencv_log_level():
     """OpenCV's functions that get and set its log level, or None where the
     build has neither ``cv2.getLogLevel`` nor ``cv2.utils.logging``'s
@@ -359,7 +374,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     # IMREAD_COLOR, which turns it upright as every viewer shows it. A TIFF is turned
     # by OpenCV either way; a PNG's or a WebP's tag, never: it is turned here.
     jpeg = data[:3].tobytes() == b"\xff\xd8\xff"
-    image = _decode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        image = _decode(data, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED) if data.size \
+            else None
+    except cv2.error as exc:
+        raise InputError(f"{path}: {_decode_refused(data, exc)}") from None
     if image is None:
         raise InputError(f"{path}: {_not_decoded(data[:16].tobytes(), _png_complete(data))}")
     if not jpeg:

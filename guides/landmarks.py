@@ -317,6 +317,12 @@ def draw_landmarks(image: np.ndarray, points68: np.ndarray, *,
     iod = interocular_distance(pts)  # checks the shape
     if not np.isfinite(pts).all():
         raise ValueError("landmarks must be finite")
+    # points far off the image (a file of another image's size, drawn before it is
+    # refused) are drawn towards where they are, and the sizes kept to the image's:
+    # OpenCV's fixed point and line widths overflowed (a traceback)
+    side = float(max(out.shape[:2]))
+    iod = min(iod, 4.0 * side)
+    pts = np.clip(pts, -4.0 * side, 5.0 * side)
     shift = 4  # sub-pixel positions: cv2 takes fixed point with 4 fraction bits
     fixed = np.round(pts * (1 << shift)).astype(np.int32)
     width = max(1, round(iod / 150))

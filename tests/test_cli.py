@@ -761,6 +761,34 @@ def test_landmarks_command_writes_the_file_that_image_then_uses(tmp_path, capsys
     assert (read_image(out_a) != read_image(out_b)).any()
 
 
+def test_landmarks_far_off_an_image_are_drawn_then_refused_in_one_line(tmp_path, capsys):
+    """A landmark file of coordinates a hundred thousand times the image's
+    (another image's, or a slip): --plot drew it with OpenCV's fixed point
+    and line widths overflowing, a traceback; now drawn towards where the
+    points are, then refused in one line, as one a thousand times off."""
+    from guides.landmarks import write_lm68
+
+    image = tmp_path / "face.png"
+    write_image(image, np.full((200, 160, 3), 128, np.uint8))
+    points = _template_points(160, 200)
+    for factor in (1e3, 1e5, 1e30):
+        marks = tmp_path / f"far{factor:g}.lm68.txt"
+        write_lm68(marks, points * factor)
+        plot = tmp_path / f"far{factor:g}.png"
+        assert main(["landmarks", str(image), "--landmarks", str(marks), "--plot", str(plot)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"styleblit: error: {marks}: landmarks lie far outside the 160x200 "
+                              f"image {image}") and err.count("\n") == 1, err
+        assert f"(drawn in {plot})" in err and read_image(plot).shape[:2] == (200, 160)
+
+
+def _template_points(width, height):
+    """The template's 68 landmarks in the middle of a width x height image."""
+    from blit.cli import _template_landmarks
+
+    return _template_landmarks((height, width, 3))
+
+
 def test_landmarks_command_errors_and_template(tmp_path, capsys):
     """No face: one line suggesting --template, no file; --template places a
     face in the middle, which the style commands then use. --landmarks

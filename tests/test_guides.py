@@ -633,6 +633,26 @@ def test_read_image_names_a_png_cut_short_in_one_line(tmp_path):
     np.testing.assert_array_equal(read_image(_write(tmp_path / "whole.png", png)), image)
 
 
+def test_read_image_names_an_image_over_opencvs_pixel_limit_in_one_line(tmp_path):
+    """A PNG of over 2**30 pixels (a 1.2 MB file of 40000x30000 grey): OpenCV
+    refuses it by its header with cv2.error, which was a traceback; now one
+    line naming the file, its size and the limit."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40000, 30000, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * 40001)) + chunk(b"IEND", b""))
+    path = _write(tmp_path / "huge.png", png)
+    with pytest.raises(InputError) as info:
+        read_image(path)
+    assert str(info.value) == (f"{path}: too large to read: an image of more than 2**30 pixels "
+                               "(40000x30000), OpenCV's limit; shrink it first")
+
+
 def _write(path, data):
     path.write_bytes(data)
     return path

@@ -18,7 +18,7 @@ import pytest
 import skimage
 
 from blit.cli import main
-from blit.video import partial_path, stylize_video
+from blit.video import open_source, partial_path, stylize_video
 from blit.webcam import LatestFrame
 from guides.io import InputError, read_image, write_image
 
@@ -1425,9 +1425,46 @@ def test_webcam_skips_a_style_file_that_is_missing(tmp_path, style_png, capsys):
     assert main(["webcam", "--style", missing, "--style", style_png, "--source", src,
                  "--no-window", "--frames", "2"]) == 0
     out = capsys.readouterr()
-    assert f"styleblit: style skipped: {missing}: no such file" in out.out + out.err
+    # (a diagnostic, on standard error as every command's; it was on standard output)
+    assert f"styleblit: style skipped: {missing}: no such file\n" in out.err
+    assert "style skipped" not in out.out
     assert main(["webcam", "--style", missing, "--source", src, "--no-window"]) == 1
     assert f"{missing}: no such file" in capsys.readouterr().err
+
+
+def test_webcam_reads_a_source_upright_as_video_does(tmp_path):
+    """A phone's video, stored on its side with a display matrix: `video`
+    reads it upright; the webcam's --source read it as stored (sideways)."""
+    from blit.webcam import open_capture
+
+    src = write_clip(tmp_path / "in.mp4", n=3, size=(130, 162), audio=False, rotation=90)
+    source = open_source(src)
+    want = [item[1] for item in source if item[0] == "video"]
+    source.close()
+    cap = open_capture(src)
+    got = [cap.read()[1] for _ in want]
+    cap.release()
+    assert want[0].shape == (130, 162, 3)  # (upright: stored as 130 wide, 162 high)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("command", ["image", "video", "webcam"])
+def test_max_faces_and_threshold_beyond_their_limits_are_usage_errors(tmp_path, capsys,
+                                                                      command):
+    """--max-faces 2**31 went to mediapipe as a C int (a traceback), and
+    --threshold 1e39 to the kernels as a float32 (an overflow warning): now
+    both are refused as the command line is read (exit code 2)."""
+    src = write_clip(tmp_path / "in.mp4", n=2, audio=False)
+    args = {"image": ["image", "-o", str(tmp_path / "o.png")],
+            "video": ["video", src, "-o", str(tmp_path / "o.mp4")],
+            "webcam": ["webcam", "--source", src, "--no-window"]}[command]
+    for option, value, limit in (("--max-faces", "2147483648", "100"),
+                                 ("--threshold", "1e39", "1e+30")):
+        with pytest.raises(SystemExit) as info:
+            main(args + [option, value])
+        assert info.value.code == 2
+        assert f"argument {option}: expected at most {limit}" in capsys.readouterr().err
 
 
 def test_webcam_source_without_frames_is_an_error(tmp_path, style_png, capsys):
