@@ -165,13 +165,14 @@ _ORDER = ("landmarks", "mask", "mls", "appearance", "lookup", "denoise", "blend"
 
 
 def _bench(args):
-    from blit.cli import check_output_file, check_outputs_apart, style_input_paths
+    from blit.cli import check_optional_outputs, check_outputs_apart, style_input_paths
     from blit.defaults import default_target_path
     from blit.evaluate import save_json
     from guides.io import read_image
 
+    # (--json '' is refused, as eval and compare refuse it: it ran and saved nothing)
+    check_optional_outputs((("--json", args.json),), args.overwrite)
     if args.json:
-        check_output_file(args.json, args.overwrite)
         check_outputs_apart([args.json], [args.target] + style_input_paths(args))
     t0 = time.perf_counter()
     style = load_style_from_args(args)

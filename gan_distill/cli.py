@@ -49,6 +49,29 @@ _DATASET_OPTIONS = (("long_side", "--long-side", "options"), ("augment", "--augm
 _TRAIN_OPTIONS = ("batch", "crop", "lr", "seed")
 
 
+def _check_data_folder(folder):
+    """An InputError, before any work, for a dataset folder (``--data``, or
+    OUTPUT.data) that cannot be one: a file, a file on the way to it, or a
+    folder to make it in that cannot be written (it was a traceback once the
+    style was loaded)."""
+    from guides.io import InputError, no_folder_error
+
+    if os.path.isdir(folder):
+        return
+    if os.path.lexists(folder):
+        raise InputError(f"{folder}: is a file, not a folder (the dataset's: give another "
+                         "with --data)")
+    parent = os.path.dirname(os.path.abspath(folder))
+    up = parent
+    while not os.path.lexists(up) and os.path.dirname(up) != up:
+        up = os.path.dirname(up)
+    if not os.path.isdir(up):
+        raise no_folder_error(folder, parent)
+    if not os.access(up, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: the dataset's folder cannot be made ({up} cannot be "
+                         "written)")
+
+
 def _distill(args):
     from gan_distill import require_torch
     from guides.io import InputError
@@ -95,6 +118,15 @@ def _distill(args):
         args.video = recorded_sources(folder, record)
     written = [args.output, preview_path(args.output), folder]
     check_outputs_apart(written, [*args.video, *style_input_paths(args), args.vgg_weights])
+    for source in args.video:  # (its images are the frames: the preview would be one)
+        if os.path.isdir(source):
+            inside = os.path.realpath(source) + os.sep
+            for path in written:
+                if os.path.realpath(path).startswith(inside):
+                    raise InputError(f"{path}: inside {source}, a folder of frames this run "
+                                     "reads (what is written there would be read as frames "
+                                     "next time); write it elsewhere")
+    _check_data_folder(folder)
     for v in args.video:
         if not os.path.exists(v):
             raise InputError(f"{v}: no such file")

@@ -111,8 +111,9 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
     from blit.evaluate import WARMUP_FRAMES, contact_sheet, evaluate_frames
     from blit.stream import Stylizer
     from blit.stylize import StylizeOptions
-    from blit.video import (_is_video_path, _move, _no_sigint, _progress, _reason, _remove,
-                            _temp_path, free_partial_path, open_source, output_sink)
+    from blit.video import (_finish_output, _is_video_path, _move, _no_sigint, _progress,
+                            _reason, _remove, _temp_path, free_partial_path, open_source,
+                            output_sink)
     from gan_distill.infer import GanStylizer
     from gan_distill.train import trained_on_another_style
 
@@ -188,10 +189,14 @@ def compare_video(style, model, input_path, output, *, options=None, device="aut
                 if frames_written == 0:
                     raise KeyboardInterrupt(None, 0)
                 partial = free_partial_path(output)
-                _move(tmp, partial, overwrite=False)
+                try:
+                    _move(tmp, partial, overwrite=False)
+                except InputError as exc:  # (still an interrupt: blit.video.stylize_video's)
+                    raise KeyboardInterrupt(None, frames_written, str(exc)) from None
                 tmp = None
                 raise KeyboardInterrupt(partial, frames_written)
-            _move(tmp, output)
+            # (and the partial outputs of earlier interrupted runs go, each with a line)
+            _finish_output(tmp, output, inputs=[input_path])
             tmp = None
     finally:
         for obj in (sink, source, gan, patch):
@@ -288,18 +293,42 @@ def plot_comparison(report, path):
     plot_report(as_eval, path, labels=("patch", "GAN"), extra_panels=extra)
 
 
+def _a_chart(path):
+    """Whether ``path`` is a PNG that matplotlib wrote (its "Software" text,
+    before the pixels): a chart, which compare's default chart path may
+    replace."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Matplotlib" in head
+
+
 def _compare(args):
     from blit.bench import environment
     from blit.evaluate import plot_path, save_json
-    from blit.video import check_video_output, video_input_paths
+    from blit.video import check_video_output, interrupted_said, video_input_paths
     from gan_distill import require_torch
 
-    if args.json and not args.plot:
+    derived = bool(args.json) and not args.plot
+    if derived:
         args.plot = os.path.splitext(args.json)[0] + ".png"
     if args.plot:
         args.plot = plot_path(args.plot)
     read = video_input_paths(args, args.input)
     check_video_output(args.output, read, args.overwrite)
+    if derived and os.path.lexists(args.plot):
+        # the chart's path was not given: a file there is replaced (--overwrite) only
+        # when it is a chart (an earlier run's), never an input or the user's photo
+        try:
+            check_outputs_apart([args.plot], read)
+            what = None if _a_chart(args.plot) else "a file that is not a chart"
+        except InputError:
+            what = "an input of this run"
+        if what is not None:
+            raise InputError(f"{args.plot}: where the chart goes by default (beside --json "
+                             f"{args.json}) is {what}; give --plot to choose another")
     check_optional_outputs((("--json", args.json), ("--plot", args.plot)), args.overwrite)
     check_outputs_apart([args.output.rstrip("/\\") or args.output, args.json, args.plot], read)
     if not os.path.isfile(args.model):
@@ -317,14 +346,14 @@ def _compare(args):
                                max_frames=args.frames, patch_frames=args.patch_frames,
                                seed=args.seed, quiet=args.quiet)
     except KeyboardInterrupt as exc:
-        if len(exc.args) != 2:
+        said = interrupted_said(exc)
+        if said is None:
             raise
-        partial, frames = exc.args
         unsaid = ", ".join(p for p in (args.json, args.plot) if p)
-        print("styleblit: interrupted " + (
-            "before the first frame was written; nothing written" if partial is None else
-            f"after {frames} frames; the partial side-by-side video is in {partial}"
-            + (f"; no report ({unsaid} not written)" if unsaid else "")), file=sys.stderr)
+        said = said.replace("the partial video", "the partial side-by-side video")
+        print(f"styleblit: interrupted {said}"
+              + (f"; no report ({unsaid} not written)" if unsaid and exc.args[1] else ""),
+              file=sys.stderr)
         return 130
     frames = report.get("frames", 0)
     if frames and not report["methods"]["patch"]["landmarks"]["frames"]:
@@ -363,7 +392,8 @@ def add_compare_parser(sub):
                    help="side-by-side video (.mp4, .mov, .mkv, .m4v) or a folder for PNG frames")
     p.add_argument("--json", metavar="OUT.json", help="save every number, with versions, here")
     p.add_argument("--plot", metavar="OUT.png",
-                   help="save a bar chart here (default with --json: beside it, as .png)")
+                   help="save a bar chart here (default with --json: beside it, as .png, "
+                        "where only an earlier chart is replaced)")
     p.add_argument("--frames", type=number(int, least=1), metavar="N",
                    help="use only the first N frames")
     p.add_argument("--patch-frames", type=number(int, least=0), default=4, metavar="N",

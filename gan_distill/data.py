@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import sys
+import zipfile
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -505,7 +506,11 @@ def build_dataset(style, sources, folder, *, options=None, stylize_options=None,
         except OSError as exc:
             raise InputError(f"{exc.filename or source}: cannot be read "
                              f"({exc.strerror or exc})") from None
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{folder}: the dataset's folder cannot be made "
+                         f"({exc.strerror or exc})") from None
     from guides.exemplar import StyleExemplar
 
     manifest = {"style": StyleExemplar.cache_key(style.image, style.landmarks),
@@ -662,6 +667,7 @@ def load_shards(paths, *, guides=False):
                         raise InputError(f"{path}: has no guide channels; rebuild the dataset "
                                          "with guides (or train without them)")
                     extra.extend(z["guide"])
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            # (a shard cut short, a copy of the folder interrupted: "File is not a zip file")
             raise InputError(f"{path}: not a gan_distill shard ({exc})") from None
     return inputs, targets, masks, (extra if guides else None)

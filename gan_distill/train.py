@@ -220,7 +220,11 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        why = _unreadable_because(path)
+        if why.startswith("cannot be read"):  # (the file's own: a folder, no permission)
+            raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        # (torch's reader on a damaged archive: "Invalid argument" was said as the system's)
+        raise InputError(f"{path}: not a styleblit GAN checkpoint ({why})") from None
     except Exception:  # zip, unpickling and weights_only errors differ by version
         raise InputError(f"{path}: not a styleblit GAN checkpoint "
                          f"({_unreadable_because(path)})") from None

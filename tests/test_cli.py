@@ -433,7 +433,9 @@ def test_eval_and_bench_outputs_never_replace_inputs(tmp_path, capsys):
              (eval_ + ["--plot", str(tmp_path / "c.txt")], "extension '.txt'"),
              (["bench", "--target", str(photo), "--json", str(photo)], "exists already"),
              (["bench", "--target", str(photo), "--json", str(photo), "--overwrite"],
-              "would replace the input")]
+              "would replace the input"),
+             # (it ran, saved nothing and said nothing: eval and compare refused it)
+             (["bench", "--target", str(photo), "--json", ""], "--json: the output path is empty")]
     for argv, message in cases:
         assert main(argv) == 1, argv
         assert message in capsys.readouterr().err

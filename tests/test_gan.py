@@ -6,6 +6,7 @@ Skipped without torch (``pip install '.[gan]'``; the ``test`` extra installs it 
 import inspect
 import json
 import os
+import re
 
 import cv2
 import matplotlib
@@ -140,6 +141,30 @@ def test_checkpoint_round_trip_with_weights_only(tiny_shards, tmp_path):
     result = train(tiny_shards, str(path), config=tiny_config(steps=5), device="cpu",
                    resume=True, quiet=True)
     assert result["step"] == 5 and load_checkpoint(str(path))["step"] == 5
+
+
+def test_a_checkpoint_or_shard_cut_short_is_one_line_naming_it(tiny_shards, tmp_path):
+    """A checkpoint cut at some points made torch's reader raise OSError
+    ("Invalid argument"), said as the system's ("cannot be read"); a shard
+    cut short was a zipfile traceback. Both are now said as damaged files."""
+    import shutil
+
+    path = tmp_path / "m.pt"
+    run_tiny(tiny_shards, path, steps=1)
+    data = path.read_bytes()
+    for cut in (20000, 50000, len(data) // 3, len(data) // 2, len(data) - 100):
+        if cut >= len(data):
+            continue
+        (tmp_path / "cut.pt").write_bytes(data[:cut])
+        with pytest.raises(InputError) as info:
+            load_checkpoint(str(tmp_path / "cut.pt"))
+        assert str(info.value).startswith(f"{tmp_path / 'cut.pt'}: not a styleblit GAN "
+                                          "checkpoint ("), (cut, str(info.value))
+    shard = tmp_path / "shard_000000.npz"
+    shutil.copyfile(tiny_shards[0], shard)
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"{re.escape(str(shard))}: not a gan_distill shard"):
+        load_shards([str(shard)])
 
 
 def test_ctrl_c_saves_the_model_as_it_is(tiny_shards, tmp_path):
@@ -935,6 +960,41 @@ def test_compare_and_webcam_end_to_end(style_and_clip, tiny_shards, tmp_path, ca
     distill = ["distill", "--style", style, "--video", video, "--steps", "1", "-q", "--overwrite"]
     assert main(distill + ["-o", video]) == 1
     assert f"would replace the input {video}" in capsys.readouterr().err
+    # the chart's default path (beside --json) replaces an earlier chart, never an input
+    # or a file that is not a chart (the user's photo.png beside photo.json: replaced,
+    # exit 0, before); --plot chooses another
+    photo = tmp_path / "photo.png"
+    write_image(photo, np.full((20, 30, 3), 90, np.uint8))
+    photo_bytes = photo.read_bytes()
+    (tmp_path / "photo.json").write_text("{}")
+    for json_path, what in ((tmp_path / "photo.json", "a file that is not a chart"),
+                            (tmp_path / "astro.json", None)):
+        chart = os.path.splitext(str(json_path))[0] + ".png"
+        if what is None:  # (the style's own name: astro.png is an input)
+            chart, what = os.path.splitext(style)[0] + ".png", "an input of this run"
+            json_path = os.path.splitext(style)[0] + ".json"
+        assert main(compare + ["-o", out, "--json", str(json_path)]) == 1
+        assert capsys.readouterr().err == (
+            f"styleblit: error: {chart}: where the chart goes by default (beside --json "
+            f"{json_path}) is {what}; give --plot to choose another\n")
+    assert photo.read_bytes() == photo_bytes
+    # outputs inside a folder of frames it reads: refused (the preview became a frame)
+    assert main(["distill", "--style", style, "--video", clip, "--steps", "1", "-q",
+                 "-o", os.path.join(clip, "m.pt")]) == 1
+    assert f"inside {clip}, a folder of frames this run reads" in capsys.readouterr().err
+    assert not any(n.startswith("m.") for n in os.listdir(clip))
+    # a dataset folder that cannot be one: one line, before any work
+    (tmp_path / "afile.txt").write_text("x")
+    for data, message in ((tmp_path / "afile.txt", f"{tmp_path / 'afile.txt'}: is a file, not "
+                           "a folder"),
+                          (tmp_path / "afile.txt" / "d", f"{tmp_path / 'afile.txt'} is a file, "
+                           "not a folder")):
+        assert main(distill + ["-o", str(tmp_path / "d.pt"), "--data", str(data)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    os.remove(tmp_path / "afile.txt")
+    os.remove(tmp_path / "photo.json")
+    os.remove(photo)
     assert {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)} == before
     # --patch-frames 0 skips the (slow) patch distances of a still as of a video
     still = os.path.join(clip, sorted(os.listdir(clip))[0])
@@ -1012,6 +1072,15 @@ def test_compare_interrupted_keeps_its_frames_as_a_partial_video(style_and_clip,
     assert ("styleblit: interrupted before the first frame was written; nothing written"
             in capsys.readouterr().err)
     assert sorted(os.listdir(tmp_path)) == ["cmp.partial.mp4", "m.preview.png", "m.pt"]
+    # a complete run removes the partial outputs earlier runs left, as `video` does
+    # (they stayed)
+    calls.clear()
+    stop_at = 0
+    assert main(args) == 0
+    assert (f"styleblit: removed {partial}, left by an interrupted run; {out} supersedes it"
+            in capsys.readouterr().err)
+    assert sorted(os.listdir(tmp_path)) == ["cmp.json", "cmp.mp4", "cmp.png", "m.preview.png",
+                                            "m.pt"]
 
 
 def test_compare_on_a_video_without_a_face_says_so(style_and_clip, tiny_shards, tmp_path,
