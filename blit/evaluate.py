@@ -167,8 +167,15 @@ def read_frames(path: str | os.PathLike, *, limit: int | None = None) -> Iterato
         yield read_image(path)
         return
     if os.path.isdir(path):
-        for name in _frame_files(path)[:limit]:
-            yield read_image(name)
+        # as `video` reads a folder: a frame of another size than the first is
+        # stretched to it, with one warning (it was an error once the frames
+        # before it were painted, naming no file)
+        from blit.video import _FolderSource
+
+        files = _frame_files(path)
+        source = _FolderSource(path, 30.0)  # (its frame rate is not read here)
+        for item in source.read_range(0, len(files) if limit is None else min(limit, len(files))):
+            yield item[1]
         return
     cap = _open_video(path)
     try:

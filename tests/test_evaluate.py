@@ -72,6 +72,23 @@ def test_read_frames_decodes_the_clip(clip, photo, tmp_path):
     assert len(list(read_frames(mts))) == 6
 
 
+def test_read_frames_of_a_folder_stretch_a_frame_of_another_size(photo, tmp_path, capsys):
+    """A folder of frames, one of another size: eval failed on it once the
+    frames before it were painted, naming no file; now it is read as
+    `video` reads it, stretched to the first frame's size with one line."""
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    small = cv2.resize(photo, (120, 140), interpolation=cv2.INTER_AREA)
+    for i in range(3):
+        cv2.imwrite(str(folder / f"f{i}.png"), small)
+    cv2.imwrite(str(folder / "f3.png"), cv2.resize(small, (70, 90)))
+    frames = list(read_frames(str(folder)))
+    assert [f.shape for f in frames] == [(140, 120, 3)] * 4
+    err = capsys.readouterr().err
+    assert f"{folder / 'f3.png'}: 70x90, not 120x140 as the first frame" in err
+    assert len(list(read_frames(str(folder), limit=2))) == 2
+
+
 def test_eval_still_image_writes_json_and_png(photo, tmp_path):
     image = str(tmp_path / "hopper.png")
     cv2.imwrite(image, photo)
