@@ -108,13 +108,13 @@ def main(argv=None):
 
     from blit.bench import environment
     from blit.defaults import default_target_path
-    from blit.stream import FLOW_STRIP_THREADS, _make_dis, dis_strips_flow, flow_strips
+    from blit.stream import _make_dis, dis_strips_flow, flow_strip_workers, flow_strips
 
     cur, prev = head_pair(args.image or default_target_path(), *args.box)
     spans = flow_strips(cur.shape[0])
     whole = _make_dis()
     strips = [_make_dis() for _ in spans]
-    workers = max(1, min(FLOW_STRIP_THREADS, os.cpu_count() or 1))
+    workers = flow_strip_workers()
     pool = ThreadPoolExecutor(workers)
     out = np.empty(cur.shape + (2,), np.float32)
     ways = {

@@ -1329,15 +1329,16 @@ class Stylizer:
         :func:`_numba_threadsafe`."""
         return self.pipeline and _numba_threadsafe()
 
-    def _side_thread(self, name):
+    def _side_thread(self, name, workers=1):
         """The thread of ``name`` that makes that part of a frame beside the
         rest with ``device="cuda"``: "flow" and "mls" (:meth:`_prepare`),
-        "landmarks" (:meth:`prefetch`)."""
+        "landmarks" (:meth:`prefetch`); or the ``workers`` threads of
+        ``name`` ("strips": :meth:`_strip_threads`)."""
         pool = self._side_pools.get(name)
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = ThreadPoolExecutor(1, thread_name_prefix=self._side_name(name))
+            pool = ThreadPoolExecutor(workers, thread_name_prefix=self._side_name(name))
             self._side_pools[name] = pool
         return pool
 
@@ -2065,15 +2066,7 @@ class Stylizer:
         """The threads that run the DIS of :func:`flow_strips`' strips at once
         (:meth:`_dis_flow`): :data:`FLOW_STRIP_THREADS`, at most the CPU's
         cores (more strips wait for a thread)."""
-        pool = self._side_pools.get("strips")
-        if pool is None:
-            import os
-            from concurrent.futures import ThreadPoolExecutor
-
-            workers = max(1, min(FLOW_STRIP_THREADS, os.cpu_count() or 1))
-            pool = ThreadPoolExecutor(workers, thread_name_prefix=self._side_name("strips"))
-            self._side_pools["strips"] = pool
-        return pool
+        return self._side_thread("strips", flow_strip_workers())
 
     def _positions(self, shape, tracks, boxes, main, index, times):
         """The frame's positional guides in its slot, as (the whole frame's,
@@ -2249,6 +2242,14 @@ FLOW_STRIP_OVERLAP = 16
 FLOW_STRIP_ALIGN = 8
 #: At most this many threads run the strips at once (:meth:`Stylizer._strip_threads`).
 FLOW_STRIP_THREADS = 8
+
+
+def flow_strip_workers():
+    """Threads that run :func:`flow_strips`' strips at once:
+    :data:`FLOW_STRIP_THREADS`, at most the CPU's cores."""
+    import os
+
+    return max(1, min(FLOW_STRIP_THREADS, os.cpu_count() or 1))
 
 
 def _make_dis():

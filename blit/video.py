@@ -1743,16 +1743,17 @@ def _video(args):
     return 0
 
 
-def interrupted_said(exc):
+def interrupted_said(exc, what="video"):
     """What became of the output of the :func:`stylize_video` that
     ``exc`` (a KeyboardInterrupt) ended, as the end of a sentence after
-    "interrupted": "after 12 frames; the partial video is in P"; None for a
-    KeyboardInterrupt that does not come from there."""
+    "interrupted": "after 12 frames; the partial video is in P" (``what``:
+    the output's kind); None for a KeyboardInterrupt that does not come from
+    there (or from :func:`gan_distill.compare.compare_video`, alike)."""
     if len(exc.args) not in (2, 3):
         return None
     partial, frames = exc.args[:2]
     if partial is not None:
-        return f"after {frames} frames; the partial video is in {partial}"
+        return f"after {frames} frames; the partial {what} is in {partial}"
     if len(exc.args) == 3:  # (frames written, but their partial output not saved)
         return f"after {frames} frames; nothing written: {exc.args[2]}"
     return "before the first frame was written; nothing written"

@@ -54,7 +54,7 @@ def _check_data_folder(folder):
     OUTPUT.data) that cannot be one: a file, a file on the way to it, or a
     folder to make it in that cannot be written (it was a traceback once the
     style was loaded)."""
-    from guides.io import InputError, no_folder_error
+    from guides.io import InputError, nearest_existing, no_folder_error
 
     if os.path.isdir(folder):
         return
@@ -62,9 +62,7 @@ def _check_data_folder(folder):
         raise InputError(f"{folder}: is a file, not a folder (the dataset's: give another "
                          "with --data)")
     parent = os.path.dirname(os.path.abspath(folder))
-    up = parent
-    while not os.path.lexists(up) and os.path.dirname(up) != up:
-        up = os.path.dirname(up)
+    up = nearest_existing(parent)
     if not os.path.isdir(up):
         raise no_folder_error(folder, parent)
     if not os.access(up, os.W_OK | os.X_OK):

@@ -31,7 +31,7 @@ import numpy as np
 from blit.cli import (_add_style_args, add_stylize_args, check_optional_outputs,
                       check_outputs_apart, load_style_from_args, number, options_from_args,
                       register)
-from guides.io import InputError
+from guides.io import _PNG_SIGNATURE, InputError
 
 __all__ = ["compare_video", "COMPARE_LABELS"]
 
@@ -302,7 +302,7 @@ def _a_chart(path):
             head = f.read(4096)
     except OSError:
         return False
-    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Matplotlib" in head
+    return head.startswith(_PNG_SIGNATURE) and b"Matplotlib" in head
 
 
 def _compare(args):
@@ -346,11 +346,10 @@ def _compare(args):
                                max_frames=args.frames, patch_frames=args.patch_frames,
                                seed=args.seed, quiet=args.quiet)
     except KeyboardInterrupt as exc:
-        said = interrupted_said(exc)
+        said = interrupted_said(exc, "side-by-side video")
         if said is None:
             raise
         unsaid = ", ".join(p for p in (args.json, args.plot) if p)
-        said = said.replace("the partial video", "the partial side-by-side video")
         print(f"styleblit: interrupted {said}"
               + (f"; no report ({unsaid} not written)" if unsaid and exc.args[1] else ""),
               file=sys.stderr)

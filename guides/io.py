@@ -57,16 +57,23 @@ class InputError(ValueError):
     """
 
 
+def nearest_existing(path) -> str:
+    """``path``, or the nearest folder above it that exists (or a file, a
+    link: what :func:`os.path.lexists` finds); ``""`` for a relative path
+    none of whose parts exists."""
+    while path and not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
 def no_folder_error(path, folder) -> InputError:
     """The error for an output ``path`` whose ``folder`` is not a folder:
     missing, or a file on its way (``-o clip.mp4/x.mp4`` with clip.mp4 a
     file), which the message then names."""
-    up = folder
-    while up and not os.path.lexists(up):
-        parent = os.path.dirname(up)
-        if parent == up:
-            break
-        up = parent
+    up = nearest_existing(folder)
     if up and os.path.lexists(up) and not os.path.isdir(up):
         return InputError(f"{path}: {up} is a file, not a folder")
     return InputError(f"{path}: folder {folder} does not exist")
