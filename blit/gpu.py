@@ -1,5 +1,5 @@
 """CUDA backend: the StyleBlit lookup, blend and NNF mode filter, and the stream's propagation,
-temporal filter, positional guide and composite, on CuPy arrays.
+temporal filter, positional and appearance guides and composite, on CuPy arrays.
 
 :func:`blit.styleblit.lookup`, :func:`blit.blending.blend` and
 :func:`blit.blending.denoise_nnf` come here when
@@ -9,7 +9,8 @@ other per-frame kernels have their CUDA twins here, called directly:
 :func:`propagate` and :func:`merge` (:func:`blit.stream.propagate` and the
 stream's merge of the fresh lookup), :func:`temporal_filter`
 (:func:`blit.temporal.temporal_filter`), :func:`positional_guide`
-(:func:`guides.mls.positional_guide`) and :func:`composite`
+(:func:`guides.mls.positional_guide`), :func:`target_appearance`
+(:func:`guides.appearance.target_appearance`) and :func:`composite`
 (:func:`guides.mask.composite`); :class:`blit.stream.Stylizer` runs them all
 with ``device="cuda"``. The signatures, checks and results
 are those of the CPU functions, plus the dtypes the kernels are written for
@@ -60,7 +61,7 @@ from guides.mls import mls_grid_nodes
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
            "denoise_nnf", "propagate", "merge", "temporal_filter", "positional_guide", "composite",
-           "DeviceBuffers", "to_device", "to_host"]
+           "target_appearance", "DeviceBuffers", "to_device", "to_host"]
 
 #: What to install for ``device="cuda"``: the ``gpu`` extra (CuPy for CUDA 12).
 INSTALL_HINT = ("pip install 'styleblit[gpu]' (in a checkout: pip install -e \".[gpu]\"; CuPy 13 "
@@ -247,6 +248,10 @@ def temporal_kernel_names(clamp):
 
 UPSAMPLE_KERNEL = "sb_upsample_kernel"
 COMPOSITE_KERNEL = "sb_composite_kernel"
+#: The appearance guide's kernels, in the order of their launches.
+APPEARANCE_KERNELS = ("sb_gray_kernel", "sb_pyrdown_kernel", "sb_detail_count_kernel",
+                      "sb_detail_table_kernel", "sb_detail_map_kernel")
+_TABLE_BINS = 512  # sb::kBins: the table kernel's threads, one block
 
 
 def kernel_names():
@@ -256,7 +261,7 @@ def kernel_names():
     names += [denoise_kernel_name(r) for r in (*_DENOISE_RADII, -1)]
     names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
-    return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL]
+    return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL, *APPEARANCE_KERNELS]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -320,6 +325,19 @@ UPSAMPLE_ARGS = np.dtype(
 COMPOSITE_ARGS = np.dtype(
     [(name, np.uint64) for name in ("out", "fg", "mask")]
     + [(name, np.int32) for name in ("h", "w", "x0", "y0", "fw")] + [("min_weight", np.float32)],
+    align=True)
+GRAY_ARGS = np.dtype(
+    [("image", np.uint64), ("out", np.uint64), ("stride", np.int64), ("h", np.int32),
+     ("w", np.int32)],
+    align=True)
+PYRDOWN_ARGS = np.dtype(
+    [("src", np.uint64), ("out", np.uint64)]
+    + [(name, np.int32) for name in ("h", "w", "sh", "sw")],
+    align=True)
+DETAIL_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("gray", "small", "mask", "blur", "counts", "quantiles",
+                                    "table", "out")]
+    + [(name, np.int32) for name in ("h", "w", "sh", "sw", "nq")],
     align=True)
 
 
@@ -914,5 +932,68 @@ def composite(background, foreground, region, *, out=None):
     if args is not None:
         (kernel,) = _kernels((COMPOSITE_KERNEL,))
         _launch_pixels(kernel, args)
+    del keep
+    return out
+
+
+def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=None):
+    """:func:`guides.appearance.target_appearance` on CuPy arrays: same
+    arguments, same guide, bit for bit.
+
+    ``image`` (H, W, 3) uint8 with its pixels' bytes contiguous (a box of
+    a frame on the device, read in place), ``style_quantiles`` float32,
+    ``mask`` (H, W) and ``out`` (H, W) float32 C-contiguous; ``buffers``
+    a :class:`DeviceBuffers` for the work arrays (names ``"detail*"`` and
+    ``"match*"``). Seven kernel launches (the luminance, the pyramid's three levels,
+    the blur and the detail's counts, the matching table, the guide); nothing
+    crosses between host and device (the counts are zeroed there, by a fill).
+
+    Returns
+    -------
+    (H, W) float32 cupy.ndarray
+    """
+    cp = _cupy()
+    _check_module(cp, image=image, style_quantiles=style_quantiles, mask=mask, out=out)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image: expected (H, W, 3) uint8 BGR, got {image.shape} {image.dtype}")
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"image: expected at least one pixel, got {image.shape}")
+    if image.strides[1:] != (3, 1):
+        raise ValueError("image: expected its pixels' bytes contiguous (a box of a C-contiguous "
+                         f"frame), got strides {image.strides}")
+    if mask is not None:
+        if mask.shape != (h, w):
+            raise ValueError(f"mask: expected shape {(h, w)}, got {mask.shape}")
+        mask = cp.ascontiguousarray(mask, dtype=cp.float32)
+    quantiles = cp.ascontiguousarray(style_quantiles, dtype=cp.float32)
+    if quantiles.ndim != 1 or quantiles.size < 2:
+        raise ValueError(f"style_quantiles: expected (Q,) with Q >= 2, got {quantiles.shape}")
+    if out is None:
+        out = cp.empty((h, w), cp.float32)
+    _check_written("out", out, (h, w), np.float32)
+    gray_k, pyr_k, count_k, table_k, map_k = _kernels(APPEARANCE_KERNELS)
+    gray = _take(cp, buffers, "detail_gray", (h, w), np.uint8)
+    _launch_pixels(gray_k, _pack(GRAY_ARGS, dict(image=image, out=gray),
+                                 dict(stride=image.strides[0], h=h, w=w)))
+    small = gray
+    for i in range(3):
+        size = ((small.shape[0] + 1) // 2, (small.shape[1] + 1) // 2)
+        down = _take(cp, buffers, f"detail_down{i}", size, np.uint8)
+        _launch_pixels(pyr_k, _pack(PYRDOWN_ARGS, dict(src=small, out=down),
+                                    dict(h=size[0], w=size[1], sh=small.shape[0],
+                                         sw=small.shape[1])))
+        small = down
+    blur = _take(cp, buffers, "detail_up", (h, w), np.uint8)
+    counts = _take(cp, buffers, "match_counts", (2, 511), np.uint32)
+    counts.fill(0)
+    table = _take(cp, buffers, "match_table", (_TABLE_BINS,), np.float32)
+    keep = (gray, small, mask, blur, counts, quantiles, table, out)
+    args = _pack(DETAIL_ARGS, dict(zip(("gray", "small", "mask", "blur", "counts", "quantiles",
+                                        "table", "out"), keep)),
+                 dict(h=h, w=w, sh=small.shape[0], sw=small.shape[1], nq=quantiles.size))
+    _launch_pixels(count_k, args)
+    table_k((1,), (_TABLE_BINS,), (args,))
+    _launch_pixels(map_k, args)
     del keep
     return out

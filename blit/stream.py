@@ -578,10 +578,12 @@ class _HostKernels:
     temporal_filter = staticmethod(temporal_filter)
     positional_guide = staticmethod(positional_guide)
     composite = staticmethod(composite)
+    target_appearance = staticmethod(target_appearance)
 
     def __init__(self, style):
         self.image, self.appearance = style.image, style.appearance
         self.table, self.app_bin = style.table, style.app_bin
+        self.quantiles = style.quantiles
         self.packed = style.packed
 
     def blend(self, image, nnf, radius, *, out=None):
@@ -626,9 +628,10 @@ class _HostKernels:
         """Nothing to do: the kernels painted ``out``."""
 
 
-#: The names of the host arrays a frame copies to the device (Stylizer._prepare):
-#: the flow (continued at its edges: "flow_reach"), the appearance guide, the mask
-_COPIED = ("flow", "flow_reach", "app", "mask")
+#: The names of the host arrays a frame copies to the device (Stylizer._prepare)
+#: besides the frame itself: the flow (continued at its edges: "flow_reach"), the
+#: head masks (the appearance guides are made on the device, from the frame)
+_COPIED = ("flow", "flow_reach", "mask")
 
 
 class _PinnedBuffers(Buffers):
@@ -665,11 +668,13 @@ class _DeviceKernels:
         self.lookup, self.propagate, self.merge = gpu.lookup, gpu.propagate, gpu.merge
         self.blend, self.temporal_filter = gpu.blend, gpu.temporal_filter
         self.positional_guide, self.composite = gpu.positional_guide, gpu.composite
+        self.target_appearance = gpu.target_appearance
         self._gpu = gpu
         self.image = gpu.to_device(np.ascontiguousarray(style.image, np.uint8))
         self.appearance = gpu.to_device(np.ascontiguousarray(style.appearance, np.float32))
         self.table = gpu.to_device(np.ascontiguousarray(style.table, np.int32))
         self.app_bin = gpu.to_device(np.ascontiguousarray(style.app_bin, np.int32))
+        self.quantiles = gpu.to_device(np.ascontiguousarray(style.quantiles, np.float32))
         self.device_id = self.xp.cuda.runtime.getDevice()
 
     def device_buffers(self):
@@ -710,7 +715,12 @@ class _DeviceKernels:
         return result
 
     def load(self, frame, canvas):
-        self._gpu.to_device(frame, out=canvas)
+        """``frame`` into ``canvas``: copied to the device, or within it (a
+        frame already there)."""
+        if isinstance(frame, self.xp.ndarray):
+            canvas[...] = frame
+        else:
+            self._gpu.to_device(frame, out=canvas)
 
     def unload(self, canvas, out):
         self._gpu.to_host(canvas, out=out)
@@ -824,6 +834,7 @@ class _Prepared:
     (Stylizer._paint) reads of it."""
 
     frame: np.ndarray
+    frame_dev: object  # the frame where the kernels read it (None: ``frame`` itself)
     t: float
     found: list | None  # the faces the landmarker found (None: carried)
     searched: bool
@@ -1019,19 +1030,20 @@ class Stylizer:
     Notes
     -----
     With ``device="cuda"`` the landmarks, the One-Euro smoothing, the optical
-    flow (OpenCV's DIS), the head masks, the appearance guides and the MLS
-    fit of the landmarks still run on the CPU; the lookup, propagation,
+    flow (OpenCV's DIS), the head masks and the MLS fit of the landmarks
+    still run on the CPU; the appearance guides, lookup, propagation,
     merge, blend, temporal filter, positional guide (interpolated from the
     MLS nodes) and composite run on the device, on arrays that stay there
-    from frame to frame. The exemplar's image, appearance guide, lookup
-    table and bins are copied to the device once, in the constructor; the
+    from frame to frame. The exemplar's image, appearance guide and its
+    quantiles, lookup table and bins are copied to the device once, in the
+    constructor; the
     jitter table ((levels, 64, 64, 2) float32) and the seed labels
     ((max(levels, 2), H, W) uint8) when they change (the first frame, a new
     frame size, each ``boil_hz`` re-seed), each into a new device array. The
     copies of a frame are, in order (the flow's and the MLS nodes' among the
     guides' in any place: the flow and the positional guides are made and
     copied in threads of their own beside the masks and appearance guides,
-    which on the device set the stream's pace; with :meth:`prefetch`, all of
+    which on the device set the stream's pace with them; with :meth:`prefetch`, all of
     the guides' copies are made while the frame before is painted, and with
     ``landmark_every=1`` the landmarks are found in a thread of their own
     while the worker makes the guides of the frame before):
@@ -1045,14 +1057,13 @@ class Stylizer:
       (ceil((h - 1) / 10) + 1, ceil((w - 1) / 10) + 1, 2) float32: one per
       head box (h, w) with ``background="keep"``, one for the whole frame
       (H, W) with ``"stylize"`` (the heads' guides are cut from it there);
-    * host to device, per face, the appearance guide and the head mask of
-      its box, (h, w) float32 each;
-    * host to device, the frame, (H, W, 3) uint8, unless the stylized
-      background covers it (``background="stylize"`` once a face has been
-      seen);
+    * host to device, the frame, (H, W, 3) uint8 (the heads' appearance
+      guides are made from it there, and it is painted on), unless no face
+      is painted on it and the stylized background covers it;
+    * host to device, per face, the head mask of its box, (h, w) float32;
     * device to host, the output, (H, W, 3) uint8.
 
-    The flow, the appearance guides and the masks are made in page-locked
+    The flow and the masks are made in page-locked
     host memory, which their copies read directly. Nothing else crosses but
     the kernels' by-value argument structs (a few hundred bytes each). The
     times in :attr:`last_times` are then those of queuing the work: the
@@ -1258,9 +1269,9 @@ class Stylizer:
         of the frame that does not depend on the painting of the frames
         before it: its shrinking (at a ``scale`` below 1), its landmarks,
         their smoothing, the head masks, the optical flow and the positional
-        and appearance guides (with ``device="cuda"`` they are copied to the
-        device there, into buffers of their own for each of three frames in
-        a row); the call that stylizes the frame then does the rest (the
+        and appearance guides (with ``device="cuda"`` they, and the frame,
+        are copied to the device there, the appearance guides made there,
+        into buffers of their own for each of three frames in a row); the call that stylizes the frame then does the rest (the
         lookup, blend, temporal filter, composite and enlarging). With
         ``device="cuda"`` and ``landmark_every=1`` the landmarks are found in
         a thread of their own, in order, while the worker makes the guides of
@@ -1693,6 +1704,11 @@ class Stylizer:
         main = (tracks[-1].landmarks if tracks else self._last_any) if whole else None
         flowing = placing = None
         flow_times, mls_times = {}, {}
+        # on the device the frame goes there first: the appearance guides are
+        # made from it, and it is the canvas its painting starts from
+        frame_dev = None
+        if self.device != "cpu" and (tracks or not whole):
+            frame_dev = self._kernels.put(frame, self._work, f"frame{slot}")
         try:
             if self.device != "cpu":
                 # With the painting on the device, this half is the stream's
@@ -1725,7 +1741,7 @@ class Stylizer:
             if placing is None:
                 pos_whole, positions = self._positions((h, w), tracks, self._guide_boxes, main,
                                                        index, times)
-            guides = [self._face_guides(frame, tr, region, index, times)
+            guides = [self._face_guides(frame, frame_dev, tr, region, index, times)
                       for tr, region in zip(tracks, regions)]
             if placing is not None:  # (their thread was making them meanwhile)
                 pos_whole, positions = placing.result()
@@ -1739,7 +1755,8 @@ class Stylizer:
             if flowing is not None:
                 flow = flowing.result()
                 times["flow"] = times.get("flow", 0.0) + flow_times.get("flow", 0.0)
-        return _Prepared(frame=frame, t=t, found=found, searched=searched, tracks=tracks,
+        return _Prepared(frame=frame, frame_dev=frame_dev, t=t, found=found, searched=searched,
+                         tracks=tracks,
                          landmarks=[tr.landmarks for tr in tracks], regions=regions,
                          guides=guides, whole=whole, main=main, pos_whole=pos_whole, flow=flow,
                          jitter=self._jitter, labels=self._labels, restart=restart, times=times)
@@ -1914,7 +1931,7 @@ class Stylizer:
             self._filter(self._background, canvas, ones, (0, 0), flow, times)
         else:
             self._background.clear()
-            kernels.load(frame, canvas)
+            kernels.load(frame if prepared.frame_dev is None else prepared.frame_dev, canvas)
         for track, landmarks, guides in zip(tracks, prepared.landmarks, prepared.guides):
             if guides is None:  # an empty box
                 track.head.clear()
@@ -2103,21 +2120,24 @@ class Stylizer:
         _add(times, "mls", t0)
         return pos_whole, heads
 
-    def _face_guides(self, frame, track, region, index, times):
+    def _face_guides(self, frame, frame_dev, track, region, index, times):
         """One head's guides in the frame's slot (:class:`_FaceGuides`), or
         None for an empty box; its positional guide (``pos``) is None, for
-        the caller to set (:meth:`_positions`)."""
-        style, kernels = self.style, self._kernels
+        the caller to set (:meth:`_positions`). On the device the appearance
+        guide is made there, from the frame copied there (``frame_dev``)."""
+        kernels = self._kernels
         x0, y0, x1, y1 = region.box
         if x1 <= x0 or y1 <= y0:
             return None
         slots = track.slots[index % 3]
-        work, slot = (slots, "") if self.device == "cpu" else (track.head.work, index % 3)
         t0 = time.perf_counter()
-        app = target_appearance(frame[y0:y1, x0:x1], style.quantiles, region.mask, buffers=slots,
-                                out=slots.get("app", region.mask.shape, np.float32))
-        app = kernels.put(app, work, f"app{slot}")
+        if self.device == "cpu":
+            work, slot, image = slots, "", frame[y0:y1, x0:x1]
+        else:
+            work, slot, image = track.head.work, index % 3, frame_dev[y0:y1, x0:x1]
         mask = kernels.put(region.mask, work, f"mask{slot}")
+        app = kernels.target_appearance(image, kernels.quantiles, mask, buffers=work,
+                                        out=work.get(f"app{slot}", mask.shape, np.float32))
         _add(times, "appearance", t0)
         # pixels whose mask would not change the composite by half a level are skipped
         active = kernels.xp.greater_equal(mask, MIN_WEIGHT,

@@ -41,7 +41,9 @@ __all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "fallback
 # 6: the head masks of heads whose soft edge has sigma >= 48 px blurred at
 # 1/(sigma // 6) of their size, reflected at the frame's edge (smaller heads'
 # masks unchanged)
-CACHE_VERSION = 6
+# 7: the appearance guide's luminance and its blur's way back up in integer
+# arithmetic of its own (guides.appearance), not OpenCV's, which rounds by CPU
+CACHE_VERSION = 7
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 
 

@@ -70,6 +70,34 @@ void sb_host_composite(const sb::CompositeArgs* c, int) {
     each_pixel(c->h, c->w, [&](long long x, long long y) { sb::composite_pixel(*c, x, y); });
 }
 
+// sb_gray_kernel, sb_pyrdown_kernel, sb_detail_count_kernel (its atomic
+// additions one after another), sb_detail_table_kernel (one thread per bin),
+// sb_detail_map_kernel
+void sb_host_gray(const sb::GrayArgs* g, int) {
+    each_pixel(g->h, g->w, [&](long long x, long long y) { sb::gray_pixel(*g, x, y); });
+}
+
+void sb_host_pyrdown(const sb::PyrDownArgs* p, int) {
+    each_pixel(p->h, p->w, [&](long long x, long long y) { sb::pyrdown_pixel(*p, x, y); });
+}
+
+void sb_host_detail_count(const sb::DetailArgs* a, int) {
+    each_pixel(a->h, a->w, [&](long long x, long long y) { sb::detail_count_pixel(*a, x, y); });
+}
+
+void sb_host_detail_table(const sb::DetailArgs* a, int) {
+    for (long long b = 0; b < sb::kBins; ++b) sb::detail_table_bin(*a, b);
+}
+
+void sb_host_detail_map(const sb::DetailArgs* a, int) {
+    each_pixel(a->h, a->w, [&](long long x, long long y) { sb::detail_map_pixel(*a, x, y); });
+}
+
+// sb::level_bin of every detail level, into out (kLevels,).
+void sb_host_level_bins(long long* out) {
+    for (long long l = 0; l < sb::kLevels; ++l) out[l] = sb::level_bin(l);
+}
+
 // sb::guide_error for n exemplar pixels c (n, 2) against guides g (n, 2), a (n,).
 void sb_host_guide_errors(const sb::LookupArgs* p, long long n, const long long* c,
                           const float* g, const float* a, double* out) {
@@ -86,7 +114,8 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 
 // sizeof and field offsets of the argument structs, in the order of
 // blit.gpu.LOOKUP_ARGS / BLEND_ARGS / DENOISE_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
-// TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS; returns how many values it wrote.
+// TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS / GRAY_ARGS / PYRDOWN_ARGS / DETAIL_ARGS;
+// returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
 #define SB_OFF(T, f) v[n++] = (long long)offsetof(T, f)
@@ -144,6 +173,18 @@ int sb_layout(long long* v) {
     SB_OFF(sb::CompositeArgs, h); SB_OFF(sb::CompositeArgs, w); SB_OFF(sb::CompositeArgs, x0);
     SB_OFF(sb::CompositeArgs, y0); SB_OFF(sb::CompositeArgs, fw);
     SB_OFF(sb::CompositeArgs, min_weight);
+    v[n++] = (long long)sizeof(sb::GrayArgs);
+    SB_OFF(sb::GrayArgs, image); SB_OFF(sb::GrayArgs, out); SB_OFF(sb::GrayArgs, stride);
+    SB_OFF(sb::GrayArgs, h); SB_OFF(sb::GrayArgs, w);
+    v[n++] = (long long)sizeof(sb::PyrDownArgs);
+    SB_OFF(sb::PyrDownArgs, src); SB_OFF(sb::PyrDownArgs, out); SB_OFF(sb::PyrDownArgs, h);
+    SB_OFF(sb::PyrDownArgs, w); SB_OFF(sb::PyrDownArgs, sh); SB_OFF(sb::PyrDownArgs, sw);
+    v[n++] = (long long)sizeof(sb::DetailArgs);
+    SB_OFF(sb::DetailArgs, gray); SB_OFF(sb::DetailArgs, small); SB_OFF(sb::DetailArgs, mask);
+    SB_OFF(sb::DetailArgs, blur); SB_OFF(sb::DetailArgs, counts); SB_OFF(sb::DetailArgs, quantiles);
+    SB_OFF(sb::DetailArgs, table); SB_OFF(sb::DetailArgs, out); SB_OFF(sb::DetailArgs, h);
+    SB_OFF(sb::DetailArgs, w); SB_OFF(sb::DetailArgs, sh); SB_OFF(sb::DetailArgs, sw);
+    SB_OFF(sb::DetailArgs, nq);
 #undef SB_OFF
     return n;
 }

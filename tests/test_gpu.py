@@ -43,6 +43,7 @@ from blit.stream import NO_SOURCE, Stylizer, _merge_kernel, propagate
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
 from blit.stylize import StylizeOptions
 from blit.temporal import NO_HISTORY, temporal_filter
+from guides.appearance import _LEVEL_BINS, quantile_function, target_appearance
 from guides.mask import MIN_WEIGHT, HeadRegion, composite
 from guides.mls import positional_guide
 from test_stream import (Script, ScriptAtSize, big_clip, hopper, moving_clip,  # noqa: F401
@@ -193,10 +194,10 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 39
+    assert len(entries) == len(names) == 44
     for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
                  "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
-                 "sb_upsample_kernel", "sb_composite_kernel"):
+                 "sb_upsample_kernel", "sb_composite_kernel", *gpu.APPEARANCE_KERNELS):
         assert any(kind in e for e in entries)
 
 
@@ -231,11 +232,14 @@ def harness(tmp_path_factory):
     for name in ("sb_host_seeds", "sb_host_lookup", "sb_host_blend", "sb_host_denoise",
                  "sb_host_propagate",
                  "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round", "sb_host_upsample",
-                 "sb_host_composite"):
+                 "sb_host_composite", "sb_host_gray", "sb_host_pyrdown", "sb_host_detail_count",
+                 "sb_host_detail_table", "sb_host_detail_map"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
     h.sb_layout.restype = ctypes.c_int
+    h.sb_host_level_bins.argtypes = [ctypes.c_void_p]
+    h.sb_host_level_bins.restype = None
     vp = ctypes.c_void_p
     h.sb_host_guide_errors.argtypes = [vp, ctypes.c_longlong, vp, vp, vp, vp]
     h.sb_host_argmin_lookups.argtypes = [vp, ctypes.c_longlong, vp, vp, vp]
@@ -256,7 +260,11 @@ def host_gpu(harness, monkeypatch):
               "sb_temporal_kernel": (harness.sb_host_temporal, gpu.TEMPORAL_ARGS),
               "sb_temporal_round_kernel": (harness.sb_host_temporal_round, gpu.TEMPORAL_ARGS),
               "sb_upsample_kernel": (harness.sb_host_upsample, gpu.UPSAMPLE_ARGS),
-              "sb_composite_kernel": (harness.sb_host_composite, gpu.COMPOSITE_ARGS)}
+              "sb_composite_kernel": (harness.sb_host_composite, gpu.COMPOSITE_ARGS),
+              "sb_gray_kernel": (harness.sb_host_gray, gpu.GRAY_ARGS),
+              "sb_pyrdown_kernel": (harness.sb_host_pyrdown, gpu.PYRDOWN_ARGS),
+              "sb_detail_count_kernel": (harness.sb_host_detail_count, gpu.DETAIL_ARGS),
+              "sb_detail_map_kernel": (harness.sb_host_detail_map, gpu.DETAIL_ARGS)}
 
     def kernel(name):
         kind, spec = re.fullmatch(r"(\w+)(?:<(-?\d+)>)?", name).groups()
@@ -270,6 +278,9 @@ def host_gpu(harness, monkeypatch):
             if kind == "sb_seed_kernel":
                 assert packed.dtype == gpu.LOOKUP_ARGS and threads[0] >= packed["nseeds"][0]
                 harness.sb_host_seeds(packed.ctypes.data, int(spec))
+            elif kind == "sb_detail_table_kernel":  # one thread per bin
+                assert packed.dtype == gpu.DETAIL_ARGS and threads[0] >= 512
+                harness.sb_host_detail_table(packed.ctypes.data, 0)
             elif kind in pixels:
                 host, dtype = pixels[kind]
                 assert packed.dtype == dtype
@@ -484,6 +495,10 @@ def test_argument_structs_have_the_header_layout(harness):
                             "pox", "poy", "fw", "fox", "foy", "ox", "oy", "alpha"),
         gpu.UPSAMPLE_ARGS: ("nodes", "out", "sx", "sy", "h", "w", "gh", "gw"),
         gpu.COMPOSITE_ARGS: ("out", "fg", "mask", "h", "w", "x0", "y0", "fw", "min_weight"),
+        gpu.GRAY_ARGS: ("image", "out", "stride", "h", "w"),
+        gpu.PYRDOWN_ARGS: ("src", "out", "h", "w", "sh", "sw"),
+        gpu.DETAIL_ARGS: ("gray", "small", "mask", "blur", "counts", "quantiles", "table", "out",
+                          "h", "w", "sh", "sw", "nq"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -991,6 +1006,90 @@ def test_host_kernels_composite_equals_numba(host_gpu, box):
     assert str(host_error.value) == str(cpu_error.value)
 
 
+def appearance_case(rng, h, w, kind):
+    """A frame holding an (h, w) box at (3, 2) (its rows strided), the
+    exemplar's quantiles and a head mask of ``kind``: soft, None, or empty."""
+    import cv2
+
+    frame = np.zeros((h + 5, w + 7, 3), np.uint8)
+    base = smooth_noise(rng, (h, w), sigma=3.0) * 90 + rng.normal(0, 12, (h, w))
+    for c in range(3):  # shading with fine detail, channels apart
+        frame[2:2 + h, 3:3 + w, c] = np.clip(base * (0.8 + 0.2 * c) + 110 + 20 * c, 0, 255)
+    frame[2:2 + h, 3:3 + w][rng.random((h, w)) < 0.02] = 255  # speckles: the histogram's tails
+    style = rng.normal(128, 35, (64, 48)).astype(np.float32)
+    quantiles = quantile_function(np.clip(style, 0, 255))
+    mask = None
+    if kind == "soft":
+        mask = np.zeros((h, w), np.float32)
+        cv2.ellipse(mask, (w // 2, h // 2), (max(w // 3, 1), max(h // 3, 1)), 0, 0, 360, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(min(h, w) / 12, 0.5))
+        mask[mask.shape[0] // 2, mask.shape[1] // 2] = 1.0
+    elif kind == "empty":
+        mask = np.zeros((h, w), np.float32)
+    return frame, frame[2:2 + h, 3:3 + w], quantiles, mask
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (5, 7), (9, 16), (37, 53), (120, 97), (161, 130)])
+@pytest.mark.parametrize("kind", ["soft", None, "empty"])
+def test_host_kernels_appearance_guide_equals_numba(host_gpu, shape, kind):
+    """The luminance, the pyramid, the blur, the detail's counts, the
+    matching table and the guide, from a box of a frame read in place: the
+    guide of guides.appearance bit for bit, and each step's array too."""
+    import cv2
+
+    from guides.buffers import Buffers
+
+    rng = np.random.default_rng(shape[0] * 31 + shape[1])
+    frame, box, quantiles, mask = appearance_case(rng, *shape, kind)
+    cpu_buffers, buffers = Buffers(), gpu.DeviceBuffers()
+    cpu = target_appearance(box, quantiles, mask, buffers=cpu_buffers)
+    out = np.full(shape, np.nan, np.float32)
+    assert gpu.target_appearance(box, quantiles, mask, buffers=buffers, out=out) is out
+    assert_bits_equal(out, cpu)
+    for name in ("detail_gray", "detail_up"):
+        np.testing.assert_array_equal(buffers._flat[name][:box.size // 3],
+                                      cpu_buffers._flat[name][:box.size // 3])
+    small = cv2.pyrDown(cv2.pyrDown(cv2.pyrDown(cpu_buffers.get("detail_gray", shape, np.uint8))))
+    np.testing.assert_array_equal(buffers.get("detail_down2", small.shape, np.uint8), small)
+    assert host_gpu == ["sb_gray_kernel"] + ["sb_pyrdown_kernel"] * 3 + [
+        "sb_detail_count_kernel", "sb_detail_table_kernel", "sb_detail_map_kernel"]
+    assert_bits_equal(gpu.target_appearance(box, quantiles, mask), cpu)  # without buffers
+
+
+def test_host_kernels_appearance_guide_of_a_photo(host_gpu, hopper, style):
+    """Grace Hopper's head as the stream cuts it (a real photo's histogram,
+    the box of a frame, its soft head mask), matched to an exemplar's."""
+    from guides.mask import head_region
+
+    frame, landmarks = hopper
+    region = head_region(frame.shape, landmarks)
+    x0, y0, x1, y1 = region.box
+    box = frame[y0:y1, x0:x1]
+    for mask in (region.mask, None):
+        assert_bits_equal(gpu.target_appearance(box, style.quantiles, mask),
+                          target_appearance(box, style.quantiles, mask))
+
+
+def test_host_kernels_level_bins_are_the_cpu_bins(harness):
+    bins = np.zeros(511, np.int64)
+    harness.sb_host_level_bins(bins.ctypes.data)
+    np.testing.assert_array_equal(bins, _LEVEL_BINS)
+
+
+def test_host_kernels_appearance_guide_checks(host_gpu):
+    rng = np.random.default_rng(2)
+    frame, box, quantiles, mask = appearance_case(rng, 20, 30, "soft")
+    with pytest.raises(ValueError, match="mask: expected shape"):
+        gpu.target_appearance(box, quantiles, mask[1:])
+    with pytest.raises(ValueError, match="image: expected"):
+        gpu.target_appearance(box[..., 0], quantiles, mask)
+    with pytest.raises(ValueError, match="contiguous"):
+        gpu.target_appearance(box[:, ::2], quantiles, mask[:, ::2])
+    with pytest.raises(ValueError, match="out"):
+        gpu.target_appearance(box, quantiles, mask, out=np.empty((20, 31), np.float32))
+    assert host_gpu == []
+
+
 def test_device_buffers_reuse_and_grow(host_cupy):
     buffers = gpu.DeviceBuffers()
     a = buffers.get("a", (4, 5), np.float32)
@@ -1039,7 +1138,8 @@ def test_gpu_functions_take_the_cpu_functions_arguments():
     pairs = [(gpu.lookup, lookup), (gpu.blend, blend), (gpu.denoise_nnf, denoise_nnf),
              (gpu.propagate, propagate),
              (gpu.merge, _merge_kernel.py_func), (gpu.temporal_filter, temporal_filter),
-             (gpu.positional_guide, positional_guide), (gpu.composite, composite)]
+             (gpu.positional_guide, positional_guide), (gpu.composite, composite),
+             (gpu.target_appearance, target_appearance)]
     for twin, cpu in pairs:
         assert inspect.signature(twin) == inspect.signature(cpu), twin.__name__
 
@@ -1078,9 +1178,9 @@ def frame_copies(stylizer, frame, index, background):
         if index:
             copies.append(("to device", (h, w, 2), "float32"))
         copies.append(("to device", nodes(h, w), "float32"))
-    copies += [("to device", (y1 - y0, x1 - x0), "float32")] * 2  # appearance, mask
-    if background == "keep":  # the frame, painted on
-        copies.append(("to device", (h, w, 3), "uint8"))
+    # the frame (its heads' appearance guides are made from it on the device,
+    # and it is painted on), the head's mask
+    copies += [("to device", (h, w, 3), "uint8"), ("to device", (y1 - y0, x1 - x0), "float32")]
     return copies + [("to host", (h, w, 3), "uint8")]
 
 
@@ -1089,9 +1189,8 @@ def assert_frame_copies(copies, stylizer, frame, index, background):
     (the flow is made and copied in a thread of its own beside the other
     guides), then those of the painting in order."""
     want = frame_copies(stylizer, frame, index, background)
-    painting = 2 if background == "keep" else 1
-    assert sorted(copies[:-painting]) == sorted(want[:-painting])
-    assert copies[-painting:] == want[-painting:]
+    assert sorted(copies[:-1]) == sorted(want[:-1])
+    assert copies[-1] == want[-1]
 
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
@@ -1118,13 +1217,13 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         assert_bits_equal(nnf.get(), want)
         assert_frame_copies(copies, dev, frame, i, background)
         assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
-        # the large guides go from page-locked memory: the flow, appearance and mask
+        # the large guides go from page-locked memory: the flow and the mask
         (x0, y0, x1, y1), = dev.last_boxes
         head = (y1 - y0, x1 - x0)
         flow = [] if i == 0 else [(head + (2,) if background == "keep" else
                                    frame.shape[:2] + (2,), "float32")]
         pinned = [(shape, dtype) for shape, dtype, locked in DeviceArray.sources if locked]
-        assert sorted(pinned) == sorted(flow + [(head, "float32")] * 2)
+        assert sorted(pinned) == sorted(flow + [(head, "float32")])
     # and only those: the guides' work arrays are in plain memory
     from blit.stream import _COPIED
 
@@ -1193,13 +1292,11 @@ def test_host_kernels_positional_guides_run_beside_the_appearance_guides(host_cu
                                                                         hopper, monkeypatch):
     """The positional guides' thread runs beside the masks and the appearance
     guides (helper-50: the appearance guides waited for it)."""
-    import blit.stream as stream
-
     dev, frames = _side_threads_stream(style, hopper)
     mls, appearance = {}, {}
     dev._positions = _slow(dev._positions, 0.3, mls)
-    monkeypatch.setattr(stream, "target_appearance",
-                        _slow(stream.target_appearance, 0.0, appearance))
+    monkeypatch.setattr(dev._kernels, "target_appearance",
+                        _slow(dev._kernels.target_appearance, 0.0, appearance))
     dev(frames[2])
     (_, m1), = mls["spans"]
     (a0, _), = appearance["spans"]
@@ -1677,6 +1774,33 @@ def test_gpu_temporal_filter_equals_cpu(clamp, quantized):
         assert_bits_equal(cp.asnumpy(dev), cpu)
     with pytest.raises(TypeError, match="flow"):
         gpu.temporal_filter(cp.asarray(current), cp.asarray(prev), flow, 0.75)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["soft", None, "empty"])
+def test_gpu_appearance_guide_equals_cpu(kind, hopper, style):
+    """The appearance guide of boxes read in place in a frame on the device
+    (a synthetic one, and Grace Hopper's head with its mask): the CPU's."""
+    import cupy as cp
+
+    from guides.mask import head_region
+
+    for shape in ((1, 1), (9, 16), (161, 130), (700, 540)):
+        frame, box, quantiles, mask = appearance_case(np.random.default_rng(shape[0]), *shape, kind)
+        dev_frame = cp.asarray(frame)
+        dev_box = dev_frame[2:2 + shape[0], 3:3 + shape[1]]
+        dev_mask = None if mask is None else cp.asarray(mask)
+        out = gpu.target_appearance(dev_box, cp.asarray(quantiles), dev_mask,
+                                    buffers=gpu.DeviceBuffers())
+        assert isinstance(out, cp.ndarray)
+        assert_bits_equal(out.get(), target_appearance(box, quantiles, mask))
+    image, landmarks = hopper
+    region = head_region(image.shape, landmarks)
+    x0, y0, x1, y1 = region.box
+    dev = gpu.target_appearance(cp.asarray(image)[y0:y1, x0:x1], cp.asarray(style.quantiles),
+                                cp.asarray(region.mask))
+    assert_bits_equal(dev.get(), target_appearance(image[y0:y1, x0:x1], style.quantiles,
+                                                   region.mask))
 
 
 @pytest.mark.gpu

@@ -175,6 +175,107 @@ def test_histogram_matching_matches_quantiles():
     assert (np.diff(matched.ravel()[order]) >= -1e-4).all()
 
 
+def test_luminance_is_bt601_in_fixed_point_for_every_colour():
+    """(1868 B + 9617 G + 4899 R + 2^13) >> 14, for all 2^24 colours, in
+    place in a crop (OpenCV's cvtColor is one level off for some colours,
+    differently by version and CPU: not used)."""
+    from guides.appearance import _GRAY_TABLES, _gray_kernel
+
+    v = np.arange(1 << 24, dtype=np.int64)
+    bgr = np.stack([v >> 16, (v >> 8) & 255, v & 255], -1)
+    frame = np.zeros((4096 + 2, 4096 + 3, 3), np.uint8)
+    frame[1:-1, 2:-1] = bgr.reshape(4096, 4096, 3)
+    out = np.empty((4096, 4096), np.uint8)
+    _gray_kernel(frame[1:-1, 2:-1], _GRAY_TABLES, out)
+    want = (bgr[:, 0] * 1868 + bgr[:, 1] * 9617 + bgr[:, 2] * 4899 + 8192) >> 14
+    np.testing.assert_array_equal(out.ravel(), want)
+
+
+def _slow_linear(small, h, w):
+    """Bilinear upsampling from its definition, in exact fractions: the
+    output centre (i + 1/2) src / size - 1/2, clamped to the first and last
+    input centres; the weight of the next input rounded to 1/2048 (halves
+    up); the sum of the products rounded to a level (halves up)."""
+    from fractions import Fraction
+
+    def taps(size, src):
+        out = []
+        for i in range(size):
+            c = Fraction(2 * i + 1, 2) * src / size - Fraction(1, 2)
+            c = min(max(c, Fraction(0)), Fraction(src - 1))
+            first = min(int(c), src - 1)
+            out.append((first, int((c - first) * 2048 + Fraction(1, 2)) if first < src - 1 else 0))
+        return out
+
+    sh, sw = small.shape
+    ys, xs = taps(h, sh), taps(w, sw)
+    out = np.empty((h, w), np.uint8)
+    for y, (y0, b) in enumerate(ys):
+        for x, (x0, a) in enumerate(xs):
+            y1, x1 = min(y0 + 1, sh - 1), min(x0 + 1, sw - 1)
+            s = ((2048 - b) * ((2048 - a) * int(small[y0, x0]) + a * int(small[y0, x1]))
+                 + b * ((2048 - a) * int(small[y1, x0]) + a * int(small[y1, x1])))
+            out[y, x] = (s + (1 << 21)) >> 22
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 3), (9, 16), (37, 53), (100, 61)])
+def test_blur_is_bilinear_in_exact_integers(shape):
+    """The blur's way back up equals its definition in fractions (and stays
+    within a level of cv2.resize, whose rounding depends on the CPU); the
+    pyramid down is cv2.pyrDown, whose integer arithmetic this checks."""
+    from guides.appearance import _gray_and_blur
+    from guides.buffers import Buffers
+
+    rng = np.random.default_rng(shape[0] * 13 + shape[1])
+    image = cv2.GaussianBlur(rng.integers(0, 256, shape + (3,), dtype=np.uint8), (0, 0), 2)
+    buffers = Buffers()
+    gray, blur = _gray_and_blur(image, 3, buffers)
+    small = gray
+    for i in range(3):
+        small = buffers.get(f"detail_down{i}", ((small.shape[0] + 1) // 2,
+                                                (small.shape[1] + 1) // 2), np.uint8)
+    np.testing.assert_array_equal(blur, _slow_linear(small, *shape))
+    assert np.abs(blur.astype(int) - cv2.resize(small, shape[::-1], interpolation=cv2.INTER_LINEAR)
+                  ).max() <= 1
+
+    def slow_pyr_down(src):
+        k = np.array([1, 4, 6, 4, 1])
+        h, w = src.shape
+        reflect = lambda i, n: 0 if n == 1 else (  # noqa: E731 (BORDER_REFLECT_101)
+            -i if i < 0 else (2 * n - 2 - i if i >= n else i))
+        out = np.empty(((h + 1) // 2, (w + 1) // 2), np.uint8)
+        for y in range(out.shape[0]):
+            for x in range(out.shape[1]):
+                s = sum(int(k[i] * k[j]) * int(src[reflect(reflect(2 * y + i - 2, h), h),
+                                                   reflect(reflect(2 * x + j - 2, w), w)])
+                        for i in range(5) for j in range(5))
+                out[y, x] = (s + 128) >> 8
+        return out
+
+    down = ((shape[0] + 1) // 2, (shape[1] + 1) // 2)
+    np.testing.assert_array_equal(buffers.get("detail_down0", down, np.uint8), slow_pyr_down(gray))
+
+
+def test_quantile_at_is_np_interp_bit_for_bit():
+    """The matching table's interpolation, written out for the CUDA twin:
+    np.interp on linspace's nodes, to the bit, at the nodes, between them,
+    outside [0, 1], and for flat stretches."""
+    from guides.appearance import _quantile_interp
+
+    rng = np.random.default_rng(11)
+    for n in (2, 3, 5, 257):
+        for _ in range(20):
+            q = np.sort(rng.normal(128, 30, n)).astype(np.float32)
+            q[: n // 3] = q[0]  # a flat stretch
+            p = np.concatenate([rng.random(300), np.linspace(0, 1, n), [-0.1, 0.0, 1.0, 1.5],
+                                np.nextafter(np.linspace(0, 1, n), 2.0)])
+            got = np.empty(p.size, np.float32)
+            _quantile_interp(p, q, got)
+            want = np.interp(p, np.linspace(0, 1, n), q).astype(np.float32)
+            np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+
+
 @pytest.mark.parametrize("mask_kind", ["float", "bool", "none", "empty"])
 def test_target_appearance_is_the_matched_detail_bit_for_bit(mask_kind):
     """target_appearance counts the detail's whole values instead of binning

@@ -1,9 +1,10 @@
 // CUDA kernels of the StyleBlit lookup, blend and NNF mode filter, and of the stream's
-// propagation of the sources, temporal filter, positional guide and composite (blit/gpu.py loads them with
+// propagation of the sources, temporal filter, positional and appearance guides and composite (blit/gpu.py loads them with
 // cupy.RawModule). One thread per seed, per target pixel or per output pixel;
 // the per-thread logic lives in styleblit_kernels.cuh, shared with a host
 // build that the tests check against the Numba kernels. Each thread writes
-// only its own output: no races by construction.
+// only its own output: no races by construction (the appearance guide's
+// counts are added to atomically: integers, the same in any order).
 //
 // Specialised by template parameter, instantiated by NVRTC name expression
 // ("sb_lookup_kernel<7>", "sb_blend_kernel<1>", "sb_merge_kernel", ...):
@@ -90,4 +91,33 @@ __global__ void sb_upsample_kernel(const sb::UpsampleArgs u) {
 __global__ void sb_composite_kernel(const sb::CompositeArgs c) {
     long long x, y;
     if (sb_thread_pixel(c.w, c.h, x, y)) sb::composite_pixel(c, x, y);
+}
+
+// The appearance guide, one launch each: the luminance of the box (h, w);
+// each level of the pyramid; the blur and the detail's counts (counts
+// zeroed before); the matching table (one thread per bin, kBins threads);
+// the guide.
+__global__ void sb_gray_kernel(const sb::GrayArgs g) {
+    long long x, y;
+    if (sb_thread_pixel(g.w, g.h, x, y)) sb::gray_pixel(g, x, y);
+}
+
+__global__ void sb_pyrdown_kernel(const sb::PyrDownArgs p) {
+    long long x, y;
+    if (sb_thread_pixel(p.w, p.h, x, y)) sb::pyrdown_pixel(p, x, y);
+}
+
+__global__ void sb_detail_count_kernel(const sb::DetailArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w, a.h, x, y)) sb::detail_count_pixel(a, x, y);
+}
+
+__global__ void sb_detail_table_kernel(const sb::DetailArgs a) {
+    const long long b = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (b < sb::kBins) sb::detail_table_bin(a, b);
+}
+
+__global__ void sb_detail_map_kernel(const sb::DetailArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w, a.h, x, y)) sb::detail_map_pixel(a, x, y);
 }

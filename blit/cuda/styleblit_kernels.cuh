@@ -22,6 +22,12 @@
 //   upsample_pixel  <-> one pixel of guides/mls._upsample_nodes   (positional guide; Numba
 //                       interpolates along x once per node row, the same operations)
 //   composite_pixel <-> one pixel of guides/mask._composite_kernel
+//   gray_pixel      <-> one pixel of guides/appearance._gray_kernel   (the appearance guide:
+//   pyrdown_pixel   <-> one pixel of cv2.pyrDown                       luminance, its pyramid,
+//   detail_count_pixel <-> one pixel of appearance._level_count_kernel  the blur's levels
+//                       (the blur by _along_x_kernel and _blur_row at once: the same integers)
+//   detail_table_bin <-> one bin of appearance._matching_table (quantile_at: np.interp's arithmetic)
+//   detail_map_pixel <-> one pixel of appearance._level_map_kernel
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
 // here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
@@ -32,7 +38,7 @@
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
 // DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, UpsampleArgs,
-// CompositeArgs), passed
+// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -159,6 +165,37 @@ struct CompositeArgs {
     float min_weight;             // mask.MIN_WEIGHT: below it, the frame is left as it is
 };
 
+// appearance._gray_kernel: the luminance of an (h, w) image whose rows lie
+// `stride` bytes apart (a box of a frame, read in place).
+struct GrayArgs {
+    const unsigned char* image;   // (h, w, 3) BGR, rows `stride` bytes apart
+    unsigned char* out;           // (h, w) out
+    long long stride;
+    int h, w;
+};
+
+// cv2.pyrDown: (sh, sw) -> (h, w) = ((sh + 1) / 2, (sw + 1) / 2).
+struct PyrDownArgs {
+    const unsigned char* src;     // (sh, sw)
+    unsigned char* out;           // (h, w) out
+    int h, w, sh, sw;
+};
+
+// appearance.target_appearance from the luminance and the pyramid's top:
+// the detail's counts, the matching table, the guide.
+struct DetailArgs {
+    const unsigned char* gray;    // (h, w) luminance
+    const unsigned char* small;   // (sh, sw) the pyramid's top level
+    const float* mask;            // (h, w) head mask, or null: every pixel counts
+    unsigned char* blur;          // (h, w) out (count kernel): the blur
+    unsigned int* counts;         // (2, 511) detail levels d + 255 of the pixels in the
+                                  // mask (row 0) and out of it (row 1); zeroed before counting
+    const float* quantiles;       // (nq) the exemplar's quantile function
+    float* table;                 // (512) out (table kernel): the matched value of each bin
+    float* out;                   // (h, w) out (map kernel): the guide
+    int h, w, sh, sw, nq;
+};
+
 static_assert(sizeof(SeedGrid) == 4 * 4 * kMaxLevels, "SeedGrid: blit/gpu.py packs 4 x 12 int32");
 static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupArgs: see blit/gpu.py");
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
@@ -168,6 +205,9 @@ static_assert(sizeof(MergeArgs) == 4 * 8 + 2 * 4, "MergeArgs: see blit/gpu.py");
 static_assert(sizeof(TemporalArgs) == 5 * 8 + 11 * 4 + 4, "TemporalArgs: see blit/gpu.py");
 static_assert(sizeof(UpsampleArgs) == 2 * 8 + 2 * 8 + 4 * 4, "UpsampleArgs: see blit/gpu.py");
 static_assert(sizeof(CompositeArgs) == 3 * 8 + 6 * 4, "CompositeArgs: see blit/gpu.py");
+static_assert(sizeof(GrayArgs) == 3 * 8 + 2 * 4, "GrayArgs: see blit/gpu.py");
+static_assert(sizeof(PyrDownArgs) == 2 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.py");
+static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -669,6 +709,137 @@ SB_FN void denoise_pixel(const DenoiseArgs& d, int radius, long long x, long lon
         o[0] = (int)sx;
         o[1] = (int)sy;
     }
+}
+
+// ---------------------------------------------------------------------------
+// The appearance guide (guides/appearance.py): integer arithmetic up to the
+// matching table, whose float64 steps are np.interp's, one rounding each.
+// ---------------------------------------------------------------------------
+
+// appearance.GRAY_WEIGHTS, GRAY_SHIFT; LINEAR_BITS; the detail's levels and bins.
+constexpr int kGrayB = 1868, kGrayG = 9617, kGrayR = 4899, kGrayShift = 14;
+constexpr int kLinearBits = 11;
+constexpr int kLevels = 511;   // detail -255..255 as d + 255
+constexpr int kBins = 512;     // appearance._BINS
+
+// The luminance at (x, y), rounded.
+SB_FN void gray_pixel(const GrayArgs& g, long long x, long long y) {
+    const unsigned char* p = g.image + y * g.stride + 3 * x;
+    g.out[y * g.w + x] = (unsigned char)((p[0] * kGrayB + p[1] * kGrayG + p[2] * kGrayR
+                                          + (1 << (kGrayShift - 1))) >> kGrayShift);
+}
+
+// BORDER_REFLECT_101 of index i into 0..n-1 (OpenCV's default border).
+SB_FN long long reflect101(long long i, long long n) {
+    if (n == 1) return 0;
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+    return i;
+}
+
+// The pyramid's next level at (x, y): the 5x5 binomial (1 4 6 4 1)^2 / 256
+// around source pixel (2x, 2y), borders reflected, rounded.
+SB_FN void pyrdown_pixel(const PyrDownArgs& p, long long x, long long y) {
+    const int k[5] = {1, 4, 6, 4, 1};
+    long long sum = 0;
+    for (int i = 0; i < 5; ++i) {
+        const unsigned char* row = p.src + reflect101(2 * y + i - 2, p.sh) * p.sw;
+        long long r = 0;
+        for (int j = 0; j < 5; ++j) r += k[j] * row[reflect101(2 * x + j - 2, p.sw)];
+        sum += k[i] * r;
+    }
+    p.out[y * p.w + x] = (unsigned char)((sum + 128) >> 8);
+}
+
+// appearance.linear_tap: output index i of `size` read from `src` inputs.
+SB_FN void linear_tap(long long i, long long size, long long src, long long& first,
+                      long long& weight) {
+    const long long num = (2 * i + 1) * src - size;
+    first = 0;
+    weight = 0;
+    if (num <= 0) return;
+    first = num / (2 * size);
+    if (first >= src - 1) {
+        first = src - 1;
+        return;
+    }
+    weight = ((num - first * 2 * size) * (1LL << kLinearBits) + size) / (2 * size);
+}
+
+// The blur at (x, y): the pyramid's top bilinearly at (x, y), along x then y, rounded.
+SB_FN long long blur_at(const DetailArgs& a, long long x, long long y) {
+    long long x0, ax, y0, ay;
+    linear_tap(x, a.w, a.sw, x0, ax);
+    linear_tap(y, a.h, a.sh, y0, ay);
+    const long long x1 = imin(x0 + 1, a.sw - 1), y1 = imin(y0 + 1, a.sh - 1);
+    const long long one = 1LL << kLinearBits;
+    const unsigned char* r0 = a.small + y0 * a.sw;
+    const unsigned char* r1 = a.small + y1 * a.sw;
+    const long long top = r0[x0] * (one - ax) + r0[x1] * ax;
+    const long long bottom = r1[x0] * (one - ax) + r1[x1] * ax;
+    return (top * (one - ay) + bottom * ay + (1LL << (2 * kLinearBits - 1))) >> (2 * kLinearBits);
+}
+
+// One more pixel in a count (on the device, from many threads at once).
+SB_FN void count_one(unsigned int* c) {
+#ifdef __CUDA_ARCH__
+    atomicAdd(c, 1u);
+#else
+    ++*c;
+#endif
+}
+
+// The blur at (x, y) written, and the pixel's detail level counted: in
+// row 0 of the counts inside the mask (or without one), in row 1 outside.
+SB_FN void detail_count_pixel(const DetailArgs& a, long long x, long long y) {
+    const long long b = blur_at(a, x, y);
+    a.blur[y * a.w + x] = (unsigned char)b;
+    const long long level = a.gray[y * a.w + x] - b + 255;
+    const bool inside = a.mask == nullptr || a.mask[y * a.w + x] > 0.5f;
+    count_one(a.counts + (inside ? 0 : kLevels) + level);
+}
+
+// appearance._LEVEL_BINS: the bin of detail level l (d = l - 255), as
+// match_histogram bins the value d over [-128, 128) in 512 bins, clipped.
+SB_FN long long level_bin(long long level) { return clamp(2 * level - 254, 0, kBins - 1); }
+
+// appearance.quantile_at: the quantile function q (at the n probabilities
+// i / (n - 1)) at p, interpolated linearly as np.interp.
+SB_FN double quantile_at(double p, const float* q, long long n) {
+    const double step = 1.0 / (double)(n - 1);
+    if (p < 0.0) return (double)q[0];
+    if (p >= 1.0) return (double)q[n - 1];
+    long long j = imin((long long)(p / step), n - 2);
+    while (j > 0 && mul_rn((double)j, step) > p) --j;
+    while (j < n - 2 && mul_rn((double)(j + 1), step) <= p) ++j;
+    const double x0 = mul_rn((double)j, step), y0 = (double)q[j];
+    if (x0 == p) return y0;
+    const double x1 = j + 1 == n - 1 ? 1.0 : mul_rn((double)(j + 1), step);
+    const double slope = ((double)q[j + 1] - y0) / (x1 - x0);
+    return add_rn(mul_rn(slope, p - x0), y0);
+}
+
+// The matched value of bin b: its mid-rank in the CDF of the counts inside
+// the mask (of all pixels where none is inside), through the quantile function.
+SB_FN void detail_table_bin(const DetailArgs& a, long long b) {
+    unsigned long long inside = 0;
+    for (int l = 0; l < kLevels; ++l) inside += a.counts[l];
+    unsigned long long cum = 0, hist = 0, total = 0;
+    for (int l = 0; l < kLevels; ++l) {
+        const unsigned long long c = a.counts[l] + (inside ? 0u : a.counts[kLevels + l]);
+        const long long bin = level_bin(l);
+        total += c;
+        if (bin <= b) cum += c;
+        if (bin == b) hist += c;
+    }
+    // (hist / 2 is exact: a product by 0.5, kept apart from the difference)
+    const double cdf = add_rn((double)cum, -mul_rn((double)hist, 0.5)) / (double)total;
+    a.table[b] = (float)quantile_at(cdf, a.quantiles, a.nq);
+}
+
+// The guide at (x, y): the matched value of its detail's bin.
+SB_FN void detail_map_pixel(const DetailArgs& a, long long x, long long y) {
+    const long long i = y * a.w + x;
+    a.out[i] = a.table[level_bin(a.gray[i] - a.blur[i] + 255)];
 }
 
 }  // namespace sb
