@@ -10,7 +10,8 @@ other per-frame kernels have their CUDA twins here, called directly:
 stream's merge of the fresh lookup), :func:`temporal_filter`
 (:func:`blit.temporal.temporal_filter`), :func:`positional_guide`
 (:func:`guides.mls.positional_guide`), :func:`target_appearance`
-(:func:`guides.appearance.target_appearance`) and :func:`composite`
+(:func:`guides.appearance.target_appearance`), :func:`upsample_flow`
+(:func:`blit.stream.upsample_flow`) and :func:`composite`
 (:func:`guides.mask.composite`); :class:`blit.stream.Stylizer` runs them all
 with ``device="cuda"``. The signatures, checks and results
 are those of the CPU functions, plus the dtypes the kernels are written for
@@ -61,7 +62,7 @@ from guides.mls import mls_grid_nodes
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
            "denoise_nnf", "propagate", "merge", "temporal_filter", "positional_guide", "composite",
-           "target_appearance", "DeviceBuffers", "to_device", "to_host"]
+           "target_appearance", "upsample_flow", "DeviceBuffers", "to_device", "to_host"]
 
 #: What to install for ``device="cuda"``: the ``gpu`` extra (CuPy for CUDA 12).
 INSTALL_HINT = ("pip install 'styleblit[gpu]' (in a checkout: pip install -e \".[gpu]\"; CuPy 13 "
@@ -252,6 +253,7 @@ COMPOSITE_KERNEL = "sb_composite_kernel"
 APPEARANCE_KERNELS = ("sb_gray_kernel", "sb_pyrdown_kernel", "sb_detail_count_kernel",
                       "sb_detail_table_kernel", "sb_detail_map_kernel")
 _TABLE_BINS = 512  # sb::kBins: the table kernel's threads, one block
+FLOW_UP_KERNEL = "sb_flow_up_kernel"
 
 
 def kernel_names():
@@ -261,7 +263,8 @@ def kernel_names():
     names += [denoise_kernel_name(r) for r in (*_DENOISE_RADII, -1)]
     names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
-    return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL, *APPEARANCE_KERNELS]
+    return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL, *APPEARANCE_KERNELS,
+                    FLOW_UP_KERNEL]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -333,6 +336,10 @@ GRAY_ARGS = np.dtype(
 PYRDOWN_ARGS = np.dtype(
     [("src", np.uint64), ("out", np.uint64)]
     + [(name, np.int32) for name in ("h", "w", "sh", "sw")],
+    align=True)
+FLOW_UP_ARGS = np.dtype(
+    [("half", np.uint64), ("out", np.uint64)]
+    + [(name, np.int32) for name in ("h", "w", "hh", "hw", "top", "left", "oh", "ow")],
     align=True)
 DETAIL_ARGS = np.dtype(
     [(name, np.uint64) for name in ("gray", "small", "mask", "blur", "counts", "quantiles",
@@ -996,4 +1003,35 @@ def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=No
     table_k((1,), (_TABLE_BINS,), (args,))
     _launch_pixels(map_k, args)
     del keep
+    return out
+
+
+def upsample_flow(half, size, pad=(0, 0, 0, 0), *, out=None):
+    """:func:`blit.stream.upsample_flow` on CuPy arrays: same arguments, same
+    flow, bit for bit. ``half`` (hh, hw, 2) float32; ``out``, if given, a
+    C-contiguous (h + top + bottom, w + left + right, 2) float32 array. One
+    launch over the output.
+
+    Returns
+    -------
+    cupy.ndarray
+    """
+    from blit.stream import _check_half_flow
+
+    cp = _cupy()
+    _check_module(cp, half=half, out=out)
+    h, w = (int(v) for v in size)
+    top, bottom, left, right = (int(v) for v in pad)
+    _check_half_flow(half, h, w, pad)
+    shape = (h + top + bottom, w + left + right, 2)
+    if out is None:
+        out = cp.empty(shape, cp.float32)
+    _check_written("out", out, shape, np.float32)
+    half = cp.ascontiguousarray(half, dtype=cp.float32)
+    args = _pack(FLOW_UP_ARGS, dict(half=half, out=out),
+                 dict(h=h, w=w, hh=half.shape[0], hw=half.shape[1], top=top, left=left,
+                      oh=shape[0], ow=shape[1]))
+    (kernel,) = _kernels((FLOW_UP_KERNEL,))
+    kernel(((shape[1] + 31) // 32, (shape[0] + 7) // 8), (32, 8), (args,))
+    del half
     return out

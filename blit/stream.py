@@ -68,7 +68,8 @@ from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
 from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_box, head_region
 from guides.mls import positional_guide
 
-__all__ = ["Stylizer", "OneEuroFilter", "propagate", "carry_landmarks", "guide_inverse_jacobian",
+__all__ = ["Stylizer", "OneEuroFilter", "propagate", "carry_landmarks", "upsample_flow",
+           "guide_inverse_jacobian",
            "STREAM_STAGES", "NO_SOURCE", "ONE_EURO", "HISTORY_WEIGHT", "CUT_THRESHOLD", "is_cut",
            "cut_sample"]
 
@@ -521,6 +522,102 @@ def carry_landmarks(points, flow, *, flow_origin=(0, 0), iterations=4):
     return (x + np.asarray(flow_origin, np.float64)).astype(np.float32)
 
 
+@numba.njit(cache=True, nogil=True)
+def _flow_tap(i, size, src):
+    """Output index ``i`` of ``size`` read from ``src`` inputs: (first input,
+    weight of the next, float32). The output's centre (i + 1/2) src / size
+    - 1/2 (cv2.INTER_LINEAR's) is (2i + 1) src - size in units of 1/(2 size),
+    its fraction exact integers divided once; before the first input's
+    centre or past the last's, that input alone."""
+    num = (2 * i + 1) * src - size
+    if num <= 0:
+        return 0, np.float32(0.0)
+    first = num // (2 * size)
+    if first >= src - 1:
+        return src - 1, np.float32(0.0)
+    return first, np.float32(num - first * 2 * size) / np.float32(2 * size)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _upsample_flow_kernel(half, h, w, top, left, along, out):
+    """out[y, x] = the (h, w) flow at (clamp(y - top), clamp(x - left)): the
+    half-size ``half`` bilinearly, along x on two rows, then along y, in
+    float32 (every product rounded on its own: the CUDA twin's arithmetic).
+    Each row of ``half`` is interpolated along x once, into ``along``
+    (hh, W, 2); ``out`` (H, W, 2) is C-contiguous."""
+    hh, hw = half.shape[0], half.shape[1]
+    one = np.float32(1.0)
+    first = np.empty(out.shape[1], np.int64)
+    weight = np.empty(out.shape[1], np.float32)
+    for x in range(out.shape[1]):
+        first[x], weight[x] = _flow_tap(min(max(x - left, 0), w - 1), w, hw)
+    for rr in numba.prange(hh):
+        r = np.int64(rr)
+        for x in range(out.shape[1]):
+            x0, a = first[x], weight[x]
+            x1 = min(x0 + 1, hw - 1)
+            na = one - a
+            along[r, x, 0] = half[r, x0, 0] * na + half[r, x1, 0] * a
+            along[r, x, 1] = half[r, x0, 1] * na + half[r, x1, 1] * a
+    for yy in numba.prange(out.shape[0]):
+        y = np.int64(yy)
+        y0, b = _flow_tap(min(max(y - top, 0), h - 1), h, hh)
+        nb = one - b
+        upper = along[y0].reshape(-1)
+        lower = along[min(y0 + 1, hh - 1)].reshape(-1)
+        row = out[y].reshape(-1)
+        for i in range(row.shape[0]):
+            row[i] = upper[i] * nb + lower[i] * b
+
+
+def upsample_flow(half, size, pad=(0, 0, 0, 0), *, out=None):
+    """A flow computed at half size brought to ``size``, its edges continued.
+
+    Bilinear with cv2.INTER_LINEAR's pixel centres in float32 arithmetic of
+    its own (OpenCV's depends on the CPU), so that :func:`blit.gpu.upsample_flow`
+    gives the same bits; ``pad`` (top, bottom, left, right) grows the result
+    by that many pixels, each given the flow of the nearest pixel of ``size``
+    (cv2.BORDER_REPLICATE).
+
+    Parameters
+    ----------
+    half : (hh, hw, 2) float32 ndarray
+        The flow at half size, its displacements already in full-size pixels.
+    size : (int, int)
+        (h, w) of the full-size flow; hh, hw are its halves rounded up
+        (``cv2.pyrDown``'s).
+    pad : (int, int, int, int)
+    out : (h + top + bottom, w + left + right, 2) float32 ndarray, optional
+
+    Returns
+    -------
+    (h + top + bottom, w + left + right, 2) float32 ndarray
+    """
+    h, w = (int(v) for v in size)
+    top, bottom, left, right = (int(v) for v in pad)
+    _check_half_flow(half, h, w, pad)
+    shape = (h + top + bottom, w + left + right, 2)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"out: expected {shape} float32, got {out.shape} {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out: expected a C-contiguous array")
+    along = np.empty((half.shape[0], shape[1], 2), np.float32)
+    _upsample_flow_kernel(np.ascontiguousarray(half, np.float32), h, w, top, left, along, out)
+    return out
+
+
+def _check_half_flow(half, h, w, pad):
+    """The checks of :func:`upsample_flow` (shared with its CUDA twin)."""
+    if h < 1 or w < 1 or min(pad) < 0:
+        raise ValueError(f"size {(h, w)} and pad {tuple(pad)}: expected a size of at least 1x1 "
+                         "and no negative pad")
+    if half.shape != ((h + 1) // 2, (w + 1) // 2, 2):
+        raise ValueError(f"half: expected {((h + 1) // 2, (w + 1) // 2, 2)} for size {(h, w)}, "
+                         f"got {half.shape}")
+
+
 def guide_inverse_jacobian(target_landmarks, style_landmarks):
     """(2, 2) inverse of the linear part of the affine map from frame to exemplar
     that best fits the landmarks (least squares).
@@ -579,6 +676,7 @@ class _HostKernels:
     positional_guide = staticmethod(positional_guide)
     composite = staticmethod(composite)
     target_appearance = staticmethod(target_appearance)
+    upsample_flow = staticmethod(upsample_flow)
 
     def __init__(self, style):
         self.image, self.appearance = style.image, style.appearance
@@ -629,9 +727,9 @@ class _HostKernels:
 
 
 #: The names of the host arrays a frame copies to the device (Stylizer._prepare)
-#: besides the frame itself: the flow (continued at its edges: "flow_reach"), the
-#: head masks (the appearance guides are made on the device, from the frame)
-_COPIED = ("flow", "flow_reach", "mask")
+#: besides the frame itself: the flow at DIS's half size (brought to full size
+#: there), the head masks (the appearance guides are made there, from the frame)
+_COPIED = ("flow_half", "mask")
 
 
 class _PinnedBuffers(Buffers):
@@ -668,7 +766,7 @@ class _DeviceKernels:
         self.lookup, self.propagate, self.merge = gpu.lookup, gpu.propagate, gpu.merge
         self.blend, self.temporal_filter = gpu.blend, gpu.temporal_filter
         self.positional_guide, self.composite = gpu.positional_guide, gpu.composite
-        self.target_appearance = gpu.target_appearance
+        self.target_appearance, self.upsample_flow = gpu.target_appearance, gpu.upsample_flow
         self._gpu = gpu
         self.image = gpu.to_device(np.ascontiguousarray(style.image, np.uint8))
         self.appearance = gpu.to_device(np.ascontiguousarray(style.appearance, np.float32))
@@ -826,6 +924,35 @@ class _FaceGuides:
     app: np.ndarray  # (h, w) float32 appearance guide
     mask: np.ndarray  # (h, w) float32 head mask
     active: np.ndarray  # (h, w) bool: the pixels painted
+
+
+@dataclass
+class _FlowField:
+    """A frame's DIS flow on a box: its values at half size, doubled
+    (``half``, (ceil(h / 2), ceil(w / 2), 2) float32, host), the box's
+    ``size`` (h, w), and ``pad`` (top, bottom, left, right): pixels by which
+    the box was grown, the flow continued there by its edge values.
+    ``origin`` is the grown box's frame position (x0, y0); ``full`` the flow
+    on the host once made (:meth:`Stylizer._host_flow`)."""
+
+    origin: tuple
+    half: np.ndarray
+    size: tuple
+    pad: tuple = (0, 0, 0, 0)
+    full: np.ndarray | None = None
+
+    @property
+    def shape(self):
+        """(H, W, 2) of the flow on the grown box."""
+        top, bottom, left, right = self.pad
+        return (self.size[0] + top + bottom, self.size[1] + left + right, 2)
+
+    def grown(self, grow):
+        """The same flow on the box grown further by ``grow`` (top, bottom,
+        left, right)."""
+        pad = tuple(p + g for p, g in zip(self.pad, grow))
+        origin = (self.origin[0] - grow[2], self.origin[1] - grow[0])
+        return _FlowField(origin, self.half, self.size, pad)
 
 
 @dataclass
@@ -1030,8 +1157,9 @@ class Stylizer:
     Notes
     -----
     With ``device="cuda"`` the landmarks, the One-Euro smoothing, the optical
-    flow (OpenCV's DIS), the head masks and the MLS fit of the landmarks
-    still run on the CPU; the appearance guides, lookup, propagation,
+    flow (OpenCV's DIS, at half size), the head masks and the MLS fit of the
+    landmarks still run on the CPU; the flow's way to full size, the
+    appearance guides, lookup, propagation,
     merge, blend, temporal filter, positional guide (interpolated from the
     MLS nodes) and composite run on the device, on arrays that stay there
     from frame to frame. The exemplar's image, appearance guide and its
@@ -1048,11 +1176,14 @@ class Stylizer:
     ``landmark_every=1`` the landmarks are found in a thread of their own
     while the worker makes the guides of the frame before):
 
-    * host to device, the optical flow, (Hf, Wf, 2) float32, from the second
-      frame on with ``temporal="flow"``: the head boxes' bounding box, or
-      the whole frame with ``background="stylize"`` (with ``landmark_every``
+    * host to device, the optical flow at DIS's half size, (ceil(Hf / 2),
+      ceil(Wf / 2), 2) float32, from the second frame on with
+      ``temporal="flow"``: the head boxes' bounding box (Hf, Wf), or the
+      whole frame with ``background="stylize"`` (with ``landmark_every``
       > 1, on the frames whose landmarks are carried: the previous frame's
-      head boxes, continued by up to 16 px to cover this frame's);
+      head boxes, continued by up to 16 px to cover this frame's); it is
+      brought to full size, and continued, on the device
+      (:func:`blit.gpu.upsample_flow`);
     * host to device, the MLS nodes of the positional guide,
       (ceil((h - 1) / 10) + 1, ceil((w - 1) / 10) + 1, 2) float32: one per
       head box (h, w) with ``background="keep"``, one for the whole frame
@@ -1213,7 +1344,7 @@ class Stylizer:
         self._prev_gray = None
         self._gray_index = -1  # the frame whose grey image self._gray is
         self._gray_parity = 0
-        self._frame_flow = None  # this frame's host flow so far: ((x0, y0), (H, W, 2) float32)
+        self._frame_flow = None  # this frame's flow so far: a _FlowField
         self._last_faces = []  # the previous frame's raw landmarks (found or carried)
         self._cut_sample = None  # the previous frame's pixels that tell a cut (is_cut)
         self._cut_shape = None  # and its shape (another size is a cut too)
@@ -1548,8 +1679,8 @@ class Stylizer:
             flow = self._flow_on(frame, box, slot, times)
         if flow is None:
             return self._find_faces(frame), True
-        origin, f = flow
-        return [carry_landmarks(face, f, flow_origin=origin) for face in faces], False
+        f = self._host_flow(flow, slot)
+        return [carry_landmarks(face, f, flow_origin=flow.origin) for face in faces], False
 
     def _drain(self):
         """Wait for every prefetched frame and drop it."""
@@ -1808,7 +1939,7 @@ class Stylizer:
                 else None
             if flow is None:
                 continue
-            moved = carry_landmarks(tr.raw, flow[1], flow_origin=flow[0])
+            moved = carry_landmarks(tr.raw, self._host_flow(flow, slot), flow_origin=flow.origin)
             if np.isfinite(moved).all() and _held(_box(moved), seen, frame.shape):
                 out.append(moved)
         return out
@@ -1970,11 +2101,17 @@ class Stylizer:
                 # head mask, 2.5 sigma wide) is where content may come in from
                 # outside since the previous frame, and barely shows
                 box = _bounding_box(boxes)
-            host = self._flow_on(frame, box, slot, times)
-            if host is not None:
+            flow_field = self._flow_on(frame, box, slot, times)
+            if flow_field is not None:
                 t0 = time.perf_counter()
-                name = "flow" if self.device == "cpu" else f"flow{slot}"
-                flow = (host[0], self._kernels.put(host[1], self._work, name))
+                if self.device == "cpu":
+                    flow = (flow_field.origin, self._host_flow(flow_field, slot))
+                else:  # the half-size flow copied, brought to full size there
+                    half = self._kernels.put(flow_field.half, self._work, f"flow_half{slot}")
+                    full = self._kernels.upsample_flow(
+                        half, flow_field.size, flow_field.pad,
+                        out=self._work.get(f"flow{slot}", flow_field.shape, np.float32))
+                    flow = (flow_field.origin, full)
                 _add(times, "flow", t0)
         else:
             self._gray_of(frame, times)  # the next frame's flow needs this one
@@ -1998,9 +2135,9 @@ class Stylizer:
 
     def _flow_on(self, frame, box, slot, times):
         """DIS flow of this frame to the previous one on ``box`` (x0, y0, x1,
-        y1), as ((x0, y0), (H, W, 2) float32 host array in the frame's slot),
-        or None (no previous frame of this size, or a box under 24 px: DIS
-        needs 12 px on one side of the half-size images of :meth:`_dis_flow`).
+        y1), as a :class:`_FlowField` (its half-size values in the frame's
+        slot), or None (no previous frame of this size, or a box under 24 px:
+        DIS needs 12 px on one side of the half-size images of :meth:`_dis_flow`).
 
         Kept for the frame: a later box inside it reuses it, and so does one
         that goes beyond it by at most :data:`_FLOW_REACH` px each way, the
@@ -2013,36 +2150,40 @@ class Stylizer:
         x0, y0, x1, y1 = box
         if prev is None or prev.shape != gray.shape or x1 - x0 < 24 or y1 - y0 < 24:
             return None
-        import cv2
-
-        slots = self._slots[slot]
-        if self._frame_flow is not None:
-            (fx0, fy0), f = self._frame_flow
-            fx1, fy1 = fx0 + f.shape[1], fy0 + f.shape[0]
+        flow_field = self._frame_flow
+        if flow_field is not None:
+            (fx0, fy0), (fh, fw) = flow_field.origin, flow_field.shape[:2]
+            fx1, fy1 = fx0 + fw, fy0 + fh
             if fx0 <= x0 and fy0 <= y0 and x1 <= fx1 and y1 <= fy1:
-                return self._frame_flow
+                return flow_field
             grow = (max(fy0 - y0, 0), max(y1 - fy1, 0), max(fx0 - x0, 0), max(x1 - fx1, 0))
             if max(grow) <= _FLOW_REACH:
-                t0 = time.perf_counter()
-                shape = (f.shape[0] + grow[0] + grow[1], f.shape[1] + grow[2] + grow[3], 2)
-                f = cv2.copyMakeBorder(f, *grow, cv2.BORDER_REPLICATE,
-                                       dst=slots.get("flow_reach", shape, np.float32))
-                self._frame_flow = ((fx0 - grow[2], fy0 - grow[0]), f)
-                _add(times, "flow", t0)
+                self._frame_flow = flow_field.grown(grow)
                 return self._frame_flow
         t0 = time.perf_counter()
-        self._frame_flow = ((x0, y0), self._dis_flow(gray[y0:y1, x0:x1], prev[y0:y1, x0:x1],
-                                                     out_buffers=slots))
+        half = self._dis_flow(gray[y0:y1, x0:x1], prev[y0:y1, x0:x1],
+                              out_buffers=self._slots[slot])
+        self._frame_flow = _FlowField((x0, y0), half, (y1 - y0, x1 - x0))
         _add(times, "flow", t0)
         return self._frame_flow
+
+    def _host_flow(self, flow_field, slot):
+        """The flow of ``flow_field`` on the host (:func:`upsample_flow`),
+        made once, in the frame's slot (name ``"flow"``)."""
+        if flow_field.full is None:
+            flow_field.full = upsample_flow(
+                flow_field.half, flow_field.size, flow_field.pad,
+                out=self._slots[slot].get("flow", flow_field.shape, np.float32))
+        return flow_field.full
 
     def _dis_flow(self, cur, prev, *, out_buffers=None):
         """DIS flow (ultrafast preset) from ``cur`` to ``prev``, computed on
         the two one pyramid level down with DIS's finest scale one level
         finer, so at the preset's resolution still (a quarter of the full
-        size), and brought back to the full size (into ``out_buffers``,
-        name ``"flow"``; default the guides' own): DIS no longer builds the
-        full-size level of its pyramid. The flow stage of a stream on
+        size), its displacements doubled to full-size pixels (into
+        ``out_buffers``, name ``"flow_half"``; default the guides' own):
+        DIS no longer builds the full-size level of its pyramid;
+        :func:`upsample_flow` brings it to the full size. The flow stage of a stream on
         target1.mp4, the two ways interleaved frame by frame in one process:
         2.77 -> 2.42 ms at 640x480, 4.15 -> 3.51 ms at 768x1024; stability
         ratio 2.106 -> 2.086, patch distance 4.579 -> 4.586.
@@ -2069,15 +2210,13 @@ class Stylizer:
             half_flow = self._dis[0].calc(cur_half, prev_half, None)
         else:
             half_flow = dis_strips_flow(cur_half, prev_half, spans, self._dis,
-                                        out=buffers.get("flow_half", half + (2,), np.float32),
+                                        out=buffers.get("flow_strips", half + (2,), np.float32),
                                         map=self._strip_threads().map)
         # pyrDown's pixel i is the full size's 2i: a displacement doubles. Doubled
-        # before the resize, on a quarter of the values: the same bits (a float's
-        # doubling is exact, and the interpolation's weights are the same)
-        np.multiply(half_flow, np.float32(2.0), out=half_flow)
-        return cv2.resize(half_flow, (w, h),
-                          dst=(out_buffers or buffers).get("flow", (h, w, 2), np.float32),
-                          interpolation=cv2.INTER_LINEAR)
+        # before the upsampling, on a quarter of the values: the same bits (a
+        # float's doubling is exact, and the interpolation's weights are the same)
+        return np.multiply(half_flow, np.float32(2.0),
+                           out=(out_buffers or buffers).get("flow_half", half + (2,), np.float32))
 
     def _strip_threads(self):
         """The threads that run the DIS of :func:`flow_strips`' strips at once

@@ -93,6 +93,11 @@ void sb_host_detail_map(const sb::DetailArgs* a, int) {
     each_pixel(a->h, a->w, [&](long long x, long long y) { sb::detail_map_pixel(*a, x, y); });
 }
 
+// sb_flow_up_kernel
+void sb_host_flow_up(const sb::FlowUpArgs* f, int) {
+    each_pixel(f->oh, f->ow, [&](long long x, long long y) { sb::flow_up_pixel(*f, x, y); });
+}
+
 // sb::level_bin of every detail level, into out (kLevels,).
 void sb_host_level_bins(long long* out) {
     for (long long l = 0; l < sb::kLevels; ++l) out[l] = sb::level_bin(l);
@@ -114,7 +119,8 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 
 // sizeof and field offsets of the argument structs, in the order of
 // blit.gpu.LOOKUP_ARGS / BLEND_ARGS / DENOISE_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
-// TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS / GRAY_ARGS / PYRDOWN_ARGS / DETAIL_ARGS;
+// TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS / GRAY_ARGS / PYRDOWN_ARGS / DETAIL_ARGS /
+// FLOW_UP_ARGS;
 // returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
@@ -185,6 +191,11 @@ int sb_layout(long long* v) {
     SB_OFF(sb::DetailArgs, table); SB_OFF(sb::DetailArgs, out); SB_OFF(sb::DetailArgs, h);
     SB_OFF(sb::DetailArgs, w); SB_OFF(sb::DetailArgs, sh); SB_OFF(sb::DetailArgs, sw);
     SB_OFF(sb::DetailArgs, nq);
+    v[n++] = (long long)sizeof(sb::FlowUpArgs);
+    SB_OFF(sb::FlowUpArgs, half); SB_OFF(sb::FlowUpArgs, out); SB_OFF(sb::FlowUpArgs, h);
+    SB_OFF(sb::FlowUpArgs, w); SB_OFF(sb::FlowUpArgs, hh); SB_OFF(sb::FlowUpArgs, hw);
+    SB_OFF(sb::FlowUpArgs, top); SB_OFF(sb::FlowUpArgs, left); SB_OFF(sb::FlowUpArgs, oh);
+    SB_OFF(sb::FlowUpArgs, ow);
 #undef SB_OFF
     return n;
 }

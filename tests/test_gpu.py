@@ -39,7 +39,7 @@ import pytest
 
 from blit import gpu
 from blit.blending import blend, denoise_nnf
-from blit.stream import NO_SOURCE, Stylizer, _merge_kernel, propagate
+from blit.stream import NO_SOURCE, Stylizer, _merge_kernel, propagate, upsample_flow
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
 from blit.stylize import StylizeOptions
 from blit.temporal import NO_HISTORY, temporal_filter
@@ -194,10 +194,11 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 44
+    assert len(entries) == len(names) == 45
     for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
                  "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
-                 "sb_upsample_kernel", "sb_composite_kernel", *gpu.APPEARANCE_KERNELS):
+                 "sb_upsample_kernel", "sb_composite_kernel", *gpu.APPEARANCE_KERNELS,
+                 gpu.FLOW_UP_KERNEL):
         assert any(kind in e for e in entries)
 
 
@@ -233,7 +234,7 @@ def harness(tmp_path_factory):
                  "sb_host_propagate",
                  "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round", "sb_host_upsample",
                  "sb_host_composite", "sb_host_gray", "sb_host_pyrdown", "sb_host_detail_count",
-                 "sb_host_detail_table", "sb_host_detail_map"):
+                 "sb_host_detail_table", "sb_host_detail_map", "sb_host_flow_up"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
@@ -265,6 +266,8 @@ def host_gpu(harness, monkeypatch):
               "sb_pyrdown_kernel": (harness.sb_host_pyrdown, gpu.PYRDOWN_ARGS),
               "sb_detail_count_kernel": (harness.sb_host_detail_count, gpu.DETAIL_ARGS),
               "sb_detail_map_kernel": (harness.sb_host_detail_map, gpu.DETAIL_ARGS)}
+    # one thread per output pixel of a grown box (oh, ow)
+    outputs = {"sb_flow_up_kernel": (harness.sb_host_flow_up, gpu.FLOW_UP_ARGS)}
 
     def kernel(name):
         kind, spec = re.fullmatch(r"(\w+)(?:<(-?\d+)>)?", name).groups()
@@ -281,6 +284,11 @@ def host_gpu(harness, monkeypatch):
             elif kind == "sb_detail_table_kernel":  # one thread per bin
                 assert packed.dtype == gpu.DETAIL_ARGS and threads[0] >= 512
                 harness.sb_host_detail_table(packed.ctypes.data, 0)
+            elif kind in outputs:
+                host, dtype = outputs[kind]
+                assert packed.dtype == dtype
+                assert threads[0] >= packed["ow"][0] and threads[1] >= packed["oh"][0]
+                host(packed.ctypes.data, 0)
             elif kind in pixels:
                 host, dtype = pixels[kind]
                 assert packed.dtype == dtype
@@ -499,6 +507,7 @@ def test_argument_structs_have_the_header_layout(harness):
         gpu.PYRDOWN_ARGS: ("src", "out", "h", "w", "sh", "sw"),
         gpu.DETAIL_ARGS: ("gray", "small", "mask", "blur", "counts", "quantiles", "table", "out",
                           "h", "w", "sh", "sw", "nq"),
+        gpu.FLOW_UP_ARGS: ("half", "out", "h", "w", "hh", "hw", "top", "left", "oh", "ow"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -1070,6 +1079,24 @@ def test_host_kernels_appearance_guide_of_a_photo(host_gpu, hopper, style):
                           target_appearance(box, style.quantiles, mask))
 
 
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (3, 5), (24, 31), (97, 120), (240, 320)])
+@pytest.mark.parametrize("pad", [(0, 0, 0, 0), (3, 0, 16, 1), (16, 16, 16, 16)])
+def test_host_kernels_flow_upsampling_equals_numba(host_gpu, size, pad):
+    """The flow from DIS's half size to the box's, grown at its edges: the
+    CPU's bit for bit, into ``out`` or a new array."""
+    rng = np.random.default_rng(size[0] + 7 * size[1])
+    half = (smooth_noise(rng, ((size[0] + 1) // 2, (size[1] + 1) // 2, 2), sigma=1.5) * 9
+            ).astype(np.float32)
+    cpu = upsample_flow(half, size, pad)
+    out = np.full(cpu.shape, np.nan, np.float32)
+    assert gpu.upsample_flow(half, size, pad, out=out) is out
+    assert_bits_equal(out, cpu)
+    assert_bits_equal(gpu.upsample_flow(half, size, pad), cpu)
+    assert host_gpu == [gpu.FLOW_UP_KERNEL] * 2
+    with pytest.raises(ValueError, match="half"):
+        gpu.upsample_flow(half[1:], size, pad)
+
+
 def test_host_kernels_level_bins_are_the_cpu_bins(harness):
     bins = np.zeros(511, np.int64)
     harness.sb_host_level_bins(bins.ctypes.data)
@@ -1139,7 +1166,7 @@ def test_gpu_functions_take_the_cpu_functions_arguments():
              (gpu.propagate, propagate),
              (gpu.merge, _merge_kernel.py_func), (gpu.temporal_filter, temporal_filter),
              (gpu.positional_guide, positional_guide), (gpu.composite, composite),
-             (gpu.target_appearance, target_appearance)]
+             (gpu.target_appearance, target_appearance), (gpu.upsample_flow, upsample_flow)]
     for twin, cpu in pairs:
         assert inspect.signature(twin) == inspect.signature(cpu), twin.__name__
 
@@ -1170,13 +1197,16 @@ def frame_copies(stylizer, frame, index, background):
         copies += [("to device", (levels, 64, 64, 2), "float32"),
                    ("to device", (max(levels, 2), h, w), "uint8")]
     # the frame's guides first (Stylizer._prepare), then its painting
+    def half(hh, ww):
+        return ((hh + 1) // 2, (ww + 1) // 2, 2)
+
     if background == "keep":
-        if index:  # the flow of the head box
-            copies.append(("to device", (y1 - y0, x1 - x0, 2), "float32"))
+        if index:  # the flow of the head box, at DIS's half size
+            copies.append(("to device", half(y1 - y0, x1 - x0), "float32"))
         copies.append(("to device", nodes(y1 - y0, x1 - x0), "float32"))
     else:
         if index:
-            copies.append(("to device", (h, w, 2), "float32"))
+            copies.append(("to device", half(h, w), "float32"))
         copies.append(("to device", nodes(h, w), "float32"))
     # the frame (its heads' appearance guides are made from it on the device,
     # and it is painted on), the head's mask
@@ -1220,8 +1250,8 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         # the large guides go from page-locked memory: the flow and the mask
         (x0, y0, x1, y1), = dev.last_boxes
         head = (y1 - y0, x1 - x0)
-        flow = [] if i == 0 else [(head + (2,) if background == "keep" else
-                                   frame.shape[:2] + (2,), "float32")]
+        box = head if background == "keep" else frame.shape[:2]
+        flow = [] if i == 0 else [(((box[0] + 1) // 2, (box[1] + 1) // 2, 2), "float32")]
         pinned = [(shape, dtype) for shape, dtype, locked in DeviceArray.sources if locked]
         assert sorted(pinned) == sorted(flow + [(head, "float32")])
     # and only those: the guides' work arrays are in plain memory
@@ -1774,6 +1804,19 @@ def test_gpu_temporal_filter_equals_cpu(clamp, quantized):
         assert_bits_equal(cp.asnumpy(dev), cpu)
     with pytest.raises(TypeError, match="flow"):
         gpu.temporal_filter(cp.asarray(current), cp.asarray(prev), flow, 0.75)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("pad", [(0, 0, 0, 0), (3, 0, 16, 1)])
+def test_gpu_flow_upsampling_equals_cpu(pad):
+    import cupy as cp
+
+    rng = np.random.default_rng(3)
+    for size in ((1, 1), (24, 31), (1030, 966), (1080, 1920)):
+        half = rng.normal(0, 3, ((size[0] + 1) // 2, (size[1] + 1) // 2, 2)).astype(np.float32)
+        dev = gpu.upsample_flow(cp.asarray(half), size, pad)
+        assert isinstance(dev, cp.ndarray)
+        assert_bits_equal(dev.get(), upsample_flow(half, size, pad))
 
 
 @pytest.mark.gpu

@@ -14,7 +14,7 @@ import blit.stream as stream_module
 from blit.metrics import WarpingErrorMeter, detail, patch_distance
 from blit.stream import (FLOW_STRIP_ALIGN, FLOW_STRIP_OVERLAP, FLOW_STRIP_ROWS, NO_SOURCE,
                          OneEuroFilter, Stylizer, carry_landmarks, dis_strips_flow, flow_strips,
-                         guide_inverse_jacobian, propagate)
+                         guide_inverse_jacobian, propagate, upsample_flow)
 from blit.styleblit import _INACTIVE, LookupParams, make_jitter
 from blit.stylize import StylizeOptions, face_width, stylize_frame
 from guides.buffers import Buffers
@@ -568,7 +568,8 @@ def _strips_reference(cur, prev):
 @pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203), (420, 203), (431, 190)])
 def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, strips,
                                                          monkeypatch):
-    """The stream's DIS flow (on half-size images, brought back): this frame
+    """The stream's DIS flow (on half-size images, brought back by
+    upsample_flow): this frame
     to the previous one, in full-size pixels; a box of 24 px, the least the
     stream asks for, works too. With ``FLOW_STRIPS_FROM`` set, a box of that
     many half-size rows or more has its DIS on row strips in threads."""
@@ -579,13 +580,14 @@ def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, s
     prev = np.ascontiguousarray(gray[50:50 + h, 100:100 + w])
     cur = np.ascontiguousarray(gray[52:52 + h, 97:97 + w])  # content moved by (+3, -2)
     with Stylizer(style) as stylizer:
-        flow = stylizer._dis_flow(cur, prev)
+        doubled = stylizer._dis_flow(cur, prev)
+    flow = upsample_flow(doubled, (h, w))
     assert flow.shape == (h, w, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
     found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
     # a tiny box has little texture to go on (24x24: about (-2.5, 0.9)), a large one is exact
     np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
-    # its displacement doubled on the half-size flow, before the resize: the
-    # same bits as the full-size flow doubled (a float's doubling is exact)
+    # the half-size flow with its displacement doubled: brought to full size,
+    # the same bits as the full-size flow doubled (a float's doubling is exact)
     cur_half, prev_half = cv2.pyrDown(cur), cv2.pyrDown(prev)
     if least is None or cur_half.shape[0] < least:  # DIS on the whole image
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
@@ -593,8 +595,8 @@ def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, s
         half = dis.calc(cur_half, prev_half, None)
     else:
         half = _strips_reference(cur_half, prev_half)
-    full = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(2.0)
-    assert full.tobytes() == flow.tobytes()
+    assert (half * np.float32(2.0)).tobytes() == doubled.tobytes()
+    assert (upsample_flow(half, (h, w)) * np.float32(2.0)).tobytes() == flow.tobytes()
 
 
 @pytest.mark.parametrize("rows", [1, 12, 191, 192, 193, 257, 440, 515, 1080, 2161])
@@ -644,6 +646,52 @@ def test_dis_strips_flow_in_threads_equals_the_strips_one_after_another(hopper):
 
 
 # ---------------------------------------------- landmarks carried between detections
+
+def _slow_upsample_flow(half, size, pad):
+    """The flow brought to ``size`` from its definition: each output pixel
+    (its nearest inside ``size`` for the grown border) at the centre
+    (i + 1/2) src / size - 1/2, clamped to the inputs' centres, mixed from
+    its two neighbours along x, then the two rows along y, in float32."""
+    from fractions import Fraction
+
+    def tap(i, n, src):
+        c = min(max(Fraction(2 * i + 1, 2) * src / n - Fraction(1, 2), Fraction(0)),
+                Fraction(src - 1))
+        first = min(int(c), src - 1)
+        frac = c - first  # rounded once to float32 (exact integers divided)
+        return first, np.float32(frac.numerator) / np.float32(frac.denominator)
+
+    (h, w), (top, bottom, left, right) = size, pad
+    hh, hw = half.shape[:2]
+    out = np.empty((h + top + bottom, w + left + right, 2), np.float32)
+    one = np.float32(1)
+    for y in range(out.shape[0]):
+        y0, b = tap(min(max(y - top, 0), h - 1), h, hh)
+        for x in range(out.shape[1]):
+            x0, a = tap(min(max(x - left, 0), w - 1), w, hw)
+            rows = [half[r, x0] * (one - a) + half[r, min(x0 + 1, hw - 1)] * a
+                    for r in (y0, min(y0 + 1, hh - 1))]
+            out[y, x] = rows[0] * (one - b) + rows[1] * b
+    return out
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (7, 5), (24, 31), (41, 40)])
+@pytest.mark.parametrize("pad", [(0, 0, 0, 0), (2, 0, 5, 1)])
+def test_upsample_flow_is_bilinear_with_edges_continued(size, pad):
+    """The stream's flow from DIS's half size: its definition in fractions
+    and float32, bit for bit; the grown border is cv2.BORDER_REPLICATE of
+    the flow; within a hair of cv2.resize (whose arithmetic is the CPU's)."""
+    rng = np.random.default_rng(size[0] * 3 + size[1])
+    half = rng.normal(0, 3, ((size[0] + 1) // 2, (size[1] + 1) // 2, 2)).astype(np.float32)
+    got = upsample_flow(half, size, pad)
+    np.testing.assert_array_equal(got, _slow_upsample_flow(half, size, pad))
+    plain = upsample_flow(half, size)
+    np.testing.assert_array_equal(got, cv2.copyMakeBorder(plain, *pad, cv2.BORDER_REPLICATE))
+    np.testing.assert_allclose(plain, cv2.resize(half, size[::-1], interpolation=cv2.INTER_LINEAR),
+                               atol=1e-3)
+    with pytest.raises(ValueError, match="half"):
+        upsample_flow(half[:, 1:], size)
+
 
 def test_carry_landmarks_follows_uniform_and_affine_flows():
     rng = np.random.default_rng(3)

@@ -121,3 +121,9 @@ __global__ void sb_detail_map_kernel(const sb::DetailArgs a) {
     long long x, y;
     if (sb_thread_pixel(a.w, a.h, x, y)) sb::detail_map_pixel(a, x, y);
 }
+
+// The flow (oh, ow, 2) of a box from DIS's half-size flow.
+__global__ void sb_flow_up_kernel(const sb::FlowUpArgs f) {
+    long long x, y;
+    if (sb_thread_pixel(f.ow, f.oh, x, y)) sb::flow_up_pixel(f, x, y);
+}

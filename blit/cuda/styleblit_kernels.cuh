@@ -28,6 +28,8 @@
 //                       (the blur by _along_x_kernel and _blur_row at once: the same integers)
 //   detail_table_bin <-> one bin of appearance._matching_table (quantile_at: np.interp's arithmetic)
 //   detail_map_pixel <-> one pixel of appearance._level_map_kernel
+//   flow_up_pixel   <-> one pixel of stream._upsample_flow_kernel   (the flow from DIS's
+//                       half size to the box's, its edges continued)
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
 // here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
@@ -38,7 +40,7 @@
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
 // DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, UpsampleArgs,
-// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs), passed
+// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -196,6 +198,15 @@ struct DetailArgs {
     int h, w, sh, sw, nq;
 };
 
+// stream._upsample_flow_kernel: the (h, w) flow from its (hh, hw) half-size
+// values, on a box grown by (top, left, ...) pixels whose flow is that of
+// the nearest pixel of (h, w).
+struct FlowUpArgs {
+    const float* half;            // (hh, hw, 2)
+    float* out;                   // (oh, ow, 2) out
+    int h, w, hh, hw, top, left, oh, ow;
+};
+
 static_assert(sizeof(SeedGrid) == 4 * 4 * kMaxLevels, "SeedGrid: blit/gpu.py packs 4 x 12 int32");
 static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupArgs: see blit/gpu.py");
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
@@ -208,6 +219,7 @@ static_assert(sizeof(CompositeArgs) == 3 * 8 + 6 * 4, "CompositeArgs: see blit/g
 static_assert(sizeof(GrayArgs) == 3 * 8 + 2 * 4, "GrayArgs: see blit/gpu.py");
 static_assert(sizeof(PyrDownArgs) == 2 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.py");
 static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu.py");
+static_assert(sizeof(FlowUpArgs) == 2 * 8 + 8 * 4, "FlowUpArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -840,6 +852,44 @@ SB_FN void detail_table_bin(const DetailArgs& a, long long b) {
 SB_FN void detail_map_pixel(const DetailArgs& a, long long x, long long y) {
     const long long i = y * a.w + x;
     a.out[i] = a.table[level_bin(a.gray[i] - a.blur[i] + 255)];
+}
+
+// ---------------------------------------------------------------------------
+// The flow brought from DIS's half size to the box's (stream.upsample_flow)
+// ---------------------------------------------------------------------------
+
+// stream._flow_tap: output index i of `size` read from `src` inputs: the
+// first input and the weight of the next, float32 (exact integers divided once).
+SB_FN void flow_tap(long long i, long long size, long long src, long long& first, float& weight) {
+    const long long num = (2 * i + 1) * src - size;
+    first = 0;
+    weight = 0.0f;
+    if (num <= 0) return;
+    first = num / (2 * size);
+    if (first >= src - 1) {
+        first = src - 1;
+        return;
+    }
+    weight = (float)(num - first * 2 * size) / (float)(2 * size);
+}
+
+// The flow at (x, y) of the grown box: bilinear along x on two rows, then
+// along y, every product rounded on its own.
+SB_FN void flow_up_pixel(const FlowUpArgs& f, long long x, long long y) {
+    long long x0, y0;
+    float a, b;
+    flow_tap(clamp(x - f.left, 0, f.w - 1), f.w, f.hw, x0, a);
+    flow_tap(clamp(y - f.top, 0, f.h - 1), f.h, f.hh, y0, b);
+    const long long x1 = imin(x0 + 1, f.hw - 1), y1 = imin(y0 + 1, f.hh - 1);
+    const float na = 1.0f - a, nb = 1.0f - b;
+    const float* r0 = f.half + 2 * y0 * f.hw;
+    const float* r1 = f.half + 2 * y1 * f.hw;
+    float* o = f.out + 2 * (y * f.ow + x);
+    for (int c = 0; c < 2; ++c) {
+        const float top = mulf_rn(r0[2 * x0 + c], na) + mulf_rn(r0[2 * x1 + c], a);
+        const float bottom = mulf_rn(r1[2 * x0 + c], na) + mulf_rn(r1[2 * x1 + c], a);
+        o[c] = mulf_rn(top, nb) + mulf_rn(bottom, b);
+    }
 }
 
 }  // namespace sb
