@@ -1016,14 +1016,11 @@ def upsample_flow(half, size, pad=(0, 0, 0, 0), *, out=None):
     -------
     cupy.ndarray
     """
-    from blit.stream import _check_half_flow
+    from blit.stream import _half_flow_sizes
 
     cp = _cupy()
     _check_module(cp, half=half, out=out)
-    h, w = (int(v) for v in size)
-    top, bottom, left, right = (int(v) for v in pad)
-    _check_half_flow(half, h, w, pad)
-    shape = (h + top + bottom, w + left + right, 2)
+    (h, w), (top, _, left, _), shape = _half_flow_sizes(half, size, pad)
     if out is None:
         out = cp.empty(shape, cp.float32)
     _check_written("out", out, shape, np.float32)

@@ -593,10 +593,7 @@ def upsample_flow(half, size, pad=(0, 0, 0, 0), *, out=None):
     -------
     (h + top + bottom, w + left + right, 2) float32 ndarray
     """
-    h, w = (int(v) for v in size)
-    top, bottom, left, right = (int(v) for v in pad)
-    _check_half_flow(half, h, w, pad)
-    shape = (h + top + bottom, w + left + right, 2)
+    (h, w), (top, _, left, _), shape = _half_flow_sizes(half, size, pad)
     if out is None:
         out = np.empty(shape, np.float32)
     elif out.shape != shape or out.dtype != np.float32:
@@ -608,14 +605,19 @@ def upsample_flow(half, size, pad=(0, 0, 0, 0), *, out=None):
     return out
 
 
-def _check_half_flow(half, h, w, pad):
-    """The checks of :func:`upsample_flow` (shared with its CUDA twin)."""
-    if h < 1 or w < 1 or min(pad) < 0:
-        raise ValueError(f"size {(h, w)} and pad {tuple(pad)}: expected a size of at least 1x1 "
-                         "and no negative pad")
+def _half_flow_sizes(half, size, pad):
+    """The arguments of :func:`upsample_flow` (and its CUDA twin) checked, as
+    ((h, w), (top, bottom, left, right), the output's shape)."""
+    h, w = (int(v) for v in size)
+    pad = tuple(int(v) for v in pad)
+    if h < 1 or w < 1 or len(pad) != 4 or min(pad) < 0:
+        raise ValueError(f"size {(h, w)} and pad {pad}: expected a size of at least 1x1 "
+                         "and four pads, none negative")
     if half.shape != ((h + 1) // 2, (w + 1) // 2, 2):
         raise ValueError(f"half: expected {((h + 1) // 2, (w + 1) // 2, 2)} for size {(h, w)}, "
                          f"got {half.shape}")
+    top, bottom, left, right = pad
+    return (h, w), pad, (h + top + bottom, w + left + right, 2)
 
 
 def guide_inverse_jacobian(target_landmarks, style_landmarks):
