@@ -61,7 +61,7 @@ from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter,
 from blit.stylize import (StylizeOptions, _face_list, check_max_faces, check_style_and_options,
                           face_width, rescale_points, scaled_shape)
 from blit.temporal import temporal_filter
-from guides.appearance import target_appearance
+from guides.appearance import centre_tap, target_appearance
 from guides.buffers import Buffers, take
 from guides.io import check_bgr_frame
 from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
@@ -524,18 +524,10 @@ def carry_landmarks(points, flow, *, flow_origin=(0, 0), iterations=4):
 
 @numba.njit(cache=True, nogil=True)
 def _flow_tap(i, size, src):
-    """Output index ``i`` of ``size`` read from ``src`` inputs: (first input,
-    weight of the next, float32). The output's centre (i + 1/2) src / size
-    - 1/2 (cv2.INTER_LINEAR's) is (2i + 1) src - size in units of 1/(2 size),
-    its fraction exact integers divided once; before the first input's
-    centre or past the last's, that input alone."""
-    num = (2 * i + 1) * src - size
-    if num <= 0:
-        return 0, np.float32(0.0)
-    first = num // (2 * size)
-    if first >= src - 1:
-        return src - 1, np.float32(0.0)
-    return first, np.float32(num - first * 2 * size) / np.float32(2 * size)
+    """:func:`guides.appearance.centre_tap` with the weight of the next input
+    in float32 (exact integers divided once): (first input, weight)."""
+    first, rest = centre_tap(i, size, src)
+    return first, np.float32(rest) / np.float32(2 * size)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

@@ -60,18 +60,26 @@ def _gray_kernel(image, tables, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def linear_tap(i, size, src):
-    """Output index ``i`` of ``size`` read from ``src`` inputs: (first input,
-    weight of the next one in 1/2^LINEAR_BITS). The output's centre
-    (i + 1/2) src / size - 1/2 is (2i + 1) src - size in units of 1/(2 size);
-    before the first input's centre or past the last's, that input alone."""
+def centre_tap(i, size, src):
+    """Output index ``i`` of ``size`` read from ``src`` inputs, with
+    cv2.INTER_LINEAR's pixel centres: (first input, rest), the output's
+    centre (i + 1/2) src / size - 1/2 lying at first + rest / (2 size), since
+    it is (2i + 1) src - size in units of 1/(2 size); before the first
+    input's centre or past the last's, that input alone (rest 0)."""
     num = (2 * i + 1) * src - size
     if num <= 0:
         return 0, 0
     first = num // (2 * size)
     if first >= src - 1:
         return src - 1, 0
-    rest = num - first * 2 * size
+    return first, num - first * 2 * size
+
+
+@numba.njit(cache=True, nogil=True)
+def linear_tap(i, size, src):
+    """:func:`centre_tap` with the weight of the next input rounded to
+    1/2^LINEAR_BITS: (first input, weight)."""
+    first, rest = centre_tap(i, size, src)
     return first, (rest * (1 << LINEAR_BITS) + size) // (2 * size)
 
 
@@ -112,9 +120,7 @@ def _upsample_kernel(along, first, weight, out):
     each output row's taps)."""
     for yy in numba.prange(out.shape[0]):
         y = np.int64(yy)
-        row = np.empty(out.shape[1], np.int32)
-        _blur_row(along, first[y], weight[y], row)
-        out[y] = row
+        _blur_row(along, first[y], weight[y], out[y])
 
 
 def _gray_and_small(image, levels, buffers):

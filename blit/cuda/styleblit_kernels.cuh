@@ -762,19 +762,28 @@ SB_FN void pyrdown_pixel(const PyrDownArgs& p, long long x, long long y) {
     p.out[y * p.w + x] = (unsigned char)((sum + 128) >> 8);
 }
 
-// appearance.linear_tap: output index i of `size` read from `src` inputs.
-SB_FN void linear_tap(long long i, long long size, long long src, long long& first,
-                      long long& weight) {
+// appearance.centre_tap: output index i of `size` read from `src` inputs at
+// first + rest / (2 size) (rest 0 before the first input's centre and past the last's).
+SB_FN void centre_tap(long long i, long long size, long long src, long long& first,
+                      long long& rest) {
     const long long num = (2 * i + 1) * src - size;
     first = 0;
-    weight = 0;
+    rest = 0;
     if (num <= 0) return;
     first = num / (2 * size);
     if (first >= src - 1) {
         first = src - 1;
         return;
     }
-    weight = ((num - first * 2 * size) * (1LL << kLinearBits) + size) / (2 * size);
+    rest = num - first * 2 * size;
+}
+
+// appearance.linear_tap: the next input's weight rounded to 1/2^kLinearBits.
+SB_FN void linear_tap(long long i, long long size, long long src, long long& first,
+                      long long& weight) {
+    long long rest;
+    centre_tap(i, size, src, first, rest);
+    weight = (rest * (1LL << kLinearBits) + size) / (2 * size);
 }
 
 // The blur at (x, y): the pyramid's top bilinearly at (x, y), along x then y, rounded.
@@ -858,19 +867,11 @@ SB_FN void detail_map_pixel(const DetailArgs& a, long long x, long long y) {
 // The flow brought from DIS's half size to the box's (stream.upsample_flow)
 // ---------------------------------------------------------------------------
 
-// stream._flow_tap: output index i of `size` read from `src` inputs: the
-// first input and the weight of the next, float32 (exact integers divided once).
+// stream._flow_tap: the next input's weight in float32 (exact integers divided once).
 SB_FN void flow_tap(long long i, long long size, long long src, long long& first, float& weight) {
-    const long long num = (2 * i + 1) * src - size;
-    first = 0;
-    weight = 0.0f;
-    if (num <= 0) return;
-    first = num / (2 * size);
-    if (first >= src - 1) {
-        first = src - 1;
-        return;
-    }
-    weight = (float)(num - first * 2 * size) / (float)(2 * size);
+    long long rest;
+    centre_tap(i, size, src, first, rest);
+    weight = (float)rest / (float)(2 * size);
 }
 
 // The flow at (x, y) of the grown box: bilinear along x on two rows, then
