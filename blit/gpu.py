@@ -11,7 +11,8 @@ stream's merge of the fresh lookup), :func:`temporal_filter`
 (:func:`blit.temporal.temporal_filter`), :func:`positional_guide`
 (:func:`guides.mls.positional_guide`), :func:`target_appearance`
 (:func:`guides.appearance.target_appearance`), :func:`upsample_flow`
-(:func:`blit.stream.upsample_flow`) and :func:`composite`
+(:func:`blit.stream.upsample_flow`), :func:`enlarge_mask`
+(:func:`guides.mask.enlarge_mask`) and :func:`composite`
 (:func:`guides.mask.composite`); :class:`blit.stream.Stylizer` runs them all
 with ``device="cuda"``. The signatures, checks and results
 are those of the CPU functions, plus the dtypes the kernels are written for
@@ -254,6 +255,7 @@ APPEARANCE_KERNELS = ("sb_gray_kernel", "sb_pyrdown_kernel", "sb_detail_count_ke
                       "sb_detail_table_kernel", "sb_detail_map_kernel")
 _TABLE_BINS = 512  # sb::kBins: the table kernel's threads, one block
 FLOW_UP_KERNEL = "sb_flow_up_kernel"
+MASK_UP_KERNEL = "sb_mask_up_kernel"
 
 
 def kernel_names():
@@ -264,7 +266,7 @@ def kernel_names():
     names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
     return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL, *APPEARANCE_KERNELS,
-                    FLOW_UP_KERNEL]
+                    FLOW_UP_KERNEL, MASK_UP_KERNEL]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -340,6 +342,10 @@ PYRDOWN_ARGS = np.dtype(
 FLOW_UP_ARGS = np.dtype(
     [("half", np.uint64), ("out", np.uint64)]
     + [(name, np.int32) for name in ("h", "w", "hh", "hw", "top", "left", "oh", "ow")],
+    align=True)
+MASK_UP_ARGS = np.dtype(
+    [("small", np.uint64), ("out", np.uint64)]
+    + [(name, np.int32) for name in ("h", "w", "sh", "sw", "gh", "gw", "ox", "oy")],
     align=True)
 DETAIL_ARGS = np.dtype(
     [(name, np.uint64) for name in ("gray", "small", "mask", "blur", "counts", "quantiles",
@@ -1031,4 +1037,33 @@ def upsample_flow(half, size, pad=(0, 0, 0, 0), *, out=None):
     (kernel,) = _kernels((FLOW_UP_KERNEL,))
     kernel(((shape[1] + 31) // 32, (shape[0] + 7) // 8), (32, 8), (args,))
     del half
+    return out
+
+
+def enlarge_mask(small, factor, offset, shape, *, out=None, buffers=None):
+    """:func:`guides.mask.enlarge_mask` on CuPy arrays: same arguments, same
+    mask, bit for bit. ``small`` (sh, sw) float32; ``out``, if given, a
+    C-contiguous (h, w) float32 array; ``buffers`` is not used (the kernel
+    needs no work array). One launch over the output.
+
+    Returns
+    -------
+    cupy.ndarray
+    """
+    from guides.mask import _enlarged_sizes
+
+    cp = _cupy()
+    _check_module(cp, small=small, out=out)
+    (h, w), (ox, oy), (gh, gw) = _enlarged_sizes(small, factor, offset, shape)
+    if out is None:
+        out = cp.empty((h, w), cp.float32)
+    _check_written("out", out, (h, w), np.float32)
+    if out.size:
+        small = cp.ascontiguousarray(small, dtype=cp.float32)
+        args = _pack(MASK_UP_ARGS, dict(small=small, out=out),
+                     dict(h=h, w=w, sh=small.shape[0], sw=small.shape[1], gh=gh, gw=gw, ox=ox,
+                          oy=oy))
+        (kernel,) = _kernels((MASK_UP_KERNEL,))
+        _launch_pixels(kernel, args)
+        del small
     return out

@@ -61,11 +61,11 @@ from blit.styleblit import _INACTIVE, LookupParams, _error, lookup, make_jitter,
 from blit.stylize import (StylizeOptions, _face_list, check_max_faces, check_style_and_options,
                           face_width, rescale_points, scaled_shape)
 from blit.temporal import temporal_filter
-from guides.appearance import centre_tap, target_appearance
+from guides.appearance import float_tap, target_appearance
 from guides.buffers import Buffers, take
 from guides.io import check_bgr_frame
 from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
-from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_box, head_region
+from guides.mask import MIN_WEIGHT, HeadRegion, coarse_head_region, composite, head_box
 from guides.mls import positional_guide
 
 __all__ = ["Stylizer", "OneEuroFilter", "propagate", "carry_landmarks", "upsample_flow",
@@ -522,14 +522,6 @@ def carry_landmarks(points, flow, *, flow_origin=(0, 0), iterations=4):
     return (x + np.asarray(flow_origin, np.float64)).astype(np.float32)
 
 
-@numba.njit(cache=True, nogil=True)
-def _flow_tap(i, size, src):
-    """:func:`guides.appearance.centre_tap` with the weight of the next input
-    in float32 (exact integers divided once): (first input, weight)."""
-    first, rest = centre_tap(i, size, src)
-    return first, np.float32(rest) / np.float32(2 * size)
-
-
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _upsample_flow_kernel(half, h, w, top, left, along, out):
     """out[y, x] = the (h, w) flow at (clamp(y - top), clamp(x - left)): the
@@ -542,7 +534,7 @@ def _upsample_flow_kernel(half, h, w, top, left, along, out):
     first = np.empty(out.shape[1], np.int64)
     weight = np.empty(out.shape[1], np.float32)
     for x in range(out.shape[1]):
-        first[x], weight[x] = _flow_tap(min(max(x - left, 0), w - 1), w, hw)
+        first[x], weight[x] = float_tap(min(max(x - left, 0), w - 1), w, hw)
     for rr in numba.prange(hh):
         r = np.int64(rr)
         for x in range(out.shape[1]):
@@ -553,7 +545,7 @@ def _upsample_flow_kernel(half, h, w, top, left, along, out):
             along[r, x, 1] = half[r, x0, 1] * na + half[r, x1, 1] * a
     for yy in numba.prange(out.shape[0]):
         y = np.int64(yy)
-        y0, b = _flow_tap(min(max(y - top, 0), h - 1), h, hh)
+        y0, b = float_tap(min(max(y - top, 0), h - 1), h, hh)
         nb = one - b
         upper = along[y0].reshape(-1)
         lower = along[min(y0 + 1, hh - 1)].reshape(-1)
@@ -722,8 +714,9 @@ class _HostKernels:
 
 #: The names of the host arrays a frame copies to the device (Stylizer._prepare)
 #: besides the frame itself: the flow at DIS's half size (brought to full size
-#: there), the head masks (the appearance guides are made there, from the frame)
-_COPIED = ("flow_half", "mask")
+#: there), the head masks at their blur's resolution (enlarged there; the
+#: appearance guides are made there, from the frame)
+_COPIED = ("flow_half", "mask_blur")
 
 
 class _PinnedBuffers(Buffers):
@@ -761,6 +754,7 @@ class _DeviceKernels:
         self.blend, self.temporal_filter = gpu.blend, gpu.temporal_filter
         self.positional_guide, self.composite = gpu.positional_guide, gpu.composite
         self.target_appearance, self.upsample_flow = gpu.target_appearance, gpu.upsample_flow
+        self.enlarge_mask = gpu.enlarge_mask
         self._gpu = gpu
         self.image = gpu.to_device(np.ascontiguousarray(style.image, np.uint8))
         self.appearance = gpu.to_device(np.ascontiguousarray(style.appearance, np.float32))
@@ -961,7 +955,7 @@ class _Prepared:
     searched: bool
     tracks: list  # the tracks to paint, largest face last
     landmarks: list  # their smoothed landmarks for this frame
-    regions: list  # their HeadRegions
+    regions: list  # their guides.mask.CoarseRegions (on the CPU, their masks enlarged)
     guides: list  # their _FaceGuides (None: an empty box)
     whole: bool  # background="stylize" and a face seen
     main: np.ndarray | None  # the landmarks the background follows
@@ -1151,9 +1145,10 @@ class Stylizer:
     Notes
     -----
     With ``device="cuda"`` the landmarks, the One-Euro smoothing, the optical
-    flow (OpenCV's DIS, at half size), the head masks and the MLS fit of the
-    landmarks still run on the CPU; the flow's way to full size, the
-    appearance guides, lookup, propagation,
+    flow (OpenCV's DIS, at half size), the head masks (up to their blur, at
+    reduced resolution) and the MLS fit of the landmarks still run on the
+    CPU; the flow's and the masks' way to full size, the appearance guides,
+    lookup, propagation,
     merge, blend, temporal filter, positional guide (interpolated from the
     MLS nodes) and composite run on the device, on arrays that stay there
     from frame to frame. The exemplar's image, appearance guide and its
@@ -1185,7 +1180,11 @@ class Stylizer:
     * host to device, the frame, (H, W, 3) uint8 (the heads' appearance
       guides are made from it there, and it is painted on), unless no face
       is painted on it and the stylized background covers it;
-    * host to device, per face, the head mask of its box, (h, w) float32;
+    * host to device, per face, the head mask of its box (h, w) at its
+      blur's resolution, (ceil(h / f), ceil(w / f)) float32 (f: 1 for heads
+      under 25 px across, up to 4, and sigma // 6 from a soft edge's sigma
+      of 48 px: 9 for a head filling a 1920x1080 frame's height, 1/81 of
+      the box); it is enlarged on the device (:func:`blit.gpu.enlarge_mask`);
     * device to host, the output, (H, W, 3) uint8.
 
     The flow and the masks are made in page-locked
@@ -1634,7 +1633,7 @@ class Stylizer:
             # frame pixel (x0 + u, y0 + v) <- mask (fx (x0 + u + 0.5) - 0.5 - sx0, ...)
             m = np.float64([[fx, 0.0, fx * (x0 + 0.5) - 0.5 - sx0],
                             [0.0, fy, fy * (y0 + 0.5) - 0.5 - sy0]])
-            mask = cv2.warpAffine(region.mask, m, (x1 - x0, y1 - y0),
+            mask = cv2.warpAffine(region.region().mask, m, (x1 - x0, y1 - y0),
                                   dst=self._scale_buffers.get("mask", (y1 - y0, x1 - x0),
                                                               np.float32),
                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -1857,8 +1856,11 @@ class Stylizer:
             self._record_looks(frame, t)  # (once the flow has started)
             _add(times, "smooth", t0)
             t0 = time.perf_counter()
-            regions = [head_region(frame.shape, tr.landmarks, margin=options.voting,
-                                   buffers=tr.slots[slot]) for tr in tracks]
+            regions = [coarse_head_region(frame.shape, tr.landmarks, margin=options.voting,
+                                          buffers=tr.slots[slot]) for tr in tracks]
+            if self.device == "cpu":  # (on the device, enlarged there: _face_guides)
+                for region in regions:
+                    region.region()
             times["mask"] = _ms(t0)
             self._guide_boxes = [r.box for r in regions]
             if flowing is None:
@@ -2268,7 +2270,12 @@ class Stylizer:
             work, slot, image = slots, "", frame[y0:y1, x0:x1]
         else:
             work, slot, image = track.head.work, index % 3, frame_dev[y0:y1, x0:x1]
-        mask = kernels.put(region.mask, work, f"mask{slot}")
+        if self.device == "cpu":
+            mask = region.region().mask
+        else:  # the mask at its blur's resolution copied, enlarged there
+            small = kernels.put(region.small, work, f"mask_small{slot}")
+            mask = kernels.enlarge_mask(small, region.factor, region.offset, region.shape,
+                                        out=work.get(f"mask{slot}", region.shape, np.float32))
         app = kernels.target_appearance(image, kernels.quantiles, mask, buffers=work,
                                         out=work.get(f"app{slot}", mask.shape, np.float32))
         _add(times, "appearance", t0)

@@ -84,6 +84,15 @@ def linear_tap(i, size, src):
 
 
 @numba.njit(cache=True, nogil=True)
+def float_tap(i, size, src):
+    """:func:`centre_tap` with the weight of the next input in float32 (exact
+    integers divided once): (first input, weight). The float bilinears (the
+    stream's flow, the head mask) take their taps from it."""
+    first, rest = centre_tap(i, size, src)
+    return first, np.float32(rest) / np.float32(2 * size)
+
+
+@numba.njit(cache=True, nogil=True)
 def _taps(size, src, first, weight):
     """:func:`linear_tap` of every output index, into ``first`` and ``weight``."""
     for i in range(size):

@@ -98,6 +98,11 @@ void sb_host_flow_up(const sb::FlowUpArgs* f, int) {
     each_pixel(f->oh, f->ow, [&](long long x, long long y) { sb::flow_up_pixel(*f, x, y); });
 }
 
+// sb_mask_up_kernel
+void sb_host_mask_up(const sb::MaskUpArgs* m, int) {
+    each_pixel(m->h, m->w, [&](long long x, long long y) { sb::mask_up_pixel(*m, x, y); });
+}
+
 // sb::level_bin of every detail level, into out (kLevels,).
 void sb_host_level_bins(long long* out) {
     for (long long l = 0; l < sb::kLevels; ++l) out[l] = sb::level_bin(l);
@@ -120,7 +125,7 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 // sizeof and field offsets of the argument structs, in the order of
 // blit.gpu.LOOKUP_ARGS / BLEND_ARGS / DENOISE_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
 // TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS / GRAY_ARGS / PYRDOWN_ARGS / DETAIL_ARGS /
-// FLOW_UP_ARGS;
+// FLOW_UP_ARGS / MASK_UP_ARGS;
 // returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
@@ -196,6 +201,11 @@ int sb_layout(long long* v) {
     SB_OFF(sb::FlowUpArgs, w); SB_OFF(sb::FlowUpArgs, hh); SB_OFF(sb::FlowUpArgs, hw);
     SB_OFF(sb::FlowUpArgs, top); SB_OFF(sb::FlowUpArgs, left); SB_OFF(sb::FlowUpArgs, oh);
     SB_OFF(sb::FlowUpArgs, ow);
+    v[n++] = (long long)sizeof(sb::MaskUpArgs);
+    SB_OFF(sb::MaskUpArgs, small); SB_OFF(sb::MaskUpArgs, out); SB_OFF(sb::MaskUpArgs, h);
+    SB_OFF(sb::MaskUpArgs, w); SB_OFF(sb::MaskUpArgs, sh); SB_OFF(sb::MaskUpArgs, sw);
+    SB_OFF(sb::MaskUpArgs, gh); SB_OFF(sb::MaskUpArgs, gw); SB_OFF(sb::MaskUpArgs, ox);
+    SB_OFF(sb::MaskUpArgs, oy);
 #undef SB_OFF
     return n;
 }

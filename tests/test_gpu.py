@@ -44,7 +44,7 @@ from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitte
 from blit.stylize import StylizeOptions
 from blit.temporal import NO_HISTORY, temporal_filter
 from guides.appearance import _LEVEL_BINS, quantile_function, target_appearance
-from guides.mask import MIN_WEIGHT, HeadRegion, composite
+from guides.mask import MIN_WEIGHT, HeadRegion, coarse_head_region, composite, enlarge_mask
 from guides.mls import positional_guide
 from test_stream import (Script, ScriptAtSize, big_clip, hopper, moving_clip,  # noqa: F401
                          prefetch_case, reset_while_prefetched, style)  # (hopper, style: fixtures)
@@ -194,11 +194,11 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 45
+    assert len(entries) == len(names) == 46
     for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
                  "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
                  "sb_upsample_kernel", "sb_composite_kernel", *gpu.APPEARANCE_KERNELS,
-                 gpu.FLOW_UP_KERNEL):
+                 gpu.FLOW_UP_KERNEL, gpu.MASK_UP_KERNEL):
         assert any(kind in e for e in entries)
 
 
@@ -234,7 +234,8 @@ def harness(tmp_path_factory):
                  "sb_host_propagate",
                  "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round", "sb_host_upsample",
                  "sb_host_composite", "sb_host_gray", "sb_host_pyrdown", "sb_host_detail_count",
-                 "sb_host_detail_table", "sb_host_detail_map", "sb_host_flow_up"):
+                 "sb_host_detail_table", "sb_host_detail_map", "sb_host_flow_up",
+                 "sb_host_mask_up"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
@@ -265,7 +266,8 @@ def host_gpu(harness, monkeypatch):
               "sb_gray_kernel": (harness.sb_host_gray, gpu.GRAY_ARGS),
               "sb_pyrdown_kernel": (harness.sb_host_pyrdown, gpu.PYRDOWN_ARGS),
               "sb_detail_count_kernel": (harness.sb_host_detail_count, gpu.DETAIL_ARGS),
-              "sb_detail_map_kernel": (harness.sb_host_detail_map, gpu.DETAIL_ARGS)}
+              "sb_detail_map_kernel": (harness.sb_host_detail_map, gpu.DETAIL_ARGS),
+              "sb_mask_up_kernel": (harness.sb_host_mask_up, gpu.MASK_UP_ARGS)}
     # one thread per output pixel of a grown box (oh, ow)
     outputs = {"sb_flow_up_kernel": (harness.sb_host_flow_up, gpu.FLOW_UP_ARGS)}
 
@@ -508,6 +510,7 @@ def test_argument_structs_have_the_header_layout(harness):
         gpu.DETAIL_ARGS: ("gray", "small", "mask", "blur", "counts", "quantiles", "table", "out",
                           "h", "w", "sh", "sw", "nq"),
         gpu.FLOW_UP_ARGS: ("half", "out", "h", "w", "hh", "hw", "top", "left", "oh", "ow"),
+        gpu.MASK_UP_ARGS: ("small", "out", "h", "w", "sh", "sw", "gh", "gw", "ox", "oy"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -1097,6 +1100,56 @@ def test_host_kernels_flow_upsampling_equals_numba(host_gpu, size, pad):
         gpu.upsample_flow(half[1:], size, pad)
 
 
+def mask_cases(rng):
+    """(small, factor, offset, shape): masks blurred at 1/factor resolution
+    and the boxes read from their enlargement, corners and edges included."""
+    for factor, (sh, sw) in ((1, (1, 1)), (1, (7, 5)), (2, (1, 3)), (3, (9, 11)), (4, (30, 26)),
+                             (9, (13, 12)), (10, (5, 7))):
+        small = np.clip(smooth_noise(rng, (sh, sw), sigma=1.0) * 2 + 0.5, 0, 1).astype(np.float32)
+        small.flat[0] = 1.0  # (a value at 1: the cut)
+        gh, gw = sh * factor, sw * factor
+        yield small, factor, (0, 0), (gh, gw)
+        yield small, factor, (gw // 3, gh - gh // 2), (gh // 2, gw - gw // 3 - 1)
+        yield small, factor, (gw - 1, 0), (gh, 1)
+
+
+def test_host_kernels_mask_enlargement_equals_numba(host_gpu):
+    """The head mask from its blur's resolution to the box's: the CPU's bit
+    for bit, into ``out`` or a new array; an empty box launches nothing."""
+    launches = 0
+    for small, factor, offset, shape in mask_cases(np.random.default_rng(11)):
+        cpu = enlarge_mask(small, factor, offset, shape)
+        out = np.full(cpu.shape, np.nan, np.float32)
+        assert gpu.enlarge_mask(small, factor, offset, shape, out=out) is out
+        assert_bits_equal(out, cpu)
+        assert_bits_equal(gpu.enlarge_mask(small, factor, offset, shape), cpu)
+        launches += 2 if cpu.size else 0
+    assert host_gpu == [gpu.MASK_UP_KERNEL] * launches
+    assert gpu.enlarge_mask(np.ones((3, 3), np.float32), 2, (1, 1), (0, 4)).shape == (0, 4)
+    assert len(host_gpu) == launches
+    with pytest.raises(ValueError, match="not inside"):
+        gpu.enlarge_mask(np.ones((3, 3), np.float32), 2, (1, 1), (6, 4))
+
+
+def test_host_kernels_head_mask_of_a_photo(host_gpu, hopper):
+    """Grace Hopper's head at the stream's sizes (reduction factors 1 to 10,
+    heads cut by the frame's edge): the small mask enlarged by the host
+    build is head_region's mask."""
+    from guides.mask import coarse_head_region, head_region
+
+    image, lm = hopper
+    factors = set()
+    for scale, shift in ((0.08, (0, 0)), (0.5, (0, 0)), (1.0, (0.3, 0)), (4.0, (0, 0)),
+                         (4.0, (-0.3, -0.3))):
+        h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
+        marks = (lm * scale + np.array(shift, np.float32) * [w, h]).astype(np.float32)
+        coarse = coarse_head_region((h, w), marks, margin=2)
+        factors.add(coarse.factor)
+        dev = gpu.enlarge_mask(coarse.small, coarse.factor, coarse.offset, coarse.shape)
+        assert_bits_equal(dev, head_region((h, w), marks, margin=2).mask)
+    assert min(factors) == 1 and max(factors) >= 9
+
+
 def test_host_kernels_level_bins_are_the_cpu_bins(harness):
     bins = np.zeros(511, np.int64)
     harness.sb_host_level_bins(bins.ctypes.data)
@@ -1166,7 +1219,8 @@ def test_gpu_functions_take_the_cpu_functions_arguments():
              (gpu.propagate, propagate),
              (gpu.merge, _merge_kernel.py_func), (gpu.temporal_filter, temporal_filter),
              (gpu.positional_guide, positional_guide), (gpu.composite, composite),
-             (gpu.target_appearance, target_appearance), (gpu.upsample_flow, upsample_flow)]
+             (gpu.target_appearance, target_appearance), (gpu.upsample_flow, upsample_flow),
+             (gpu.enlarge_mask, enlarge_mask)]
     for twin, cpu in pairs:
         assert inspect.signature(twin) == inspect.signature(cpu), twin.__name__
 
@@ -1209,9 +1263,23 @@ def frame_copies(stylizer, frame, index, background):
             copies.append(("to device", half(h, w), "float32"))
         copies.append(("to device", nodes(h, w), "float32"))
     # the frame (its heads' appearance guides are made from it on the device,
-    # and it is painted on), the head's mask
-    copies += [("to device", (h, w, 3), "uint8"), ("to device", (y1 - y0, x1 - x0), "float32")]
+    # and it is painted on), the head's mask at its blur's resolution
+    copies += [("to device", (h, w, 3), "uint8"),
+               ("to device", small_mask(stylizer, frame.shape), "float32")]
     return copies + [("to host", (h, w, 3), "uint8")]
+
+
+def small_mask(stylizer, shape):
+    """The shape of the one head's mask the stream copied for its last frame
+    (of ``shape``, as painted): at its blur's resolution, (ceil(h / f), ceil(w / f)) for
+    the box (h, w) and f of the head's soft edge
+    (guides.mask.coarse_head_region)."""
+    (x0, y0, x1, y1), = stylizer.last_boxes
+    (track,) = stylizer._tracks  # (its landmarks in the painted frame's pixels)
+    region = coarse_head_region(shape, track.landmarks, margin=stylizer.options.voting)
+    assert region.box == (x0, y0, x1, y1)
+    f = region.factor
+    return (-(-(y1 - y0) // f), -(-(x1 - x0) // f))
 
 
 def assert_frame_copies(copies, stylizer, frame, index, background):
@@ -1249,11 +1317,12 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
         # the large guides go from page-locked memory: the flow and the mask
         (x0, y0, x1, y1), = dev.last_boxes
-        head = (y1 - y0, x1 - x0)
-        box = head if background == "keep" else frame.shape[:2]
+        box = (y1 - y0, x1 - x0) if background == "keep" else frame.shape[:2]
         flow = [] if i == 0 else [(((box[0] + 1) // 2, (box[1] + 1) // 2, 2), "float32")]
         pinned = [(shape, dtype) for shape, dtype, locked in DeviceArray.sources if locked]
-        assert sorted(pinned) == sorted(flow + [(head, "float32")])
+        mask = small_mask(dev, frame.shape)
+        assert sorted(pinned) == sorted(flow + [(mask, "float32")])
+        assert mask[0] < y1 - y0 and mask[1] < x1 - x0  # (this head's factor: 2)
     # and only those: the guides' work arrays are in plain memory
     from blit.stream import _COPIED
 
@@ -1354,7 +1423,7 @@ def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cup
         dev._positions = boom
     elif fails == "masks":
         dev._positions = _slow(dev._positions, 0.5, mls)
-        monkeypatch.setattr(stream, "head_region", boom)
+        monkeypatch.setattr(stream, "coarse_head_region", boom)
     else:
         side = dev._side_thread
         dev._side_thread = lambda name: boom() if name == "mls" else side(name)
@@ -1817,6 +1886,25 @@ def test_gpu_flow_upsampling_equals_cpu(pad):
         dev = gpu.upsample_flow(cp.asarray(half), size, pad)
         assert isinstance(dev, cp.ndarray)
         assert_bits_equal(dev.get(), upsample_flow(half, size, pad))
+
+
+@pytest.mark.gpu
+def test_gpu_mask_enlargement_equals_cpu(hopper):
+    import cupy as cp
+
+    from guides.mask import coarse_head_region
+
+    for small, factor, offset, shape in mask_cases(np.random.default_rng(11)):
+        dev = gpu.enlarge_mask(cp.asarray(small), factor, offset, shape)
+        assert isinstance(dev, cp.ndarray)
+        assert_bits_equal(dev.get(), enlarge_mask(small, factor, offset, shape))
+    image, lm = hopper
+    for scale in (0.08, 1.0, 4.0):  # a 1080p head is about 2.5x Hopper's
+        h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
+        coarse = coarse_head_region((h, w), (lm * scale).astype(np.float32), margin=2)
+        dev = gpu.enlarge_mask(cp.asarray(coarse.small), coarse.factor, coarse.offset,
+                               coarse.shape)
+        assert_bits_equal(dev.get(), coarse.region().mask)
 
 
 @pytest.mark.gpu

@@ -10,7 +10,7 @@ import pytest
 from guides.appearance import luminance_detail, match_histogram, quantile_function, style_appearance
 from guides.exemplar import CACHE_VERSION, StyleExemplar, load_style
 from guides.io import InputError, read_image, to_bgr8, write_image
-from guides.mask import composite, head_box, head_region
+from guides.mask import composite, enlarge_mask, head_box, head_region
 from guides.mls import mls_grid_nodes, mls_similarity, mls_similarity_grid, positional_guide
 
 HOPPER = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
@@ -380,6 +380,61 @@ def test_head_region_cut_by_the_frame_edge_stays_near_a_full_resolution_blur(hop
     x0, y0, x1, y1 = region.box
     assert x1 == w if shift[0] > 0 else (x0 == 0 and y0 == 0)  # cut
     assert np.abs(region.mask - full_resolution_edge(lm, region.box)).max() < bound
+
+
+@pytest.mark.parametrize("factor, small_shape", [(1, (6, 5)), (2, (5, 7)), (3, (4, 6)),
+                                                (9, (3, 4)), (10, (2, 3))])
+def test_enlarge_mask_is_bilinear_cut_to_the_box_and_to_one(factor, small_shape):
+    """The mask from its blur's resolution: the bilinear of its definition
+    (the stream's flow's, in fractions and float32) bit for bit, read from
+    the offset and cut at 1; within a hair of cv2.resize's (whose
+    arithmetic is the CPU's)."""
+    from test_stream import _slow_upsample_flow
+
+    rng = np.random.default_rng(factor)
+    small = rng.uniform(0, 1.2, small_shape).astype(np.float32)
+    gh, gw = small_shape[0] * factor, small_shape[1] * factor
+    grid = _slow_upsample_flow(np.repeat(small[..., None], 2, axis=2), (gh, gw), (0, 0, 0, 0))[..., 0]
+    for (ox, oy), (h, w) in (((0, 0), (gh, gw)), ((gw // 2, 1), (gh - 1, gw - gw // 2)),
+                             ((gw - 1, gh - 1), (1, 1))):
+        got = enlarge_mask(small, factor, (ox, oy), (h, w))
+        assert got.dtype == np.float32 and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, np.minimum(grid[oy:oy + h, ox:ox + w], 1))
+    plain = enlarge_mask(small, factor, (0, 0), (gh, gw))
+    np.testing.assert_allclose(plain, np.minimum(cv2.resize(small, (gw, gh)), 1), atol=3e-7)
+    out = np.full((gh, gw), np.nan, np.float32)
+    assert enlarge_mask(small, factor, (0, 0), (gh, gw), out=out) is out
+    np.testing.assert_array_equal(out, plain)
+    assert enlarge_mask(small, factor, (1, 0), (0, 0)).shape == (0, 0)
+    with pytest.raises(ValueError, match="not inside"):
+        enlarge_mask(small, factor, (1, 0), (gh, gw))
+    with pytest.raises(ValueError, match="factor"):
+        enlarge_mask(small, 0, (0, 0), (1, 1))
+    with pytest.raises(ValueError, match="out"):
+        enlarge_mask(small, factor, (0, 0), (gh, gw), out=out[:, :-1])
+
+
+@pytest.mark.parametrize("scale, shift", [(0.08, (0, 0)), (0.5, (0, 0)), (1.0, (0.3, 0)),
+                                          (4.0, (-0.3, -0.3)), (2.0, (2.0, 0))])
+def test_coarse_head_region_enlarged_is_head_region(hopper, scale, shift):
+    """head_region's mask is its coarse region's small mask enlarged (what
+    the CUDA stream copies and enlarges on the device): tiny heads (factor
+    1), heads cut by the frame's edge, a head outside the frame."""
+    from guides.mask import coarse_head_region
+
+    image, lm = hopper
+    h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
+    lm = (lm * scale + np.array(shift, np.float32) * [w, h]).astype(np.float32)
+    coarse = coarse_head_region((h, w), lm, margin=2)
+    region = head_region((h, w), lm, margin=2)
+    assert coarse.box == region.box and coarse.shape == region.mask.shape
+    sh, sw = coarse.small.shape
+    if region.mask.size:
+        assert sh == -(-coarse.shape[0] // coarse.factor) and sw == -(-coarse.shape[1] // coarse.factor)
+    enlarged = enlarge_mask(coarse.small, coarse.factor, coarse.offset, coarse.shape)
+    np.testing.assert_array_equal(enlarged, region.mask)
+    assert coarse.region() is coarse.region()  # (enlarged once)
+    np.testing.assert_array_equal(coarse.region().mask, region.mask)
 
 
 def test_composite_blends_by_the_mask():

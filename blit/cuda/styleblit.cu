@@ -127,3 +127,9 @@ __global__ void sb_flow_up_kernel(const sb::FlowUpArgs f) {
     long long x, y;
     if (sb_thread_pixel(f.ow, f.oh, x, y)) sb::flow_up_pixel(f, x, y);
 }
+
+// The head mask (h, w) of a box from its blur's resolution.
+__global__ void sb_mask_up_kernel(const sb::MaskUpArgs m) {
+    long long x, y;
+    if (sb_thread_pixel(m.w, m.h, x, y)) sb::mask_up_pixel(m, x, y);
+}

@@ -30,17 +30,20 @@
 //   detail_map_pixel <-> one pixel of appearance._level_map_kernel
 //   flow_up_pixel   <-> one pixel of stream._upsample_flow_kernel   (the flow from DIS's
 //                       half size to the box's, its edges continued)
+//   mask_up_pixel   <-> one pixel of guides/mask._enlarge_mask_kernel   (the head mask from
+//                       its blur's resolution to the box's)
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
 // here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
 // float operations of the lookup (jitter, cell and rounding of the guide) are
-// exact; those of propagate_pixel, temporal_pixel, upsample_pixel and
-// composite_pixel are one IEEE operation each, in Numba's order and precision, every product a non-fusing mulf_rn /
+// exact; those of propagate_pixel, temporal_pixel, upsample_pixel,
+// composite_pixel, flow_up_pixel and mask_up_pixel are one IEEE operation
+// each, in Numba's order and precision, every product a non-fusing mulf_rn /
 // mul_rn (a rounded product cannot be contracted with the sum that follows).
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
 // DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, UpsampleArgs,
-// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs), passed
+// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs, MaskUpArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -207,6 +210,15 @@ struct FlowUpArgs {
     int h, w, hh, hw, top, left, oh, ow;
 };
 
+// mask.enlarge_mask: the (h, w) mask of a box from its (sh, sw) values
+// blurred at 1/factor resolution, read on the (gh, gw) = factor (sh, sw)
+// grid from (ox, oy).
+struct MaskUpArgs {
+    const float* small;           // (sh, sw)
+    float* out;                   // (h, w) out
+    int h, w, sh, sw, gh, gw, ox, oy;
+};
+
 static_assert(sizeof(SeedGrid) == 4 * 4 * kMaxLevels, "SeedGrid: blit/gpu.py packs 4 x 12 int32");
 static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupArgs: see blit/gpu.py");
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
@@ -220,6 +232,7 @@ static_assert(sizeof(GrayArgs) == 3 * 8 + 2 * 4, "GrayArgs: see blit/gpu.py");
 static_assert(sizeof(PyrDownArgs) == 2 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.py");
 static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu.py");
 static_assert(sizeof(FlowUpArgs) == 2 * 8 + 8 * 4, "FlowUpArgs: see blit/gpu.py");
+static_assert(sizeof(MaskUpArgs) == 2 * 8 + 8 * 4, "MaskUpArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -867,8 +880,8 @@ SB_FN void detail_map_pixel(const DetailArgs& a, long long x, long long y) {
 // The flow brought from DIS's half size to the box's (stream.upsample_flow)
 // ---------------------------------------------------------------------------
 
-// stream._flow_tap: the next input's weight in float32 (exact integers divided once).
-SB_FN void flow_tap(long long i, long long size, long long src, long long& first, float& weight) {
+// appearance.float_tap: the next input's weight in float32 (exact integers divided once).
+SB_FN void float_tap(long long i, long long size, long long src, long long& first, float& weight) {
     long long rest;
     centre_tap(i, size, src, first, rest);
     weight = (float)rest / (float)(2 * size);
@@ -879,8 +892,8 @@ SB_FN void flow_tap(long long i, long long size, long long src, long long& first
 SB_FN void flow_up_pixel(const FlowUpArgs& f, long long x, long long y) {
     long long x0, y0;
     float a, b;
-    flow_tap(clamp(x - f.left, 0, f.w - 1), f.w, f.hw, x0, a);
-    flow_tap(clamp(y - f.top, 0, f.h - 1), f.h, f.hh, y0, b);
+    float_tap(clamp(x - f.left, 0, f.w - 1), f.w, f.hw, x0, a);
+    float_tap(clamp(y - f.top, 0, f.h - 1), f.h, f.hh, y0, b);
     const long long x1 = imin(x0 + 1, f.hw - 1), y1 = imin(y0 + 1, f.hh - 1);
     const float na = 1.0f - a, nb = 1.0f - b;
     const float* r0 = f.half + 2 * y0 * f.hw;
@@ -891,6 +904,27 @@ SB_FN void flow_up_pixel(const FlowUpArgs& f, long long x, long long y) {
         const float bottom = mulf_rn(r1[2 * x0 + c], na) + mulf_rn(r1[2 * x1 + c], a);
         o[c] = mulf_rn(top, nb) + mulf_rn(bottom, b);
     }
+}
+
+// ---------------------------------------------------------------------------
+// The head mask brought from its blur's resolution to the box's (mask.enlarge_mask)
+// ---------------------------------------------------------------------------
+
+// The mask at (x, y) of the box: bilinear along x on two rows, then along y,
+// every product rounded on its own, cut to at most 1.
+SB_FN void mask_up_pixel(const MaskUpArgs& m, long long x, long long y) {
+    long long x0, y0;
+    float a, b;
+    float_tap(x + m.ox, m.gw, m.sw, x0, a);
+    float_tap(y + m.oy, m.gh, m.sh, y0, b);
+    const long long x1 = imin(x0 + 1, m.sw - 1), y1 = imin(y0 + 1, m.sh - 1);
+    const float na = 1.0f - a, nb = 1.0f - b;
+    const float* r0 = m.small + y0 * m.sw;
+    const float* r1 = m.small + y1 * m.sw;
+    const float top = mulf_rn(r0[x0], na) + mulf_rn(r0[x1], a);
+    const float bottom = mulf_rn(r1[x0], na) + mulf_rn(r1[x1], a);
+    const float v = mulf_rn(top, nb) + mulf_rn(bottom, b);
+    m.out[y * m.w + x] = v > 1.0f ? 1.0f : v;
 }
 
 }  // namespace sb
