@@ -22,8 +22,8 @@ write (``out``, ``history``, ``current`` filtered in place). Every array
 argument must then live on the current GPU: a NumPy array among CuPy ones is
 a ``TypeError`` naming it, never a hidden copy. Inside a call nothing crosses
 between host and device except the kernels' small by-value argument structs
-(the seed grid travels in them), and for :func:`positional_guide` its grid
-of MLS nodes. :func:`to_device` and :func:`to_host` are the stream's copies;
+(the seed grid travels in them), and for :func:`positional_guide` the
+two landmark sets. :func:`to_device` and :func:`to_host` are the stream's copies;
 :class:`DeviceBuffers` holds its reused device arrays.
 
 CuPy is imported only when a CuPy array arrives or :func:`available` /
@@ -59,7 +59,7 @@ from blit.temporal import NO_HISTORY
 from guides.buffers import Buffers
 from guides.io import InputError
 from guides.mask import MIN_WEIGHT
-from guides.mls import mls_grid_nodes
+from guides.mls import _check_points, grid_layout
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
            "denoise_nnf", "propagate", "merge", "temporal_filter", "positional_guide", "composite",
@@ -249,6 +249,7 @@ def temporal_kernel_names(clamp):
 
 
 UPSAMPLE_KERNEL = "sb_upsample_kernel"
+MLS_KERNEL = "sb_mls_nodes_kernel"
 COMPOSITE_KERNEL = "sb_composite_kernel"
 #: The appearance guide's kernels, in the order of their launches.
 APPEARANCE_KERNELS = ("sb_gray_kernel", "sb_pyrdown_kernel", "sb_detail_count_kernel",
@@ -265,7 +266,8 @@ def kernel_names():
     names += [denoise_kernel_name(r) for r in (*_DENOISE_RADII, -1)]
     names += [propagate_kernel_name(f) for f in (True, False)] + [MERGE_KERNEL]
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
-    return names + [TEMPORAL_ROUND_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL, *APPEARANCE_KERNELS,
+    return names + [TEMPORAL_ROUND_KERNEL, MLS_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL,
+                    *APPEARANCE_KERNELS,
                     FLOW_UP_KERNEL, MASK_UP_KERNEL]
 
 
@@ -322,6 +324,10 @@ TEMPORAL_ARGS = np.dtype(
     + [(name, np.int32) for name in ("h", "w", "ph", "pw", "pox", "poy", "fw", "fox", "foy", "ox",
                                      "oy")]
     + [("alpha", np.float32)],
+    align=True)
+MLS_ARGS = np.dtype(
+    [("points", np.uint64), ("nodes", np.uint64), ("step_x", np.float64), ("step_y", np.float64)]
+    + [(name, np.int32) for name in ("n", "h", "w")],
     align=True)
 UPSAMPLE_ARGS = np.dtype(
     [("nodes", np.uint64), ("out", np.uint64), ("sx", np.float64), ("sy", np.float64)]
@@ -897,10 +903,11 @@ def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=N
     """:func:`guides.mls.positional_guide` into a CuPy array: same arguments,
     same guide, bit for bit.
 
-    The MLS map is evaluated on the host at its grid nodes only (one per
-    ``grid`` pixels each way: (ceil((H - 1) / grid) + 1) x (ceil((W - 1) /
-    grid) + 1) nodes), copied to the device (this function's one copy,
-    about 1/100 of the guide's size) and interpolated there to every pixel.
+    The two landmark sets are copied to the device (this function's one
+    copy: (2, N, 2) float64, 2 KB for 68 points); the MLS map is evaluated
+    there at its grid nodes (one thread per node, one per ``grid`` pixels
+    each way: (ceil((H - 1) / grid) + 1) x (ceil((W - 1) / grid) + 1)
+    nodes) and interpolated to every pixel.
 
     Parameters
     ----------
@@ -914,16 +921,22 @@ def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=N
     (H, W, 2) float32 cupy.ndarray
     """
     cp = _cupy()
-    nodes = to_device(mls_grid_nodes(shape, target_landmarks, style_landmarks, grid=grid))
+    gh, gw, step_x, step_y = grid_layout(shape, grid)
+    src, dst = _check_points(target_landmarks, style_landmarks)
     if out is None:
         out = cp.empty((int(shape[0]), int(shape[1]), 2), cp.float32)
     elif out.shape != (int(shape[0]), int(shape[1]), 2):
         raise ValueError(f"out: expected a contiguous ({shape[0]}, {shape[1]}, 2) float32 array, "
                          f"got {out.shape} {out.dtype}")
+    nodes = cp.empty((gh, gw, 2), cp.float32)
     args, keep = _prepare_upsample(cp, nodes, out)
-    (kernel,) = _kernels((UPSAMPLE_KERNEL,))
+    points = to_device(np.ascontiguousarray(np.stack([src, dst])))
+    mls_args = _pack(MLS_ARGS, dict(points=points, nodes=nodes),
+                     dict(step_x=step_x, step_y=step_y, n=src.shape[0], h=gh, w=gw))
+    mls_kernel, kernel = _kernels((MLS_KERNEL, UPSAMPLE_KERNEL))
+    _launch_pixels(mls_kernel, mls_args)
     _launch_pixels(kernel, args)
-    del keep
+    del keep, points
     return out
 
 

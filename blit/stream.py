@@ -1145,22 +1145,21 @@ class Stylizer:
     Notes
     -----
     With ``device="cuda"`` the landmarks, the One-Euro smoothing, the optical
-    flow (OpenCV's DIS, at half size), the head masks (up to their blur, at
-    reduced resolution) and the MLS fit of the landmarks still run on the
-    CPU; the flow's and the masks' way to full size, the appearance guides,
-    lookup, propagation,
-    merge, blend, temporal filter, positional guide (interpolated from the
-    MLS nodes) and composite run on the device, on arrays that stay there
-    from frame to frame. The exemplar's image, appearance guide and its
+    flow (OpenCV's DIS, at half size) and the head masks (up to their blur,
+    at reduced resolution) still run on the CPU; the flow's and the masks'
+    way to full size, the appearance guides, the positional guides (the MLS
+    map at the grid nodes, interpolated from them), lookup, propagation,
+    merge, blend, temporal filter and composite run on the device, on arrays
+    that stay there from frame to frame. The exemplar's image, appearance guide and its
     quantiles, lookup table and bins are copied to the device once, in the
     constructor; the
     jitter table ((levels, 64, 64, 2) float32) and the seed labels
     ((max(levels, 2), H, W) uint8) when they change (the first frame, a new
     frame size, each ``boil_hz`` re-seed), each into a new device array. The
-    copies of a frame are, in order (the flow's and the MLS nodes' among the
-    guides' in any place: the flow and the positional guides are made and
-    copied in threads of their own beside the masks and appearance guides,
-    which on the device set the stream's pace with them; with :meth:`prefetch`, all of
+    copies of a frame are, in order (the flow's among the guides' in any
+    place: the flow is made and copied in a thread of its own beside the
+    masks and the other guides, which on the device set the stream's pace
+    with it; with :meth:`prefetch`, all of
     the guides' copies are made while the frame before is painted, and with
     ``landmark_every=1`` the landmarks are found in a thread of their own
     while the worker makes the guides of the frame before):
@@ -1173,10 +1172,10 @@ class Stylizer:
       head boxes, continued by up to 16 px to cover this frame's); it is
       brought to full size, and continued, on the device
       (:func:`blit.gpu.upsample_flow`);
-    * host to device, the MLS nodes of the positional guide,
-      (ceil((h - 1) / 10) + 1, ceil((w - 1) / 10) + 1, 2) float32: one per
-      head box (h, w) with ``background="keep"``, one for the whole frame
-      (H, W) with ``"stylize"`` (the heads' guides are cut from it there);
+    * host to device, the landmarks of the positional guide, the target's
+      and the exemplar's, (2, 68, 2) float64: one per head with
+      ``background="keep"``, one for the whole frame with ``"stylize"`` (the
+      heads' guides are cut from its guide there);
     * host to device, the frame, (H, W, 3) uint8 (the heads' appearance
       guides are made from it there, and it is painted on), unless no face
       is painted on it and the stylized background covers it;
@@ -1188,11 +1187,12 @@ class Stylizer:
     * device to host, the output, (H, W, 3) uint8.
 
     The flow and the masks are made in page-locked
-    host memory, which their copies read directly. Nothing else crosses but
+    host memory, which their copies read directly (the landmarks are 2 KB).
+    Nothing else crosses but
     the kernels' by-value argument structs (a few hundred bytes each). The
     times in :attr:`last_times` are then those of queuing the work: the
-    device runs behind, and ``"download"`` waits for it. ``"flow"`` and
-    ``"mls"`` are their own threads' times, spent beside ``"mask"`` and
+    device runs behind, and ``"download"`` waits for it. ``"flow"`` is its
+    own thread's time, spent beside ``"mask"``, ``"mls"`` and
     ``"appearance"``; with :meth:`prefetch`, the stages up to
     ``"appearance"`` are spent beside the painting of the frame before, and
     ``"total"`` is this call's.
@@ -1268,8 +1268,8 @@ class Stylizer:
         self._own_landmarker = landmarker is None
         self._closed = False
         self._pool = None  # the prefetch() thread, started on first use
-        # device="cuda": the threads of the flow and of the positional guides
-        # (_prepare), and of the landmarks (prefetch)
+        # device="cuda": the threads of the flow (_prepare) and of the
+        # landmarks (prefetch)
         self._side_pools = {}
         self._prepare_lock = threading.Lock()  # one _prepare at a time (see prefetch)
         # (frame, kind, t, future) in submission order; kind "frame" (the
@@ -1466,7 +1466,7 @@ class Stylizer:
 
     def _side_thread(self, name, workers=1):
         """The thread of ``name`` that makes that part of a frame beside the
-        rest with ``device="cuda"``: "flow" and "mls" (:meth:`_prepare`),
+        rest with ``device="cuda"``: "flow" (:meth:`_prepare`),
         "landmarks" (:meth:`prefetch`); or the ``workers`` threads of
         ``name`` ("strips": :meth:`_strip_threads`)."""
         pool = self._side_pools.get(name)
@@ -1826,8 +1826,8 @@ class Stylizer:
         whole = options.background == "stylize" and self._last_any is not None
         # the background follows the largest face (or the last one seen)
         main = (tracks[-1].landmarks if tracks else self._last_any) if whole else None
-        flowing = placing = None
-        flow_times, mls_times = {}, {}
+        flowing = None
+        flow_times = {}
         # on the device the frame goes there first: the appearance guides are
         # made from it, and it is the canvas its painting starts from
         frame_dev = None
@@ -1840,18 +1840,13 @@ class Stylizer:
                 # own beside the masks and appearance guides, on the heads' boxes
                 # (those of head_region; it reads and writes only its own state:
                 # the grey frames, DIS, the frame's flow; OpenCV lets go of the
-                # GIL), and so are the positional guides (their Numba kernel
-                # beside the appearance guides' where Numba's threading layer
-                # allows it)
+                # GIL). (The positional guides are made here: on the device
+                # their host part is the landmarks' checks and copy.)
                 boxes = [head_box(frame.shape, tr.landmarks, margin=options.voting)
                          for tr in tracks]
                 if self.temporal == "flow":
                     flowing = self._side_thread("flow").submit(
                         self._kernels.in_thread, self._flow, frame, boxes, whole, slot, flow_times)
-                if _numba_threadsafe():
-                    placing = self._side_thread("mls").submit(
-                        self._kernels.in_thread, self._positions, (h, w), tracks, boxes, main,
-                        index, mls_times)
             t0 = time.perf_counter()
             self._record_looks(frame, t)  # (once the flow has started)
             _add(times, "smooth", t0)
@@ -1865,21 +1860,15 @@ class Stylizer:
             self._guide_boxes = [r.box for r in regions]
             if flowing is None:
                 flow = self._flow(frame, self._guide_boxes, whole, slot, times)
-            if placing is None:
-                pos_whole, positions = self._positions((h, w), tracks, self._guide_boxes, main,
-                                                       index, times)
+            pos_whole, positions = self._positions((h, w), tracks, self._guide_boxes, main,
+                                                   index, times)
             guides = [self._face_guides(frame, frame_dev, tr, region, index, times)
                       for tr, region in zip(tracks, regions)]
-            if placing is not None:  # (their thread was making them meanwhile)
-                pos_whole, positions = placing.result()
-                times["mls"] = mls_times.get("mls", 0.0)
             for guide, pos in zip(guides, positions):
                 if guide is not None:
                     guide.pos = pos
         finally:
-            if placing is not None:  # (waited for even when the masks failed)
-                concurrent.futures.wait([placing])
-            if flowing is not None:
+            if flowing is not None:  # (waited for even when the guides failed)
                 flow = flowing.result()
                 times["flow"] = times.get("flow", 0.0) + flow_times.get("flow", 0.0)
         return _Prepared(frame=frame, frame_dev=frame_dev, t=t, found=found, searched=searched,

@@ -109,6 +109,16 @@ def mls_grid_nodes(shape, src, dst, *, grid=10, alpha=1.0):
     (gh, gw, 2) float32 ndarray
         Exemplar coordinates (x, y) at every node.
     """
+    gh, gw, step_x, step_y = grid_layout(shape, grid)
+    src, dst = _check_points(src, dst)
+    nodes = np.empty((gh, gw, 2), np.float32)
+    _mls_nodes(src, dst, float(alpha), step_x, step_y, nodes)
+    return nodes
+
+
+def grid_layout(shape, grid):
+    """The nodes of :func:`mls_grid_nodes` on an (H, W) image, checked: (gh,
+    gw, step_x, step_y), node (j, i) at pixel (i step_x, j step_y)."""
     h, w = int(shape[0]), int(shape[1])
     if h <= 0 or w <= 0:
         raise ValueError(f"shape: expected positive (H, W), got {shape}")
@@ -116,10 +126,7 @@ def mls_grid_nodes(shape, src, dst, *, grid=10, alpha=1.0):
         raise ValueError(f"grid: expected a spacing >= 1 px, got {grid}")
     gw = max(2, -(-(w - 1) // grid) + 1)
     gh = max(2, -(-(h - 1) // grid) + 1)
-    src, dst = _check_points(src, dst)
-    nodes = np.empty((gh, gw, 2), np.float32)
-    _mls_nodes(src, dst, float(alpha), (w - 1.0) / (gw - 1), (h - 1.0) / (gh - 1), nodes)
-    return nodes
+    return gh, gw, (w - 1.0) / (gw - 1), (h - 1.0) / (gh - 1)
 
 
 def mls_similarity_grid(shape, src, dst, *, grid=10, alpha=1.0, out=None):
@@ -204,6 +211,8 @@ def _mls_at(x, y, src, dst, alpha, weights):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _mls_nodes(src, dst, alpha, step_x, step_y, nodes):
+    """nodes[j, i] = the MLS map at (i step_x, j step_y) (:func:`_mls_at`,
+    float64, rounded to float32 once)."""
     gh, gw = nodes.shape[0], nodes.shape[1]
     for j in numba.prange(gh):
         weights = np.empty(src.shape[0])

@@ -98,6 +98,11 @@ void sb_host_flow_up(const sb::FlowUpArgs* f, int) {
     each_pixel(f->oh, f->ow, [&](long long x, long long y) { sb::flow_up_pixel(*f, x, y); });
 }
 
+// sb_mls_nodes_kernel
+void sb_host_mls_nodes(const sb::MlsArgs* m, int) {
+    each_pixel(m->h, m->w, [&](long long x, long long y) { sb::mls_node(*m, x, y); });
+}
+
 // sb_mask_up_kernel
 void sb_host_mask_up(const sb::MaskUpArgs* m, int) {
     each_pixel(m->h, m->w, [&](long long x, long long y) { sb::mask_up_pixel(*m, x, y); });
@@ -125,7 +130,7 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 // sizeof and field offsets of the argument structs, in the order of
 // blit.gpu.LOOKUP_ARGS / BLEND_ARGS / DENOISE_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
 // TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS / GRAY_ARGS / PYRDOWN_ARGS / DETAIL_ARGS /
-// FLOW_UP_ARGS / MASK_UP_ARGS;
+// FLOW_UP_ARGS / MASK_UP_ARGS / MLS_ARGS;
 // returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
@@ -206,6 +211,10 @@ int sb_layout(long long* v) {
     SB_OFF(sb::MaskUpArgs, w); SB_OFF(sb::MaskUpArgs, sh); SB_OFF(sb::MaskUpArgs, sw);
     SB_OFF(sb::MaskUpArgs, gh); SB_OFF(sb::MaskUpArgs, gw); SB_OFF(sb::MaskUpArgs, ox);
     SB_OFF(sb::MaskUpArgs, oy);
+    v[n++] = (long long)sizeof(sb::MlsArgs);
+    SB_OFF(sb::MlsArgs, points); SB_OFF(sb::MlsArgs, nodes); SB_OFF(sb::MlsArgs, step_x);
+    SB_OFF(sb::MlsArgs, step_y); SB_OFF(sb::MlsArgs, n); SB_OFF(sb::MlsArgs, h);
+    SB_OFF(sb::MlsArgs, w);
 #undef SB_OFF
     return n;
 }

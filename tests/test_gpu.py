@@ -194,11 +194,11 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 46
+    assert len(entries) == len(names) == 47
     for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
                  "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
                  "sb_upsample_kernel", "sb_composite_kernel", *gpu.APPEARANCE_KERNELS,
-                 gpu.FLOW_UP_KERNEL, gpu.MASK_UP_KERNEL):
+                 gpu.FLOW_UP_KERNEL, gpu.MASK_UP_KERNEL, gpu.MLS_KERNEL):
         assert any(kind in e for e in entries)
 
 
@@ -235,7 +235,7 @@ def harness(tmp_path_factory):
                  "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round", "sb_host_upsample",
                  "sb_host_composite", "sb_host_gray", "sb_host_pyrdown", "sb_host_detail_count",
                  "sb_host_detail_table", "sb_host_detail_map", "sb_host_flow_up",
-                 "sb_host_mask_up"):
+                 "sb_host_mask_up", "sb_host_mls_nodes"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
@@ -267,7 +267,8 @@ def host_gpu(harness, monkeypatch):
               "sb_pyrdown_kernel": (harness.sb_host_pyrdown, gpu.PYRDOWN_ARGS),
               "sb_detail_count_kernel": (harness.sb_host_detail_count, gpu.DETAIL_ARGS),
               "sb_detail_map_kernel": (harness.sb_host_detail_map, gpu.DETAIL_ARGS),
-              "sb_mask_up_kernel": (harness.sb_host_mask_up, gpu.MASK_UP_ARGS)}
+              "sb_mask_up_kernel": (harness.sb_host_mask_up, gpu.MASK_UP_ARGS),
+              "sb_mls_nodes_kernel": (harness.sb_host_mls_nodes, gpu.MLS_ARGS)}
     # one thread per output pixel of a grown box (oh, ow)
     outputs = {"sb_flow_up_kernel": (harness.sb_host_flow_up, gpu.FLOW_UP_ARGS)}
 
@@ -511,6 +512,7 @@ def test_argument_structs_have_the_header_layout(harness):
                           "h", "w", "sh", "sw", "nq"),
         gpu.FLOW_UP_ARGS: ("half", "out", "h", "w", "hh", "hw", "top", "left", "oh", "ow"),
         gpu.MASK_UP_ARGS: ("small", "out", "h", "w", "sh", "sw", "gh", "gw", "ox", "oy"),
+        gpu.MLS_ARGS: ("points", "nodes", "step_x", "step_y", "n", "h", "w"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -966,8 +968,9 @@ def face_landmarks(rng, h, w):
 @pytest.mark.parametrize("shape", [(1, 1), (2, 9), (11, 1), (37, 53), (120, 97), (240, 320)])
 @pytest.mark.parametrize("grid", [1, 3, 10])
 def test_host_kernels_positional_guide_equals_mls(host_cupy, shape, grid):
-    """The nodes on the host (one copy to the device), the pixels by the
-    upsampling kernel: the guide of guides.mls bit for bit."""
+    """The landmarks copied to the device (the one copy), the MLS map at the
+    nodes by one kernel, the pixels by the upsampling kernel: the guide of
+    guides.mls bit for bit."""
     rng = np.random.default_rng(shape[0] * 7 + grid)
     target, style = face_landmarks(rng, *shape)
     cpu = positional_guide(shape, target, style, grid=grid)
@@ -975,11 +978,39 @@ def test_host_kernels_positional_guide_equals_mls(host_cupy, shape, grid):
     dev = gpu.positional_guide(shape, target, style, grid=grid, out=out)
     assert dev is out
     assert_bits_equal(dev.get(), cpu)
-    nodes = tuple(max(2, -(-(n - 1) // grid) + 1) for n in shape) + (2,)
-    assert host_cupy == [("to device", nodes, "float32"), ("to host", shape + (2,), "float32")]
+    assert host_cupy == [("to device", (2, 68, 2), "float64"), ("to host", shape + (2,), "float32")]
     assert_bits_equal(gpu.positional_guide(shape, target, style, grid=grid).get(), cpu)
     with pytest.raises(TypeError, match="out"):  # the guide is written on the device
         gpu.positional_guide(shape, target, style, grid=grid, out=np.empty(shape + (2,), np.float32))
+
+
+@pytest.mark.parametrize("n", [2, 5, 68])
+def test_host_kernels_mls_nodes_equal_numba(host_gpu, n):
+    """The MLS map at the grid nodes, one thread per node in float64: Numba's
+    nodes bit for bit, landmarks on nodes (the map takes the exemplar's
+    landmark there) and between them, near and far."""
+    from guides.mls import _check_points, grid_layout, mls_grid_nodes
+
+    rng = np.random.default_rng(n)
+    for shape, grid in (((31, 41), 1), ((240, 320), 10), ((1030, 966), 10)):
+        h, w = shape
+        target = np.stack([rng.uniform(-0.2 * w, 1.2 * w, n), rng.uniform(-0.2 * h, 1.2 * h, n)], -1)
+        target[: n // 2] = np.round(target[: n // 2] / grid) * grid  # (near a node, or past the box)
+        if grid == 1:
+            target[0] = (5, 7)  # on a node: the map is the exemplar's landmark there
+        style = target * 0.7 + rng.normal(0, 3.0, (n, 2)) + 11
+        target, style = target.astype(np.float32), style.astype(np.float32)
+        gh, gw, step_x, step_y = grid_layout(shape, grid)
+        points = np.stack(_check_points(target, style))
+        nodes = np.full((gh, gw, 2), np.nan, np.float32)
+        args = gpu._pack(gpu.MLS_ARGS, dict(points=points, nodes=nodes),
+                         dict(step_x=step_x, step_y=step_y, n=n, h=gh, w=gw))
+        (kernel,) = gpu._kernels((gpu.MLS_KERNEL,))
+        gpu._launch_pixels(kernel, args)
+        assert_bits_equal(nodes, mls_grid_nodes(shape, target, style, grid=grid))
+        if grid == 1:
+            np.testing.assert_array_equal(nodes[7, 5], style[0])
+    assert host_gpu == [gpu.MLS_KERNEL] * 3
 
 
 @pytest.mark.parametrize("box", [(0, 0, 40, 30), (5, 7, 33, 30), (30, 20, 40, 30), (3, 4, 3, 9)])
@@ -1242,9 +1273,6 @@ def frame_copies(stylizer, frame, index, background):
     h, w = frame.shape[:2]
     (x0, y0, x1, y1), = stylizer.last_boxes
 
-    def nodes(hh, ww):
-        return (-(-(hh - 1) // 10) + 1, -(-(ww - 1) // 10) + 1, 2)
-
     copies = []
     if index == 0:  # the jitter and its seed labels, once
         levels = stylizer.options.levels
@@ -1254,14 +1282,12 @@ def frame_copies(stylizer, frame, index, background):
     def half(hh, ww):
         return ((hh + 1) // 2, (ww + 1) // 2, 2)
 
-    if background == "keep":
-        if index:  # the flow of the head box, at DIS's half size
-            copies.append(("to device", half(y1 - y0, x1 - x0), "float32"))
-        copies.append(("to device", nodes(y1 - y0, x1 - x0), "float32"))
-    else:
-        if index:
-            copies.append(("to device", half(h, w), "float32"))
-        copies.append(("to device", nodes(h, w), "float32"))
+    if index:  # the flow of the head box (the whole frame's with "stylize"), at DIS's half size
+        copies.append(("to device", half(y1 - y0, x1 - x0) if background == "keep" else half(h, w),
+                       "float32"))
+    # the landmarks of the positional guide (the head's, or the whole frame's
+    # with "stylize"), the target's and the exemplar's
+    copies.append(("to device", (2, 68, 2), "float64"))
     # the frame (its heads' appearance guides are made from it on the device,
     # and it is painted on), the head's mask at its blur's resolution
     copies += [("to device", (h, w, 3), "uint8"),
@@ -1360,10 +1386,8 @@ def prefetched_and_cpu(style, hopper, case, *, wait):
 
 
 def _side_threads_stream(style, hopper):
-    """A device="cuda" stream on the host build, two frames in (its side
-    threads started), and the clip's frames."""
-    if numba.threading_layer() not in ("omp", "tbb"):
-        pytest.skip("the positional guides' thread needs Numba's omp or tbb layer")
+    """A device="cuda" stream on the host build, two frames in (its flow's
+    thread started), and the clip's frames."""
     frames, marks = moving_clip(hopper, n=4)
     dev = Stylizer(style, landmarker=Script([[m] for m in marks]), device="cuda")
     dev(frames[0])
@@ -1387,33 +1411,37 @@ def _slow(fn, seconds, state):
     return slow
 
 
-def test_host_kernels_positional_guides_run_beside_the_appearance_guides(host_cupy, style,
-                                                                        hopper, monkeypatch):
-    """The positional guides' thread runs beside the masks and the appearance
-    guides (helper-50: the appearance guides waited for it)."""
+def test_host_kernels_positional_guides_are_made_in_the_stream_thread(host_cupy, style,
+                                                                     hopper):
+    """On the device the positional guides' host part is their landmarks'
+    checks and copy: they are made in the thread that makes the frame's
+    guides, with no thread of their own (whose end would synchronise the
+    device); only the flow has one."""
     dev, frames = _side_threads_stream(style, hopper)
-    mls, appearance = {}, {}
-    dev._positions = _slow(dev._positions, 0.3, mls)
-    monkeypatch.setattr(dev._kernels, "target_appearance",
-                        _slow(dev._kernels.target_appearance, 0.0, appearance))
+    threads = []
+    positions = dev._positions
+
+    def noted(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return positions(*args, **kwargs)
+
+    dev._positions = noted
     dev(frames[2])
-    (_, m1), = mls["spans"]
-    (a0, _), = appearance["spans"]
-    assert a0 < m1, "the appearance guide waited for the positional guides"
+    assert threads == [threading.current_thread()]
+    assert set(dev._side_pools) == {"flow"}
 
 
-@pytest.mark.parametrize("fails", ["positional guides", "masks", "starting a thread"])
+@pytest.mark.parametrize("fails", ["positional guides", "masks"])
 def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cupy, style,
                                                                         hopper, monkeypatch,
                                                                         fails):
-    """Whatever fails in a frame's guides (the positional guides in their
-    thread, the masks in the caller's, the positional guides' thread not
-    starting), the flow's thread (and the other) has ended when the error
-    reaches the caller: nothing writes the stream's buffers after it."""
+    """Whatever fails in a frame's guides (the positional guides, the masks),
+    the flow's thread has ended when the error reaches the caller: nothing
+    writes the stream's buffers after it."""
     import blit.stream as stream
 
     dev, frames = _side_threads_stream(style, hopper)
-    flow, mls = {}, {}
+    flow = {}
     dev._flow = _slow(dev._flow, 0.5, flow)
 
     def boom(*args, **kwargs):
@@ -1421,17 +1449,11 @@ def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cup
 
     if fails == "positional guides":
         dev._positions = boom
-    elif fails == "masks":
-        dev._positions = _slow(dev._positions, 0.5, mls)
-        monkeypatch.setattr(stream, "coarse_head_region", boom)
     else:
-        side = dev._side_thread
-        dev._side_thread = lambda name: boom() if name == "mls" else side(name)
+        monkeypatch.setattr(stream, "coarse_head_region", boom)
     with pytest.raises(ZeroDivisionError):
         dev(frames[2])
     assert flow["done"].is_set()
-    if mls:
-        assert mls["done"].is_set()
 
 
 class TimedScript(Script):
@@ -1611,8 +1633,8 @@ def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, 
     """Stylizer(device="cuda") with prefetch(): the worker makes the next
     frame's guides and copies them to the device, into buffers of their own
     for each of three frames in a row, while this frame is painted (here it
-    finishes first); the flow and the positional guides are made in threads
-    of their own beside the masks and appearance guides. The CPU stream's
+    finishes first); the flow is made in a thread of its own beside the
+    masks and the other guides. The CPU stream's
     output, bit for bit, frame after frame."""
     got, want, kinds = prefetched_and_cpu(style, hopper, case, wait=True)
     if numba.threading_layer() in ("omp", "tbb"):
@@ -1620,13 +1642,10 @@ def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, 
     assert ("worker's Numba threads", numba.get_num_threads()) in kinds
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
-    # the worker, the flow's thread (none with the guide motion) and the
-    # positional guides' (where Numba's layer lets two threads run kernels)
-    # work on the stream's device, and what they queued there is done before
-    # the stream's thread reads it
+    # the worker and the flow's thread (none with the guide motion) work on
+    # the stream's device, and what they queued there is done before the
+    # stream's thread reads it
     threads = ["styleblit-prefetch-"] + (["styleblit-flow-"] if case != "guide" else [])
-    if numba.threading_layer() in ("omp", "tbb"):
-        threads.append("styleblit-mls-")
     log = [(name, what) for name, what in _HostCuda.log if what != "copy" or
            name.startswith(tuple(threads))]  # (the caller's thread copies too)
     assert all(name.startswith(tuple(threads)) for name, _ in log)
@@ -1886,6 +1905,22 @@ def test_gpu_flow_upsampling_equals_cpu(pad):
         dev = gpu.upsample_flow(cp.asarray(half), size, pad)
         assert isinstance(dev, cp.ndarray)
         assert_bits_equal(dev.get(), upsample_flow(half, size, pad))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("grid", [1, 10])
+def test_gpu_positional_guide_equals_cpu(grid):
+    """The MLS map at the nodes (float64 on the device) and the guide from
+    them: the CPU's bit for bit, a landmark on a node among them."""
+    import cupy as cp
+
+    rng = np.random.default_rng(grid)
+    for shape in ((1, 1), (37, 53), (240, 320), (1030, 966)):
+        target, style = face_landmarks(rng, *shape)
+        target[0] = (0, 0)  # (a node)
+        dev = gpu.positional_guide(shape, target, style, grid=grid)
+        assert isinstance(dev, cp.ndarray)
+        assert_bits_equal(dev.get(), positional_guide(shape, target, style, grid=grid))
 
 
 @pytest.mark.gpu

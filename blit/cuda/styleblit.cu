@@ -81,6 +81,12 @@ __global__ void sb_temporal_round_kernel(const sb::TemporalArgs a) {
     if (sb_thread_pixel(a.w, a.h, x, y)) sb::temporal_round_pixel(a, x, y);
 }
 
+// The MLS map at the (h, w) grid nodes of the positional guide.
+__global__ void sb_mls_nodes_kernel(const sb::MlsArgs m) {
+    long long x, y;
+    if (sb_thread_pixel(m.w, m.h, x, y)) sb::mls_node(m, x, y);
+}
+
 // The positional guide (h, w, 2) from the MLS grid nodes.
 __global__ void sb_upsample_kernel(const sb::UpsampleArgs u) {
     long long x, y;

@@ -19,6 +19,7 @@
 //   merge_pixel     <-> one pixel of stream._merge_kernel
 //   temporal_pixel  <-> one pixel of temporal._filter_row   (first pass)
 //   temporal_round_pixel <-> one pixel of temporal._filter_kernel's second pass
+//   mls_node        <-> one node of guides/mls._mls_nodes   (the MLS map, alpha 1, in float64)
 //   upsample_pixel  <-> one pixel of guides/mls._upsample_nodes   (positional guide; Numba
 //                       interpolates along x once per node row, the same operations)
 //   composite_pixel <-> one pixel of guides/mask._composite_kernel
@@ -36,13 +37,13 @@
 // Integers: Numba computes coordinates in int64, so they are `long long`
 // here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
 // float operations of the lookup (jitter, cell and rounding of the guide) are
-// exact; those of propagate_pixel, temporal_pixel, upsample_pixel,
+// exact; those of propagate_pixel, temporal_pixel, mls_node, upsample_pixel,
 // composite_pixel, flow_up_pixel and mask_up_pixel are one IEEE operation
 // each, in Numba's order and precision, every product a non-fusing mulf_rn /
 // mul_rn (a rounded product cannot be contracted with the sum that follows).
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
-// DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, UpsampleArgs,
+// DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, MlsArgs, UpsampleArgs,
 // CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs, MaskUpArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
@@ -154,6 +155,15 @@ struct UpsampleArgs {
     int h, w, gh, gw;
 };
 
+// mls._mls_nodes (alpha 1): the MLS map at the (h, w) grid nodes of a box,
+// node (j, i) at pixel (i step_x, j step_y).
+struct MlsArgs {
+    const double* points;         // (2, n, 2): the target's landmarks, then the exemplar's
+    float* nodes;                 // (h, w, 2) out: exemplar (x, y) at every node
+    double step_x, step_y;
+    int n, h, w;
+};
+
 // blending.denoise_nnf: the mode filter of an (h, w) NNF's offsets.
 struct DenoiseArgs {
     const int* nnf;               // (h, w, 2) exemplar (x, y); x < 0: inactive
@@ -233,6 +243,7 @@ static_assert(sizeof(PyrDownArgs) == 2 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.p
 static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu.py");
 static_assert(sizeof(FlowUpArgs) == 2 * 8 + 8 * 4, "FlowUpArgs: see blit/gpu.py");
 static_assert(sizeof(MaskUpArgs) == 2 * 8 + 8 * 4, "MaskUpArgs: see blit/gpu.py");
+static_assert(sizeof(MlsArgs) == 2 * 8 + 2 * 8 + 3 * 4 + 4, "MlsArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -639,6 +650,54 @@ SB_FN void temporal_round_pixel(const TemporalArgs& a, long long x, long long y)
     unsigned char* cur = a.current + 3 * t;
     // int(v + 0.5), then uint8 (modulo 256), as Numba
     for (int c = 0; c < 3; ++c) cur[c] = (unsigned char)(long long)(a.hist[3 * t + c] + 0.5f);
+}
+
+// The MLS similarity (Schaefer et al. 2006, eq. 7 in complex numbers, weights
+// 1 / |p_i - v|^2) at node (i, j): the weighted centroids of the target's
+// and the exemplar's landmarks, then a = sum w conj(p^) q^ / sum w |p^|^2,
+// f(v) = a (v - p*) + q*; exactly the exemplar's landmark on one of the
+// target's. In float64 in Numba's order (the weights computed again in the
+// second pass: the same values), products non-fusing, rounded to float32 once.
+SB_FN void mls_node(const MlsArgs& m, long long i, long long j) {
+    const double x = mul_rn((double)i, m.step_x), y = mul_rn((double)j, m.step_y);
+    const double* src = m.points;
+    const double* dst = m.points + 2 * (long long)m.n;
+    float* out = m.nodes + 2 * (j * m.w + i);
+    double wsum = 0.0, px = 0.0, py = 0.0, qx = 0.0, qy = 0.0;
+    for (long long k = 0; k < m.n; ++k) {
+        const double dx = src[2 * k] - x, dy = src[2 * k + 1] - y;
+        const double d2 = add_rn(mul_rn(dx, dx), mul_rn(dy, dy));
+        if (d2 < 1e-12) {
+            out[0] = (float)dst[2 * k];
+            out[1] = (float)dst[2 * k + 1];
+            return;
+        }
+        const double wi = 1.0 / d2;
+        wsum = wsum + wi;
+        px = add_rn(px, mul_rn(wi, src[2 * k]));
+        py = add_rn(py, mul_rn(wi, src[2 * k + 1]));
+        qx = add_rn(qx, mul_rn(wi, dst[2 * k]));
+        qy = add_rn(qy, mul_rn(wi, dst[2 * k + 1]));
+    }
+    px = px / wsum;
+    py = py / wsum;
+    qx = qx / wsum;
+    qy = qy / wsum;
+    double mu = 0.0, ar = 0.0, ai = 0.0;
+    for (long long k = 0; k < m.n; ++k) {
+        const double dx = src[2 * k] - x, dy = src[2 * k + 1] - y;
+        const double wi = 1.0 / add_rn(mul_rn(dx, dx), mul_rn(dy, dy));
+        const double phx = src[2 * k] - px, phy = src[2 * k + 1] - py;
+        const double qhx = dst[2 * k] - qx, qhy = dst[2 * k + 1] - qy;
+        mu = add_rn(mu, mul_rn(wi, add_rn(mul_rn(phx, phx), mul_rn(phy, phy))));
+        ar = add_rn(ar, mul_rn(wi, add_rn(mul_rn(phx, qhx), mul_rn(phy, qhy))));
+        ai = add_rn(ai, mul_rn(wi, mul_rn(phx, qhy) - mul_rn(phy, qhx)));
+    }
+    ar = ar / mu;
+    ai = ai / mu;
+    const double vx = x - px, vy = y - py;
+    out[0] = (float)add_rn(mul_rn(ar, vx) - mul_rn(ai, vy), qx);
+    out[1] = (float)add_rn(add_rn(mul_rn(ar, vy), mul_rn(ai, vx)), qy);
 }
 
 // The positional guide at pixel (x, y): bilinear between the four nodes
