@@ -11,8 +11,9 @@ stream's merge of the fresh lookup), :func:`temporal_filter`
 (:func:`blit.temporal.temporal_filter`), :func:`positional_guide`
 (:func:`guides.mls.positional_guide`), :func:`target_appearance`
 (:func:`guides.appearance.target_appearance`), :func:`upsample_flow`
-(:func:`blit.stream.upsample_flow`), :func:`enlarge_mask`
-(:func:`guides.mask.enlarge_mask`) and :func:`composite`
+(:func:`blit.stream.upsample_flow`), :func:`outline_mask` and
+:func:`enlarge_mask` (:func:`guides.mask.outline_mask`,
+:func:`guides.mask.enlarge_mask`) and :func:`composite`
 (:func:`guides.mask.composite`); :class:`blit.stream.Stylizer` runs them all
 with ``device="cuda"``. The signatures, checks and results
 are those of the CPU functions, plus the dtypes the kernels are written for
@@ -58,7 +59,7 @@ from blit.styleblit import _check_jitter, _seed_grid
 from blit.temporal import NO_HISTORY
 from guides.buffers import Buffers
 from guides.io import InputError
-from guides.mask import MIN_WEIGHT
+from guides.mask import MAX_POLYGON, MAX_RADIUS, MIN_WEIGHT, SAMPLES
 from guides.mls import _check_points, grid_layout
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
@@ -257,6 +258,10 @@ APPEARANCE_KERNELS = ("sb_gray_kernel", "sb_pyrdown_kernel", "sb_detail_count_ke
 _TABLE_BINS = 512  # sb::kBins: the table kernel's threads, one block
 FLOW_UP_KERNEL = "sb_flow_up_kernel"
 MASK_UP_KERNEL = "sb_mask_up_kernel"
+#: The head mask's kernels from its outline, in the order of their launches
+#: (then MASK_UP_KERNEL): coverage, share, blur along x, along y.
+MASK_KERNELS = ("sb_mask_cover_kernel", "sb_mask_norm_kernel", "sb_mask_blur_kernel<1>",
+                "sb_mask_blur_kernel<0>")
 
 
 def kernel_names():
@@ -268,7 +273,7 @@ def kernel_names():
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
     return names + [TEMPORAL_ROUND_KERNEL, MLS_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL,
                     *APPEARANCE_KERNELS,
-                    FLOW_UP_KERNEL, MASK_UP_KERNEL]
+                    FLOW_UP_KERNEL, *MASK_KERNELS, MASK_UP_KERNEL]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -348,6 +353,11 @@ PYRDOWN_ARGS = np.dtype(
 FLOW_UP_ARGS = np.dtype(
     [("half", np.uint64), ("out", np.uint64)]
     + [(name, np.int32) for name in ("h", "w", "hh", "hw", "top", "left", "oh", "ow")],
+    align=True)
+MASK_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("counts", "small", "row", "blur")]
+    + [(name, np.int32) for name in ("sh", "sw", "f", "n", "radius", "delta", "rows")]
+    + [("polygon", np.int32, (2 * MAX_POLYGON,)), ("taps", np.float32, (MAX_RADIUS + 1,))],
     align=True)
 MASK_UP_ARGS = np.dtype(
     [("small", np.uint64), ("out", np.uint64)]
@@ -1080,3 +1090,53 @@ def enlarge_mask(small, factor, offset, shape, *, out=None, buffers=None):
         _launch_pixels(kernel, args)
         del small
     return out
+
+
+def outline_mask(outline, *, out=None, buffers=None):
+    """:func:`guides.mask.outline_mask` into a CuPy array: same arguments,
+    same mask, bit for bit.
+
+    Nothing is copied: the head's polygon and the blur's weights travel in
+    the kernels' by-value argument struct (:data:`MASK_ARGS`). Five launches
+    and a fill: the coverage (one thread per sample row, integer atomic
+    additions: the same sums in any order), its share of each block, the
+    blur along x and along y, and :func:`enlarge_mask`. ``out``, if given,
+    a C-contiguous (h, w) float32 array; the work arrays (``"mask_counts"``,
+    ``"mask_small"``, ``"mask_row"``, ``"mask_blur"``) come from
+    ``buffers`` (:class:`DeviceBuffers`) when given.
+
+    Returns
+    -------
+    cupy.ndarray
+    """
+    from guides.mask import _check_outline
+
+    cp = _cupy()
+    h, w = outline.shape
+    _check_module(cp, out=out)
+    if out is None:
+        out = cp.empty((h, w), cp.float32)
+    _check_written("out", out, (h, w), np.float32)
+    if h * w == 0:
+        return out
+    _check_outline(outline)
+    sh, sw = outline.small_shape
+    f = int(outline.factor)
+    counts = _take(cp, buffers, "mask_counts", (sh, sw), np.int32)
+    counts.fill(0)
+    small, row, blur = (_take(cp, buffers, name, (sh, sw), np.float32)
+                        for name in ("mask_small", "mask_row", "mask_blur"))
+    polygon = np.asarray(outline.polygon, np.int32).reshape(-1)
+    taps = np.asarray(outline.taps, np.float32)
+    rows = sh * f * SAMPLES
+    args = _pack(MASK_ARGS, dict(counts=counts, small=small, row=row, blur=blur),
+                 dict(sh=sh, sw=sw, f=f, n=polygon.size // 2, radius=taps.size - 1,
+                      delta=0 if outline.reflect else 1, rows=rows))
+    args["polygon"][0, :polygon.size] = polygon
+    args["taps"][0, :taps.size] = taps
+    cover_k, norm_k, blur_x_k, blur_y_k = _kernels(MASK_KERNELS)
+    cover_k(((rows + 127) // 128,), (128,), (args,))
+    grid = ((sw + 31) // 32, (sh + 7) // 8)
+    for kernel in (norm_k, blur_x_k, blur_y_k):
+        kernel(grid, (32, 8), (args,))
+    return enlarge_mask(blur, f, outline.offset, (h, w), out=out)

@@ -65,7 +65,7 @@ from guides.appearance import float_tap, target_appearance
 from guides.buffers import Buffers, take
 from guides.io import check_bgr_frame
 from guides.landmarks import CUT_THRESHOLD, cut_sample, is_cut
-from guides.mask import MIN_WEIGHT, HeadRegion, coarse_head_region, composite, head_box
+from guides.mask import MIN_WEIGHT, HeadRegion, composite, head_box, head_outline
 from guides.mls import positional_guide
 
 __all__ = ["Stylizer", "OneEuroFilter", "propagate", "carry_landmarks", "upsample_flow",
@@ -713,10 +713,10 @@ class _HostKernels:
 
 
 #: The names of the host arrays a frame copies to the device (Stylizer._prepare)
-#: besides the frame itself: the flow at DIS's half size (brought to full size
-#: there), the head masks at their blur's resolution (enlarged there; the
-#: appearance guides are made there, from the frame)
-_COPIED = ("flow_half", "mask_blur")
+#: besides the frame itself and the landmarks: the flow at DIS's half size
+#: (brought to full size there; the head masks and the appearance guides are
+#: made there)
+_COPIED = ("flow_half",)
 
 
 class _PinnedBuffers(Buffers):
@@ -754,7 +754,7 @@ class _DeviceKernels:
         self.blend, self.temporal_filter = gpu.blend, gpu.temporal_filter
         self.positional_guide, self.composite = gpu.positional_guide, gpu.composite
         self.target_appearance, self.upsample_flow = gpu.target_appearance, gpu.upsample_flow
-        self.enlarge_mask = gpu.enlarge_mask
+        self.outline_mask = gpu.outline_mask
         self._gpu = gpu
         self.image = gpu.to_device(np.ascontiguousarray(style.image, np.uint8))
         self.appearance = gpu.to_device(np.ascontiguousarray(style.appearance, np.float32))
@@ -955,7 +955,7 @@ class _Prepared:
     searched: bool
     tracks: list  # the tracks to paint, largest face last
     landmarks: list  # their smoothed landmarks for this frame
-    regions: list  # their guides.mask.CoarseRegions (on the CPU, their masks enlarged)
+    regions: list  # their guides.mask.HeadOutlines (on the CPU, their masks made)
     guides: list  # their _FaceGuides (None: an empty box)
     whole: bool  # background="stylize" and a face seen
     main: np.ndarray | None  # the landmarks the background follows
@@ -1145,9 +1145,9 @@ class Stylizer:
     Notes
     -----
     With ``device="cuda"`` the landmarks, the One-Euro smoothing, the optical
-    flow (OpenCV's DIS, at half size) and the head masks (up to their blur,
-    at reduced resolution) still run on the CPU; the flow's and the masks'
-    way to full size, the appearance guides, the positional guides (the MLS
+    flow (OpenCV's DIS, at half size) and the head masks' outlines (their
+    polygons and boxes) still run on the CPU; the flow's way to full size,
+    the head masks, the appearance guides, the positional guides (the MLS
     map at the grid nodes, interpolated from them), lookup, propagation,
     merge, blend, temporal filter and composite run on the device, on arrays
     that stay there from frame to frame. The exemplar's image, appearance guide and its
@@ -1179,17 +1179,14 @@ class Stylizer:
     * host to device, the frame, (H, W, 3) uint8 (the heads' appearance
       guides are made from it there, and it is painted on), unless no face
       is painted on it and the stylized background covers it;
-    * host to device, per face, the head mask of its box (h, w) at its
-      blur's resolution, (ceil(h / f), ceil(w / f)) float32 (f: 1 for heads
-      under 25 px across, up to 4, and sigma // 6 from a soft edge's sigma
-      of 48 px: 9 for a head filling a 1920x1080 frame's height, 1/81 of
-      the box); it is enlarged on the device (:func:`blit.gpu.enlarge_mask`);
     * device to host, the output, (H, W, 3) uint8.
 
-    The flow and the masks are made in page-locked
-    host memory, which their copies read directly (the landmarks are 2 KB).
+    The flow is made in page-locked
+    host memory, which its copy reads directly (the landmarks are 2 KB).
     Nothing else crosses but
-    the kernels' by-value argument structs (a few hundred bytes each). The
+    the kernels' by-value argument structs (a few hundred bytes each; the
+    head masks' hold the head's polygon and the blur's weights:
+    :func:`blit.gpu.outline_mask`). The
     times in :attr:`last_times` are then those of queuing the work: the
     device runs behind, and ``"download"`` waits for it. ``"flow"`` is its
     own thread's time, spent beside ``"mask"``, ``"mls"`` and
@@ -1851,9 +1848,9 @@ class Stylizer:
             self._record_looks(frame, t)  # (once the flow has started)
             _add(times, "smooth", t0)
             t0 = time.perf_counter()
-            regions = [coarse_head_region(frame.shape, tr.landmarks, margin=options.voting,
-                                          buffers=tr.slots[slot]) for tr in tracks]
-            if self.device == "cpu":  # (on the device, enlarged there: _face_guides)
+            regions = [head_outline(frame.shape, tr.landmarks, margin=options.voting,
+                                    buffers=tr.slots[slot]) for tr in tracks]
+            if self.device == "cpu":  # (on the device, made there: _face_guides)
                 for region in regions:
                     region.region()
             times["mask"] = _ms(t0)
@@ -2261,10 +2258,9 @@ class Stylizer:
             work, slot, image = track.head.work, index % 3, frame_dev[y0:y1, x0:x1]
         if self.device == "cpu":
             mask = region.region().mask
-        else:  # the mask at its blur's resolution copied, enlarged there
-            small = kernels.put(region.small, work, f"mask_small{slot}")
-            mask = kernels.enlarge_mask(small, region.factor, region.offset, region.shape,
-                                        out=work.get(f"mask{slot}", region.shape, np.float32))
+        else:  # made there from its outline (passed by value)
+            mask = kernels.outline_mask(region, out=work.get(f"mask{slot}", region.shape,
+                                                             np.float32), buffers=work)
         app = kernels.target_appearance(image, kernels.quantiles, mask, buffers=work,
                                         out=work.get(f"app{slot}", mask.shape, np.float32))
         _add(times, "appearance", t0)

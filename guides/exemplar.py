@@ -43,7 +43,9 @@ __all__ = ["StyleExemplar", "StyleWarning", "load_style", "cache_dir", "fallback
 # masks unchanged)
 # 7: the appearance guide's luminance and its blur's way back up in integer
 # arithmetic of its own (guides.appearance), not OpenCV's, which rounds by CPU
-CACHE_VERSION = 7
+# 8: the head mask the polygon's exact 4x4-sample coverage, blurred and
+# enlarged by kernels of its own (guides.mask.outline_mask)
+CACHE_VERSION = 8
 _TABLE_BUDGET = 8 << 20  # bytes for the lookup table
 
 

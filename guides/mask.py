@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numba
 import numpy as np
 
@@ -20,8 +19,8 @@ from guides.buffers import take
 #: the composite by half a level, so the stylizers do not paint it at all.
 MIN_WEIGHT = np.float32(1.0 / 510.0)
 
-__all__ = ["HeadRegion", "CoarseRegion", "head_region", "coarse_head_region", "enlarge_mask",
-           "head_box", "head_polygon", "composite", "MIN_WEIGHT"]
+__all__ = ["HeadRegion", "HeadOutline", "head_region", "head_outline", "outline_mask",
+           "enlarge_mask", "gaussian_taps", "head_box", "head_polygon", "composite", "MIN_WEIGHT"]
 
 
 @dataclass
@@ -76,8 +75,8 @@ def head_polygon(landmarks, *, top=0.75, arc_points=24):
 def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=None):
     """Soft head mask on its bounding box.
 
-    :func:`coarse_head_region` with the same arguments, its mask enlarged
-    onto the box (:meth:`CoarseRegion.region`).
+    :func:`head_outline` with the same arguments, its mask made
+    (:func:`outline_mask`).
 
     Parameters
     ----------
@@ -99,38 +98,59 @@ def head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=N
     HeadRegion
         Empty box (zero area) when the head lies outside the frame.
     """
-    return coarse_head_region(shape, landmarks, top=top, feather=feather, margin=margin,
-                              buffers=buffers).region()
+    return head_outline(shape, landmarks, top=top, feather=feather, margin=margin,
+                        buffers=buffers).region()
+
+
+#: Samples per pixel each way of the polygon's coverage (:func:`outline_mask`).
+SAMPLES = 4
+#: The polygon's coordinates are in 1/SUBPIXEL px (cv2.fillPoly's shift 4),
+#: pixel (x, y)'s centre at (SUBPIXEL x, SUBPIXEL y).
+SUBPIXEL = 16
+_STEP = SUBPIXEL // SAMPLES  # between samples
+_FIRST = _STEP // 2 - SUBPIXEL // 2  # sample 0: (1/2 - SAMPLES/2) / SAMPLES px from pixel 0's centre
+#: Limits of what the CUDA twin's argument struct holds (blit/cuda).
+MAX_POLYGON, MAX_RADIUS = 64, 64
 
 
 @dataclass
-class CoarseRegion:
-    """A head mask before its last step (:func:`coarse_head_region`): the
-    soft edge blurred at 1/``factor`` of the frame's resolution.
+class HeadOutline:
+    """What a head's soft mask is made from (:func:`head_outline`), without
+    the mask: a few hundred bytes, which the CUDA stream passes to its
+    kernels by value (:func:`blit.gpu.outline_mask`).
 
-    Its mask on the box is the box's part of the blurred mask enlarged
-    ``factor`` times (:func:`enlarge_mask`): the stream copies ``small`` to
-    the device (1/16 to 1/81 of the mask's values for heads of sigma 8 and
-    more) and enlarges it there (:func:`blit.gpu.enlarge_mask`).
+    The mask (:func:`outline_mask`) is the polygon's coverage of blocks of
+    ``factor`` x ``factor`` pixels of a canvas (the box, padded to a
+    multiple of ``factor``), blurred there by ``taps`` and enlarged back
+    onto the box.
 
     Attributes
     ----------
     box : (int, int, int, int)
         ``(x0, y0, x1, y1)``, frame pixels, end-exclusive.
-    small : (sh, sw) float32 ndarray
-        The blurred mask; the box's mask itself where ``factor`` is 1.
+    polygon : (n, 2) int32 ndarray
+        The head's polygon on the canvas, in 1/:data:`SUBPIXEL` px.
     factor : int
     offset : (int, int)
-        ``(ox, oy)``: the box's first pixel on the enlarged (sh factor, sw
-        factor) grid.
+        ``(ox, oy)``: the box's first pixel on the canvas.
+    small_shape : (int, int)
+        ``(sh, sw)``: the canvas in blocks.
+    taps : (r + 1,) float32 ndarray
+        The blur's weights at 0..r blocks (a symmetric Gaussian, sums to 1).
+    reflect : bool
+        The blur's border: cv2.BORDER_REFLECT where True, else
+        BORDER_REFLECT_101.
     buffers : guides.buffers.Buffers or None
-        Where :meth:`region` takes its mask (``"mask"``) from.
+        Where :meth:`region` takes its mask (``"mask"``) and work arrays from.
     """
 
     box: tuple
-    small: np.ndarray
+    polygon: np.ndarray
     factor: int
     offset: tuple
+    small_shape: tuple
+    taps: np.ndarray
+    reflect: bool
     buffers: object = None
     _region: HeadRegion | None = field(default=None, repr=False, compare=False)
 
@@ -141,77 +161,227 @@ class CoarseRegion:
         return y1 - y0, x1 - x0
 
     def region(self):
-        """The :class:`HeadRegion`: the mask enlarged on the host, once."""
+        """The :class:`HeadRegion`: the mask made on the host, once."""
         if self._region is None:
-            mask = enlarge_mask(self.small, self.factor, self.offset, self.shape,
-                                out=take(self.buffers, "mask", self.shape, np.float32),
+            mask = outline_mask(self, out=take(self.buffers, "mask", self.shape, np.float32),
                                 buffers=self.buffers)
             self._region = HeadRegion(self.box, mask)
         return self._region
 
 
-def coarse_head_region(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=None):
-    """The head region of :func:`head_region` (same arguments) before its
-    mask is enlarged onto the box: a :class:`CoarseRegion`.
+def head_outline(shape, landmarks, *, top=0.75, feather=0.08, margin=0, buffers=None):
+    """The :class:`HeadOutline` of :func:`head_region` (same arguments):
+    the head's polygon, its box, and how its soft edge is blurred.
 
-    The head's polygon is filled (anti-aliased) at the frame's resolution,
-    area-averaged down by the factor, blurred there by the soft edge's sigma
-    over the factor; :func:`enlarge_mask` brings it back. The work arrays
-    are ``buffers``' ``"mask_fill"``, ``"mask_small"`` and ``"mask_blur"``
-    (the last one is ``small``).
+    The soft edge is smooth over sigma pixels, so the mask is made at 1/f
+    of the resolution: the polygon's coverage of f x f blocks, blurred by
+    sigma / f, enlarged back (:func:`outline_mask`).
     """
     poly, sigma, (x0, y0, x1, y1) = _outline(shape, landmarks, top, feather, margin)
     hh, ww = y1 - y0, x1 - x0
-    if hh * ww == 0:
-        return CoarseRegion((x0, y0, x1, y1), np.zeros((hh, ww), np.float32), 1, (0, 0), buffers)
-    # The soft edge is smooth over sigma pixels, so it is blurred at 1/f of
-    # the resolution and interpolated back: f = sigma // 2 up to 4 (the
-    # blur is then at least 2 small pixels wide), and from sigma 48 f =
-    # sigma // 6 (8 or more; the blur at least 6 small pixels wide).
-    # Within 0.0036 of a full-resolution blur at sigma 15 (f 4), 0.0024 at
-    # sigma 59 (f 9; 0.0008 at f 4), on Grace Hopper's head scaled; a
-    # head of the 1920x1080 stream (sigma 54) takes 2.2-2.3 instead of
-    # 4.2-4.3 ms on one thread. Measured when f was at most 4: in one process 2x faster than
-    # at half resolution at 640x480 and 768x1024, 4.6x at 1920x1080; on
-    # target1 at 768x1024 with lincolnbust (sigma 38: f 4), f 8 and 9
-    # moved mediapipe's landmark error on the still from 0.046 to
-    # 0.052-0.053 of the inter-ocular distance, over #2's bar of 0.05 (f 5
-    # to 7: 0.046), for masks at most 0.0035 apart: heads up to sigma 48,
-    # 1.3x target1's at 768x1024, keep f 4. The fill stays at full
-    # resolution and is area-averaged down: filled at low resolution, the
-    # polygon would grow by half a small pixel. The fill's canvas is the
-    # box padded to a multiple of f, so that the area average is OpenCV's
-    # exact-factor path (6x faster than an inexact factor at 640x480).
+    # f = sigma // 2 up to 4 (the blur is then at least 2 small pixels
+    # wide), and from sigma 48 f = sigma // 6 (8 or more; the blur at least
+    # 6 small pixels wide). Within 0.014 of the polygon's coverage blurred at
+    # full resolution at sigma 2.2 (f 1: the 4x4 samples a pixel), 0.0047
+    # at sigma 15 (f 4), 0.0024 at sigma 51 (f 8), 0.0018 at sigma 66 (f
+    # 10), on Grace Hopper's head scaled (tests/test_guides.py's reference).
+    # (With cv2.fillPoly, INTER_AREA and GaussianBlur before 2026-12-05:
+    # 0.0036 at sigma 15, 0.0024 at sigma 59.) Measured when f was at most
+    # 4 (that pipeline): on target1 at 768x1024
+    # with lincolnbust (sigma 38: f 4), f 8 and 9 moved mediapipe's landmark
+    # error on the still from 0.046 to 0.052-0.053 of the inter-ocular
+    # distance, over #2's bar of 0.05 (f 5 to 7: 0.046), for masks at most
+    # 0.0035 apart: heads up to sigma 48, 1.3x target1's at 768x1024, keep
+    # f 4. The canvas is the box padded to a multiple of f.
     coarse = sigma >= 48
     f = int(sigma // 6 if coarse else min(4.0, max(1.0, sigma // 2)))
     sh, sw = -(-hh // f), -(-ww // f)
     # Where the frame cuts the box (the head goes on beyond it), the blur
-    # reflects the fill at the frame's edge. From f 8 the small blur
+    # reflects the coverage at the frame's edge. From f 8 the small blur
     # reflects at the small image's edge itself (BORDER_REFLECT: half a
-    # pixel from the full-resolution blur's axis, where the default
-    # BORDER_REFLECT_101's is (f - 1) / 2 px off), and the padding goes
-    # before a side the frame cuts (when the other side is not cut), so
-    # that the small grid ends at the frame's edge: Grace Hopper's head
-    # at sigma 48-120, cut at the right or the top left, within 0.0077 of
-    # the full-resolution blur of the polygon on the box (0.061 with the
-    # default border and the padding after; f 4: 0.023), inside the
-    # frame within 0.0031.
+    # pixel from the full-resolution blur's axis, where BORDER_REFLECT_101's
+    # is (f - 1) / 2 px off), and the padding goes before a side the frame
+    # cuts (when the other side is not cut), so that the small grid ends at
+    # the frame's edge: Grace Hopper's head at sigma 59 (f 9), cut at the
+    # right or the top left, within 0.0089 and 0.0024 of the full-resolution
+    # blur of the polygon on the box (measured with the pipeline before
+    # 2026-12-05 at sigma 48-120: within 0.0077, and 0.061 with
+    # BORDER_REFLECT_101 and the padding after; f 4: 0.023).
     h, w = int(shape[0]), int(shape[1])
     ox = sw * f - ww if (coarse and x1 == w and x0 > 0) else 0
     oy = sh * f - hh if (coarse and y1 == h and y0 > 0) else 0
-    fill = take(buffers, "mask_fill", (sh * f, sw * f), np.float32)
-    fill[...] = 0.0
-    pts = np.round((poly - [x0 - ox, y0 - oy]) * 16).astype(np.int32)  # 4 fractional bits
     # (where the frame's edge cuts the box, the polygon goes on into the
-    # padding: the head goes on beyond the frame)
-    cv2.fillPoly(fill, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
-    small = fill if f == 1 else cv2.resize(
-        fill, (sw, sh), dst=take(buffers, "mask_small", (sh, sw), np.float32),
-        interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / f,
-                             dst=take(buffers, "mask_blur", (sh, sw), np.float32),
-                             borderType=cv2.BORDER_REFLECT if coarse else cv2.BORDER_REFLECT_101)
-    return CoarseRegion((x0, y0, x1, y1), small, f, (ox, oy), buffers)
+    # padding: the head goes on beyond the frame; far points are held where
+    # the coverage's integer arithmetic stays exact)
+    lim = float(1 << 26)
+    pts = np.clip(np.round((poly.astype(np.float64) - [x0 - ox, y0 - oy]) * SUBPIXEL), -lim, lim)
+    return HeadOutline((x0, y0, x1, y1), pts.astype(np.int32), f, (ox, oy), (sh, sw),
+                       gaussian_taps(sigma / f), coarse, buffers)
+
+
+def gaussian_taps(sigma):
+    """The weights at 0..r of a normalised Gaussian of ``sigma`` (float32),
+    r as cv2.GaussianBlur's for float images: its size round(8 sigma + 1),
+    made odd."""
+    r = (int(np.floor(sigma * 8 + 1 + 0.5)) | 1) // 2
+    if r > MAX_RADIUS:
+        raise ValueError(f"sigma {sigma}: a blur of radius {r} is over {MAX_RADIUS}")
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-(x * x) / (2.0 * sigma * sigma))
+    return (g / g.sum())[r:].astype(np.float32)
+
+
+def outline_mask(outline, *, out=None, buffers=None):
+    """The soft mask of a :class:`HeadOutline` on its box.
+
+    1. Coverage: each block of factor x factor canvas pixels holds the
+       share of its SAMPLES x SAMPLES samples per pixel (at (i + 1/2) /
+       SAMPLES - 1/2 px from the pixel's centre) that lie inside the
+       polygon (even-odd), counted in exact integer arithmetic on the
+       polygon's 1/SUBPIXEL px coordinates.
+    2. Blur: by ``taps`` along x, then along y, in float32 (every product
+       rounded on its own), reflected at the small grid's edges.
+    3. :func:`enlarge_mask` onto the box.
+
+    :func:`blit.gpu.outline_mask` gives the same bits.
+
+    Parameters
+    ----------
+    outline : HeadOutline
+    out : (h, w) float32 C-contiguous ndarray, optional
+    buffers : guides.buffers.Buffers, optional
+        Where to take the work arrays (``"mask_counts"``, ``"mask_small"``,
+        ``"mask_across"``, ``"mask_row_t"``, ``"mask_row"``, ``"mask_blur"``,
+        ``"mask_along"``) from.
+
+    Returns
+    -------
+    (h, w) float32 ndarray
+    """
+    h, w = outline.shape
+    if out is None:
+        out = np.empty((h, w), np.float32)
+    if h * w == 0:
+        return enlarge_mask(np.zeros((h, w), np.float32), 1, (0, 0), (h, w), out=out)
+    small = blurred_coverage(outline, buffers=buffers)
+    return enlarge_mask(small, outline.factor, outline.offset, (h, w), out=out, buffers=buffers)
+
+
+def blurred_coverage(outline, *, buffers=None):
+    """Steps 1 and 2 of :func:`outline_mask`: the (sh, sw) float32 blurred
+    coverage (``buffers``' ``"mask_blur"``)."""
+    sh, sw = outline.small_shape
+    f = outline.factor
+    _check_outline(outline)
+    counts = take(buffers, "mask_counts", (sh, sw), np.int32)
+    counts[...] = 0
+    _coverage_kernel(np.ascontiguousarray(outline.polygon, np.int64), f, counts)
+    small = take(buffers, "mask_small", (sh, sw), np.float32)
+    np.divide(counts.astype(np.float32), np.float32(SAMPLES * SAMPLES * f * f), out=small)
+    taps = np.ascontiguousarray(outline.taps, np.float32)
+    delta = 0 if outline.reflect else 1
+    # along x as along y on the transposed coverage (the rows' loops
+    # vectorise: 0.19 instead of 0.50 ms on a 216x168 grid here)
+    across = take(buffers, "mask_across", (sw, sh), np.float32)
+    across[...] = small.T
+    row_t = take(buffers, "mask_row_t", (sw, sh), np.float32)
+    _blur_kernel(across, taps, delta, row_t)
+    row = take(buffers, "mask_row", (sh, sw), np.float32)
+    row[...] = row_t.T
+    blur = take(buffers, "mask_blur", (sh, sw), np.float32)
+    _blur_kernel(row, taps, delta, blur)
+    return blur
+
+
+def _check_outline(outline):
+    """What the kernels (and the CUDA twin's struct) take of an outline."""
+    n = len(outline.polygon)
+    if not 3 <= n <= MAX_POLYGON or len(outline.taps) > MAX_RADIUS + 1:
+        raise ValueError(f"outline: a polygon of {n} points (3 to {MAX_POLYGON}) and "
+                         f"{len(outline.taps)} taps (at most {MAX_RADIUS + 1})")
+
+
+@numba.njit(cache=True, nogil=True)
+def ceil_div(p, q):
+    """ceil(p / q) for q > 0, in integers (C's division truncates)."""
+    return -((-p) // q)
+
+
+@numba.njit(cache=True, nogil=True)
+def crossing_samples(xa, ya, xb, yb, y, cols):
+    """The samples of a row at ``y`` (1/SUBPIXEL px) before where the edge
+    (xa, ya)-(xb, yb) crosses it: the sample columns s (at _STEP s +
+    _FIRST) left of the crossing, 0..cols."""
+    if yb < ya:
+        xa, ya, xb, yb = xb, yb, xa, ya
+    den = yb - ya  # the crossing x = xa + (y - ya)(xb - xa) / den
+    # samples s with _STEP s + _FIRST < x: s < (x - _FIRST) / _STEP
+    num = (xa - _FIRST) * den + (y - ya) * (xb - xa)
+    return min(max(ceil_div(num, _STEP * den), 0), cols)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _coverage_kernel(poly, f, counts):
+    """counts[by, bx] = the samples of block (bx, by) inside ``poly``
+    (even-odd): each sample row's crossings sorted, the spans between pairs
+    added to the blocks they cover. One block row per iteration (its f
+    SAMPLES sample rows): no two write the same counts."""
+    sh, sw = counts.shape
+    n = poly.shape[0]
+    per = f * SAMPLES  # samples per block each way
+    cols = sw * per
+    for bb in numba.prange(sh):
+        by = np.int64(bb)
+        xs = np.empty(n, np.int64)
+        for j in range(by * per, (by + 1) * per):
+            y = _STEP * j + _FIRST
+            k = 0
+            for e in range(n):
+                xa, ya = poly[e, 0], poly[e, 1]
+                xb, yb = poly[(e + 1) % n, 0], poly[(e + 1) % n, 1]
+                if min(ya, yb) <= y < max(ya, yb):
+                    c = crossing_samples(xa, ya, xb, yb, y, cols)
+                    i = k  # insertion into the sorted crossings
+                    while i > 0 and xs[i - 1] > c:
+                        xs[i] = xs[i - 1]
+                        i -= 1
+                    xs[i] = c
+                    k += 1
+            for p in range(0, k - 1, 2):
+                s0, s1 = xs[p], xs[p + 1]
+                for bx in range(s0 // per, min((s1 + per - 1) // per, sw)):
+                    counts[by, bx] += min(s1, (bx + 1) * per) - max(s0, bx * per)
+
+
+@numba.njit(cache=True, nogil=True)
+def reflect_index(p, n, delta):
+    """cv2.borderInterpolate: index ``p`` reflected into 0..n-1, the edge
+    repeated (``delta`` 0, BORDER_REFLECT) or not (1, BORDER_REFLECT_101)."""
+    if n == 1:
+        return 0
+    while p < 0 or p >= n:
+        p = -p - 1 + delta if p < 0 else n - 1 - (p - n) - delta
+    return p
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _blur_kernel(src, taps, delta, out):
+    """out = src blurred by the symmetric ``taps`` along y: the sum from -r
+    to r of taps[|k|] src[reflected row], in float32, each product rounded
+    on its own. Each output row is summed tap by tap over the whole row
+    (the same order for each pixel; LLVM vectorises the rows). Along x it
+    is this on the transposed arrays (:func:`blurred_coverage`)."""
+    h, w = src.shape
+    r = taps.shape[0] - 1
+    for yy in numba.prange(h):
+        y = np.int64(yy)
+        row = out[y]
+        row[:] = np.float32(0.0)
+        for k in range(-r, r + 1):
+            t = taps[abs(k)]
+            line = src[reflect_index(y + k, h, delta)]
+            for x in range(w):
+                row[x] += t * line[x]
 
 
 def enlarge_mask(small, factor, offset, shape, *, out=None, buffers=None):

@@ -103,6 +103,21 @@ void sb_host_mls_nodes(const sb::MlsArgs* m, int) {
     each_pixel(m->h, m->w, [&](long long x, long long y) { sb::mls_node(*m, x, y); });
 }
 
+// sb_mask_cover_kernel: every sample row
+void sb_host_mask_cover(const sb::MaskArgs* m, int) {
+    for (long long j = 0; j < m->rows; ++j) sb::mask_cover_row(*m, j);
+}
+
+// sb_mask_norm_kernel
+void sb_host_mask_norm(const sb::MaskArgs* m, int) {
+    each_pixel(m->sh, m->sw, [&](long long x, long long y) { sb::mask_norm_pixel(*m, x, y); });
+}
+
+// sb_mask_blur_kernel<along_x>
+void sb_host_mask_blur(const sb::MaskArgs* m, int along_x) {
+    each_pixel(m->sh, m->sw, [&](long long x, long long y) { sb::mask_blur_pixel(*m, along_x != 0, x, y); });
+}
+
 // sb_mask_up_kernel
 void sb_host_mask_up(const sb::MaskUpArgs* m, int) {
     each_pixel(m->h, m->w, [&](long long x, long long y) { sb::mask_up_pixel(*m, x, y); });
@@ -130,7 +145,7 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 // sizeof and field offsets of the argument structs, in the order of
 // blit.gpu.LOOKUP_ARGS / BLEND_ARGS / DENOISE_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
 // TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS / GRAY_ARGS / PYRDOWN_ARGS / DETAIL_ARGS /
-// FLOW_UP_ARGS / MASK_UP_ARGS / MLS_ARGS;
+// FLOW_UP_ARGS / MASK_UP_ARGS / MASK_ARGS / MLS_ARGS;
 // returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
@@ -211,6 +226,12 @@ int sb_layout(long long* v) {
     SB_OFF(sb::MaskUpArgs, w); SB_OFF(sb::MaskUpArgs, sh); SB_OFF(sb::MaskUpArgs, sw);
     SB_OFF(sb::MaskUpArgs, gh); SB_OFF(sb::MaskUpArgs, gw); SB_OFF(sb::MaskUpArgs, ox);
     SB_OFF(sb::MaskUpArgs, oy);
+    v[n++] = (long long)sizeof(sb::MaskArgs);
+    SB_OFF(sb::MaskArgs, counts); SB_OFF(sb::MaskArgs, small); SB_OFF(sb::MaskArgs, row);
+    SB_OFF(sb::MaskArgs, blur); SB_OFF(sb::MaskArgs, sh); SB_OFF(sb::MaskArgs, sw);
+    SB_OFF(sb::MaskArgs, f); SB_OFF(sb::MaskArgs, n); SB_OFF(sb::MaskArgs, radius);
+    SB_OFF(sb::MaskArgs, delta); SB_OFF(sb::MaskArgs, rows); SB_OFF(sb::MaskArgs, polygon);
+    SB_OFF(sb::MaskArgs, taps);
     v[n++] = (long long)sizeof(sb::MlsArgs);
     SB_OFF(sb::MlsArgs, points); SB_OFF(sb::MlsArgs, nodes); SB_OFF(sb::MlsArgs, step_x);
     SB_OFF(sb::MlsArgs, step_y); SB_OFF(sb::MlsArgs, n); SB_OFF(sb::MlsArgs, h);

@@ -44,7 +44,7 @@ from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitte
 from blit.stylize import StylizeOptions
 from blit.temporal import NO_HISTORY, temporal_filter
 from guides.appearance import _LEVEL_BINS, quantile_function, target_appearance
-from guides.mask import MIN_WEIGHT, HeadRegion, coarse_head_region, composite, enlarge_mask
+from guides.mask import MIN_WEIGHT, HeadRegion, composite, enlarge_mask, head_outline, outline_mask
 from guides.mls import positional_guide
 from test_stream import (Script, ScriptAtSize, big_clip, hopper, moving_clip,  # noqa: F401
                          prefetch_case, reset_while_prefetched, style)  # (hopper, style: fixtures)
@@ -194,11 +194,12 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 47
+    assert len(entries) == len(names) == 51
     for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
                  "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
                  "sb_upsample_kernel", "sb_composite_kernel", *gpu.APPEARANCE_KERNELS,
-                 gpu.FLOW_UP_KERNEL, gpu.MASK_UP_KERNEL, gpu.MLS_KERNEL):
+                 gpu.FLOW_UP_KERNEL, gpu.MASK_UP_KERNEL, gpu.MLS_KERNEL, "sb_mask_cover_kernel",
+                 "sb_mask_norm_kernel", "sb_mask_blur_kernel"):
         assert any(kind in e for e in entries)
 
 
@@ -235,7 +236,8 @@ def harness(tmp_path_factory):
                  "sb_host_merge", "sb_host_temporal", "sb_host_temporal_round", "sb_host_upsample",
                  "sb_host_composite", "sb_host_gray", "sb_host_pyrdown", "sb_host_detail_count",
                  "sb_host_detail_table", "sb_host_detail_map", "sb_host_flow_up",
-                 "sb_host_mask_up", "sb_host_mls_nodes"):
+                 "sb_host_mask_up", "sb_host_mls_nodes", "sb_host_mask_cover", "sb_host_mask_norm",
+                 "sb_host_mask_blur"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
@@ -284,6 +286,15 @@ def host_gpu(harness, monkeypatch):
             if kind == "sb_seed_kernel":
                 assert packed.dtype == gpu.LOOKUP_ARGS and threads[0] >= packed["nseeds"][0]
                 harness.sb_host_seeds(packed.ctypes.data, int(spec))
+            elif kind == "sb_mask_cover_kernel":  # one thread per sample row
+                assert packed.dtype == gpu.MASK_ARGS and threads[0] >= packed["rows"][0]
+                harness.sb_host_mask_cover(packed.ctypes.data, 0)
+            elif kind in ("sb_mask_norm_kernel", "sb_mask_blur_kernel"):  # per block
+                assert packed.dtype == gpu.MASK_ARGS
+                assert threads[0] >= packed["sw"][0] and threads[1] >= packed["sh"][0]
+                host = (harness.sb_host_mask_norm if kind == "sb_mask_norm_kernel"
+                        else harness.sb_host_mask_blur)
+                host(packed.ctypes.data, int(spec))
             elif kind == "sb_detail_table_kernel":  # one thread per bin
                 assert packed.dtype == gpu.DETAIL_ARGS and threads[0] >= 512
                 harness.sb_host_detail_table(packed.ctypes.data, 0)
@@ -512,6 +523,8 @@ def test_argument_structs_have_the_header_layout(harness):
                           "h", "w", "sh", "sw", "nq"),
         gpu.FLOW_UP_ARGS: ("half", "out", "h", "w", "hh", "hw", "top", "left", "oh", "ow"),
         gpu.MASK_UP_ARGS: ("small", "out", "h", "w", "sh", "sw", "gh", "gw", "ox", "oy"),
+        gpu.MASK_ARGS: ("counts", "small", "row", "blur", "sh", "sw", "f", "n", "radius", "delta",
+                        "rows", "polygon", "taps"),
         gpu.MLS_ARGS: ("points", "nodes", "step_x", "step_y", "n", "h", "w"),
     }
     expected = []
@@ -1162,23 +1175,53 @@ def test_host_kernels_mask_enlargement_equals_numba(host_gpu):
         gpu.enlarge_mask(np.ones((3, 3), np.float32), 2, (1, 1), (6, 4))
 
 
-def test_host_kernels_head_mask_of_a_photo(host_gpu, hopper):
-    """Grace Hopper's head at the stream's sizes (reduction factors 1 to 10,
-    heads cut by the frame's edge): the small mask enlarged by the host
-    build is head_region's mask."""
-    from guides.mask import coarse_head_region, head_region
-
+def hopper_outlines(hopper):
+    """Grace Hopper's head at the stream's sizes as HeadOutlines: reduction
+    factors 1 to 10, heads cut by the frame's edge (and the blur's
+    BORDER_REFLECT), a head outside the frame."""
     image, lm = hopper
-    factors = set()
     for scale, shift in ((0.08, (0, 0)), (0.5, (0, 0)), (1.0, (0.3, 0)), (4.0, (0, 0)),
-                         (4.0, (-0.3, -0.3))):
+                         (4.0, (-0.3, -0.3)), (4.0, (0.3, 0)), (1.0, (2.0, 0))):
         h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
         marks = (lm * scale + np.array(shift, np.float32) * [w, h]).astype(np.float32)
-        coarse = coarse_head_region((h, w), marks, margin=2)
-        factors.add(coarse.factor)
-        dev = gpu.enlarge_mask(coarse.small, coarse.factor, coarse.offset, coarse.shape)
-        assert_bits_equal(dev, head_region((h, w), marks, margin=2).mask)
-    assert min(factors) == 1 and max(factors) >= 9
+        yield head_outline((h, w), marks, margin=2)
+
+
+def test_host_kernels_head_mask_of_a_photo(host_gpu, hopper):
+    """The head mask made from its outline by the host build of the
+    kernels: the CPU's bit for bit, into ``out`` or a new array, work
+    arrays from buffers; nothing launched for a head outside the frame."""
+    outlines = list(hopper_outlines(hopper))
+    assert {o.factor for o in outlines} >= {1, 4, 9} and any(o.reflect for o in outlines)
+    buffers = gpu.DeviceBuffers()
+    for outline in outlines:
+        cpu = outline_mask(outline)
+        host_gpu.clear()
+        out = np.full(cpu.shape, np.nan, np.float32)
+        assert gpu.outline_mask(outline, out=out, buffers=buffers) is out
+        assert_bits_equal(out, cpu)
+        assert_bits_equal(gpu.outline_mask(outline), cpu)
+        assert host_gpu == ([*gpu.MASK_KERNELS, gpu.MASK_UP_KERNEL] * 2 if cpu.size else [])
+    assert {"mask_counts", "mask_small", "mask_row", "mask_blur"} <= set(buffers._flat)
+
+
+@pytest.mark.parametrize("n", [3, 9, 41, 64])
+def test_host_kernels_mask_of_random_polygons(host_gpu, n):
+    """Random polygons (self-crossing, past the canvas, on sample rows) and
+    blurs of both borders and radii 1 to 64: the CPU's masks bit for bit."""
+    from guides.mask import HeadOutline, gaussian_taps
+
+    rng = np.random.default_rng(n)
+    for f, (sh, sw), sigma, reflect in ((1, (7, 5), 0.2, False), (3, (11, 9), 2.5, True),
+                                        (4, (20, 33), 7.9, False), (9, (6, 4), 7.95, True)):
+        poly = rng.integers(-60, 16 * sw * f + 60, (n, 2)).astype(np.int32)
+        poly[1, 1] = poly[0, 1]
+        outline = HeadOutline((3, 2, 3 + sw * f - 1, 2 + sh * f - 2), poly, f, (1, 2), (sh, sw),
+                              gaussian_taps(sigma), reflect)
+        assert_bits_equal(gpu.outline_mask(outline), outline_mask(outline))
+    with pytest.raises(ValueError, match="polygon"):
+        gpu.outline_mask(HeadOutline((0, 0, 4, 4), poly[:2], 1, (0, 0), (4, 4),
+                                     gaussian_taps(1.0), False))
 
 
 def test_host_kernels_level_bins_are_the_cpu_bins(harness):
@@ -1251,7 +1294,7 @@ def test_gpu_functions_take_the_cpu_functions_arguments():
              (gpu.merge, _merge_kernel.py_func), (gpu.temporal_filter, temporal_filter),
              (gpu.positional_guide, positional_guide), (gpu.composite, composite),
              (gpu.target_appearance, target_appearance), (gpu.upsample_flow, upsample_flow),
-             (gpu.enlarge_mask, enlarge_mask)]
+             (gpu.enlarge_mask, enlarge_mask), (gpu.outline_mask, outline_mask)]
     for twin, cpu in pairs:
         assert inspect.signature(twin) == inspect.signature(cpu), twin.__name__
 
@@ -1289,23 +1332,9 @@ def frame_copies(stylizer, frame, index, background):
     # with "stylize"), the target's and the exemplar's
     copies.append(("to device", (2, 68, 2), "float64"))
     # the frame (its heads' appearance guides are made from it on the device,
-    # and it is painted on), the head's mask at its blur's resolution
-    copies += [("to device", (h, w, 3), "uint8"),
-               ("to device", small_mask(stylizer, frame.shape), "float32")]
+    # and it is painted on; the head masks are made there from their outlines)
+    copies += [("to device", (h, w, 3), "uint8")]
     return copies + [("to host", (h, w, 3), "uint8")]
-
-
-def small_mask(stylizer, shape):
-    """The shape of the one head's mask the stream copied for its last frame
-    (of ``shape``, as painted): at its blur's resolution, (ceil(h / f), ceil(w / f)) for
-    the box (h, w) and f of the head's soft edge
-    (guides.mask.coarse_head_region)."""
-    (x0, y0, x1, y1), = stylizer.last_boxes
-    (track,) = stylizer._tracks  # (its landmarks in the painted frame's pixels)
-    region = coarse_head_region(shape, track.landmarks, margin=stylizer.options.voting)
-    assert region.box == (x0, y0, x1, y1)
-    f = region.factor
-    return (-(-(y1 - y0) // f), -(-(x1 - x0) // f))
 
 
 def assert_frame_copies(copies, stylizer, frame, index, background):
@@ -1341,14 +1370,12 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         assert_bits_equal(nnf.get(), want)
         assert_frame_copies(copies, dev, frame, i, background)
         assert set(dev.last_times) >= {"lookup", "blend", "temporal", "composite", "download"}
-        # the large guides go from page-locked memory: the flow and the mask
+        # the large guide goes from page-locked memory: the flow
         (x0, y0, x1, y1), = dev.last_boxes
         box = (y1 - y0, x1 - x0) if background == "keep" else frame.shape[:2]
         flow = [] if i == 0 else [(((box[0] + 1) // 2, (box[1] + 1) // 2, 2), "float32")]
         pinned = [(shape, dtype) for shape, dtype, locked in DeviceArray.sources if locked]
-        mask = small_mask(dev, frame.shape)
-        assert sorted(pinned) == sorted(flow + [(mask, "float32")])
-        assert mask[0] < y1 - y0 and mask[1] < x1 - x0  # (this head's factor: 2)
+        assert pinned == flow
     # and only those: the guides' work arrays are in plain memory
     from blit.stream import _COPIED
 
@@ -1356,7 +1383,8 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
     for buffers in dev._slots + heads:
         assert set(buffers.pinned._flat) <= set(_COPIED)
         assert not set(buffers._flat) & set(_COPIED)
-    assert any(buffers._flat for buffers in heads)  # (the masks' and guides' work arrays)
+    # (nothing of the heads on the host: their masks are made on the device)
+    assert not any(buffers._flat or buffers.pinned._flat for buffers in heads)
 
 
 def prefetched_and_cpu(style, hopper, case, *, wait):
@@ -1450,7 +1478,7 @@ def test_host_kernels_a_failure_in_the_frame_waits_for_its_side_threads(host_cup
     if fails == "positional guides":
         dev._positions = boom
     else:
-        monkeypatch.setattr(stream, "coarse_head_region", boom)
+        monkeypatch.setattr(stream, "head_outline", boom)
     with pytest.raises(ZeroDivisionError):
         dev(frames[2])
     assert flow["done"].is_set()
@@ -1924,22 +1952,21 @@ def test_gpu_positional_guide_equals_cpu(grid):
 
 
 @pytest.mark.gpu
-def test_gpu_mask_enlargement_equals_cpu(hopper):
+def test_gpu_head_masks_equal_cpu(hopper):
+    """The mask's enlargement alone, and whole head masks from their
+    outlines (the coverage's atomic integer additions, the blur, the
+    enlargement): the CPU's bit for bit."""
     import cupy as cp
-
-    from guides.mask import coarse_head_region
 
     for small, factor, offset, shape in mask_cases(np.random.default_rng(11)):
         dev = gpu.enlarge_mask(cp.asarray(small), factor, offset, shape)
         assert isinstance(dev, cp.ndarray)
         assert_bits_equal(dev.get(), enlarge_mask(small, factor, offset, shape))
-    image, lm = hopper
-    for scale in (0.08, 1.0, 4.0):  # a 1080p head is about 2.5x Hopper's
-        h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
-        coarse = coarse_head_region((h, w), (lm * scale).astype(np.float32), margin=2)
-        dev = gpu.enlarge_mask(cp.asarray(coarse.small), coarse.factor, coarse.offset,
-                               coarse.shape)
-        assert_bits_equal(dev.get(), coarse.region().mask)
+    buffers = gpu.DeviceBuffers()
+    for outline in hopper_outlines(hopper):  # (a 1080p head is about 2.5x Hopper's)
+        dev = gpu.outline_mask(outline, buffers=buffers)
+        assert isinstance(dev, cp.ndarray)
+        assert_bits_equal(dev.get(), outline_mask(outline))
 
 
 @pytest.mark.gpu

@@ -319,14 +319,21 @@ def test_head_region_covers_the_face_and_is_soft(hopper):
 
 
 def full_resolution_edge(lm, box):
-    """The head polygon filled on ``box`` and blurred at full resolution with
-    head_region's sigma: the soft edge it approximates."""
+    """The head polygon's coverage of the pixels of ``box`` blurred at full
+    resolution with head_region's sigma: the soft edge it approximates. The
+    coverage by OpenCV: the polygon filled (pixel centres inside) on a
+    canvas 16x as fine (4x for boxes over 400 px), area-averaged back
+    (cv2.fillPoly grows a polygon by half a pixel: here by 1/32 px, 1/8 px
+    for the large boxes)."""
     from guides.mask import head_polygon
 
     x0, y0, x1, y1 = box
-    ref = np.zeros((y1 - y0, x1 - x0), np.float32)
-    pts = np.round((head_polygon(lm) - [x0, y0]) * 16).astype(np.int32)
-    cv2.fillPoly(ref, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
+    up = 16 if max(x1 - x0, y1 - y0) <= 400 else 4
+    fine = np.zeros(((y1 - y0) * up, (x1 - x0) * up), np.float32)
+    # pixel x's span [x - 1/2, x + 1/2] is fine pixels up x .. up x + up - 1
+    pts = np.round(((head_polygon(lm) - [x0, y0] + 0.5) * up - 0.5) * 16).astype(np.int32)
+    cv2.fillPoly(fine, [pts], 1.0, lineType=cv2.LINE_8, shift=4)
+    ref = cv2.resize(fine, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
     sigma = 0.08 * float(np.hypot(*(lm[16] - lm[0])))
     return np.clip(cv2.GaussianBlur(ref, (0, 0), max(sigma, 1.0)), 0, 1)
 
@@ -343,7 +350,12 @@ def test_head_region_soft_edge_matches_a_full_resolution_blur(hopper, scale):
     region = head_region(shape, lm, margin=1)
     ref = full_resolution_edge(lm, region.box)
     assert np.abs(region.mask - ref).max() < 0.02
-    assert abs(region.mask.sum() / ref.sum() - 1) < 0.002
+    # the mask's mass is the polygon's area (shoelace; measured within 0.06 %)
+    from guides.mask import head_polygon
+
+    x, y = head_polygon(lm).astype(np.float64).T
+    area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    assert abs(region.mask.sum() / area - 1) < 0.001
 
 
 @pytest.mark.parametrize("scale, shift, margin", [(0.15, (0, 0), 0), (1.0, (0.3, 0.0), 1),
@@ -368,11 +380,11 @@ def test_head_region_cut_by_the_frame_edge_stays_near_a_full_resolution_blur(hop
     there and the soft edge stays near the full-resolution blur of the
     polygon on that box. At reduction factors up to 4 (sigma 15) not as
     near as inside the frame: the two blurs reflect the cut at different
-    resolutions (measured: 0.074 right, 0.040 top left, with the fill's
-    canvas padded to a multiple of the reduction factor or not). From
-    sigma 48 (here 59, factor 9) the small blur reflects at the frame's
-    edge (measured 0.0064 right, 0.0024 top left; 0.051 and 0.025 with
-    BORDER_REFLECT_101 and the padding after the box)."""
+    resolutions (measured: 0.073 right, 0.037 top left). From sigma 48
+    (here 59, factor 9) the small blur reflects at the frame's edge
+    (measured 0.0089 right, 0.0024 top left; before 2026-12-05's exact
+    coverage, 0.051 and 0.025 with BORDER_REFLECT_101 and the padding
+    after the box)."""
     image, lm = hopper
     h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
     lm = (lm * scale + np.array(shift, np.float32) * [w, h]).astype(np.float32)
@@ -416,25 +428,132 @@ def test_enlarge_mask_is_bilinear_cut_to_the_box_and_to_one(factor, small_shape)
 
 @pytest.mark.parametrize("scale, shift", [(0.08, (0, 0)), (0.5, (0, 0)), (1.0, (0.3, 0)),
                                           (4.0, (-0.3, -0.3)), (2.0, (2.0, 0))])
-def test_coarse_head_region_enlarged_is_head_region(hopper, scale, shift):
-    """head_region's mask is its coarse region's small mask enlarged (what
-    the CUDA stream copies and enlarges on the device): tiny heads (factor
-    1), heads cut by the frame's edge, a head outside the frame."""
-    from guides.mask import coarse_head_region
+def test_head_outline_makes_head_regions_mask(hopper, scale, shift):
+    """head_region's mask is its outline's (what the CUDA stream passes to
+    its kernels): the blurred coverage enlarged onto the box; tiny heads
+    (factor 1), heads cut by the frame's edge, a head outside the frame."""
+    from guides.mask import blurred_coverage, head_outline, outline_mask
 
     image, lm = hopper
     h, w = int(image.shape[0] * scale), int(image.shape[1] * scale)
     lm = (lm * scale + np.array(shift, np.float32) * [w, h]).astype(np.float32)
-    coarse = coarse_head_region((h, w), lm, margin=2)
+    outline = head_outline((h, w), lm, margin=2)
     region = head_region((h, w), lm, margin=2)
-    assert coarse.box == region.box and coarse.shape == region.mask.shape
-    sh, sw = coarse.small.shape
+    assert outline.box == region.box and outline.shape == region.mask.shape
+    np.testing.assert_array_equal(outline_mask(outline), region.mask)
     if region.mask.size:
-        assert sh == -(-coarse.shape[0] // coarse.factor) and sw == -(-coarse.shape[1] // coarse.factor)
-    enlarged = enlarge_mask(coarse.small, coarse.factor, coarse.offset, coarse.shape)
-    np.testing.assert_array_equal(enlarged, region.mask)
-    assert coarse.region() is coarse.region()  # (enlarged once)
-    np.testing.assert_array_equal(coarse.region().mask, region.mask)
+        sh, sw = outline.small_shape
+        f = outline.factor
+        assert (sh, sw) == (-(-outline.shape[0] // f), -(-outline.shape[1] // f))
+        small = blurred_coverage(outline)
+        np.testing.assert_array_equal(
+            enlarge_mask(small, f, outline.offset, outline.shape), region.mask)
+    assert outline.region() is outline.region()  # (made once)
+    np.testing.assert_array_equal(outline.region().mask, region.mask)
+
+
+def slow_coverage(poly, f, shape):
+    """The samples of each f x f block inside ``poly`` (1/16 px integers),
+    from their definition: every sample point (SAMPLES a pixel each way, at
+    (i + 1/2) / SAMPLES - 1/2 px from the pixel's centre) tested against
+    every edge, even-odd, in exact fractions."""
+    from fractions import Fraction
+
+    from guides.mask import SAMPLES
+
+    sh, sw = shape
+    counts = np.zeros(shape, np.int64)
+    edges = [(poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly))]
+    for j in range(sh * f * SAMPLES):
+        y = Fraction(2 * j + 1, 2 * SAMPLES) - Fraction(1, 2)  # px
+        xs = []
+        for (xa, ya), (xb, yb) in edges:
+            ya, yb = Fraction(int(ya), 16), Fraction(int(yb), 16)
+            if min(ya, yb) <= y < max(ya, yb):
+                xs.append(Fraction(int(xa), 16) + (y - ya) * Fraction(int(xb) - int(xa), 16) / (yb - ya))
+        for i in range(sw * f * SAMPLES):
+            x = Fraction(2 * i + 1, 2 * SAMPLES) - Fraction(1, 2)
+            if sum(c > x for c in xs) % 2:
+                counts[j // (f * SAMPLES), i // (f * SAMPLES)] += 1
+    return counts
+
+
+@pytest.mark.parametrize("f", [1, 2, 3])
+def test_coverage_counts_the_samples_inside_the_polygon(f):
+    """The coverage kernel against point-in-polygon tests of every sample:
+    random polygons (self-crossing ones among them) with vertices on sample
+    rows, horizontal edges, and points past the canvas."""
+    from guides.mask import _coverage_kernel
+
+    rng = np.random.default_rng(f)
+    shape = (5, 4)
+    for n in (3, 4, 7, 12):
+        poly = rng.integers(-40, 16 * shape[1] * f + 40, (n, 2))
+        poly[0, 1] = poly[1, 1]  # a horizontal edge
+        poly[2, 1] = 16 * 1 + (4 * 2 - 6)  # a vertex on a sample row
+        counts = np.zeros(shape, np.int32)
+        _coverage_kernel(poly.astype(np.int64), f, counts)
+        np.testing.assert_array_equal(counts, slow_coverage(poly, f, shape))
+    # a square on pixel edges covers whole pixels, half pixels on centres
+    counts = np.zeros((4, 4), np.int32)
+    _coverage_kernel(np.array([[8, 8], [40, 8], [40, 40], [8, 40]], np.int64), 1, counts)
+    np.testing.assert_array_equal(counts[1:3, 1:3], 16)
+    assert counts.sum() == 4 * 16
+    counts[...] = 0
+    _coverage_kernel(np.array([[16, 16], [48, 16], [48, 48], [16, 48]], np.int64), 1, counts)
+    np.testing.assert_array_equal(counts[1:4, 1:4], [[4, 8, 4], [8, 16, 8], [4, 8, 4]])
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_blur_is_the_separable_gaussian_in_float32(reflect):
+    """The blur: its definition in float32 (sum from -r to r, each product
+    rounded on its own, indices reflected as cv2.borderInterpolate) bit for
+    bit, and within a hair of cv2.sepFilter2D with the same taps; the taps
+    those of cv2.getGaussianKernel."""
+    from guides.mask import _blur_kernel, gaussian_taps, reflect_index
+
+    for sigma in (0.8, 2.0, 6.5, 11.9):
+        taps = gaussian_taps(sigma)
+        r = len(taps) - 1
+        full = cv2.getGaussianKernel(2 * r + 1, sigma, cv2.CV_32F)[:, 0]
+        assert r == (int(round(8 * sigma + 1)) | 1) // 2
+        np.testing.assert_allclose(taps, full[r:], atol=2e-7)
+    rng = np.random.default_rng(int(reflect))
+    delta = 0 if reflect else 1
+    for shape in ((1, 1), (3, 2), (9, 14)):
+        src = rng.random(shape, dtype=np.float32)
+        taps = gaussian_taps(1.7)
+        r = len(taps) - 1
+        for along_x in (True, False):
+            got = np.empty_like(src)
+            if along_x:  # (as blurred_coverage does it: along y, transposed)
+                got_t = np.empty_like(src.T)
+                _blur_kernel(np.ascontiguousarray(src.T), taps, delta, got_t)
+                got = got_t.T
+            else:
+                _blur_kernel(src, taps, delta, got)
+            want = np.empty_like(src)
+            h, w = shape
+            for y in range(h):
+                for x in range(w):
+                    acc = np.float32(0)
+                    for k in range(-r, r + 1):
+                        v = (src[y, reflect_index(x + k, w, delta)] if along_x
+                             else src[reflect_index(y + k, h, delta), x])
+                        acc = np.float32(acc + np.float32(taps[abs(k)] * v))
+                    want[y, x] = acc
+            np.testing.assert_array_equal(got, want)
+            kernel = np.concatenate([taps[:0:-1], taps])
+            one = np.ones(1, np.float32)
+            kx, ky = (kernel, one) if along_x else (one, kernel)
+            border = cv2.BORDER_REFLECT if reflect else cv2.BORDER_REFLECT_101
+            np.testing.assert_allclose(got, cv2.sepFilter2D(src, -1, kx, ky, borderType=border),
+                                       atol=1e-6)
+    for n in (1, 2, 5):
+        for p in range(-12, 13):
+            i = reflect_index(p, n, delta)
+            want = cv2.borderInterpolate(p, n, cv2.BORDER_REFLECT if reflect else cv2.BORDER_REFLECT_101)
+            assert i == want
 
 
 def test_composite_blends_by_the_mask():

@@ -134,6 +134,24 @@ __global__ void sb_flow_up_kernel(const sb::FlowUpArgs f) {
     if (sb_thread_pixel(f.ow, f.oh, x, y)) sb::flow_up_pixel(f, x, y);
 }
 
+// The head mask from its outline: the polygon's coverage (one thread per
+// sample row), its share of each block, the blur along x (ALONG_X 1) and y (0).
+__global__ void sb_mask_cover_kernel(const sb::MaskArgs m) {
+    const long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (j < m.rows) sb::mask_cover_row(m, j);
+}
+
+__global__ void sb_mask_norm_kernel(const sb::MaskArgs m) {
+    long long x, y;
+    if (sb_thread_pixel(m.sw, m.sh, x, y)) sb::mask_norm_pixel(m, x, y);
+}
+
+template <int ALONG_X>
+__global__ void sb_mask_blur_kernel(const sb::MaskArgs m) {
+    long long x, y;
+    if (sb_thread_pixel(m.sw, m.sh, x, y)) sb::mask_blur_pixel(m, ALONG_X != 0, x, y);
+}
+
 // The head mask (h, w) of a box from its blur's resolution.
 __global__ void sb_mask_up_kernel(const sb::MaskUpArgs m) {
     long long x, y;

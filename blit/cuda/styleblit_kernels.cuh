@@ -31,20 +31,22 @@
 //   detail_map_pixel <-> one pixel of appearance._level_map_kernel
 //   flow_up_pixel   <-> one pixel of stream._upsample_flow_kernel   (the flow from DIS's
 //                       half size to the box's, its edges continued)
-//   mask_up_pixel   <-> one pixel of guides/mask._enlarge_mask_kernel   (the head mask from
-//                       its blur's resolution to the box's)
+//   mask_cover_row  <-> one sample row of guides/mask._coverage_kernel   (the head mask:
+//   mask_norm_pixel <-> one block of mask.blurred_coverage's division       the polygon's
+//   mask_blur_pixel <-> one pixel of guides/mask._blur_kernel                coverage, blurred,
+//   mask_up_pixel   <-> one pixel of guides/mask._enlarge_mask_kernel        enlarged onto the box)
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
 // here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
 // float operations of the lookup (jitter, cell and rounding of the guide) are
 // exact; those of propagate_pixel, temporal_pixel, mls_node, upsample_pixel,
-// composite_pixel, flow_up_pixel and mask_up_pixel are one IEEE operation
+// composite_pixel, flow_up_pixel, mask_blur_pixel and mask_up_pixel are one IEEE operation
 // each, in Numba's order and precision, every product a non-fusing mulf_rn /
 // mul_rn (a rounded product cannot be contracted with the sum that follows).
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
 // DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, MlsArgs, UpsampleArgs,
-// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs, MaskUpArgs), passed
+// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs, MaskArgs, MaskUpArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -220,6 +222,20 @@ struct FlowUpArgs {
     int h, w, hh, hw, top, left, oh, ow;
 };
 
+// mask.blurred_coverage: a head polygon's coverage of (sh, sw) blocks of
+// f x f pixels, and its blur (the polygon and the blur's weights by value).
+constexpr int kMaxPolygon = 64;  // mask.MAX_POLYGON
+constexpr int kMaxRadius = 64;   // mask.MAX_RADIUS
+struct MaskArgs {
+    int* counts;                  // (sh, sw) out (cover kernel, zeroed before): samples inside
+    float* small;                 // (sh, sw) out (norm kernel): their share of the block's
+    float* row;                   // (sh, sw) out (blur kernel along x)
+    float* blur;                  // (sh, sw) out (blur kernel along y)
+    int sh, sw, f, n, radius, delta, rows;  // rows: sample rows, sh f kSamples
+    int polygon[2 * kMaxPolygon];           // (n, 2): (x, y) in 1/kSubpixel px
+    float taps[kMaxRadius + 1];             // the blur's weights at 0..radius
+};
+
 // mask.enlarge_mask: the (h, w) mask of a box from its (sh, sw) values
 // blurred at 1/factor resolution, read on the (gh, gw) = factor (sh, sw)
 // grid from (ox, oy).
@@ -244,6 +260,8 @@ static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu
 static_assert(sizeof(FlowUpArgs) == 2 * 8 + 8 * 4, "FlowUpArgs: see blit/gpu.py");
 static_assert(sizeof(MaskUpArgs) == 2 * 8 + 8 * 4, "MaskUpArgs: see blit/gpu.py");
 static_assert(sizeof(MlsArgs) == 2 * 8 + 2 * 8 + 3 * 4 + 4, "MlsArgs: see blit/gpu.py");
+static_assert(sizeof(MaskArgs) == 4 * 8 + 7 * 4 + 2 * kMaxPolygon * 4 + (kMaxRadius + 1) * 4,
+              "MaskArgs: see blit/gpu.py");
 
 // Rounded IEEE operations that the compiler may not fuse into an FMA (nvcc
 // contracts a * b + c by default; Numba never does): the guide error must be
@@ -966,8 +984,92 @@ SB_FN void flow_up_pixel(const FlowUpArgs& f, long long x, long long y) {
 }
 
 // ---------------------------------------------------------------------------
-// The head mask brought from its blur's resolution to the box's (mask.enlarge_mask)
+// The head mask from its outline (mask.blurred_coverage, mask.enlarge_mask)
 // ---------------------------------------------------------------------------
+
+// mask.SAMPLES samples a pixel each way; the polygon in 1/mask.SUBPIXEL px.
+constexpr long long kSamples = 4, kSubpixel = 16;
+constexpr long long kStep = kSubpixel / kSamples, kFirst = kStep / 2 - kSubpixel / 2;
+
+// Python's floor division a // b and ceil(a / b) for b > 0.
+SB_FN long long floor_div(long long a, long long b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+SB_FN long long ceil_div(long long a, long long b) { return -floor_div(-a, b); }
+
+// mask.crossing_samples: the samples of the row at y (1/kSubpixel px) left of
+// where the edge (xa, ya)-(xb, yb) crosses it, 0..cols; exact integers.
+SB_FN long long crossing_samples(long long xa, long long ya, long long xb, long long yb,
+                                 long long y, long long cols) {
+    if (yb < ya) {
+        long long t = xa; xa = xb; xb = t;
+        t = ya; ya = yb; yb = t;
+    }
+    const long long den = yb - ya;
+    const long long num = (xa - kFirst) * den + (y - ya) * (xb - xa);
+    return clamp(ceil_div(num, kStep * den), 0, cols);
+}
+
+// Sample row j of mask._coverage_kernel: its crossings sorted, the spans
+// between pairs (even-odd) added to the blocks they cover (integers: the
+// same sums in any order of the rows' threads).
+SB_FN void mask_cover_row(const MaskArgs& m, long long j) {
+    const long long per = (long long)m.f * kSamples, cols = m.sw * per, by = j / per;
+    const long long y = kStep * j + kFirst;
+    long long xs[kMaxPolygon];
+    long long k = 0;
+    for (long long e = 0; e < m.n; ++e) {
+        const long long e1 = (e + 1) % m.n;
+        const long long xa = m.polygon[2 * e], ya = m.polygon[2 * e + 1];
+        const long long xb = m.polygon[2 * e1], yb = m.polygon[2 * e1 + 1];
+        if ((ya < yb ? ya : yb) <= y && y < (ya < yb ? yb : ya)) {
+            const long long c = crossing_samples(xa, ya, xb, yb, y, cols);
+            long long i = k;
+            while (i > 0 && xs[i - 1] > c) {
+                xs[i] = xs[i - 1];
+                --i;
+            }
+            xs[i] = c;
+            ++k;
+        }
+    }
+    for (long long p = 0; p + 1 < k; p += 2) {
+        const long long s0 = xs[p], s1 = xs[p + 1];
+        const long long end = imin((s1 + per - 1) / per, m.sw);
+        for (long long bx = s0 / per; bx < end; ++bx) {
+            const int add = (int)(imin(s1, (bx + 1) * per) - imax(s0, bx * per));
+#ifdef __CUDA_ARCH__
+            atomicAdd(m.counts + by * m.sw + bx, add);
+#else
+            m.counts[by * m.sw + bx] += add;
+#endif
+        }
+    }
+}
+
+// The coverage's share at block (x, y): exact integers divided once.
+SB_FN void mask_norm_pixel(const MaskArgs& m, long long x, long long y) {
+    const long long i = y * m.sw + x;
+    m.small[i] = (float)m.counts[i] / (float)(kSamples * kSamples * m.f * m.f);
+}
+
+// mask.reflect_index (cv2.borderInterpolate): BORDER_REFLECT (delta 0) or _101 (1).
+SB_FN long long reflect_index(long long p, long long n, long long delta) {
+    if (n == 1) return 0;
+    while (p < 0 || p >= n) p = p < 0 ? -p - 1 + delta : n - 1 - (p - n) - delta;
+    return p;
+}
+
+// One pixel of mask._blur_kernel: along x (small -> row) or y (row -> blur),
+// the sum from -radius to radius in float32, each product rounded on its own.
+SB_FN void mask_blur_pixel(const MaskArgs& m, bool along_x, long long x, long long y) {
+    const float* src = along_x ? m.small : m.row;
+    float acc = 0.0f;
+    for (long long k = -m.radius; k <= m.radius; ++k) {
+        const float v = along_x ? src[y * m.sw + reflect_index(x + k, m.sw, m.delta)]
+                                : src[reflect_index(y + k, m.sh, m.delta) * m.sw + x];
+        acc = acc + mulf_rn(m.taps[k < 0 ? -k : k], v);
+    }
+    (along_x ? m.row : m.blur)[y * m.sw + x] = acc;
+}
 
 // The mask at (x, y) of the box: bilinear along x on two rows, then along y,
 // every product rounded on its own, cut to at most 1.
