@@ -1208,7 +1208,7 @@ def test_host_kernels_head_mask_of_a_photo(host_gpu, hopper):
 @pytest.mark.parametrize("n", [3, 9, 41, 64])
 def test_host_kernels_mask_of_random_polygons(host_gpu, n):
     """Random polygons (self-crossing, past the canvas, on sample rows) and
-    blurs of both borders and radii 1 to 64: the CPU's masks bit for bit."""
+    blurs of both borders and radii 1 to 32: the CPU's masks bit for bit."""
     from guides.mask import HeadOutline, gaussian_taps
 
     rng = np.random.default_rng(n)
