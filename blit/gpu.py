@@ -23,8 +23,8 @@ write (``out``, ``history``, ``current`` filtered in place). Every array
 argument must then live on the current GPU: a NumPy array among CuPy ones is
 a ``TypeError`` naming it, never a hidden copy. Inside a call nothing crosses
 between host and device except the kernels' small by-value argument structs
-(the seed grid travels in them), and for :func:`positional_guide` the
-two landmark sets. :func:`to_device` and :func:`to_host` are the stream's copies;
+(the seed grid, a head mask's polygon and the positional guide's landmarks
+travel in them). :func:`to_device` and :func:`to_host` are the stream's copies;
 :class:`DeviceBuffers` holds its reused device arrays.
 
 CuPy is imported only when a CuPy array arrives or :func:`available` /
@@ -60,7 +60,7 @@ from blit.temporal import NO_HISTORY
 from guides.buffers import Buffers
 from guides.io import InputError
 from guides.mask import MAX_POLYGON, MAX_RADIUS, MIN_WEIGHT, SAMPLES
-from guides.mls import _check_points, grid_layout
+from guides.mls import MAX_DEVICE_POINTS, _check_points, grid_layout
 
 __all__ = ["CudaUnavailableError", "INSTALL_HINT", "available", "resolve_device", "lookup", "blend",
            "denoise_nnf", "propagate", "merge", "temporal_filter", "positional_guide", "composite",
@@ -331,8 +331,9 @@ TEMPORAL_ARGS = np.dtype(
     + [("alpha", np.float32)],
     align=True)
 MLS_ARGS = np.dtype(
-    [("points", np.uint64), ("nodes", np.uint64), ("step_x", np.float64), ("step_y", np.float64)]
-    + [(name, np.int32) for name in ("n", "h", "w")],
+    [("nodes", np.uint64), ("step_x", np.float64), ("step_y", np.float64)]
+    + [(name, np.int32) for name in ("n", "h", "w")]
+    + [("points", np.float64, (4 * MAX_DEVICE_POINTS,))],
     align=True)
 UPSAMPLE_ARGS = np.dtype(
     [("nodes", np.uint64), ("out", np.uint64), ("sx", np.float64), ("sy", np.float64)]
@@ -913,11 +914,12 @@ def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=N
     """:func:`guides.mls.positional_guide` into a CuPy array: same arguments,
     same guide, bit for bit.
 
-    The two landmark sets are copied to the device (this function's one
-    copy: (2, N, 2) float64, 2 KB for 68 points); the MLS map is evaluated
-    there at its grid nodes (one thread per node, one per ``grid`` pixels
-    each way: (ceil((H - 1) / grid) + 1) x (ceil((W - 1) / grid) + 1)
-    nodes) and interpolated to every pixel.
+    Nothing is copied: the two landmark sets (at most
+    :data:`guides.mls.MAX_DEVICE_POINTS` each, as float64) travel in the
+    kernel's by-value argument struct (:data:`MLS_ARGS`). The MLS map is
+    evaluated on the device at its grid nodes (one thread per node, one per
+    ``grid`` pixels each way: (ceil((H - 1) / grid) + 1) x (ceil((W - 1) /
+    grid) + 1) nodes) and interpolated to every pixel.
 
     Parameters
     ----------
@@ -938,15 +940,18 @@ def positional_guide(shape, target_landmarks, style_landmarks, *, grid=10, out=N
     elif out.shape != (int(shape[0]), int(shape[1]), 2):
         raise ValueError(f"out: expected a contiguous ({shape[0]}, {shape[1]}, 2) float32 array, "
                          f"got {out.shape} {out.dtype}")
+    if src.shape[0] > MAX_DEVICE_POINTS:
+        raise ValueError(f"landmarks: at most {MAX_DEVICE_POINTS} points on the device, got "
+                         f"{src.shape[0]}")
     nodes = cp.empty((gh, gw, 2), cp.float32)
     args, keep = _prepare_upsample(cp, nodes, out)
-    points = to_device(np.ascontiguousarray(np.stack([src, dst])))
-    mls_args = _pack(MLS_ARGS, dict(points=points, nodes=nodes),
+    mls_args = _pack(MLS_ARGS, dict(nodes=nodes),
                      dict(step_x=step_x, step_y=step_y, n=src.shape[0], h=gh, w=gw))
+    mls_args["points"][0, :4 * src.shape[0]] = np.concatenate([src.ravel(), dst.ravel()])
     mls_kernel, kernel = _kernels((MLS_KERNEL, UPSAMPLE_KERNEL))
     _launch_pixels(mls_kernel, mls_args)
     _launch_pixels(kernel, args)
-    del keep, points
+    del keep
     return out
 
 

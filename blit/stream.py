@@ -1172,21 +1172,17 @@ class Stylizer:
       head boxes, continued by up to 16 px to cover this frame's); it is
       brought to full size, and continued, on the device
       (:func:`blit.gpu.upsample_flow`);
-    * host to device, the landmarks of the positional guide, the target's
-      and the exemplar's, (2, 68, 2) float64: one per head with
-      ``background="keep"``, one for the whole frame with ``"stylize"`` (the
-      heads' guides are cut from its guide there);
     * host to device, the frame, (H, W, 3) uint8 (the heads' appearance
       guides are made from it there, and it is painted on), unless no face
       is painted on it and the stylized background covers it;
     * device to host, the output, (H, W, 3) uint8.
 
     The flow is made in page-locked
-    host memory, which its copy reads directly (the landmarks are 2 KB).
-    Nothing else crosses but
-    the kernels' by-value argument structs (a few hundred bytes each; the
-    head masks' hold the head's polygon and the blur's weights:
-    :func:`blit.gpu.outline_mask`). The
+    host memory, which its copy reads directly. Nothing else crosses but
+    the kernels' by-value argument structs (up to 3.2 KB each: the head
+    masks' hold the head's polygon and the blur's weights,
+    :func:`blit.gpu.outline_mask`; the positional guides' the landmarks,
+    the target's and the exemplar's, :func:`blit.gpu.positional_guide`). The
     times in :attr:`last_times` are then those of queuing the work: the
     device runs behind, and ``"download"`` waits for it. ``"flow"`` is its
     own thread's time, spent beside ``"mask"``, ``"mls"`` and
@@ -1838,7 +1834,7 @@ class Stylizer:
                 # (those of head_region; it reads and writes only its own state:
                 # the grey frames, DIS, the frame's flow; OpenCV lets go of the
                 # GIL). (The positional guides are made here: on the device
-                # their host part is the landmarks' checks and copy.)
+                # their host part is the landmarks' checks and packing.)
                 boxes = [head_box(frame.shape, tr.landmarks, margin=options.voting)
                          for tr in tracks]
                 if self.temporal == "flow":

@@ -21,6 +21,10 @@ import numpy as np
 
 __all__ = ["mls_similarity", "mls_grid_nodes", "mls_similarity_grid", "positional_guide"]
 
+#: The most landmarks :func:`blit.gpu.positional_guide` takes: they travel in
+#: its kernel's by-value argument struct (CUDA's 4 KB of parameters).
+MAX_DEVICE_POINTS = 100
+
 
 def _check_points(src, dst):
     src = np.asarray(src, dtype=np.float64)

@@ -233,9 +233,9 @@ int sb_layout(long long* v) {
     SB_OFF(sb::MaskArgs, delta); SB_OFF(sb::MaskArgs, rows); SB_OFF(sb::MaskArgs, polygon);
     SB_OFF(sb::MaskArgs, taps);
     v[n++] = (long long)sizeof(sb::MlsArgs);
-    SB_OFF(sb::MlsArgs, points); SB_OFF(sb::MlsArgs, nodes); SB_OFF(sb::MlsArgs, step_x);
-    SB_OFF(sb::MlsArgs, step_y); SB_OFF(sb::MlsArgs, n); SB_OFF(sb::MlsArgs, h);
-    SB_OFF(sb::MlsArgs, w);
+    SB_OFF(sb::MlsArgs, nodes); SB_OFF(sb::MlsArgs, step_x); SB_OFF(sb::MlsArgs, step_y);
+    SB_OFF(sb::MlsArgs, n); SB_OFF(sb::MlsArgs, h); SB_OFF(sb::MlsArgs, w);
+    SB_OFF(sb::MlsArgs, points);
 #undef SB_OFF
     return n;
 }

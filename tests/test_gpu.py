@@ -525,7 +525,7 @@ def test_argument_structs_have_the_header_layout(harness):
         gpu.MASK_UP_ARGS: ("small", "out", "h", "w", "sh", "sw", "gh", "gw", "ox", "oy"),
         gpu.MASK_ARGS: ("counts", "small", "row", "blur", "sh", "sw", "f", "n", "radius", "delta",
                         "rows", "polygon", "taps"),
-        gpu.MLS_ARGS: ("points", "nodes", "step_x", "step_y", "n", "h", "w"),
+        gpu.MLS_ARGS: ("nodes", "step_x", "step_y", "n", "h", "w", "points"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -981,9 +981,9 @@ def face_landmarks(rng, h, w):
 @pytest.mark.parametrize("shape", [(1, 1), (2, 9), (11, 1), (37, 53), (120, 97), (240, 320)])
 @pytest.mark.parametrize("grid", [1, 3, 10])
 def test_host_kernels_positional_guide_equals_mls(host_cupy, shape, grid):
-    """The landmarks copied to the device (the one copy), the MLS map at the
-    nodes by one kernel, the pixels by the upsampling kernel: the guide of
-    guides.mls bit for bit."""
+    """The MLS map at the nodes by one kernel (the landmarks by value: no
+    copy), the pixels by the upsampling kernel: the guide of guides.mls bit
+    for bit."""
     rng = np.random.default_rng(shape[0] * 7 + grid)
     target, style = face_landmarks(rng, *shape)
     cpu = positional_guide(shape, target, style, grid=grid)
@@ -991,13 +991,13 @@ def test_host_kernels_positional_guide_equals_mls(host_cupy, shape, grid):
     dev = gpu.positional_guide(shape, target, style, grid=grid, out=out)
     assert dev is out
     assert_bits_equal(dev.get(), cpu)
-    assert host_cupy == [("to device", (2, 68, 2), "float64"), ("to host", shape + (2,), "float32")]
+    assert host_cupy == [("to host", shape + (2,), "float32")]
     assert_bits_equal(gpu.positional_guide(shape, target, style, grid=grid).get(), cpu)
     with pytest.raises(TypeError, match="out"):  # the guide is written on the device
         gpu.positional_guide(shape, target, style, grid=grid, out=np.empty(shape + (2,), np.float32))
 
 
-@pytest.mark.parametrize("n", [2, 5, 68])
+@pytest.mark.parametrize("n", [2, 5, 68, 100])
 def test_host_kernels_mls_nodes_equal_numba(host_gpu, n):
     """The MLS map at the grid nodes, one thread per node in float64: Numba's
     nodes bit for bit, landmarks on nodes (the map takes the exemplar's
@@ -1016,14 +1016,33 @@ def test_host_kernels_mls_nodes_equal_numba(host_gpu, n):
         gh, gw, step_x, step_y = grid_layout(shape, grid)
         points = np.stack(_check_points(target, style))
         nodes = np.full((gh, gw, 2), np.nan, np.float32)
-        args = gpu._pack(gpu.MLS_ARGS, dict(points=points, nodes=nodes),
+        args = gpu._pack(gpu.MLS_ARGS, dict(nodes=nodes),
                          dict(step_x=step_x, step_y=step_y, n=n, h=gh, w=gw))
+        args["points"][0, :points.size] = points.ravel()
         (kernel,) = gpu._kernels((gpu.MLS_KERNEL,))
         gpu._launch_pixels(kernel, args)
         assert_bits_equal(nodes, mls_grid_nodes(shape, target, style, grid=grid))
         if grid == 1:
             np.testing.assert_array_equal(nodes[7, 5], style[0])
     assert host_gpu == [gpu.MLS_KERNEL] * 3
+
+
+def test_host_kernels_positional_guide_takes_its_landmarks_by_value(host_cupy):
+    """Up to MAX_DEVICE_POINTS landmarks travel in the kernel's struct; more
+    is an error saying so, before any work."""
+    from guides.mls import MAX_DEVICE_POINTS
+
+    rng = np.random.default_rng(5)
+    for n in (MAX_DEVICE_POINTS, MAX_DEVICE_POINTS + 1):
+        target = rng.uniform(0, 40, (n, 2)).astype(np.float32)
+        style = (target * 1.5 + 3).astype(np.float32)
+        if n > MAX_DEVICE_POINTS:
+            with pytest.raises(ValueError, match=f"at most {MAX_DEVICE_POINTS} points"):
+                gpu.positional_guide((30, 40), target, style)
+        else:
+            assert_bits_equal(gpu.positional_guide((30, 40), target, style).get(),
+                              positional_guide((30, 40), target, style))
+    assert host_cupy == [("to host", (30, 40, 2), "float32")]
 
 
 @pytest.mark.parametrize("box", [(0, 0, 40, 30), (5, 7, 33, 30), (30, 20, 40, 30), (3, 4, 3, 9)])
@@ -1328,9 +1347,6 @@ def frame_copies(stylizer, frame, index, background):
     if index:  # the flow of the head box (the whole frame's with "stylize"), at DIS's half size
         copies.append(("to device", half(y1 - y0, x1 - x0) if background == "keep" else half(h, w),
                        "float32"))
-    # the landmarks of the positional guide (the head's, or the whole frame's
-    # with "stylize"), the target's and the exemplar's
-    copies.append(("to device", (2, 68, 2), "float64"))
     # the frame (its heads' appearance guides are made from it on the device,
     # and it is painted on; the head masks are made there from their outlines)
     copies += [("to device", (h, w, 3), "uint8")]

@@ -159,11 +159,13 @@ struct UpsampleArgs {
 
 // mls._mls_nodes (alpha 1): the MLS map at the (h, w) grid nodes of a box,
 // node (j, i) at pixel (i step_x, j step_y).
+// The landmarks travel in the struct (by value: no copy to the device).
+constexpr int kMaxLandmarks = 100;  // mls.MAX_DEVICE_POINTS
 struct MlsArgs {
-    const double* points;         // (2, n, 2): the target's landmarks, then the exemplar's
     float* nodes;                 // (h, w, 2) out: exemplar (x, y) at every node
     double step_x, step_y;
     int n, h, w;
+    double points[2 * 2 * kMaxLandmarks];  // (2, n, 2): the target's landmarks, then the exemplar's
 };
 
 // blending.denoise_nnf: the mode filter of an (h, w) NNF's offsets.
@@ -259,7 +261,8 @@ static_assert(sizeof(PyrDownArgs) == 2 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.p
 static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu.py");
 static_assert(sizeof(FlowUpArgs) == 2 * 8 + 8 * 4, "FlowUpArgs: see blit/gpu.py");
 static_assert(sizeof(MaskUpArgs) == 2 * 8 + 8 * 4, "MaskUpArgs: see blit/gpu.py");
-static_assert(sizeof(MlsArgs) == 2 * 8 + 2 * 8 + 3 * 4 + 4, "MlsArgs: see blit/gpu.py");
+static_assert(sizeof(MlsArgs) == 8 + 2 * 8 + 3 * 4 + 4 + 4 * kMaxLandmarks * 8,
+              "MlsArgs: see blit/gpu.py");
 static_assert(sizeof(MaskArgs) == 4 * 8 + 7 * 4 + 2 * kMaxPolygon * 4 + (kMaxRadius + 1) * 4,
               "MaskArgs: see blit/gpu.py");
 
