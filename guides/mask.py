@@ -261,8 +261,11 @@ def outline_mask(outline, *, out=None, buffers=None):
     h, w = outline.shape
     if out is None:
         out = np.empty((h, w), np.float32)
+    elif out.shape != (h, w) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous {(h, w)} float32 array, "
+                         f"got {out.shape} {out.dtype}")
     if h * w == 0:
-        return enlarge_mask(np.zeros((h, w), np.float32), 1, (0, 0), (h, w), out=out)
+        return out
     small = blurred_coverage(outline, buffers=buffers)
     return enlarge_mask(small, outline.factor, outline.offset, (h, w), out=out, buffers=buffers)
 
@@ -277,7 +280,8 @@ def blurred_coverage(outline, *, buffers=None):
     counts[...] = 0
     _coverage_kernel(np.ascontiguousarray(outline.polygon, np.int64), f, counts)
     small = take(buffers, "mask_small", (sh, sw), np.float32)
-    np.divide(counts.astype(np.float32), np.float32(SAMPLES * SAMPLES * f * f), out=small)
+    small[...] = counts  # (exact: at most 16 f^2 samples)
+    small /= np.float32(SAMPLES * SAMPLES * f * f)
     taps = np.ascontiguousarray(outline.taps, np.float32)
     delta = 0 if outline.reflect else 1
     # along x as along y on the transposed coverage (the rows' loops
