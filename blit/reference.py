@@ -176,3 +176,138 @@ def temporal_filter(current, prev_history, flow, alpha, *, active=None, clamp=Tr
     out = current.copy()
     out[active] = np.floor(hist[active] + np.float32(0.5)).astype(np.uint8)
     return out, hist
+
+
+def dis_flow(i0, i1, *, patch=8, stride=4, iterations=12, rounds=3, finest=1):
+    """:func:`blit.dis.dis_flow` one patch and one pixel at a time, each
+    float32 operation in the kernels' order (so the same bits): a pyramid
+    of 2x2 means, Sobel gradients, per level ``rounds`` rounds of the
+    neighbours' flows tried and Gauss-Newton steps, the weighted
+    densification, and the doubling enlargements."""
+    from blit.dis import pyramid_levels
+
+    f = np.float32
+    i0, i1 = np.asarray(i0, np.uint8), np.asarray(i1, np.uint8)
+    coarsest = pyramid_levels(i0.shape, patch)
+    finest = min(finest, coarsest)
+
+    def halve(a):
+        h, w = a.shape[0] // 2, a.shape[1] // 2
+        b = a[:2 * h, :2 * w].astype(np.int32)
+        return ((b[0::2, 0::2] + b[0::2, 1::2] + b[1::2, 0::2] + b[1::2, 1::2] + 2) >> 2).astype(np.uint8)
+
+    def sobel(a):
+        p = np.pad(a.astype(np.int32), 1, mode="reflect")  # cv2's BORDER_REFLECT_101
+        gx = (p[:-2, 2:] - p[:-2, :-2]) + 2 * (p[1:-1, 2:] - p[1:-1, :-2]) + (p[2:, 2:] - p[2:, :-2])
+        gy = (p[2:, :-2] - p[:-2, :-2]) + 2 * (p[2:, 1:-1] - p[:-2, 1:-1]) + (p[2:, 2:] - p[:-2, 2:])
+        return gx, gy
+
+    def sample(img, y, x):  # bilinear at (y, x); reads past the edge replicated
+        h, w = img.shape
+        y0, x0 = int(np.floor(y)), int(np.floor(x))
+        return tap(img, y0, x0, y - f(y0), x - f(x0))
+
+    def tap(img, y0, x0, fy, fx):  # bilinear from pixel (y0, x0), fractions (fy, fx)
+        h, w = img.shape
+        at = lambda r, c: f(img[min(max(r, 0), h - 1), min(max(c, 0), w - 1)])  # noqa: E731
+        return (((f(1) - fy) * (f(1) - fx)) * at(y0, x0) + ((f(1) - fy) * fx) * at(y0, x0 + 1)
+                + (fy * (f(1) - fx)) * at(y0 + 1, x0) + (fy * fx) * at(y0 + 1, x0 + 1))
+
+    def cost(a, b, gx, gy, i, j, u, v, sx, sy):  # mean-normalised SSD and its gradient
+        h, w = b.shape
+        y = min(max(f(i) + v, f(1 - patch)), f(h - 1))
+        x = min(max(f(j) + u, f(1 - patch)), f(w - 1))
+        y0, x0 = int(np.floor(y)), int(np.floor(x))
+        sd = sdd = sgx = sgy = f(0)
+        for r in range(patch):
+            for c in range(patch):
+                d = tap(b, y0 + r, x0 + c, y - f(y0), x - f(x0)) - f(a[i + r, j + c])
+                sd, sdd = sd + d, sdd + d * d
+                sgx, sgy = sgx + d * f(gx[i + r, j + c]), sgy + d * f(gy[i + r, j + c])
+        n = f(patch * patch)
+        return sdd - sd * sd / n, sgx - sd * sx / n, sgy - sd * sy / n
+
+    def up(flow, h, w):  # doubled in size, centres aligned, values doubled
+        out = np.empty((h, w, 2), np.float32)
+        sh, sw = flow.shape[:2]
+
+        def tap(i, n):
+            first, wt = (i // 2 - 1, f(0.75)) if i % 2 == 0 else (i // 2, f(0.25))
+            return (0, f(0)) if first < 0 else (n - 1, f(0)) if first >= n - 1 else (first, wt)
+        for y in range(h):
+            y0, wy = tap(y, sh)
+            for x in range(w):
+                x0, wx = tap(x, sw)
+                for k in range(2):
+                    row = [(f(1) - wx) * flow[yy, x0, k] + wx * flow[yy, min(x0 + 1, sw - 1), k]
+                           for yy in (y0, min(y0 + 1, sh - 1))]
+                    out[y, x, k] = f(2) * ((f(1) - wy) * row[0] + wy * row[1])
+        return out
+
+    p0, p1 = [i0], [i1]
+    for _ in range(coarsest):
+        p0.append(halve(p0[-1]))
+        p1.append(halve(p1[-1]))
+    flow = None
+    for level in range(coarsest, finest - 1, -1):
+        a, b = p0[level], p1[level]
+        h, w = a.shape
+        flow = np.zeros((h, w, 2), np.float32) if flow is None else up(flow, h, w)
+        gx, gy = sobel(a)
+        hs, ws = 1 + (h - patch) // stride, 1 + (w - patch) // stride
+        if hs < 1 or ws < 1:
+            continue
+        s = np.empty((hs, ws, 2), np.float32)
+        for rnd in range(rounds):
+            new = np.empty_like(s)
+            for pa in range(hs):
+                for pb in range(ws):
+                    i, j = pa * stride, pb * stride
+                    tx = gx[i:i + patch, j:j + patch].astype(np.int64)
+                    ty = gy[i:i + patch, j:j + patch].astype(np.int64)
+                    sx, sy = f(tx.sum()), f(ty.sum())
+                    n = f(patch * patch)
+                    xx = f((tx * tx).sum()) - sx * sx / n
+                    yy = f((ty * ty).sum()) - sy * sy / n
+                    xy = f((tx * ty).sum()) - sx * sy / n
+                    if rnd == 0:
+                        u, v = flow[i + patch // 2, j + patch // 2]
+                    else:
+                        u, v = s[pa, pb]
+                        best = cost(a, b, gx, gy, i, j, u, v, sx, sy)[0]
+                        for na, nb in ((pa, pb - 1), (pa, pb + 1), (pa - 1, pb), (pa + 1, pb)):
+                            if 0 <= na < hs and 0 <= nb < ws:
+                                c = cost(a, b, gx, gy, i, j, s[na, nb, 0], s[na, nb, 1], sx, sy)[0]
+                                if c < best:
+                                    best, (u, v) = c, s[na, nb]
+                    det = xx * yy - xy * xy
+                    det = det if abs(det) >= f(0.001) else f(0.001)
+                    h11, h12, h22 = yy / det, -xy / det, xx / det
+                    cu, cv, prev = u, v, f(1e10)
+                    for _ in range(iterations // rounds):
+                        c, du, dv = cost(a, b, gx, gy, i, j, cu, cv, sx, sy)
+                        cu, cv = cu - (h11 * du + h12 * dv), cv - (h12 * du + h22 * dv)
+                        if c >= prev:
+                            break
+                        prev = c
+                    keep = (cu - u) * (cu - u) + (cv - v) * (cv - v) <= f(patch * patch)
+                    new[pa, pb] = (cu, cv) if keep else (u, v)
+            s = new
+        dense = np.empty((h, w, 2), np.float32)
+        for y in range(h):
+            rows = [pa for pa in range(hs) if pa * stride <= y < pa * stride + patch] or [hs - 1]
+            for x in range(w):
+                cols = [pb for pb in range(ws) if pb * stride <= x < pb * stride + patch] or [ws - 1]
+                su = sv = sc = f(0)
+                for pa in rows:
+                    for pb in cols:
+                        u, v = s[pa, pb]
+                        val = sample(b, min(max(f(y) + v, f(0)), f(h - 1)),
+                                     min(max(f(x) + u, f(0)), f(w - 1)))
+                        c = f(1) / max(f(1), abs(val - f(a[y, x])))
+                        su, sv, sc = su + c * u, sv + c * v, sc + c
+                dense[y, x] = su / sc, sv / sc
+        flow = dense
+    for level in range(finest - 1, -1, -1):
+        flow = up(flow, *p0[level].shape)
+    return flow
