@@ -34,6 +34,8 @@ import math
 import numba
 import numpy as np
 
+from guides.mask import reflect_index
+
 __all__ = ["dis_flow", "pyramid_levels", "halve", "sobel", "structure_tensor",
            "patch_search", "densify", "upsample_flow2", "PATCH", "STRIDE",
            "ITERATIONS", "ROUNDS", "FINEST"]
@@ -71,16 +73,6 @@ def halve(src, dst):
             dst[y, x] = (s + 2) >> 2
 
 
-@numba.njit(inline="always")
-def _reflect(i, n):
-    """cv2.BORDER_REFLECT_101 of index i into 0..n-1 (i at most one out)."""
-    if i < 0:
-        return min(-i, n - 1)
-    if i >= n:
-        return max(2 * n - 2 - i, 0)
-    return i
-
-
 @numba.njit(parallel=True, cache=True, nogil=True)
 def sobel(img, gx, gy):
     """3x3 Sobel gradients of ``img`` into int16 ``gx``, ``gy``, the border
@@ -88,9 +80,9 @@ def sobel(img, gx, gy):
     h, w = img.shape
     for yy in numba.prange(h):
         y = np.int64(yy)
-        ym, yp = _reflect(y - 1, h), _reflect(y + 1, h)
+        ym, yp = reflect_index(y - 1, h, 1), reflect_index(y + 1, h, 1)
         for x in range(w):
-            xm, xp = _reflect(x - 1, w), _reflect(x + 1, w)
+            xm, xp = reflect_index(x - 1, w, 1), reflect_index(x + 1, w, 1)
             a, b, c = np.int32(img[ym, xm]), np.int32(img[ym, x]), np.int32(img[ym, xp])
             d, f = np.int32(img[y, xm]), np.int32(img[y, xp])
             g, k, m = np.int32(img[yp, xm]), np.int32(img[yp, x]), np.int32(img[yp, xp])
@@ -135,6 +127,18 @@ def _weights(pos, lo, hi):
     return np.int64(f), p - f
 
 
+@numba.njit(inline="always")
+def _bilinear(img, y0, x0, w00, w01, w10, w11):
+    """w00 img[y0, x0] + w01 img[y0, x0 + 1] + w10 img[y0 + 1, x0] + w11
+    img[y0 + 1, x0 + 1] in float32, in that order, rows and columns past
+    the edge replicated."""
+    h, w = img.shape
+    ya, yb = min(max(y0, 0), h - 1), min(max(y0 + 1, 0), h - 1)
+    xa, xb = min(max(x0, 0), w - 1), min(max(x0 + 1, 0), w - 1)
+    return (w00 * np.float32(img[ya, xa]) + w01 * np.float32(img[ya, xb])
+            + w10 * np.float32(img[yb, xa]) + w11 * np.float32(img[yb, xb]))
+
+
 @numba.njit(cache=True, nogil=True)
 def _patch(i0, i1, gx, gy, i, j, u, v, patch, sx, sy):
     """The mean-normalised SSD of ``i0``'s patch at (i, j) and ``i1``'s moved
@@ -151,14 +155,9 @@ def _patch(i0, i1, gx, gy, i, j, u, v, patch, sx, sy):
     w00 = (one - fy) * (one - fx)
     sd = sdd = sgx = sgy = np.float32(0.0)
     for r in range(patch):
-        ya = min(max(y0 + r, 0), h - 1)
-        yb = min(max(y0 + r + 1, 0), h - 1)
         for c in range(patch):
-            xa = min(max(x0 + c, 0), w - 1)
-            xb = min(max(x0 + c + 1, 0), w - 1)
-            val = (w00 * np.float32(i1[ya, xa]) + w01 * np.float32(i1[ya, xb])
-                   + w10 * np.float32(i1[yb, xa]) + w11 * np.float32(i1[yb, xb]))
-            d = val - np.float32(i0[i + r, j + c])
+            d = (_bilinear(i1, y0 + r, x0 + c, w00, w01, w10, w11)
+                 - np.float32(i0[i + r, j + c]))
             sd += d
             sdd += d * d
             sgx += d * np.float32(gx[i + r, j + c])
@@ -253,11 +252,8 @@ def densify(i0, i1, s, patch, stride, out):
                     u, v = s[a, b, 0], s[a, b, 1]
                     py, fy = _weights(np.float32(y) + v, np.float32(0.0), np.float32(h - 1))
                     px, fx = _weights(np.float32(x) + u, np.float32(0.0), np.float32(w - 1))
-                    qy, qx = min(py + 1, h - 1), min(px + 1, w - 1)
-                    val = ((one - fy) * (one - fx) * np.float32(i1[py, px])
-                           + (one - fy) * fx * np.float32(i1[py, qx])
-                           + fy * (one - fx) * np.float32(i1[qy, px])
-                           + fy * fx * np.float32(i1[qy, qx]))
+                    val = _bilinear(i1, py, px, (one - fy) * (one - fx), (one - fy) * fx,
+                                    fy * (one - fx), fy * fx)
                     c = one / max(one, abs(val - np.float32(i0[y, x])))
                     su += c * u
                     sv += c * v
