@@ -258,6 +258,9 @@ APPEARANCE_KERNELS = ("sb_gray_kernel", "sb_pyrdown_kernel", "sb_detail_count_ke
 _TABLE_BINS = 512  # sb::kBins: the table kernel's threads, one block
 FLOW_UP_KERNEL = "sb_flow_up_kernel"
 MASK_UP_KERNEL = "sb_mask_up_kernel"
+#: The DIS flow's kernels (gpu.dis_flow).
+DIS_KERNELS = ("sb_dis_halve_kernel", "sb_dis_sobel_kernel", "sb_dis_tensor_kernel",
+               "sb_dis_search_kernel", "sb_dis_densify_kernel", "sb_dis_up_kernel")
 #: The head mask's kernels from its outline, in the order of their launches
 #: (then MASK_UP_KERNEL): coverage, share, blur along x, along y.
 MASK_KERNELS = ("sb_mask_cover_kernel", "sb_mask_norm_kernel", "sb_mask_blur_kernel<1>",
@@ -273,7 +276,7 @@ def kernel_names():
     names += [temporal_kernel_names(c)[0] for c in (True, False)]
     return names + [TEMPORAL_ROUND_KERNEL, MLS_KERNEL, UPSAMPLE_KERNEL, COMPOSITE_KERNEL,
                     *APPEARANCE_KERNELS,
-                    FLOW_UP_KERNEL, *MASK_KERNELS, MASK_UP_KERNEL]
+                    FLOW_UP_KERNEL, *MASK_KERNELS, MASK_UP_KERNEL, *DIS_KERNELS]
 
 
 _MODULES = {}  # (device id, name expressions) -> kernels, compiled once
@@ -368,6 +371,13 @@ DETAIL_ARGS = np.dtype(
     [(name, np.uint64) for name in ("gray", "small", "mask", "blur", "counts", "quantiles",
                                     "table", "out")]
     + [(name, np.int32) for name in ("h", "w", "sh", "sw", "nq")],
+    align=True)
+
+DIS_ARGS = np.dtype(
+    [(name, np.uint64) for name in ("i0", "i1", "half0", "half1", "gx", "gy", "tensor", "flow",
+                                    "s_in", "s_out", "small")]
+    + [(name, np.int32) for name in ("h", "w", "sh", "sw", "hs", "ws", "patch", "stride", "steps",
+                                     "first")],
     align=True)
 
 
@@ -1145,3 +1155,89 @@ def outline_mask(outline, *, out=None, buffers=None):
     for kernel in (norm_k, blur_x_k, blur_y_k):
         kernel(grid, (32, 8), (args,))
     return enlarge_mask(blur, f, outline.offset, (h, w), out=out)
+
+
+def dis_flow(i0, i1, *, buffers=None, out=None):
+    """:func:`blit.dis.dis_flow` on CuPy arrays (its default settings): the
+    same flow, bit for bit.
+
+    ``i0``, ``i1`` (H, W) uint8 C-contiguous; ``out``, if given, a
+    C-contiguous (H, W, 2) float32 array; the pyramid and the work arrays
+    come from ``buffers`` (:class:`DeviceBuffers`, names ``"dis_*"``) when
+    given. Per level of the pyramid: the images halved (one launch for
+    both), then, from the coarsest searched level to the finest, the flow
+    enlarged, i0's gradients, the structure tensor, ``ROUNDS`` rounds of the
+    patch search and the dense flow; nothing crosses between host and device.
+
+    Returns
+    -------
+    (H, W, 2) float32 cupy.ndarray
+    """
+    from blit import dis
+
+    cp = _cupy()
+    _check_module(cp, i0=i0, i1=i1, out=out)
+    for name, a in (("i0", i0), ("i1", i1)):
+        if a.ndim != 2 or a.dtype != np.uint8 or not a.flags.c_contiguous:
+            raise ValueError(f"{name}: expected a C-contiguous (H, W) uint8 image, got "
+                             f"{a.shape} {a.dtype}")
+    if i0.shape != i1.shape:
+        raise ValueError(f"dis_flow: two grey images of one shape, not {i0.shape} and {i1.shape}")
+    h, w = i0.shape
+    if out is None:
+        out = cp.empty((h, w, 2), cp.float32)
+    _check_written("out", out, (h, w, 2), np.float32)
+    patch, stride = dis.PATCH, dis.STRIDE
+    coarsest = dis.pyramid_levels((h, w), patch)
+    finest = min(dis.FINEST, coarsest)
+    halve_k, sobel_k, tensor_k, search_k, densify_k, up_k = _kernels(DIS_KERNELS)
+
+    def launch(kernel, threads, **fields):
+        arrays = {k: v for k, v in fields.items() if not isinstance(v, (int, np.integer))}
+        values = {k: v for k, v in fields.items() if k not in arrays}
+        args = _pack(DIS_ARGS, arrays, dict(dict(patch=patch, stride=stride), **values))
+        if isinstance(threads, tuple):
+            ty, tx = threads
+            kernel(((tx + 31) // 32, (ty + 7) // 8), (32, 8), (args,))
+        else:
+            kernel(((threads + 127) // 128,), (128,), (args,))
+
+    p0, p1 = [i0], [i1]
+    for level in range(1, coarsest + 1):
+        sh, sw = p0[-1].shape
+        a = _take(cp, buffers, f"dis_i0_{level}", (sh // 2, sw // 2), np.uint8)
+        b = _take(cp, buffers, f"dis_i1_{level}", (sh // 2, sw // 2), np.uint8)
+        launch(halve_k, (sh // 2, sw // 2), i0=p0[-1], i1=p1[-1], half0=a, half1=b, h=sh, w=sw)
+        p0.append(a)
+        p1.append(b)
+    flow = None
+    steps = dis.ITERATIONS // dis.ROUNDS
+    for level in range(coarsest, -1, -1):
+        lh, lw = p0[level].shape
+        up = out if level == 0 else _take(cp, buffers, f"dis_flow{level % 2}", (lh, lw, 2),
+                                          np.float32)
+        if flow is None:
+            up.fill(0)
+        else:
+            launch(up_k, (lh, lw), small=flow, flow=up, h=lh, w=lw, sh=flow.shape[0],
+                   sw=flow.shape[1])
+        flow = up
+        hs, ws = 1 + (lh - patch) // stride, 1 + (lw - patch) // stride
+        if level < finest or hs < 1 or ws < 1:
+            continue
+        a, b = p0[level], p1[level]
+        gx = _take(cp, buffers, "dis_gx", (lh, lw), np.int16)
+        gy = _take(cp, buffers, "dis_gy", (lh, lw), np.int16)
+        launch(sobel_k, (lh, lw), i0=a, gx=gx, gy=gy, h=lh, w=lw)
+        tensor = _take(cp, buffers, "dis_tensor", (hs, ws, 5), np.float32)
+        fields = dict(i0=a, i1=b, gx=gx, gy=gy, tensor=tensor, flow=flow, h=lh, w=lw, hs=hs,
+                      ws=ws)
+        launch(tensor_k, hs * ws, **fields)
+        s_in = _take(cp, buffers, "dis_s0", (hs, ws, 2), np.float32)
+        s_out = _take(cp, buffers, "dis_s1", (hs, ws, 2), np.float32)
+        for r in range(dis.ROUNDS):
+            launch(search_k, hs * ws, s_in=s_in, s_out=s_out, steps=steps, first=int(r == 0),
+                   **fields)
+            s_in, s_out = s_out, s_in
+        launch(densify_k, (lh, lw), s_in=s_in, **fields)
+    return out

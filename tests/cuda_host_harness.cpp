@@ -123,6 +123,33 @@ void sb_host_mask_up(const sb::MaskUpArgs* m, int) {
     each_pixel(m->h, m->w, [&](long long x, long long y) { sb::mask_up_pixel(*m, x, y); });
 }
 
+// sb_dis_halve_kernel (over the halves), sb_dis_sobel_kernel,
+// sb_dis_tensor_kernel and sb_dis_search_kernel (one thread per patch),
+// sb_dis_densify_kernel, sb_dis_up_kernel
+void sb_host_dis_halve(const sb::DisArgs* a, int) {
+    each_pixel(a->h / 2, a->w / 2, [&](long long x, long long y) { sb::dis_halve_pixel(*a, x, y); });
+}
+
+void sb_host_dis_sobel(const sb::DisArgs* a, int) {
+    each_pixel(a->h, a->w, [&](long long x, long long y) { sb::dis_sobel_pixel(*a, x, y); });
+}
+
+void sb_host_dis_tensor(const sb::DisArgs* a, int) {
+    for (long long p = 0; p < (long long)a->hs * a->ws; ++p) sb::dis_tensor_patch(*a, p);
+}
+
+void sb_host_dis_search(const sb::DisArgs* a, int) {
+    for (long long p = 0; p < (long long)a->hs * a->ws; ++p) sb::dis_search_patch(*a, p);
+}
+
+void sb_host_dis_densify(const sb::DisArgs* a, int) {
+    each_pixel(a->h, a->w, [&](long long x, long long y) { sb::dis_densify_pixel(*a, x, y); });
+}
+
+void sb_host_dis_up(const sb::DisArgs* a, int) {
+    each_pixel(a->h, a->w, [&](long long x, long long y) { sb::dis_up_pixel(*a, x, y); });
+}
+
 // sb::level_bin of every detail level, into out (kLevels,).
 void sb_host_level_bins(long long* out) {
     for (long long l = 0; l < sb::kLevels; ++l) out[l] = sb::level_bin(l);
@@ -145,7 +172,7 @@ void sb_host_argmin_lookups(const sb::LookupArgs* p, long long n, const float* g
 // sizeof and field offsets of the argument structs, in the order of
 // blit.gpu.LOOKUP_ARGS / BLEND_ARGS / DENOISE_ARGS / PROPAGATE_ARGS / MERGE_ARGS /
 // TEMPORAL_ARGS / UPSAMPLE_ARGS / COMPOSITE_ARGS / GRAY_ARGS / PYRDOWN_ARGS / DETAIL_ARGS /
-// FLOW_UP_ARGS / MASK_UP_ARGS / MASK_ARGS / MLS_ARGS;
+// FLOW_UP_ARGS / MASK_UP_ARGS / MASK_ARGS / MLS_ARGS / DIS_ARGS;
 // returns how many values it wrote.
 int sb_layout(long long* v) {
     int n = 0;
@@ -236,6 +263,14 @@ int sb_layout(long long* v) {
     SB_OFF(sb::MlsArgs, nodes); SB_OFF(sb::MlsArgs, step_x); SB_OFF(sb::MlsArgs, step_y);
     SB_OFF(sb::MlsArgs, n); SB_OFF(sb::MlsArgs, h); SB_OFF(sb::MlsArgs, w);
     SB_OFF(sb::MlsArgs, points);
+    v[n++] = (long long)sizeof(sb::DisArgs);
+    SB_OFF(sb::DisArgs, i0); SB_OFF(sb::DisArgs, i1); SB_OFF(sb::DisArgs, half0);
+    SB_OFF(sb::DisArgs, half1); SB_OFF(sb::DisArgs, gx); SB_OFF(sb::DisArgs, gy);
+    SB_OFF(sb::DisArgs, tensor); SB_OFF(sb::DisArgs, flow); SB_OFF(sb::DisArgs, s_in);
+    SB_OFF(sb::DisArgs, s_out); SB_OFF(sb::DisArgs, small); SB_OFF(sb::DisArgs, h);
+    SB_OFF(sb::DisArgs, w); SB_OFF(sb::DisArgs, sh); SB_OFF(sb::DisArgs, sw);
+    SB_OFF(sb::DisArgs, hs); SB_OFF(sb::DisArgs, ws); SB_OFF(sb::DisArgs, patch);
+    SB_OFF(sb::DisArgs, stride); SB_OFF(sb::DisArgs, steps); SB_OFF(sb::DisArgs, first);
 #undef SB_OFF
     return n;
 }

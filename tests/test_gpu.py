@@ -194,12 +194,12 @@ def _nvcc_ptx(tmp_path, *options):
 def test_nvcc_compiles_every_specialisation_to_ptx(tmp_path):
     names, ptx = _nvcc_ptx(tmp_path, *gpu.NVRTC_OPTIONS, "-Werror", "all-warnings")
     entries = re.findall(r"\.entry\s+(\w+)", ptx)
-    assert len(entries) == len(names) == 51
+    assert len(entries) == len(names) == 57
     for kind in ("sb_seed_kernel", "sb_lookup_kernel", "sb_blend_kernel", "sb_denoise_kernel",
                  "sb_propagate_kernel", "sb_merge_kernel", "sb_temporal_kernel", "sb_temporal_round_kernel",
                  "sb_upsample_kernel", "sb_composite_kernel", *gpu.APPEARANCE_KERNELS,
                  gpu.FLOW_UP_KERNEL, gpu.MASK_UP_KERNEL, gpu.MLS_KERNEL, "sb_mask_cover_kernel",
-                 "sb_mask_norm_kernel", "sb_mask_blur_kernel"):
+                 "sb_mask_norm_kernel", "sb_mask_blur_kernel", *gpu.DIS_KERNELS):
         assert any(kind in e for e in entries)
 
 
@@ -237,7 +237,9 @@ def harness(tmp_path_factory):
                  "sb_host_composite", "sb_host_gray", "sb_host_pyrdown", "sb_host_detail_count",
                  "sb_host_detail_table", "sb_host_detail_map", "sb_host_flow_up",
                  "sb_host_mask_up", "sb_host_mls_nodes", "sb_host_mask_cover", "sb_host_mask_norm",
-                 "sb_host_mask_blur"):
+                 "sb_host_mask_blur", "sb_host_dis_halve", "sb_host_dis_sobel",
+                 "sb_host_dis_tensor", "sb_host_dis_search", "sb_host_dis_densify",
+                 "sb_host_dis_up"):
         getattr(h, name).argtypes = [ctypes.c_void_p, ctypes.c_int]
         getattr(h, name).restype = None
     h.sb_layout.argtypes = [ctypes.c_void_p]
@@ -270,7 +272,13 @@ def host_gpu(harness, monkeypatch):
               "sb_detail_count_kernel": (harness.sb_host_detail_count, gpu.DETAIL_ARGS),
               "sb_detail_map_kernel": (harness.sb_host_detail_map, gpu.DETAIL_ARGS),
               "sb_mask_up_kernel": (harness.sb_host_mask_up, gpu.MASK_UP_ARGS),
-              "sb_mls_nodes_kernel": (harness.sb_host_mls_nodes, gpu.MLS_ARGS)}
+              "sb_mls_nodes_kernel": (harness.sb_host_mls_nodes, gpu.MLS_ARGS),
+              "sb_dis_sobel_kernel": (harness.sb_host_dis_sobel, gpu.DIS_ARGS),
+              "sb_dis_densify_kernel": (harness.sb_host_dis_densify, gpu.DIS_ARGS),
+              "sb_dis_up_kernel": (harness.sb_host_dis_up, gpu.DIS_ARGS)}
+    # one thread per patch of the DIS flow's grid (hs, ws)
+    patches = {"sb_dis_tensor_kernel": harness.sb_host_dis_tensor,
+               "sb_dis_search_kernel": harness.sb_host_dis_search}
     # one thread per output pixel of a grown box (oh, ow)
     outputs = {"sb_flow_up_kernel": (harness.sb_host_flow_up, gpu.FLOW_UP_ARGS)}
 
@@ -295,6 +303,14 @@ def host_gpu(harness, monkeypatch):
                 host = (harness.sb_host_mask_norm if kind == "sb_mask_norm_kernel"
                         else harness.sb_host_mask_blur)
                 host(packed.ctypes.data, int(spec))
+            elif kind in patches:
+                assert packed.dtype == gpu.DIS_ARGS
+                assert threads[0] >= packed["hs"][0] * packed["ws"][0]
+                patches[kind](packed.ctypes.data, 0)
+            elif kind == "sb_dis_halve_kernel":  # one thread per pixel of the halves
+                assert packed.dtype == gpu.DIS_ARGS
+                assert threads[0] >= packed["w"][0] // 2 and threads[1] >= packed["h"][0] // 2
+                harness.sb_host_dis_halve(packed.ctypes.data, 0)
             elif kind == "sb_detail_table_kernel":  # one thread per bin
                 assert packed.dtype == gpu.DETAIL_ARGS and threads[0] >= 512
                 harness.sb_host_detail_table(packed.ctypes.data, 0)
@@ -526,6 +542,9 @@ def test_argument_structs_have_the_header_layout(harness):
         gpu.MASK_ARGS: ("counts", "small", "row", "blur", "sh", "sw", "f", "n", "radius", "delta",
                         "rows", "polygon", "taps"),
         gpu.MLS_ARGS: ("nodes", "step_x", "step_y", "n", "h", "w", "points"),
+        gpu.DIS_ARGS: ("i0", "i1", "half0", "half1", "gx", "gy", "tensor", "flow", "s_in",
+                       "s_out", "small", "h", "w", "sh", "sw", "hs", "ws", "patch", "stride",
+                       "steps", "first"),
     }
     expected = []
     for dtype, names in fields.items():
@@ -1161,6 +1180,54 @@ def test_host_kernels_flow_upsampling_equals_numba(host_gpu, size, pad):
     assert host_gpu == [gpu.FLOW_UP_KERNEL] * 2
     with pytest.raises(ValueError, match="half"):
         gpu.upsample_flow(half[1:], size, pad)
+
+
+def _portrait_pair(hopper, shape, matrix):
+    """Grace Hopper's grey face at ``shape`` and the same moved by ``matrix``."""
+    import cv2
+
+    image, _ = hopper
+    grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), shape[::-1],
+                      interpolation=cv2.INTER_AREA)
+    moved = cv2.warpAffine(grey, np.float32(matrix), shape[::-1], flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REFLECT)
+    return grey, moved
+
+
+@pytest.mark.parametrize("shape, matrix", [
+    ((72, 88), [[1.02, 0.01, 1.3], [-0.01, 1.02, -0.8]]),
+    ((75, 97), [[0.99, 0.0, -2.6], [0.0, 0.99, 1.7]]),  # odd sizes: a level's last row dropped
+    ((40, 36), [[1.0, 0.0, 0.5], [0.0, 1.0, 0.0]]),  # one level: the finest is the coarsest
+    ((121, 163), [[0.998, -0.035, 6.0], [0.035, 0.998, -3.0]]),  # a turn, below the finest level
+    ((6, 7), [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]),  # under a patch: no search
+])
+def test_host_kernels_dis_flow_equals_numba(host_gpu, hopper, shape, matrix):
+    """The DIS flow of blit.dis, bit for bit, into ``out`` or a new array,
+    its pyramid and work arrays from buffers or not."""
+    from blit import dis
+
+    a, b = _portrait_pair(hopper, shape, matrix)
+    cpu = dis.dis_flow(b, a)
+    out = np.full(cpu.shape, np.nan, np.float32)
+    assert gpu.dis_flow(b, a, out=out) is out
+    assert_bits_equal(out, cpu)
+    levels = dis.pyramid_levels(shape)
+    searched = levels - min(dis.FINEST, levels) + 1 if min(shape) >= dis.PATCH else 0
+    assert host_gpu.count("sb_dis_halve_kernel") == levels
+    assert host_gpu.count("sb_dis_search_kernel") == dis.ROUNDS * searched
+    buffers = gpu.DeviceBuffers()
+    for _ in range(2):
+        assert_bits_equal(gpu.dis_flow(b, a, buffers=buffers), cpu)
+
+
+def test_host_kernels_dis_flow_checks(host_gpu):
+    a = np.zeros((20, 30), np.uint8)
+    with pytest.raises(ValueError, match="one shape"):
+        gpu.dis_flow(a, a[1:].copy())
+    with pytest.raises(ValueError, match="i1: expected a C-contiguous"):
+        gpu.dis_flow(a, a[:, ::2])
+    with pytest.raises(ValueError, match="out"):
+        gpu.dis_flow(a, a, out=np.empty((20, 30, 2), np.float64))
 
 
 def mask_cases(rng):

@@ -157,3 +157,38 @@ __global__ void sb_mask_up_kernel(const sb::MaskUpArgs m) {
     long long x, y;
     if (sb_thread_pixel(m.w, m.h, x, y)) sb::mask_up_pixel(m, x, y);
 }
+
+// The DIS flow (gpu.dis_flow), per level: both images halved (one thread
+// per pixel of the halves); i0's gradients; the structure tensor (one thread
+// per patch); the rounds of the patch search (one thread per patch, each
+// round reading the last one's flows); the dense flow; the flow enlarged
+// twice onto the next finer level.
+__global__ void sb_dis_halve_kernel(const sb::DisArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w / 2, a.h / 2, x, y)) sb::dis_halve_pixel(a, x, y);
+}
+
+__global__ void sb_dis_sobel_kernel(const sb::DisArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w, a.h, x, y)) sb::dis_sobel_pixel(a, x, y);
+}
+
+__global__ void sb_dis_tensor_kernel(const sb::DisArgs a) {
+    const long long p = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (p < (long long)a.hs * a.ws) sb::dis_tensor_patch(a, p);
+}
+
+__global__ void sb_dis_search_kernel(const sb::DisArgs a) {
+    const long long p = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (p < (long long)a.hs * a.ws) sb::dis_search_patch(a, p);
+}
+
+__global__ void sb_dis_densify_kernel(const sb::DisArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w, a.h, x, y)) sb::dis_densify_pixel(a, x, y);
+}
+
+__global__ void sb_dis_up_kernel(const sb::DisArgs a) {
+    long long x, y;
+    if (sb_thread_pixel(a.w, a.h, x, y)) sb::dis_up_pixel(a, x, y);
+}

@@ -35,18 +35,21 @@
 //   mask_norm_pixel <-> one block of mask.blurred_coverage's division       the polygon's
 //   mask_blur_pixel <-> one pixel of guides/mask._blur_kernel                coverage, blurred,
 //   mask_up_pixel   <-> one pixel of guides/mask._enlarge_mask_kernel        enlarged onto the box)
+//   dis_halve_pixel, dis_sobel_pixel, dis_tensor_patch, dis_search_patch, dis_densify_pixel,
+//   dis_up_pixel    <-> one pixel or patch of blit/dis.halve, sobel, structure_tensor,
+//                       patch_search (one round), densify, upsample_flow2   (the DIS flow)
 //
 // Integers: Numba computes coordinates in int64, so they are `long long`
 // here; Python's floor modulo is `pmod`. Floats: see guide_error; the other
 // float operations of the lookup (jitter, cell and rounding of the guide) are
 // exact; those of propagate_pixel, temporal_pixel, mls_node, upsample_pixel,
-// composite_pixel, flow_up_pixel, mask_blur_pixel and mask_up_pixel are one IEEE operation
+// composite_pixel, flow_up_pixel, mask_blur_pixel, mask_up_pixel and the dis_ functions are one IEEE operation
 // each, in Numba's order and precision, every product a non-fusing mulf_rn /
 // mul_rn (a rounded product cannot be contracted with the sum that follows).
 //
 // Arguments travel in one struct per kernel (LookupArgs, BlendArgs,
 // DenoiseArgs, PropagateArgs, MergeArgs, TemporalArgs, MlsArgs, UpsampleArgs,
-// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs, MaskArgs, MaskUpArgs), passed
+// CompositeArgs, GrayArgs, PyrDownArgs, DetailArgs, FlowUpArgs, MaskArgs, MaskUpArgs, DisArgs), passed
 // by value: blit/gpu.py packs it as a NumPy structured scalar with the same
 // layout (static_asserts below, offsets checked by tests/test_gpu.py).
 #pragma once
@@ -247,6 +250,23 @@ struct MaskUpArgs {
     int h, w, sh, sw, gh, gw, ox, oy;
 };
 
+// blit.dis: one level of the DIS flow. Each kernel reads the fields it needs.
+struct DisArgs {
+    const unsigned char* i0;      // (h, w) the level's first image
+    const unsigned char* i1;      // (h, w) its second
+    unsigned char* half0;         // (h / 2, w / 2) out (halve kernel): i0 halved
+    unsigned char* half1;         // (h / 2, w / 2) out (halve kernel): i1 halved
+    short* gx;                    // (h, w) out (sobel kernel): i0's gradients
+    short* gy;
+    float* tensor;                // (hs, ws, 5) out (tensor kernel)
+    float* flow;                  // (h, w, 2) the coarser level's flow enlarged (read by the
+                                  // first round); out (densify and up kernels)
+    const float* s_in;            // (hs, ws, 2) the patches' flows of the round before
+    float* s_out;                 // (hs, ws, 2) out (search kernel)
+    const float* small;           // (sh, sw, 2) the coarser flow (up kernel)
+    int h, w, sh, sw, hs, ws, patch, stride, steps, first;
+};
+
 static_assert(sizeof(SeedGrid) == 4 * 4 * kMaxLevels, "SeedGrid: blit/gpu.py packs 4 x 12 int32");
 static_assert(sizeof(LookupArgs) == 10 * 8 + 18 * 4 + sizeof(SeedGrid), "LookupArgs: see blit/gpu.py");
 static_assert(sizeof(BlendArgs) == 3 * 8 + 5 * 4 + 4, "BlendArgs: see blit/gpu.py");
@@ -261,6 +281,7 @@ static_assert(sizeof(PyrDownArgs) == 2 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.p
 static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu.py");
 static_assert(sizeof(FlowUpArgs) == 2 * 8 + 8 * 4, "FlowUpArgs: see blit/gpu.py");
 static_assert(sizeof(MaskUpArgs) == 2 * 8 + 8 * 4, "MaskUpArgs: see blit/gpu.py");
+static_assert(sizeof(DisArgs) == 11 * 8 + 10 * 4, "DisArgs: see blit/gpu.py");
 static_assert(sizeof(MlsArgs) == 8 + 2 * 8 + 3 * 4 + 4 + 4 * kMaxLandmarks * 8,
               "MlsArgs: see blit/gpu.py");
 static_assert(sizeof(MaskArgs) == 4 * 8 + 7 * 4 + 2 * kMaxPolygon * 4 + (kMaxRadius + 1) * 4,
@@ -1089,6 +1110,221 @@ SB_FN void mask_up_pixel(const MaskUpArgs& m, long long x, long long y) {
     const float bottom = mulf_rn(r1[x0], na) + mulf_rn(r1[x1], a);
     const float v = mulf_rn(top, nb) + mulf_rn(bottom, b);
     m.out[y * m.w + x] = v > 1.0f ? 1.0f : v;
+}
+
+// ---------------------------------------------------------------------------
+// DIS optical flow, every patch of a level at once (blit/dis.py)
+// ---------------------------------------------------------------------------
+
+// One pixel of dis.halve: the rounded mean of the 2x2 block of each image.
+SB_FN void dis_halve_pixel(const DisArgs& a, long long x, long long y) {
+    const long long hw = a.w / 2, i = y * hw + x;
+    const long long t = 2 * y * a.w + 2 * x, b = t + a.w;
+    a.half0[i] = (unsigned char)((a.i0[t] + a.i0[t + 1] + a.i0[b] + a.i0[b + 1] + 2) >> 2);
+    a.half1[i] = (unsigned char)((a.i1[t] + a.i1[t + 1] + a.i1[b] + a.i1[b + 1] + 2) >> 2);
+}
+
+// One pixel of dis.sobel: the 3x3 Sobel gradients of i0, borders reflected (_101).
+SB_FN void dis_sobel_pixel(const DisArgs& a, long long x, long long y) {
+    const unsigned char* rm = a.i0 + reflect_index(y - 1, a.h, 1) * a.w;
+    const unsigned char* r = a.i0 + y * a.w;
+    const unsigned char* rp = a.i0 + reflect_index(y + 1, a.h, 1) * a.w;
+    const long long xm = reflect_index(x - 1, a.w, 1), xp = reflect_index(x + 1, a.w, 1);
+    const int gx = (rm[xp] - rm[xm]) + 2 * (r[xp] - r[xm]) + (rp[xp] - rp[xm]);
+    const int gy = (rp[xm] - rm[xm]) + 2 * (rp[x] - rm[x]) + (rp[xp] - rm[xp]);
+    a.gx[y * a.w + x] = (short)gx;
+    a.gy[y * a.w + x] = (short)gy;
+}
+
+// One patch of dis.structure_tensor: exact integer sums, then float32.
+SB_FN void dis_tensor_patch(const DisArgs& a, long long p) {
+    const long long i = (p / a.ws) * a.stride, j = (p % a.ws) * a.stride;
+    long long sxx = 0, syy = 0, sxy = 0, sx = 0, sy = 0;
+    for (int r = 0; r < a.patch; ++r) {
+        for (int c = 0; c < a.patch; ++c) {
+            const long long k = (i + r) * a.w + j + c;
+            const long long gx = a.gx[k], gy = a.gy[k];
+            sxx += gx * gx;
+            syy += gy * gy;
+            sxy += gx * gy;
+            sx += gx;
+            sy += gy;
+        }
+    }
+    const float n = (float)(a.patch * a.patch), fx = (float)sx, fy = (float)sy;
+    float* o = a.tensor + 5 * p;
+    o[0] = (float)sxx - mulf_rn(fx, fx) / n;
+    o[1] = (float)syy - mulf_rn(fy, fy) / n;
+    o[2] = (float)sxy - mulf_rn(fx, fy) / n;
+    o[3] = fx;
+    o[4] = fy;
+}
+
+// dis._weights: a clamped position's whole part and fraction.
+SB_FN void dis_weights(float pos, float lo, float hi, long long& whole, float& frac) {
+    const float p = pymin(pymax(pos, lo), hi);
+    const float f = floorf(p);
+    whole = (long long)f;
+    frac = p - f;
+}
+
+// dis._bilinear: four taps of img (h, w), rows and columns past the edge replicated.
+SB_FN float dis_bilinear(const unsigned char* img, long long h, long long w, long long y0,
+                         long long x0, float w00, float w01, float w10, float w11) {
+    const long long ya = clamp(y0, 0, h - 1), yb = clamp(y0 + 1, 0, h - 1);
+    const long long xa = clamp(x0, 0, w - 1), xb = clamp(x0 + 1, 0, w - 1);
+    return mulf_rn(w00, (float)img[ya * w + xa]) + mulf_rn(w01, (float)img[ya * w + xb])
+           + mulf_rn(w10, (float)img[yb * w + xa]) + mulf_rn(w11, (float)img[yb * w + xb]);
+}
+
+// dis._patch: the mean-normalised SSD of i0's patch at (i, j) against i1's
+// moved by (u, v), and the gradient's parts (du, dv).
+SB_FN float dis_patch(const DisArgs& a, long long i, long long j, float u, float v, float sx,
+                      float sy, float& du, float& dv) {
+    long long y0, x0;
+    float fy, fx;
+    dis_weights((float)i + v, (float)(1 - a.patch), (float)(a.h - 1), y0, fy);
+    dis_weights((float)j + u, (float)(1 - a.patch), (float)(a.w - 1), x0, fx);
+    const float w11 = mulf_rn(fy, fx), w10 = mulf_rn(fy, 1.0f - fx);
+    const float w01 = mulf_rn(1.0f - fy, fx), w00 = mulf_rn(1.0f - fy, 1.0f - fx);
+    float sd = 0.0f, sdd = 0.0f, sgx = 0.0f, sgy = 0.0f;
+    for (int r = 0; r < a.patch; ++r) {
+        for (int c = 0; c < a.patch; ++c) {
+            const long long k = (i + r) * a.w + j + c;
+            const float d = dis_bilinear(a.i1, a.h, a.w, y0 + r, x0 + c, w00, w01, w10, w11)
+                            - (float)a.i0[k];
+            sd = sd + d;
+            sdd = sdd + mulf_rn(d, d);
+            sgx = sgx + mulf_rn(d, (float)a.gx[k]);
+            sgy = sgy + mulf_rn(d, (float)a.gy[k]);
+        }
+    }
+    const float n = (float)(a.patch * a.patch);
+    du = sgx - mulf_rn(sd, sx) / n;
+    dv = sgy - mulf_rn(sd, sy) / n;
+    return sdd - mulf_rn(sd, sd) / n;
+}
+
+// One patch of a round of dis.patch_search: the best of its flow and (after
+// the first round) its left, right, upper and lower neighbours' of s_in,
+// then up to `steps` Gauss-Newton steps, into s_out.
+SB_FN void dis_search_patch(const DisArgs& a, long long p) {
+    const long long pa = p / a.ws, pb = p % a.ws;
+    const long long i = pa * a.stride, j = pb * a.stride, half = a.patch / 2;
+    float u, v, du, dv;
+    if (a.first) {
+        const float* f = a.flow + 2 * ((i + half) * a.w + j + half);
+        u = f[0];
+        v = f[1];
+    } else {
+        u = a.s_in[2 * p];
+        v = a.s_in[2 * p + 1];
+    }
+    const float* t = a.tensor + 5 * p;
+    const float sx = t[3], sy = t[4];
+    if (!a.first) {
+        float best = dis_patch(a, i, j, u, v, sx, sy, du, dv);
+        for (int k = 0; k < 4; ++k) {
+            const long long na = pa + (k == 2 ? -1 : (k == 3 ? 1 : 0));
+            const long long nb = pb + (k == 0 ? -1 : (k == 1 ? 1 : 0));
+            if (na < 0 || na >= a.hs || nb < 0 || nb >= a.ws) continue;
+            const float cu = a.s_in[2 * (na * a.ws + nb)], cv = a.s_in[2 * (na * a.ws + nb) + 1];
+            const float cost = dis_patch(a, i, j, cu, cv, sx, sy, du, dv);
+            if (cost < best) {
+                best = cost;
+                u = cu;
+                v = cv;
+            }
+        }
+    }
+    float det = mulf_rn(t[0], t[1]) - mulf_rn(t[2], t[2]);
+    if (fabsf(det) < 0.001f) det = 0.001f;
+    const float h11 = t[1] / det, h12 = -t[2] / det, h22 = t[0] / det;
+    float cu = u, cv = v, prev = 1e10f;
+    for (int s = 0; s < a.steps; ++s) {
+        const float cost = dis_patch(a, i, j, cu, cv, sx, sy, du, dv);
+        cu = cu - (mulf_rn(h11, du) + mulf_rn(h12, dv));
+        cv = cv - (mulf_rn(h12, du) + mulf_rn(h22, dv));
+        if (cost >= prev) break;
+        prev = cost;
+    }
+    const float eu = cu - u, ev = cv - v;
+    if (mulf_rn(eu, eu) + mulf_rn(ev, ev) <= (float)(a.patch * a.patch)) {
+        u = cu;
+        v = cv;
+    }
+    a.s_out[2 * p] = u;
+    a.s_out[2 * p + 1] = v;
+}
+
+// dis._covering: the first and last patch (of n) over pixel i.
+SB_FN void dis_covering(long long i, long long patch, long long stride, long long n,
+                        long long& lo, long long& hi) {
+    hi = imin(i / stride, n - 1);
+    lo = imin(imax(floor_div(i - patch + stride, stride), 0), hi);
+}
+
+// One pixel of dis.densify: the patches' flows over it, weighted by
+// 1 / max(1, |I1(x + u) - I0(x)|), into flow.
+SB_FN void dis_densify_pixel(const DisArgs& a, long long x, long long y) {
+    long long a0, a1, b0, b1;
+    dis_covering(y, a.patch, a.stride, a.hs, a0, a1);
+    dis_covering(x, a.patch, a.stride, a.ws, b0, b1);
+    const float i0 = (float)a.i0[y * a.w + x];
+    float su = 0.0f, sv = 0.0f, sc = 0.0f;
+    for (long long pa = a0; pa <= a1; ++pa) {
+        for (long long pb = b0; pb <= b1; ++pb) {
+            const float u = a.s_in[2 * (pa * a.ws + pb)], v = a.s_in[2 * (pa * a.ws + pb) + 1];
+            long long py, px;
+            float fy, fx;
+            dis_weights((float)y + v, 0.0f, (float)(a.h - 1), py, fy);
+            dis_weights((float)x + u, 0.0f, (float)(a.w - 1), px, fx);
+            const float val = dis_bilinear(a.i1, a.h, a.w, py, px, mulf_rn(1.0f - fy, 1.0f - fx),
+                                           mulf_rn(1.0f - fy, fx), mulf_rn(fy, 1.0f - fx),
+                                           mulf_rn(fy, fx));
+            const float c = 1.0f / pymax(1.0f, fabsf(val - i0));
+            su = su + mulf_rn(c, u);
+            sv = sv + mulf_rn(c, v);
+            sc = sc + c;
+        }
+    }
+    a.flow[2 * (y * a.w + x)] = su / sc;
+    a.flow[2 * (y * a.w + x) + 1] = sv / sc;
+}
+
+// dis._up_tap: output index i of a doubling -> first input and the next's weight.
+SB_FN void dis_up_tap(long long i, long long n, long long& first, float& weight) {
+    if (i % 2 == 0) {
+        first = i / 2 - 1;
+        weight = 0.75f;
+    } else {
+        first = i / 2;
+        weight = 0.25f;
+    }
+    if (first < 0) {
+        first = 0;
+        weight = 0.0f;
+    } else if (first >= n - 1) {
+        first = n - 1;
+        weight = 0.0f;
+    }
+}
+
+// One pixel of dis.upsample_flow2: small (sh, sw, 2) enlarged twice into
+// flow (h, w, 2), its displacements doubled.
+SB_FN void dis_up_pixel(const DisArgs& a, long long x, long long y) {
+    long long y0, x0;
+    float wy, wx;
+    dis_up_tap(y, a.sh, y0, wy);
+    dis_up_tap(x, a.sw, x0, wx);
+    const long long y1 = imin(y0 + 1, a.sh - 1), x1 = imin(x0 + 1, a.sw - 1);
+    const float* r0 = a.small + 2 * y0 * a.sw;
+    const float* r1 = a.small + 2 * y1 * a.sw;
+    for (int k = 0; k < 2; ++k) {
+        const float top = mulf_rn(1.0f - wx, r0[2 * x0 + k]) + mulf_rn(wx, r0[2 * x1 + k]);
+        const float bottom = mulf_rn(1.0f - wx, r1[2 * x0 + k]) + mulf_rn(wx, r1[2 * x1 + k]);
+        a.flow[2 * (y * a.w + x) + k] = mulf_rn(2.0f, mulf_rn(1.0f - wy, top) + mulf_rn(wy, bottom));
+    }
 }
 
 }  // namespace sb
