@@ -32,9 +32,11 @@ with ``pipeline=False`` (the worker finds the landmarks only, the frame's
 CPU half runs in the caller's thread) and with ``pipeline=True`` (the
 worker makes the whole CPU half while the frame before is painted).
 
-``--flow-ab N`` runs the stream N more times each way, alternately: the
-flow's DIS on the whole head box (the default) and on row strips in threads
-of the stream's own (``blit.stream.FLOW_STRIPS_FROM``, a candidate: OpenCV
+``--flow-ab N`` runs the stream N more times each way, in turn: the flow
+made on the device (``flow_engine="blit"``, the default there: blit.dis's
+CUDA twin, no copy), and OpenCV's DIS on the CPU (``flow_engine="opencv"``,
+its half-size flow copied to the device) on the whole head box and on row
+strips in threads of the stream's own (``blit.stream.FLOW_STRIPS_FROM``: OpenCV
 runs a ``parallel_for_`` called while another thread's runs on the calling
 thread alone, and the stream's DIS runs beside the masks' and guides'
 OpenCV calls).
@@ -209,7 +211,7 @@ def kernels_at(style, image, marks, size, device, repeats, warmup, voting):
 
 
 def stream_at(style, image, marks, size, device, frames, warmup, check, pipeline=True,
-              landmark_ms=0.0, strips_from=None):
+              landmark_ms=0.0, strips_from=None, flow_engine="auto"):
     """Frames per second of a ``Stylizer`` on ``device`` over a made clip,
     each frame prefetched while the one before it is painted (``pipeline``:
     the Stylizer's, False for the landmarks only in its worker); with
@@ -217,7 +219,9 @@ def stream_at(style, image, marks, size, device, frames, warmup, check, pipeline
     landmarker takes ``landmark_ms`` a frame (:class:`ClipLandmarks`).
     ``strips_from``: :data:`blit.stream.FLOW_STRIPS_FROM` for this run (the
     flow's DIS on row strips in threads of its own for heads of that many
-    half-size rows or more; None: on the whole head box)."""
+    half-size rows or more; None: on the whole head box), with
+    ``flow_engine="opencv"``; ``flow_engine`` the Stylizer's (the CPU
+    stream it is checked against has the same)."""
     import blit.stream
     from blit.stream import Stylizer
 
@@ -225,7 +229,7 @@ def stream_at(style, image, marks, size, device, frames, warmup, check, pipeline
     blit.stream.FLOW_STRIPS_FROM = strips_from
     try:
         result = _stream_at(Stylizer, style, image, marks, size, device, frames, warmup, check,
-                            pipeline, landmark_ms)
+                            pipeline, landmark_ms, flow_engine)
     finally:
         blit.stream.FLOW_STRIPS_FROM = before
     result["strips_from"] = strips_from
@@ -233,7 +237,7 @@ def stream_at(style, image, marks, size, device, frames, warmup, check, pipeline
 
 
 def _stream_at(Stylizer, style, image, marks, size, device, frames, warmup, check, pipeline,
-               landmark_ms):
+               landmark_ms, flow_engine):
     """:func:`stream_at` with the flow's setting as it is."""
     width, height = size
     clip, clip_marks = [], []
@@ -245,7 +249,7 @@ def _stream_at(Stylizer, style, image, marks, size, device, frames, warmup, chec
         clip_marks.append(m)
     stylizer = Stylizer(style, device=device,
                         landmarker=ClipLandmarks(clip, clip_marks, landmark_ms),
-                        pipeline=pipeline)
+                        pipeline=pipeline, flow_engine=flow_engine)
     totals, stages, outputs = [], {}, []
     with stylizer:
         stylizer.prefetch(clip[0])
@@ -265,10 +269,12 @@ def _stream_at(Stylizer, style, image, marks, size, device, frames, warmup, chec
         elapsed = time.perf_counter() - start
     result = {"size": f"{width}x{height}", "frames": frames, "warmup": warmup,
               "pipeline": pipeline, "landmark_ms": landmark_ms,
+              "flow_engine": stylizer.flow_engine,
               "fps": (frames - warmup) / elapsed,
               "stages": {k: latency_summary(v) for k, v in stages.items()}}
     if check and device == "cuda":
-        with Stylizer(style, device="cpu", landmarker=ClipLandmarks(clip, clip_marks)) as cpu:
+        with Stylizer(style, device="cpu", landmarker=ClipLandmarks(clip, clip_marks),
+                      flow_engine=stylizer.flow_engine) as cpu:
             same = [bool(np.array_equal(cpu(clip[i]), outputs[i])) for i in range(check)]
         result["same_frames_as_cpu"] = same
     return result
@@ -308,9 +314,10 @@ def main(argv=None):
                         "times each (the worker finding the landmarks only, or making the "
                         "frame's CPU half)")
     p.add_argument("--flow-ab", type=int, default=0, metavar="ROUNDS",
-                   help="then the stream with the flow's DIS on the whole head box and on row "
-                        "strips in threads (blit.stream.FLOW_STRIPS_FROM = --strips-from) "
-                        "alternately, ROUNDS times each")
+                   help="then the stream with the flow made on the device (flow_engine "
+                        "'blit'), and by OpenCV's DIS on the CPU on the whole head box and on "
+                        "row strips in threads (blit.stream.FLOW_STRIPS_FROM = --strips-from), "
+                        "in turn, ROUNDS times each")
     p.add_argument("--strips-from", type=int, default=192, metavar="ROWS",
                    help="FLOW_STRIPS_FROM in --flow-ab's strips runs (default 192)")
     p.add_argument("--landmark-ms", type=float, default=0.0, metavar="MS",
@@ -373,13 +380,16 @@ def main(argv=None):
                 report.setdefault("pipeline_ab", []).append(r)
                 print(f"  round {i + 1}, pipeline={pipeline}: {r['fps']:.1f} fps", flush=True)
         for i in range(args.flow_ab):
-            for strips_from in (None, args.strips_from):
+            for engine, strips_from in (("blit", None), ("opencv", None),
+                                        ("opencv", args.strips_from)):
                 r = stream_at(style, image, marks, size(args.stream_size), args.device,
                               args.frames, min(10, args.frames // 2), 0,
-                              landmark_ms=args.landmark_ms, strips_from=strips_from)
+                              landmark_ms=args.landmark_ms, strips_from=strips_from,
+                              flow_engine=engine)
                 report.setdefault("flow_ab", []).append(r)
                 st = r["stages"]
-                print(f"  round {i + 1}, flow {'strips' if strips_from else 'whole '}: "
+                way = {"blit": "blit.dis    ", "opencv": "OpenCV whole"}[engine]
+                print(f"  round {i + 1}, flow {'OpenCV strips' if strips_from else way}: "
                       f"{r['fps']:.1f} fps, flow {st['flow']['median']:.2f} ms, total "
                       f"{st['total']['median']:.2f} ms", flush=True)
     if args.json:

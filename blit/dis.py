@@ -7,9 +7,10 @@ neighbours' flows (spatial propagation), which a GPU cannot run in
 parallel. Here the search runs in rounds instead: in each round every patch
 tries its four neighbours' flows of the round before, and then descends the
 gradient from the best. So every patch of a round can be one thread on a
-GPU, with the same sums in the same order as here. (No CUDA twin yet, and
-the stream does not use this module yet: it keeps OpenCV's DIS, 3.4x
-faster on 2 CPU cores.)
+GPU, with the same sums in the same order as here: :func:`blit.gpu.dis_flow`
+is its CUDA twin, bit for bit. (A stream on the CPU keeps OpenCV's DIS by
+default, 3.4x faster on 2 CPU cores; on the device it runs this flow,
+``Stylizer(flow_engine=...)``.)
 
 For two grey images ``I0``, ``I1`` (uint8) the flow ``u`` maps ``I0(x)`` to
 ``I1(x + u(x))``, (H, W, 2) float32 (dx, dy). Per level of a pyramid of
@@ -298,53 +299,70 @@ def upsample_flow2(small, out):
                 out[y, x, k] = two * ((one - wy) * top + wy * bottom)
 
 
-def dis_flow(i0, i1, *, patch=PATCH, stride=STRIDE, iterations=ITERATIONS,
-             rounds=ROUNDS, finest=FINEST):
+def _take(buffers, name, shape, dtype):
+    return np.empty(shape, dtype) if buffers is None else buffers.get(name, shape, dtype)
+
+
+def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, finest=None,
+             buffers=None, out=None):
     """The flow (H, W, 2) float32 from ``i0`` to ``i1`` ((H, W) uint8, one
-    shape): ``i0(x)`` matches ``i1(x + flow(x))``. See the module's text."""
+    shape): ``i0(x)`` matches ``i1(x + flow(x))``. See the module's text;
+    the settings (None: :data:`PATCH`, :data:`STRIDE`, :data:`ITERATIONS`,
+    :data:`ROUNDS`, :data:`FINEST`) are its ``patch`` ... ``finest``.
+
+    ``out``, if given, a C-contiguous (H, W, 2) float32 array; the pyramid
+    and the work arrays come from ``buffers`` (a
+    :class:`guides.buffers.Buffers`, names ``"dis_*"``) when given, so that
+    a stream makes its flow frame after frame without allocating."""
     i0 = np.ascontiguousarray(i0, np.uint8)
     i1 = np.ascontiguousarray(i1, np.uint8)
     if i0.shape != i1.shape or i0.ndim != 2:
         raise ValueError(f"dis_flow: two grey images of one shape, not {i0.shape} and {i1.shape}")
+    h, w = i0.shape
+    if out is None:
+        out = np.empty((h, w, 2), np.float32)
+    if out.shape != (h, w, 2) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out: expected a C-contiguous {(h, w, 2)} float32 array, got "
+                         f"{out.shape} {out.dtype}")
+    patch = PATCH if patch is None else int(patch)
+    stride = STRIDE if stride is None else int(stride)
+    iterations = ITERATIONS if iterations is None else int(iterations)
+    rounds = ROUNDS if rounds is None else int(rounds)
     coarsest = pyramid_levels(i0.shape, patch)
-    finest = min(finest, coarsest)
+    finest = min(FINEST if finest is None else int(finest), coarsest)
     p0, p1 = [i0], [i1]
-    for _ in range(coarsest):
-        h, w = p0[-1].shape
-        a = np.empty((h // 2, w // 2), np.uint8)
-        b = np.empty((h // 2, w // 2), np.uint8)
+    for level in range(1, coarsest + 1):
+        sh, sw = p0[-1].shape
+        a = _take(buffers, f"dis_i0_{level}", (sh // 2, sw // 2), np.uint8)
+        b = _take(buffers, f"dis_i1_{level}", (sh // 2, sw // 2), np.uint8)
         halve(p0[-1], a)
         halve(p1[-1], b)
         p0.append(a)
         p1.append(b)
     flow = None
     steps = iterations // rounds
-    for level in range(coarsest, finest - 1, -1):
+    for level in range(coarsest, -1, -1):
         a, b = p0[level], p1[level]
-        h, w = a.shape
+        lh, lw = a.shape
+        up = out if level == 0 else _take(buffers, f"dis_flow{level % 2}", (lh, lw, 2),
+                                          np.float32)
         if flow is None:
-            flow = np.zeros((h, w, 2), np.float32)
+            up.fill(0)
         else:
-            up = np.empty((h, w, 2), np.float32)
             upsample_flow2(flow, up)
-            flow = up
-        gx = np.empty((h, w), np.int16)
-        gy = np.empty((h, w), np.int16)
-        sobel(a, gx, gy)
-        hs, ws = 1 + (h - patch) // stride, 1 + (w - patch) // stride
-        if hs < 1 or ws < 1:
+        flow = up
+        hs, ws = 1 + (lh - patch) // stride, 1 + (lw - patch) // stride
+        if level < finest or hs < 1 or ws < 1:
             continue
-        tensor = np.empty((hs, ws, 5), np.float32)
+        gx = _take(buffers, "dis_gx", (lh, lw), np.int16)
+        gy = _take(buffers, "dis_gy", (lh, lw), np.int16)
+        sobel(a, gx, gy)
+        tensor = _take(buffers, "dis_tensor", (hs, ws, 5), np.float32)
         structure_tensor(gx, gy, patch, stride, tensor)
-        s_in = np.zeros((hs, ws, 2), np.float32)
-        s_out = np.empty_like(s_in)
+        s_in = _take(buffers, "dis_s0", (hs, ws, 2), np.float32)
+        s_out = _take(buffers, "dis_s1", (hs, ws, 2), np.float32)
         for r in range(rounds):
             patch_search(a, b, gx, gy, tensor, flow, s_in, s_out, r == 0, steps, patch, stride)
             s_in, s_out = s_out, s_in
         densify(a, b, s_in, patch, stride, flow)
-    for level in range(finest - 1, -1, -1):
-        h, w = p0[level].shape
-        up = np.empty((h, w, 2), np.float32)
-        upsample_flow2(flow, up)
-        flow = up
-    return flow
+    return out

@@ -351,7 +351,7 @@ GRAY_ARGS = np.dtype(
      ("w", np.int32)],
     align=True)
 PYRDOWN_ARGS = np.dtype(
-    [("src", np.uint64), ("out", np.uint64)]
+    [("src", np.uint64), ("out", np.uint64), ("stride", np.int64)]
     + [(name, np.int32) for name in ("h", "w", "sh", "sw")],
     align=True)
 FLOW_UP_ARGS = np.dtype(
@@ -987,6 +987,69 @@ def composite(background, foreground, region, *, out=None):
     return out
 
 
+def _check_rows(name, image, channels):
+    """An (H, W[, channels]) uint8 image whose pixels' bytes are contiguous
+    (its rows may lie apart: a box of a C-contiguous image)."""
+    shape = image.shape[2:] if channels > 1 else ()
+    if (image.dtype != np.uint8 or image.ndim != (3 if channels > 1 else 2)
+            or shape not in ((), (channels,))):
+        what = f"(H, W, {channels})" if channels > 1 else "(H, W)"
+        raise ValueError(f"{name}: expected an {what} uint8 image, got {image.shape} {image.dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name}: expected at least one pixel, got {image.shape}")
+    if image.strides[1:] != ((channels, 1) if channels > 1 else (1,)):
+        raise ValueError(f"{name}: expected its pixels' bytes contiguous (a box of a C-contiguous "
+                         f"image), got strides {image.strides}")
+
+
+def luminance(image, *, out=None):
+    """The luminance of a BGR image as the appearance guide makes it
+    (``guides.appearance._gray_kernel``: BT.601 in 14-bit fixed point,
+    rounded), on CuPy arrays, bit for bit. ``image`` (H, W, 3) uint8 with
+    its pixels' bytes contiguous (a box of a frame, read in place); ``out``
+    a C-contiguous (H, W) uint8 array. One launch.
+
+    Returns
+    -------
+    (H, W) uint8 cupy.ndarray
+    """
+    cp = _cupy()
+    _check_module(cp, image=image, out=out)
+    _check_rows("image", image, 3)
+    h, w = image.shape[:2]
+    if out is None:
+        out = cp.empty((h, w), cp.uint8)
+    _check_written("out", out, (h, w), np.uint8)
+    (kernel,) = _kernels(("sb_gray_kernel",))
+    _launch_pixels(kernel, _pack(GRAY_ARGS, dict(image=image, out=out),
+                                 dict(stride=image.strides[0], h=h, w=w)))
+    return out
+
+
+def pyr_down(src, *, out=None):
+    """``cv2.pyrDown`` of an (H, W) uint8 image on CuPy arrays, bit for bit:
+    ((H + 1) // 2, (W + 1) // 2). ``src``'s rows may lie apart (a box of an
+    image, read in place); ``out`` a C-contiguous array of that size. One
+    launch.
+
+    Returns
+    -------
+    cupy.ndarray
+    """
+    cp = _cupy()
+    _check_module(cp, src=src, out=out)
+    _check_rows("src", src, 1)
+    sh, sw = src.shape
+    size = ((sh + 1) // 2, (sw + 1) // 2)
+    if out is None:
+        out = cp.empty(size, cp.uint8)
+    _check_written("out", out, size, np.uint8)
+    (kernel,) = _kernels(("sb_pyrdown_kernel",))
+    _launch_pixels(kernel, _pack(PYRDOWN_ARGS, dict(src=src, out=out),
+                                 dict(stride=src.strides[0], h=size[0], w=size[1], sh=sh, sw=sw)))
+    return out
+
+
 def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=None):
     """:func:`guides.appearance.target_appearance` on CuPy arrays: same
     arguments, same guide, bit for bit.
@@ -1005,14 +1068,8 @@ def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=No
     """
     cp = _cupy()
     _check_module(cp, image=image, style_quantiles=style_quantiles, mask=mask, out=out)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image: expected (H, W, 3) uint8 BGR, got {image.shape} {image.dtype}")
+    _check_rows("image", image, 3)
     h, w = image.shape[:2]
-    if h == 0 or w == 0:
-        raise ValueError(f"image: expected at least one pixel, got {image.shape}")
-    if image.strides[1:] != (3, 1):
-        raise ValueError("image: expected its pixels' bytes contiguous (a box of a C-contiguous "
-                         f"frame), got strides {image.strides}")
     if mask is not None:
         if mask.shape != (h, w):
             raise ValueError(f"mask: expected shape {(h, w)}, got {mask.shape}")
@@ -1023,18 +1080,12 @@ def target_appearance(image, style_quantiles, mask=None, *, buffers=None, out=No
     if out is None:
         out = cp.empty((h, w), cp.float32)
     _check_written("out", out, (h, w), np.float32)
-    gray_k, pyr_k, count_k, table_k, map_k = _kernels(APPEARANCE_KERNELS)
-    gray = _take(cp, buffers, "detail_gray", (h, w), np.uint8)
-    _launch_pixels(gray_k, _pack(GRAY_ARGS, dict(image=image, out=gray),
-                                 dict(stride=image.strides[0], h=h, w=w)))
+    _, _, count_k, table_k, map_k = _kernels(APPEARANCE_KERNELS)
+    gray = luminance(image, out=_take(cp, buffers, "detail_gray", (h, w), np.uint8))
     small = gray
     for i in range(3):
         size = ((small.shape[0] + 1) // 2, (small.shape[1] + 1) // 2)
-        down = _take(cp, buffers, f"detail_down{i}", size, np.uint8)
-        _launch_pixels(pyr_k, _pack(PYRDOWN_ARGS, dict(src=small, out=down),
-                                    dict(h=size[0], w=size[1], sh=small.shape[0],
-                                         sw=small.shape[1])))
-        small = down
+        small = pyr_down(small, out=_take(cp, buffers, f"detail_down{i}", size, np.uint8))
     blur = _take(cp, buffers, "detail_up", (h, w), np.uint8)
     counts = _take(cp, buffers, "match_counts", (2, 511), np.uint32)
     counts.fill(0)
@@ -1157,9 +1208,10 @@ def outline_mask(outline, *, out=None, buffers=None):
     return enlarge_mask(blur, f, outline.offset, (h, w), out=out)
 
 
-def dis_flow(i0, i1, *, buffers=None, out=None):
-    """:func:`blit.dis.dis_flow` on CuPy arrays (its default settings): the
-    same flow, bit for bit.
+def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, finest=None,
+             buffers=None, out=None):
+    """:func:`blit.dis.dis_flow` on CuPy arrays: same arguments (None: its
+    defaults, :data:`blit.dis.PATCH` ...), same flow, bit for bit.
 
     ``i0``, ``i1`` (H, W) uint8 C-contiguous; ``out``, if given, a
     C-contiguous (H, W, 2) float32 array; the pyramid and the work arrays
@@ -1187,9 +1239,12 @@ def dis_flow(i0, i1, *, buffers=None, out=None):
     if out is None:
         out = cp.empty((h, w, 2), cp.float32)
     _check_written("out", out, (h, w, 2), np.float32)
-    patch, stride = dis.PATCH, dis.STRIDE
+    patch = dis.PATCH if patch is None else int(patch)
+    stride = dis.STRIDE if stride is None else int(stride)
+    iterations = dis.ITERATIONS if iterations is None else int(iterations)
+    rounds = dis.ROUNDS if rounds is None else int(rounds)
     coarsest = dis.pyramid_levels((h, w), patch)
-    finest = min(dis.FINEST, coarsest)
+    finest = min(dis.FINEST if finest is None else int(finest), coarsest)
     halve_k, sobel_k, tensor_k, search_k, densify_k, up_k = _kernels(DIS_KERNELS)
 
     def launch(kernel, threads, **fields):
@@ -1211,7 +1266,7 @@ def dis_flow(i0, i1, *, buffers=None, out=None):
         p0.append(a)
         p1.append(b)
     flow = None
-    steps = dis.ITERATIONS // dis.ROUNDS
+    steps = iterations // rounds
     for level in range(coarsest, -1, -1):
         lh, lw = p0[level].shape
         up = out if level == 0 else _take(cp, buffers, f"dis_flow{level % 2}", (lh, lw, 2),
@@ -1235,7 +1290,7 @@ def dis_flow(i0, i1, *, buffers=None, out=None):
         launch(tensor_k, hs * ws, **fields)
         s_in = _take(cp, buffers, "dis_s0", (hs, ws, 2), np.float32)
         s_out = _take(cp, buffers, "dis_s1", (hs, ws, 2), np.float32)
-        for r in range(dis.ROUNDS):
+        for r in range(rounds):
             launch(search_k, hs * ws, s_in=s_in, s_out=s_out, steps=steps, first=int(r == 0),
                    **fields)
             s_in, s_out = s_out, s_in

@@ -235,7 +235,8 @@ int sb_layout(long long* v) {
     SB_OFF(sb::GrayArgs, image); SB_OFF(sb::GrayArgs, out); SB_OFF(sb::GrayArgs, stride);
     SB_OFF(sb::GrayArgs, h); SB_OFF(sb::GrayArgs, w);
     v[n++] = (long long)sizeof(sb::PyrDownArgs);
-    SB_OFF(sb::PyrDownArgs, src); SB_OFF(sb::PyrDownArgs, out); SB_OFF(sb::PyrDownArgs, h);
+    SB_OFF(sb::PyrDownArgs, src); SB_OFF(sb::PyrDownArgs, out); SB_OFF(sb::PyrDownArgs, stride);
+    SB_OFF(sb::PyrDownArgs, h);
     SB_OFF(sb::PyrDownArgs, w); SB_OFF(sb::PyrDownArgs, sh); SB_OFF(sb::PyrDownArgs, sw);
     v[n++] = (long long)sizeof(sb::DetailArgs);
     SB_OFF(sb::DetailArgs, gray); SB_OFF(sb::DetailArgs, small); SB_OFF(sb::DetailArgs, mask);

@@ -80,3 +80,22 @@ def test_small_and_bad_inputs():
     assert flow.shape == (6, 7, 2) and not flow.any()  # under a patch: no search, no motion
     with pytest.raises(ValueError, match="one shape"):
         dis.dis_flow(np.zeros((8, 9), np.uint8), np.zeros((9, 8), np.uint8))
+
+
+def test_buffers_and_out_give_the_same_flow_frame_after_frame():
+    """The stream's way: the pyramid and work arrays from buffers, the flow
+    into ``out``, one pair after another of other sizes: each flow the one
+    made afresh, bit for bit."""
+    from guides.buffers import Buffers
+
+    buffers = Buffers()
+    for shape, matrix in (((72, 88), [[1.02, 0.01, 1.3], [-0.01, 1.02, -0.8]]),
+                          ((121, 97), [[1.0, 0.0, -2.0], [0.0, 1.0, 1.0]]),
+                          ((72, 88), [[0.99, 0.0, 0.5], [0.0, 0.99, 0.5]])):
+        a = _portrait(shape)
+        b, _ = _moved(a, matrix)
+        out = np.full(shape + (2,), np.nan, np.float32)
+        assert dis.dis_flow(a, b, buffers=buffers, out=out) is out
+        np.testing.assert_array_equal(out.view(np.uint32), dis.dis_flow(a, b).view(np.uint32))
+    with pytest.raises(ValueError, match="out"):
+        dis.dis_flow(a, b, out=np.empty(shape + (2,), np.float64))

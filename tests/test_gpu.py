@@ -37,7 +37,7 @@ import numba
 import numpy as np
 import pytest
 
-from blit import gpu
+from blit import dis, gpu
 from blit.blending import blend, denoise_nnf
 from blit.stream import NO_SOURCE, Stylizer, _merge_kernel, propagate, upsample_flow
 from blit.styleblit import LookupParams, argmin_lookup_table, lookup, make_jitter, seed_labels
@@ -534,7 +534,7 @@ def test_argument_structs_have_the_header_layout(harness):
         gpu.UPSAMPLE_ARGS: ("nodes", "out", "sx", "sy", "h", "w", "gh", "gw"),
         gpu.COMPOSITE_ARGS: ("out", "fg", "mask", "h", "w", "x0", "y0", "fw", "min_weight"),
         gpu.GRAY_ARGS: ("image", "out", "stride", "h", "w"),
-        gpu.PYRDOWN_ARGS: ("src", "out", "h", "w", "sh", "sw"),
+        gpu.PYRDOWN_ARGS: ("src", "out", "stride", "h", "w", "sh", "sw"),
         gpu.DETAIL_ARGS: ("gray", "small", "mask", "blur", "counts", "quantiles", "table", "out",
                           "h", "w", "sh", "sw", "nq"),
         gpu.FLOW_UP_ARGS: ("half", "out", "h", "w", "hh", "hw", "top", "left", "oh", "ow"),
@@ -1204,8 +1204,6 @@ def _portrait_pair(hopper, shape, matrix):
 def test_host_kernels_dis_flow_equals_numba(host_gpu, hopper, shape, matrix):
     """The DIS flow of blit.dis, bit for bit, into ``out`` or a new array,
     its pyramid and work arrays from buffers or not."""
-    from blit import dis
-
     a, b = _portrait_pair(hopper, shape, matrix)
     cpu = dis.dis_flow(b, a)
     out = np.full(cpu.shape, np.nan, np.float32)
@@ -1218,6 +1216,34 @@ def test_host_kernels_dis_flow_equals_numba(host_gpu, hopper, shape, matrix):
     buffers = gpu.DeviceBuffers()
     for _ in range(2):
         assert_bits_equal(gpu.dis_flow(b, a, buffers=buffers), cpu)
+    # other settings: a patch of 6 every 3 px, 2 rounds of 3 steps, to the full size
+    other = dict(patch=6, stride=3, iterations=6, rounds=2, finest=0)
+    assert_bits_equal(gpu.dis_flow(b, a, **other), dis.dis_flow(b, a, **other))
+
+
+def test_host_kernels_luminance_and_pyr_down_read_a_box_in_place(host_gpu, hopper):
+    """gpu.luminance and gpu.pyr_down on a box of an image (its rows apart):
+    the appearance guide's luminance and cv2.pyrDown, bit for bit."""
+    import cv2
+
+    from guides.appearance import _GRAY_TABLES, _gray_kernel
+
+    image, _ = hopper
+    for y0, y1, x0, x1 in ((0, image.shape[0], 0, image.shape[1]), (31, 250, 17, 200),
+                           (5, 6, 9, 10), (40, 43, 60, 61)):
+        box = image[y0:y1, x0:x1]
+        want = np.empty(box.shape[:2], np.uint8)
+        _gray_kernel(box, _GRAY_TABLES, want)
+        assert_bits_equal(gpu.luminance(box), want)
+        assert_bits_equal(gpu.pyr_down(want), cv2.pyrDown(want))
+        whole = np.empty(image.shape[:2], np.uint8)
+        _gray_kernel(image, _GRAY_TABLES, whole)
+        part = whole[y0:y1, x0:x1]  # (rows apart)
+        assert_bits_equal(gpu.pyr_down(part), cv2.pyrDown(part))
+    with pytest.raises(ValueError, match="src: expected its pixels' bytes contiguous"):
+        gpu.pyr_down(whole[:, ::2])
+    with pytest.raises(ValueError, match=r"image: expected an \(H, W, 3\) uint8"):
+        gpu.luminance(whole)
 
 
 def test_host_kernels_dis_flow_checks(host_gpu):
@@ -1380,7 +1406,8 @@ def test_gpu_functions_take_the_cpu_functions_arguments():
              (gpu.merge, _merge_kernel.py_func), (gpu.temporal_filter, temporal_filter),
              (gpu.positional_guide, positional_guide), (gpu.composite, composite),
              (gpu.target_appearance, target_appearance), (gpu.upsample_flow, upsample_flow),
-             (gpu.enlarge_mask, enlarge_mask), (gpu.outline_mask, outline_mask)]
+             (gpu.enlarge_mask, enlarge_mask), (gpu.outline_mask, outline_mask),
+             (gpu.dis_flow, dis.dis_flow)]
     for twin, cpu in pairs:
         assert inspect.signature(twin) == inspect.signature(cpu), twin.__name__
 
@@ -1389,16 +1416,26 @@ def test_gpu_functions_take_the_cpu_functions_arguments():
 # The stream with device="cuda" on the host build: the CPU stream, bit for bit
 # ---------------------------------------------------------------------------
 
+def cpu_twin(style, **kwargs):
+    """A CPU stream with the flow a device stream makes by default (blit.dis,
+    flow_engine="blit"): the device stream's output, bit for bit."""
+    return Stylizer(style, flow_engine=kwargs.pop("flow_engine", "blit"), **kwargs)
+
+
 def stream_pair(style, marks, device="cuda", **kwargs):
-    """A CPU stream and a ``device`` one, each with its own scripted landmarker."""
+    """A CPU stream and a ``device`` one, each with its own scripted
+    landmarker, both with ``flow_engine`` (default "blit")."""
     answers = [[m] if m is not None else [] for m in marks]
+    kwargs.setdefault("flow_engine", "blit")
     return (Stylizer(style, landmarker=Script(answers), **kwargs),
             Stylizer(style, landmarker=Script(answers), device=device, **kwargs))
 
 
 def frame_copies(stylizer, frame, index, background):
     """The copies Stylizer's docstring lists for this frame of a one-face clip
-    with temporal="flow": (direction, shape, dtype name), in order."""
+    with temporal="flow": (direction, shape, dtype name), in order. With
+    flow_engine="blit" (the device's default) the flow is made on the device:
+    the frame and the output only."""
     h, w = frame.shape[:2]
     (x0, y0, x1, y1), = stylizer.last_boxes
 
@@ -1411,7 +1448,8 @@ def frame_copies(stylizer, frame, index, background):
     def half(hh, ww):
         return ((hh + 1) // 2, (ww + 1) // 2, 2)
 
-    if index:  # the flow of the head box (the whole frame's with "stylize"), at DIS's half size
+    if index and stylizer.flow_engine == "opencv":
+        # the flow of the head box (the whole frame's with "stylize"), at DIS's half size
         copies.append(("to device", half(y1 - y0, x1 - x0) if background == "keep" else half(h, w),
                        "float32"))
     # the frame (its heads' appearance guides are made from it on the device,
@@ -1431,15 +1469,20 @@ def assert_frame_copies(copies, stylizer, frame, index, background):
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
 @pytest.mark.parametrize("denoise", [None, True])
-def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, background, denoise):
+@pytest.mark.parametrize("flow_engine", ["blit", "opencv"])
+def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, background, denoise,
+                                                   flow_engine):
     """Stylizer(device="cuda") on the host build of the kernels: the CPU
-    stream's output and NNFs, bit for bit, frame after frame; the only
-    copies are those its docstring lists (and no hidden ones: HostCupy
-    refuses them). ``denoise=True`` adds the mode filter's kernel, no copy."""
+    stream's output and NNFs, bit for bit, frame after frame (both with the
+    flow of ``flow_engine``); the only copies are those its docstring lists
+    (and no hidden ones: HostCupy refuses them). ``denoise=True`` adds the
+    mode filter's kernel, no copy."""
     frames, marks = moving_clip(hopper, n=6)
     cpu, dev = stream_pair(style, marks, options=StylizeOptions(background=background,
-                                                                denoise=denoise))
+                                                                denoise=denoise),
+                           flow_engine=flow_engine)
     assert (cpu.device, dev.device) == ("cpu", "cuda")
+    assert Stylizer(style, device="cuda").flow_engine == "blit"  # (the device's default)
     out = np.zeros_like(frames[0])
     for i, frame in enumerate(frames):
         host_cupy.clear()
@@ -1456,7 +1499,8 @@ def test_host_kernels_stream_equals_the_cpu_stream(host_cupy, style, hopper, bac
         # the large guide goes from page-locked memory: the flow
         (x0, y0, x1, y1), = dev.last_boxes
         box = (y1 - y0, x1 - x0) if background == "keep" else frame.shape[:2]
-        flow = [] if i == 0 else [(((box[0] + 1) // 2, (box[1] + 1) // 2, 2), "float32")]
+        flow = [] if i == 0 or flow_engine == "blit" else [
+            (((box[0] + 1) // 2, (box[1] + 1) // 2, 2), "float32")]
         pinned = [(shape, dtype) for shape, dtype, locked in DeviceArray.sources if locked]
         assert pinned == flow
     # and only those: the guides' work arrays are in plain memory
@@ -1478,7 +1522,7 @@ def prefetched_and_cpu(style, hopper, case, *, wait):
     shared by two frames in a row would show."""
     frames, answers, t, kwargs = prefetch_case(hopper, case)
     t = t or [None] * len(frames)
-    cpu = Stylizer(style, landmarker=Script(answers), **kwargs)
+    cpu = cpu_twin(style, landmarker=Script(answers), **kwargs)
     want = [cpu(f, ti).copy() for f, ti in zip(frames, t)]
     got, kinds = [], set()
     with Stylizer(style, landmarker=Script(answers), device="cuda", **kwargs) as dev:
@@ -1597,7 +1641,7 @@ def test_host_kernels_landmarks_are_found_beside_the_guides(host_cupy, style, ho
         pytest.skip("the prefetch worker makes the guides with Numba's omp or tbb layer only")
     frames, marks = moving_clip(hopper, n=5)
     answers = [[m] for m in marks]
-    cpu = Stylizer(style, landmarker=Script(answers))
+    cpu = cpu_twin(style, landmarker=Script(answers))
     want = [cpu(f).copy() for f in frames]
     landmarker = TimedScript(answers, 0.15)
     with Stylizer(style, landmarker=landmarker, device="cuda") as dev:
@@ -1644,7 +1688,7 @@ def test_host_kernels_landmark_every_changed_midway_keeps_the_landmarkers_order(
     every = [1, 1, 1, 2, 2, 2, 2, 1, 1, 1]
     detected = [i for i, e in enumerate(every) if i % e == 0]  # (the stream's count is i)
     answers = [[marks[i]] for i in detected]
-    cpu = Stylizer(style, landmarker=Script(answers))
+    cpu = cpu_twin(style, landmarker=Script(answers))
     want = []
     for f, e in zip(frames, every):
         cpu.landmark_every = e
@@ -1700,7 +1744,7 @@ def test_host_kernels_a_landmarker_error_in_its_thread_moves_the_clock_on(host_c
     helper-51's review), and no thread is left after close()."""
     frames, marks = moving_clip(hopper, n=8)
     answers = [[m] for m in marks]
-    cpu = Stylizer(style, landmarker=FailingScript(answers, 3), boil_hz=boil)
+    cpu = cpu_twin(style, landmarker=FailingScript(answers, 3), boil_hz=boil)
     want = []
     for f in frames:
         try:
@@ -1734,7 +1778,7 @@ PREFETCH_CASES = ["keep", "stylize", "two faces, lost and back", "boil", "guide"
 def test_host_kernels_reset_with_frames_prefetched_keeps_their_order(host_cupy, style, hopper):
     """test_stream's reset with frames prefetched, on the device: the CPU
     stream's output."""
-    got, want = reset_while_prefetched(style, hopper, device="cuda")
+    got, want = reset_while_prefetched(style, hopper, device="cuda", flow_engine="blit")
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
 
@@ -1766,7 +1810,8 @@ def test_host_kernels_prefetched_stream_equals_the_cpu_stream(host_cupy, style, 
         tasks = [task.split() for task in asked.split("device 0")[1:]]
         assert tasks and all(task[-2:] == ["synchronize", "exit"] and
                              set(task[:-2]) <= {"copy"} for task in tasks), (prefix, asked)
-        assert any("copy" in task for task in tasks), prefix
+        # the worker copies the frames; the flow's thread none (made on the device)
+        assert any("copy" in task for task in tasks) == (prefix == "styleblit-prefetch-"), prefix
 
 
 @pytest.mark.parametrize("background", ["keep", "stylize"])
@@ -1780,7 +1825,7 @@ def test_host_kernels_stream_painted_shrunk_equals_the_cpu_stream(host_cupy, sty
     size = frames[0].shape[1::-1]
     options = StylizeOptions(background=background)
     cpu, dev = (Stylizer(style, landmarker=ScriptAtSize([[m] for m in marks], size),
-                         options=options, scale="auto", device=device)
+                         options=options, scale="auto", device=device, flow_engine="blit")
                 for device in ("cpu", "cuda"))
     for i, frame in enumerate(frames):
         host_cupy.clear()
@@ -2124,6 +2169,7 @@ def test_gpu_benchmark_takes_the_device_path(host_cupy, style, hopper, monkeypat
     assert r["size"] == "96x80" and set(r["stages"]) == {"lookup", "denoise", "blend"}
     s = bench.stream_at(style, image, marks, (96, 80), "cuda", frames=4, warmup=1, check=2)
     assert s["same_frames_as_cpu"] == [True, True] and s["fps"] > 0
+    assert s["flow_engine"] == "blit"  # (the device's default: the flow made there)
     assert "lookup" in s["stages"] and "landmarks" in s["stages"]
     # a landmarker that takes its time (mediapipe's stand-in): the same frames
     s = bench.stream_at(style, image, marks, (96, 80), "cuda", frames=4, warmup=1, check=2,
@@ -2138,6 +2184,7 @@ def test_gpu_benchmark_takes_the_device_path(host_cupy, style, hopper, monkeypat
     monkeypatch.setattr(blit.stream, "dis_strips_flow",
                         lambda *a, **k: calls.append(len(a[2])) or strips(*a, **k))
     s = bench.stream_at(style, image, marks, (200, 760), "cuda", frames=3, warmup=1, check=2,
-                        strips_from=192)
+                        strips_from=192, flow_engine="opencv")
     assert s["same_frames_as_cpu"] == [True, True] and s["strips_from"] == 192
+    assert s["flow_engine"] == "opencv"
     assert calls and min(calls) >= 2 and blit.stream.FLOW_STRIPS_FROM is None

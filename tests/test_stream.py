@@ -487,20 +487,21 @@ def test_reset_keeps_the_landmarks_of_prefetched_frames(style, hopper):
     np.testing.assert_array_equal(got, fresh(frames[3]))
 
 
-def reset_while_prefetched(style, hopper, device="cpu"):
+def reset_while_prefetched(style, hopper, device="cpu", **kwargs):
     """A stream reset with the next frame prefetched, its following frame
     prefetched at once and made before the reset one is stylized (a display
-    loop busy elsewhere); and the same stream frame by frame. Both outputs."""
+    loop busy elsewhere); and the same stream frame by frame on the CPU
+    (both with ``kwargs``). Both outputs."""
     frames, marks = moving_clip(hopper, n=8)
     answers, t = [[m] for m in marks], [i / 30 for i in range(8)]
-    plain = Stylizer(style, landmarker=Script(answers))
+    plain = Stylizer(style, landmarker=Script(answers), **kwargs)
     want = []
     for i, f in enumerate(frames):
         if i == 4:
             plain.reset()
         want.append(plain(f, t[i]).copy())
     got = []
-    with Stylizer(style, landmarker=Script(answers), device=device) as ahead:
+    with Stylizer(style, landmarker=Script(answers), device=device, **kwargs) as ahead:
         got.append(ahead(frames[0], t[0]).copy())  # (a parallel kernel has run)
         ahead.prefetch(frames[1], t[1])
         for i in range(1, 8):
@@ -597,6 +598,51 @@ def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, s
         half = _strips_reference(cur_half, prev_half)
     assert (half * np.float32(2.0)).tobytes() == doubled.tobytes()
     assert (upsample_flow(half, (h, w)) * np.float32(2.0)).tobytes() == flow.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203), (431, 190)])
+def test_stream_flow_of_blit_dis_finds_a_known_shift(style, hopper, shape):
+    """flow_engine="blit": blit.dis on the same half-size images, doubled,
+    made again for each frame in the stream's buffers (the same bits); the
+    shift found as OpenCV's DIS finds it."""
+    from blit.dis import dis_flow
+
+    gray = cv2.cvtColor(hopper[0], cv2.COLOR_BGR2GRAY)
+    h, w = shape
+    prev = np.ascontiguousarray(gray[50:50 + h, 100:100 + w])
+    cur = np.ascontiguousarray(gray[52:52 + h, 97:97 + w])  # content moved by (+3, -2)
+    with Stylizer(style, flow_engine="blit") as stylizer:
+        doubled = stylizer._dis_flow(cur, prev).copy()
+        assert stylizer._dis_flow(cur, prev).tobytes() == doubled.tobytes()
+    want = dis_flow(cv2.pyrDown(cur), cv2.pyrDown(prev)) * np.float32(2.0)
+    assert want.tobytes() == doubled.tobytes()
+    flow = upsample_flow(doubled, (h, w))
+    found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
+    np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
+
+
+def test_stream_with_blit_dis_follows_a_moving_head(style, hopper):
+    """A CPU stream with flow_engine="blit": its grey frames are the
+    appearance guide's luminance; on a moving clip its output changes from
+    frame to frame as with OpenCV's DIS (within 10 %; here 13.0 each) and
+    lies close to it (0.58 levels apart: the flows are two DIS)."""
+    frames, marks = moving_clip(hopper, n=6)
+    outs = {}
+    for engine in ("opencv", "blit"):
+        with Stylizer(style, landmarker=Script([[m] for m in marks]),
+                      flow_engine=engine) as stylizer:
+            outs[engine] = [stylizer(f).astype(np.float32) for f in frames]
+            assert stylizer.flow_engine == engine
+            if engine == "blit":
+                from guides.appearance import _GRAY_TABLES, _gray_kernel
+
+                grey = np.empty(frames[-1].shape[:2], np.uint8)
+                _gray_kernel(frames[-1], _GRAY_TABLES, grey)
+                np.testing.assert_array_equal(stylizer._gray, grey)
+    change = {k: np.mean([np.abs(b - a).mean() for a, b in zip(v, v[1:])]) for k, v in outs.items()}
+    assert change["blit"] < 1.1 * change["opencv"], change
+    apart = np.mean([np.abs(a - b).mean() for a, b in zip(outs["blit"], outs["opencv"])])
+    assert apart < 0.1 * change["opencv"], (apart, change)
 
 
 @pytest.mark.parametrize("rows", [1, 12, 191, 192, 193, 257, 440, 515, 1080, 2161])
@@ -1158,6 +1204,9 @@ def test_bad_arguments_are_value_errors(style):
             Stylizer(style, landmark_every=every)
     with pytest.raises(ValueError, match="temporal='flow'"):
         Stylizer(style, landmark_every=2, temporal="guide")
+    with pytest.raises(ValueError, match="flow_engine"):
+        Stylizer(style, flow_engine="farneback")
+    assert Stylizer(style).flow_engine == "opencv"  # ("auto" on the CPU)
     with pytest.raises(ValueError, match="frame"):
         Stylizer(style, landmarker=Script([[]]))(np.zeros((4, 4), np.uint8))
     for name, value in (("keep_threshold", -5), ("jitter_seed", -1), ("jitter_seed", 1.5)):

@@ -198,8 +198,9 @@ struct GrayArgs {
 
 // cv2.pyrDown: (sh, sw) -> (h, w) = ((sh + 1) / 2, (sw + 1) / 2).
 struct PyrDownArgs {
-    const unsigned char* src;     // (sh, sw)
+    const unsigned char* src;     // (sh, sw), rows `stride` bytes apart (a box of an image)
     unsigned char* out;           // (h, w) out
+    long long stride;
     int h, w, sh, sw;
 };
 
@@ -277,7 +278,7 @@ static_assert(sizeof(TemporalArgs) == 5 * 8 + 11 * 4 + 4, "TemporalArgs: see bli
 static_assert(sizeof(UpsampleArgs) == 2 * 8 + 2 * 8 + 4 * 4, "UpsampleArgs: see blit/gpu.py");
 static_assert(sizeof(CompositeArgs) == 3 * 8 + 6 * 4, "CompositeArgs: see blit/gpu.py");
 static_assert(sizeof(GrayArgs) == 3 * 8 + 2 * 4, "GrayArgs: see blit/gpu.py");
-static_assert(sizeof(PyrDownArgs) == 2 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.py");
+static_assert(sizeof(PyrDownArgs) == 3 * 8 + 4 * 4, "PyrDownArgs: see blit/gpu.py");
 static_assert(sizeof(DetailArgs) == 8 * 8 + 5 * 4 + 4, "DetailArgs: see blit/gpu.py");
 static_assert(sizeof(FlowUpArgs) == 2 * 8 + 8 * 4, "FlowUpArgs: see blit/gpu.py");
 static_assert(sizeof(MaskUpArgs) == 2 * 8 + 8 * 4, "MaskUpArgs: see blit/gpu.py");
@@ -868,7 +869,7 @@ SB_FN void pyrdown_pixel(const PyrDownArgs& p, long long x, long long y) {
     const int k[5] = {1, 4, 6, 4, 1};
     long long sum = 0;
     for (int i = 0; i < 5; ++i) {
-        const unsigned char* row = p.src + reflect101(2 * y + i - 2, p.sh) * p.sw;
+        const unsigned char* row = p.src + reflect101(2 * y + i - 2, p.sh) * p.stride;
         long long r = 0;
         for (int j = 0; j < 5; ++j) r += k[j] * row[reflect101(2 * x + j - 2, p.sw)];
         sum += k[i] * r;
