@@ -2064,6 +2064,37 @@ def test_gpu_flow_upsampling_equals_cpu(pad):
 
 
 @pytest.mark.gpu
+def test_gpu_dis_flow_equals_cpu(hopper):
+    """The DIS flow on the device (its grey images and halves made there
+    from a box of the frame, read in place): the CPU's bit for bit, from a
+    head's size to a 1080p frame's half."""
+    import cupy as cp
+    import cv2
+
+    from guides.appearance import _GRAY_TABLES, _gray_kernel
+
+    image, _ = hopper
+    big = cv2.resize(image, (1920, 1080), interpolation=cv2.INTER_LINEAR)
+    moved = cv2.warpAffine(big, np.float32([[1.01, 0.01, 4.0], [-0.01, 1.01, -2.0]]), (1920, 1080),
+                           flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    buffers = gpu.DeviceBuffers()
+    for y0, y1, x0, x1 in ((0, 1080, 0, 1920), (200, 811, 700, 1223), (40, 64, 50, 75)):
+        greys = []
+        for frame in (big, moved):
+            grey = np.empty(frame.shape[:2], np.uint8)
+            _gray_kernel(frame, _GRAY_TABLES, grey)
+            greys.append(cv2.pyrDown(grey[y0:y1, x0:x1]))
+        want = dis.dis_flow(greys[1], greys[0])
+        halves = [gpu.pyr_down(gpu.luminance(cp.asarray(frame))[y0:y1, x0:x1])
+                  for frame in (big, moved)]
+        for a, b in zip(halves, greys):
+            assert_bits_equal(a.get(), b)
+        got = gpu.dis_flow(halves[1], halves[0], buffers=buffers)
+        assert isinstance(got, cp.ndarray)
+        assert_bits_equal(got.get(), want)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("grid", [1, 10])
 def test_gpu_positional_guide_equals_cpu(grid):
     """The MLS map at the nodes (float64 on the device) and the guide from
