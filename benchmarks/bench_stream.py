@@ -297,9 +297,12 @@ def main(argv=None):
     parser.add_argument("--landmark-every", type=number(int, least=1), default=1, metavar="N",
                         help="find the faces on every N-th frame, carry them along the flow "
                              "between (Stylizer's landmark_every; default 1)")
+    parser.add_argument("--flow-engine", choices=("auto", "opencv", "blit"), default="auto",
+                        help="the stream's optical flow (Stylizer's flow_engine; default auto: "
+                             "OpenCV's DIS on the CPU)")
     parser.add_argument("--json", metavar="OUT.json")
     args = parser.parse_args(argv)
-    stream = {"landmark_every": args.landmark_every}
+    stream = {"landmark_every": args.landmark_every, "flow_engine": args.flow_engine}
 
     clip = os.path.join(args.data, "targets", "target1.mp4")
     if not os.path.exists(clip):
@@ -317,7 +320,8 @@ def main(argv=None):
               "stream": stream, "load_average_start": load_average(), "sizes": {}}
     print(f"bench_stream: {args.style} on target1.mp4, {result['environment']['numba_threads']} "
           f"threads on {result['environment']['cpu']}, load average {result['load_average_start']}"
-          + (f", landmarks every {args.landmark_every} frames" if args.landmark_every > 1 else ""))
+          + (f", landmarks every {args.landmark_every} frames" if args.landmark_every > 1 else "")
+          + (f", flow {args.flow_engine}" if args.flow_engine != "auto" else ""))
     if not args.skip_speed:
         for size in args.sizes:
             text = f"{size[0]}x{size[1]}"

@@ -933,7 +933,8 @@ class _FaceGuides:
 @dataclass
 class _FlowField:
     """A frame's DIS flow on a box: its values at half size, doubled
-    (``half``, (ceil(h / 2), ceil(w / 2), 2) float32, host), the box's
+    (``half``, (ceil(h / 2), ceil(w / 2), 2) float32, where it was made: on
+    the host, or on the device with ``flow_engine="blit"``), the box's
     ``size`` (h, w), and ``pad`` (top, bottom, left, right): pixels by which
     the box was grown, the flow continued there by its edge values.
     ``origin`` is the grown box's frame position (x0, y0); ``full`` the flow
