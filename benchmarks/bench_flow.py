@@ -1,6 +1,9 @@
 """The stream's optical flow on a head box, DIS on the whole half-size image
 against DIS on row strips in threads (:func:`blit.stream.dis_strips_flow`),
-alone and beside another thread's OpenCV calls.
+alone and beside another thread's OpenCV calls; and :mod:`blit.dis`'s DIS
+(``flow_engine="blit"``) on the CPU and, where CuPy has a CUDA device, on
+the device (:func:`blit.gpu.dis_flow`, timed with CUDA events, its flow
+compared with the CPU's bit for bit).
 
 Not a test (pytest does not collect this folder). Why: OpenCV runs a
 ``parallel_for_`` called while another thread's runs on its calling thread
@@ -117,8 +120,13 @@ def main(argv=None):
     workers = flow_strip_workers()
     pool = ThreadPoolExecutor(workers)
     out = np.empty(cur.shape + (2,), np.float32)
+    from blit.dis import dis_flow
+    from guides.buffers import Buffers
+
+    dis_buffers, dis_out = Buffers(), np.empty(cur.shape + (2,), np.float32)
     ways = {
         "whole": lambda: whole.calc(cur, prev, None),
+        "blit_dis": lambda: dis_flow(cur, prev, buffers=dis_buffers, out=dis_out),
         "strips_threads": lambda: dis_strips_flow(cur, prev, spans, strips, out=out,
                                                   map=pool.map),
         "strips_one_after_another": lambda: dis_strips_flow(cur, prev, spans, strips, out=out),
@@ -146,8 +154,9 @@ def main(argv=None):
     cv2.setNumThreads(1)
     one = rounds("OpenCV at one thread")
     pool.shutdown()
+    device = device_flow(cur, prev, args.warmup, args.repeats)
     report = {
-        "environment": environment(),
+        "environment": environment(), "device_flow": device,
         "box": list(args.box), "half": [cur.shape[1], cur.shape[0]],
         "spans": [list(s) for s in spans], "threads": workers,
         "opencv_threads": opencv_threads, "repeats": args.repeats, "warmup": args.warmup,
@@ -162,6 +171,40 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
         print("wrote", args.json)
+
+
+def device_flow(cur, prev, warmup, repeats):
+    """:func:`blit.gpu.dis_flow` of the pair on the CUDA device: median ms of
+    ``repeats`` after ``warmup`` (CUDA events, the kernels' time; and the
+    call's wall time to the flow's end), and whether its flow is the CPU's
+    bit for bit. None without CuPy or a device."""
+    from blit import gpu
+    from blit.dis import dis_flow
+
+    if not gpu.available():
+        print(f"device flow: not measured ({gpu._unavailable_reason()})")
+        return None
+    import cupy as cp
+
+    a, b = cp.asarray(cur), cp.asarray(prev)
+    buffers, out = gpu.DeviceBuffers(), cp.empty(cur.shape + (2,), cp.float32)
+    start, end = cp.cuda.Event(), cp.cuda.Event()
+    events, walls = [], []
+    for r in range(warmup + repeats):
+        t0 = time.perf_counter()
+        start.record()
+        gpu.dis_flow(a, b, buffers=buffers, out=out)
+        end.record()
+        end.synchronize()
+        if r >= warmup:
+            walls.append((time.perf_counter() - t0) * 1e3)
+            events.append(cp.cuda.get_elapsed_time(start, end))
+    same = bool(np.array_equal(out.get().view(np.uint32), dis_flow(cur, prev).view(np.uint32)))
+    result = {"kernels_ms": statistics.median(events), "wall_ms": statistics.median(walls),
+              "same_as_cpu": same}
+    print("device flow (blit.gpu.dis_flow): kernels {kernels_ms:.3f} ms, call to its end "
+          "{wall_ms:.3f} ms, the CPU's flow bit for bit: {same_as_cpu}".format(**result))
+    return result
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Issue #6's checks on a machine with a CUDA GPU, in one run: the GPU tests,
-# the GPU benchmark (with the flow's A/B: DIS on the whole head box, or on
-# row strips in threads), then the flow's benchmark on the machine's CPU. For a GPU machine's own Python (CuPy, NumPy, Numba,
+# the GPU benchmark (with the flow's A/B: blit.dis on the device, OpenCV's DIS
+# on the CPU on the whole head box or on row strips in threads), then the
+# flow's benchmark (OpenCV's and blit.dis's DIS on the CPU, blit.dis's on the device). For a GPU machine's own Python (CuPy, NumPy, Numba,
 # OpenCV, pytest; mediapipe and PyAV not needed: the tests then take the
 # landmarks recorded in tests/data, and the benchmark those of INPUTS).
 #
