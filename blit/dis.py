@@ -155,16 +155,42 @@ def _patch(i0, i1, gx, gy, i, j, u, v, patch, sx, sy):
     w01 = (one - fy) * fx
     w00 = (one - fy) * (one - fx)
     sd = sdd = sgx = sgy = np.float32(0.0)
-    for r in range(patch):
-        for c in range(patch):
-            d = (_bilinear(i1, y0 + r, x0 + c, w00, w01, w10, w11)
-                 - np.float32(i0[i + r, j + c]))
-            sd += d
-            sdd += d * d
-            sgx += d * np.float32(gx[i + r, j + c])
-            sgy += d * np.float32(gy[i + r, j + c])
+    if y0 >= 0 and x0 >= 0 and y0 + patch < h and x0 + patch < w:
+        # every tap inside: _bilinear's arithmetic without its clamps
+        for r in range(patch):
+            a, b = i1[y0 + r], i1[y0 + r + 1]
+            for c in range(patch):
+                x = x0 + c
+                d = (w00 * np.float32(a[x]) + w01 * np.float32(a[x + 1])
+                     + w10 * np.float32(b[x]) + w11 * np.float32(b[x + 1])
+                     - np.float32(i0[i + r, j + c]))
+                sd += d
+                sdd += d * d
+                sgx += d * np.float32(gx[i + r, j + c])
+                sgy += d * np.float32(gy[i + r, j + c])
+    else:
+        for r in range(patch):
+            for c in range(patch):
+                d = (_bilinear(i1, y0 + r, x0 + c, w00, w01, w10, w11)
+                     - np.float32(i0[i + r, j + c]))
+                sd += d
+                sdd += d * d
+                sgx += d * np.float32(gx[i + r, j + c])
+                sgy += d * np.float32(gy[i + r, j + c])
     n = np.float32(patch * patch)
     return sdd - sd * sd / n, sgx - sd * sx / n, sgy - sd * sy / n
+
+
+@numba.njit(inline="always")
+def _neighbour(a, b, k):
+    """The k-th neighbour of patch (a, b): left, right, up, down."""
+    if k == 0:
+        return a, b - 1
+    if k == 1:
+        return a, b + 1
+    if k == 2:
+        return a - 1, b
+    return a + 1, b
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -174,7 +200,11 @@ def patch_search(i0, i1, gx, gy, tensor, flow, s_in, s_out, first, steps, patch,
     first round, ``first``: ``flow``'s (the coarser level's, enlarged) at
     its centre), takes the best of it and, after the first round, its left,
     right, upper and lower neighbours' in ``s_in`` (strictly lower SSD, in
-    that order), then up to ``steps`` Gauss-Newton steps from it."""
+    that order), then up to ``steps`` Gauss-Newton steps from it.
+
+    (Two shortcuts that change no bit: a neighbour's flow equal to one
+    tried already is not tried again, its SSD being the same; the first
+    step reuses the chosen flow's SSD and gradient parts.)"""
     hs, ws = s_out.shape[0], s_out.shape[1]
     half = patch // 2
     for p in numba.prange(hs * ws):
@@ -187,32 +217,32 @@ def patch_search(i0, i1, gx, gy, tensor, flow, s_in, s_out, first, steps, patch,
             u, v = s_in[a, b, 0], s_in[a, b, 1]
         t = tensor[a, b]
         sx, sy = t[3], t[4]
+        cost, du, dv = _patch(i0, i1, gx, gy, i, j, u, v, patch, sx, sy)
         if not first:
-            best = _patch(i0, i1, gx, gy, i, j, u, v, patch, sx, sy)[0]
             for k in range(4):
-                na, nb = a, b
-                if k == 0:
-                    nb = b - 1
-                elif k == 1:
-                    nb = b + 1
-                elif k == 2:
-                    na = a - 1
-                else:
-                    na = a + 1
+                na, nb = _neighbour(a, b, k)
                 if na < 0 or na >= hs or nb < 0 or nb >= ws:
                     continue
                 cu, cv = s_in[na, nb, 0], s_in[na, nb, 1]
-                cost = _patch(i0, i1, gx, gy, i, j, cu, cv, patch, sx, sy)[0]
-                if cost < best:
-                    best, u, v = cost, cu, cv
+                tried = cu == s_in[a, b, 0] and cv == s_in[a, b, 1]
+                for m in range(k):
+                    ma, mb = _neighbour(a, b, m)
+                    if 0 <= ma < hs and 0 <= mb < ws:
+                        tried = tried or (cu == s_in[ma, mb, 0] and cv == s_in[ma, mb, 1])
+                if tried:
+                    continue
+                c, cdu, cdv = _patch(i0, i1, gx, gy, i, j, cu, cv, patch, sx, sy)
+                if c < cost:
+                    cost, du, dv, u, v = c, cdu, cdv, cu, cv
         det = t[0] * t[1] - t[2] * t[2]
         if abs(det) < _EPS:
             det = _EPS
         h11, h12, h22 = t[1] / det, -t[2] / det, t[0] / det
         cu, cv = u, v
         prev = _INF
-        for _ in range(steps):
-            cost, du, dv = _patch(i0, i1, gx, gy, i, j, cu, cv, patch, sx, sy)
+        for step in range(steps):
+            if step > 0:
+                cost, du, dv = _patch(i0, i1, gx, gy, i, j, cu, cv, patch, sx, sy)
             cu -= h11 * du + h12 * dv
             cv -= h12 * du + h22 * dv
             if cost >= prev:

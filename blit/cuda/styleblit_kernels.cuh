@@ -1189,11 +1189,18 @@ SB_FN float dis_patch(const DisArgs& a, long long i, long long j, float u, float
     const float w11 = mulf_rn(fy, fx), w10 = mulf_rn(fy, 1.0f - fx);
     const float w01 = mulf_rn(1.0f - fy, fx), w00 = mulf_rn(1.0f - fy, 1.0f - fx);
     float sd = 0.0f, sdd = 0.0f, sgx = 0.0f, sgy = 0.0f;
+    // every tap inside: the bilinear's arithmetic without its clamps
+    const bool inside = y0 >= 0 && x0 >= 0 && y0 + a.patch < a.h && x0 + a.patch < a.w;
     for (int r = 0; r < a.patch; ++r) {
+        const unsigned char* ra = a.i1 + (inside ? (y0 + r) * a.w : 0);  // (read only inside)
+        const unsigned char* rb = ra + a.w;
         for (int c = 0; c < a.patch; ++c) {
-            const long long k = (i + r) * a.w + j + c;
-            const float d = dis_bilinear(a.i1, a.h, a.w, y0 + r, x0 + c, w00, w01, w10, w11)
-                            - (float)a.i0[k];
+            const long long k = (i + r) * a.w + j + c, x = x0 + c;
+            const float b = inside
+                ? mulf_rn(w00, (float)ra[x]) + mulf_rn(w01, (float)ra[x + 1])
+                      + mulf_rn(w10, (float)rb[x]) + mulf_rn(w11, (float)rb[x + 1])
+                : dis_bilinear(a.i1, a.h, a.w, y0 + r, x0 + c, w00, w01, w10, w11);
+            const float d = b - (float)a.i0[k];
             sd = sd + d;
             sdd = sdd + mulf_rn(d, d);
             sgx = sgx + mulf_rn(d, (float)a.gx[k]);
@@ -1206,9 +1213,17 @@ SB_FN float dis_patch(const DisArgs& a, long long i, long long j, float u, float
     return sdd - mulf_rn(sd, sd) / n;
 }
 
+// dis._neighbour: the k-th neighbour of patch (pa, pb): left, right, up, down.
+SB_FN void dis_neighbour(long long pa, long long pb, int k, long long& na, long long& nb) {
+    na = pa + (k == 2 ? -1 : (k == 3 ? 1 : 0));
+    nb = pb + (k == 0 ? -1 : (k == 1 ? 1 : 0));
+}
+
 // One patch of a round of dis.patch_search: the best of its flow and (after
 // the first round) its left, right, upper and lower neighbours' of s_in,
-// then up to `steps` Gauss-Newton steps, into s_out.
+// then up to `steps` Gauss-Newton steps, into s_out (its shortcuts too: a
+// flow tried already is not tried again; the first step reuses the chosen
+// flow's SSD and gradient parts).
 SB_FN void dis_search_patch(const DisArgs& a, long long p) {
     const long long pa = p / a.ws, pb = p % a.ws;
     const long long i = pa * a.stride, j = pb * a.stride, half = a.patch / 2;
@@ -1223,16 +1238,28 @@ SB_FN void dis_search_patch(const DisArgs& a, long long p) {
     }
     const float* t = a.tensor + 5 * p;
     const float sx = t[3], sy = t[4];
+    float cost = dis_patch(a, i, j, u, v, sx, sy, du, dv);
     if (!a.first) {
-        float best = dis_patch(a, i, j, u, v, sx, sy, du, dv);
         for (int k = 0; k < 4; ++k) {
-            const long long na = pa + (k == 2 ? -1 : (k == 3 ? 1 : 0));
-            const long long nb = pb + (k == 0 ? -1 : (k == 1 ? 1 : 0));
+            long long na, nb;
+            dis_neighbour(pa, pb, k, na, nb);
             if (na < 0 || na >= a.hs || nb < 0 || nb >= a.ws) continue;
             const float cu = a.s_in[2 * (na * a.ws + nb)], cv = a.s_in[2 * (na * a.ws + nb) + 1];
-            const float cost = dis_patch(a, i, j, cu, cv, sx, sy, du, dv);
-            if (cost < best) {
-                best = cost;
+            bool tried = cu == a.s_in[2 * p] && cv == a.s_in[2 * p + 1];
+            for (int m = 0; m < k; ++m) {
+                long long ma, mb;
+                dis_neighbour(pa, pb, m, ma, mb);
+                if (ma >= 0 && ma < a.hs && mb >= 0 && mb < a.ws)
+                    tried = tried || (cu == a.s_in[2 * (ma * a.ws + mb)]
+                                      && cv == a.s_in[2 * (ma * a.ws + mb) + 1]);
+            }
+            if (tried) continue;
+            float cdu, cdv;
+            const float c = dis_patch(a, i, j, cu, cv, sx, sy, cdu, cdv);
+            if (c < cost) {
+                cost = c;
+                du = cdu;
+                dv = cdv;
                 u = cu;
                 v = cv;
             }
@@ -1243,7 +1270,7 @@ SB_FN void dis_search_patch(const DisArgs& a, long long p) {
     const float h11 = t[1] / det, h12 = -t[2] / det, h22 = t[0] / det;
     float cu = u, cv = v, prev = 1e10f;
     for (int s = 0; s < a.steps; ++s) {
-        const float cost = dis_patch(a, i, j, cu, cv, sx, sy, du, dv);
+        if (s > 0) cost = dis_patch(a, i, j, cu, cv, sx, sy, du, dv);
         cu = cu - (mulf_rn(h11, du) + mulf_rn(h12, dv));
         cv = cv - (mulf_rn(h12, du) + mulf_rn(h22, dv));
         if (cost >= prev) break;
