@@ -9,7 +9,7 @@ tries its four neighbours' flows of the round before, and then descends the
 gradient from the best. So every patch of a round can be one thread on a
 GPU, with the same sums in the same order as here: :func:`blit.gpu.dis_flow`
 is its CUDA twin, bit for bit. (A stream on the CPU keeps OpenCV's DIS by
-default, 3.4x faster on 2 CPU cores; on the device it runs this flow,
+default, 2.5-3x faster on 2 CPU cores; on the device it runs this flow,
 ``Stylizer(flow_engine=...)``.)
 
 For two grey images ``I0``, ``I1`` (uint8) the flow ``u`` maps ``I0(x)`` to

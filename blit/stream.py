@@ -1122,9 +1122,9 @@ class Stylizer:
         from its four neighbours' flows of the round before; with
         ``device="cuda"`` on the device, :func:`blit.gpu.dis_flow`, from the
         frame copied there, so that the flow needs no copy). ``"auto"`` (the
-        default): ``"opencv"`` on the CPU, where it is 2.7 times as fast
-        (the flow stage of a 640x480 stream on 2 cores: 1.64 against 4.48
-        ms; 70.9 against 58.4 frames/s end to end), ``"blit"`` on CUDA. On target1.mp4 with lincolnbust the stream measured a
+        default): ``"opencv"`` on the CPU, where it is 2.5 times as fast
+        (the flow stage of a 640x480 stream on 2 cores: 1.64 against 4.13
+        ms; 70.9 against 59.6 frames/s end to end), ``"blit"`` on CUDA. On target1.mp4 with lincolnbust the stream measured a
         stability ratio of 2.06 with ``"blit"`` (2.09 with ``"opencv"``) and
         a patch distance of 4.64 (4.62). A CPU stream and a CUDA stream with
         the same ``flow_engine`` give the same output, bit for bit.
