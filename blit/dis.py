@@ -37,7 +37,7 @@ import numpy as np
 
 from guides.mask import reflect_index
 
-__all__ = ["dis_flow", "pyramid_levels", "halve", "sobel", "structure_tensor",
+__all__ = ["dis_flow", "settings", "pyramid_levels", "halve", "sobel", "structure_tensor",
            "patch_search", "densify", "upsample_flow2", "PATCH", "STRIDE",
            "ITERATIONS", "ROUNDS", "FINEST"]
 
@@ -329,6 +329,26 @@ def upsample_flow2(small, out):
                 out[y, x, k] = two * ((one - wy) * top + wy * bottom)
 
 
+def settings(shape, patch=None, stride=None, iterations=None, rounds=None, finest=None):
+    """:func:`dis_flow`'s settings for an image of ``shape`` (None: the
+    defaults), checked: (patch, stride, steps a round, rounds, coarsest
+    level, finest level searched)."""
+    patch = PATCH if patch is None else int(patch)
+    stride = STRIDE if stride is None else int(stride)
+    iterations = ITERATIONS if iterations is None else int(iterations)
+    rounds = ROUNDS if rounds is None else int(rounds)
+    finest = FINEST if finest is None else int(finest)
+    for name, value, least in (("patch", patch, 1), ("stride", stride, 1),
+                               ("iterations", iterations, 0), ("rounds", rounds, 1),
+                               ("finest", finest, 0)):
+        if value < least:
+            raise ValueError(f"dis_flow: {name} must be at least {least}, got {value}")
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"dis_flow: expected a grey image of at least one pixel, got {shape}")
+    coarsest = pyramid_levels(shape, patch)
+    return patch, stride, iterations // rounds, rounds, coarsest, min(finest, coarsest)
+
+
 def _take(buffers, name, shape, dtype):
     return np.empty(shape, dtype) if buffers is None else buffers.get(name, shape, dtype)
 
@@ -354,12 +374,8 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
     if out.shape != (h, w, 2) or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out: expected a C-contiguous {(h, w, 2)} float32 array, got "
                          f"{out.shape} {out.dtype}")
-    patch = PATCH if patch is None else int(patch)
-    stride = STRIDE if stride is None else int(stride)
-    iterations = ITERATIONS if iterations is None else int(iterations)
-    rounds = ROUNDS if rounds is None else int(rounds)
-    coarsest = pyramid_levels(i0.shape, patch)
-    finest = min(FINEST if finest is None else int(finest), coarsest)
+    patch, stride, steps, rounds, coarsest, finest = settings(i0.shape, patch, stride,
+                                                               iterations, rounds, finest)
     p0, p1 = [i0], [i1]
     for level in range(1, coarsest + 1):
         sh, sw = p0[-1].shape
@@ -370,7 +386,6 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
         p0.append(a)
         p1.append(b)
     flow = None
-    steps = iterations // rounds
     for level in range(coarsest, -1, -1):
         a, b = p0[level], p1[level]
         lh, lw = a.shape

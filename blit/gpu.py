@@ -1218,7 +1218,7 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
     come from ``buffers`` (:class:`DeviceBuffers`, names ``"dis_*"``) when
     given. Per level of the pyramid: the images halved (one launch for
     both), then, from the coarsest searched level to the finest, the flow
-    enlarged, i0's gradients, the structure tensor, ``ROUNDS`` rounds of the
+    enlarged, i0's gradients, the structure tensor, ``rounds`` rounds of the
     patch search and the dense flow; nothing crosses between host and device.
 
     Returns
@@ -1239,12 +1239,8 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
     if out is None:
         out = cp.empty((h, w, 2), cp.float32)
     _check_written("out", out, (h, w, 2), np.float32)
-    patch = dis.PATCH if patch is None else int(patch)
-    stride = dis.STRIDE if stride is None else int(stride)
-    iterations = dis.ITERATIONS if iterations is None else int(iterations)
-    rounds = dis.ROUNDS if rounds is None else int(rounds)
-    coarsest = dis.pyramid_levels((h, w), patch)
-    finest = min(dis.FINEST if finest is None else int(finest), coarsest)
+    patch, stride, steps, rounds, coarsest, finest = dis.settings((h, w), patch, stride,
+                                                                   iterations, rounds, finest)
     halve_k, sobel_k, tensor_k, search_k, densify_k, up_k = _kernels(DIS_KERNELS)
 
     def launch(kernel, threads, **fields):
@@ -1266,7 +1262,6 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
         p0.append(a)
         p1.append(b)
     flow = None
-    steps = iterations // rounds
     for level in range(coarsest, -1, -1):
         lh, lw = p0[level].shape
         up = out if level == 0 else _take(cp, buffers, f"dis_flow{level % 2}", (lh, lw, 2),

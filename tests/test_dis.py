@@ -80,6 +80,13 @@ def test_small_and_bad_inputs():
     assert flow.shape == (6, 7, 2) and not flow.any()  # under a patch: no search, no motion
     with pytest.raises(ValueError, match="one shape"):
         dis.dis_flow(np.zeros((8, 9), np.uint8), np.zeros((9, 8), np.uint8))
+    a = b = np.zeros((20, 30), np.uint8)
+    for bad in (dict(patch=0), dict(stride=0), dict(rounds=0), dict(iterations=-1),
+                dict(finest=-1)):
+        with pytest.raises(ValueError, match=f"dis_flow: {next(iter(bad))} must be at least"):
+            dis.dis_flow(a, b, **bad)
+    with pytest.raises(ValueError, match="at least one pixel"):
+        dis.dis_flow(a[:0], b[:0])
 
 
 def test_buffers_and_out_give_the_same_flow_frame_after_frame():
