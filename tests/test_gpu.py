@@ -2185,6 +2185,33 @@ def test_gpu_prefetched_stream_equals_the_cpu_stream(style, hopper, case, wait):
         np.testing.assert_array_equal(a, b, err_msg=f"frame {i}")
 
 
+def test_host_side_benchmark_runs_both_flow_engines(style, hopper, tmp_path, monkeypatch):
+    """benchmarks/bench_gpu_host_side.py (a CUDA stream with its kernels
+    no-ops) on a small frame: both flow engines, timed, saved."""
+    import json
+
+    from guides.io import write_image
+    from guides.landmarks import write_lm68
+
+    image, marks = hopper
+    write_image(str(tmp_path / "style.png"), style.image)
+    write_lm68(str(tmp_path / "style.lm68.txt"), style.landmarks)
+    write_image(str(tmp_path / "target.png"), image)
+    write_lm68(str(tmp_path / "target.lm68.txt"), marks)
+    for name in ("_cupy", "_unavailable_reason", "_kernels"):  # (restored afterwards)
+        monkeypatch.setattr(gpu, name, getattr(gpu, name))
+    spec = importlib.util.spec_from_file_location(
+        "bench_gpu_host_side", TESTS.parent / "benchmarks" / "bench_gpu_host_side.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "host.json"
+    assert bench.main(["--inputs", str(tmp_path), "--size", "200x160", "--frames", "6",
+                       "--rounds", "1", "--json", str(out)]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["flow_engine"] for r in runs] == ["blit", "opencv"]
+    assert all(r["fps"] > 0 and "flow" in r["stages"] for r in runs)
+
+
 def test_gpu_benchmark_takes_the_device_path(host_cupy, style, hopper, monkeypatch):
     """benchmarks/bench_gpu.py, for the session that has a GPU: its kernel and
     stream measurements on the stand-in for CuPy (the CUDA kernels run by the
