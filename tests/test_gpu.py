@@ -1672,6 +1672,23 @@ def test_host_kernels_landmarks_are_found_beside_the_guides(host_cupy, style, ho
     assert all(overlaps), overlaps
 
 
+def test_host_kernels_carried_landmarks_bring_the_device_flow_back(host_cupy, style, hopper):
+    """landmark_every=2 with the flow made on the device: the CPU stream's
+    output; a frame whose landmarks are carried copies the half-size flow
+    back to the host (where the landmarks are carried along it), and no
+    frame copies a flow to the device."""
+    frames, marks = moving_clip(hopper, n=6)
+    cpu, dev = stream_pair(style, marks, landmark_every=2)
+    for i, frame in enumerate(frames):
+        host_cupy.clear()
+        assert_bits_equal(dev(frame), cpu(frame))
+        assert dev.last_searched == cpu.last_searched == (i % 2 == 0)
+        back = [c for c in host_cupy if c[0] == "to host" and c[2] == "float32"]
+        assert [c[1][2:] for c in back] == ([] if dev.last_searched else [(2,)])
+        assert not [c for c in host_cupy if c[0] == "to device" and len(c[1]) == 3
+                    and c[2] == "float32"]  # (the jitter table, (levels, 64, 64, 2), once)
+
+
 @pytest.mark.parametrize("slow_worker", [0.0, 0.2])
 def test_host_kernels_landmark_every_changed_midway_keeps_the_landmarkers_order(
         host_cupy, style, hopper, slow_worker):
