@@ -1020,7 +1020,7 @@ def luminance(image, *, out=None):
     if out is None:
         out = cp.empty((h, w), cp.uint8)
     _check_written("out", out, (h, w), np.uint8)
-    (kernel,) = _kernels(("sb_gray_kernel",))
+    kernel = _kernels(APPEARANCE_KERNELS)[0]  # (one module with the appearance guide's)
     _launch_pixels(kernel, _pack(GRAY_ARGS, dict(image=image, out=out),
                                  dict(stride=image.strides[0], h=h, w=w)))
     return out
@@ -1044,7 +1044,7 @@ def pyr_down(src, *, out=None):
     if out is None:
         out = cp.empty(size, cp.uint8)
     _check_written("out", out, size, np.uint8)
-    (kernel,) = _kernels(("sb_pyrdown_kernel",))
+    kernel = _kernels(APPEARANCE_KERNELS)[1]
     _launch_pixels(kernel, _pack(PYRDOWN_ARGS, dict(src=src, out=out),
                                  dict(stride=src.strides[0], h=size[0], w=size[1], sh=sh, sw=sw)))
     return out
