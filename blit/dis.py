@@ -35,6 +35,7 @@ import math
 import numba
 import numpy as np
 
+from guides.buffers import take
 from guides.mask import reflect_index
 
 __all__ = ["dis_flow", "settings", "pyramid_levels", "halve", "sobel", "structure_tensor",
@@ -349,10 +350,6 @@ def settings(shape, patch=None, stride=None, iterations=None, rounds=None, fines
     return patch, stride, iterations // rounds, rounds, coarsest, min(finest, coarsest)
 
 
-def _take(buffers, name, shape, dtype):
-    return np.empty(shape, dtype) if buffers is None else buffers.get(name, shape, dtype)
-
-
 def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, finest=None,
              buffers=None, out=None):
     """The flow (H, W, 2) float32 from ``i0`` to ``i1`` ((H, W) uint8, one
@@ -379,8 +376,8 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
     p0, p1 = [i0], [i1]
     for level in range(1, coarsest + 1):
         sh, sw = p0[-1].shape
-        a = _take(buffers, f"dis_i0_{level}", (sh // 2, sw // 2), np.uint8)
-        b = _take(buffers, f"dis_i1_{level}", (sh // 2, sw // 2), np.uint8)
+        a = take(buffers, f"dis_i0_{level}", (sh // 2, sw // 2), np.uint8)
+        b = take(buffers, f"dis_i1_{level}", (sh // 2, sw // 2), np.uint8)
         halve(p0[-1], a)
         halve(p1[-1], b)
         p0.append(a)
@@ -389,7 +386,7 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
     for level in range(coarsest, -1, -1):
         a, b = p0[level], p1[level]
         lh, lw = a.shape
-        up = out if level == 0 else _take(buffers, f"dis_flow{level % 2}", (lh, lw, 2),
+        up = out if level == 0 else take(buffers, f"dis_flow{level % 2}", (lh, lw, 2),
                                           np.float32)
         if flow is None:
             up.fill(0)
@@ -399,13 +396,13 @@ def dis_flow(i0, i1, *, patch=None, stride=None, iterations=None, rounds=None, f
         hs, ws = 1 + (lh - patch) // stride, 1 + (lw - patch) // stride
         if level < finest or hs < 1 or ws < 1:
             continue
-        gx = _take(buffers, "dis_gx", (lh, lw), np.int16)
-        gy = _take(buffers, "dis_gy", (lh, lw), np.int16)
+        gx = take(buffers, "dis_gx", (lh, lw), np.int16)
+        gy = take(buffers, "dis_gy", (lh, lw), np.int16)
         sobel(a, gx, gy)
-        tensor = _take(buffers, "dis_tensor", (hs, ws, 5), np.float32)
+        tensor = take(buffers, "dis_tensor", (hs, ws, 5), np.float32)
         structure_tensor(gx, gy, patch, stride, tensor)
-        s_in = _take(buffers, "dis_s0", (hs, ws, 2), np.float32)
-        s_out = _take(buffers, "dis_s1", (hs, ws, 2), np.float32)
+        s_in = take(buffers, "dis_s0", (hs, ws, 2), np.float32)
+        s_out = take(buffers, "dis_s1", (hs, ws, 2), np.float32)
         for r in range(rounds):
             patch_search(a, b, gx, gy, tensor, flow, s_in, s_out, r == 0, steps, patch, stride)
             s_in, s_out = s_out, s_in

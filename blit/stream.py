@@ -2139,7 +2139,7 @@ class Stylizer:
                     flow = (flow_field.origin, self._host_flow(flow_field, slot))
                 else:  # the half-size flow (copied there if made on the host), to full size there
                     half = flow_field.half
-                    if not isinstance(half, self._kernels.xp.ndarray):
+                    if not self._device_flow:
                         half = self._kernels.put(half, self._work, f"flow_half{slot}")
                     full = self._kernels.upsample_flow(
                         half, flow_field.size, flow_field.pad,
@@ -2221,7 +2221,7 @@ class Stylizer:
         it: ``landmark_every``, a face lost on the move)."""
         if flow_field.full is None:
             half = flow_field.half
-            if self.device != "cpu" and isinstance(half, self._kernels.xp.ndarray):
+            if self._device_flow:
                 from blit.gpu import to_host
 
                 half = to_host(half, out=self._slots[slot].get("flow_half_back", half.shape,

@@ -46,6 +46,7 @@ from blit.temporal import NO_HISTORY, temporal_filter
 from guides.appearance import _LEVEL_BINS, quantile_function, target_appearance
 from guides.mask import MIN_WEIGHT, HeadRegion, composite, enlarge_mask, head_outline, outline_mask
 from guides.mls import positional_guide
+from test_dis import _moved, _portrait  # (Grace Hopper's grey face, and moved)
 from test_stream import (Script, ScriptAtSize, big_clip, hopper, moving_clip,  # noqa: F401
                          prefetch_case, reset_while_prefetched, style)  # (hopper, style: fixtures)
 
@@ -1182,18 +1183,6 @@ def test_host_kernels_flow_upsampling_equals_numba(host_gpu, size, pad):
         gpu.upsample_flow(half[1:], size, pad)
 
 
-def _portrait_pair(hopper, shape, matrix):
-    """Grace Hopper's grey face at ``shape`` and the same moved by ``matrix``."""
-    import cv2
-
-    image, _ = hopper
-    grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), shape[::-1],
-                      interpolation=cv2.INTER_AREA)
-    moved = cv2.warpAffine(grey, np.float32(matrix), shape[::-1], flags=cv2.INTER_CUBIC,
-                           borderMode=cv2.BORDER_REFLECT)
-    return grey, moved
-
-
 @pytest.mark.parametrize("shape, matrix", [
     ((72, 88), [[1.02, 0.01, 1.3], [-0.01, 1.02, -0.8]]),
     ((75, 97), [[0.99, 0.0, -2.6], [0.0, 0.99, 1.7]]),  # odd sizes: a level's last row dropped
@@ -1201,10 +1190,11 @@ def _portrait_pair(hopper, shape, matrix):
     ((121, 163), [[0.998, -0.035, 6.0], [0.035, 0.998, -3.0]]),  # a turn, below the finest level
     ((6, 7), [[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]),  # under a patch: no search
 ])
-def test_host_kernels_dis_flow_equals_numba(host_gpu, hopper, shape, matrix):
+def test_host_kernels_dis_flow_equals_numba(host_gpu, shape, matrix):
     """The DIS flow of blit.dis, bit for bit, into ``out`` or a new array,
     its pyramid and work arrays from buffers or not."""
-    a, b = _portrait_pair(hopper, shape, matrix)
+    a = _portrait(shape)
+    b, _ = _moved(a, matrix)
     cpu = dis.dis_flow(b, a)
     out = np.full(cpu.shape, np.nan, np.float32)
     assert gpu.dis_flow(b, a, out=out) is out

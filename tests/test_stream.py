@@ -565,6 +565,28 @@ def _strips_reference(cur, prev):
     return out
 
 
+def _shifted_pair(hopper, shape):
+    """Two grey boxes of ``shape`` of Grace Hopper, the first's content moved
+    by (+3, -2) px from the second's: (cur, prev)."""
+    gray = cv2.cvtColor(hopper[0], cv2.COLOR_BGR2GRAY)
+    h, w = shape
+    prev = np.ascontiguousarray(gray[50:50 + h, 100:100 + w])
+    cur = np.ascontiguousarray(gray[52:52 + h, 97:97 + w])
+    return cur, prev
+
+
+def _assert_finds_the_shift(doubled, shape):
+    """The stream's half-size flow brought to full size finds the shift of
+    :func:`_shifted_pair` in the box's middle; returns it."""
+    h, w = shape
+    flow = upsample_flow(doubled, (h, w))
+    assert flow.shape == (h, w, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
+    found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
+    # a tiny box has little texture to go on (24x24: about (-2.5, 0.9)), a large one is exact
+    np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
+    return flow
+
+
 @pytest.mark.parametrize("strips", [False, True])
 @pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203), (420, 203), (431, 190)])
 def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, strips,
@@ -576,17 +598,10 @@ def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, s
     many half-size rows or more has its DIS on row strips in threads."""
     least = 2 * FLOW_STRIP_ROWS if strips else None
     monkeypatch.setattr(stream_module, "FLOW_STRIPS_FROM", least)
-    gray = cv2.cvtColor(hopper[0], cv2.COLOR_BGR2GRAY)
-    h, w = shape
-    prev = np.ascontiguousarray(gray[50:50 + h, 100:100 + w])
-    cur = np.ascontiguousarray(gray[52:52 + h, 97:97 + w])  # content moved by (+3, -2)
+    cur, prev = _shifted_pair(hopper, shape)
     with Stylizer(style) as stylizer:
         doubled = stylizer._dis_flow(cur, prev)
-    flow = upsample_flow(doubled, (h, w))
-    assert flow.shape == (h, w, 2) and flow.dtype == np.float32 and np.isfinite(flow).all()
-    found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
-    # a tiny box has little texture to go on (24x24: about (-2.5, 0.9)), a large one is exact
-    np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
+    flow = _assert_finds_the_shift(doubled, shape)
     # the half-size flow with its displacement doubled: brought to full size,
     # the same bits as the full-size flow doubled (a float's doubling is exact)
     cur_half, prev_half = cv2.pyrDown(cur), cv2.pyrDown(prev)
@@ -597,7 +612,7 @@ def test_stream_flow_finds_a_known_shift_at_any_box_size(style, hopper, shape, s
     else:
         half = _strips_reference(cur_half, prev_half)
     assert (half * np.float32(2.0)).tobytes() == doubled.tobytes()
-    assert (upsample_flow(half, (h, w)) * np.float32(2.0)).tobytes() == flow.tobytes()
+    assert (upsample_flow(half, shape) * np.float32(2.0)).tobytes() == flow.tobytes()
 
 
 @pytest.mark.parametrize("shape", [(24, 24), (25, 31), (161, 203), (431, 190)])
@@ -607,18 +622,13 @@ def test_stream_flow_of_blit_dis_finds_a_known_shift(style, hopper, shape):
     shift found as OpenCV's DIS finds it."""
     from blit.dis import dis_flow
 
-    gray = cv2.cvtColor(hopper[0], cv2.COLOR_BGR2GRAY)
-    h, w = shape
-    prev = np.ascontiguousarray(gray[50:50 + h, 100:100 + w])
-    cur = np.ascontiguousarray(gray[52:52 + h, 97:97 + w])  # content moved by (+3, -2)
+    cur, prev = _shifted_pair(hopper, shape)
     with Stylizer(style, flow_engine="blit") as stylizer:
         doubled = stylizer._dis_flow(cur, prev).copy()
         assert stylizer._dis_flow(cur, prev).tobytes() == doubled.tobytes()
     want = dis_flow(cv2.pyrDown(cur), cv2.pyrDown(prev)) * np.float32(2.0)
     assert want.tobytes() == doubled.tobytes()
-    flow = upsample_flow(doubled, (h, w))
-    found = np.median(flow[h // 4:-(h // 4), w // 4:-(w // 4)].reshape(-1, 2), axis=0)
-    np.testing.assert_allclose(found, (-3.0, 2.0), atol=0.5 if min(shape) > 100 else 1.5)
+    _assert_finds_the_shift(doubled, shape)
 
 
 def test_stream_with_blit_dis_follows_a_moving_head(style, hopper):
