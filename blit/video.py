@@ -167,6 +167,27 @@ MAX_BAD_PACKETS = 30
 #: (:meth:`_VideoFileSource._demux`; H.264 reorders at most 16).
 MAX_LATE_FRAMES = 16
 
+#: A forward jump between consecutive frames' timestamps of at least this
+#: many frame intervals (at the stream's average rate) is said as a gap:
+#: frames the demuxer skipped silently (damaged data in a Matroska cluster,
+#: which it resynchronises past without an error), or a pause in a
+#: variable-rate recording. One or two frames' time is neither (a frame
+#: dropped by the camera, a packet skipped and said as damaged).
+GAP_INTERVALS = 4
+
+
+def frame_gaps(pts, interval, at_least=GAP_INTERVALS):
+    """``(before, after, frames)`` for each jump of ``pts`` (timestamps in
+    presentation order) of at least ``at_least`` × ``interval``: the
+    timestamps on either side, and about how many frames' time is missing
+    between them."""
+    gaps = []
+    for before, after in zip(pts, pts[1:]):
+        if before is not None and after is not None and after - before >= at_least * interval:
+            gaps.append((before, after, max(1, round((after - before) / interval) - 1)))
+    return gaps
+
+
 #: Seconds past the file's end (past the stream's previous audio packet,
 #: where the file states no duration) beyond which an audio packet's
 #: timestamp is taken as damaged, not as a gap in the sound.
@@ -212,11 +233,34 @@ class _VideoFileSource:
     def __iter__(self):
         self._ends = {}
         self._bad_audio = []
-        yield from self._demux(self.stream, *self.audio, skip_bad=True)
+        pts = []  # the video frames' (for the gaps between them)
+        for item in self._demux(self.stream, *self.audio, skip_bad=True):
+            if item[0] == "video":
+                pts.append(item[2])
+            yield item
         if self._bad:
             self._say_bad()
         elif self.decoded and not self._stopped:
             self._check_length(self.decoded, "decoded", "decoded")
+        self._say_gaps(pts, "decoded")
+
+    def _say_gaps(self, pts, verb):
+        """Warn of the gaps in the video's timestamps ``pts`` (in order;
+        :func:`frame_gaps`): time with no frame, which the output keeps
+        (the frame before it stays on screen)."""
+        interval = 1 / (self.rate * self.time_base)
+        gaps = frame_gaps(pts, interval)
+        if not gaps:
+            return
+        before, after, _ = gaps[0]
+        where = f"from {float(before * self.time_base):.2f} to {float(after * self.time_base):.2f} s"
+        frames = sum(n for _, _, n in gaps)
+        what = (f"has no frame {where}" if len(gaps) == 1 else
+                f"has {len(gaps)} gaps with no frame, the first {where}")
+        _warn(f"{self.path}: its video {what} (about {frames} frames' time at {float(self.rate):g} "
+              "fps: damaged data skipped by the demuxer, or a pause in a variable-rate "
+              f"recording); the frames {verb} keep their times, the frame before a gap held "
+              "through it")
 
     def _say_bad(self):
         """Warn of the video packets skipped as undecodable (damaged data in
@@ -424,7 +468,11 @@ class _VideoFileSource:
             raise InputError(f"{self.path}: no video frame could be decoded")
         if not broke:  # (a break is said when the range decoding it stops)
             self._check_length(len(pts), "holds", "it holds")
-        return sorted(pts) if complete else [None] * len(pts)
+        if not complete:
+            return [None] * len(pts)
+        pts.sort()
+        self._say_gaps(pts, "it holds")
+        return pts
 
     def _rewind(self):
         """Back to the start: a seek, or where the file cannot seek (a raw

@@ -539,6 +539,58 @@ def test_a_file_without_a_frame_count_cut_short_is_said(tmp_path, style_png, cap
     assert "warning" not in capsys.readouterr().err
 
 
+def test_frames_a_damaged_matroska_file_loses_silently_are_said(tmp_path, style_png, capsys):
+    """Damaged data in a Matroska cluster: the demuxer resynchronises at
+    the next cluster with no error, and the decoder gives nothing for the
+    frames that referred to the lost ones. The frames after the damage
+    are kept at their times, as before, but the run said nothing of the
+    second of video missing. Now one line says where and about how many
+    frames' time, locally and from the index Ray's ranges are made from;
+    an undamaged file says nothing."""
+    from blit.video import open_source
+
+    mp4 = write_clip(tmp_path / "in.mp4", n=72)
+    whole = tmp_path / "whole.mkv"
+    with av.open(mp4) as i, av.open(str(whole), "w", options={"cluster_time_limit": "250"}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    with av.open(str(whole)) as c:
+        packets = sorted((p.pts, p.pos, p.size) for p in c.demux(video=0) if p.size)
+    data = bytearray(whole.read_bytes())
+    lo, hi = packets[40][1], packets[41][1] + packets[41][2]  # two frames' bytes zeroed
+    data[lo:hi] = bytes(hi - lo)
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    assert main(["video", "--style", style_png, str(damaged), "-o", str(out), "-q"]) == 0
+    kept = probe(out)["frames"]
+    gap = re.search(rf"{re.escape(str(damaged))}: its video has no frame from (\d+\.\d\d) to "
+                    r"(\d+\.\d\d) s \(about (\d+) frames' time at 24 fps: damaged data skipped by "
+                    r"the demuxer, or a pause in a variable-rate recording\); the frames decoded "
+                    r"keep their times, the frame before a gap held through it\n",
+                    capsys.readouterr().err)
+    assert gap and 1.5 <= float(gap[1]) < float(gap[2]) < 3.0
+    assert kept + int(gap[3]) == 72  # (the frames after the gap kept: a gap, not a cut)
+    source = open_source(str(damaged))
+    pts = source.index()  # the packets': fewer lost than frames decoded
+    source.close()
+    lost = re.search(r"damaged.mkv: its video has no frame from 1\.\d\d to \d\.\d\d s \(about "
+                     r"(\d+) frames' time at 24 fps.*the frames it holds keep their times",
+                     capsys.readouterr().err)
+    assert lost and len(pts) + int(lost[1]) == 72
+    assert main(["video", "--style", style_png, str(whole), "-o", str(tmp_path / "w.mp4"),
+                 "-q"]) == 0
+    assert probe(tmp_path / "w.mp4")["frames"] == 72
+    assert "warning" not in capsys.readouterr().err
+    source = open_source(str(whole))
+    assert len(source.index()) == 72
+    source.close()
+    assert capsys.readouterr().err == ""
+
+
 def test_a_frames_folder_output_never_deletes_the_users_files(tmp_path, style_png, capsys):
     """A folder of frames replaces an existing one as a whole under
     --overwrite: refused when it holds the input, the current folder or any
