@@ -220,6 +220,7 @@ class _VideoFileSource:
         self.trusts_seeks = not _on_a_clock(self.container)
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
+        self._given = None  # (the last frame's timestamp given by the file, its number)
         self._stopped = False  # decoding stopped on an error (and said so)
         self._bad = []  # (timestamp, reason) of the video packets that could not be decoded
         # (seconds, reason) of the audio packets dropped as damaged: said by the sink,
@@ -357,6 +358,7 @@ class _VideoFileSource:
 
         last = None  # the last video frame's timestamp
         late = []  # the frames since that go back in time (skip_bad)
+        held, before = [], None  # a frame that jumped ahead (_jumped), and `last` before it
         last_audio = {}  # each audio stream's last packet's decoding time (_damaged_audio)
         drained = False  # the video's empty packet at the end came
         try:
@@ -383,6 +385,12 @@ class _VideoFileSource:
                     self._bad.append((at, _reason(exc)))
                     continue
                 for frame in frames:
+                    if held:
+                        if self._jumped(held[0], before, frame):
+                            last = before  # (its timestamp damaged: the frame left out)
+                        else:
+                            yield self._video_item(held[0])
+                        held = []
                     back = frame.pts is not None and last is not None and frame.pts <= last
                     if back and self._bad:
                         # a frame the decoder gives late after damaged packets skipped
@@ -404,25 +412,49 @@ class _VideoFileSource:
                         self._bad.extend((f.pts * self.time_base, "a frame out of time order")
                                          for f in late)
                         late = []
+                    if self._jumps(last, frame):  # held until the next frame says why
+                        held, before, last = [frame], last, frame.pts
+                        continue
                     last = frame.pts if frame.pts is not None else last
                     yield self._video_item(frame)
-            yield from map(self._video_item, late)
+            yield from map(self._video_item, held + late)
             if self._bad and not self.decoded:
                 raise InputError(f"{self.path}: cannot be decoded ({self._bad[0][1]})")
         except av.error.EOFError:
-            pass
+            yield from map(self._video_item, held)
         except av.error.FFmpegError as exc:
+            yield from map(self._video_item, held)
             self._stop(_reason(exc))
         except IndexError:
             # PyAV's demuxer, at a stream that damaged data made appear in the middle of
             # a transport stream (one PyAV's list of streams lacks): after the empty
             # packets that end the streams read, the file was read through
+            yield from map(self._video_item, held)
             if not drained:
                 self._stop(_NEW_STREAM)
                 return
             yield from map(self._video_item, late)
             if self._bad and not self.decoded:
                 raise InputError(f"{self.path}: cannot be decoded ({self._bad[0][1]})") from None
+
+    def _jumps(self, last, frame):
+        """Whether ``frame``'s timestamp jumps :data:`GAP_INTERVALS` frames
+        or more past ``last``: a gap in the video, or a timestamp of damaged
+        data (:meth:`_jumped`)."""
+        return (frame.pts is not None and last is not None
+                and frame.pts - last >= GAP_INTERVALS / (self.rate * self.time_base))
+
+    def _jumped(self, frame, before, after):
+        """Whether ``frame``, whose timestamp jumped ahead of ``before``, had
+        it damaged: the frame ``after`` it comes back between the two (a
+        transport stream's header of random bytes, its timestamp hours on,
+        the frames after it in order from the frames before). Noted in
+        ``_bad``; else the jump is a gap in the video."""
+        if after.pts is None or not before < after.pts < frame.pts:
+            return False
+        self._bad.append((before * self.time_base, "its timestamp jumps to "
+                          f"{float(frame.pts * self.time_base):.2f} s"))
+        return True
 
     def _stop(self, reason):
         """Decoding broke off (``reason``): the frames decoded are kept, with a
@@ -441,7 +473,7 @@ class _VideoFileSource:
         Reads the file through once; call before iterating."""
         import av
 
-        pts, complete, broke = [], True, False
+        pts, dts, complete, broke = [], [], True, False
         self._ends = {}
         last_audio, drained = {}, False
         try:
@@ -455,6 +487,7 @@ class _VideoFileSource:
                 if packet.size:
                     complete &= packet.pts is not None
                     pts.append(packet.pts)
+                    dts.append(packet.dts)
         except av.error.FFmpegError as exc:
             if not pts:
                 raise InputError(f"{self.path}: cannot be decoded ({_reason(exc)})") from None
@@ -464,6 +497,7 @@ class _VideoFileSource:
                 raise InputError(f"{self.path}: cannot be decoded ({_NEW_STREAM})") from None
             broke = not drained
         self._rewind()
+        pts = self._without_jumps(pts, dts)
         if not pts:
             raise InputError(f"{self.path}: no video frame could be decoded")
         if not broke:  # (a break is said when the range decoding it stops)
@@ -473,6 +507,26 @@ class _VideoFileSource:
         pts.sort()
         self._say_gaps(pts, "it holds")
         return pts
+
+    def _without_jumps(self, pts, dts):
+        """``pts`` without the packets whose decoding times jump ahead of
+        the packets on either side (:meth:`_jumped`, of the packets: what
+        decoding leaves out), with a warning."""
+        jump = GAP_INTERVALS / (self.rate * self.time_base)
+        bad = [k for k in range(1, len(dts) - 1)
+               if None not in dts[k - 1:k + 2] and dts[k] - dts[k - 1] >= jump
+               and dts[k - 1] < dts[k + 1] < dts[k]]
+        if not bad:
+            return pts
+        k = bad[0]
+        # (said as decoding says it: after the latest frame before it, to its own timestamp)
+        before = max((t for t in pts[:k] if t is not None), default=dts[k - 1])
+        to = dts[k] if pts[k] is None else pts[k]
+        _warn(f"{self.path}: {len(bad)} damaged video packet(s) skipped (the first at "
+              f"{float(before * self.time_base):.2f} s: its timestamp jumps to "
+              f"{float(to * self.time_base):.2f} s); the frames before and after them kept")
+        bad = set(bad)
+        return [t for k, t in enumerate(pts) if k not in bad]
 
     def _rewind(self):
         """Back to the start: a seek, or where the file cannot seek (a raw
@@ -503,7 +557,7 @@ class _VideoFileSource:
         would leave a gap that the joined segments cannot hold)."""
         first = pts[0] if start > 0 and pts and pts[0] is not None else None
         if first is not None and self.trusts_seeks:
-            self.decoded = start
+            self.decoded, self._given = start, None
             self.container.seek(first, stream=self.stream, backward=True)
             expected = start
             for item in self._demux(self.stream):
@@ -522,7 +576,7 @@ class _VideoFileSource:
             if expected > start:
                 return  # (the end of the video)
             self._rewind()  # the seek found none of the range's frames: from the start
-        self.decoded = 0
+        self.decoded, self._given = 0, None
         expected = start
         for item in self._demux(self.stream):
             if self.decoded <= start:
@@ -571,7 +625,15 @@ class _VideoFileSource:
         self.rotation = rotation if rotation % 90 == 0 else 0
         bgr = _upright(frame.to_ndarray(format="bgr24"), self.rotation)
         pts = frame.pts
-        if pts is None:  # a raw stream has no timestamps: the frame rate gives them
+        if pts is not None:
+            self._given = (pts, self.decoded)
+        elif self._given is not None:
+            # one frame's timestamp lost (its packet's header damaged), among frames with
+            # them: the frame rate on from the last one given (the frames count: a raw
+            # stream's, from its first frame, is far before a transport stream's clock)
+            given, at = self._given
+            pts = round(given + (self.decoded - at) / (self.rate * self.time_base))
+        else:  # a raw stream has no timestamps: the frame rate gives them
             pts = round((self.decoded - 1) / (self.rate * self.time_base))
         return ("video", bgr, pts, float(pts * self.time_base))
 

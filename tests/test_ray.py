@@ -694,6 +694,40 @@ def test_late_video_variable_rate_and_raw_streams_join_as_locally(ray_local, sty
     assert no_temporaries(tmp_path)
 
 
+@pytest.mark.parametrize("how", ["jump", "lost"])
+def test_a_damaged_timestamp_in_a_transport_stream_joins_as_locally(ray_local, style, tmp_path,
+                                                                    capsys, how):
+    """One video packet's damaged header in a transport stream (see
+    test_video's test_a_video_packet_with_a_damaged_timestamp_in_a_transport_stream):
+    its timestamp 13 hours on, the ranges failed as clips joined end to
+    end; now the index leaves its packet out, the ranges its frame, and
+    the joined file has the local run's frames and times, with one line.
+    Its timestamp gone, the frames are the local run's (timed to a
+    millisecond: the index has a frame without a timestamp, so the
+    ranges keep their segments' own times)."""
+    from test_video import as_transport_stream, damaged_pes_header
+
+    src = as_transport_stream(write_clip(tmp_path / "in.mp4", n=24, audio=False),
+                              tmp_path / "in.ts")
+    damaged = damaged_pes_header(src, tmp_path / f"{how}.ts", 10, how)
+    stylize_video(style, damaged, str(tmp_path / "local.mp4"), quiet=True)
+    capsys.readouterr()
+    out = tmp_path / "ray.mp4"
+    job, = stylize_videos(style, [(damaged, str(out))], chunk_frames=CHUNK, warmup=2, quiet=True)
+    assert job.status == "done", job.message
+    local, ray = frame_times(tmp_path / "local.mp4"), frame_times(out)
+    if how == "jump":
+        assert job.frames == len(local) == 23 and ray == local
+        assert re.fullmatch(rf"styleblit: warning: {re.escape(damaged)}: 1 damaged video "
+                            r"packet\(s\) skipped \(the first at 0\.\d\d s: its timestamp jumps "
+                            r"to 47722\.\d\d s\); the frames before and after them kept\n",
+                            capsys.readouterr().err)
+    else:
+        assert job.frames == len(local) == 24 and np.allclose(ray, local, atol=0.001)
+        assert capsys.readouterr().err == ""
+    assert no_temporaries(tmp_path)
+
+
 def test_a_range_the_seek_misses_is_decoded_from_the_start(tmp_path):
     # a seek in a transport stream lands between key frames: nothing of the range
     # decoded, and the range came back empty (its job "done", frames missing)

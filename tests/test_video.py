@@ -489,6 +489,55 @@ def test_a_frame_out_of_time_order_is_dropped_as_damaged(tmp_path, style_png, ca
                         r"and after them kept\n", capsys.readouterr().err)
 
 
+def damaged_pes_header(src, path, k, how):
+    """The transport stream ``src`` with the header of its ``k``-th video
+    packet damaged, written at ``path``: ``"jump"``, its timestamps' high bit
+    flipped (13 hours on, random bytes read as a timestamp); ``"lost"``,
+    its timestamps gone (the flags that say they are there cleared)."""
+    with av.open(src) as c:
+        pos = [p.pos for p in c.demux(video=0) if p.size][k]
+    data = bytearray(open(src, "rb").read())
+    at = data.index(b"\x00\x00\x01\xe0", pos)  # the PES header: start code, length, flags
+    if how == "jump":
+        for field in range(2 if data[at + 7] >> 6 == 3 else 1):  # PTS, and DTS if there
+            data[at + 9 + 5 * field] ^= 0x08  # (bit 32 of the 33-bit clock)
+    else:
+        data[at + 7] &= 0x3F
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("how", ["jump", "lost"])
+def test_a_video_packet_with_a_damaged_timestamp_in_a_transport_stream(tmp_path, style_png,
+                                                                       capsys, how):
+    """One video packet's header of damaged data in a transport stream.
+    Its timestamp 13 hours on: the frames after it went back in time, and
+    the run failed as for clips joined end to end; now that frame alone is
+    left out, with a line. Its timestamp gone: the frame was timed by its
+    number from 0, before the stream's clock, and the run failed the same
+    way; now it is timed on from the frame before it, and nothing is lost.
+    (Ray, from the same file: test_ray.)"""
+    src = as_transport_stream(write_clip(tmp_path / "in.mp4", n=24), tmp_path / "in.ts")
+    damaged = damaged_pes_header(src, tmp_path / f"{how}.ts", 10, how)
+    out = tmp_path / "out.mp4"
+    assert main(["video", "--style", style_png, damaged, "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    steps = np.diff(probe(out)["pts"])
+    if how == "jump":
+        assert re.fullmatch(rf"styleblit: warning: {re.escape(damaged)}: 1 damaged video "
+                            r"packet\(s\) skipped \(the first at 0\.\d\d s: its timestamp jumps "
+                            r"to 47722\.\d\d s\); 23 frames decoded, the frames before and after "
+                            r"them kept\n", err)
+        assert len(steps) == 22 and sorted(steps)[-1] == 2 * steps[0]  # (one frame's time)
+    else:
+        assert err == ""
+        assert len(steps) == 23 and (steps == steps[0]).all()  # (every frame, evenly timed)
+    whole = tmp_path / "whole.mp4"
+    assert main(["video", "--style", style_png, src, "-o", str(whole), "-q"]) == 0
+    assert probe(whole)["pts"][0] == probe(out)["pts"][0]
+
+
 @pytest.mark.parametrize("name", ["in.mkv", "in.mp4"])
 def test_a_file_without_a_frame_count_cut_short_is_said(tmp_path, style_png, capsys, name):
     """Matroska and fragmented MP4 (a recording, a stream) list no frame
