@@ -519,7 +519,7 @@ def _assemble(job, bar):
             continue
         if job._sink is None:
             job._sink = (_FolderSink(job._tmp, job._source) if folder else
-                         _SegmentConcatSink(job._tmp, job._source, pts=job._index))
+                         _SegmentConcatSink(job._tmp, job._source))
         if folder:
             for data in result["data"]:
                 job._sink.write_png(data)

@@ -258,7 +258,7 @@ class _VideoFileSource:
         frames = sum(n for _, _, n in gaps)
         what = (f"has no frame {where}" if len(gaps) == 1 else
                 f"has {len(gaps)} gaps with no frame, the first {where}")
-        _warn(f"{self.path}: its video {what} (about {frames} frames' time at {float(self.rate):g} "
+        _warn(f"{self.path}: its video {what} (about {frames} frames' time at {float(self.rate):.4g} "
               "fps: damaged data skipped by the demuxer, or a pause in a variable-rate "
               f"recording); the frames {verb} keep their times, the frame before a gap held "
               "through it")
@@ -1080,12 +1080,12 @@ class _SegmentConcatSink(_VideoFileSink):
     Every segment must have been encoded with the same settings and frame
     size, so that they share one codec header (checked)."""
 
-    def __init__(self, path, source, pts=None):
+    def __init__(self, path, source):
         super().__init__(path, source)
         self._template = None
         self._template_extradata = None
-        self._delay = None  # the encoder's reorder delay (stream time base)
-        self._pts = pts if pts and None not in pts else None  # every frame's (source time base)
+        self._lead = None  # the first segment's decode times before its first frame's time
+        self._times = []  # the times of the frames joined so far, in order (stream time base)
         self._audio_items = source.audio_packets()
         self._audio_next = None
         self._video_end = None  # (timestamp, time base) where the frames joined so far end
@@ -1126,16 +1126,21 @@ class _SegmentConcatSink(_VideoFileSink):
                 shift = wanted - min(p.pts for p in packets)
             for packet in packets:
                 packet.pts += shift
-            # decode times: the frames' times in order, less the encoder's reorder
-            # delay, which is the first segment's for all (the same settings), as
-            # one encode of the whole video would give them; each segment's own
-            # delay depends on its length (a short one has no B-frames)
+            # decode times as one encode of the whole video gives them (x264's): the
+            # k-th packet's is the time of the frame `depth` before it in time order
+            # (`depth`: the first segment's encoder's reorder delay in frames, for all:
+            # the same settings; a segment's own depends on its length, a short one
+            # has no B-frames), the first segment's own before its first frame's time.
+            # (A delay in time, not in frames, over a variable frame rate's gaps went
+            # so far back before the first frame's time that the MP4 read back moved
+            # every frame earlier than the audio: by 34 ms after a 1 s pause.)
             times = sorted(p.pts for p in packets)
-            if self._delay is None and packets:
-                self._delay = max(times[0] - (packets[0].dts + shift),
-                                  self._reorder_span(video))
-            for packet, t in zip(packets, times):
-                packet.dts = t - self._delay
+            if self._lead is None and packets:
+                self._lead = [p.dts + shift for p in packets if p.dts + shift < times[0]]
+            self._times += times
+            depth = len(self._lead or ())
+            for k, packet in enumerate(packets, self.frames):
+                packet.dts = self._lead[k] if k < depth else self._times[k - depth]
                 if packet.dts > packet.pts:
                     raise InputError(f"{self.path}: a segment reorders its frames more than the "
                                      "first; cannot join them")
@@ -1147,19 +1152,6 @@ class _SegmentConcatSink(_VideoFileSink):
                 self._video_end = (last.pts + (last.duration or 0), video.time_base)
         self.frames += len(packets)
         return len(packets)
-
-    def _reorder_span(self, video):
-        """The longest time (``video``'s time base) that the decoder's reorder
-        depth spans anywhere in the video: with a variable frame rate, a
-        later segment may need a longer delay than the first one's encoder
-        gave (frames further apart), and one delay serves all; 0 when the
-        frames' timestamps are not known."""
-        depth = int(getattr(video.codec_context, "reorder_depth", 0) or 0)
-        if self._pts is None or depth <= 0 or len(self._pts) <= depth:
-            return 0
-        scale = self.source.time_base / video.time_base
-        t = np.round(np.sort(np.asarray(self._pts, np.float64)) * float(scale)).astype(np.int64)
-        return int((t[depth:] - t[:-depth]).max())
 
     def _audio_until(self, ts, time_base):
         """Mux the source's audio packets up to time ``ts * time_base`` (all with None)."""

@@ -643,14 +643,16 @@ def test_late_video_variable_rate_and_raw_streams_join_as_locally(ray_local, sty
     """Ranges joined into one file keep what one local run keeps: the audio
     before a video that starts late (a seek to index the video moved the
     audio to its first key frame), a variable frame rate (frames 1, 2 and 4
-    ticks apart: one reorder delay must serve the widest gaps), and a raw
+    ticks apart, and a pause of 30: the decode times of a delay in time over
+    the widest gaps, not of a delay in frames, moved every frame of the MP4
+    34 ms before its time and the audio's), and a raw
     H.264 stream, which has no timestamps (timed by its frame rate, and
     read again from the start where it cannot seek)."""
     from fractions import Fraction
 
     frames = faceless_frames(18)
     tb = Fraction(1, 90000)
-    gaps = [3000, 6000, 12000, 3000, 3000, 12000, 6000, 3000, 12000, 12000, 3000, 3000, 6000,
+    gaps = [3000, 6000, 12000, 3000, 3000, 12000, 6000, 3000, 12000, 90000, 3000, 3000, 6000,
             3000, 12000, 3000, 6000]
     pts = list(45000 + np.concatenate([[0], np.cumsum(gaps)]))  # from 0.5 s
     src = write_timed_clip(tmp_path / "vfr.mp4", frames, pts, time_base=tb, audio_seconds=2.0)
