@@ -1133,7 +1133,8 @@ class _SegmentConcatSink(_VideoFileSink):
             # has no B-frames), the first segment's own before its first frame's time.
             # (A delay in time, not in frames, over a variable frame rate's gaps went
             # so far back before the first frame's time that the MP4 read back moved
-            # every frame earlier than the audio: by 34 ms after a 1 s pause.)
+            # every frame before its time and the audio's: 34 to 100 ms in clips
+            # with a 1 s pause.)
             times = sorted(p.pts for p in packets)
             if self._lead is None and packets:
                 self._lead = [p.dts + shift for p in packets if p.dts + shift < times[0]]
