@@ -133,6 +133,11 @@ def add_device_arg(p):
                         "CUDA GPU through CuPy: pip install 'styleblit[gpu]') or auto (cuda "
                         "when available); for --method gan, torch's: auto (default: CUDA when "
                         "available), cpu or cuda")
+    p.add_argument("--flow-engine", choices=("auto", "opencv", "blit"), default="auto",
+                   help="the patch stream's optical flow (the strokes carried from frame to "
+                        "frame): opencv (OpenCV's DIS, on the CPU), blit (styleblit's DIS, on "
+                        "--device: a CPU run with it gives a CUDA run's output bit for bit) or "
+                        "auto (default: opencv on the CPU, blit on CUDA)")
 
 
 def device_from_args(args):

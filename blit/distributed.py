@@ -161,13 +161,15 @@ class StylizerSpec:
     model: str | None = None
     landmark_every: int = 1
     scale: object = "auto"  # float or "auto"
+    flow_engine: str = "auto"  # blit.stream.Stylizer's (the workers' stylizers are the CPU's)
 
     def __call__(self, style, fps):
         from blit.video import make_stylizer
 
         return make_stylizer(style, fps=fps, method=self.method, options=self.options,
                              max_faces=self.max_faces, boil_hz=self.boil_hz, model=self.model,
-                             landmark_every=self.landmark_every, scale=self.scale)
+                             landmark_every=self.landmark_every, scale=self.scale,
+                             flow_engine=self.flow_engine)
 
     def for_video(self, style, source_path, fps):
         """This spec with the scale of the video ``source_path`` chosen, when
@@ -677,7 +679,8 @@ def run_jobs_from_args(args, style, jobs):
 
     spec = StylizerSpec(method=args.method, options=options_from_args(args),
                         max_faces=args.max_faces, boil_hz=args.boil, model=args.model,
-                        landmark_every=args.landmark_every, scale=scale_from_args(args))
+                        landmark_every=args.landmark_every, scale=scale_from_args(args),
+                        flow_engine=getattr(args, "flow_engine", "auto"))
     ray = require_ray()
     started = not ray.is_initialized()
     if started:

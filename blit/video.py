@@ -1470,10 +1470,12 @@ def open_source(source_path, fps=30.0):
 
 
 def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil_hz=None,
-                  landmarker=None, model=None, device=None, landmark_every=1, scale=1.0):
+                  landmarker=None, model=None, device=None, landmark_every=1, scale=1.0,
+                  flow_engine="auto"):
     """The per-frame stylizer of a video: a :class:`blit.stream.Stylizer`
     (``method="patch"``, its kernels on ``device``, default the CPU, faces
-    found on every ``landmark_every``-th frame, painted at ``scale``) or a
+    found on every ``landmark_every``-th frame, painted at ``scale``, its
+    optical flow made by ``flow_engine``) or a
     :class:`gan_distill.infer.GanStylizer` (``method="gan"``, ``model`` its
     checkpoint, on torch's ``device``, default CUDA when available;
     ``style``, the face options and ``scale`` unused)."""
@@ -1488,7 +1490,7 @@ def make_stylizer(style, *, fps, method="patch", options=None, max_faces=1, boil
 
     return Stylizer(style, options=options or StylizeOptions(), max_faces=max_faces,
                     boil_hz=boil_hz, landmarker=landmarker, fps=float(fps), device=device or "cpu",
-                    landmark_every=landmark_every, scale=scale)
+                    landmark_every=landmark_every, scale=scale, flow_engine=flow_engine)
 
 
 def first_face_scale(style, source_path, *, fps=30.0, max_faces=1, seconds=PROBE_SECONDS,
@@ -1591,7 +1593,8 @@ def output_sink(path, source, folder):
 
 def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil_hz=None,
                   fps=30.0, quiet=False, landmarker=None, method="patch", model=None,
-                  device=None, landmark_every=1, scale="auto", stats=None, overwrite=True):
+                  device=None, landmark_every=1, scale="auto", stats=None, overwrite=True,
+                  flow_engine="auto"):
     """Stylize a video file or folder of frames into ``output``.
 
     Parameters
@@ -1603,7 +1606,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         ``.mp4``/``.mov``/``.mkv``/``.m4v`` for H.264 video, anything else a
         folder of ``frame_000001.png``...
     options : blit.stylize.StylizeOptions
-    max_faces, boil_hz, landmarker, device, landmark_every, scale
+    max_faces, boil_hz, landmarker, device, landmark_every, scale, flow_engine
         As for :class:`blit.stream.Stylizer` (``device``: where the
         stylizer runs, ``"cpu"``, ``"cuda"`` or ``"auto"``; by default the
         CPU for the patch stylizer, CUDA when available for the GAN;
@@ -1667,7 +1670,7 @@ def stylize_video(style, source_path, output, *, options=None, max_faces=1, boil
         stylizer = make_stylizer(style, fps=source.rate, method=method, options=options,
                                  max_faces=max_faces, boil_hz=boil_hz, landmarker=landmarker,
                                  model=model, device=device, landmark_every=landmark_every,
-                                 scale=scale)
+                                 scale=scale, flow_engine=flow_engine)
         faces = [0, 0]
         with stylizer, _progress(source.frames, quiet) as bar:
             try:
@@ -1830,7 +1833,7 @@ def _video(args):
                               quiet=args.quiet, method=args.method, model=args.model,
                               device=device, landmark_every=args.landmark_every,
                               scale=scale_from_args(args), stats=stats,
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, flow_engine=args.flow_engine)
         except KeyboardInterrupt as exc:
             said = interrupted_said(exc)
             if said is None:
@@ -1910,7 +1913,8 @@ def check_method_args(args):
     method (the GAN does not carry landmarks, paints with one face's guides
     and has no jitter to re-draw): ``--landmark-every`` above 1,
     ``--max-faces`` above 1, ``--boil`` (their values were checked when
-    parsed) or ``--native-scale`` (the GAN paints at its own size); or for
+    parsed), ``--native-scale`` (the GAN paints at its own size) or
+    ``--flow-engine`` (it carries nothing along a flow); or for
     ``--method gan`` without ``--model`` and the other way round; for
     ``video``, ``batch`` and ``webcam``. The patch stylizer's style and
     settings (``--style``, ``--voting``, ``--threshold``, ...) are refused
@@ -1927,7 +1931,8 @@ def check_method_args(args):
                               ("--background", args.background != "keep"),
                               ("--threshold", args.threshold != 50.0),
                               ("--denoise", args.denoise is not None),
-                              ("--pipeline", getattr(args, "pipeline", False))):
+                              ("--pipeline", getattr(args, "pipeline", False)),
+                              ("--flow-engine", getattr(args, "flow_engine", "auto") != "auto")):
             if given:
                 raise InputError(f"{option}: only for --method patch"
                                  + (" (the GAN paints the style it was trained on)"

@@ -421,7 +421,8 @@ def _has_display():
 def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=False,
                frames=None, max_faces=1, boil_hz=None, pace=None, landmarker=None,
                snapshot_dir=".", log=None, method="patch", model=None, device=None,
-               landmark_every="auto", pipeline=False, mirror=False, scale="auto"):
+               landmark_every="auto", pipeline=False, mirror=False, scale="auto",
+               flow_engine="auto"):
     """The live loop. Returns a summary dict (frames, fps, latency of the last
     :data:`LATENCY_WINDOW` frames, dropped, warmup_dropped: those of them
     that came while the first frame was painted, ended: whether the source
@@ -463,6 +464,8 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         wide as the exemplar's is painted at the exemplar's scale, chosen on
         the first face seen, and again when the style or the voting changes
         (a new stylizer); 1.0 paints every frame at the camera's size.
+    flow_engine : {"auto", "opencv", "blit"}
+        The patch stylizer's optical flow (:class:`blit.stream.Stylizer`).
     virtual_cam : bool
         Also send each frame to a virtual camera (pyvirtualcam), opened at
         the first frame's size. One that cannot be opened is a line, the
@@ -560,7 +563,7 @@ def run_webcam(styles, source, *, options, size=None, window=True, virtual_cam=F
         opts = dataclasses.replace(options, voting=voting)
         return Stylizer(style_at(index), options=opts, max_faces=max_faces, boil_hz=boil_hz,
                         landmarker=landmarker, device=device or "cpu", landmark_every=every,
-                        scale=scale)
+                        scale=scale, flow_engine=flow_engine)
 
     auto = AutoLandmarkEvery() if landmark_every == "auto" and method == "patch" else None
     every = 1 if landmark_every == "auto" else landmark_every
@@ -732,7 +735,7 @@ def _webcam(args):
                          max_faces=args.max_faces, boil_hz=args.boil, method=args.method,
                          model=args.model, device=device, landmark_every=args.landmark_every,
                          pipeline=args.pipeline, mirror=args.mirror,
-                         scale=scale_from_args(args))
+                         scale=scale_from_args(args), flow_engine=args.flow_engine)
     if summary.get("interrupted"):
         print("styleblit: interrupted", file=sys.stderr)
     elif summary["frames"] == 0:  # (a camera that gives nothing ends in a timeout error instead)

@@ -730,6 +730,14 @@ def test_a_damaged_timestamp_in_a_transport_stream_joins_as_locally(ray_local, s
     assert no_temporaries(tmp_path)
 
 
+def test_the_spec_builds_its_stylizer_with_the_flow_engine_given(style):
+    """`video --engine ray --flow-engine blit` reaches the workers' stylizers."""
+    with StylizerSpec(flow_engine="blit")(style, 24.0) as stylizer:
+        assert stylizer.flow_engine == "blit"
+    with StylizerSpec()(style, 24.0) as stylizer:
+        assert stylizer.flow_engine == "opencv"  # (auto, on the CPU)
+
+
 def test_a_range_the_seek_misses_is_decoded_from_the_start(tmp_path):
     # a seek in a transport stream lands between key frames: nothing of the range
     # decoded, and the range came back empty (its job "done", frames missing)

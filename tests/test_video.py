@@ -1100,6 +1100,31 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, style_png, sig):
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
+def test_flow_engine_chooses_the_stream_s_optical_flow(tmp_path, style_png, capsys):
+    """`--flow-engine blit` paints as ``stylize_video(flow_engine="blit")``,
+    bit for bit (so a CPU run equals a CUDA run, whose default it is), not
+    as OpenCV's flow, which `auto` is on the CPU; with the GAN it is refused,
+    not ignored."""
+    from guides.exemplar import load_style
+
+    src = write_clip(tmp_path / "in.mp4", n=6, audio=False)
+    frames = {}
+    for engine in ("auto", "opencv", "blit"):
+        out = tmp_path / engine
+        assert main(["video", "--style", style_png, src, "-o", str(out), "-q",
+                     "--flow-engine", engine]) == 0
+        frames[engine] = [read_image(str(out / n)) for n in sorted(os.listdir(out))]
+    stylize_video(load_style(style_png), src, str(tmp_path / "py"), quiet=True, flow_engine="blit")
+    python = [read_image(str(tmp_path / "py" / n)) for n in sorted(os.listdir(tmp_path / "py"))]
+    assert len(frames["blit"]) == len(python) == 6
+    assert all((a == b).all() for a, b in zip(frames["blit"], python))
+    assert all((a == b).all() for a, b in zip(frames["auto"], frames["opencv"]))
+    assert any((a != b).any() for a, b in zip(frames["blit"], frames["opencv"]))
+    assert main(["video", src, "-o", str(tmp_path / "g.mp4"), "--method", "gan", "--model",
+                 "m.pt", "--flow-engine", "blit"]) == 1
+    assert capsys.readouterr().err == "styleblit: error: --flow-engine: only for --method patch\n"
+
+
 def test_landmarks_every_second_frame(tmp_path, style_png, capsys):
     src = write_clip(tmp_path / "in.mp4", n=6, audio=False)
     out = tmp_path / "out.mp4"
@@ -1188,6 +1213,19 @@ def test_webcam_runs_headless_on_a_file(tmp_path, style_png, capsys):
         assert out.startswith("6 frames") and "latency" in out
         # auto: too few frames measured to decide, so every frame is searched
         assert ("landmarks (auto) every frame on 100 %" in out) == (every == "auto")
+    from blit.stream import Stylizer
+
+    engines, init = [], Stylizer.__init__
+
+    def spied(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        engines.append(self.flow_engine)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Stylizer, "__init__", spied)
+        assert main(["webcam", "--style", style_png, "--source", src, "--no-window",
+                     "--frames", "2", "--flow-engine", "blit", "-q"]) == 0
+    assert engines and set(engines) == {"blit"}
     for bad, message in (("0", "expected at least 1"), ("x", "expected a whole number or auto")):
         with pytest.raises(SystemExit) as exc:
             main(["webcam", "--style", style_png, "--source", src, "--no-window",
