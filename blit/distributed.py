@@ -237,7 +237,9 @@ def stylize_range(style, source_path, start, first, stop, pts, *, folder, spec=S
         ``data``: the MP4's bytes, or a list of PNG bytes; ``frames``: frames
         written; ``rotation``: the display rotation of the source;
         ``faces``: ``[frames written with a face painted, most faces on one]``,
-        or None for a stylizer that finds none (a GAN without guides).
+        or None for a stylizer that finds none (a GAN without guides);
+        ``stopped``: why decoding broke off before the range's end (damaged
+        data), or None.
     """
     from blit.video import _VideoFileSink, finds_faces, open_source, stylize_items
 
@@ -257,7 +259,8 @@ def stylize_range(style, source_path, start, first, stop, pts, *, folder, spec=S
     finally:
         source.close()
     return {"data": sink.pngs if folder else buffer.getvalue(), "frames": sink.frames,
-            "rotation": source.rotation, "faces": faces}
+            "rotation": source.rotation, "faces": faces,
+            "stopped": getattr(source, "_stopped", None)}
 
 
 def _task(style, source_path, start, first, stop, pts, folder, spec, fps):
@@ -535,8 +538,13 @@ def _assemble(job, bar):
         bar.update(result["frames"])
         if result["frames"] < job._ranges[k][2] - job._ranges[k][1]:
             job._short = True
-            _warn(f"{job.input}: decoding stopped after {job.frames} frames; kept the frames "
-                  "decoded")
+            why = result.get("stopped")
+            # (a range stops at damaged data, which the local engine skips: its frames
+            # after it cannot be joined at their places; a file cut short ends there too)
+            _warn(f"{job.input}: decoding stopped after {job.frames} frames"
+                  + (f" ({why}); kept the frames decoded (--engine local skips damaged "
+                     "packets and keeps the frames after them)" if why else
+                     "; kept the frames decoded"))
     if job._next == len(job._refs):
         _finish(job)
 

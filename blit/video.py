@@ -221,7 +221,7 @@ class _VideoFileSource:
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
         self._given = None  # (the last frame's timestamp given by the file, its number)
-        self._stopped = False  # decoding stopped on an error (and said so)
+        self._stopped = None  # why decoding stopped on an error (and said so)
         self._bad = []  # (timestamp, reason) of the video packets that could not be decoded
         # (seconds, reason) of the audio packets dropped as damaged: said by the sink,
         # which drops those the muxer refuses too (one line, once all are written)
@@ -461,7 +461,7 @@ class _VideoFileSource:
         warning, as a file cut short keeps them; none decoded, an InputError."""
         if not self.decoded:
             raise InputError(f"{self.path}: cannot be decoded ({reason})") from None
-        self._stopped = True
+        self._stopped = reason
         _warn(f"{self.path}: decoding stopped after {self.decoded} frames ({reason}); "
               "kept the frames decoded")
 

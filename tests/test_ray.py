@@ -730,6 +730,26 @@ def test_a_damaged_timestamp_in_a_transport_stream_joins_as_locally(ray_local, s
     assert no_temporaries(tmp_path)
 
 
+def test_a_range_stopped_by_damaged_data_says_why(ray_local, style, tmp_path, capsys):
+    """Two damaged packets in the middle: the local engine skips them and
+    keeps the frames after them (test_video); a range stops there, and the
+    frames after it are dropped. The line said only "decoding stopped";
+    now it gives the reason and the engine that keeps the rest."""
+    from test_video import damaged_packets
+
+    damaged = damaged_packets(write_clip(tmp_path / "in.mp4", n=24, audio=False),
+                              tmp_path / "damaged.mp4", (12, 13))
+    out = tmp_path / "ray.mp4"
+    job, = stylize_videos(style, [(str(damaged), str(out))], chunk_frames=CHUNK, warmup=2,
+                          quiet=True)
+    assert job.status == "done" and 0 < job.frames < 24
+    assert capsys.readouterr().err == (
+        f"styleblit: warning: {damaged}: decoding stopped after {job.frames} frames (Invalid "
+        "data found when processing input); kept the frames decoded (--engine local skips "
+        "damaged packets and keeps the frames after them)\n")
+    assert probe(out)["frames"] == job.frames
+
+
 def test_the_spec_builds_its_stylizer_with_the_flow_engine_given(style):
     """`video --engine ray --flow-engine blit` reaches the workers' stylizers."""
     with StylizerSpec(flow_engine="blit")(style, 24.0) as stylizer:

@@ -310,29 +310,34 @@ def test_a_file_cut_short_keeps_its_frames_with_a_warning(tmp_path, style_png):
     assert r.returncode == 0 and "warning" not in r.stderr
 
 
+def damaged_packets(src, path, which):
+    """The MP4 ``src`` with the data of its video packets ``which`` (their
+    numbers in file order, or None: all) overwritten, written at ``path``."""
+    with av.open(src) as c:
+        packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
+    data = bytearray(open(src, "rb").read())
+    for k in range(len(packets)) if which is None else which:
+        pos, size = packets[k]
+        data[pos + 4:pos + size] = b"\xff" * (size - 4)  # (past the NAL's length)
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+    return path
+
+
 def test_damaged_packets_are_skipped_and_the_rest_kept(tmp_path, style_png, capsys):
     """Two frames' packets in the middle of a file overwritten: their frames
     are left out, the frames after them kept (decoding stopped at the first
     damaged packet and dropped the rest of the video, as a success), with a
     warning; a file of damaged packets only is one clear error."""
     src = write_clip(tmp_path / "in.mp4", n=30, audio=False)
-    with av.open(src) as c:
-        packets = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
-    data = bytearray(open(src, "rb").read())
-    for k in (12, 13):
-        pos, size = packets[k]
-        data[pos + 4:pos + size] = b"\xff" * (size - 4)  # (past the NAL's length)
-    damaged = tmp_path / "damaged.mp4"
-    damaged.write_bytes(bytes(data))
+    damaged = damaged_packets(src, tmp_path / "damaged.mp4", (12, 13))
     out = tmp_path / "out.mp4"
     assert main(["video", "--style", style_png, str(damaged), "-o", str(out), "-q"]) == 0
     assert probe(out)["frames"] == 28
     assert re.search(r"damaged.mp4: 2 damaged video packet\(s\) skipped \(the first at 0\.\d\d s: "
                      r"Invalid data found when processing input\); 28 frames decoded",
                      capsys.readouterr().err)
-    for pos, size in packets:
-        data[pos + 4:pos + size] = b"\xff" * (size - 4)
-    damaged.write_bytes(bytes(data))
+    damaged_packets(src, damaged, None)
     assert main(["video", "--style", style_png, str(damaged), "-o", str(out), "-q",
                  "--overwrite"]) == 1
     assert "damaged.mp4: cannot be decoded (Invalid data found" in capsys.readouterr().err
