@@ -260,7 +260,7 @@ def stylize_range(style, source_path, start, first, stop, pts, *, folder, spec=S
         source.close()
     return {"data": sink.pngs if folder else buffer.getvalue(), "frames": sink.frames,
             "rotation": source.rotation, "faces": faces,
-            "stopped": getattr(source, "_stopped", None)}
+            "stopped": source.stopped}
 
 
 def _task(style, source_path, start, first, stop, pts, folder, spec, fps):

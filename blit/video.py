@@ -176,6 +176,15 @@ MAX_LATE_FRAMES = 16
 GAP_INTERVALS = 4
 
 
+def jumped_ahead(before, t, after, interval):
+    """Whether the timestamp ``t`` between ``before`` and ``after`` is
+    damaged: it jumps :data:`GAP_INTERVALS` frame intervals (``interval``)
+    or more past ``before``, and ``after`` comes back between the two (a transport
+    stream's header of random bytes read as a timestamp, hours on). A jump
+    that ``after`` goes on from is a gap in the video."""
+    return t - before >= GAP_INTERVALS * interval and before < after < t
+
+
 def frame_gaps(pts, interval, at_least=GAP_INTERVALS):
     """``(before, after, frames)`` for each jump of ``pts`` (timestamps in
     presentation order) of at least ``at_least`` × ``interval``: the
@@ -215,13 +224,14 @@ class _VideoFileSource:
         rate = self.stream.average_rate or self.stream.guessed_rate or Fraction(30)
         self.rate = Fraction(rate)
         self.time_base = self.stream.time_base or 1 / self.rate
+        self.interval = 1 / (self.rate * self.time_base)  # one frame's time, in time_base units
         self.frames = self.stream.frames or None
         self.start = _start_seconds(self.container)
         self.trusts_seeks = not _on_a_clock(self.container)
         self.rotation = 0  # the display matrix's, read from each decoded frame
         self.decoded = 0
         self._given = None  # (the last frame's timestamp given by the file, its number)
-        self._stopped = None  # why decoding stopped on an error (and said so)
+        self.stopped = None  # why decoding stopped on an error (and said so)
         self._bad = []  # (timestamp, reason) of the video packets that could not be decoded
         # (seconds, reason) of the audio packets dropped as damaged: said by the sink,
         # which drops those the muxer refuses too (one line, once all are written)
@@ -241,7 +251,7 @@ class _VideoFileSource:
             yield item
         if self._bad:
             self._say_bad()
-        elif self.decoded and not self._stopped:
+        elif self.decoded and not self.stopped:
             self._check_length(self.decoded, "decoded", "decoded")
         self._say_gaps(pts, "decoded")
 
@@ -249,8 +259,7 @@ class _VideoFileSource:
         """Warn of the gaps in the video's timestamps ``pts`` (in order;
         :func:`frame_gaps`): time with no frame, which the output keeps
         (the frame before it stays on screen)."""
-        interval = 1 / (self.rate * self.time_base)
-        gaps = frame_gaps(pts, interval)
+        gaps = frame_gaps(pts, self.interval)
         if not gaps:
             return
         before, after, _ = gaps[0]
@@ -442,15 +451,13 @@ class _VideoFileSource:
         or more past ``last``: a gap in the video, or a timestamp of damaged
         data (:meth:`_jumped`)."""
         return (frame.pts is not None and last is not None
-                and frame.pts - last >= GAP_INTERVALS / (self.rate * self.time_base))
+                and frame.pts - last >= GAP_INTERVALS * self.interval)
 
     def _jumped(self, frame, before, after):
-        """Whether ``frame``, whose timestamp jumped ahead of ``before``, had
-        it damaged: the frame ``after`` it comes back between the two (a
-        transport stream's header of random bytes, its timestamp hours on,
-        the frames after it in order from the frames before). Noted in
-        ``_bad``; else the jump is a gap in the video."""
-        if after.pts is None or not before < after.pts < frame.pts:
+        """Whether ``frame``, held as it jumped ahead of ``before``, had its
+        timestamp damaged (:func:`jumped_ahead`, with the frame ``after``
+        it); noted in ``_bad``."""
+        if after.pts is None or not jumped_ahead(before, frame.pts, after.pts, self.interval):
             return False
         self._bad.append((before * self.time_base, "its timestamp jumps to "
                           f"{float(frame.pts * self.time_base):.2f} s"))
@@ -461,7 +468,7 @@ class _VideoFileSource:
         warning, as a file cut short keeps them; none decoded, an InputError."""
         if not self.decoded:
             raise InputError(f"{self.path}: cannot be decoded ({reason})") from None
-        self._stopped = reason
+        self.stopped = reason
         _warn(f"{self.path}: decoding stopped after {self.decoded} frames ({reason}); "
               "kept the frames decoded")
 
@@ -509,13 +516,11 @@ class _VideoFileSource:
         return pts
 
     def _without_jumps(self, pts, dts):
-        """``pts`` without the packets whose decoding times jump ahead of
-        the packets on either side (:meth:`_jumped`, of the packets: what
-        decoding leaves out), with a warning."""
-        jump = GAP_INTERVALS / (self.rate * self.time_base)
+        """``pts`` without the packets whose decoding times are damaged
+        (:func:`jumped_ahead` of the packets on either side: the frames
+        decoding leaves out, :meth:`_jumped`), with a warning."""
         bad = [k for k in range(1, len(dts) - 1)
-               if None not in dts[k - 1:k + 2] and dts[k] - dts[k - 1] >= jump
-               and dts[k - 1] < dts[k + 1] < dts[k]]
+               if None not in dts[k - 1:k + 2] and jumped_ahead(*dts[k - 1:k + 2], self.interval)]
         if not bad:
             return pts
         k = bad[0]
@@ -632,9 +637,9 @@ class _VideoFileSource:
             # them: the frame rate on from the last one given (the frames count: a raw
             # stream's, from its first frame, is far before a transport stream's clock)
             given, at = self._given
-            pts = round(given + (self.decoded - at) / (self.rate * self.time_base))
+            pts = round(given + (self.decoded - at) * self.interval)
         else:  # a raw stream has no timestamps: the frame rate gives them
-            pts = round((self.decoded - 1) / (self.rate * self.time_base))
+            pts = round((self.decoded - 1) * self.interval)
         return ("video", bgr, pts, float(pts * self.time_base))
 
     def close(self):
@@ -665,6 +670,7 @@ class _FolderSource:
         self.rotation = 0
         self.audio = []
         self.decoded = 0
+        self.stopped = None  # (a folder's frames are read through)
         self._resized = False
 
     def __iter__(self):

@@ -343,16 +343,22 @@ def test_damaged_packets_are_skipped_and_the_rest_kept(tmp_path, style_png, caps
     assert "damaged.mp4: cannot be decoded (Invalid data found" in capsys.readouterr().err
 
 
-def as_transport_stream(src, path):
-    """``src`` copied packet for packet into an MPEG transport stream at
-    ``path`` (its AAC as ADTS frames, a camcorder's or a broadcast's)."""
-    with av.open(src) as i, av.open(str(path), "w", format="mpegts") as o:
+def remuxed(src, path, **container):
+    """``src`` copied packet for packet into ``path`` (``container``: ``av.open``'s
+    ``format`` and ``options``)."""
+    with av.open(src) as i, av.open(str(path), "w", **container) as o:
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
         for packet in i.demux():
             if packet.dts is not None:
                 packet.stream = streams[packet.stream.index]
                 o.mux(packet)
     return str(path)
+
+
+def as_transport_stream(src, path):
+    """``src`` copied packet for packet into an MPEG transport stream at
+    ``path`` (its AAC as ADTS frames, a camcorder's or a broadcast's)."""
+    return remuxed(src, path, format="mpegts")
 
 
 class DemuxedAs:
@@ -603,14 +609,8 @@ def test_frames_a_damaged_matroska_file_loses_silently_are_said(tmp_path, style_
     an undamaged file says nothing."""
     from blit.video import open_source
 
-    mp4 = write_clip(tmp_path / "in.mp4", n=72)
-    whole = tmp_path / "whole.mkv"
-    with av.open(mp4) as i, av.open(str(whole), "w", options={"cluster_time_limit": "250"}) as o:
-        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
-        for packet in i.demux():
-            if packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                o.mux(packet)
+    whole = tmp_path / "whole.mkv"  # (a cluster every 250 ms: damage loses a few frames)
+    remuxed(write_clip(tmp_path / "in.mp4", n=72), whole, options={"cluster_time_limit": "250"})
     with av.open(str(whole)) as c:
         packets = sorted((p.pts, p.pos, p.size) for p in c.demux(video=0) if p.size)
     data = bytearray(whole.read_bytes())
